@@ -1,0 +1,60 @@
+# edgescope: the two commands of the README are `make demo` and `make test`.
+# Every target installs what it needs first, so each works on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := rabbitmq-server iptables nftables iproute2 iputils-ping haproxy curl libnetfilter-queue-dev
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint typecheck bench setup system-deps venv openstack clean
+
+demo: setup
+	$(BIN)/edgescope demo
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The fast tier: no OpenStack, no namespaces, no Debian packages (a few seconds).
+test-fast: venv
+	$(BIN)/pytest -m "not testbed and not wan" $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python -m bench
+
+setup: system-deps venv openstack
+
+system-deps: $(VENV)/.system-deps
+$(VENV)/.system-deps:
+	@mkdir -p $(VENV)
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  fi; \
+	else echo "not root: skipping Debian packages ($(APT_PACKAGES)); tiers that need them will skip"; fi
+	@touch $@
+
+venv: $(VENV)/.venv-stamp
+$(VENV)/.venv-stamp: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+openstack: $(VENV)/.openstack-stamp
+$(VENV)/.openstack-stamp: $(VENV)/.venv-stamp requirements/openstack.txt
+	$(BIN)/pip install -q -r requirements/openstack.txt
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""edgescope.testbed."""
