@@ -1,5 +1,39 @@
-"""scope-lang: parse, check, print and evaluate scopes. Pure: no I/O anywhere in this package."""
+"""scope-lang: parse, check, print and evaluate scopes. Pure: no I/O anywhere in this package.
+
+>>> from edgescope.lang import parse_scope, unparse
+>>> unparse(parse_scope("{nova: Paris&Corte, glance: Corte||Marseille}"))
+'{compute: Paris & Corte, image: Corte | Marseille}'
+"""
 
 from edgescope.lang.ast import And, Expr, Or, Scope, ServiceScope, SiteRef, Span, iter_sites
+from edgescope.lang.limits import DEFAULT_LIMITS, Limits
+from edgescope.lang.messages import OTHER_MESSAGES, SYNTAX_MESSAGES, MessageRow
+from edgescope.lang.parse import find_repeated_site, parse_scope
+from edgescope.lang.registry import DEFAULT_REGISTRY, OPENSTACK_SERVICES, ServiceRegistry
+from edgescope.lang.unparse import expr_to_json, quote_site, scope_to_json, unparse, unparse_expr
 
-__all__ = ["And", "Expr", "Or", "Scope", "ServiceScope", "SiteRef", "Span", "iter_sites"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_REGISTRY",
+    "OPENSTACK_SERVICES",
+    "OTHER_MESSAGES",
+    "SYNTAX_MESSAGES",
+    "And",
+    "Expr",
+    "Limits",
+    "MessageRow",
+    "Or",
+    "Scope",
+    "ServiceRegistry",
+    "ServiceScope",
+    "SiteRef",
+    "Span",
+    "expr_to_json",
+    "find_repeated_site",
+    "iter_sites",
+    "parse_scope",
+    "quote_site",
+    "scope_to_json",
+    "unparse",
+    "unparse_expr",
+]

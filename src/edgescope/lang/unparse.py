@@ -1,0 +1,70 @@
+"""Print scopes back: canonical text (:func:`unparse`) and canonical JSON (:func:`scope_to_json`).
+
+Canonical text uses service types, keeps the entries' order, puts single spaces around
+operators and only the parentheses needed (an ``|`` inside an ``&``). The parser
+(:mod:`edgescope.lang.parse`) reads both forms back to an equal AST.
+
+    >>> from edgescope.lang.parse import parse_scope
+    >>> unparse(parse_scope("{nova:Paris&Corte,glance:(Corte||Marseille)}"))
+    '{compute: Paris & Corte, image: Corte | Marseille}'
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from edgescope.lang.ast import And, Expr, Or, Scope, SiteRef
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+JsonExpr = str | dict[str, list[Any]]
+
+
+def unparse(scope: Scope) -> str:
+    """The canonical text of ``scope``, e.g. ``{compute: Paris & Corte, image: Corte}``."""
+    body = ", ".join(f"{entry.service}: {unparse_expr(entry.expr)}" for entry in scope.entries)
+    return "{" + body + "}"
+
+
+def unparse_expr(expr: Expr) -> str:
+    """The canonical text of one location expression, e.g. ``(Corte | Marseille) & Paris``."""
+    if isinstance(expr, SiteRef):
+        return quote_site(expr.name)
+    if isinstance(expr, And):
+        parts = [
+            f"({unparse_expr(op)})" if isinstance(op, Or) else unparse_expr(op)
+            for op in expr.operands
+        ]
+        return " & ".join(parts)
+    return " | ".join(unparse_expr(op) for op in expr.operands)
+
+
+def quote_site(name: str) -> str:
+    """``Paris`` stays as is; other names are quoted: ``"New York"``, ``"a\\"b"``."""
+    if _PLAIN_NAME.fullmatch(name):
+        return name
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def scope_to_json(scope: Scope) -> dict[str, JsonExpr]:
+    """The canonical JSON AST: ``{"compute": {"and": ["Paris", "Corte"]}, "image": "Corte"}``.
+
+    A top-level string is read back as expression text, so a site that needs quotes is
+    written quoted there (``"\\"New York\\""``); strings inside ``and``/``or`` are names.
+    """
+    result: dict[str, JsonExpr] = {}
+    for entry in scope.entries:
+        expr = entry.expr
+        result[entry.service] = (
+            quote_site(expr.name) if isinstance(expr, SiteRef) else expr_to_json(expr)
+        )
+    return result
+
+
+def expr_to_json(expr: Expr) -> JsonExpr:
+    """One expression as JSON: a site is its name, ``&``/``|`` are ``{"and"|"or": [...]}``."""
+    if isinstance(expr, SiteRef):
+        return expr.name
+    operator = "and" if isinstance(expr, And) else "or"
+    return {operator: [expr_to_json(op) for op in expr.operands]}
