@@ -1,0 +1,109 @@
+"""Request bodies for multi-site calls: teed to concurrent branches, replayable for fallbacks.
+
+Neighbours: ``server.py`` wraps the client's body stream in :class:`BodyTee` for ``&``
+(every branch reads the same chunks as they arrive; memory is bounded by the queue depth)
+or :class:`ReplayableBody` for ``|`` (the first attempt streams straight through while a
+spool file records the bytes, so a fallback can send them again). A single-site call
+streams the client's body directly and uses neither.
+
+    tee = BodyTee(request.content.iter_chunked(CHUNK), branches=2)
+    await asyncio.gather(send(tee.reader(0)), send(tee.reader(1)))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterable, AsyncIterator
+
+from edgescope.aio import spawn
+
+_EOF = b""
+SPOOL_IN_MEMORY = 1024 * 1024
+"""Bodies up to this size stay in memory when spooled; larger ones go to a temp file."""
+
+
+class BodyTee:
+    """One source stream, N readers, each seeing every chunk; the slowest reader sets the pace."""
+
+    def __init__(self, source: AsyncIterable[bytes], branches: int, depth: int = 4) -> None:
+        self._source = source
+        self._queues: list[asyncio.Queue[bytes] | None] = [
+            asyncio.Queue(maxsize=depth) for _ in range(branches)
+        ]
+        self._pump: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
+
+    def reader(self, index: int) -> AsyncIterator[bytes]:
+        if self._pump is None:
+            self._pump = spawn(self._run(), name="edgescope-body-tee")
+        return self._read(index)
+
+    async def _read(self, index: int) -> AsyncIterator[bytes]:
+        queue = self._queues[index]
+        assert queue is not None
+        try:
+            while (chunk := await queue.get()) != _EOF:
+                yield chunk
+            if self.error is not None:
+                raise ConnectionResetError("the client's request body was cut short")
+        finally:
+            self._queues[index] = None  # a branch that stops reading no longer holds others back
+            _drain(queue)
+
+    async def _run(self) -> None:
+        try:
+            async for chunk in self._source:
+                if not chunk:
+                    continue
+                for queue in list(self._queues):
+                    if queue is not None:
+                        await queue.put(chunk)
+        except Exception as exc:  # the client went away: every branch must see a short body
+            self.error = exc
+        finally:
+            for queue in self._queues:
+                if queue is not None:
+                    _drain(queue)
+                    queue.put_nowait(_EOF)
+
+    async def aclose(self) -> None:
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+
+
+class ReplayableBody:
+    """A body that can be iterated again: bytes already read are spooled (memory, then disk)."""
+
+    def __init__(self, source: AsyncIterable[bytes]) -> None:
+        self._source = source.__aiter__()
+        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
+        self._size = 0
+        self._done = False
+
+    async def replay(self) -> AsyncIterator[bytes]:
+        """Everything spooled so far, then the rest of the source (spooling it as it passes)."""
+        offset = 0
+        while offset < self._size:
+            self._spool.seek(offset)
+            chunk = self._spool.read(min(256 * 1024, self._size - offset))
+            offset += len(chunk)
+            yield chunk
+        while not self._done:
+            try:
+                chunk = await self._source.__anext__()
+            except StopAsyncIteration:
+                self._done = True
+                break
+            self._spool.seek(self._size)
+            self._spool.write(chunk)
+            self._size += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._spool.close()
+
+
+def _drain(queue: asyncio.Queue[bytes]) -> None:
+    while not queue.empty():
+        queue.get_nowait()

@@ -1,0 +1,69 @@
+"""Per-peer circuit breakers, so a ``|`` skips a site known to be down without waiting.
+
+Neighbours: ``server.py`` asks :meth:`Breaker.allow` before each call to a peer and reports
+the outcome; its probe loop feeds :meth:`Breaker.record_probe`. The clock is an argument.
+
+States: *closed* (calls flow; ``failure_threshold`` consecutive failures open it) ->
+*open* (calls fail at once for ``open_seconds``) -> *half-open* (one trial call; success
+closes, failure re-opens). A successful health probe moves open to half-open early.
+
+    >>> b = Breaker(failure_threshold=1, open_seconds=5.0)
+    >>> b.record_failure(now=0.0); b.state, b.allow(now=1.0), b.allow(now=6.0), b.state
+    ('open', False, True, 'half-open')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+State = Literal["closed", "open", "half-open"]
+STATE_VALUES: dict[State, int] = {"closed": 0, "half-open": 1, "open": 2}
+"""Numeric form for the ``edgescope_breaker_state`` gauge."""
+
+
+@dataclass(slots=True)
+class Breaker:
+    """One peer's breaker. Not thread-safe; the proxy runs on one event loop."""
+
+    failure_threshold: int = 3
+    open_seconds: float = 5.0
+    state: State = "closed"
+    failures: int = 0
+    opened_at: float = 0.0
+    trial_in_flight: bool = False
+    last_error: str = ""
+
+    def allow(self, *, now: float) -> bool:
+        """Whether a call may go to the peer now."""
+        if self.state == "closed":
+            return True
+        if self.state == "open":
+            if now - self.opened_at < self.open_seconds:
+                return False
+            self.state = "half-open"
+            self.trial_in_flight = False
+        if self.trial_in_flight:
+            return False
+        self.trial_in_flight = True
+        return True
+
+    def record_success(self) -> None:
+        self.state, self.failures, self.trial_in_flight, self.last_error = "closed", 0, False, ""
+
+    def record_failure(self, *, now: float, reason: str = "") -> None:
+        self.failures += 1
+        self.last_error = reason or self.last_error
+        self.trial_in_flight = False
+        if self.state == "half-open" or self.failures >= max(1, self.failure_threshold):
+            self.state, self.opened_at = "open", now
+
+    def record_probe(self, ok: bool, *, now: float, reason: str = "") -> None:
+        """A health probe result: cheap evidence, weaker than a real call."""
+        if ok:
+            if self.state == "open":
+                self.state, self.trial_in_flight = "half-open", False
+            elif self.state == "closed":
+                self.failures = 0
+        else:
+            self.record_failure(now=now, reason=reason)

@@ -1,0 +1,208 @@
+"""Scope carriers on HTTP: read, strip and rewrite them. Pure functions over header mappings.
+
+Neighbours: ``server.py`` calls :func:`read_scope_text` on every request and
+:func:`rewrite_carriers` on every branch; ``route.py`` decides; scope-lang parses the text.
+
+Precedence (first present wins):
+
+1. ``X-Scope: {nova: Paris, glance: Corte}``
+2. token piggyback ``X-Auth-Token: <token>~scope~<base64url(canonical text), no padding>``,
+   then the same on ``X-Subject-Token``;
+3. W3C ``baggage: scope=<percent-encoded canonical text>``;
+4. correlation: a scope remembered for ``X-OpenStack-Request-ID: req-<uuid>``.
+
+    >>> attach_piggyback("gAAAA", "{image: Corte}")
+    'gAAAA~scope~e2ltYWdlOiBDb3J0ZX0'
+    >>> split_piggyback('gAAAA~scope~e2ltYWdlOiBDb3J0ZX0')
+    ('gAAAA', '{image: Corte}')
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from edgescope.errors import ScopeLimitError, ScopeSyntaxError
+
+SCOPE_HEADER = "X-Scope"
+TOKEN_HEADERS = ("X-Auth-Token", "X-Subject-Token")
+BAGGAGE_HEADER = "baggage"
+REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
+PIGGYBACK_MARK = "~scope~"
+BAGGAGE_KEY = "scope"
+_REQUEST_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+class ScopeHeaderTooLarge(ScopeLimitError):
+    """A scope carrier is over the proxy's size limit (-> 431)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FoundScope:
+    """A scope text and its carrier: ``x-scope``, ``token``, ``baggage`` or ``request-id``."""
+
+    text: str
+    carrier: str
+
+
+def split_piggyback(value: str) -> tuple[str, str | None]:
+    """``token~scope~b64`` -> (token, scope text); a plain token -> (token, None).
+
+    Bad base64 raises :class:`ScopeSyntaxError` with a caret on the first bad character.
+    """
+    token, mark, encoded = value.partition(PIGGYBACK_MARK)
+    if not mark:
+        return value, None
+    bad = _B64URL.match(encoded)
+    end = bad.end() if bad else 0
+    if end < len(encoded) or len(encoded) % 4 == 1:
+        pos = end if end < len(encoded) else len(encoded) - 1
+        raise ScopeSyntaxError(
+            "invalid base64url in the token's scope piggyback "
+            "(expected A-Z a-z 0-9 - _, no padding)",
+            encoded,
+            pos,
+        )
+    try:
+        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        return token, raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ScopeSyntaxError(
+            "the token's scope piggyback is not base64url of UTF-8 text", encoded, 0, len(encoded)
+        ) from exc
+
+
+def attach_piggyback(token: str, scope_text: str) -> str:
+    """The token with ``scope_text`` piggybacked (replacing any earlier piggyback)."""
+    plain, _ = split_piggyback_lenient(token)
+    encoded = base64.urlsafe_b64encode(scope_text.encode()).decode().rstrip("=")
+    return f"{plain}{PIGGYBACK_MARK}{encoded}"
+
+
+def split_piggyback_lenient(value: str) -> tuple[str, str]:
+    """Token and raw encoded part, without decoding (for stripping)."""
+    token, _, encoded = value.partition(PIGGYBACK_MARK)
+    return token, encoded
+
+
+def baggage_scope(header: str) -> str | None:
+    """The percent-decoded ``scope`` member of a W3C baggage header, or None."""
+    for member in header.split(","):
+        key, eq, rest = member.partition("=")
+        if eq and key.strip() == BAGGAGE_KEY:
+            return unquote(rest.split(";", 1)[0].strip(), errors="strict")
+    return None
+
+
+def set_baggage_scope(header: str | None, scope_text: str) -> str:
+    """``header`` with its ``scope`` member replaced (or added) by ``scope_text``."""
+    kept = [
+        m
+        for m in (header or "").split(",")
+        if m.strip() and m.partition("=")[0].strip() != BAGGAGE_KEY
+    ]
+    return ",".join([*kept, f"{BAGGAGE_KEY}={quote(scope_text, safe='')}"])
+
+
+def read_scope_text(
+    headers: Mapping[str, str], max_bytes: int, remembered: Mapping[str, str] | None = None
+) -> FoundScope | None:
+    """Find the request's scope text by carrier precedence; enforce the size limit.
+
+    Raises :class:`ScopeLimitError` (-> 431) when a carrier is over ``max_bytes`` and
+    :class:`ScopeSyntaxError` (-> 400) for an undecodable piggyback or baggage value.
+    """
+    if (value := headers.get(SCOPE_HEADER)) is not None:
+        return FoundScope(_within(value, max_bytes, SCOPE_HEADER), "x-scope")
+    for name in TOKEN_HEADERS:
+        token = headers.get(name)
+        if token is not None and PIGGYBACK_MARK in token:
+            _within(token.partition(PIGGYBACK_MARK)[2], max_bytes * 2, name)
+            _, text = split_piggyback(token)
+            if text is not None:
+                return FoundScope(_within(text, max_bytes, name), "token")
+    if (bag := headers.get(BAGGAGE_HEADER)) is not None:
+        _within(bag, max_bytes * 2, BAGGAGE_HEADER)
+        try:
+            text = baggage_scope(bag)
+        except UnicodeDecodeError as exc:
+            raise ScopeSyntaxError("baggage 'scope' is not percent-encoded UTF-8", bag, 0) from exc
+        if text is not None:
+            return FoundScope(_within(text, max_bytes, BAGGAGE_HEADER), "baggage")
+    request_id = headers.get(REQUEST_ID_HEADER)
+    if remembered is not None and request_id and request_id in remembered:
+        return FoundScope(remembered[request_id], "request-id")
+    return None
+
+
+def rewrite_carriers(
+    headers: MutableMapping[str, str], scope_text: str | None, *, strip_tokens: bool = False
+) -> None:
+    """Make every carrier present in ``headers`` say ``scope_text`` (the branch's scope).
+
+    With ``strip_tokens`` the piggyback is removed from the token headers instead, so an
+    identity backend only ever sees real tokens. ``X-Scope`` is always set when there is a
+    scope, since the next proxy reads it first.
+    """
+    for name in TOKEN_HEADERS:
+        token = headers.get(name)
+        if token is None:
+            continue
+        plain, _ = split_piggyback_lenient(token)
+        if strip_tokens or scope_text is None:
+            headers[name] = plain
+        elif PIGGYBACK_MARK in token:
+            headers[name] = attach_piggyback(plain, scope_text)
+    if scope_text is None:
+        return
+    headers[SCOPE_HEADER] = scope_text
+    if BAGGAGE_HEADER in headers:
+        headers[BAGGAGE_HEADER] = set_baggage_scope(headers[BAGGAGE_HEADER], scope_text)
+
+
+def is_request_id(value: str | None) -> bool:
+    """Whether ``value`` has OpenStack's global request id form ``req-<uuid>``."""
+    return bool(value and _REQUEST_ID.match(value))
+
+
+def new_request_id() -> str:
+    return f"req-{uuid.uuid4()}"
+
+
+class ScopeMemory(Mapping[str, str]):
+    """Bounded LRU of request id -> scope text: carrier 4, correlation by global request id."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._items: OrderedDict[str, str] = OrderedDict()
+        self._capacity = capacity
+
+    def remember(self, request_id: str, scope_text: str) -> None:
+        self._items[request_id] = scope_text
+        self._items.move_to_end(request_id)
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+    def __getitem__(self, request_id: str) -> str:
+        return self._items[request_id]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+
+def _within(value: str, max_bytes: int, carrier: str) -> str:
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise ScopeHeaderTooLarge(
+            f"the scope in {carrier} is {size} bytes; the limit is {max_bytes}", "", 0
+        )
+    return value

@@ -1,0 +1,187 @@
+"""The upstream HTTP client: one aiohttp session, streaming both ways, errors mapped once.
+
+Neighbours: ``server.py`` calls :meth:`Upstream.open` for every branch (local backend or
+peer proxy) and streams the answer with :func:`iter_body`; ``body.py`` supplies request
+bodies as async iterators. Every aiohttp/socket exception becomes
+:class:`~edgescope.errors.SiteUnreachable` in :func:`mapped_errors` -- the one boundary.
+
+    async with Upstream() as upstream:
+        response = await upstream.open("Corte", "GET", URL("http://127.0.0.1:20290/x"),
+                                       headers={}, body=None, connect_timeout=2, read_timeout=30)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from types import TracebackType
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from edgescope.errors import SiteUnreachable
+
+CHUNK = 256 * 1024
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+    }
+)
+"""Headers that describe one connection, never forwarded (RFC 9110 section 7.6.1)."""
+
+
+def end_to_end(headers: Mapping[str, str]) -> CIMultiDict[str]:
+    """``headers`` without hop-by-hop ones (including any the Connection header names)."""
+    named = {h.strip().lower() for h in headers.get("Connection", "").split(",") if h.strip()}
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered not in HOP_BY_HOP and lowered not in named:
+            out.add(name, value)
+    return out
+
+
+@contextmanager
+def mapped_errors(site: str) -> Iterator[None]:
+    """Turn any client-side failure talking to ``site`` into SiteUnreachable."""
+    try:
+        yield
+    except SiteUnreachable:
+        raise
+    except (aiohttp.ServerTimeoutError, aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
+        raise SiteUnreachable(site, f"timed out ({type(exc).__name__})") from exc
+    except aiohttp.ClientConnectorError as exc:
+        reason = (
+            "connection refused"
+            if isinstance(exc.os_error, ConnectionRefusedError)
+            else (f"cannot connect: {exc.os_error.strerror or exc.os_error}")
+        )
+        raise SiteUnreachable(site, reason) from exc
+    except aiohttp.ServerDisconnectedError as exc:
+        raise SiteUnreachable(site, "server disconnected") from exc
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        raise SiteUnreachable(site, f"{type(exc).__name__}: {exc}"[:300]) from exc
+
+
+class Upstream:
+    """A shared connection pool to local backends and peer proxies."""
+
+    def __init__(self, pool_size: int = 0) -> None:
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Upstream:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._pool_size, limit_per_host=0, enable_cleanup_closed=False
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def open(
+        self,
+        site: str,
+        method: str,
+        url: URL,
+        *,
+        headers: Mapping[str, str],
+        body: AsyncIterable[bytes] | bytes | None,
+        connect_timeout: float,
+        read_timeout: float,
+    ) -> aiohttp.ClientResponse:
+        """Send the request and return once the response headers arrived (body unread)."""
+        assert self._session is not None, "Upstream.start() was not called"
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
+        with mapped_errors(site):
+            return await self._session.request(
+                method,
+                url,
+                headers=headers,
+                data=body,
+                timeout=timeout,
+                allow_redirects=False,
+                compress=None,
+                chunked=None,
+            )
+
+    async def get_json(self, site: str, url: URL, *, timeout: float) -> object:
+        """A small GET for health probes and status; raises SiteUnreachable."""
+        response = await self.open(
+            site, "GET", url, headers={}, body=None, connect_timeout=timeout, read_timeout=timeout
+        )
+        async with response:
+            with mapped_errors(site):
+                if response.status >= 400:
+                    raise SiteUnreachable(site, f"health check answered {response.status}")
+                return await response.json(content_type=None)
+
+    async def post_json(
+        self, site: str, url: URL, payload: bytes, *, timeout: float
+    ) -> tuple[int, dict[str, str], bytes]:
+        response = await self.open(
+            site,
+            "POST",
+            url,
+            body=payload,
+            headers={"Content-Type": "application/json"},
+            connect_timeout=timeout,
+            read_timeout=timeout,
+        )
+        async with response:
+            with mapped_errors(site):
+                return response.status, dict(response.headers), await response.read()
+
+
+async def iter_body(response: aiohttp.ClientResponse, site: str) -> AsyncIterator[bytes]:
+    """The response body in chunks, with errors mapped; releases the connection at the end."""
+    try:
+        with mapped_errors(site):
+            async for chunk in response.content.iter_chunked(CHUNK):
+                yield chunk
+    finally:
+        response.release()
+
+
+async def read_body(response: aiohttp.ClientResponse, site: str, limit: int) -> bytes:
+    """The whole body (for merging), at most ``limit`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in iter_body(response, site):
+        size += len(chunk)
+        if size > limit:
+            response.close()
+            raise SiteUnreachable(site, f"answer over {limit} bytes cannot be merged")
+        parts.append(chunk)
+    return b"".join(parts)

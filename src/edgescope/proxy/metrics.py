@@ -1,0 +1,81 @@
+"""Prometheus metrics of one site proxy, served at ``/metrics``.
+
+Neighbours: ``server.py`` owns one :class:`ProxyMetrics` (its own registry, so several
+proxies can live in one process, as in the tests) and feeds it on every call and probe.
+
+    edgescope_peer_request_seconds{peer="Corte"}   histogram of calls to each peer proxy
+    edgescope_breaker_state{peer="Corte"}          0 closed, 1 half-open, 2 open
+    edgescope_fanout_width                         histogram of sites per multi-site call
+    edgescope_requests_total{service, status}      every call the proxy answered
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from edgescope.proxy.breaker import STATE_VALUES, State
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+)
+FANOUT_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+class ProxyMetrics:
+    """The metric families of one proxy, in a private registry."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, site: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        labels = {"site": site}
+        self.peer_latency = Histogram(
+            "edgescope_peer_request_seconds",
+            "Time to the response headers of a peer proxy",
+            ["peer"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels
+        self.breaker_state = Gauge(
+            "edgescope_breaker_state",
+            "Per-peer circuit breaker: 0 closed, 1 half-open, 2 open",
+            ["peer"],
+            registry=self.registry,
+        )
+        self.fanout = Histogram(
+            "edgescope_fanout_width",
+            "Sites touched by one multi-site call",
+            buckets=FANOUT_BUCKETS,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "edgescope_requests",
+            "Calls answered by this proxy",
+            ["service", "status"],
+            registry=self.registry,
+        )
+        self.info = Gauge(
+            "edgescope_proxy_info", "This proxy's site", ["site"], registry=self.registry
+        )
+        self.info.labels(**labels).set(1)
+
+    def set_breaker(self, peer: str, state: State) -> None:
+        self.breaker_state.labels(peer=peer).set(STATE_VALUES[state])
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

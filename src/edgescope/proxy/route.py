@@ -1,0 +1,121 @@
+"""The routing decision: (scope, service, this site, peers, hop marker) -> :class:`Plan`. Pure.
+
+Neighbours: ``server.py`` parses the carriers, calls :func:`plan_route`, then runs the plan
+with scope-lang's evaluator (``&`` concurrently, ``|`` in order), sending each branch the
+scope of :func:`branch_scope`. No I/O here, so every rule is testable without sockets.
+
+Rules: no scope, or no entry for the service, or an entry that is just this site, means
+*local*. Every other site named must be a configured peer. At ingress the scope gets an
+explicit ``identity`` entry (this site) so a remote service validates the user's token at
+the user's own Keystone. A call that already crossed ``max_hops`` proxies is a loop.
+
+    >>> from edgescope.lang.ast import Scope, ServiceScope, SiteRef
+    >>> s = Scope((ServiceScope("image", SiteRef("Corte")),))
+    >>> plan = plan_route(s, "image", "Paris", {"Corte"}, hops=0, max_hops=4, max_fanout=8)
+    >>> plan.sites, plan.is_local
+    (('Corte',), False)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from edgescope.errors import EdgescopeError, ScopeCheckError, ScopeLimitError
+from edgescope.lang.ast import And, Expr, Scope, SiteRef, iter_sites
+
+IDENTITY = "identity"
+
+
+class FanoutTooWide(ScopeLimitError):
+    """The scope names more sites for one service than ``max_fanout`` (-> 400)."""
+
+
+class LoopDetected(EdgescopeError):
+    """The call went through more proxies than ``max_hops``: a routing loop (-> 508)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to do with one call."""
+
+    expr: Expr
+    """The location expression to evaluate (``SiteRef(this site)`` when local)."""
+    sites: tuple[str, ...]
+    """Every site the expression names, left to right."""
+    downstream: Scope | None
+    """The scope forwarded on every branch (before the branch's own site is set)."""
+    local_site: str
+
+    @property
+    def is_local(self) -> bool:
+        return self.sites == (self.local_site,)
+
+    @property
+    def merges(self) -> bool:
+        """Whether results are combined (an ``&`` somewhere): branch bodies are then read whole."""
+        return _has_and(self.expr)
+
+
+def plan_route(
+    scope: Scope | None,
+    service: str,
+    local_site: str,
+    peers: Collection[str],
+    *,
+    hops: int,
+    max_hops: int,
+    max_fanout: int,
+    ingress: bool = True,
+) -> Plan:
+    """Decide how to serve ``service`` for a call carrying ``scope``; raise on a bad route."""
+    local = SiteRef(local_site)
+    if scope is None:
+        return Plan(local, (local_site,), None, local_site)
+    source = scope.source
+    if ingress and scope.expr_for(IDENTITY) is None:
+        scope = scope.with_site(IDENTITY, local_site)
+    expr = scope.expr_for(service) or local
+    sites = tuple(ref.name for ref in iter_sites(expr))
+    if len(sites) > max_fanout:
+        raise FanoutTooWide(
+            f"the scope sends {service} to {len(sites)} sites; the fan-out limit is {max_fanout}",
+            source,
+            0,
+        )
+    known = {local_site, *peers}
+    for ref in iter_sites(expr):
+        if ref.name not in known:
+            span = ref.span
+            raise ScopeCheckError(
+                f"unknown site {ref.name!r} for {service}; known sites: {', '.join(sorted(known))}",
+                source,
+                span.start if span else 0,
+                span.end if span else None,
+            )
+    if any(site != local_site for site in sites) and hops + 1 > max_hops:
+        raise LoopDetected(
+            f"the call has crossed {hops} proxies (limit {max_hops}): "
+            f"a routing loop towards {', '.join(s for s in sites if s != local_site)}"
+        )
+    return Plan(expr, sites, scope, local_site)
+
+
+def branch_scope(plan: Plan, service: str, site: str) -> Scope | None:
+    """The scope sent on the branch to ``site``: the routed service pinned to that site."""
+    if plan.downstream is None:
+        return None
+    if plan.downstream.expr_for(service) is None and site == plan.local_site:
+        return plan.downstream
+    return plan.downstream.with_site(service, site)
+
+
+def _has_and(expr: Expr) -> bool:
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, And):
+            return True
+        if not isinstance(node, SiteRef):
+            stack.extend(node.operands)
+    return False

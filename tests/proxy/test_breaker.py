@@ -1,0 +1,27 @@
+"""Circuit breaker state machine, with an explicit clock."""
+
+from edgescope.proxy.breaker import Breaker
+
+
+def test_opens_after_threshold_and_half_opens_after_timeout() -> None:
+    breaker = Breaker(failure_threshold=2, open_seconds=10)
+    breaker.record_failure(now=0)
+    assert breaker.state == "closed" and breaker.allow(now=0)
+    breaker.record_failure(now=1, reason="refused")
+    assert breaker.state == "open" and not breaker.allow(now=5)
+    assert breaker.allow(now=12) and breaker.state == "half-open"
+    assert not breaker.allow(now=12)  # one trial at a time
+    breaker.record_success()
+    assert breaker.state == "closed" and breaker.failures == 0
+
+
+def test_failed_trial_reopens_and_probe_half_opens() -> None:
+    breaker = Breaker(failure_threshold=1, open_seconds=10)
+    breaker.record_failure(now=0)
+    assert breaker.allow(now=11)
+    breaker.record_failure(now=11)
+    assert breaker.state == "open" and not breaker.allow(now=12)
+    breaker.record_probe(True, now=13)
+    assert breaker.state == "half-open" and breaker.allow(now=13)
+    breaker.record_probe(False, now=14, reason="timeout")
+    assert breaker.state == "open" and breaker.last_error == "timeout"

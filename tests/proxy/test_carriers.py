@@ -1,0 +1,103 @@
+"""Scope carriers: precedence, piggyback format, baggage, rewriting, limits."""
+
+from __future__ import annotations
+
+import pytest
+from multidict import CIMultiDict
+
+from edgescope.errors import ScopeSyntaxError
+from edgescope.proxy.carriers import (
+    ScopeHeaderTooLarge,
+    ScopeMemory,
+    attach_piggyback,
+    baggage_scope,
+    read_scope_text,
+    rewrite_carriers,
+    set_baggage_scope,
+    split_piggyback,
+)
+
+
+def test_piggyback_round_trip_and_format() -> None:
+    token = attach_piggyback("gAAAAB-token", "{image: Corte}")
+    assert token == "gAAAAB-token~scope~e2ltYWdlOiBDb3J0ZX0"  # base64url, no padding
+    assert split_piggyback(token) == ("gAAAAB-token", "{image: Corte}")
+    assert split_piggyback("plain") == ("plain", None)
+    assert attach_piggyback(token, "{image: Paris}").count("~scope~") == 1
+
+
+@pytest.mark.parametrize(("encoded", "column"), [("e2lt!WdlOn0", 4), ("abcde", 4), ("é", 0)])
+def test_bad_base64_has_a_caret(encoded: str, column: int) -> None:
+    with pytest.raises(ScopeSyntaxError) as info:
+        split_piggyback("tok~scope~" + encoded)
+    assert info.value.pos == column
+    assert info.value.context().splitlines()[1].index("^") == column
+
+
+def test_precedence_x_scope_then_token_then_baggage_then_request_id() -> None:
+    rid = "req-12345678-1234-1234-1234-123456789abc"
+    headers = CIMultiDict(
+        {
+            "X-Scope": "{image: A}",
+            "X-Auth-Token": attach_piggyback("t", "{image: B}"),
+            "X-Subject-Token": attach_piggyback("t", "{image: C}"),
+            "baggage": "k=v,scope=%7Bimage%3A%20D%7D",
+            "X-OpenStack-Request-ID": rid,
+        }
+    )
+    memory = ScopeMemory()
+    memory.remember(rid, "{image: E}")
+    expected = [
+        ("x-scope", "{image: A}"),
+        ("token", "{image: B}"),
+        ("token", "{image: C}"),
+        ("baggage", "{image: D}"),
+        ("request-id", "{image: E}"),
+    ]
+    for name in ("X-Scope", "X-Auth-Token", "X-Subject-Token", "baggage", None):
+        found = read_scope_text(headers, 4096, memory)
+        assert found is not None and (found.carrier, found.text) == expected.pop(0)
+        if name is not None:
+            del headers[name]
+    assert read_scope_text(CIMultiDict(), 4096, memory) is None
+
+
+def test_size_limit_on_every_carrier() -> None:
+    big = "{image: " + "A" * 5000 + "}"
+    for headers in (
+        {"X-Scope": big},
+        {"X-Auth-Token": attach_piggyback("t", big)},
+        {"baggage": set_baggage_scope(None, big)},
+    ):
+        with pytest.raises(ScopeHeaderTooLarge, match="limit is 4096"):
+            read_scope_text(CIMultiDict(headers), 4096)
+
+
+def test_baggage_keeps_other_members() -> None:
+    header = set_baggage_scope("userId=alice,scope=old;p=1", "{compute: Paris & Corte}")
+    assert header.startswith("userId=alice,scope=")
+    assert baggage_scope(header) == "{compute: Paris & Corte}"
+
+
+def test_rewrite_sets_every_present_carrier_and_strips_for_identity() -> None:
+    headers = CIMultiDict(
+        {
+            "X-Auth-Token": attach_piggyback("tok", "{image: Paris & Corte}"),
+            "X-Subject-Token": "plain-subject",
+            "baggage": "scope=x",
+        }
+    )
+    rewrite_carriers(headers, "{image: Corte}")
+    assert split_piggyback(headers["X-Auth-Token"]) == ("tok", "{image: Corte}")
+    assert headers["X-Subject-Token"] == "plain-subject"  # no piggyback added to a bare token
+    assert baggage_scope(headers["baggage"]) == "{image: Corte}"
+    assert headers["X-Scope"] == "{image: Corte}"
+    rewrite_carriers(headers, "{image: Corte}", strip_tokens=True)
+    assert headers["X-Auth-Token"] == "tok"
+
+
+def test_memory_is_bounded() -> None:
+    memory = ScopeMemory(capacity=2)
+    for i in range(3):
+        memory.remember(f"r{i}", "{}")
+    assert list(memory) == ["r1", "r2"]
