@@ -1,0 +1,224 @@
+"""``edgescope testbed ...``: thin typer wrappers on :class:`edgescope.testbed.Testbed`.
+
+    edgescope testbed up --sites Paris,Corte,Marseille [--state-dir state] [--wan TOPOLOGY]
+    edgescope testbed status            # table: sites, services, ports, PIDs, health, RSS
+    edgescope testbed logs Paris glance [--lines 50]
+    edgescope testbed env               # export OS_CLIENT_CONFIG_FILE=...
+    edgescope testbed down [--purge]
+
+The state folder defaults to ``$EDGESCOPE_STATE_DIR`` or ``./state``. The WAN commands
+(``partition``, ``heal``, ...) come from ``cli/wan.py`` when it is present.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from edgescope.errors import EdgescopeError
+from edgescope.testbed import Testbed
+from edgescope.testbed.layout import SERVICES, TestbedError, parse_sites
+
+app = typer.Typer(
+    name="testbed",
+    help="Real multi-site OpenStack on this machine, one edgescope proxy per site.",
+    no_args_is_help=True,
+)
+_out = Console()
+_err = Console(stderr=True, soft_wrap=True)
+
+StateDir = Annotated[
+    Path,
+    typer.Option("--state-dir", envvar="EDGESCOPE_STATE_DIR", help="Where the testbed lives."),
+]
+DEFAULT_STATE = Path("state")
+
+
+@contextmanager
+def _clean_errors() -> Iterator[None]:
+    """One red line instead of a traceback: exit 2 for bad input, 1 when the testbed fails."""
+    try:
+        yield
+    except TestbedError as exc:
+        _err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        raise typer.Exit(2 if "unknown" in str(exc) or "invalid" in str(exc) else 1) from None
+    except EdgescopeError as exc:
+        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _wan_addresses(
+    topology: str, sites: list[str]
+) -> tuple[dict[str, tuple[str, tuple[str, ...]]], Path]:
+    """Bring the WAN up (or attach to it) and give each site its address and netns prefix."""
+    from edgescope.testbed.wan import DEFAULT_STATE_DIR, Wan, load_topology
+
+    if (DEFAULT_STATE_DIR / "state.json").exists():
+        wan = Wan.attach(DEFAULT_STATE_DIR)
+    else:
+        path = None if topology == "default" else Path(topology)
+        wan = Wan.up(load_topology(path, sites=sites), DEFAULT_STATE_DIR)
+    addresses = {s: (wan.site_address(s), tuple(wan.exec_prefix(s))) for s in sites}
+    return addresses, DEFAULT_STATE_DIR
+
+
+@app.command()
+def up(
+    sites: Annotated[str, typer.Option(help="Comma-separated site names.")] = (
+        "Paris,Corte,Marseille"
+    ),
+    state_dir: StateDir = DEFAULT_STATE,
+    wan: Annotated[
+        str | None,
+        typer.Option(
+            help="Run each site in its own netns on an emulated WAN: a topology TOML "
+            "file, or 'default' for the shipped one."
+        ),
+    ] = None,
+    catalog: Annotated[
+        str, typer.Option(help="'proxy' (the catalog points at each site's proxy) or 'direct'.")
+    ] = "proxy",
+) -> None:
+    """Start every site (cold the first time, from a snapshot or warm after), idempotently."""
+    with _clean_errors():
+        names = parse_sites(sites)
+        if catalog not in ("proxy", "direct"):
+            raise TestbedError(f"invalid --catalog {catalog!r}: choose proxy or direct")
+        addresses, wan_state = _wan_addresses(wan, names) if wan else ({}, None)
+        testbed = Testbed.create(
+            state_dir,
+            names,
+            catalog=catalog,  # type: ignore[arg-type]
+            addresses=addresses,
+            wan_state=wan_state,
+        )
+        started = time.monotonic()
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(*columns, console=_err, transient=False) as progress:
+            tasks: dict[str, TaskID] = {
+                name: progress.add_task(f"[bold]{name}[/bold]: waiting", total=None)
+                for name in ["*", *names]
+            }
+
+            def report(site: str, message: str) -> None:
+                label = "RabbitMQ" if site == "*" else site
+                progress.update(tasks[site], description=f"[bold]{label}[/bold]: {message}")
+
+            try:
+                results = testbed.up(report)
+            finally:
+                for task in tasks.values():
+                    progress.update(task, total=1, completed=1)
+        summary = ", ".join(f"{n} {r['kind']} {r['seconds']:.0f} s" for n, r in results.items())
+        _out.print(f"testbed up in {time.monotonic() - started:.0f} s ({summary})")
+        _out.print(f"export OS_CLIENT_CONFIG_FILE={testbed.clouds_yaml}")
+        first = names[0]
+        _out.print(
+            f"then: openstack --os-cloud {first} server list   "
+            f"(or --os-cloud {first}-demo for the non-admin user)"
+        )
+
+
+@app.command()
+def status(state_dir: StateDir = DEFAULT_STATE) -> None:
+    """Table of sites, services, ports, PIDs, health and memory."""
+    with _clean_errors():
+        testbed = Testbed.from_state(state_dir)
+        table = Table(title=f"edgescope testbed ({testbed.state_dir})")
+        for column in ("site", "service", "port", "pid", "health", "RSS MB"):
+            table.add_column(
+                column, justify="right" if column in ("port", "pid", "RSS MB") else "left"
+            )
+        total = 0
+        for row in testbed.status():
+            total += row.rss
+            health = (
+                "[green]up[/green]"
+                if row.healthy
+                else ("[yellow]no answer[/yellow]" if row.pid else "[red]down[/red]")
+            )
+            table.add_row(
+                row.site,
+                row.service,
+                str(row.port or ""),
+                str(row.pid or ""),
+                health,
+                f"{row.rss / 2**20:.0f}" if row.rss else "",
+            )
+        for broker in testbed.brokers:
+            state = "[green]up[/green]" if broker.running() else "[red]down[/red]"
+            table.add_row("*", "rabbitmq", str(broker.port), "", state, "")
+        _out.print(table)
+        _out.print(
+            f"total RSS {total / 2**30:.2f} GiB; OS_CLIENT_CONFIG_FILE={testbed.clouds_yaml}"
+        )
+
+
+@app.command()
+def down(
+    state_dir: StateDir = DEFAULT_STATE,
+    purge: Annotated[bool, typer.Option(help="Also delete the state folder.")] = False,
+) -> None:
+    """Stop every process the testbed started (by PID); keep the state unless --purge."""
+    with _clean_errors():
+        testbed = Testbed.from_state(state_dir)
+        started = time.monotonic()
+        stopped = testbed.down(purge=purge)
+        if testbed.wan_state is not None and (testbed.wan_state / "state.json").exists():
+            from edgescope.testbed.wan import Wan
+
+            Wan.attach(testbed.wan_state).down()
+            _out.print("WAN namespaces removed")
+        count = sum(len(v) for v in stopped.values())
+        _out.print(
+            f"stopped {count} processes in {time.monotonic() - started:.0f} s"
+            + ("; state deleted" if purge else f"; state kept in {testbed.state_dir}")
+        )
+
+
+@app.command()
+def logs(
+    site: Annotated[str, typer.Argument(help="Site name, e.g. Paris.")],
+    service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")],
+    state_dir: StateDir = DEFAULT_STATE,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="Lines from the end.")] = 50,
+) -> None:
+    """Print the end of one service's log (its path comes first)."""
+    with _clean_errors():
+        testbed = Testbed.from_state(state_dir)
+        plan = testbed.site(site).plan
+        if service not in SERVICES:
+            raise TestbedError(f"unknown service {service!r}; choose from {', '.join(SERVICES)}")
+        path = plan.log_path(service)
+        _out.print(f"[dim]{path}[/dim]")
+        if path.exists():
+            with path.open("rb") as log:
+                log.seek(max(0, os.path.getsize(path) - 200 * lines))
+                tail = log.read().decode(errors="replace").splitlines()[-lines:]
+            _out.print("\n".join(tail), markup=False, highlight=False)
+
+
+@app.command()
+def env(state_dir: StateDir = DEFAULT_STATE) -> None:
+    """Print the shell line that makes `openstack --os-cloud SITE` find the testbed."""
+    with _clean_errors():
+        testbed = Testbed.from_state(state_dir)
+        for key, value in testbed.env().items():
+            typer.echo(f"export {key}={value}")
+
+
+try:
+    from edgescope.cli.wan import register_commands
+except ImportError:  # the WAN part is optional
+    pass
+else:
+    register_commands(app)

@@ -1,0 +1,357 @@
+"""The whole testbed: several independent sites, their RabbitMQ, shared secret and clouds.yaml.
+
+:class:`Testbed` is the Python API used by ``edgescope testbed`` and by the scenario tests:
+
+    tb = Testbed.create(Path("state"), ["Paris", "Corte", "Marseille"])
+    tb.up(report=lambda site, msg: print(site, msg))     # idempotent
+    tb = Testbed.from_state(Path("state"))                # from another process
+    tb.sites["Paris"].cloud, tb.sites["Paris"].proxy_url  # 'Paris', 'http://127.0.0.1:20190'
+    tb.stop_service("Corte", "glance"); tb.start_service("Corte", "glance")
+    tb.down(purge=False)
+
+State folder: ``testbed.json`` (the plan), ``secret`` (HMAC key shared by the proxies),
+``clouds.yaml``, ``timings.json``, ``rabbit/`` and ``sites/<name>/``. Neighbours: ``site.py``
+(one site), ``rabbit.py``, ``snapshot.py``, ``wan/`` (namespaces, for ``--wan``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgescope.testbed import snapshot
+from edgescope.testbed.layout import (
+    HTTP_SERVICES,
+    PORT_BASE,
+    SERVICES,
+    CatalogMode,
+    SitePlan,
+    TestbedError,
+)
+from edgescope.testbed.rabbit import RabbitBroker
+from edgescope.testbed.site import ServiceStatus, Site
+
+SiteReport = Callable[[str, str], None]
+"""Progress callback: (site name, message)."""
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """What a client of the testbed needs to know about one site."""
+
+    name: str
+    cloud: str
+    """clouds.yaml entry for the site's admin (``openstack --os-cloud Paris``)."""
+    demo_cloud: str
+    """clouds.yaml entry for the site's non-admin user ``demo`` of project ``demo``."""
+    region: str
+    auth_url: str
+    proxy_url: str
+    ports: dict[str, int]
+    logs: dict[str, Path]
+    root: Path
+    bind_host: str
+    exec_prefix: tuple[str, ...]
+
+
+def _noop(_site: str, _message: str) -> None:
+    return None
+
+
+class Testbed:
+    """Sites, broker(s) and files under one state folder."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        plans: Sequence[SitePlan],
+        *,
+        wan_state: Path | None = None,
+    ) -> None:
+        self.state_dir = state_dir.resolve()
+        self.plans = list(plans)
+        self.wan_state = wan_state
+        self._brokers = {plan.name: self._broker_for(plan) for plan in self.plans}
+
+    # Construction --------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        state_dir: Path,
+        sites: Sequence[str],
+        *,
+        catalog: CatalogMode = "proxy",
+        port_base: int = PORT_BASE,
+        addresses: dict[str, tuple[str, tuple[str, ...]]] | None = None,
+        wan_state: Path | None = None,
+    ) -> Testbed:
+        """Plan a testbed; if the folder already holds one, it must have the same sites.
+
+        ``addresses`` maps a site to ``(bind_host, exec_prefix)`` (its netns under ``--wan``).
+        """
+        existing = cls._load_json(state_dir)
+        if existing is not None:
+            old = [s["name"] for s in existing["sites"]]
+            if old != list(sites) or existing.get("catalog", "proxy") != catalog:
+                raise TestbedError(
+                    f"{state_dir} holds a testbed of sites {','.join(old)} "
+                    f"(catalog {existing.get('catalog', 'proxy')}); use `edgescope testbed down "
+                    "--purge` first, or another --state-dir"
+                )
+        addresses = addresses or {}
+        plans = [
+            SitePlan.make(
+                name,
+                index,
+                state_dir,
+                bind_host=addresses.get(name, ("127.0.0.1", ()))[0],
+                exec_prefix=tuple(addresses.get(name, ("", ()))[1]),
+                port_base=port_base,
+                catalog=catalog,
+            )
+            for index, name in enumerate(sites, start=1)
+        ]
+        testbed = cls(state_dir, plans, wan_state=wan_state)
+        testbed._save()
+        return testbed
+
+    @classmethod
+    def from_state(cls, state_dir: Path) -> Testbed:
+        """Attach to the testbed whose plan is saved in ``state_dir``."""
+        data = cls._load_json(state_dir)
+        if data is None:
+            raise TestbedError(f"no testbed in {state_dir}: run `edgescope testbed up` first")
+        plans = [
+            SitePlan.make(
+                s["name"],
+                s["index"],
+                state_dir,
+                bind_host=s["bind_host"],
+                exec_prefix=tuple(s["exec_prefix"]),
+                port_base=data["port_base"],
+                catalog=data.get("catalog", "proxy"),
+            )
+            for s in data["sites"]
+        ]
+        wan = data.get("wan_state")
+        return cls(state_dir, plans, wan_state=Path(wan) if wan else None)
+
+    @staticmethod
+    def _load_json(state_dir: Path) -> dict[str, Any] | None:
+        path = state_dir / "testbed.json"
+        if not path.exists():
+            return None
+        try:
+            data: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise TestbedError(f"unreadable {path}: {exc}") from exc
+        return data
+
+    def _save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        first = self.plans[0]
+        data = {
+            "port_base": first.port_base,
+            "catalog": first.catalog,
+            "wan_state": str(self.wan_state) if self.wan_state else None,
+            "sites": [
+                {
+                    "name": p.name,
+                    "index": p.index,
+                    "bind_host": p.bind_host,
+                    "exec_prefix": list(p.exec_prefix),
+                }
+                for p in self.plans
+            ],
+        }
+        (self.state_dir / "testbed.json").write_text(json.dumps(data, indent=1))
+
+    # Pieces --------------------------------------------------------------------------------
+    def _broker_for(self, plan: SitePlan) -> RabbitBroker:
+        if plan.exec_prefix:  # own namespace: own broker, on the site's address
+            return RabbitBroker(
+                self.state_dir / f"rabbit-{plan.name}",
+                plan.bind_host,
+                plan.port_base + 5672,
+                plan.exec_prefix,
+            )
+        return RabbitBroker(self.state_dir / "rabbit", "127.0.0.1", plan.port_base + 5672)
+
+    @property
+    def brokers(self) -> list[RabbitBroker]:
+        unique: dict[Path, RabbitBroker] = {b.root: b for b in self._brokers.values()}
+        return list(unique.values())
+
+    @property
+    def secret_file(self) -> Path:
+        return self.state_dir / "secret"
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.state_dir / "clouds.yaml"
+
+    def site(self, name: str) -> Site:
+        for plan in self.plans:
+            if plan.name.lower() == name.lower():
+                creds = Site(plan, transport_url="").credentials
+                broker = self._brokers[plan.name]
+                return Site(
+                    plan,
+                    transport_url=broker.url(plan.rabbit_vhost, plan.rabbit_vhost, creds.rabbit),
+                    peers=[p for p in self.plans if p is not plan],
+                    secret_file=self.secret_file,
+                )
+        known = ", ".join(p.name for p in self.plans)
+        raise TestbedError(f"unknown site {name!r}; this testbed has {known}")
+
+    @property
+    def sites(self) -> dict[str, SiteInfo]:
+        return {plan.name: self._info(plan) for plan in self.plans}
+
+    def _info(self, plan: SitePlan) -> SiteInfo:
+        ports = {s: plan.port(s) for s in (*HTTP_SERVICES, "proxy")}
+        logs = {s: plan.log_path(s) for s in SERVICES}
+        return SiteInfo(
+            plan.name,
+            plan.name,
+            f"{plan.name}-demo",
+            plan.name,
+            plan.auth_url,
+            plan.proxy_url,
+            ports,
+            logs,
+            plan.root,
+            plan.bind_host,
+            plan.exec_prefix,
+        )
+
+    def env(self) -> dict[str, str]:
+        """Environment for the ``openstack`` CLI: ``OS_CLIENT_CONFIG_FILE``."""
+        return {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml)}
+
+    # Lifecycle -----------------------------------------------------------------------------
+    def up(self, report: SiteReport = _noop) -> dict[str, dict[str, Any]]:
+        """Bring every site up (cold, restored or warm); returns per-site kind and seconds."""
+        if not self.secret_file.exists():
+            self.secret_file.touch(mode=0o600)
+            self.secret_file.write_text(secrets.token_hex(32) + "\n")
+        for broker in self.brokers:
+            report("*", f"RabbitMQ {broker.host}:{broker.port}")
+            broker.start()
+        with ThreadPoolExecutor(max_workers=len(self.plans)) as pool:
+            futures = {p.name: pool.submit(self._up_site, p.name, report) for p in self.plans}
+            results = {}
+            errors = []
+            for name, future in futures.items():
+                try:
+                    results[name] = future.result()
+                except TestbedError as exc:
+                    errors.append(str(exc))
+        self._write_clouds_yaml()
+        self._record_timings(results)
+        if errors:
+            raise TestbedError("\n".join(errors))
+        return results
+
+    def _up_site(self, name: str, report: SiteReport) -> dict[str, Any]:
+        site = self.site(name)
+        plan = site.plan
+        say: Callable[[str], None] = lambda message: report(plan.name, message)  # noqa: E731
+        started = time.monotonic()
+        creds = site.credentials
+        self._brokers[plan.name].ensure_vhost(plan.rabbit_vhost, plan.rabbit_vhost, creds.rabbit)
+        key = snapshot.snapshot_key(plan, site.transport_url)
+        if site.initialised:
+            kind = "running" if site.healthy() else "warm"
+            if kind == "warm":
+                site.start(say)
+        elif not (plan.run / "stages").exists() and snapshot.restore(plan, key):
+            say("restored from snapshot")
+            kind = "restored"
+            site.start(say)
+        else:
+            kind = "cold"
+            site.initialise(say)
+            say("saving snapshot")
+            snapshot.save(plan, key)
+        seconds = round(time.monotonic() - started, 1)
+        say(f"up ({kind}, {seconds:.0f} s)")
+        return {"kind": kind, "seconds": seconds}
+
+    def down(self, *, purge: bool = False) -> dict[str, list[str]]:
+        """Stop every process by PID; with ``purge`` also delete the state folder."""
+        with ThreadPoolExecutor(max_workers=max(1, len(self.plans))) as pool:
+            stopped = dict(
+                zip(
+                    [p.name for p in self.plans],
+                    pool.map(lambda p: self.site(p.name).stop(), self.plans),
+                    strict=True,
+                )
+            )
+        for broker in self.brokers:
+            if broker.stop():
+                stopped.setdefault("*", []).append(f"rabbitmq@{broker.host}:{broker.port}")
+        if purge:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+        return stopped
+
+    def status(self) -> list[ServiceStatus]:
+        rows = []
+        for plan in self.plans:
+            rows.extend(self.site(plan.name).status())
+        return rows
+
+    def healthy(self) -> bool:
+        return all(b.running() for b in self.brokers) and all(
+            self.site(p.name).healthy() for p in self.plans
+        )
+
+    def stop_service(self, site: str, service: str) -> bool:
+        """Stop one service of one site (e.g. Corte's glance for ``|`` scenarios)."""
+        return self.site(site).stop_service(service)
+
+    def start_service(self, site: str, service: str) -> None:
+        """Start one service of one site again and wait until it answers."""
+        self.site(site).start_service(service)
+
+    # Files ---------------------------------------------------------------------------------
+    def _write_clouds_yaml(self) -> None:
+        """One admin and one demo entry per site. JSON is valid YAML, and needs no library."""
+        clouds = {}
+        for plan in self.plans:
+            creds = self.site(plan.name).credentials
+            for cloud, user, project, password in (
+                (plan.name, "admin", "admin", creds.admin),
+                (f"{plan.name}-demo", "demo", "demo", creds.demo),
+            ):
+                clouds[cloud] = {
+                    "region_name": plan.name,
+                    "identity_api_version": 3,
+                    "interface": "public",
+                    "auth": {
+                        "auth_url": plan.auth_url,
+                        "username": user,
+                        "password": password,
+                        "project_name": project,
+                        "user_domain_name": "Default",
+                        "project_domain_name": "Default",
+                    },
+                }
+        self.clouds_yaml.touch(mode=0o600)
+        self.clouds_yaml.write_text(json.dumps({"clouds": clouds}, indent=2) + "\n")
+
+    def _record_timings(self, results: dict[str, dict[str, Any]]) -> None:
+        path = self.state_dir / "timings.json"
+        history = json.loads(path.read_text()) if path.exists() else []
+        history.append({"at": time.strftime("%FT%TZ", time.gmtime()), "sites": results})
+        path.write_text(json.dumps(history[-50:], indent=1))
+
+
+__all__ = ["ServiceStatus", "SiteInfo", "Testbed"]
