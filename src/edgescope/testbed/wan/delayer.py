@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import heapq
 import json
+import os
 import random
 import selectors
 import signal
@@ -167,13 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--queue", type=int, default=0)
+    parser.add_argument("--daemon", action="store_true", help="detach from the starting process")
     args = parser.parse_args(argv)
+    if args.daemon and os.fork():
+        os._exit(0)  # the starter reaps this parent at once; the delayer lives on, not its child
+    if args.daemon:
+        os.setsid()
     queue = NfQueue(args.queue)
     delayer = Delayer(queue, args.config)
     delayer.install_signals()
     subprocess.run(["iptables", "-w", "-A", *rule_args(args.queue)], check=True)
     try:
-        print("ready", flush=True)
+        print(f"ready {os.getpid()}", flush=True)
         delayer.run()
     finally:
         # Remove the rule before letting go of the queue, so no packet meets a dead queue.

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,7 +61,6 @@ class Wan:
     backend: Literal["nfqueue", "netem"]
     cuts: frozenset[Cut] = frozenset()
     delayer_pid: int | None = None
-    _delayer: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -197,20 +196,27 @@ class Wan:
     def _start_delayer(self) -> None:
         """Start the delayer in the wan namespace; return once its queue and rule are in place."""
         config = self._write_delayer_config()
-        log = (self.state_dir / "delayer.log").open("ab")
+        log_path = self.state_dir / "delayer.log"
         cmd = netns_cmd(
-            self.names.wan, sys.executable, "-m", _DELAYER_MODULE, "--config", str(config)
+            self.names.wan,
+            sys.executable,
+            "-m",
+            _DELAYER_MODULE,
+            "--daemon",
+            "--config",
+            str(config),
         )
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, start_new_session=True)
-        log.close()
-        self._delayer, self.delayer_pid = proc, proc.pid
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
         assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], _READY_TIMEOUT)
-        line = proc.stdout.readline() if ready else b""
-        proc.stdout.close()
-        if line.strip() != b"ready":
-            tail = (self.state_dir / "delayer.log").read_text(errors="replace").strip().splitlines()
+        with proc.stdout:
+            ready, _, _ = select.select([proc.stdout], [], [], _READY_TIMEOUT)
+            line = proc.stdout.readline().decode(errors="replace").split() if ready else []
+        proc.wait(timeout=_READY_TIMEOUT)  # the detaching parent, gone right after its fork
+        if len(line) != 2 or line[0] != "ready" or not line[1].isdigit():
+            tail = log_path.read_text(errors="replace").strip().splitlines()
             raise WanError(f"the WAN delayer did not start: {' / '.join(tail[-3:]) or 'no output'}")
+        self.delayer_pid = int(line[1])
 
     def _write_delayer_config(self) -> Path:
         pairs = [
@@ -235,21 +241,16 @@ class Wan:
         os.kill(self.delayer_pid, signum)
 
     def _stop_delayer(self) -> None:
+        """SIGTERM (it removes its rule and releases held packets), SIGKILL after 5 s."""
         pid = self.delayer_pid
-        if pid is None:
-            return
-        if _is_delayer(pid):
+        if pid is not None and _is_delayer(pid):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
             while _is_delayer(pid) and time.monotonic() < deadline:
-                if self._delayer is not None and self._delayer.poll() is not None:
-                    break
-                time.sleep(0.01)
+                time.sleep(0.005)
             if _is_delayer(pid):
                 os.kill(pid, signal.SIGKILL)
-        if self._delayer is not None:
-            self._delayer.wait(timeout=5)
-        self._delayer, self.delayer_pid = None, None
+        self.delayer_pid = None
 
     def _teardown(self) -> None:
         self._stop_delayer()
