@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from osc_lib import exceptions
@@ -34,6 +35,18 @@ ORIGINS_ATTRIBUTE = "_edgescope_origins"
 """Where the client manager keeps the :class:`OriginRecorder` of the current command."""
 
 
+@dataclass(frozen=True, slots=True)
+class ScopeOption:
+    """The raw ``--os-scope`` text, deliberately not a ``str``.
+
+    openstacksdk's config loader runs ``value.format(**config)`` on every string option,
+    which a scope's braces would break (``KeyError: 'nova'``); objects without ``format``
+    are left alone.
+    """
+
+    text: str
+
+
 class BadScope(exceptions.CommandError):
     """``--os-scope`` is invalid; the message carries the caret context."""
 
@@ -44,6 +57,7 @@ def build_option_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "--os-scope",
         metavar="<scope>",
         dest="scope",
+        type=ScopeOption,
         default=os.environ.get("OS_SCOPE") or None,
         help="edgescope scope: which site serves each service, e.g. "
         "'{nova: Paris, glance: Corte | Marseille}' (Env: OS_SCOPE)",
@@ -63,23 +77,21 @@ def build_option_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def on_session_ready(client_manager: Any) -> None:
     """Check ``--os-scope`` and attach it to the session; raise :class:`BadScope` if invalid."""
     # Imported here so that a broken scope-lang never breaks every other `openstack` command.
-    from edgescope.lang import unparse
     from edgescope.openstack.options import parse_site_list, resolve_scope
     from edgescope.openstack.session import attach_scope
 
     config: dict[str, Any] = client_manager._cli_options.config
-    text = config.get("scope")
-    if not text:
+    option = config.get("scope")
+    if not isinstance(option, ScopeOption) or not option.text.strip():
         return
     own_site = client_manager.region_name or getattr(client_manager._cli_options, "name", None)
     sites = parse_site_list(config.get("scope_sites")) or _clouds_yaml_sites(client_manager)
     try:
-        scope = resolve_scope(str(text), known_sites=sites, own_site=own_site)
+        scope = resolve_scope(option.text, known_sites=sites, own_site=own_site)
     except ScopeError as err:
         raise BadScope(f"invalid --os-scope: {err.render()}") from None
     recorder = attach_scope(client_manager.session, scope)
     setattr(client_manager, ORIGINS_ATTRIBUTE, recorder)
-    config["scope"] = unparse(scope)
 
 
 def _clouds_yaml_sites(client_manager: Any) -> frozenset[str]:

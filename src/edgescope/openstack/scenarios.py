@@ -1,0 +1,360 @@
+"""The seed's scenarios, end to end, with the real ``openstack`` CLI against a 3-site testbed.
+
+Each scenario drives the CLI like a user would, then checks real state at the sites (the
+server exists at Paris and its image id is Corte's, ...) and, where the route matters, the
+proxies' JSON access logs. A failed check raises :class:`ScenarioFailed`. The pytest tests in
+``tests/integration`` call these functions one by one; ``edgescope demo`` calls
+:func:`run_scenarios`, which runs them in order and prints what each one did.
+Neighbours: ``cli_runner.py`` (subprocess + logs), ``testbed_handle.py`` (the sites).
+
+    >>> results = run_scenarios(handle_for(deployment))
+    >>> all(r.ok for r in results)
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgescope.errors import EdgescopeError
+from edgescope.openstack.cli_runner import Cli, CliFailed, LogTail
+from edgescope.openstack.testbed_handle import TestbedHandle
+
+PARIS, CORTE, MARSEILLE = "Paris", "Corte", "Marseille"
+BOOT = ("--flavor", "m1.tiny", "--nic", "none", "--wait")
+
+
+class ScenarioFailed(EdgescopeError):
+    """A scenario's check did not hold; the message says what was expected and what was seen."""
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    name: str
+    ok: bool
+    seconds: float
+    detail: str
+
+
+@dataclass
+class Context:
+    """What scenarios share: the CLI, the sites, a run id for unique names, cached ids."""
+
+    testbed: TestbedHandle
+    cli: Cli
+    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    _image_ids: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, testbed: TestbedHandle) -> Context:
+        return cls(testbed, Cli(testbed.clouds_yaml))
+
+    def new_uuid(self) -> str:
+        return str(uuid.uuid4())
+
+    def name(self, what: str) -> str:
+        return f"es-{what}-{self.run_id}"
+
+    def user(self, site: str) -> str:
+        """The site's non-admin cloud (project demo)."""
+        return self.testbed.cloud_name(site, admin=False)
+
+    def admin(self, site: str) -> str:
+        return self.testbed.cloud_name(site, admin=True)
+
+    def debian_id(self, site: str) -> str:
+        """The id of the ``debian`` image *at* ``site`` (each site assigns its own)."""
+        if site not in self._image_ids:
+            self._image_ids[site] = self.cli.value(
+                "image", "show", "debian", "-c", "id", cloud=self.admin(site)
+            )
+        return self._image_ids[site]
+
+    def access_log(self, site: str) -> LogTail:
+        return LogTail(self.testbed.log_path(site, "proxy"))
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise ScenarioFailed(message)
+
+
+def boot(ctx: Context, name: str, *args: str, cloud: str, scope: str | None = None) -> Any:
+    server = ctx.cli.json("server", "create", name, *BOOT, *args, cloud=cloud, scope=scope)
+    expect(server.get("status") == "ACTIVE", f"{name} is {server.get('status')}, not ACTIVE")
+    return server
+
+
+def server_image_id(ctx: Context, server_id: str, site: str) -> str:
+    """The image id of a server, read at its own site with no scope."""
+    shown = ctx.cli.json("server", "show", server_id, cloud=ctx.admin(site))
+    image = shown.get("image")
+    if isinstance(image, dict):
+        return str(image.get("id", ""))
+    return str(image or "").rsplit("(", 1)[-1].rstrip(")").strip()
+
+
+def ids_at(ctx: Context, site: str, what: str = "server") -> set[str]:
+    """Every id of a resource kind at ``site``, listed by its admin with no scope."""
+    extra = ("--all-projects",) if what == "server" else ()
+    return {row["ID"] for row in ctx.cli.json(what, "list", *extra, cloud=ctx.admin(site))}
+
+
+def small_image_file() -> Path:
+    with tempfile.NamedTemporaryFile(prefix="edgescope-", suffix=".img", delete=False) as handle:
+        handle.write(b"\0" * 4096)
+    return Path(handle.name)
+
+
+# --- the scenarios -----------------------------------------------------------------------
+
+
+def scenario_one_dc(ctx: Context) -> str:
+    """1-DC: boot in Paris with no scope; list Corte's servers with {nova: Corte}."""
+    at_paris = boot(ctx, ctx.name("1dc-paris"), "--image", "debian", cloud=ctx.user(PARIS))
+    # glance too: a service missing from the scope is local to the proxy it reaches, and the
+    # CLI reaches Paris's, so `--image debian` would resolve to Paris's image id.
+    at_corte = boot(
+        ctx,
+        ctx.name("1dc-corte"),
+        "--image",
+        "debian",
+        cloud=ctx.user(PARIS),
+        scope="{nova: Corte, glance: Corte}",
+    )
+    listed = {
+        row["ID"]
+        for row in ctx.cli.json("server", "list", cloud=ctx.user(PARIS), scope="{nova: Corte}")
+    }
+    expect(
+        at_corte["id"] in listed and at_paris["id"] not in listed,
+        f"{{nova: Corte}} listed {sorted(listed)}; expected {at_corte['id']} only from Corte",
+    )
+    expect(at_paris["id"] in ids_at(ctx, PARIS), "the unscoped server is not at Paris")
+    expect(at_corte["id"] in ids_at(ctx, CORTE), "the {nova: Corte} server is not at Corte")
+    return (
+        f"booted {at_paris['name']} at Paris (no scope) and {at_corte['name']} at Corte; "
+        f"{{nova: Corte}} lists {len(listed)} server(s), all from Corte"
+    )
+
+
+def scenario_x_dc(ctx: Context) -> str:
+    """x-DC: boot at Paris with Corte's image; nova at Paris fetched it from Corte's glance."""
+    corte_image = ctx.debian_id(CORTE)
+    paris_tail, corte_tail = ctx.access_log(PARIS), ctx.access_log(CORTE)
+    server = boot(
+        ctx,
+        ctx.name("xdc"),
+        "--image",
+        "debian",
+        cloud=ctx.user(PARIS),
+        scope="{nova: Paris, glance: Corte}",
+    )
+    image_id = server_image_id(ctx, server["id"], PARIS)
+    expect(server["id"] in ids_at(ctx, PARIS), "the server is not at Paris")
+    expect(
+        image_id == corte_image and image_id != ctx.debian_id(PARIS),
+        f"server image {image_id}; Corte's debian is {corte_image}",
+    )
+    # nova's own call: it carries the user's token (scope piggybacked), not the CLI's X-Scope.
+    by_nova = [
+        r
+        for r in paris_tail.json_records()
+        if r.get("service") == "image"
+        and r.get("carrier") == "token"
+        and corte_image in str(r.get("path"))
+        and CORTE in (r.get("sites") or [])
+    ]
+    expect(bool(by_nova), "no image call with the token-carried scope went from Paris to Corte")
+    served = [
+        r
+        for r in corte_tail.json_records()
+        if r.get("service") == "image"
+        and r.get("from_peer") == PARIS
+        and corte_image in str(r.get("path"))
+        and r.get("status") == 200
+    ]
+    expect(bool(served), "Corte's proxy served no image call from Paris for that image")
+    return (
+        f"{server['name']} ACTIVE at Paris with Corte's image {corte_image[:8]}; Paris proxy "
+        f"sent nova's GET {by_nova[0]['path']} to Corte ({len(served)} call(s) served there)"
+    )
+
+
+def scenario_star_dc(ctx: Context) -> str:
+    """*-DC: user create, server list and image create at Paris & Corte."""
+    alice = ctx.name("alice")
+    ctx.cli.run(
+        "user",
+        "create",
+        alice,
+        "--password",
+        secrets.token_urlsafe(12),
+        cloud=ctx.admin(PARIS),
+        scope="{keystone: Paris & Corte}",
+    )
+    for site in (PARIS, CORTE):
+        names = set(ctx.cli.value("user", "list", "-c", "Name", cloud=ctx.admin(site)).split())
+        expect(alice in names, f"user {alice} was not created at {site}")
+    rows = ctx.cli.json("server", "list", cloud=ctx.user(PARIS), scope="{nova: Paris & Corte}")
+    sites = {row["ID"]: row.get("Site") for row in rows}
+    for site in (PARIS, CORTE):
+        mine = {sid for sid, s in sites.items() if s == site}
+        expect(mine <= ids_at(ctx, site), f"servers labelled {site} are not all at {site}")
+    expect(
+        {PARIS, CORTE} <= set(sites.values()),
+        f"the merged list should show servers of both sites, got sites {set(sites.values())}",
+    )
+    image_id = ctx.new_uuid()
+    ctx.cli.run(
+        "image",
+        "create",
+        ctx.name("img"),
+        "--id",
+        image_id,
+        "--file",
+        str(small_image_file()),
+        "--disk-format",
+        "raw",
+        "--container-format",
+        "bare",
+        cloud=ctx.admin(PARIS),
+        scope="{glance: Paris & Corte}",
+    )
+    for site in (PARIS, CORTE):
+        status = ctx.cli.value("image", "show", image_id, "-c", "status", cloud=ctx.admin(site))
+        expect(status == "active", f"image {image_id} at {site} is {status!r}, not active")
+    return (
+        f"user {alice} created at Paris and Corte; server list merged {len(rows)} servers "
+        f"with their Site; image {image_id[:8]} stored and active at both"
+    )
+
+
+def scenario_or(ctx: Context) -> str:
+    """|: boots when Corte lacks the image, when Corte's glance is stopped; fails clearly."""
+    scope = "{nova: Paris, glance: Corte | Marseille}"
+    only_marseille = ctx.debian_id(MARSEILLE)
+    s1 = boot(
+        ctx, ctx.name("or-missing"), "--image", only_marseille, cloud=ctx.user(PARIS), scope=scope
+    )
+    expect(
+        server_image_id(ctx, s1["id"], PARIS) == only_marseille,
+        "the fallback server does not use Marseille's image",
+    )
+    ctx.testbed.stop_service(CORTE, "glance")
+    try:
+        s2 = boot(
+            ctx,
+            ctx.name("or-stopped"),
+            "--image",
+            only_marseille,
+            cloud=ctx.user(PARIS),
+            scope=scope,
+        )
+        expect(
+            server_image_id(ctx, s2["id"], PARIS) == only_marseille,
+            "with Corte's glance stopped, the server does not use Marseille's image",
+        )
+        ctx.testbed.stop_service(MARSEILLE, "glance")
+        try:
+            failed = ctx.cli.run(
+                "server",
+                "create",
+                ctx.name("or-neither"),
+                "--image",
+                only_marseille,
+                *BOOT,
+                cloud=ctx.user(PARIS),
+                scope=scope,
+                check=False,
+            )
+        finally:
+            ctx.testbed.start_service(MARSEILLE, "glance")
+    finally:
+        ctx.testbed.start_service(CORTE, "glance")
+    expect(not failed.ok, "booting with neither glance up succeeded")
+    expect(
+        CORTE in failed.stderr and MARSEILLE in failed.stderr,
+        f"the error should name Corte and Marseille: {failed.stderr.strip()[-300:]}",
+    )
+    expect("Traceback" not in failed.stderr, "the CLI printed a traceback")
+    return (
+        "booted from Marseille when Corte lacked the image and when Corte's glance was "
+        f"stopped; with both stopped: {failed.stderr.strip().splitlines()[-1][:120]}"
+    )
+
+
+def scenario_bad_collaboration(ctx: Context) -> str:
+    """{nova: Paris, neutron: Corte} is rejected before any request, with the rule's reason."""
+    tail = ctx.access_log(PARIS)
+    result = ctx.cli.run(
+        "server", "list", cloud=ctx.user(PARIS), scope="{nova: Paris, neutron: Corte}", check=False
+    )
+    expect(not result.ok, "the bad collaboration was accepted")
+    expect(
+        "must be at the same sites" in result.stderr and "^" in result.stderr,
+        f"no rule explanation with a caret: {result.stderr.strip()[-300:]}",
+    )
+    expect(tail.lines() == [], "a request reached the Paris proxy")
+    return "rejected locally: " + result.stderr.strip().splitlines()[0][:150]
+
+
+def scenario_identity(ctx: Context) -> str:
+    """A user created only at Paris lists Corte's images with a Paris token."""
+    name, password = ctx.name("paris-only"), secrets.token_urlsafe(12)
+    ctx.cli.run(
+        "user", "create", name, "--password", password, "--project", "demo", cloud=ctx.admin(PARIS)
+    )
+    ctx.cli.run(
+        "role", "add", "--user", name, "--project", "demo", "member", cloud=ctx.admin(PARIS)
+    )
+    expect(
+        not ctx.cli.run("user", "show", name, cloud=ctx.admin(CORTE), check=False).ok,
+        f"{name} unexpectedly exists at Corte",
+    )
+    as_user = ("--os-username", name, "--os-password", password)  # over the demo cloud's
+    ids = {
+        row["ID"]
+        for row in ctx.cli.json(
+            *as_user, "image", "list", cloud=ctx.user(PARIS), scope="{glance: Corte}"
+        )
+    }
+    expect(
+        ctx.debian_id(CORTE) in ids and ctx.debian_id(PARIS) not in ids,
+        "the listed images are not Corte's",
+    )
+    return f"{name} (Paris only) listed {len(ids)} Corte images, including Corte's debian"
+
+
+SHORT: Sequence[tuple[str, Callable[[Context], str]]] = (
+    ("1-DC", scenario_one_dc),
+    ("x-DC", scenario_x_dc),
+    ("*-DC &", scenario_star_dc),
+    ("| fallback", scenario_or),
+    ("bad collaboration", scenario_bad_collaboration),
+    ("identity", scenario_identity),
+)
+
+
+def run_scenarios(
+    testbed: TestbedHandle, *, report: Callable[[str], None] = print
+) -> list[ScenarioResult]:
+    """Run every scenario in order with the real CLI; print and return what each did."""
+    ctx = Context.create(testbed)
+    results: list[ScenarioResult] = []
+    for name, scenario in SHORT:
+        started = time.monotonic()
+        try:
+            detail, ok = scenario(ctx), True
+        except (ScenarioFailed, CliFailed) as exc:
+            detail, ok = str(exc), False
+        result = ScenarioResult(name, ok, time.monotonic() - started, detail)
+        report(f"{'ok  ' if ok else 'FAIL'} {name:<18} {result.seconds:5.1f} s  {detail}")
+        results.append(result)
+    return results

@@ -1,0 +1,141 @@
+"""Attach a scope to every request of a keystoneauth session, and remember where items came from.
+
+Neighbours: ``_compat.py`` calls :func:`attach_scope` once OSC has built its session;
+``options.py`` produced the scope; the proxy (:mod:`edgescope.proxy.carriers`) reads what we
+write here. Every *authenticated* request gets two carriers, so the scope survives whatever
+OpenStack does with the request:
+
+- ``X-Scope: <canonical text>`` for the proxy the client talks to;
+- the token piggyback ``X-Auth-Token: <token>~scope~<base64url(text)>``, because services
+  forward the user's token (nova -> glance, nova -> neutron reads) and nothing else.
+
+Requests without a token (the token request, version discovery) carry ``X-Scope`` only, with
+an ``&`` in ``identity`` pinned to its first site: the user authenticates at one Keystone.
+
+    >>> session = keystoneauth1.session.Session(auth=plugin)
+    >>> attach_scope(session, scope)
+    >>> session.get("http://paris:20190/compute/v2.1/servers")   # both carriers attached
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgescope.lang import And, Expr, Scope, SiteRef, iter_sites, unparse
+from edgescope.proxy.carriers import SCOPE_HEADER, attach_piggyback
+from edgescope.proxy.merge import ORIGIN_FIELD
+
+TOKEN_HEADER = "X-Auth-Token"
+
+ORIGIN_FIELDS = (ORIGIN_FIELD,)
+"""Item fields that name the site a merged ``&`` item came from (the proxy's, in merge.py)."""
+
+_MAX_RECORDED_BODY = 8 * 1024 * 1024
+
+
+def scope_headers(headers: Mapping[str, str] | None, scope_text: str) -> dict[str, str] | None:
+    """The auth headers of one request with both carriers added. None stays None (auth failed)."""
+    if headers is None:
+        return None
+    scoped = dict(headers)
+    token = scoped.get(TOKEN_HEADER)
+    if token:
+        scoped[TOKEN_HEADER] = attach_piggyback(token, scope_text)
+    scoped[SCOPE_HEADER] = scope_text
+    return scoped
+
+
+def unauthenticated_scope(scope: Scope) -> Scope:
+    """The scope for requests without a token: the token request and version discovery.
+
+    The token request is routed by the ``identity`` entry. One token comes from one Keystone,
+    so an ``&`` there is pinned to its first site (``{keystone: Paris & Corte}`` run from
+    Paris authenticates at Paris, then creates at both); ``|`` stays a fallback chain.
+    """
+    expr = scope.expr_for("identity")
+    if expr is None or not _has_and(expr):
+        return scope
+    first = next(iter_sites(expr))
+    return scope.with_site("identity", first.name)
+
+
+def _has_and(expr: Expr) -> bool:
+    return any(isinstance(node, And) for node in _walk(expr))
+
+
+def _walk(expr: Expr) -> list[Expr]:
+    nodes, stack = [], [expr]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        if not isinstance(node, SiteRef):
+            stack.extend(node.operands)
+    return nodes
+
+
+@dataclass
+class OriginRecorder:
+    """Resource id -> site, learnt from merged ``&`` list responses (a requests response hook)."""
+
+    sites_by_id: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, response: Any, *args: Any, **kwargs: Any) -> Any:
+        content_type = response.headers.get("Content-Type", "")
+        length = int(response.headers.get("Content-Length") or 0)
+        if "json" not in content_type or length > _MAX_RECORDED_BODY:
+            return response
+        try:
+            body = json.loads(response.content or b"null")
+        except ValueError:
+            return response
+        self.record(body)
+        return response
+
+    def record(self, body: object) -> None:
+        """Learn from one JSON body: every list under a top-level key, items with an origin."""
+        if not isinstance(body, dict):
+            return
+        for value in body.values():
+            if not isinstance(value, list):
+                continue
+            for item in value:
+                if isinstance(item, dict) and item.get("id") is not None:
+                    site = origin_of(item)
+                    if site:
+                        self.sites_by_id[str(item["id"])] = site
+
+
+def origin_of(item: Mapping[str, Any]) -> str | None:
+    """The site a merged item came from, whatever field the proxy used."""
+    for name in ORIGIN_FIELDS:
+        value = item.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def attach_scope(session: Any, scope: Scope) -> OriginRecorder:
+    """Make every request of a keystoneauth ``session`` carry ``scope``; returns the recorder.
+
+    Uses documented keystoneauth surfaces: the auth plugin's ``get_headers`` (wrapped on this
+    one plugin instance) and ``Session.additional_headers``; origins are read through a
+    ``requests`` response hook on the underlying ``requests.Session``.
+    """
+    text = unparse(scope)
+    auth = session.auth
+    if auth is not None and not getattr(auth, "_edgescope_scope", None):
+        original: Callable[..., Mapping[str, str] | None] = auth.get_headers
+
+        def get_headers(sess: Any, **kwargs: Any) -> dict[str, str] | None:
+            return scope_headers(original(sess, **kwargs), text)
+
+        auth.get_headers = get_headers
+        auth._edgescope_scope = text
+    # setdefault semantics: authenticated requests keep the X-Scope of get_headers above.
+    session.additional_headers[SCOPE_HEADER] = unparse(unauthenticated_scope(scope))
+    recorder = OriginRecorder()
+    session.session.hooks.setdefault("response", []).append(recorder)
+    return recorder

@@ -1,0 +1,48 @@
+"""Helpers for the OSC plugin tests: the recorder's state and a non-blocking CLI runner."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+OPENSTACK = str(Path(sys.executable).with_name("openstack"))
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Recorder:
+    url: str
+    requests: list[Recorded] = field(default_factory=list)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def run_openstack(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> CliResult:
+    """Run the real ``openstack`` CLI without blocking the event loop (the recorder runs on it)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    proc = await asyncio.create_subprocess_exec(
+        OPENSTACK,
+        *args,
+        env={**clean, **(env or {})},
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return CliResult(proc.returncode or 0, out.decode(), err.decode())

@@ -1,0 +1,99 @@
+"""Carriers on a real keystoneauth session (token from keystoneauth1.fixture), on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from keystoneauth1 import fixture, session
+from keystoneauth1.access import create as create_access
+from keystoneauth1.identity.access import AccessInfoPlugin
+from osc_recorder import Recorder
+
+from edgescope.lang import parse_scope, unparse
+from edgescope.openstack.session import (
+    OriginRecorder,
+    attach_scope,
+    scope_headers,
+    unauthenticated_scope,
+)
+from edgescope.proxy.carriers import read_scope_text
+from edgescope.proxy.merge import ORIGIN_FIELD
+
+
+def _session_with_token() -> tuple[session.Session, str]:
+    token = fixture.V3Token(user_name="alice", project_name="demo")
+    token.set_project_scope()
+    auth_ref = create_access(body=token, auth_token="gAAAAB-fernet-like")
+    return session.Session(auth=AccessInfoPlugin(auth_ref)), "gAAAAB-fernet-like"
+
+
+async def test_authenticated_requests_carry_both_carriers(recorder: Recorder) -> None:
+    sess, token = _session_with_token()
+    scope = parse_scope("{compute: Paris, image: Corte, identity: Paris}")
+    attach_scope(sess, scope)
+    await asyncio.to_thread(sess.get, f"{recorder.url}/compute/v2.1/servers", raise_exc=False)
+    headers = recorder.requests[0].headers
+    assert headers["X-Scope"] == "{compute: Paris, image: Corte, identity: Paris}"
+    assert headers["X-Auth-Token"].startswith(token + "~scope~")
+    # the proxy's own reader finds the same scope in the token alone
+    found = read_scope_text({"X-Auth-Token": headers["X-Auth-Token"]}, max_bytes=4096)
+    assert found is not None and found.carrier == "token"
+    assert found.text == "{compute: Paris, image: Corte, identity: Paris}"
+
+
+async def test_unauthenticated_requests_authenticate_at_one_identity_site(
+    recorder: Recorder,
+) -> None:
+    sess, _ = _session_with_token()
+    attach_scope(sess, parse_scope("{glance: Corte, keystone: Paris & Corte}"))
+    await asyncio.to_thread(
+        sess.post, f"{recorder.url}/identity/v3/auth/tokens", authenticated=False, raise_exc=False
+    )
+    headers = recorder.requests[0].headers
+    assert headers["X-Scope"] == "{image: Corte, identity: Paris}"
+    assert "X-Auth-Token" not in headers
+
+
+def test_attaching_twice_does_not_piggyback_twice() -> None:
+    sess, _token = _session_with_token()
+    scope = parse_scope("{glance: Corte, keystone: Paris}")
+    attach_scope(sess, scope)
+    attach_scope(sess, scope)
+    headers = sess.get_auth_headers()
+    assert headers is not None and headers["X-Auth-Token"].count("~scope~") == 1
+
+
+def test_scope_headers_keeps_failure_as_failure() -> None:
+    assert scope_headers(None, "{glance: Corte}") is None
+    assert scope_headers({}, "{glance: Corte}") == {"X-Scope": "{glance: Corte}"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("{keystone: Paris, nova: Corte}", "{identity: Paris, compute: Corte}"),
+        ("{keystone: Paris | Corte}", "{identity: Paris | Corte}"),
+        ("{keystone: Corte & Paris}", "{identity: Corte}"),
+        ("{keystone: (Corte | Nice) & Paris}", "{identity: Corte}"),
+        ("{nova: Paris}", "{compute: Paris}"),
+    ],
+)
+def test_scope_for_the_token_request(text: str, expected: str) -> None:
+    assert unparse(unauthenticated_scope(parse_scope(text))) == expected
+
+
+def test_origin_recorder_learns_sites_of_merged_items() -> None:
+    recorder = OriginRecorder()
+    recorder.record(
+        {
+            "servers": [
+                {"id": "a", ORIGIN_FIELD: "Paris"},
+                {"id": "b", ORIGIN_FIELD: "Corte"},
+                {"id": "c"},
+            ],
+            "servers_links": [],
+        }
+    )
+    recorder.record(["not", "a", "collection"])
+    assert recorder.sites_by_id == {"a": "Paris", "b": "Corte"}
