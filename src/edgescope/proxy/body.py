@@ -59,13 +59,22 @@ class BodyTee:
                 for queue in list(self._queues):
                     if queue is not None:
                         await queue.put(chunk)
+        except asyncio.CancelledError:
+            self._abort(ConnectionResetError("body tee cancelled"))
+            raise
         except Exception as exc:  # the client went away: every branch must see a short body
-            self.error = exc
-        finally:
-            for queue in self._queues:
-                if queue is not None:
-                    _drain(queue)
-                    queue.put_nowait(_EOF)
+            self._abort(exc)
+            return
+        for queue in list(self._queues):
+            if queue is not None:
+                await queue.put(_EOF)
+
+    def _abort(self, exc: BaseException) -> None:
+        self.error = exc
+        for queue in self._queues:
+            if queue is not None:
+                _drain(queue)
+                queue.put_nowait(_EOF)
 
     async def aclose(self) -> None:
         if self._pump is not None and not self._pump.done():

@@ -70,7 +70,15 @@ def mapped_errors(site: str) -> Iterator[None]:
     except aiohttp.ServerDisconnectedError as exc:
         raise SiteUnreachable(site, "server disconnected") from exc
     except (aiohttp.ClientError, OSError, ValueError) as exc:
-        raise SiteUnreachable(site, f"{type(exc).__name__}: {exc}"[:300]) from exc
+        raise SiteUnreachable(site, _describe(exc)) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:  # some client errors format lazily from fields that may be unset
+        text = ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
 class Upstream:

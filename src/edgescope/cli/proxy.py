@@ -1,0 +1,187 @@
+"""``edgescope proxy ...``: run a site proxy, show its peers, generate its config.
+
+    edgescope proxy run --config paris.toml
+    edgescope proxy status --config paris.toml [--json]
+    openstack endpoint list -f json | edgescope proxy gen-config --site Paris \\
+        --listen 127.0.0.1:20190 --secret-file /etc/edgescope/secret --peer Corte=http://...
+
+Thin: loading, rendering and exit codes only (2 for bad input, 1 for failures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgescope.errors import ConfigError, EdgescopeError
+from edgescope.proxy.config import ProxyConfig, load_config
+from edgescope.proxy.forward import Upstream
+from edgescope.proxy.gen_config import load_endpoints, site_toml
+
+app = typer.Typer(name="proxy", help="The per-site scope proxy.", no_args_is_help=True)
+_out = Console()
+_err = Console(stderr=True, soft_wrap=True)
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The site's proxy TOML.")]
+
+
+@contextmanager
+def _clean_errors() -> Iterator[None]:
+    try:
+        yield
+    except ConfigError as exc:
+        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except (EdgescopeError, OSError) as exc:
+        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def run(config: ConfigOption, log_level: str = "INFO") -> None:
+    """Serve the site's services through the proxy until interrupted."""
+    with _clean_errors():
+        site_config = load_config(config)
+        logging.basicConfig(level=log_level.upper(), stream=sys.stdout, format="%(message)s")
+        asyncio.run(_serve(site_config))
+
+
+async def _serve(config: ProxyConfig) -> None:
+    from edgescope.proxy.server import SiteProxy
+
+    proxy = SiteProxy(config)
+    await proxy.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    listeners = ", ".join(f"{name}={host}:{port}" for name, (host, port) in proxy.addresses.items())
+    logging.getLogger("edgescope.proxy").info(
+        json.dumps({"event": "started", "site": config.site, "listen": listeners})
+    )
+    await stop.wait()
+    await proxy.stop()
+
+
+@app.command()
+def status(
+    config: ConfigOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Each peer's reachability (probed now) and breaker state (from the running proxy)."""
+    with _clean_errors():
+        site_config = load_config(config)
+        rows = asyncio.run(_status(site_config))
+    if as_json:
+        _out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"edgescope proxy of {site_config.site}")
+    for column in ("peer", "url", "reachable", "latency", "breaker", "last error"):
+        table.add_column(column)
+    for row in rows:
+        reachable = "[green]yes[/green]" if row["reachable"] else f"[red]no[/red] ({row['error']})"
+        table.add_row(
+            row["peer"],
+            row["url"],
+            reachable,
+            f"{row['latency_ms']:.1f} ms" if row["reachable"] else "-",
+            row["breaker"],
+            row["last_error"],
+        )
+    _out.print(table)
+
+
+async def _status(config: ProxyConfig) -> list[dict[str, Any]]:
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    local_url = f"http://{host}:{config.port}/edgescope/status"
+    async with Upstream() as upstream:
+        try:
+            from yarl import URL
+
+            local: Any = await upstream.get_json(config.site, URL(local_url), timeout=2.0)
+            breakers = {p["name"]: p for p in local["peers"]}
+        except EdgescopeError:
+            breakers = {}
+        rows = []
+        for peer in config.peers:
+            started = time.monotonic()
+            try:
+                await upstream.get_json(
+                    peer.name, peer.url / "edgescope" / "health", timeout=peer.connect_timeout
+                )
+                reachable, error = True, ""
+            except EdgescopeError as exc:
+                reachable, error = False, getattr(exc, "reason", str(exc))
+            state = breakers.get(peer.name, {})
+            rows.append(
+                {
+                    "peer": peer.name,
+                    "url": str(peer.url),
+                    "reachable": reachable,
+                    "error": error,
+                    "latency_ms": (time.monotonic() - started) * 1000,
+                    "breaker": state.get("breaker", "unknown (proxy not running)"),
+                    "last_error": state.get("last_error", ""),
+                }
+            )
+        return rows
+
+
+@app.command("gen-config")
+def gen_config(
+    site: Annotated[str, typer.Option(help="This site's name.")],
+    listen: Annotated[str, typer.Option(help="HOST:PORT of the proxy's main listener.")],
+    secret_file: Annotated[str, typer.Option(help="Path of the shared HMAC secret.")],
+    endpoints: Annotated[
+        str, typer.Option(help="JSON of 'openstack endpoint list -f json' ('-' = stdin).")
+    ] = "-",
+    interface: str = "public",
+    region: Annotated[str | None, typer.Option(help="Keep only this region.")] = None,
+    peer: Annotated[list[str] | None, typer.Option(help="NAME=URL of a peer proxy.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Write a site TOML from the site's Keystone catalog (see docs/proxy.md)."""
+    with _clean_errors():
+        text = sys.stdin.read() if endpoints == "-" else Path(endpoints).read_text()
+        peers = []
+        for item in peer or []:
+            name, sep, url = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--peer {item!r}: expected NAME=URL")
+            peers.append((name, url))
+        toml = site_toml(
+            load_endpoints(text),
+            site=site,
+            listen=listen,
+            secret_file=secret_file,
+            interface=interface,
+            region=region,
+            peers=peers,
+        )
+        load_config_text_check(toml)
+        if output is None:
+            _out.print(toml, end="", highlight=False, markup=False)
+        else:
+            output.write_text(toml)
+
+
+def load_config_text_check(toml: str) -> None:
+    """Validate generated text as the proxy will (secret file aside)."""
+    import tomllib
+
+    from edgescope.proxy.config import parse_config
+
+    data = tomllib.loads(toml)
+    data.pop("secret_file", None)
+    parse_config({**data, "secret": "x" * 16})

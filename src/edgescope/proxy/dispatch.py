@@ -1,0 +1,336 @@
+"""Run a routing :class:`~edgescope.proxy.route.Plan`: one site, ``|`` fallback or ``&`` fan-out.
+
+Neighbours: ``server.py`` builds the :class:`Call` and the plan and hands both here; this
+module sends each branch through :mod:`forward` (local backend or peer proxy, with a
+signed hop marker and the branch's scope in every carrier), lets scope-lang's
+``evaluate`` apply ``&``/``|`` semantics, and shapes the answer with :mod:`merge`.
+
+* one site: request and response bodies are streamed straight through;
+* ``|`` only: the first attempt streams while a spool records the request body, so a
+  fallback can resend it; the winner's response is streamed back;
+* ``&`` somewhere: a flat ``&`` tees the request body to every branch; branch responses
+  are read whole (bounded) and merged.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from edgescope.errors import SiteUnreachable
+from edgescope.lang import And, HttpFailurePolicy, SiteRef, evaluate, unparse
+from edgescope.proxy.body import BodyTee, ReplayableBody
+from edgescope.proxy.breaker import Breaker
+from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory, rewrite_carriers
+from edgescope.proxy.config import RESERVED_PREFIX, ProxyConfig
+from edgescope.proxy.forward import CHUNK, Upstream, end_to_end, iter_body, read_body
+from edgescope.proxy.identity import ServiceToken, is_validation_call
+from edgescope.proxy.merge import (
+    SITES_HEADER,
+    SiteResult,
+    failure_response,
+    merge_results,
+    sites_header,
+)
+from edgescope.proxy.metrics import ProxyMetrics
+from edgescope.proxy.peer_auth import HOP_HEADERS, sign_hop
+from edgescope.proxy.responses import ErrorCode, error_response, json_error
+from edgescope.proxy.route import Plan, branch_scope
+
+LOCAL_CONNECT_TIMEOUT = 5.0
+LOCAL_READ_TIMEOUT = 300.0
+ERROR_BODY_LIMIT = 64 * 1024
+PEER_PATH = f"{RESERVED_PREFIX}/svc/"
+
+
+@dataclass(slots=True)
+class Call:
+    """One incoming call, and what the proxy learnt about it (for the access log)."""
+
+    request: web.Request
+    service: str
+    path: str
+    """Backend-relative raw path with query, e.g. ``/v2/images?limit=5``."""
+    prefix: str
+    request_id: str
+    carrier: str = "none"
+    scope_text: str | None = None
+    from_peer: str | None = None
+    hops: int = 0
+    chosen: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Reply:
+    """One branch's answer: headers always, the body read whole only when merging."""
+
+    site: str
+    status: int
+    headers: CIMultiDict[str]
+    response: aiohttp.ClientResponse
+    body: bytes = b""
+
+
+class Dispatcher:
+    """Sends calls to sites and combines the answers."""
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        upstream: Upstream,
+        breakers: dict[str, Breaker],
+        metrics: ProxyMetrics,
+        tokens: ServiceToken | None,
+        policy: HttpFailurePolicy | None = None,
+    ) -> None:
+        self.config = config
+        self.upstream = upstream
+        self.breakers = breakers
+        self.metrics = metrics
+        self.tokens = tokens
+        self.policy = policy or HttpFailurePolicy()
+
+    async def run(self, call: Call, plan: Plan, memory: ScopeMemory) -> web.StreamResponse:
+        if plan.downstream is not None and call.carrier != "request-id":
+            memory.remember(call.request_id, unparse(plan.downstream))
+        if isinstance(plan.expr, SiteRef):
+            return await self._single(call, plan, plan.expr.name)
+        self.metrics.fanout.observe(len(plan.sites))
+        if plan.merges:
+            return await self._fan_out(call, plan)
+        return await self._fall_back(call, plan)
+
+    async def _single(self, call: Call, plan: Plan, site: str) -> web.StreamResponse:
+        call.chosen = [site]
+        body = call.request.content.iter_chunked(CHUNK) if call.request.body_exists else None
+        try:
+            response = await self.send(call, plan, site, body)
+        except SiteUnreachable as exc:
+            return error_response(
+                ErrorCode.SITE_UNREACHABLE,
+                f"{call.service}: {exc}",
+                request_id=call.request_id,
+                site=site,
+            )
+        return await self._stream_back(call, response, site, {})
+
+    async def _fall_back(self, call: Call, plan: Plan) -> web.StreamResponse:
+        spool = (
+            ReplayableBody(call.request.content.iter_chunked(CHUNK))
+            if call.request.body_exists
+            else None
+        )
+
+        async def attempt(site: str) -> Reply:
+            response = await self.send(call, plan, site, spool.replay() if spool else None)
+            return Reply(site, response.status, response.headers.copy(), response)
+
+        try:
+            outcome = await evaluate(plan.expr, attempt, self._failed)
+            results = await self._site_results(outcome.attempts, read_failed=True)
+            call.chosen = [r.site for r in results]
+            if outcome.ok:
+                winner: Reply = outcome.results[0][1]
+                return await self._stream_back(
+                    call, winner.response, winner.site, {SITES_HEADER: sites_header(results)}
+                )
+            return self._failure(call, results, "|")
+        finally:
+            if spool is not None:
+                spool.close()
+
+    async def _fan_out(self, call: Call, plan: Plan) -> web.StreamResponse:
+        sites = list(dict.fromkeys(plan.sites))
+        body_for: Callable[[str], AsyncIterable[bytes] | None] = lambda site: None  # noqa: E731
+        tee: BodyTee | None = None
+        spool: ReplayableBody | None = None
+        if call.request.body_exists:
+            source = call.request.content.iter_chunked(CHUNK)
+            if isinstance(plan.expr, And) and all(
+                isinstance(o, SiteRef) for o in plan.expr.operands
+            ):
+                tee = BodyTee(source, len(sites))
+                readers = {site: tee.reader(i) for i, site in enumerate(sites)}
+                body_for = readers.get
+            else:  # nested |: a branch may never be tried, so spool first, then replay
+                spool = ReplayableBody(source)
+                async for _ in spool.replay():
+                    pass
+                body_for = lambda site: spool.replay()  # noqa: E731
+
+        async def branch(site: str) -> Reply:
+            response = await self.send(call, plan, site, body_for(site))
+            body = await read_body(response, site, self.config.limits.max_merge_bytes)
+            return Reply(site, response.status, response.headers.copy(), response, body)
+
+        try:
+            outcome = await evaluate(plan.expr, branch, self._failed)
+        finally:
+            if tee is not None:
+                await tee.aclose()
+            if spool is not None:
+                spool.close()
+        results = await self._site_results(outcome.attempts, read_failed=False)
+        call.chosen = [r.site for r in results]
+        if not outcome.ok:
+            return self._failure(call, results, "&")
+        winners = [r for r in results if not r.failed]
+        merged = merge_results(
+            [r for r in winners if r.site in {s for s, _ in outcome.results}] or winners
+        )
+        merged.headers[SITES_HEADER] = sites_header(results)
+        merged.headers.setdefault(REQUEST_ID_HEADER, call.request_id)
+        return web.Response(status=merged.status, body=merged.body, headers=merged.headers)
+
+    def _failed(self, reply: Reply) -> bool:
+        return bool(self.policy(reply.status))
+
+    async def _site_results(self, attempts: Any, *, read_failed: bool) -> list[SiteResult]:
+        results = []
+        for attempt in attempts:
+            if attempt.error is not None:
+                reason = getattr(attempt.error, "reason", None) or str(attempt.error)
+                results.append(SiteResult(attempt.site, None, error=reason, failed=True))
+                continue
+            reply: Reply = attempt.result
+            body = reply.body
+            if read_failed and attempt.failed:
+                try:
+                    body = await read_body(reply.response, reply.site, ERROR_BODY_LIMIT)
+                except SiteUnreachable:
+                    body = b""
+            results.append(
+                SiteResult(
+                    reply.site,
+                    reply.status,
+                    body,
+                    {k: v for k, v in reply.headers.items()},
+                    failed=bool(attempt.failed),
+                )
+            )
+        return results
+
+    def _failure(self, call: Call, results: list[SiteResult], operator: str) -> web.Response:
+        merged = failure_response(results, call.service, operator)
+        response = json_error(json.loads(merged.body), merged.status, call.request_id)
+        response.headers[SITES_HEADER] = merged.headers[SITES_HEADER]
+        return response
+
+    async def send(
+        self, call: Call, plan: Plan, site: str, body: AsyncIterable[bytes] | None
+    ) -> aiohttp.ClientResponse:
+        """Open one branch: to the local backend, or to ``site``'s proxy with a hop marker."""
+        request = call.request
+        scope = branch_scope(plan, call.service, site)
+        scope_text = unparse(scope) if scope is not None else None
+        headers = end_to_end(request.headers)
+        for name in HOP_HEADERS:
+            headers.popall(name, None)
+        headers[REQUEST_ID_HEADER] = call.request_id
+        if site == self.config.site:
+            return await self._send_local(call, headers, scope_text, body)
+        peer = self.config.peer(site)
+        assert peer is not None, "route.plan_route admits configured peers only"
+        breaker = self.breakers[site]
+        if not breaker.allow(now=time.monotonic()):
+            self.metrics.set_breaker(site, breaker.state)
+            raise SiteUnreachable(
+                site,
+                "circuit breaker open"
+                + (f" after: {breaker.last_error}" if breaker.last_error else ""),
+            )
+        rewrite_carriers(headers, scope_text)
+        path = PEER_PATH + call.service + call.path
+        headers.update(
+            sign_hop(
+                self.config.secret,
+                request.method,
+                path.split("?", 1)[0],
+                self.config.site,
+                call.hops + 1,
+                now=time.time(),
+            )
+        )
+        started = time.monotonic()
+        try:
+            response = await self.upstream.open(
+                site,
+                request.method,
+                URL(str(peer.url).rstrip("/") + path, encoded=True),
+                headers=headers,
+                body=body,
+                connect_timeout=peer.connect_timeout,
+                read_timeout=peer.read_timeout,
+            )
+        except SiteUnreachable as exc:
+            breaker.record_failure(now=time.monotonic(), reason=exc.reason)
+            self.metrics.set_breaker(site, breaker.state)
+            raise
+        breaker.record_success()
+        self.metrics.set_breaker(site, breaker.state)
+        self.metrics.peer_latency(peer=site).observe(time.monotonic() - started)
+        return response
+
+    async def _send_local(
+        self,
+        call: Call,
+        headers: CIMultiDict[str],
+        scope_text: str | None,
+        body: AsyncIterable[bytes] | None,
+    ) -> aiohttp.ClientResponse:
+        request = call.request
+        service = self.config.service(call.service)
+        assert service is not None
+        is_identity = call.service == "identity"
+        rewrite_carriers(headers, scope_text, strip_tokens=is_identity)
+        if (
+            is_identity
+            and call.from_peer
+            and self.tokens is not None
+            and is_validation_call(request.method, call.path, "X-Subject-Token" in headers)
+        ):
+            # The peer's service token means nothing here: validate with this site's own.
+            headers["X-Auth-Token"] = await self.tokens.get()
+        headers["X-Forwarded-Host"] = request.host
+        headers["X-Forwarded-Proto"] = request.scheme
+        if call.prefix:
+            headers["X-Forwarded-Prefix"] = call.prefix
+        url = URL(str(service.backend).rstrip("/") + call.path, encoded=True)
+        return await self.upstream.open(
+            self.config.site,
+            request.method,
+            url,
+            headers=headers,
+            body=body,
+            connect_timeout=LOCAL_CONNECT_TIMEOUT,
+            read_timeout=LOCAL_READ_TIMEOUT,
+        )
+
+    async def _stream_back(
+        self, call: Call, response: aiohttp.ClientResponse, site: str, extra: dict[str, str]
+    ) -> web.StreamResponse:
+        out = web.StreamResponse(status=response.status, reason=response.reason)
+        for name, value in end_to_end(response.headers).items():
+            out.headers.add(name, value)
+        out.headers.update(extra)
+        if REQUEST_ID_HEADER not in out.headers:
+            out.headers[REQUEST_ID_HEADER] = call.request_id
+        await out.prepare(call.request)
+        try:
+            async for chunk in iter_body(response, site):
+                await out.write(chunk)
+        except SiteUnreachable:
+            # Headers are gone already: the only honest signal left is a cut connection.
+            if call.request.transport is not None:
+                call.request.transport.close()
+            return out
+        await out.write_eof()
+        return out

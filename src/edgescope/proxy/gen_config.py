@@ -1,0 +1,107 @@
+"""Build a site's proxy TOML from its Keystone catalog (``openstack endpoint list -f json``).
+
+Neighbours: ``cli/proxy.py`` (``edgescope proxy gen-config``) reads the JSON and writes the
+text; ``config.py`` loads the result. Pure: JSON in, TOML text out.
+
+Each catalog endpoint of the chosen interface (and region) becomes one ``[[services]]``
+entry: the canonical service type, prefix ``/<type>``, and the endpoint's origin
+(``scheme://host:port``) as the backend. A comment under each entry gives the URL the
+catalog should hold afterwards, so clients go through the proxy.
+
+    >>> rows = [{"Service Type": "image", "Interface": "public", "Region": "RegionOne",
+    ...          "URL": "http://127.0.0.1:9292", "Enabled": True}]
+    >>> print(site_toml(rows, site="Paris", listen="127.0.0.1:20190",
+    ...                 secret_file="/etc/edgescope/secret").splitlines()[0])
+    # edgescope proxy config for site Paris, generated from its Keystone catalog
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from yarl import URL
+
+from edgescope.errors import ConfigError
+from edgescope.proxy.config import canonical_service
+
+
+def site_toml(
+    endpoints: Sequence[Mapping[str, Any]],
+    *,
+    site: str,
+    listen: str,
+    secret_file: str,
+    interface: str = "public",
+    region: str | None = None,
+    peers: Iterable[tuple[str, str]] = (),
+) -> str:
+    """The TOML text for ``site``; raises ConfigError on an ambiguous or empty catalog."""
+    chosen: dict[str, tuple[URL, Mapping[str, Any]]] = {}
+    regions = sorted({str(e.get("Region")) for e in endpoints})
+    for endpoint in endpoints:
+        if str(endpoint.get("Interface", "")).lower() != interface:
+            continue
+        if region is not None and endpoint.get("Region") != region:
+            continue
+        if endpoint.get("Enabled") is False:
+            continue
+        service = canonical_service(str(endpoint.get("Service Type", "")))
+        url = URL(str(endpoint.get("URL", "")))
+        if not url.host or url.scheme not in ("http", "https"):
+            raise ConfigError(f"endpoint {endpoint.get('ID', '?')}: bad URL {url}")
+        if service in chosen and chosen[service][0] != url:
+            raise ConfigError(
+                f"several {interface} endpoints for {service}; pass --region, "
+                f"one of: {', '.join(regions)}"
+            )
+        chosen[service] = (url, endpoint)
+    if not chosen:
+        raise ConfigError(
+            f"no {interface} endpoint in the catalog"
+            + (f" for region {region}" if region else "")
+            + "; valid interfaces: public, internal, admin"
+        )
+    lines = [
+        f"# edgescope proxy config for site {site}, generated from its Keystone catalog",
+        f"site = {_q(site)}",
+        f"listen = {_q(listen)}",
+        f"secret_file = {_q(secret_file)}",
+    ]
+    for service, (url, _) in chosen.items():
+        origin = str(url.origin())
+        rest = url.raw_path.rstrip("/")
+        lines += [
+            "",
+            "[[services]]",
+            f"type = {_q(service)}",
+            f'prefix = "/{service}"',
+            f"backend = {_q(origin)}",
+            f"# catalog URL through the proxy: http://{listen}/{service}{rest}",
+        ]
+    for name, peer_url in peers:
+        lines += [
+            "",
+            "[[peers]]",
+            f"name = {_q(name)}",
+            f"url = {_q(peer_url)}",
+            "connect_timeout = 2.0",
+            "read_timeout = 30.0",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def load_endpoints(text: str) -> list[Mapping[str, Any]]:
+    try:
+        rows = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"not the JSON of 'openstack endpoint list -f json': {exc}") from exc
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ConfigError("expected a JSON list of endpoints ('openstack endpoint list -f json')")
+    return rows
+
+
+def _q(text: str) -> str:
+    """A TOML basic string (JSON string escapes are valid TOML)."""
+    return json.dumps(text)

@@ -1,0 +1,322 @@
+"""The site proxy's aiohttp application: every socket and clock of the proxy lives here.
+
+Neighbours: for each call, :mod:`carriers` finds the scope, scope-lang parses it,
+:mod:`peer_auth` checks hop markers, :mod:`route` decides, :mod:`dispatch` runs the
+decision (with scope-lang's evaluator) over :mod:`forward`, and :mod:`responses` shapes
+errors. :mod:`breaker` and :mod:`metrics` hold the per-peer state.
+
+Listeners: the main one (``listen``) serves every prefix-based service, the proxy's own
+``/edgescope/health``, ``/edgescope/status``, ``/metrics``, and peer hops on
+``/edgescope/svc/<service-type>/...``; each port-based service gets its own listener.
+
+    proxy = SiteProxy(load_config("paris.toml"))
+    await proxy.start()          # or start(sockets={...}) with pre-bound sockets (tests)
+    ...
+    await proxy.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import time
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from edgescope.aio import spawn
+from edgescope.errors import ScopeError
+from edgescope.lang import ServiceRegistry, parse_scope
+from edgescope.lang.registry import DEFAULT_REGISTRY
+from edgescope.proxy.breaker import Breaker
+from edgescope.proxy.carriers import (
+    REQUEST_ID_HEADER,
+    ScopeHeaderTooLarge,
+    ScopeMemory,
+    is_request_id,
+    new_request_id,
+    read_scope_text,
+)
+from edgescope.proxy.config import RESERVED_PREFIX, ProxyConfig, ServiceConfig
+from edgescope.proxy.dispatch import Call, Dispatcher
+from edgescope.proxy.forward import Upstream
+from edgescope.proxy.identity import ServiceToken
+from edgescope.proxy.metrics import ProxyMetrics
+from edgescope.proxy.peer_auth import ForgedHop, HopMarker, verify_hop
+from edgescope.proxy.responses import ErrorCode, error_response
+from edgescope.proxy.route import FanoutTooWide, LoopDetected, plan_route
+
+access_log = logging.getLogger("edgescope.proxy.access")
+log = logging.getLogger("edgescope.proxy")
+PEER_PATH = f"{RESERVED_PREFIX}/svc/"
+_REQUEST_ID_KEY = web.RequestKey("edgescope_request_id", str)
+
+
+class SiteProxy:
+    """One site's proxy: config in, listeners out."""
+
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self.upstream = Upstream()
+        self.metrics = ProxyMetrics(config.site)
+        self.breakers = {
+            p.name: Breaker(config.breaker.failure_threshold, config.breaker.open_seconds)
+            for p in config.peers
+        }
+        self.memory = ScopeMemory()
+        registry = DEFAULT_REGISTRY
+        for service in config.services:
+            if registry.canonical(service.type) is None:
+                registry = registry.with_service(service.type)
+        self.registry: ServiceRegistry = registry
+        tokens = (
+            ServiceToken(config.identity, self.upstream, config.site) if config.identity else None
+        )
+        self.dispatcher = Dispatcher(config, self.upstream, self.breakers, self.metrics, tokens)
+        self._runners: list[web.AppRunner] = []
+        self._prefixes = sorted(
+            (s for s in config.services if s.prefix),
+            key=lambda s: len(s.prefix or ""),
+            reverse=True,
+        )
+        self.addresses: dict[str, tuple[str, int]] = {}
+        """Bound (host, port) per listener: ``"main"`` and each port-based service type."""
+        self._stopping = False
+        self._probe_task: asyncio.Task[None] | None = None
+
+    async def start(self, sockets: Mapping[str, socket.socket] | None = None) -> None:
+        """Listen; ``sockets`` maps ``"main"``/service type to pre-bound sockets (port 0 tests)."""
+        await self.upstream.start()
+        listeners: list[tuple[str, web.Application, int]] = [
+            ("main", self._main_app(), self.config.port)
+        ]
+        for service in self.config.services:
+            if service.port is not None:
+                listeners.append((service.type, self._service_app(service), service.port))
+        for name, app, port in listeners:
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            self._runners.append(runner)
+            sock = (sockets or {}).get(name)
+            site: web.BaseSite = (
+                web.SockSite(runner, sock)
+                if sock is not None
+                else web.TCPSite(runner, self.config.host, port)
+            )
+            await site.start()
+            bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+            self.addresses[name] = (bound[0], bound[1])
+        if self.config.peers and self.config.breaker.probe_interval > 0:
+            self._probe_task = spawn(
+                self._probe_loop(), name=f"edgescope-probes-{self.config.site}"
+            )
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe_task
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+        await self.upstream.close()
+
+    @property
+    def url(self) -> str:
+        host, port = self.addresses["main"]
+        return f"http://{host}:{port}"
+
+    def _main_app(self) -> web.Application:
+        app = web.Application(client_max_size=1024**4)
+        app.router.add_get(f"{RESERVED_PREFIX}/health", self._health)
+        app.router.add_get(f"{RESERVED_PREFIX}/status", self._status)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_route("*", "/{tail:.*}", self._handle_main)
+        return app
+
+    def _service_app(self, service: ServiceConfig) -> web.Application:
+        app = web.Application(client_max_size=1024**4)
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self._handle(request, service.type, request.raw_path, "")
+
+        app.router.add_route("*", "/{tail:.*}", handle)
+        return app
+
+    async def _handle_main(self, request: web.Request) -> web.StreamResponse:
+        raw = request.raw_path
+        if raw.startswith(PEER_PATH):
+            service_type, _, rest = raw[len(PEER_PATH) :].partition("/")
+            service_type = service_type.split("?", 1)[0]
+            return await self._handle(request, service_type, "/" + rest, "", peer_path=True)
+        for service in self._prefixes:
+            prefix = service.prefix or ""
+            if raw == prefix or raw.startswith((prefix + "/", prefix + "?")):
+                rest = raw[len(prefix) :]
+                return await self._handle(
+                    request, service.type, rest if rest.startswith("/") else "/" + rest, prefix
+                )
+        known = ", ".join(s.prefix or "" for s in self._prefixes) or "(none)"
+        return error_response(
+            ErrorCode.UNKNOWN_SERVICE,
+            f"no service of site {self.config.site} is exposed at "
+            f"{request.path[:100]!r}; prefixes: {known}",
+            request_id=_request_id(request),
+        )
+
+    async def _handle(
+        self, request: web.Request, service: str, path: str, prefix: str, *, peer_path: bool = False
+    ) -> web.StreamResponse:
+        started = time.monotonic()
+        request_id = _request_id(request)
+        call = Call(
+            request=request, service=service, path=path, prefix=prefix, request_id=request_id
+        )
+        try:
+            response = await self._route(call, peer_path)
+        except ScopeHeaderTooLarge as exc:
+            response = self._error(ErrorCode.SCOPE_TOO_LARGE, str(exc), request_id)
+        except FanoutTooWide as exc:
+            response = self._error(ErrorCode.FANOUT_TOO_WIDE, exc.message, request_id)
+        except ScopeError as exc:
+            response = self._error(
+                ErrorCode.BAD_SCOPE,
+                f"bad scope in {call.carrier}: {exc}",
+                request_id,
+                details=exc.context() if exc.source else None,
+            )
+        except ForgedHop as exc:
+            response = self._error(ErrorCode.HOP_FORBIDDEN, str(exc), request_id)
+        except LoopDetected as exc:
+            response = self._error(ErrorCode.LOOP_DETECTED, str(exc), request_id)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise  # the client went away: nothing to answer
+        except Exception as exc:  # a proxy bug must still give a clean OpenStack error
+            log.exception("internal error serving %s %s", request.method, path[:200])
+            response = self._error(
+                ErrorCode.UPSTREAM_ERROR, f"edgescope proxy error: {type(exc).__name__}", request_id
+            )
+        status = response.status
+        self.metrics.requests.labels(service=service, status=str(status)).inc()
+        access_log.info(
+            json.dumps(
+                {
+                    "site": self.config.site,
+                    "request_id": request_id,
+                    "method": request.method,
+                    "service": service,
+                    "path": path[:200],
+                    "scope": call.scope_text,
+                    "carrier": call.carrier,
+                    "from_peer": call.from_peer,
+                    "sites": call.chosen,
+                    "status": status,
+                    "latency_ms": round((time.monotonic() - started) * 1000, 3),
+                }
+            )
+        )
+        return response
+
+    async def _route(self, call: Call, peer_path: bool) -> web.StreamResponse:
+        request = call.request
+        hop = self._verify_hop(request)
+        if peer_path and hop is None:
+            raise ForgedHop(f"{PEER_PATH}... is for peer proxies only (no hop marker)")
+        if self.config.service(call.service) is None:
+            return self._error(
+                ErrorCode.UNKNOWN_SERVICE,
+                f"site {self.config.site} has no {call.service!r} service; it has "
+                f"{', '.join(s.type for s in self.config.services)}",
+                call.request_id,
+            )
+        call.from_peer = hop.peer if hop else None
+        found = read_scope_text(request.headers, self.config.limits.max_scope_bytes, self.memory)
+        scope = None
+        if found is not None:
+            call.carrier, call.scope_text = found.carrier, found.text
+            scope = parse_scope(found.text, registry=self.registry)
+        plan = plan_route(
+            scope,
+            call.service,
+            self.config.site,
+            [p.name for p in self.config.peers],
+            hops=hop.hops if hop else 0,
+            max_hops=self.config.limits.max_hops,
+            max_fanout=self.config.limits.max_fanout,
+            ingress=hop is None,
+        )
+        call.hops = hop.hops if hop else 0
+        return await self.dispatcher.run(call, plan, self.memory)
+
+    def _verify_hop(self, request: web.Request) -> HopMarker | None:
+        return verify_hop(
+            request.headers,
+            request.method,
+            request.raw_path.split("?", 1)[0],
+            self.config.secret,
+            now=time.time(),
+            window=self.config.limits.hop_window,
+        )
+
+    def _error(
+        self, code: ErrorCode, message: str, request_id: str, details: str | None = None
+    ) -> web.Response:
+        return error_response(code, message, request_id=request_id, details=details)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({"site": self.config.site, "status": "ok"})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        peers = [
+            {
+                "name": p.name,
+                "url": str(p.url),
+                "breaker": self.breakers[p.name].state,
+                "failures": self.breakers[p.name].failures,
+                "last_error": self.breakers[p.name].last_error,
+            }
+            for p in self.config.peers
+        ]
+        services = [
+            {"type": s.type, "prefix": s.prefix, "port": s.port, "backend": str(s.backend)}
+            for s in self.config.services
+        ]
+        return web.json_response({"site": self.config.site, "peers": peers, "services": services})
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type}
+        )
+
+    async def _probe_loop(self) -> None:
+        """Light health probes feed the breakers, so a recovered peer is retried early."""
+        interval = self.config.breaker.probe_interval
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            for peer in self.config.peers:
+                if self._stopping:
+                    return
+                breaker = self.breakers[peer.name]
+                try:
+                    await self.upstream.get_json(
+                        peer.name,
+                        peer.url / "edgescope" / "health",
+                        timeout=min(peer.connect_timeout, 1.0),
+                    )
+                    breaker.record_probe(True, now=time.monotonic())
+                except Exception as exc:  # any failure is evidence, never a crash
+                    breaker.record_probe(False, now=time.monotonic(), reason=str(exc))
+                self.metrics.set_breaker(peer.name, breaker.state)
+
+
+def _request_id(request: web.Request) -> str:
+    value = request.headers.get(REQUEST_ID_HEADER)
+    if is_request_id(value):
+        return str(value)
+    request_id = request.get(_REQUEST_ID_KEY) or new_request_id()
+    request[_REQUEST_ID_KEY] = request_id
+    return request_id

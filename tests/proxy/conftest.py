@@ -1,0 +1,260 @@
+"""Several sites on 127.0.0.1, each with a real edgescope proxy and a small generic backend.
+
+Every listener is a socket bound to port 0 *before* the proxies start, so each proxy's
+config can name its peers' real ports. The backend is a generic aiohttp app (no OpenStack
+imitation) that dispatches on path; every service of a site is the same app under the
+service's own path, ``http://127.0.0.1:P/<service>/...``:
+
+    /<svc>/echo            JSON: site, service, method, path, headers, body size and sha256
+    /<svc>/items           JSON collection {"items": [...], "items_links": [...]}
+    /<svc>/only/<Site>     200 at that site, 404 elsewhere
+    /<svc>/status/<code>   answers <code>
+    /<svc>/download/<n>    streams n bytes
+    POST /identity/v3/auth/tokens   a generic token issuer (201 + X-Subject-Token header)
+
+    async def test_x(sites):
+        paris, corte = await sites("Paris", "Corte")
+        await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from edgescope.proxy.config import parse_config
+
+SECRET = "test-secret-0123456789abcdef"
+SERVICES = ("image", "compute", "identity")
+
+
+def bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def port_of(sock: socket.socket) -> int:
+    return int(sock.getsockname()[1])
+
+
+def refused_port() -> int:
+    """A loopback port with nothing listening (bound, then closed)."""
+    sock = bound_socket()
+    port = port_of(sock)
+    sock.close()
+    return port
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback URL with nothing listening: connections are refused."""
+    return f"http://127.0.0.1:{refused_port()}"
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """A listening socket that never accepts: connects succeed, answers never come."""
+    sock = bound_socket()
+    sock.listen(16)
+    yield f"http://127.0.0.1:{port_of(sock)}"
+    sock.close()
+
+
+def backend_app(site: str, seen: list[dict[str, Any]]) -> web.Application:
+    async def echo(request: web.Request) -> web.Response:
+        digest, size = hashlib.sha256(), 0
+        async for chunk in request.content.iter_chunked(1 << 16):
+            digest.update(chunk)
+            size += len(chunk)
+        record = {
+            "site": site,
+            "service": request.match_info["svc"],
+            "method": request.method,
+            "path": request.path_qs,
+            "headers": dict(request.headers),
+            "size": size,
+            "sha256": digest.hexdigest(),
+        }
+        seen.append(record)
+        return web.json_response(record)
+
+    async def items(request: web.Request) -> web.Response:
+        seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})
+        return web.json_response(
+            {
+                "items": [{"id": f"{site}-1"}, {"id": f"{site}-2"}],
+                "items_links": [{"rel": "next", "href": f"http://{site}/items?marker=2"}],
+            }
+        )
+
+    async def only(request: web.Request) -> web.Response:
+        seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})
+        if request.match_info["site"] != site:
+            raise web.HTTPNotFound(text=json.dumps({"message": f"not at {site}"}))
+        return web.json_response({"site": site})
+
+    async def status(request: web.Request) -> web.Response:
+        seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})
+        return web.json_response({"site": site}, status=int(request.match_info["code"]))
+
+    async def download(request: web.Request) -> web.StreamResponse:
+        size = int(request.match_info["size"])
+        out = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        out.content_length = size
+        await out.prepare(request)
+        block = b"x" * (1 << 20)
+        while size > 0:
+            await out.write(block[: min(size, len(block))])
+            size -= len(block)
+        await out.write_eof()
+        return out
+
+    async def issue_token(request: web.Request) -> web.Response:
+        body = await request.json()
+        user = body["auth"]["identity"]["password"]["user"]["name"]
+        seen.append({"site": site, "path": request.path_qs, "issued_to": user})
+        return web.json_response(
+            {"token": {"expires_at": "2999-01-01T00:00:00Z"}},
+            status=201,
+            headers={"X-Subject-Token": f"service-token-of-{site}"},
+        )
+
+    app = web.Application(client_max_size=1 << 40)
+    app.router.add_post("/identity/v3/auth/tokens", issue_token)
+    app.router.add_route("*", "/{svc}/items", items)
+    app.router.add_route("*", "/{svc}/only/{site}", only)
+    app.router.add_route("*", "/{svc}/status/{code}", status)
+    app.router.add_get("/{svc}/download/{size}", download)
+    app.router.add_route("*", "/{svc}/{tail:.*}", echo)
+    return app
+
+
+@dataclass
+class Site:
+    """One running site: its proxy, backend, and what the backend saw."""
+
+    name: str
+    proxy: Any
+    backend_url: str
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    session: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return self.proxy.url
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        """(status, headers, decoded JSON body or raw bytes) of a call through this proxy."""
+        assert self.session is not None
+        async with self.session.request(method, self.url + path, **kwargs) as response:
+            raw = await response.read()
+            try:
+                body: Any = json.loads(raw)
+            except ValueError:
+                body = raw
+            return response.status, response.headers, body
+
+    async def get(self, path: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        return await self.request("GET", path, **kwargs)
+
+    def backend_hits(self, fragment: str = "") -> list[dict[str, Any]]:
+        return [r for r in self.seen if fragment in r.get("path", "")]
+
+
+SitesFactory = Callable[..., Awaitable[list[Site]]]
+
+
+@pytest.fixture
+async def sites() -> AsyncIterator[SitesFactory]:
+    """``await sites("Paris", "Corte", peers={...}, limits={...}, breaker={...})``."""
+    from edgescope.proxy.server import SiteProxy  # after lang's evaluator exists
+
+    started: list[Site] = []
+    runners: list[web.AppRunner] = []
+    session = aiohttp.ClientSession()
+
+    async def make(
+        *names: str,
+        peer_urls: dict[str, dict[str, str]] | None = None,
+        limits: dict[str, Any] | None = None,
+        breaker: dict[str, Any] | None = None,
+        extra_peers: dict[str, dict[str, Any]] | None = None,
+        identity: bool = False,
+        read_timeout: float = 5.0,
+    ) -> list[Site]:
+        proxy_socks = {name: bound_socket() for name in names}
+        result = []
+        for name in names:
+            seen: list[dict[str, Any]] = []
+            runner = web.AppRunner(backend_app(name, seen), access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            backend_sock = bound_socket()
+            await web.SockSite(runner, backend_sock).start()
+            backend = f"http://127.0.0.1:{port_of(backend_sock)}"
+            peers = [
+                {
+                    "name": other,
+                    "url": f"http://127.0.0.1:{port_of(proxy_socks[other])}",
+                    "connect_timeout": 1.0,
+                    "read_timeout": read_timeout,
+                }
+                for other in names
+                if other != name
+            ]
+            for peer in peers:  # "@Site" means "that site's proxy" (to build loops)
+                url = (peer_urls or {}).get(name, {}).get(peer["name"], peer["url"])
+                if url.startswith("@"):
+                    url = f"http://127.0.0.1:{port_of(proxy_socks[url[1:]])}"
+                peer["url"] = url
+            for peer_name, extra in (extra_peers or {}).get(name, {}).items():
+                peers.append(
+                    {
+                        "name": peer_name,
+                        "connect_timeout": 1.0,
+                        "read_timeout": read_timeout,
+                        **extra,
+                    }
+                )
+            raw: dict[str, Any] = {
+                "site": name,
+                "listen": "127.0.0.1:0",
+                "secret": SECRET,
+                "services": [
+                    {"type": svc, "prefix": f"/{svc}", "backend": f"{backend}/{svc}"}
+                    for svc in SERVICES
+                ],
+                "peers": peers,
+                "limits": limits or {},
+                "breaker": {"probe_interval": 0, **(breaker or {})},
+            }
+            if identity:
+                raw["identity"] = {
+                    "auth_url": f"{backend}/identity/v3",
+                    "username": "edgescope",
+                    "password": "pw",
+                    "project": "service",
+                }
+            proxy = SiteProxy(parse_config(raw))
+            await proxy.start(sockets={"main": proxy_socks[name]})
+            site = Site(name, proxy, backend, seen, session)
+            started.append(site)
+            result.append(site)
+        return result
+
+    yield make
+    await session.close()
+    for site in started:
+        await site.proxy.stop()
+    for runner in runners:
+        await runner.cleanup()

@@ -1,0 +1,109 @@
+"""`|`: fallback on refused, black-holed and 404; the breaker skips a known-down peer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from edgescope.proxy.merge import SITES_HEADER
+
+SitesFactory = Any
+
+
+async def test_refused_port_falls_back(sites: SitesFactory, refused_url: str) -> None:
+    paris, _corte = await sites(
+        "Paris", "Corte", extra_peers={"Paris": {"Lyon": {"url": refused_url}}}
+    )
+    status, headers, body = await paris.request(
+        "PUT", "/image/echo", data=b"x" * 300_000, headers={"X-Scope": "{image: Lyon | Corte}"}
+    )
+    assert status == 200 and body["site"] == "Corte" and body["size"] == 300_000
+    assert headers[SITES_HEADER] == "Lyon=unreachable, Corte=200"
+
+
+async def test_black_hole_times_out_then_falls_back(sites: SitesFactory, black_hole: str) -> None:
+    paris, _corte = await sites(
+        "Paris", "Corte", extra_peers={"Paris": {"Lyon": {"url": black_hole, "read_timeout": 0.3}}}
+    )
+    status, _headers, body = await paris.get(
+        "/image/echo", headers={"X-Scope": "{image: Lyon | Corte}"}
+    )
+    assert status == 200 and body["site"] == "Corte"
+    _, _, state = await paris.get("/edgescope/status")
+    lyon = next(p for p in state["peers"] if p["name"] == "Lyon")
+    assert "timed out" in lyon["last_error"]
+
+
+async def test_404_falls_back_and_all_404_names_both(sites: SitesFactory) -> None:
+    paris, _corte, _marseille = await sites("Paris", "Corte", "Marseille")
+    status, headers, body = await paris.get(
+        "/image/only/Marseille", headers={"X-Scope": "{image: Corte | Marseille}"}
+    )
+    assert status == 200 and body["site"] == "Marseille"
+    assert headers[SITES_HEADER] == "Corte=404, Marseille=200"
+    status, _, body = await paris.get(
+        "/image/only/Nowhere", headers={"X-Scope": "{image: Corte | Marseille}"}
+    )
+    assert status == 404
+    assert "Corte: 404" in body["error"]["message"] and "Marseille: 404" in body["error"]["message"]
+
+
+async def test_breaker_skips_a_down_peer_without_calling_it(
+    sites: SitesFactory, black_hole: str
+) -> None:
+    paris, _corte = await sites(
+        "Paris",
+        "Corte",
+        breaker={"failure_threshold": 2, "open_seconds": 60},
+        extra_peers={"Paris": {"Lyon": {"url": black_hole, "read_timeout": 0.2}}},
+    )
+    scope = {"X-Scope": "{image: Lyon | Corte}"}
+    for _ in range(2):
+        await paris.get("/image/echo", headers=scope)
+    _, _, state = await paris.get("/edgescope/status")
+    assert next(p for p in state["peers"] if p["name"] == "Lyon")["breaker"] == "open"
+    _, _, metrics_before = await paris.get("/metrics")
+    status, _, body = await paris.get("/image/echo", headers=scope)
+    assert status == 200 and body["site"] == "Corte"
+    _, _, metrics_after = await paris.get("/metrics")
+    # Lyon was not even tried: its latency histogram did not move, its breaker says open.
+    count = 'edgescope_peer_request_seconds_count{peer="Lyon"}'
+    assert count not in metrics_before.decode() and count not in metrics_after.decode()
+    assert 'edgescope_breaker_state{peer="Lyon"} 2.0' in metrics_after.decode()
+    status, headers, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Lyon}"})
+    assert status == 503 and "circuit breaker open" in body["error"]["message"]
+    assert body["error"]["site"] == "Lyon" and headers["Retry-After"]
+
+
+async def test_probes_keep_a_down_peer_open(sites: SitesFactory, refused_url: str) -> None:
+    paris, _corte = await sites(
+        "Paris",
+        "Corte",
+        breaker={"failure_threshold": 1, "open_seconds": 60, "probe_interval": 0.05},
+        peer_urls={"Paris": {"Corte": refused_url}},
+    )
+    # Corte's proxy is "down" (Paris has the wrong port): one failure opens the breaker...
+    status, _, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
+    assert status == 503
+    assert paris.proxy.breakers["Corte"].state == "open"
+    # ...and probes keep it open while it stays down.
+    await asyncio.sleep(0.2)
+    assert paris.proxy.breakers["Corte"].state == "open"
+    assert "refused" in paris.proxy.breakers["Corte"].last_error
+
+
+async def test_probe_half_opens_a_recovered_peer(sites: SitesFactory) -> None:
+    paris, _corte = await sites(
+        "Paris",
+        "Corte",
+        breaker={"failure_threshold": 1, "open_seconds": 60, "probe_interval": 0.05},
+    )
+    breaker = paris.proxy.breakers["Corte"]
+    breaker.record_failure(now=0.0, reason="simulated outage")  # as if a call had failed
+    for _ in range(100):
+        if breaker.state != "open":
+            break
+        await asyncio.sleep(0.02)
+    assert breaker.state == "half-open"  # a probe saw Corte healthy: the next call is a trial
+    status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
+    assert status == 200 and body["site"] == "Corte" and breaker.state == "closed"

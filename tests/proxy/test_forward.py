@@ -1,0 +1,66 @@
+"""Every aiohttp client exception is mapped to SiteUnreachable at the one boundary."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+
+import aiohttp
+import pytest
+
+from edgescope.errors import SiteUnreachable
+from edgescope.proxy.forward import end_to_end, mapped_errors
+
+
+def client_exception_classes() -> list[type[BaseException]]:
+    return [
+        obj
+        for name in aiohttp.__all__
+        if inspect.isclass(obj := getattr(aiohttp, name))
+        and issubclass(obj, aiohttp.ClientError | TimeoutError)
+    ]
+
+
+def instance(cls: type[BaseException]) -> BaseException:
+    """Build an instance of an aiohttp exception without knowing its constructor."""
+    exc = cls.__new__(cls)
+    for attr, value in (
+        ("args", ("boom",)),
+        ("_os_error", ConnectionRefusedError(111, "x")),
+        ("_conn_key", None),
+        ("message", "boom"),
+        ("status", 0),
+        ("request_info", None),
+        ("history", ()),
+        ("headers", None),
+    ):
+        with contextlib.suppress(AttributeError):
+            setattr(exc, attr, value)
+    return exc
+
+
+@pytest.mark.parametrize("cls", client_exception_classes(), ids=lambda c: c.__name__)
+def test_all_client_exceptions_mapped(cls: type[BaseException]) -> None:
+    with pytest.raises(SiteUnreachable) as info, mapped_errors("Corte"):
+        raise instance(cls)
+    assert info.value.site == "Corte" and info.value.reason
+
+
+def test_timeouts_and_refusals_have_plain_reasons() -> None:
+    with pytest.raises(SiteUnreachable, match="timed out"), mapped_errors("Corte"):
+        raise TimeoutError
+    with pytest.raises(SiteUnreachable, match="connection refused"), mapped_errors("Corte"):
+        raise instance(aiohttp.ClientConnectorError)
+
+
+def test_hop_by_hop_headers_are_not_forwarded() -> None:
+    out = end_to_end(
+        {
+            "Connection": "keep-alive, X-Private",
+            "X-Private": "1",
+            "Host": "h",
+            "Transfer-Encoding": "chunked",
+            "X-Auth-Token": "t",
+        }
+    )
+    assert dict(out) == {"X-Auth-Token": "t"}
