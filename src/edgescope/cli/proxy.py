@@ -67,9 +67,8 @@ async def _serve(config: ProxyConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     listeners = ", ".join(f"{name}={host}:{port}" for name, (host, port) in proxy.addresses.items())
-    logging.getLogger("edgescope.proxy").info(
-        json.dumps({"event": "started", "site": config.site, "listen": listeners})
-    )
+    # One line on stdout, always: supervisors and tests read the bound ports from it.
+    print(json.dumps({"event": "started", "site": config.site, "listen": listeners}), flush=True)
     await stop.wait()
     await proxy.stop()
 
