@@ -40,16 +40,11 @@ def test_no_known_site_is_a_clear_error() -> None:
 def test_known_sites_from_clouds_yaml() -> None:
     clouds = {
         "Paris": {"region_name": "Paris"},
+        "Paris-demo": {"region_name": "Paris"},
         "admin-corte": {"region_name": "Corte"},
         "multi": {"regions": ["Marseille", {"name": "Nice"}]},
+        "Lyon": {"auth": {}},
     }
-    assert known_sites_from_clouds(clouds) == {
-        "Paris",
-        "admin-corte",
-        "Corte",
-        "multi",
-        "Marseille",
-        "Nice",
-    }
+    assert known_sites_from_clouds(clouds) == {"Paris", "Corte", "Marseille", "Nice", "Lyon"}
     assert parse_site_list(" Paris, Corte ,") == {"Paris", "Corte"}
     assert parse_site_list(None) == frozenset()

@@ -59,20 +59,22 @@ def parse_site_list(text: str | None) -> frozenset[str]:
 
 
 def known_sites_from_clouds(clouds: Mapping[str, Any]) -> frozenset[str]:
-    """Every cloud name and region name of a parsed ``clouds.yaml`` ``clouds:`` mapping.
+    """The sites a ``clouds.yaml`` ``clouds:`` mapping knows: its regions.
 
-    Cloud names count because the testbed (and most edge deployments) name a cloud after its
-    site; region names count because keystoneauth selects endpoints by region.
+    A site is an OpenStack region (keystoneauth selects endpoints by region). A cloud entry
+    without any region counts by its own name, as edge deployments name clouds after sites.
     """
     sites: set[str] = set()
     for name, cloud in clouds.items():
-        sites.add(str(name))
-        if not isinstance(cloud, Mapping):
-            continue
-        if cloud.get("region_name"):
-            sites.add(str(cloud["region_name"]))
-        for region in cloud.get("regions") or ():
-            region_name = region.get("name") if isinstance(region, Mapping) else region
-            if region_name:
-                sites.add(str(region_name))
+        regions = _regions(cloud) if isinstance(cloud, Mapping) else []
+        sites.update(regions or [str(name)])
     return frozenset(sites)
+
+
+def _regions(cloud: Mapping[str, Any]) -> list[str]:
+    found = [str(cloud["region_name"])] if cloud.get("region_name") else []
+    for region in cloud.get("regions") or ():
+        region_name = region.get("name") if isinstance(region, Mapping) else region
+        if region_name:
+            found.append(str(region_name))
+    return found

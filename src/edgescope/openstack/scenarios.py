@@ -50,6 +50,8 @@ class Context:
     cli: Cli
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     _image_ids: dict[str, str] = field(default_factory=dict)
+    servers: dict[str, str] = field(default_factory=dict)
+    """A server id of the demo user at each site, once one was booted."""
 
     @classmethod
     def create(cls, testbed: TestbedHandle) -> Context:
@@ -78,6 +80,21 @@ class Context:
 
     def access_log(self, site: str) -> LogTail:
         return LogTail(self.testbed.log_path(site, "proxy"))
+
+
+def ensure_server(ctx: Context, site: str) -> str:
+    """A server of Paris's demo user at ``site`` (booted there with that site's image)."""
+    if site not in ctx.servers:
+        scope = None if site == PARIS else f"{{nova: {site}, glance: {site}}}"
+        ctx.servers[site] = boot(
+            ctx,
+            ctx.name(f"at-{site.lower()}"),
+            "--image",
+            "debian",
+            cloud=ctx.user(PARIS),
+            scope=scope,
+        )["id"]
+    return ctx.servers[site]
 
 
 def expect(condition: bool, message: str) -> None:
@@ -202,14 +219,15 @@ def scenario_star_dc(ctx: Context) -> str:
     for site in (PARIS, CORTE):
         names = set(ctx.cli.value("user", "list", "-c", "Name", cloud=ctx.admin(site)).split())
         expect(alice in names, f"user {alice} was not created at {site}")
+    wanted = {site: ensure_server(ctx, site) for site in (PARIS, CORTE)}
     rows = ctx.cli.json("server", "list", cloud=ctx.user(PARIS), scope="{nova: Paris & Corte}")
     sites = {row["ID"]: row.get("Site") for row in rows}
     for site in (PARIS, CORTE):
         mine = {sid for sid, s in sites.items() if s == site}
         expect(mine <= ids_at(ctx, site), f"servers labelled {site} are not all at {site}")
     expect(
-        {PARIS, CORTE} <= set(sites.values()),
-        f"the merged list should show servers of both sites, got sites {set(sites.values())}",
+        all(sites.get(sid) == site for site, sid in wanted.items()),
+        f"the merged list should show {wanted} with their sites, got {sites}",
     )
     image_id = ctx.new_uuid()
     ctx.cli.run(

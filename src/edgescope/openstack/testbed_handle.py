@@ -1,10 +1,10 @@
 """What the scenarios need from a running testbed, as a Protocol, and the adapter to the real one.
 
 Neighbours: ``scenarios.py`` and ``tests/integration`` use only :class:`TestbedHandle`;
-:func:`handle_for` wraps the testbed's deployment object (:mod:`edgescope.testbed`), so the
-scenarios do not depend on how the testbed is built.
+:func:`handle_for` wraps :class:`edgescope.testbed.Testbed` (duck-typed, so runtime code does
+not import the testbed package), and the scenarios need nothing else from it.
 
-    >>> handle = handle_for(deployment)
+    >>> handle = handle_for(Testbed.from_state(Path("state")))
     >>> handle.cloud_name("Paris", admin=False)
 """
 
@@ -37,39 +37,35 @@ class TestbedHandle(Protocol):
     def start_service(self, site: str, service: str) -> None: ...
 
 
-def handle_for(deployment: Any) -> TestbedHandle:
-    """Adapt the testbed's deployment object to :class:`TestbedHandle`."""
-    return _DeploymentHandle(deployment)
+def handle_for(testbed: Any) -> TestbedHandle:
+    """Adapt an :class:`edgescope.testbed.Testbed` to :class:`TestbedHandle`."""
+    return _TestbedAdapter(testbed)
 
 
-class _DeploymentHandle:
-    __test__ = False
-
-    def __init__(self, deployment: Any) -> None:
-        self._deployment = deployment
+class _TestbedAdapter:
+    def __init__(self, testbed: Any) -> None:
+        self._testbed = testbed
 
     @property
     def clouds_yaml(self) -> Path:
-        return Path(self._deployment.clouds_yaml)
+        return Path(self._testbed.clouds_yaml)
 
     @property
     def site_names(self) -> Sequence[str]:
-        return [site.plan.name for site in self._deployment.sites]
-
-    def _site(self, name: str) -> Any:
-        return self._deployment.site(name)
+        return list(self._testbed.sites)
 
     def cloud_name(self, site: str, *, admin: bool) -> str:
-        return str(self._deployment.cloud_name(site, admin=admin))
+        info = self._testbed.sites[site]
+        return str(info.cloud if admin else info.demo_cloud)
 
     def log_path(self, site: str, service: str) -> Path:
-        return Path(self._site(site).plan.log_path(service))
+        return Path(self._testbed.sites[site].logs[service])
 
     def proxy_url(self, site: str) -> str:
-        return str(self._site(site).plan.proxy_url)
+        return str(self._testbed.sites[site].proxy_url)
 
     def stop_service(self, site: str, service: str) -> None:
-        self._site(site).stop_service(service)
+        self._testbed.stop_service(site, service)
 
     def start_service(self, site: str, service: str) -> None:
-        self._site(site).start_service(service)
+        self._testbed.start_service(site, service)
