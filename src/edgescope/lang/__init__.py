@@ -7,6 +7,7 @@
 
 from edgescope.lang.ast import And, Expr, Or, Scope, ServiceScope, SiteRef, Span, iter_sites
 from edgescope.lang.check import CHECK_MESSAGES, CheckRow, SiteCatalog, check_scope
+from edgescope.lang.evaluate import Attempt, HttpFailurePolicy, Outcome, evaluate
 from edgescope.lang.limits import DEFAULT_LIMITS, Limits
 from edgescope.lang.messages import OTHER_MESSAGES, SYNTAX_MESSAGES, MessageRow
 from edgescope.lang.parse import find_repeated_site, parse_scope
@@ -23,11 +24,14 @@ __all__ = [
     "OTHER_MESSAGES",
     "SYNTAX_MESSAGES",
     "And",
+    "Attempt",
     "CheckRow",
     "Expr",
+    "HttpFailurePolicy",
     "Limits",
     "MessageRow",
     "Or",
+    "Outcome",
     "Rule",
     "Scope",
     "ServiceRegistry",
@@ -36,6 +40,7 @@ __all__ = [
     "SiteRef",
     "Span",
     "check_scope",
+    "evaluate",
     "expr_to_json",
     "find_repeated_site",
     "iter_sites",

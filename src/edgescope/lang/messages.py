@@ -6,8 +6,8 @@ in an index built from these rows: each bad input is parsed once and its key is 
 the row's message (the idea of lark's ``match_examples``). Tests check every row, and
 docs/scope-lang.md lists them (a test keeps it in sync).
 
-    >>> SYNTAX_MESSAGES[0]
-    ("expected '{' to open the scope", ('', 'nova: Paris', 'Paris'))
+    >>> SYNTAX_MESSAGES[0].message, SYNTAX_MESSAGES[0].inputs[1]
+    ("expected '{' to open the scope", 'nova: Paris')
 
 Messages with ``{fields}`` are templates filled in where they are raised.
 """

@@ -1,0 +1,152 @@
+"""The pure evaluator of a location expression for one service call (docs/semantics.md).
+
+It does no I/O itself: the caller (the proxy, :mod:`edgescope.proxy`) passes ``call(site)``,
+which forwards the request to one site, and ``is_failure(result)``, which says whether a
+result counts as a failure (see :class:`HttpFailurePolicy`). The rules:
+
+- a site: one ``call(site)``; an exception from it, or ``is_failure(result)``, is a failure;
+- ``e1 & ... & en``: every branch runs concurrently, none is ever cancelled because another
+  failed; ok iff all are ok; the value is every branch's results, in operand order;
+- ``e1 | ... | en``: branches run one after the other until one is ok; the right of an ok
+  branch is never run; the value is the winner's results.
+
+    >>> import asyncio
+    >>> from edgescope.lang import parse_scope
+    >>> async def call(site: str) -> int:
+    ...     return 404 if site == "Corte" else 200
+    >>> expr = parse_scope("{glance: Corte | Marseille}").entries[0].expr
+    >>> outcome = asyncio.run(evaluate(expr, call, HttpFailurePolicy()))
+    >>> outcome.ok, outcome.results, [a.site for a in outcome.attempts]
+    (True, (('Marseille', 200),), ['Corte', 'Marseille'])
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from edgescope.errors import ScopeLimitError
+from edgescope.lang.ast import And, Expr, SiteRef
+
+R = TypeVar("R")
+
+MAX_EVAL_DEPTH = 200
+"""Nesting bound for hand-built expressions (parsed ones are far shallower: Limits.max_depth)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt(Generic[R]):
+    """One site tried: its result, or the exception ``call`` raised, and whether it failed."""
+
+    site: str
+    result: R | None
+    error: Exception | None
+    failed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[R]):
+    """What evaluating an expression did."""
+
+    ok: bool
+    """True when the expression succeeded: every ``&`` branch, or one ``|`` branch."""
+    attempts: tuple[Attempt[R], ...]
+    """Every site tried, in operand order (``&`` branches are listed left to right)."""
+    results: tuple[tuple[str, R], ...]
+    """The (site, result) pairs that make the value: all of them for ``&``, the winner's for
+    ``|``. When ``ok`` is False, the results of the calls that did succeed (effects that
+    happened) inside the failed ``&`` branches."""
+
+    @property
+    def succeeded(self) -> tuple[str, ...]:
+        """Sites whose call succeeded (their effects happened)."""
+        return tuple(a.site for a in self.attempts if not a.failed)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        """Sites whose call failed."""
+        return tuple(a.site for a in self.attempts if a.failed)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFailurePolicy:
+    """Which HTTP statuses count as a *failure* (so ``|`` falls back and ``&`` fails).
+
+    Transport errors (refused, unreachable, timeout) are exceptions from ``call`` and always
+    fail. 404 and 5xx fail by default and can be turned off. Any other status, including
+    400, 409 and the other 4xx caused by the request itself, is an answer, not a failure.
+    """
+
+    fallback_on_404: bool = True
+    fallback_on_5xx: bool = True
+
+    def __call__(self, status: int) -> bool:
+        if 500 <= status <= 599:
+            return self.fallback_on_5xx
+        if status == 404:
+            return self.fallback_on_404
+        return False
+
+
+async def evaluate(
+    expr: Expr, call: Callable[[str], Awaitable[R]], is_failure: Callable[[R], bool]
+) -> Outcome[R]:
+    """Evaluate ``expr``: call sites through ``call`` as the semantics say; never raises for a
+    failed call (it is in the outcome). Cancelling ``evaluate`` cancels the calls in flight."""
+    if _depth(expr) > MAX_EVAL_DEPTH:
+        raise ScopeLimitError(f"expression nesting is deeper than {MAX_EVAL_DEPTH} levels")
+    return await _eval(expr, call, is_failure)
+
+
+async def _eval(
+    expr: Expr, call: Callable[[str], Awaitable[R]], is_failure: Callable[[R], bool]
+) -> Outcome[R]:
+    if isinstance(expr, SiteRef):
+        return await _call_site(expr.name, call, is_failure)
+    if isinstance(expr, And):
+        # Branches catch their own failures, so gather never cancels a sibling.
+        parts = await asyncio.gather(*(_eval(op, call, is_failure) for op in expr.operands))
+        return Outcome(
+            ok=all(part.ok for part in parts),
+            attempts=tuple(a for part in parts for a in part.attempts),
+            results=tuple(r for part in parts for r in part.results),
+        )
+    attempts: list[Attempt[R]] = []
+    for operand in expr.operands:
+        part = await _eval(operand, call, is_failure)
+        attempts.extend(part.attempts)
+        if part.ok:
+            return Outcome(True, tuple(attempts), part.results)
+    return Outcome(False, tuple(attempts), ())
+
+
+async def _call_site(
+    site: str, call: Callable[[str], Awaitable[R]], is_failure: Callable[[R], bool]
+) -> Outcome[R]:
+    try:
+        result = await call(site)
+    except Exception as exc:  # any error of one site is that site's failure, by contract
+        return Outcome(False, (Attempt(site, None, exc, True),), ())
+    try:
+        failed = bool(is_failure(result))
+    except Exception as exc:  # a broken predicate must not hide that the call happened
+        return Outcome(False, (Attempt(site, result, exc, True),), ())
+    if failed:
+        return Outcome(False, (Attempt(site, result, None, True),), ())
+    return Outcome(True, (Attempt(site, result, None, False),), ((site, result),))
+
+
+def _depth(expr: Expr) -> int:
+    """Nesting depth of ``expr`` (a site is 1), computed without recursion."""
+    deepest = 0
+    stack: list[tuple[Expr, int]] = [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_EVAL_DEPTH:
+            break
+        if not isinstance(node, SiteRef):
+            stack.extend((op, depth + 1) for op in node.operands)
+    return deepest
