@@ -26,7 +26,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_plus
 
 from edgescope.errors import ScopeLimitError, ScopeSyntaxError
 
@@ -97,7 +97,7 @@ def baggage_scope(header: str) -> str | None:
     for member in header.split(","):
         key, eq, rest = member.partition("=")
         if eq and key.strip() == BAGGAGE_KEY:
-            return unquote(rest.split(";", 1)[0].strip(), errors="strict")
+            return unquote_plus(rest.split(";", 1)[0].strip(), errors="strict")
     return None
 
 
