@@ -43,8 +43,35 @@ def connect(addr: str, port: int, timeout: float) -> int:
     return 0 if reply == b"ping\n" else 5
 
 
+def udp_recv(addr: str, port: int, seconds: float) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((addr, port))
+        print("ready", flush=True)
+        count, deadline = 0, time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                sock.recv(2048)
+            except TimeoutError:
+                break
+            count += 1
+    print(count)
+    return 0
+
+
+def udp_send(addr: str, port: int, count: int) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(count):
+            sock.sendto(b"x", (addr, port))
+    return 0
+
+
 if __name__ == "__main__":
-    mode, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    mode, addr, port, arg = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
     if mode == "serve":
         sys.exit(serve(addr, port))
-    sys.exit(connect(addr, port, float(sys.argv[4])))
+    if mode == "udp-recv":
+        sys.exit(udp_recv(addr, port, float(arg[0])))
+    if mode == "udp-send":
+        sys.exit(udp_send(addr, port, int(arg[0])))
+    sys.exit(connect(addr, port, float(arg[0])))

@@ -189,3 +189,36 @@ def test_partition_takes_effect_within_milliseconds(wan: Wan) -> None:
     wan.heal()
     assert ping(wan, "Paris", "Marseille", count=1)[2] == 1
     assert time.monotonic() - start < 30
+
+
+def test_packets_in_flight_when_a_cut_starts_are_lost(wan: Wan) -> None:
+    """One-way datagrams held by the delayer when the cut starts never arrive."""
+    address = wan.site_address("Corte")
+    wan.set_link("Paris", "Corte", rtt_ms=600)  # 300 ms each way
+    receiver = subprocess.Popen(
+        [*wan.exec_prefix("Corte"), sys.executable, str(PROBE), "udp-recv", address, "7001", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+        assert probe(wan, "Paris", "udp-send", address, "7001", "5").returncode == 0
+        wan.partition("Paris", "Corte")  # well before the 300 ms are over
+        out, _ = receiver.communicate(timeout=10)
+    finally:
+        wan.set_link("Paris", "Corte", rtt_ms=20)
+    assert out.strip() == "0"
+
+
+def test_datagrams_arrive_after_the_one_way_delay_without_a_cut(wan: Wan) -> None:
+    """The control case of the test above: same datagrams, no cut, all arrive."""
+    address = wan.site_address("Corte")
+    receiver = subprocess.Popen(
+        [*wan.exec_prefix("Corte"), sys.executable, str(PROBE), "udp-recv", address, "7002", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+    assert probe(wan, "Paris", "udp-send", address, "7002", "5").returncode == 0
+    out, _ = receiver.communicate(timeout=10)
+    assert out.strip() == "5"

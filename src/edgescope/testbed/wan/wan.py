@@ -246,10 +246,12 @@ class Wan:
         if pid is not None and _is_delayer(pid):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
-            while _is_delayer(pid) and time.monotonic() < deadline:
+            while _running(pid) and time.monotonic() < deadline:
                 time.sleep(0.005)
             if _is_delayer(pid):
                 os.kill(pid, signal.SIGKILL)
+            while _running(pid) and time.monotonic() < deadline + 5:
+                time.sleep(0.005)
         self.delayer_pid = None
 
     def _teardown(self) -> None:
@@ -299,14 +301,21 @@ class Wan:
 
 
 def _is_delayer(pid: int) -> bool:
-    """True when ``pid`` is alive and is an edgescope delayer (never signal a reused PID)."""
+    """True when ``pid`` is a running edgescope delayer (never signal a reused PID)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        status = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    zombie = status.rsplit(")", 1)[-1].split()[0] == "Z"
-    return not zombie and _DELAYER_MODULE.encode() in cmdline
+    return _running(pid) and _DELAYER_MODULE.encode() in cmdline
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie waiting for its parent has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def _require_root() -> None:
