@@ -14,6 +14,7 @@ signed hop marker and the branch's scope in every carrier), lets scope-lang's
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import AsyncIterable, Callable
@@ -26,7 +27,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from edgescope.errors import SiteUnreachable
-from edgescope.lang import And, HttpFailurePolicy, SiteRef, evaluate, unparse
+from edgescope.lang import And, HttpFailurePolicy, Scope, SiteRef, evaluate, unparse
 from edgescope.proxy.body import BodyTee, ReplayableBody
 from edgescope.proxy.breaker import Breaker
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory, rewrite_carriers
@@ -49,6 +50,12 @@ LOCAL_CONNECT_TIMEOUT = 5.0
 LOCAL_READ_TIMEOUT = 300.0
 ERROR_BODY_LIMIT = 64 * 1024
 PEER_PATH = f"{RESERVED_PREFIX}/svc/"
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(scope: Scope) -> str:
+    """Canonical text of a (frozen, hashable) scope, cached: branches repeat."""
+    return unparse(scope)
 
 
 @dataclass(slots=True)
@@ -100,7 +107,7 @@ class Dispatcher:
 
     async def run(self, call: Call, plan: Plan, memory: ScopeMemory) -> web.StreamResponse:
         if plan.downstream is not None and call.carrier != "request-id":
-            memory.remember(call.request_id, unparse(plan.downstream))
+            memory.remember(call.request_id, _text(plan.downstream))
         if isinstance(plan.expr, SiteRef):
             return await self._single(call, plan, plan.expr.name)
         self.metrics.fanout.observe(len(plan.sites))
@@ -230,7 +237,7 @@ class Dispatcher:
         """Open one branch: to the local backend, or to ``site``'s proxy with a hop marker."""
         request = call.request
         scope = branch_scope(plan, call.service, site)
-        scope_text = unparse(scope) if scope is not None else None
+        scope_text = _text(scope) if scope is not None else None
         headers = end_to_end(request.headers)
         for name in HOP_HEADERS:
             headers.popall(name, None)

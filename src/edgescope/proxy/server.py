@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
@@ -72,6 +73,10 @@ class SiteProxy:
             if registry.canonical(service.type) is None:
                 registry = registry.with_service(service.type)
         self.registry: ServiceRegistry = registry
+        # Parsing is pure and scopes repeat (one per user command), so cache the results.
+        self._parse = functools.lru_cache(maxsize=4096)(
+            functools.partial(parse_scope, registry=registry)
+        )
         tokens = (
             ServiceToken(config.identity, self.upstream, config.site) if config.identity else None
         )
@@ -202,6 +207,18 @@ class SiteProxy:
             )
         status = response.status
         self.metrics.requests.labels(service=service, status=str(status)).inc()
+        if access_log.isEnabledFor(logging.INFO):
+            self._log_access(call, status, started)
+        return response
+
+    def _log_access(self, call: Call, status: int, started: float) -> None:
+        """One structured line per hop (JSON, logger ``edgescope.proxy.access``)."""
+        request, request_id, service, path = (
+            call.request,
+            call.request_id,
+            call.service,
+            call.path,
+        )
         access_log.info(
             json.dumps(
                 {
@@ -219,7 +236,6 @@ class SiteProxy:
                 }
             )
         )
-        return response
 
     async def _route(self, call: Call, peer_path: bool) -> web.StreamResponse:
         request = call.request
@@ -238,7 +254,7 @@ class SiteProxy:
         scope = None
         if found is not None:
             call.carrier, call.scope_text = found.carrier, found.text
-            scope = parse_scope(found.text, registry=self.registry)
+            scope = self._parse(found.text)
         plan = plan_route(
             scope,
             call.service,
