@@ -84,11 +84,16 @@ def running_pid(pidfile: Path) -> int | None:
 
 
 def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(p) for p in text.split()]
+    """Direct children of ``pid`` (from every thread, unlike /proc/<pid>/task/*/children)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rfind(")") + 2 :].split()[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
 
 
 def _wait_gone(pids: Sequence[int], starts: Mapping[int, str | None], timeout: float) -> bool:

@@ -101,7 +101,7 @@ def service_launch(plan: SitePlan, service: str) -> Launch:
             "--config",
             str(plan.etc / "proxy.toml"),
         ]
-        return Launch(argv, {}, plan.proxy_url + "/")
+        return Launch(argv, {}, plan.proxy_url + "/edgescope/health")
     raise TestbedError(f"unknown service {service!r}")
 
 

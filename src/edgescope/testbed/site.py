@@ -414,6 +414,8 @@ class Site:
     def status(self) -> list[ServiceStatus]:
         rows = []
         for service in SERVICES:
+            if service == "proxy" and self.plan.catalog != "proxy":
+                continue
             pid = running_pid(self.plan.pid_path(service))
             port = self.plan.port(service) if service in (*HTTP_SERVICES, "proxy") else None
             healthy = pid is not None
