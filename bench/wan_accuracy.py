@@ -200,7 +200,9 @@ def partitions(wan: Wan, repeat: int = 20) -> list[str]:
         row("`Wan.partition(Paris, Corte)`", cut),
         row("`Wan.isolate(Corte)` (3 pairs)", isolate),
         row("`Wan.heal()`", heal),
-        row("`edgescope wan partition Paris Corte` (new process)", cli),
+        row(
+            "`edgescope wan partition Paris Corte` (new process: Python start-up and imports)", cli
+        ),
         "",
         f"A ping sent 150 ms before a cut of a 300 ms-RTT pair (Paris–Vancouver): {lost}.",
     ]
@@ -259,11 +261,12 @@ def bulk(wan: Wan, megabytes: int = 200) -> list[str]:
     ]
 
 
-def write_section(body: str) -> None:
+def write_section(body: str, load: float) -> None:
     section = (
         f"{START}\n## WAN emulation (bench/wan_accuracy.py)\n\n"
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
-        f"({os.cpu_count()} CPUs, kernel {platform.release()}, NFQUEUE delayer: no netem).\n\n"
+        f"({os.cpu_count()} CPUs, kernel {platform.release()}, NFQUEUE delayer: no netem; "
+        f"1-min load average {load:.1f} at the start: other work shared the CPUs).\n\n"
         f"{body}\n{END}\n"
     )
     text = DOCS.read_text() if DOCS.exists() else "# edgescope benchmarks\n"
@@ -282,10 +285,11 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench/wan_accuracy.py needs root (network namespaces)", file=sys.stderr)
         return 2
+    load = os.getloadavg()[0]
     body = run(args.pings)
     print(body)
     if not args.no_write:
-        write_section(body)
+        write_section(body, load)
         print(f"\nwritten to {DOCS}")
     return 0
 
