@@ -201,3 +201,15 @@ def test_errors_are_scope_errors_with_positions(text: str) -> None:
     err = info.value
     assert 0 <= err.pos <= len(err.source)
     assert "^" in err.context()
+
+
+def test_cache_gives_equal_immutable_scopes_and_never_caches_errors() -> None:
+    text = "{nova: Paris & Corte}"
+    assert parse_scope(text) is parse_scope(text)
+    for _ in range(2):
+        with pytest.raises(ScopeSyntaxError):
+            parse_scope("{nova: Paris &}")
+    registry = DEFAULT_REGISTRY.with_service("echo")
+    assert parse_scope("{echo: a}", registry=registry).services == ("echo",)
+    with pytest.raises(ScopeCheckError):
+        parse_scope("{echo: a}")  # the cache key includes the registry

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from typing import Any, cast
 
@@ -59,7 +59,23 @@ def parse_scope(
 
     Raises :class:`~edgescope.errors.ScopeError` (syntax, limit or check subclass), with
     the position of the offending character, and nothing else, whatever the input.
+    Successful parses of short texts are cached (the AST is immutable): a proxy sees the
+    same few scopes on every hop.
     """
+    if len(text) <= _CACHED_LENGTH:
+        return _parse_cached(text, limits, registry)
+    return _parse_uncached(text, limits, registry)
+
+
+_CACHED_LENGTH = 1024
+
+
+@lru_cache(maxsize=1024)
+def _parse_cached(text: str, limits: Limits, registry: ServiceRegistry) -> Scope:
+    return _parse_uncached(text, limits, registry)
+
+
+def _parse_uncached(text: str, limits: Limits, registry: ServiceRegistry) -> Scope:
     prescan(text, limits)
     if _JSON_START.match(text):
         return _parse_json_form(text, limits, registry)

@@ -35,7 +35,7 @@ OPENSTACK_SERVICES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 class ServiceRegistry:
     """Immutable map from every accepted service name (case-insensitive) to its service type."""
 
-    __slots__ = ("_aliases", "_by_name")
+    __slots__ = ("_aliases", "_by_name", "_hash")
 
     def __init__(self, services: Mapping[str, Iterable[str]]) -> None:
         aliases: dict[str, tuple[str, ...]] = {}
@@ -50,6 +50,7 @@ class ServiceRegistry:
             aliases[service_type] = tuple(n.lower() for n in names)
         self._aliases = MappingProxyType(aliases)
         self._by_name = MappingProxyType(by_name)
+        self._hash = hash(tuple(aliases.items()))
 
     def canonical(self, name: str) -> str | None:
         """The service type that ``name`` (a type or an alias) stands for, or None if unknown."""
@@ -79,7 +80,7 @@ class ServiceRegistry:
         return isinstance(other, ServiceRegistry) and self._aliases == other._aliases
 
     def __hash__(self) -> int:
-        return hash(tuple(self._aliases.items()))
+        return self._hash
 
     def __repr__(self) -> str:
         return f"ServiceRegistry({dict(self._aliases)!r})"
