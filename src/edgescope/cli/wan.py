@@ -74,8 +74,6 @@ def up(
 ) -> None:
     """Create the site namespaces, the bridge and the delays."""
     with _clean_errors():
-        if backend not in ("auto", "nfqueue", "netem"):
-            raise ConfigError(f"unknown backend {backend!r}; valid backends: auto, nfqueue, netem")
         chosen = [s.strip() for s in sites.split(",") if s.strip()] if sites else None
         topo = load_topology(topology, sites=chosen)
         start = time.perf_counter()
@@ -174,7 +172,9 @@ def status(
         _out.print(f"WAN prefix {st.prefix!r}, {delayer}")
         sites = Table("site", "namespace", "address", "present")
         for s in st.sites:
-            sites.add_row(s["name"], s["namespace"], s["address"], s["present"])
+            sites.add_row(
+                s["name"], s["namespace"], s["address"], "yes" if s["present"] else "[red]no[/red]"
+            )
         links = Table("link", "rtt ms", "jitter ms", "loss", "state")
         for lk in st.links:
             state = "[red]cut[/red]" if lk["cut"] else "up"

@@ -33,6 +33,20 @@ def test_bad_topology_file_is_a_user_error(tmp_path: Path) -> None:
     assert "no link between A and B" in result.output
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--backend", "tc"], "unknown backend 'tc'; valid backends: auto, nfqueue, netem"),
+        (["--prefix", "Bad Prefix"], "prefix 'Bad Prefix' must be"),
+        (["--sites", "Paris,Lyon"], "unknown site 'Lyon'; valid sites: Paris, Corte, Marseille"),
+    ],
+)
+def test_bad_up_options_are_user_errors(tmp_path: Path, option: list[str], message: str) -> None:
+    result = runner.invoke(app, ["up", *option, "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
 def test_register_commands_adds_the_wan_commands_to_testbed() -> None:
     testbed = typer.Typer()
     register_commands(testbed)

@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(["iptables", "-w", "-A", *rule_args(args.queue)], check=True)
     try:
         print(f"ready {os.getpid()}", flush=True)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the starter stops reading after "ready"
+        os.close(devnull)
         delayer.run()
     finally:
         # Remove the rule before letting go of the queue, so no packet meets a dead queue.

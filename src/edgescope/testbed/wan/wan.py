@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from edgescope.errors import ConfigError
 from edgescope.testbed.wan import netem, netns, partition
 from edgescope.testbed.wan._commands import WanError, netns_cmd
 from edgescope.testbed.wan.netns import WanNames
@@ -37,14 +39,15 @@ Backend = Literal["auto", "nfqueue", "netem"]
 DEFAULT_STATE_DIR = Path(os.environ.get("EDGESCOPE_WAN_STATE", "/run/edgescope/wan"))
 _DELAYER_MODULE = "edgescope.testbed.wan.delayer"
 _READY_TIMEOUT = 10.0
+_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 
 
 @dataclass(frozen=True)
 class WanStatus:
     prefix: str
     backend: str
-    sites: list[dict[str, str]]
-    """name, namespace, address, and whether the namespace exists."""
+    sites: list[dict[str, Any]]
+    """name, namespace, address, and whether the namespace exists (present)."""
     links: list[dict[str, Any]]
     cuts: list[list[str]]
     delayer_pid: int | None
@@ -69,7 +72,12 @@ class Wan:
         cls, topology: Topology, state_dir: Path, *, prefix: str = "es", backend: Backend = "auto"
     ) -> Wan:
         """Create namespaces, bridge, cut chain and delays; replaces a WAN left in state_dir."""
+        if not _PREFIX.match(prefix):
+            raise ConfigError(f"prefix {prefix!r} must be 1-16 lowercase letters, digits or '-'")
+        if backend not in ("auto", "nfqueue", "netem"):
+            raise ConfigError(f"unknown backend {backend!r}; valid backends: auto, nfqueue, netem")
         _require_root()
+        state_dir = state_dir.resolve()
         state_dir.mkdir(parents=True, exist_ok=True)
         with _locked(state_dir):
             if (state_dir / "state.json").exists():
@@ -161,7 +169,7 @@ class Wan:
                     "name": s.name,
                     "namespace": self.names.site(s.name),
                     "address": s.address,
-                    "present": str(netns.exists(self.names.site(s.name))).lower(),
+                    "present": netns.exists(self.names.site(s.name)),
                 }
                 for s in self.topology.sites
             ],
@@ -207,7 +215,9 @@ class Wan:
             str(config),
         )
         with log_path.open("ab") as log:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
+            )
         assert proc.stdout is not None
         with proc.stdout:
             ready, _, _ = select.select([proc.stdout], [], [], _READY_TIMEOUT)
