@@ -204,7 +204,8 @@ def partitions(wan: Wan, repeat: int = 20) -> list[str]:
             "`edgescope wan partition Paris Corte` (new process: Python start-up and imports)", cli
         ),
         "",
-        f"A ping sent 150 ms before a cut of a 300 ms-RTT pair (Paris–Vancouver): {lost}.",
+        "A ping in flight when a cut starts (cut 150 ms after sending, Paris–Vancouver, "
+        f"300 ms RTT): {lost}.",
     ]
 
 
