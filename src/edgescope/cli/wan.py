@@ -37,7 +37,12 @@ _err = Console(stderr=True, soft_wrap=True)
 
 StateDir = Annotated[
     Path,
-    typer.Option("--state-dir", envvar="EDGESCOPE_WAN_STATE", help="Where the WAN state lives."),
+    typer.Option(
+        "--wan-state",
+        "--state-dir",
+        envvar="EDGESCOPE_WAN_STATE",
+        help="Where the WAN state lives.",
+    ),
 ]
 
 
