@@ -42,7 +42,8 @@ def failing_part(text: str) -> tuple[str, str]:
         "{}",
         "{nova: Paris & Corte, glance: Corte | Marseille}",
         "{nova: Paris, neutron: Paris, placement: Paris}",
-        "{nova: Paris & Corte, neutron: Corte & Paris}",  # same sites, any order
+        "{nova: Paris & Corte}",  # network and placement local to each compute site
+        "{nova: Paris, neutron: Paris}",
         "{keystone: Marseille}",
         "{nova: Corte}",  # network and placement missing: local to nova's site
     ],
@@ -113,7 +114,9 @@ def test_same_site_in_two_services_is_fine() -> None:
 def test_bad_collaboration_compute_network() -> None:
     message, part = failing_part("{nova: Paris, neutron: Corte}")
     assert message.startswith(
-        "compute and network must be at the same sites (compute: Paris; network: Corte): nova plugs"
+        "compute and network must run at the same site (compute: Paris; network: Corte): give"
+        " both the same single site, or leave network out so that each compute site uses its"
+        " own. nova plugs"
     )
     assert DEFAULT_RULES[0].explanation in message
     assert part == "neutron"
@@ -121,8 +124,24 @@ def test_bad_collaboration_compute_network() -> None:
 
 def test_bad_collaboration_compute_placement_points_at_the_later_entry() -> None:
     message, part = failing_part("{placement: Paris, glance: Corte, nova: Paris & Corte}")
-    assert message.startswith("compute and placement must be at the same sites")
+    assert message.startswith("compute and placement must run at the same site")
     assert part == "nova"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{nova: Paris & Corte, neutron: Paris & Corte}",  # nova@Paris would use both neutrons
+        "{nova: Paris | Corte, neutron: Paris | Corte}",  # nova@Corte would try Paris first
+        "{nova: Paris, neutron: Paris | Corte}",
+        "{nova: Paris & Corte, neutron: Corte & Paris}",
+    ],
+)
+def test_colocated_needs_one_same_site_because_only_the_routed_service_is_pinned(
+    text: str,
+) -> None:
+    message, _ = failing_part(text)
+    assert message.startswith("compute and network must run at the same site")
 
 
 def test_rules_can_be_replaced_or_extended(tmp_path: Path) -> None:
@@ -135,7 +154,7 @@ def test_rules_can_be_replaced_or_extended(tmp_path: Path) -> None:
     )
     extra = load_rules(path)
     assert extra[0].first == "image" and extra[0].second == "compute"
-    with pytest.raises(ScopeCheckError, match=r"image and compute .*: images are large"):
+    with pytest.raises(ScopeCheckError, match=r"image and compute .* images are large"):
         check_scope(scope, CATALOG, rules=extra)
 
 
@@ -147,7 +166,7 @@ def test_rules_can_be_replaced_or_extended(tmp_path: Path) -> None:
         ('[[rules]]\nname = "x"\nservices = ["nova", "glance"]\n', "explanation: must be"),
         (
             '[[rules]]\nname = "x"\nkind = "never"\nservices = ["a", "b"]\nexplanation = "y"\n',
-            "'never' is not one of same-sites",
+            "'never' is not one of colocated",
         ),
         ("rules = 1\n", "array of tables"),
         ("[[rules]\n", "Expected"),

@@ -68,7 +68,7 @@ def test_syntax_error_has_column_and_caret_on_stderr() -> None:
     ("args", "complaint"),
     [
         (["--sites", SITES, "{nova: Pari}"], "unknown site 'Pari'; did you mean Paris?"),
-        (["--sites", SITES, "{nova: Paris, neutron: Corte}"], "compute and network must be"),
+        (["--sites", SITES, "{nova: Paris, neutron: Corte}"], "network must run at the same site"),
         (["{novaa: Paris}"], "unknown service 'novaa'; did you mean nova?"),
         (["{nova: Paris, compute: Paris}"], "given twice"),
         (["{nova: Paris | Paris}"], "appears twice"),

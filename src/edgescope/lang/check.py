@@ -25,6 +25,7 @@ from edgescope.lang.ast import Scope, Span, iter_sites
 from edgescope.lang.parse import find_repeated_site
 from edgescope.lang.registry import ServiceRegistry
 from edgescope.lang.rules import DEFAULT_RULES, Rule
+from edgescope.lang.unparse import unparse_expr
 
 
 class SiteCatalog(Protocol):
@@ -49,7 +50,10 @@ MSG_SERVICE_TWICE = "service {service!r} is given twice"
 MSG_SITE_TWICE = "site {site!r} appears twice in the expression for {service}"
 MSG_UNKNOWN_SITE = "unknown site {site!r}{hint}"
 MSG_NOT_RUN = "site {site!r} does not run {service} (it runs {runs})"
-MSG_RULE = "{first} and {second} must be at the same sites ({detail}): {explanation}"
+MSG_RULE = (
+    "{first} and {second} must run at the same site ({detail}): give both the same single"
+    " site, or leave {second} out so that each {first} site uses its own. {explanation}"
+)
 
 EXAMPLE_CATALOG_TOML = """\
 [[sites]]
@@ -68,7 +72,12 @@ CHECK_MESSAGES: tuple[CheckRow, ...] = (
     CheckRow(MSG_UNKNOWN_SITE, ("{nova: Pari}", "{glance: Corte | marseille}", "{nova: Lyon}")),
     CheckRow(MSG_NOT_RUN, ("{nova: Paris & Marseille}",)),
     CheckRow(
-        MSG_RULE, ("{nova: Paris, neutron: Corte}", "{nova: Paris & Corte, placement: Paris}")
+        MSG_RULE,
+        (
+            "{nova: Paris, neutron: Corte}",
+            "{nova: Paris & Corte, placement: Paris}",
+            "{nova: Paris | Corte, neutron: Paris | Corte}",
+        ),
     ),
 )
 """Check errors that a parsed scope can still have, with examples (see EXAMPLE_CATALOG_TOML).
@@ -117,10 +126,7 @@ def _check_rules(scope: Scope, rules: Iterable[Rule]) -> None:
             (e for e in scope.entries if e.service in (rule.first, rule.second)),
             key=lambda e: e.span.start if e.span else 0,
         )
-        detail = "; ".join(
-            f"{name}: {', '.join(sorted(site.name for site in iter_sites(expr)))}"
-            for name, expr in ((rule.first, first), (rule.second, second))
-        )
+        detail = f"{rule.first}: {unparse_expr(first)}; {rule.second}: {unparse_expr(second)}"
         _fail(
             scope,
             later.span,

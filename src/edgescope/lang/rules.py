@@ -1,8 +1,12 @@
 """Bad-collaboration rules: data (TOML), not code, with OpenStack defaults in rules.toml.
 
-A :class:`Rule` names two services and a kind. The only kind today is ``same-sites``: it
-*fires* when both services are named in the scope and their expressions name different
-sets of sites (a missing service is local to its caller, so it never conflicts).
+A :class:`Rule` names two services and a kind. The only kind today is ``colocated``: the
+second service must be served at the site of each call of the first. It *fires* when both
+services are named in the scope and they are not both the same single site. A missing
+service is local to its caller, so leaving one out never conflicts; and since a call routed
+to ``s`` only pins its own service to ``s`` (docs/semantics.md, propagation), any other
+expression for the second service (``Paris & Corte``, ``Paris | Corte``) would be evaluated
+as written from every site of the first.
 :func:`edgescope.lang.check.check_scope` applies the rules; the catalog package loads
 extra rule files (:func:`edgescope.catalog.load_rules`).
 
@@ -18,32 +22,27 @@ from importlib.resources import files
 from typing import Any
 
 from edgescope.errors import ConfigError
-from edgescope.lang.ast import Expr, iter_sites
+from edgescope.lang.ast import Expr, SiteRef
 from edgescope.lang.registry import DEFAULT_REGISTRY, ServiceRegistry
 
-RULE_KINDS = ("same-sites",)
+RULE_KINDS = ("colocated",)
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """``first`` and ``second`` (canonical service types) must be at the same sites."""
+    """``second`` must be served where each call of ``first`` runs (canonical service types)."""
 
     name: str
     first: str
     second: str
     explanation: str
-    kind: str = "same-sites"
+    kind: str = "colocated"
 
     def violated_by(self, first: Expr | None, second: Expr | None) -> bool:
-        """True when both expressions are given and name different sets of sites."""
+        """True when both expressions are given and they are not the same single site."""
         if first is None or second is None:
             return False
-        return site_set(first) != site_set(second)
-
-
-def site_set(expr: Expr) -> frozenset[str]:
-    """The names of every site ``expr`` can send a call to."""
-    return frozenset(site.name for site in iter_sites(expr))
+        return not (isinstance(first, SiteRef) and first == second)
 
 
 def parse_rules(
@@ -66,7 +65,7 @@ def _rule(entry: Any, where: str, registry: ServiceRegistry) -> Rule:
     unknown = set(entry) - {"name", "kind", "services", "explanation"}
     if unknown:
         raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
-    kind = entry.get("kind", "same-sites")
+    kind = entry.get("kind", "colocated")
     if kind not in RULE_KINDS:
         raise ConfigError(f"{where}.kind: {kind!r} is not one of {', '.join(RULE_KINDS)}")
     services = entry.get("services")
@@ -89,4 +88,4 @@ DEFAULT_RULES: tuple[Rule, ...] = parse_rules(
     files("edgescope.lang").joinpath("rules.toml").read_text(encoding="utf-8"),
     origin="edgescope/lang/rules.toml",
 )
-"""The OpenStack defaults: compute with network, and compute with placement, at the same sites."""
+"""The OpenStack defaults: network, and placement, colocated with compute."""
