@@ -222,3 +222,20 @@ def test_datagrams_arrive_after_the_one_way_delay_without_a_cut(wan: Wan) -> Non
     assert probe(wan, "Paris", "udp-send", address, "7002", "5").returncode == 0
     out, _ = receiver.communicate(timeout=10)
     assert out.strip() == "5"
+
+
+def test_sigterm_releases_the_packets_the_delayer_holds(make_wan: Callable[..., Wan]) -> None:
+    wan = make_wan()
+    wan.set_link("Paris", "Corte", rtt_ms=4000)  # 2 s each way: still held when we stop it
+    address = wan.site_address("Corte")
+    receiver = subprocess.Popen(
+        [*wan.exec_prefix("Corte"), sys.executable, str(PROBE), "udp-recv", address, "7003", "1.5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+    assert probe(wan, "Paris", "udp-send", address, "7003", "5").returncode == 0
+    assert wan.delayer_pid is not None
+    os.kill(wan.delayer_pid, signal.SIGTERM)
+    out, _ = receiver.communicate(timeout=10)
+    assert out.strip() == "5"  # released at once, not dropped with the queue
