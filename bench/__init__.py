@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): ``python -m bench`` runs the proxy figures; see bench/__main__.py."""

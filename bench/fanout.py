@@ -1,0 +1,88 @@
+"""Figure 2: ``&`` fan-out to N = 1, 10, 100, 1000 sites.
+
+Every simulated site is a real listening endpoint; one process hosts them all. Each site
+answers after 5 ms except the slowest, after 20 ms. The figure is the fan-out latency
+against the slowest site's own latency (measured directly, same run), and the proxy's
+memory per in-flight fan-out (RSS growth while K fan-outs are in flight, divided by K).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import psutil
+from bench._harness import edgescope, latency, raise_fd_limit, run, site_toml, sites
+
+WIDTHS = (1, 10, 100, 1000)
+DELAY_MS, SLOWEST_MS = 5.0, 20.0
+
+
+def scope_for(width: int) -> str:
+    return "{image: " + "&".join(f"s{i}" for i in range(width)) + "}"
+
+
+async def peak_rss_during(
+    proxy_pid: int, url: str, headers: dict[str, str], in_flight: int
+) -> tuple[float, float]:
+    """(baseline RSS, peak RSS) in MiB while ``in_flight`` fan-outs run at once."""
+    proc = psutil.Process(proxy_pid)
+    baseline = proc.memory_info().rss
+    peak = baseline
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def one() -> None:
+            async with session.get(url, headers=headers) as response:
+                await response.read()
+                body = await response.text()
+                assert response.status == 200, body[:600]
+
+        tasks = asyncio.gather(*(one() for _ in range(in_flight)))
+        while not tasks.done():
+            peak = max(peak, proc.memory_info().rss)
+            await asyncio.sleep(0.002)
+        await tasks
+    return baseline / 2**20, peak / 2**20
+
+
+def fanout_figures() -> list[dict[str, Any]]:
+    raise_fd_limit()
+    return [one_width(width) for width in WIDTHS]
+
+
+def one_width(width: int) -> dict[str, Any]:
+    with sites(width, DELAY_MS, SLOWEST_MS) as (_, info):
+        ports = info["ports"]
+        peers = {f"s{i}": f"http://127.0.0.1:{port}" for i, port in enumerate(ports)}
+        toml = site_toml(
+            "Paris",
+            backend=f"http://127.0.0.1:{ports[0]}",
+            peers=peers,
+            extra=f"[limits]\nmax_fanout = {width}\nmax_scope_bytes = 65536\n"
+            "[breaker]\nprobe_interval = 0",
+        )
+        with edgescope(toml) as (proc, url):
+            headers = {"X-Scope": scope_for(width)}
+            n = 40 if width <= 100 else 10
+            slowest_url = f"http://127.0.0.1:{ports[-1]}/image/items"
+            slowest = run(lambda: latency(slowest_url, n, warmup=3))
+            started = time.perf_counter()
+            fan = run(lambda: latency(f"{url}/image/items", n, headers, warmup=2))
+            elapsed = time.perf_counter() - started
+            in_flight = 20 if width <= 100 else 2
+            base, peak = run(
+                lambda: peak_rss_during(proc.pid, f"{url}/image/items", headers, in_flight)
+            )
+    return {
+        "width": width,
+        "slowest_p50": slowest.p50,
+        "fanout_p50": fan.p50,
+        "fanout_p99": fan.p99,
+        "added_p50": fan.p50 - slowest.p50,
+        "rss_base": base,
+        "mem_per_fanout_kb": (peak - base) * 1024 / in_flight,
+        "in_flight": in_flight,
+        "seconds": elapsed,
+    }

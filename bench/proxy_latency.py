@@ -1,0 +1,153 @@
+"""Figure 1: added latency per hop and throughput: direct vs HAProxy vs edgescope.
+
+HAProxy (Debian package, one thread, header-based routing on X-Scope -- the proof of
+concept's data plane) and edgescope (one process, one event loop) front the same backend;
+every figure is measured in the same run, so ratios are meaningful even on a busy machine.
+Also the HTTP-stack choice: the same minimal forwarder on aiohttp vs uvicorn+httpx vs
+granian+httpx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import statistics
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from bench._harness import (
+    edgescope,
+    interleaved_latency,
+    process,
+    run,
+    site_toml,
+    sites,
+    throughput,
+    wait_for_port,
+)
+
+N_LATENCY = 1500
+SECONDS = 3.0
+ROUNDS = 6
+CONCURRENCY = 16
+
+HAPROXY_CFG = """
+global
+    nbthread 1
+    maxconn 4096
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    option http-keep-alive
+frontend edge
+    bind 127.0.0.1:{port}
+    use_backend corte if {{ req.hdr(x-scope) -m sub Corte }}
+    default_backend paris
+backend paris
+    http-reuse always
+    server paris 127.0.0.1:{backend}
+backend corte
+    http-reuse always
+    server corte 127.0.0.1:{backend2}
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def measure_all(targets: dict[str, tuple[str, dict[str, str] | None]]) -> list[dict[str, Any]]:
+    """Interleaved latency for every target, then throughput target by target."""
+    lat = run(lambda: interleaved_latency(targets, N_LATENCY))
+    # Throughput in interleaved rounds too; the median round resists load spikes.
+    rounds: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(ROUNDS):
+        for name, (url, headers) in targets.items():
+            rps = asyncio.run(throughput(url, SECONDS / ROUNDS, CONCURRENCY, headers))
+            rounds[name].append(rps)
+    rows = []
+    for name in targets:
+        rows.append(
+            {
+                "path": name,
+                "p50": lat[name].p50,
+                "p99": lat[name].p99,
+                "rps": statistics.median(rounds[name]),
+            }
+        )
+    base = rows[0]
+    for row in rows:
+        row["added_p50"] = row["p50"] - base["p50"]
+        row["added_p99"] = row["p99"] - base["p99"]
+    return rows
+
+
+def latency_figures() -> list[dict[str, Any]]:
+    with ExitStack() as stack:
+        _, info = stack.enter_context(sites(2))
+        backend, backend2 = info["ports"]
+        targets: dict[str, tuple[str, dict[str, str] | None]] = {
+            "direct to backend": (f"http://127.0.0.1:{backend}/image/items", None)
+        }
+        if shutil.which("haproxy"):
+            port = free_port()
+            cfg = Path(tempfile.mkdtemp()) / "haproxy.cfg"
+            cfg.write_text(HAPROXY_CFG.format(port=port, backend=backend, backend2=backend2))
+            stack.enter_context(
+                process(["haproxy", "-f", str(cfg), "-db"], ready_json=False, wait_port=port)
+            )
+            targets["HAProxy 1 thread, X-Scope header routing"] = (
+                f"http://127.0.0.1:{port}/image/items",
+                {"X-Scope": "{image: Corte}"},
+            )
+        _, corte = stack.enter_context(
+            edgescope(site_toml("Corte", backend=f"http://127.0.0.1:{backend2}"))
+        )
+        _, paris = stack.enter_context(
+            edgescope(
+                site_toml(
+                    "Paris",
+                    backend=f"http://127.0.0.1:{backend}",
+                    peers={"Corte": corte},
+                    extra="[breaker]\nprobe_interval = 0",
+                )
+            )
+        )
+        url = f"{paris}/image/items"
+        targets["edgescope, no scope (local)"] = (url, None)
+        targets["edgescope, X-Scope {image: Paris} (local)"] = (url, {"X-Scope": "{image: Paris}"})
+        targets["edgescope -> edgescope, {image: Corte} (2 proxies)"] = (
+            url,
+            {"X-Scope": "{image: Corte}"},
+        )
+        return measure_all(targets)
+
+
+def stack_figures() -> list[dict[str, Any]]:
+    """The same minimal streaming forwarder on three stacks, against one backend."""
+    with ExitStack() as stack:
+        _, info = stack.enter_context(sites(1))
+        backend = f"http://127.0.0.1:{info['ports'][0]}"
+        targets: dict[str, tuple[str, dict[str, str] | None]] = {
+            "direct to backend": (backend + "/image/items", None)
+        }
+        candidates = [
+            ("aiohttp server + aiohttp client", ["forward-aiohttp"]),
+            ("uvicorn + httpx", ["forward-asgi", "--server", "uvicorn"]),
+            ("granian + httpx", ["forward-asgi", "--server", "granian"]),
+        ]
+        for name, mode in candidates:
+            args = [sys.executable, "-m", "bench._servers", *mode, "--backend", backend]
+            _, fwd = stack.enter_context(process(args))
+            wait_for_port(fwd["ports"][0])
+            targets[name] = (f"http://127.0.0.1:{fwd['ports'][0]}/image/items", None)
+        return measure_all(targets)
