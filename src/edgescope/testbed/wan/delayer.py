@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import heapq
+import itertools
 import json
 import os
 import random
@@ -41,6 +42,7 @@ from pathlib import Path
 from edgescope.testbed.wan._nfqueue import ACCEPT, DROP, NfQueue
 
 Pair = tuple[bytes, bytes]
+_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -93,11 +95,14 @@ class Delayer:
         self.stopping = False
         self._pending: list[int] = []
 
-    def admit(self, now: float) -> None:
-        """Schedule every packet waiting on the queue."""
+    def admit(self, now: float) -> int:
+        """Schedule the packets waiting on the queue; return how many were taken."""
         dropped: list[tuple[int, int]] = []
         passed: list[tuple[int, int]] = []
-        for packet_id, src, dst in self.queue.receive():
+        # A bounded batch, so a flood of arrivals cannot hold back the packets that are due.
+        taken = 0
+        for packet_id, src, dst in itertools.islice(self.queue.receive(), _BATCH):
+            taken += 1
             pair = (src, dst)
             spec = self.config.pairs.get(pair)
             if spec is None:
@@ -113,6 +118,7 @@ class Delayer:
             heapq.heappush(self.held, (at, packet_id, pair))
         if dropped or passed:
             self.queue.verdicts(dropped + passed)
+        return taken
 
     def release_due(self, now: float) -> None:
         """Give the verdict of every packet whose time has come (drop it if its pair is cut)."""
@@ -190,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # Remove the rule before letting go of the queue, so no packet meets a dead queue.
         subprocess.run(["iptables", "-w", "-D", *rule_args(args.queue)], check=False)
-        delayer.admit(time.monotonic())
+        while delayer.admit(time.monotonic()):
+            pass  # drain what was queued before the rule went away
         delayer.release_all()
         queue.close()
     return 0
