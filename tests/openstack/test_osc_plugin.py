@@ -35,7 +35,7 @@ async def test_bad_scopes_fail_before_any_request(recorder: Recorder, clouds_yam
     env = {"OS_CLIENT_CONFIG_FILE": str(clouds_yaml)}
     cases = [  # (global options, what stderr must show)
         (["--os-scope", "{nova: Paris &}"], "^"),  # syntax: caret under the error
-        (["--os-scope", "{nova: Paris, neutron: Corte}"], "same sites"),  # collaboration rule
+        (["--os-scope", "{nova: Paris, neutron: Corte}"], "same site"),  # collaboration rule
         ([], "Lyon"),  # OS_SCOPE from the environment, naming a site clouds.yaml does not know
     ]
     results = await asyncio.gather(

@@ -305,7 +305,7 @@ def scenario_bad_collaboration(ctx: Context) -> str:
     )
     expect(not result.ok, "the bad collaboration was accepted")
     expect(
-        "must be at the same sites" in result.stderr and "^" in result.stderr,
+        "same site" in result.stderr and "^" in result.stderr,
         f"no rule explanation with a caret: {result.stderr.strip()[-300:]}",
     )
     expect(tail.lines() == [], "a request reached the Paris proxy")
