@@ -26,7 +26,7 @@ from rich.table import Table
 
 from edgescope.errors import EdgescopeError
 from edgescope.testbed import Testbed
-from edgescope.testbed.layout import SERVICES, TestbedError, parse_sites
+from edgescope.testbed.layout import SERVICES, TestbedUsageError, check_service, parse_sites
 
 app = typer.Typer(
     name="testbed",
@@ -48,9 +48,9 @@ def _clean_errors() -> Iterator[None]:
     """One red line instead of a traceback: exit 2 for bad input, 1 when the testbed fails."""
     try:
         yield
-    except TestbedError as exc:
-        _err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
-        raise typer.Exit(2 if "unknown" in str(exc) or "invalid" in str(exc) else 1) from None
+    except TestbedUsageError as exc:
+        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
     except EdgescopeError as exc:
         _err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from None
@@ -92,7 +92,7 @@ def up(
     with _clean_errors():
         names = parse_sites(sites)
         if catalog not in ("proxy", "direct"):
-            raise TestbedError(f"invalid --catalog {catalog!r}: choose proxy or direct")
+            raise TestbedUsageError(f"invalid --catalog {catalog!r}: choose proxy or direct")
         addresses, wan_state = _wan_addresses(wan, names) if wan else ({}, None)
         testbed = Testbed.create(
             state_dir,
@@ -196,15 +196,13 @@ def logs(
     with _clean_errors():
         testbed = Testbed.from_state(state_dir)
         plan = testbed.site(site).plan
-        if service not in SERVICES:
-            raise TestbedError(f"unknown service {service!r}; choose from {', '.join(SERVICES)}")
-        path = plan.log_path(service)
+        path = plan.log_path(check_service(service))
         _out.print(f"[dim]{path}[/dim]")
         if path.exists():
             with path.open("rb") as log:
                 log.seek(max(0, os.path.getsize(path) - 200 * lines))
                 tail = log.read().decode(errors="replace").splitlines()[-lines:]
-            _out.print("\n".join(tail), markup=False, highlight=False)
+            typer.echo("\n".join(tail))  # raw: rich would re-wrap the log lines
 
 
 @app.command()

@@ -16,12 +16,14 @@ State folder: ``testbed.json`` (the plan), ``secret`` (HMAC key shared by the pr
 
 from __future__ import annotations
 
+import fcntl
 import json
 import secrets
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from edgescope.testbed.layout import (
     CatalogMode,
     SitePlan,
     TestbedError,
+    TestbedUsageError,
 )
 from edgescope.testbed.rabbit import RabbitBroker
 from edgescope.testbed.site import ServiceStatus, Site
@@ -68,6 +71,8 @@ def _noop(_site: str, _message: str) -> None:
 class Testbed:
     """Sites, broker(s) and files under one state folder."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     def __init__(
         self,
         state_dir: Path,
@@ -100,7 +105,7 @@ class Testbed:
         if existing is not None:
             old = [s["name"] for s in existing["sites"]]
             if old != list(sites) or existing.get("catalog", "proxy") != catalog:
-                raise TestbedError(
+                raise TestbedUsageError(
                     f"{state_dir} holds a testbed of sites {','.join(old)} "
                     f"(catalog {existing.get('catalog', 'proxy')}); use `edgescope testbed down "
                     "--purge` first, or another --state-dir"
@@ -127,7 +132,7 @@ class Testbed:
         """Attach to the testbed whose plan is saved in ``state_dir``."""
         data = cls._load_json(state_dir)
         if data is None:
-            raise TestbedError(f"no testbed in {state_dir}: run `edgescope testbed up` first")
+            raise TestbedUsageError(f"no testbed in {state_dir}: run `edgescope testbed up` first")
         plans = [
             SitePlan.make(
                 s["name"],
@@ -209,7 +214,7 @@ class Testbed:
                     secret_file=self.secret_file,
                 )
         known = ", ".join(p.name for p in self.plans)
-        raise TestbedError(f"unknown site {name!r}; this testbed has {known}")
+        raise TestbedUsageError(f"unknown site {name!r}; this testbed has {known}")
 
     @property
     def sites(self) -> dict[str, SiteInfo]:
@@ -237,8 +242,23 @@ class Testbed:
         return {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml)}
 
     # Lifecycle -----------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One ``up`` or ``down`` at a time per state folder (others wait their turn)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with (self.state_dir / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def up(self, report: SiteReport = _noop) -> dict[str, dict[str, Any]]:
         """Bring every site up (cold, restored or warm); returns per-site kind and seconds."""
+        with self._locked():
+            return self._up(report)
+
+    def _up(self, report: SiteReport) -> dict[str, dict[str, Any]]:
         if not self.secret_file.exists():
             self.secret_file.touch(mode=0o600)
             self.secret_file.write_text(secrets.token_hex(32) + "\n")
@@ -287,6 +307,10 @@ class Testbed:
 
     def down(self, *, purge: bool = False) -> dict[str, list[str]]:
         """Stop every process by PID; with ``purge`` also delete the state folder."""
+        with self._locked():
+            return self._down(purge)
+
+    def _down(self, purge: bool) -> dict[str, list[str]]:
         with ThreadPoolExecutor(max_workers=max(1, len(self.plans))) as pool:
             stopped = dict(
                 zip(

@@ -64,12 +64,25 @@ class TestbedError(EdgescopeError):
     __test__ = False  # not a pytest test class, despite the name
 
 
+class TestbedUsageError(TestbedError):
+    """The request itself is wrong (unknown site or service, no testbed there): exit code 2."""
+
+    __test__ = False
+
+
 def check_site_name(name: str) -> str:
     """Return ``name`` if it is a usable site name (letters, digits, ``-``, ``_``)."""
     if not _SITE_NAME.match(name):
-        raise TestbedError(
+        raise TestbedUsageError(
             f"invalid site name {name!r}: use a letter then letters, digits, '-' or '_' (max 32)"
         )
+    return name
+
+
+def check_service(name: str) -> str:
+    """Return ``name`` if it is one of a site's services."""
+    if name not in SERVICES:
+        raise TestbedUsageError(f"unknown service {name!r}; choose from {', '.join(SERVICES)}")
     return name
 
 
@@ -77,10 +90,10 @@ def parse_sites(text: str) -> list[str]:
     """Parse ``"Paris,Corte,Marseille"`` into distinct, valid site names."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
-        raise TestbedError("no site given: use e.g. --sites Paris,Corte,Marseille")
+        raise TestbedUsageError("no site given: use e.g. --sites Paris,Corte,Marseille")
     lowered = [n.lower() for n in names]
     if len(set(lowered)) != len(lowered):
-        raise TestbedError(f"site names must be distinct (case-insensitively): {text!r}")
+        raise TestbedUsageError(f"site names must be distinct (case-insensitively): {text!r}")
     return [check_site_name(n) for n in names]
 
 
@@ -132,7 +145,7 @@ class SitePlan:
         try:
             return self.port_base + 100 * self.index + PORT_OFFSETS[service]
         except KeyError:
-            raise TestbedError(f"service {service!r} has no port") from None
+            raise TestbedUsageError(f"service {service!r} has no port") from None
 
     def direct_url(self, service: str) -> str:
         """The service's own listener, e.g. ``http://127.0.0.1:20101``."""

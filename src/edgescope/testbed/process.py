@@ -29,6 +29,8 @@ from edgescope.testbed.layout import TestbedError
 
 def _proc_start_time(pid: int) -> str | None:
     """Start time (clock ticks since boot) of a live, non-zombie process, else None."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own child that exited
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -45,7 +47,6 @@ def start_process(
     log: Path,
     pidfile: Path,
     env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
 ) -> int:
     """Start ``argv`` detached, append its output to ``log``, record it in ``pidfile``."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -54,20 +55,19 @@ def start_process(
     with log.open("ab") as out:
         out.write(f"\n==== {time.strftime('%F %T')} start: {' '.join(argv)}\n".encode())
         out.flush()
+        # posix_spawn rather than Popen: the process is meant to outlive this one, and a Popen
+        # object that is never waited for warns when collected.
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
+            (os.POSIX_SPAWN_DUP2, out.fileno(), 2),
+        ]
         try:
-            proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=full_env,
-                cwd=cwd,
-                start_new_session=True,
-            )
+            pid = os.posix_spawnp(argv[0], list(argv), full_env, file_actions=actions, setsid=True)
         except OSError as exc:
-            raise TestbedError(f"cannot start {argv[0]}: {exc}") from exc
-    pidfile.write_text(f"{proc.pid} {_proc_start_time(proc.pid) or ''}\n")
-    return proc.pid
+            raise TestbedError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
+    pidfile.write_text(f"{pid} {_proc_start_time(pid) or ''}\n")
+    return pid
 
 
 def running_pid(pidfile: Path) -> int | None:

@@ -13,6 +13,7 @@ Neighbours: ``process.py`` (PIDs), ``deployment.py`` (decides how many brokers).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -110,8 +111,12 @@ class RabbitBroker:
         )
 
     def stop(self) -> bool:
-        """Stop the node (the start script traps SIGTERM and stops RabbitMQ cleanly)."""
-        return stop_process(self.pidfile, timeout=30.0)
+        """Stop the node with ``rabbitmqctl stop`` (waits for its OS process), then its script."""
+        if not self.running():
+            return stop_process(self.pidfile)
+        with contextlib.suppress(TestbedError):
+            self.ctl("stop", str(self.root / "rabbit.pid"), timeout=60.0)
+        return stop_process(self.pidfile, timeout=15.0) or True
 
     def ctl(self, *args: str, timeout: float = 60.0) -> str:
         """Run ``rabbitmqctl`` against this node; raise with its output on failure."""

@@ -38,6 +38,7 @@ from edgescope.testbed.layout import (
     SERVICES,
     SitePlan,
     TestbedError,
+    check_service,
 )
 from edgescope.testbed.process import (
     http_answers,
@@ -391,15 +392,13 @@ class Site:
 
     def start_service(self, service: str, *, wait: bool = True) -> None:
         """Start one service of the site (e.g. glance again after :meth:`stop_service`)."""
-        self._launch(service)
+        self._launch(check_service(service))
         if wait:
             self._wait_up(service)
 
     def stop_service(self, service: str) -> bool:
         """Stop one service of the site by PID; True if it was running."""
-        if service not in SERVICES:
-            raise TestbedError(f"unknown service {service!r}; choose from {', '.join(SERVICES)}")
-        return stop_process(self.plan.pid_path(service))
+        return stop_process(self.plan.pid_path(check_service(service)))
 
     def stop(self) -> list[str]:
         """Stop every service of the site (in parallel); returns those that were running."""

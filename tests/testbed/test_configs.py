@@ -1,0 +1,97 @@
+"""The rendered service configs carry the settings without which a site fails."""
+
+from __future__ import annotations
+
+import configparser
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from edgescope.proxy.config import parse_config
+from edgescope.testbed.configs import Credentials, render_site
+from edgescope.testbed.layout import SitePlan
+
+URL = "rabbit://paris:pw@127.0.0.1:25672/paris"
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, configparser.RawConfigParser]:
+    paris = SitePlan.make("Paris", 1, tmp_path)
+    corte = SitePlan.make("Corte", 2, tmp_path)
+    texts = render_site(paris, Credentials.generate(), transport_url=URL, peers=[corte],
+                        secret_file=tmp_path / "secret")  # fmt: skip
+    parsed = {}
+    for name, text in texts.items():
+        if name.endswith((".conf", ".ini")):
+            parser = configparser.RawConfigParser(strict=True)
+            parser.read_string(text)
+            parsed[name] = parser
+    parsed["proxy"] = texts["etc/proxy.toml"]  # type: ignore[assignment]
+    return parsed
+
+
+def test_keystone_cache_is_on(files: dict[str, configparser.RawConfigParser]) -> None:
+    keystone = files["etc/keystone/keystone.conf"]
+    assert keystone.get("cache", "enabled") == "true"
+    assert keystone.get("token", "provider") == "fernet"
+
+
+def test_every_database_url_has_a_busy_timeout(
+    files: dict[str, configparser.RawConfigParser],
+) -> None:
+    urls = [
+        value
+        for name, conf in files.items()
+        if name != "proxy"
+        for section in conf.sections()
+        for key, value in conf.items(section)
+        if key == "connection"
+    ]
+    assert len(urls) == 6
+    assert all(url.startswith("sqlite:///") and url.endswith("?timeout=30") for url in urls)
+
+
+def test_nova_compute_can_restart_and_sees_no_database(
+    files: dict[str, configparser.RawConfigParser],
+) -> None:
+    nova = files["etc/nova/nova.conf"]
+    assert nova.get("DEFAULT", "compute_driver") == "fake.FakeDriverWithoutFakeNodes"
+    assert not nova.has_section("database") and not nova.has_section("api_database")
+    assert nova.get("DEFAULT", "transport_url") == URL
+
+
+def test_neutron_has_no_mechanism_driver(files: dict[str, configparser.RawConfigParser]) -> None:
+    ml2 = files["etc/neutron/plugins/ml2/ml2_conf.ini"]
+    assert ml2.get("ml2", "mechanism_drivers") == ""
+    assert ml2.get("ml2", "tenant_network_types") == ""
+
+
+def test_services_authenticate_through_the_proxy(
+    files: dict[str, configparser.RawConfigParser],
+) -> None:
+    for name in ("etc/glance/glance-api.conf", "etc/nova/nova.conf"):
+        auth_url = files[name].get("keystone_authtoken", "auth_url")
+        assert auth_url == "http://127.0.0.1:20190/identity/v3"
+
+
+def test_proxy_config_is_accepted_by_the_proxy(
+    files: dict[str, configparser.RawConfigParser], tmp_path: Path
+) -> None:
+    (tmp_path / "secret").write_text("0123456789abcdef0123456789abcdef\n")
+    config = parse_config(tomllib.loads(str(files["proxy"])), base_dir=tmp_path)
+    assert config.site == "Paris" and config.port == 20190
+    assert {s.type for s in config.services} == {
+        "identity", "image", "placement", "compute", "network"
+    }  # fmt: skip
+    assert [p.name for p in config.peers] == ["Corte"]
+    assert config.identity is not None and config.identity.username == "edgescope"
+    assert str(config.service("image").backend) == "http://127.0.0.1:20101"  # type: ignore[union-attr]
+
+
+def test_each_site_gets_its_own_passwords(tmp_path: Path) -> None:
+    first = Credentials.load_or_create(tmp_path / "a" / "credentials.json")
+    again = Credentials.load_or_create(tmp_path / "a" / "credentials.json")
+    other = Credentials.load_or_create(tmp_path / "b" / "credentials.json")
+    assert first == again and first.admin != other.admin
+    assert (tmp_path / "a" / "credentials.json").stat().st_mode & 0o077 == 0

@@ -1,0 +1,71 @@
+"""The port plan and URLs of testbed sites (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgescope.testbed.layout import (
+    PORT_OFFSETS,
+    SERVICES,
+    SitePlan,
+    TestbedUsageError,
+    check_service,
+    parse_sites,
+)
+
+
+def test_ports_of_fifty_sites_never_collide() -> None:
+    ports = [
+        SitePlan.make(f"S{i}", i, Path("/s")).port(service)
+        for i in range(1, 51)
+        for service in PORT_OFFSETS
+    ]
+    assert len(ports) == len(set(ports))
+    assert SitePlan.make("Paris", 1, Path("/s")).port("proxy") == 20190
+
+
+def test_proxy_catalog_points_every_service_at_the_proxy() -> None:
+    plan = SitePlan.make("Paris", 1, Path("/s"))
+    assert plan.catalog_url("keystone") == "http://127.0.0.1:20190/identity/v3"
+    assert plan.catalog_url("nova-api") == "http://127.0.0.1:20190/compute/v2.1"
+    assert plan.catalog_url("glance") == "http://127.0.0.1:20190/image"
+    assert plan.keystone_direct_v3 == "http://127.0.0.1:20100/v3"
+
+
+def test_direct_catalog_and_bind_host_for_a_namespace() -> None:
+    plan = SitePlan.make(
+        "Corte", 2, Path("/s"), bind_host="10.77.0.2", catalog="direct",
+        exec_prefix=("ip", "netns", "exec", "es-corte"),
+    )  # fmt: skip
+    assert plan.catalog_url("glance") == "http://10.77.0.2:20201"
+    assert plan.auth_url == "http://10.77.0.2:20200/v3"
+
+
+def test_every_sqlite_url_waits_for_locks() -> None:
+    assert SitePlan.make("Paris", 1, Path("/s")).sqlite_url("nova_api").endswith("?timeout=30")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no site given"),
+        ("Paris,paris", "distinct"),
+        ("Paris,1Corte", "invalid site name '1Corte'"),
+        ("Par is", "invalid site name"),
+    ],
+)
+def test_bad_site_lists_are_refused_clearly(text: str, message: str) -> None:
+    with pytest.raises(TestbedUsageError, match=message):
+        parse_sites(text)
+
+
+def test_site_list_keeps_order() -> None:
+    assert parse_sites(" Paris, Corte ,Marseille") == ["Paris", "Corte", "Marseille"]
+
+
+def test_unknown_service_lists_the_valid_ones() -> None:
+    with pytest.raises(TestbedUsageError, match="choose from keystone, glance"):
+        check_service("swift")
+    assert all(check_service(s) == s for s in SERVICES)

@@ -1,0 +1,132 @@
+"""The real testbed: three independent OpenStack sites behind their proxies, driven by the CLI.
+
+Order matters: the restart test comes last, since it stops and restarts every site.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from edgescope.testbed import Testbed, TestbedError
+
+pytestmark = pytest.mark.testbed
+SITES = ["Paris", "Corte", "Marseille"]
+
+
+@dataclass
+class Osc:
+    """The real ``openstack`` CLI, run as a subprocess against the testbed's clouds.yaml."""
+
+    clouds_yaml: Path
+
+    def run(self, cloud: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml)}
+        env.pop("OS_SCOPE", None)
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "openstack"), "--os-cloud", cloud, *args],
+            env=env, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        if check and done.returncode != 0:
+            pytest.fail(f"openstack {' '.join(args)} at {cloud} failed: {done.stderr[-800:]}")
+        return done
+
+    def value(self, cloud: str, *args: str) -> str:
+        return self.run(cloud, *args, "-f", "value").stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def osc(testbed: Testbed) -> Osc:
+    return Osc(testbed.clouds_yaml)
+
+
+def test_catalog_of_each_site_points_at_its_own_proxy(testbed: Testbed, osc: Osc) -> None:
+    for name, info in testbed.sites.items():
+        rows = json.loads(osc.run(info.cloud, "endpoint", "list", "-f", "json").stdout)
+        assert {row["Service Type"] for row in rows} == {
+            "identity", "image", "placement", "compute", "network"
+        }  # fmt: skip
+        assert all(row["URL"].startswith(info.proxy_url + "/") for row in rows), name
+        assert {row["Region"] for row in rows} == {name}
+
+
+def test_sites_are_independent_clouds(testbed: Testbed, osc: Osc) -> None:
+    ids = {osc.value(info.cloud, "project", "show", "admin", "-c", "id") for info in
+           testbed.sites.values()}  # fmt: skip
+    assert len(ids) == len(SITES)
+    token = osc.value("Paris", "token", "issue", "-c", "id")
+    assert token
+    # Each site has its own passwords: Paris's admin password does not open Corte.
+    paris_password = json.loads(testbed.clouds_yaml.read_text())["clouds"]["Paris"]["auth"][
+        "password"
+    ]
+    refused = osc.run("Corte", "--os-password", paris_password, "token", "issue", check=False)
+    assert refused.returncode != 0 and "401" in refused.stderr + refused.stdout
+
+
+def test_demo_user_boots_a_server_with_no_network(testbed: Testbed, osc: Osc) -> None:
+    name = f"tb-{uuid.uuid4().hex[:8]}"
+    server = json.loads(osc.run(
+        "Corte-demo", "server", "create", "--flavor", "m1.tiny", "--image", "debian",
+        "--nic", "none", "--wait", name, "-f", "json",
+    ).stdout)  # fmt: skip
+    assert server["status"] == "ACTIVE"
+    listed = osc.value("Corte-demo", "server", "list", "-c", "Name")
+    assert name in listed.split()
+    assert name not in osc.value("Paris", "server", "list", "--all-projects", "-c", "Name")
+    roles = osc.value("Corte", "role", "assignment", "list", "--user", "demo", "--project",
+                      "demo", "--names", "-c", "Role")  # fmt: skip
+    assert roles.split() == ["member"]
+    osc.run("Corte-demo", "server", "delete", "--wait", name)
+
+
+def test_each_site_has_a_public_debian_image_and_tiny_flavor(testbed: Testbed, osc: Osc) -> None:
+    for info in testbed.sites.values():
+        image = json.loads(osc.run(info.demo_cloud, "image", "show", "debian", "-f", "json").stdout)
+        assert (image["visibility"], image["status"]) == ("public", "active")
+        assert osc.value(info.demo_cloud, "flavor", "show", "m1.tiny", "-c", "vcpus") == "1"
+
+
+def test_status_reports_every_service_healthy(testbed: Testbed) -> None:
+    rows = testbed.status()
+    assert len(rows) == 9 * len(SITES)
+    assert [r for r in rows if not r.healthy] == []
+    assert all(r.rss > 0 for r in rows)
+
+
+def test_stop_and_start_one_service(testbed: Testbed, osc: Osc) -> None:
+    assert testbed.stop_service("Marseille", "glance")
+    down = osc.run("Marseille", "image", "list", check=False)
+    assert down.returncode != 0
+    assert osc.value("Paris", "image", "list", "-c", "Name") == "debian"  # others unaffected
+    testbed.start_service("Marseille", "glance")
+    assert osc.value("Marseille", "image", "list", "-c", "Name") == "debian"
+
+
+def test_unknown_site_or_service_is_a_clear_error(testbed: Testbed) -> None:
+    with pytest.raises(TestbedError, match="unknown site 'Lyon'"):
+        testbed.stop_service("Lyon", "glance")
+    with pytest.raises(TestbedError, match="unknown service 'cinder'"):
+        testbed.stop_service("Paris", "cinder")
+
+
+def test_down_then_up_keeps_state(testbed: Testbed, osc: Osc) -> None:
+    marker = f"keep-{uuid.uuid4().hex[:8]}"
+    osc.run("Paris", "project", "create", marker)
+    before = osc.value("Paris", "project", "show", marker, "-c", "id")
+    reattached = Testbed.from_state(testbed.state_dir)
+    stopped = reattached.down()
+    assert set(stopped) >= set(SITES) and all(len(stopped[s]) == 9 for s in SITES)
+    assert not reattached.healthy()
+    results = reattached.up()
+    assert {r["kind"] for r in results.values()} == {"warm"}
+    assert osc.value("Paris", "project", "show", marker, "-c", "id") == before
+    assert reattached.up()["Paris"]["kind"] == "running"  # idempotent
+    osc.run("Paris", "project", "delete", marker)
