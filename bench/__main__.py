@@ -110,7 +110,7 @@ def main() -> None:
             f(r["fanout_p99"]),
             f(r["added_p50"]),
             f(r["mem_per_fanout_kb"], 0),
-            str(r["in_flight"]),
+            f"{r['in_flight']} ({r['failed']} failed)",
         ]
         for r in rows
     ]

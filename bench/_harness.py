@@ -105,6 +105,7 @@ def site_toml(
     peers: Mapping[str, str] = {},
     read_timeout: float = 30.0,
     extra: str = "",
+    connect_timeout: float = 1.0,
 ) -> str:
     lines = [
         f'site = "{site}"',
@@ -121,7 +122,7 @@ def site_toml(
             "[[peers]]",
             f'name = "{name}"',
             f'url = "{url}"',
-            "connect_timeout = 1.0",
+            f"connect_timeout = {connect_timeout}",
             f"read_timeout = {read_timeout}",
         ]
     return "\n".join(lines) + "\n"

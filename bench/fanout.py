@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import psutil
+
 from bench._harness import edgescope, latency, raise_fd_limit, run, site_toml, sites
 
 WIDTHS = (1, 10, 100, 1000)
@@ -26,25 +27,26 @@ def scope_for(width: int) -> str:
 
 async def peak_rss_during(
     proxy_pid: int, url: str, headers: dict[str, str], in_flight: int
-) -> tuple[float, float]:
-    """(baseline RSS, peak RSS) in MiB while ``in_flight`` fan-outs run at once."""
+) -> tuple[float, float, int]:
+    """(baseline RSS, peak RSS in MiB, failed calls) while ``in_flight`` fan-outs run at once."""
     proc = psutil.Process(proxy_pid)
     baseline = proc.memory_info().rss
     peak = baseline
+    failed = 0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
         async def one() -> None:
+            nonlocal failed
             async with session.get(url, headers=headers) as response:
                 await response.read()
-                body = await response.text()
-                assert response.status == 200, body[:600]
+                failed += response.status != 200
 
         tasks = asyncio.gather(*(one() for _ in range(in_flight)))
         while not tasks.done():
             peak = max(peak, proc.memory_info().rss)
             await asyncio.sleep(0.002)
         await tasks
-    return baseline / 2**20, peak / 2**20
+    return baseline / 2**20, peak / 2**20, failed
 
 
 def fanout_figures() -> list[dict[str, Any]]:
@@ -56,8 +58,9 @@ def one_width(width: int) -> dict[str, Any]:
     with sites(width, DELAY_MS, SLOWEST_MS) as (_, info):
         ports = info["ports"]
         peers = {f"s{i}": f"http://127.0.0.1:{port}" for i, port in enumerate(ports)}
-        toml = site_toml(
+        toml = site_toml(  # generous connect timeout: 1000 connects at once on 2 cores
             "Paris",
+            connect_timeout=10.0,
             backend=f"http://127.0.0.1:{ports[0]}",
             peers=peers,
             extra=f"[limits]\nmax_fanout = {width}\nmax_scope_bytes = 65536\n"
@@ -72,7 +75,7 @@ def one_width(width: int) -> dict[str, Any]:
             fan = run(lambda: latency(f"{url}/image/items", n, headers, warmup=2))
             elapsed = time.perf_counter() - started
             in_flight = 20 if width <= 100 else 2
-            base, peak = run(
+            base, peak, failed = run(
                 lambda: peak_rss_during(proc.pid, f"{url}/image/items", headers, in_flight)
             )
     return {
@@ -84,5 +87,6 @@ def one_width(width: int) -> dict[str, Any]:
         "rss_base": base,
         "mem_per_fanout_kb": (peak - base) * 1024 / in_flight,
         "in_flight": in_flight,
+        "failed": failed,
         "seconds": elapsed,
     }

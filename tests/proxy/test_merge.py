@@ -10,6 +10,7 @@ from edgescope.proxy.merge import (
     SiteResult,
     failure_response,
     merge_results,
+    sites_header,
 )
 
 
@@ -79,3 +80,19 @@ def test_all_404_is_a_404_naming_both_sites() -> None:
     error = json.loads(merged.body)["error"]
     assert merged.status == 404
     assert "Corte: 404 failed (no image)" in error["message"] and "Marseille" in error["message"]
+
+
+def test_sites_header_stays_short_for_wide_fanouts() -> None:
+    results = [SiteResult(f"s{i}", 200) for i in range(1000)]
+    results[7] = SiteResult("s7", None, failed=True)
+    header = sites_header(results)
+    assert len(header) <= 2048
+    assert header == "999 sites=200 (s0, s1, s2, s3, s4, ...); 1 sites=unreachable (s7)"
+
+
+def test_failure_message_is_bounded_but_sites_list_is_complete() -> None:
+    results = [SiteResult(f"s{i}", 200) for i in range(100)]
+    results[50] = SiteResult("s50", None, error="refused", failed=True)
+    error = json.loads(failure_response(results, "image", "&").body)["error"]
+    assert "s50: unreachable (refused)" in error["message"]
+    assert "and 80 more sites" in error["message"] and len(error["sites"]) == 100

@@ -68,8 +68,13 @@ async def start_proxy(tmp_path: Path, backend_port: int) -> tuple[asyncio.subpro
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), timeout=20)
-    listen = json.loads(line)["listen"].split("main=")[1].split(",")[0]
+    try:
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=20)
+        listen = json.loads(line)["listen"].split("main=")[1].split(",")[0]
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
     return process, f"http://{listen}"
 
 

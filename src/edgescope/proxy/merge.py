@@ -28,6 +28,8 @@ from edgescope.proxy.responses import ErrorCode, error_body
 
 ORIGIN_FIELD = "edgescope:site"
 """The field added to every item of a merged collection: the site it came from."""
+MESSAGE_SITES = 20
+"""Sites named in an error message (failures first); the ``sites`` list always has all."""
 SITES_HEADER = "X-Edgescope-Sites"
 """Response header listing every site's outcome, e.g. ``Paris=200, Corte=unreachable``."""
 
@@ -55,8 +57,20 @@ class Merged:
     headers: dict[str, str]
 
 
-def sites_header(results: Sequence[SiteResult]) -> str:
-    return ", ".join(f"{r.site}={r.label}" for r in results)
+def sites_header(results: Sequence[SiteResult], limit: int = 2048) -> str:
+    """``Paris=200, Corte=unreachable``; past ``limit`` chars, counts per outcome instead
+    (HTTP clients reject header lines over about 8 KB; a 1000-site fan-out would exceed it)."""
+    full = ", ".join(f"{r.site}={r.label}" for r in results)
+    if len(full) <= limit:
+        return full
+    by_label: dict[str, list[str]] = {}
+    for r in results:
+        by_label.setdefault(r.label, []).append(r.site)
+    parts = []
+    for label, names in by_label.items():
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        parts.append(f"{len(names)} sites={label} ({shown})")
+    return "; ".join(parts)[:limit]
 
 
 def merge_results(results: Sequence[SiteResult]) -> Merged:
@@ -96,7 +110,13 @@ def failure_response(results: Sequence[SiteResult], service: str, operator: str)
         if operator == "|" or len(failed) == len(results)
         else f"{len(failed)} of {len(results)} sites failed"
     )
-    parts = "; ".join(f"{r.site}: {_describe(r)}" for r in results)
+    shown = [r for r in results if r.failed][:MESSAGE_SITES] + [r for r in results if not r.failed][
+        : max(0, MESSAGE_SITES - len(failed))
+    ]
+    shown.sort(key=results.index)
+    parts = "; ".join(f"{r.site}: {_describe(r)}" for r in shown)
+    if len(shown) < len(results):
+        parts += f"; and {len(results) - len(shown)} more sites, see 'sites'"
     body = error_body(
         status, title, f"{service}: {what} ({parts})", sites=[_site_entry(r) for r in results]
     )
