@@ -19,7 +19,7 @@ from edgescope.testbed.wan._commands import netns_cmd, run
 from edgescope.testbed.wan.netns import WanNames
 from edgescope.testbed.wan.topology import Link, Topology
 
-_CLASS = "rate 10gbit quantum 60000"  # unshaped; an explicit quantum silences htb warnings
+_UNSHAPED = "rate 10gbit quantum 60000"  # an explicit quantum silences htb warnings
 _DEFAULT_CLASS = 1
 
 
@@ -54,7 +54,7 @@ def tc_commands(topology: Topology, names: WanNames) -> list[str]:
         port = names.port(dst.name)
         lines += [
             f"qdisc add dev {port} root handle 1: htb default {_DEFAULT_CLASS}",
-            f"class add dev {port} parent 1: classid 1:{_DEFAULT_CLASS} htb {_CLASS}",
+            f"class add dev {port} parent 1: classid 1:{_DEFAULT_CLASS} htb {_UNSHAPED}",
         ]
         for src in topology.sites:
             if src == dst:
@@ -62,7 +62,7 @@ def tc_commands(topology: Topology, names: WanNames) -> list[str]:
             minor = _class_minor(topology, src.name)
             link = topology.link(src.name, dst.name)
             lines += [
-                f"class add dev {port} parent 1: classid 1:{minor} htb {_CLASS}",
+                f"class add dev {port} parent 1: classid 1:{minor} htb {_UNSHAPED}",
                 f"qdisc add dev {port} parent 1:{minor} handle {minor}: netem {netem_args(link)}",
                 f"filter add dev {port} parent 1: protocol ip prio 1 u32 "
                 f"match ip src {src.address}/32 flowid 1:{minor}",
