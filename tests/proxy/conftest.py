@@ -98,10 +98,20 @@ def backend_app(site: str, seen: list[dict[str, Any]]) -> web.Application:
         )
 
     async def only(request: web.Request) -> web.Response:
-        seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})
+        body = await request.read()  # read first: a fallback must resend the whole body
+        seen.append(
+            {
+                "site": site,
+                "path": request.path_qs,
+                "headers": dict(request.headers),
+                "size": len(body),
+            }
+        )
         if request.match_info["site"] != site:
             raise web.HTTPNotFound(text=json.dumps({"message": f"not at {site}"}))
-        return web.json_response({"site": site})
+        return web.json_response(
+            {"site": site, "size": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+        )
 
     async def status(request: web.Request) -> web.Response:
         seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})

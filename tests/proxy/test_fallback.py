@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 from typing import Any
 
 from edgescope.proxy.merge import SITES_HEADER
@@ -107,3 +109,18 @@ async def test_probe_half_opens_a_recovered_peer(sites: SitesFactory) -> None:
     assert breaker.state == "half-open"  # a probe saw Corte healthy: the next call is a trial
     status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
     assert status == 200 and body["site"] == "Corte" and breaker.state == "closed"
+
+
+async def test_body_is_replayed_after_a_404(sites: SitesFactory) -> None:
+    paris, corte, _ = await sites("Paris", "Corte", "Marseille")
+    payload = b"0123456789" * 300_000  # 3 MB: spooled to disk past 1 MiB
+    status, headers, body = await paris.request(
+        "PUT",
+        "/image/only/Marseille",
+        data=io.BytesIO(payload),
+        headers={"X-Scope": "{image: Corte | Marseille}"},
+    )
+    assert status == 200 and body["site"] == "Marseille"
+    assert headers[SITES_HEADER] == "Corte=404, Marseille=200"
+    assert corte.seen[0]["size"] == len(payload)  # Corte read it all, then said 404
+    assert (body["size"], body["sha256"]) == (len(payload), hashlib.sha256(payload).hexdigest())

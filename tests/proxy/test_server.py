@@ -77,3 +77,62 @@ async def test_unknown_prefix_lists_the_services(sites: SitesFactory) -> None:
     (paris,) = await sites("Paris")
     status, _, body = await paris.get("/volume/v3")
     assert status == 404 and "/image" in body["error"]["message"]
+
+
+async def test_access_log_has_one_line_per_hop(sites: SitesFactory, caplog: Any) -> None:
+    import json
+    import logging
+
+    paris, _ = await sites("Paris", "Corte")
+    with caplog.at_level(logging.INFO, logger="edgescope.proxy.access"):
+        await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
+    lines = [
+        json.loads(r.getMessage()) for r in caplog.records if r.name == "edgescope.proxy.access"
+    ]
+    assert [(x["site"], x["from_peer"], x["sites"], x["status"]) for x in lines] == [
+        ("Corte", "Paris", ["Corte"], 200),
+        ("Paris", None, ["Corte"], 200),
+    ]
+    ingress = lines[1]
+    assert ingress["service"] == "image" and ingress["scope"] == "{image: Corte}"
+    assert ingress["request_id"] == lines[0]["request_id"] and ingress["latency_ms"] > 0
+
+
+async def test_port_based_service(tmp_path: Any) -> None:
+    import aiohttp
+    from aiohttp import web
+
+    from edgescope.proxy.config import parse_config
+    from edgescope.proxy.server import SiteProxy
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.json_response({"path": request.path_qs})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    proxy = SiteProxy(
+        parse_config(
+            {
+                "site": "Paris",
+                "listen": "127.0.0.1:0",
+                "secret": "s",
+                "services": [
+                    {"type": "compute", "port": 0, "backend": f"http://127.0.0.1:{port}/v2.1"}
+                ],
+            }
+        )
+    )
+    await proxy.start()
+    try:
+        host, compute_port = proxy.addresses["compute"]
+        url = f"http://{host}:{compute_port}/servers?all=1"
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert (await response.json()) == {"path": "/v2.1/servers?all=1"}
+    finally:
+        await proxy.stop()
+        await runner.cleanup()
