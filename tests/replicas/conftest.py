@@ -1,0 +1,210 @@
+"""Sites on 127.0.0.1 with real proxies (replicas on) and a generic "resource" backend.
+
+The backend is a small aiohttp app, not an imitation of any OpenStack API: it keeps
+items in memory and gives each created item its own random id, like any service would.
+
+    POST   /<svc>/things            {"thing": {...}} -> 201 {"thing": {"id": <random>, ...}}
+    GET    /<svc>/things[?name=x]   {"things": [...]}
+    GET    /<svc>/things/<id>       {"thing": {...}} or 404
+    PATCH  /<svc>/things/<id>       merge {"thing": {...}} into the item
+    DELETE /<svc>/things/<id>       204 or 404
+
+Every peer URL goes through a :class:`Link` (a TCP relay) that a test can ``cut()`` and
+``heal()``: a partition between proxies, on loopback, with no root needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from edgescope.proxy.config import parse_config
+from edgescope.proxy.server import SiteProxy
+
+SECRET = "test-secret-0123456789abcdef"
+SERVICE = "image"
+
+
+def bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def resource_app(site: str, items: dict[str, dict[str, Any]], seen: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
+    async def collection(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path_qs))
+        if request.method == "POST":
+            doc = await request.json()
+            item = {**doc["thing"], "id": uuid.uuid4().hex[:12]}
+            items[item["id"]] = item
+            return web.json_response({"thing": item}, status=201)
+        name = request.query.get("name")
+        found = [i for i in items.values() if name is None or i.get("name") == name]
+        return web.json_response({"things": found})
+
+    async def one(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path_qs))
+        item = items.get(request.match_info["id"])
+        if item is None:
+            return web.json_response({"message": f"no such thing at {site}"}, status=404)
+        if request.method == "DELETE":
+            del items[item["id"]]
+            return web.Response(status=204)
+        if request.method in ("PATCH", "PUT"):
+            doc = await request.json()
+            item.update({k: v for k, v in doc["thing"].items() if k != "id"})
+        return web.json_response({"thing": item})
+
+    app = web.Application()
+    app.router.add_route("*", "/{svc}/things", collection)
+    app.router.add_route("*", "/{svc}/things/{id}", one)
+    return app
+
+
+class Link:
+    """A TCP relay to a proxy; ``cut()`` refuses and drops connections, ``heal()`` restores."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.sock = bound_socket()
+        self.port = int(self.sock.getsockname()[1])
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def heal(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._relay, sock=self._listening())
+
+    def _listening(self) -> socket.socket:
+        if self.sock.fileno() == -1:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", self.port))
+        return self.sock
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers.difference_update((writer, up_writer))
+
+
+@dataclass
+class Site:
+    name: str
+    proxy: SiteProxy
+    items: dict[str, dict[str, Any]]
+    seen: list[tuple[str, str]]
+    session: aiohttp.ClientSession
+    state_dir: Path
+    links: dict[str, Link] = field(default_factory=dict)
+    """Links this site uses to reach each peer."""
+
+    async def call(self, method: str, path: str, scope: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        headers = {"X-Scope": scope, **kwargs.pop("headers", {})}
+        async with self.session.request(
+            method, self.proxy.url + f"/{SERVICE}" + path, headers=headers, **kwargs
+        ) as response:
+            raw = await response.read()
+            try:
+                body: Any = json.loads(raw)
+            except ValueError:
+                body = raw
+            return response.status, response.headers, body
+
+
+SitesFactory = Callable[..., Awaitable[list[Site]]]
+
+
+@pytest.fixture
+async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
+    """``paris, corte = await replica_sites("Paris", "Corte")``; links start healed."""
+    started: list[Site] = []
+    runners: list[web.AppRunner] = []
+    links: list[Link] = []
+    session = aiohttp.ClientSession()
+
+    async def make(*names: str, replay_interval: float = 0.2) -> list[Site]:
+        proxy_socks = {n: bound_socket() for n in names}
+        for name in names:
+            items: dict[str, dict[str, Any]] = {}
+            seen: list[tuple[str, str]] = []
+            runner = web.AppRunner(resource_app(name, items, seen), access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            backend_sock = bound_socket()
+            await web.SockSite(runner, backend_sock).start()
+            backend = f"http://127.0.0.1:{backend_sock.getsockname()[1]}/{SERVICE}"
+            site_links = {
+                other: Link(int(proxy_socks[other].getsockname()[1]))
+                for other in names
+                if other != name
+            }
+            for link in site_links.values():
+                await link.heal()
+                links.append(link)
+            raw = {
+                "site": name,
+                "listen": "127.0.0.1:0",
+                "secret": SECRET,
+                "services": [{"type": SERVICE, "prefix": f"/{SERVICE}", "backend": backend}],
+                "peers": [
+                    {"name": o, "url": link.url, "connect_timeout": 0.5, "read_timeout": 5.0}
+                    for o, link in site_links.items()
+                ],
+                "breaker": {"probe_interval": 0, "open_seconds": 0.2},
+            }
+            state = tmp_path / name
+            proxy = SiteProxy(parse_config(raw), replicas_dir=str(state))
+            assert proxy.replicas is not None
+            proxy.replicas.replayer.interval = replay_interval
+            await proxy.start(sockets={"main": proxy_socks[name]})
+            started.append(Site(name, proxy, items, seen, session, state, site_links))
+        return started[-len(names) :]
+
+    yield make
+    await session.close()
+    for site in started:
+        await site.proxy.stop()
+    for link in links:
+        await link.cut()
+        link.sock.close()
+    for runner in runners:
+        await runner.cleanup()

@@ -1,0 +1,85 @@
+"""Loopback lifecycle through real proxies: create by ``&``, then use the handle everywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
+from edgescope.replicas.collapse import REPLICAS_FIELD
+from edgescope.replicas.hooks import SET_HEADER
+from edgescope.replicas.registry import Registry
+
+SitesFactory = Any
+BOTH = "{image: Paris & Corte}"
+
+
+async def test_create_show_update_delete_by_handle(replica_sites: SitesFactory) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    status, headers, body = await paris.call(
+        "POST", "/things", BOTH, json={"thing": {"name": "alice"}}
+    )
+    assert status == 201, body
+    handle = body["thing"]["id"]
+    assert headers[SET_HEADER] == handle
+    [paris_id] = paris.items
+    [corte_id] = corte.items
+    assert handle == paris_id != corte_id
+    for site in (paris, corte):  # the record is at every member site
+        record = site.proxy.replicas.registry.lookup(corte_id)  # type: ignore[union-attr]
+        assert record is not None and record.handle == handle
+
+    status, headers, body = await paris.call("GET", f"/things/{handle}", BOTH)
+    assert status == 200 and headers[SITES_HEADER] == "Paris=200, Corte=200"
+    assert ("GET", f"/image/things/{corte_id}") in corte.seen
+
+    status, _, body = await corte.call(  # from the other site, with the handle too
+        "PATCH", f"/things/{handle}", BOTH, json={"thing": {"email": "a@x", "ref": handle}}
+    )
+    assert status == 200, body
+    assert paris.items[paris_id]["email"] == corte.items[corte_id]["email"] == "a@x"
+    assert paris.items[paris_id]["ref"] == paris_id and corte.items[corte_id]["ref"] == corte_id
+
+    status, _, body = await paris.call("GET", "/things?name=alice", BOTH)
+    assert status == 200
+    [item] = body["things"]
+    assert item["id"] == handle and item[ORIGIN_FIELD] == "Paris & Corte"
+    assert item[REPLICAS_FIELD] == {"Paris": paris_id, "Corte": corte_id}
+
+    status, _, _ = await paris.call("DELETE", f"/things/{handle}", BOTH)
+    assert status == 204
+    assert paris.items == {} and corte.items == {}
+    for site in (paris, corte):
+        assert site.proxy.replicas.registry.lookup(handle) is None  # type: ignore[union-attr]
+
+
+async def test_non_replicas_stay_separate_with_origins(replica_sites: SitesFactory) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    await paris.call("POST", "/things", BOTH, json={"thing": {"name": "alice"}})
+    for site in (paris, corte):  # same name, created separately: not replicas
+        await site.call(
+            "POST", "/things", f"{{image: {site.name}}}", json={"thing": {"name": "bob"}}
+        )
+    status, _, body = await paris.call("GET", "/things", BOTH)
+    assert status == 200
+    listed = sorted((i["name"], i[ORIGIN_FIELD]) for i in body["things"])
+    assert listed == [("alice", "Paris & Corte"), ("bob", "Corte"), ("bob", "Paris")]
+
+
+async def test_delete_at_one_site_marks_member_gone(replica_sites: SitesFactory) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    _, _, body = await paris.call("POST", "/things", BOTH, json={"thing": {"name": "alice"}})
+    handle = body["thing"]["id"]
+    status, _, _ = await paris.call("DELETE", f"/things/{handle}", "{image: Corte}")
+    assert status == 204 and corte.items == {} and len(paris.items) == 1
+    for site in (paris, corte):
+        record = site.proxy.replicas.registry.lookup(handle)  # type: ignore[union-attr]
+        assert record is not None
+        assert [(m.site, m.state.value) for m in record.members] == [
+            ("Paris", "present"),
+            ("Corte", "gone"),
+        ]
+    reopened = Registry(paris.state_dir)
+    try:
+        assert reopened.lookup(handle) == paris.proxy.replicas.registry.lookup(handle)  # type: ignore[union-attr]
+    finally:
+        reopened.close()
