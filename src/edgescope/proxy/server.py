@@ -49,6 +49,7 @@ from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.peer_auth import ForgedHop, HopMarker, verify_hop
 from edgescope.proxy.responses import ErrorCode, error_response
 from edgescope.proxy.route import FanoutTooWide, LoopDetected, plan_route
+from edgescope.replicas.hooks import open_replicas
 
 access_log = logging.getLogger("edgescope.proxy.access")
 log = logging.getLogger("edgescope.proxy")
@@ -59,7 +60,7 @@ _REQUEST_ID_KEY = web.RequestKey("edgescope_request_id", str)
 class SiteProxy:
     """One site's proxy: config in, listeners out."""
 
-    def __init__(self, config: ProxyConfig) -> None:
+    def __init__(self, config: ProxyConfig, *, replicas_dir: str | None = None) -> None:
         self.config = config
         self.upstream = Upstream()
         self.metrics = ProxyMetrics(config.site)
@@ -81,6 +82,8 @@ class SiteProxy:
             ServiceToken(config.identity, self.upstream, config.site) if config.identity else None
         )
         self.dispatcher = Dispatcher(config, self.upstream, self.breakers, self.metrics, tokens)
+        # -- replicated resources (issue 6, edgescope.replicas): on when a state dir is set --
+        self.replicas = open_replicas(config, self.dispatcher, self.upstream, replicas_dir)
         self._runners: list[web.AppRunner] = []
         self._prefixes = sorted(
             (s for s in config.services if s.prefix),
@@ -95,6 +98,8 @@ class SiteProxy:
     async def start(self, sockets: Mapping[str, socket.socket] | None = None) -> None:
         """Listen; ``sockets`` maps ``"main"``/service type to pre-bound sockets (port 0 tests)."""
         await self.upstream.start()
+        if self.replicas is not None:  # replicated resources: replay loop
+            await self.replicas.start()
         listeners: list[tuple[str, web.Application, int]] = [
             ("main", self._main_app(), self.config.port)
         ]
@@ -128,6 +133,8 @@ class SiteProxy:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
+        if self.replicas is not None:  # replicated resources: stop replaying, close registry
+            await self.replicas.stop()
         await self.upstream.close()
 
     @property
@@ -140,6 +147,8 @@ class SiteProxy:
         app.router.add_get(f"{RESERVED_PREFIX}/health", self._health)
         app.router.add_get(f"{RESERVED_PREFIX}/status", self._status)
         app.router.add_get("/metrics", self._metrics)
+        if self.replicas is not None:  # replicated resources: signed internal endpoints
+            self.replicas.add_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._handle_main)
         return app
 
@@ -266,6 +275,8 @@ class SiteProxy:
             ingress=hop is None,
         )
         call.hops = hop.hops if hop else 0
+        if self.replicas is not None:  # replicated resources: translate, collapse, record
+            return await self.replicas.route(call, plan, self.memory)
         return await self.dispatcher.run(call, plan, self.memory)
 
     def _verify_hop(self, request: web.Request) -> HopMarker | None:
