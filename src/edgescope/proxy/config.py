@@ -119,8 +119,14 @@ class ProxyConfig:
     limits: Limits = Limits()
     breaker: BreakerConfig = BreakerConfig()
 
+    peer_index: dict[str, PeerConfig] = field(init=False, repr=False, compare=False)
+    """Peers by name (a call to a 1000-site fan-out looks each one up)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "peer_index", {p.name: p for p in self.peers})
+
     def peer(self, name: str) -> PeerConfig | None:
-        return next((p for p in self.peers if p.name == name), None)
+        return self.peer_index.get(name)
 
     def service(self, service_type: str) -> ServiceConfig | None:
         return next((s for s in self.services if s.type == service_type), None)

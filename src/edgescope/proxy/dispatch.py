@@ -189,10 +189,8 @@ class Dispatcher:
         call.chosen = [r.site for r in results]
         if not outcome.ok:
             return self._failure(call, results, "&")
-        winners = [r for r in results if not r.failed]
-        merged = merge_results(
-            [r for r in winners if r.site in {s for s, _ in outcome.results}] or winners
-        )
+        answered = {r.site: r for r in results if not r.failed}
+        merged = merge_results([answered[site] for site, _ in outcome.results])
         merged.headers[SITES_HEADER] = sites_header(results)
         merged.headers.setdefault(REQUEST_ID_HEADER, call.request_id)
         return web.Response(status=merged.status, body=merged.body, headers=merged.headers)
@@ -219,7 +217,7 @@ class Dispatcher:
                     reply.site,
                     reply.status,
                     body,
-                    {k: v for k, v in reply.headers.items()},
+                    dict(reply.headers),
                     failed=bool(attempt.failed),
                 )
             )
