@@ -1,0 +1,134 @@
+"""Partitions on loopback (a cut TCP relay between proxies): strict, eventual, LWW, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from edgescope.proxy.merge import SITES_HEADER
+from edgescope.proxy.server import SiteProxy
+from edgescope.replicas.hooks import MODE_HEADER, PENDING_HEADER, REPLAYED_HEADER
+from edgescope.replicas.registry import Registry
+
+SitesFactory = Any
+BOTH = "{image: Paris & Corte}"
+EVENTUAL = {MODE_HEADER: "eventual"}
+
+
+async def eventually(check: Any, timeout: float = 8.0) -> None:
+    """Poll ``check()`` until true (replay runs in the background), else fail clearly."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+def posts(site: Any) -> int:
+    return sum(1 for method, _ in site.seen if method == "POST")
+
+
+async def test_strict_mode_reports_each_site(replica_sites: SitesFactory) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    await paris.links["Corte"].cut()
+    status, headers, body = await paris.call(
+        "POST", "/things", BOTH, json={"thing": {"name": "alice"}}
+    )
+    assert status == 503
+    assert headers[SITES_HEADER] == "Paris=201, Corte=unreachable"
+    assert {s["site"]: s["ok"] for s in body["error"]["sites"]} == {"Paris": True, "Corte": False}
+    assert len(paris.items) == 1 and corte.items == {}
+    assert paris.proxy.replicas.registry.pending() == []  # strict: nothing queued
+
+
+async def test_eventual_create_replays_exactly_once_after_heal(
+    replica_sites: SitesFactory,
+) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    await paris.links["Corte"].cut()
+    status, headers, body = await paris.call(
+        "POST", "/things", BOTH, json={"thing": {"name": "alice"}}, headers=EVENTUAL
+    )
+    assert status == 201, body
+    assert headers[PENDING_HEADER] == "Corte"
+    assert headers[SITES_HEADER] == "Paris=201, Corte=pending"
+    handle = body["thing"]["id"]
+    registry = paris.proxy.replicas.registry
+    [op] = registry.pending()
+    assert (op.target, op.method, op.handle) == ("Corte", "POST", handle)
+    # an update by handle while Corte is still cut queues behind the create
+    status, _, _ = await paris.call(
+        "PATCH", f"/things/{handle}", BOTH, json={"thing": {"email": "a@x"}}, headers=EVENTUAL
+    )
+    assert status == 200 and len(registry.pending("Corte")) == 2
+    await asyncio.sleep(0.5)  # replay rounds run meanwhile and must not lose anything
+    assert corte.items == {} and len(registry.pending("Corte")) == 2
+
+    await paris.links["Corte"].heal()
+    await eventually(lambda: not registry.pending())
+    [corte_item] = corte.items.values()
+    assert corte_item["name"] == "alice" and corte_item["email"] == "a@x"
+    assert posts(corte) == 1
+    for site in (paris, corte):
+        record = site.proxy.replicas.registry.lookup(handle)
+        assert record is not None and record.member_id("Corte") == corte_item["id"]
+    # a further round, or the same op sent again, applies nothing twice
+    assert await paris.proxy.replicas.replayer.replay_once() == 0
+    [done] = [p for p in registry.pending(include_done=True) if p.method == "POST"]
+    status, headers, _ = await paris.proxy.replicas.peers.send_op(done, done.path, done.body)
+    assert status == 201 and headers[REPLAYED_HEADER] == "1"
+    assert posts(corte) == 1 and len(corte.items) == 1
+
+
+async def test_concurrent_updates_converge_to_the_last_writer(
+    replica_sites: SitesFactory,
+) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    _, _, body = await paris.call("POST", "/things", BOTH, json={"thing": {"name": "alice"}})
+    handle = body["thing"]["id"]
+    await paris.links["Corte"].cut()
+    await corte.links["Paris"].cut()
+    first = await paris.call(
+        "PATCH", f"/things/{handle}", BOTH, json={"thing": {"email": "paris@x"}}, headers=EVENTUAL
+    )
+    await asyncio.sleep(0.01)  # a later wall clock: Corte's write is the last writer
+    second = await corte.call(
+        "PATCH", f"/things/{handle}", BOTH, json={"thing": {"email": "corte@x"}}, headers=EVENTUAL
+    )
+    assert first[0] == second[0] == 200
+    assert first[1][PENDING_HEADER] == "Corte" and second[1][PENDING_HEADER] == "Paris"
+    [p_item] = paris.items.values()
+    [c_item] = corte.items.values()
+    assert (p_item["email"], c_item["email"]) == ("paris@x", "corte@x")  # diverged
+
+    await paris.links["Corte"].heal()
+    await corte.links["Paris"].heal()
+    for site in (paris, corte):
+        await eventually(lambda s=site: not s.proxy.replicas.registry.pending())
+    assert p_item["email"] == c_item["email"] == "corte@x"
+    [lost] = paris.proxy.replicas.registry.pending(include_done=True)
+    assert lost.state == "superseded"  # Paris's older write was refused at Corte
+
+
+async def test_restart_with_pending_operations_loses_none(replica_sites: SitesFactory) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    await paris.links["Corte"].cut()
+    for name in ("alice", "bob", "carol"):
+        status, _, _ = await paris.call(
+            "POST", "/things", BOTH, json={"thing": {"name": name}}, headers=EVENTUAL
+        )
+        assert status == 201
+    config = paris.proxy.config
+    await paris.proxy.stop()
+    reopened = Registry(paris.state_dir)
+    assert [op.method for op in reopened.pending("Corte")] == ["POST"] * 3
+    reopened.close()
+
+    restarted = SiteProxy(config, replicas_dir=str(paris.state_dir))
+    assert restarted.replicas is not None
+    restarted.replicas.replayer.interval = 0.2
+    await restarted.start()
+    paris.proxy = restarted  # the fixture stops it at teardown
+    await paris.links["Corte"].heal()
+    await eventually(lambda: not restarted.replicas.registry.pending())  # type: ignore[union-attr]
+    assert sorted(i["name"] for i in corte.items.values()) == ["alice", "bob", "carol"]
+    assert posts(corte) == 3

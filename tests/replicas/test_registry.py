@@ -1,0 +1,68 @@
+"""The SQLite registry: lookups by any id, versions, and durability across reopening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgescope.replicas.model import Hlc, Member, MemberState, PendingOp, ReplicaSet
+from edgescope.replicas.registry import Registry
+
+ALICE = ReplicaSet(
+    "p1", "identity", "/v3/users", (Member("Paris", "p1"), Member("Corte", "c1")), Hlc(10, 0, "P")
+)
+
+
+def op(key: str, target: str, handle: str | None = "p1", method: str = "PATCH") -> PendingOp:
+    return PendingOp(
+        key=key,
+        handle=handle,
+        target=target,
+        service="identity",
+        method=method,
+        path=f"/v3/users/{handle}",
+        body=b'{"user": {}}',
+        headers={"X-Auth-Token": "t"},
+        hlc=Hlc(11, 0, "Paris"),
+    )
+
+
+def test_lookup_by_handle_or_member_and_versions(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    assert registry.put_set(ALICE)
+    assert registry.lookup("p1") == registry.lookup("c1") == ALICE
+    older = ReplicaSet("p1", "identity", "/v3/users", ALICE.members[:1], Hlc(9, 0, "P"))
+    assert not registry.put_set(older)  # an older record never overwrites a newer one
+    gone = registry.mark_gone("p1", "Corte", Hlc(12, 0, "P"))
+    assert gone is not None and gone.member("Corte") == Member("Corte", "c1", MemberState.GONE)
+    registry.set_last_write("p1", Hlc(20, 0, "P"))
+    registry.set_last_write("p1", Hlc(15, 0, "P"))  # never moves back
+    assert registry.last_write("p1") == Hlc(20, 0, "P")
+    registry.delete_set("p1")
+    assert registry.lookup("c1") is None and registry.sets() == []
+    registry.close()
+
+
+def test_everything_survives_reopening(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    registry.put_set(ALICE)
+    seqs = [registry.enqueue(op(f"k{i}", "Corte")) for i in range(5)]
+    registry.enqueue(op("n1", "Nice", handle=None, method="POST"))
+    assert registry.enqueue(op("k0", "Corte")) == seqs[0]  # same key: queued once
+    registry.finish("k1")
+    registry.record_applied("applied-1", 201, b'{"id": "x"}', {"Location": "/x"})
+    registry.close()
+
+    reopened = Registry(tmp_path)
+    assert reopened.lookup("c1") == ALICE
+    assert [p.key for p in reopened.pending("Corte")] == ["k0", "k2", "k3", "k4"]
+    assert reopened.targets() == ["Corte", "Nice"]
+    [done] = [p for p in reopened.pending(include_done=True) if p.state == "done"]
+    assert done.key == "k1" and done.attempts == 1
+    assert reopened.pending("Nice")[0].body == b'{"user": {}}'
+    assert reopened.applied("applied-1") == (201, b'{"id": "x"}', {"Location": "/x"})
+    assert reopened.applied("nope") is None
+    reopened.close()
+
+    read_only = Registry(tmp_path, read_only=True)
+    assert len(read_only.pending()) == 5
+    read_only.close()
