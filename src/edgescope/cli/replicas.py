@@ -1,0 +1,175 @@
+"""``edgescope replicas list|show|pending``: the replica sets and queued writes of one site.
+
+    edgescope replicas list --state-dir /var/lib/edgescope --site Paris
+    edgescope replicas show 1f0c... --url http://127.0.0.1:20190     # ask a running proxy
+    edgescope replicas pending --state-dir /var/lib/edgescope/Paris --json
+
+Reads the site's registry (``<state-dir>[/<site>]/replicas.sqlite3``, opened read-only, safe
+while the proxy runs) or a running proxy's ``GET /edgescope/replicas``. Thin: rendering and
+exit codes only (2 for bad input, 1 for an unreachable proxy).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from edgescope.replicas.registry import FILENAME, Registry
+
+app = typer.Typer(
+    name="replicas", help="Replicated resources: sets and pending writes.", no_args_is_help=True
+)
+_out = Console()
+_err = Console(stderr=True, soft_wrap=True)
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        envvar="EDGESCOPE_STATE_DIR",
+        help="The proxies' state dir (with --site) or one site's own dir.",
+    ),
+]
+SiteOption = Annotated[str | None, typer.Option("--site", help="Site name under --state-dir.")]
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="Ask a running proxy instead, e.g. http://host:20190.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _load(state_dir: Path | None, site: str | None, url: str | None) -> dict[str, Any]:
+    """``{"site", "sets": [...], "pending": [...]}`` from the registry file or a proxy."""
+    if url is not None:
+        target = url.rstrip("/") + "/edgescope/replicas"
+        try:
+            with urllib.request.urlopen(target, timeout=5) as response:
+                data: dict[str, Any] = json.loads(response.read())
+                return data
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise _fail(f"cannot read {target}: {exc}", 1) from None
+    if state_dir is None:
+        raise _fail("give --state-dir (or EDGESCOPE_STATE_DIR) or --url")
+    directory = state_dir / site if site else state_dir
+    if not (directory / FILENAME).is_file():
+        found = sorted(p.parent.name for p in state_dir.glob(f"*/{FILENAME}"))
+        hint = f"; sites found there: {', '.join(found)} (use --site)" if found else ""
+        raise _fail(f"no replica registry at {directory / FILENAME}{hint}")
+    try:
+        registry = Registry(directory, read_only=True)
+    except sqlite3.Error as exc:
+        raise _fail(f"cannot open {directory / FILENAME}: {exc}", 1) from None
+    try:
+        return {
+            "site": site or directory.name,
+            "sets": [s.to_json() for s in registry.sets()],
+            "pending": [
+                {
+                    "seq": p.seq,
+                    "key": p.key,
+                    "target": p.target,
+                    "handle": p.handle,
+                    "method": p.method,
+                    "path": p.path,
+                    "attempts": p.attempts,
+                    "last_error": p.last_error,
+                }
+                for p in registry.pending()
+            ],
+        }
+    finally:
+        registry.close()
+
+
+@app.command("list")
+def list_sets(
+    state_dir: StateDir = None,
+    site: SiteOption = None,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The replica sets this site knows: handle, service and member sites."""
+    data = _load(state_dir, site, url)
+    if as_json:
+        _out.print_json(data=data["sets"])
+        return
+    table = Table(title=f"replica sets at {data['site']}")
+    for column in ("handle", "service", "collection", "members"):
+        table.add_column(column)
+    for s in data["sets"]:
+        members = ", ".join(f"{m['site']}({m['state']})" for m in s["members"])
+        table.add_row(s["handle"], s["service"], s["collection"], members)
+    _out.print(table)
+
+
+@app.command()
+def show(
+    handle: Annotated[str, typer.Argument(help="The handle, or any member's id.")],
+    state_dir: StateDir = None,
+    site: SiteOption = None,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One replica set: each member's site, id and state, and its queued writes."""
+    data = _load(state_dir, site, url)
+    found = next(
+        (
+            s
+            for s in data["sets"]
+            if s["handle"] == handle or any(m["id"] == handle for m in s["members"])
+        ),
+        None,
+    )
+    if found is None:
+        raise _fail(f"no replica set {handle!r} at {data['site']}")
+    queued = [p for p in data["pending"] if p["handle"] == found["handle"]]
+    if as_json:
+        _out.print_json(data={**found, "pending": queued})
+        return
+    table = Table(title=f"{found['service']} {found['handle']} ({found['collection']})")
+    for column in ("site", "id", "state", "queued writes"):
+        table.add_column(column)
+    for m in found["members"]:
+        count = sum(1 for p in queued if p["target"] == m["site"])
+        table.add_row(m["site"], m["id"] or "-", m["state"], str(count))
+    _out.print(table)
+
+
+@app.command()
+def pending(
+    state_dir: StateDir = None,
+    site: SiteOption = None,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Writes queued (eventual mode) for unreachable member sites, in replay order."""
+    data = _load(state_dir, site, url)
+    if as_json:
+        _out.print_json(data=data["pending"])
+        return
+    table = Table(title=f"pending writes at {data['site']}")
+    for column in ("seq", "target", "method", "path", "handle", "attempts", "last error"):
+        table.add_column(column)
+    for p in data["pending"]:
+        table.add_row(
+            str(p["seq"]),
+            p["target"],
+            p["method"],
+            p["path"],
+            p["handle"] or "-",
+            str(p["attempts"]),
+            p["last_error"][:60],
+        )
+    _out.print(table)
