@@ -6,7 +6,7 @@ from typing import Any
 
 from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
 from edgescope.replicas.collapse import REPLICAS_FIELD
-from edgescope.replicas.hooks import SET_HEADER
+from edgescope.replicas.fanout import SET_HEADER
 from edgescope.replicas.registry import Registry
 
 SitesFactory = Any

@@ -7,7 +7,7 @@ from typing import Any
 
 from edgescope.proxy.merge import SITES_HEADER
 from edgescope.proxy.server import SiteProxy
-from edgescope.replicas.hooks import MODE_HEADER, PENDING_HEADER, REPLAYED_HEADER
+from edgescope.replicas.fanout import MODE_HEADER, PENDING_HEADER, REPLAYED_HEADER
 from edgescope.replicas.registry import Registry
 
 SitesFactory = Any
