@@ -136,3 +136,16 @@ async def test_port_based_service(tmp_path: Any) -> None:
     finally:
         await proxy.stop()
         await runner.cleanup()
+
+
+async def test_expect_100_continue_upload(sites: SitesFactory) -> None:
+    paris, _ = await sites("Paris", "Corte")
+    status, _, body = await paris.request(
+        "PUT",
+        "/image/echo",
+        data=b"z" * 100_000,
+        expect100=True,
+        headers={"X-Scope": "{image: Corte}"},
+    )
+    assert status == 200 and body["site"] == "Corte" and body["size"] == 100_000
+    assert "Expect" not in body["headers"]

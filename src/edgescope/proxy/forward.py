@@ -26,6 +26,7 @@ CHUNK = 256 * 1024
 HOP_BY_HOP = frozenset(
     {
         "connection",
+        "expect",  # 100-continue is negotiated per connection; aiohttp answers it for us
         "keep-alive",
         "proxy-authenticate",
         "proxy-authorization",
