@@ -109,6 +109,19 @@ def latency_figures() -> list[dict[str, Any]]:
                 f"http://127.0.0.1:{port}/image/items",
                 {"X-Scope": "{image: Corte}"},
             )
+        args = [
+            sys.executable,
+            "-m",
+            "bench._servers",
+            "forward-aiohttp",
+            "--backend",
+            f"http://127.0.0.1:{backend}",
+        ]
+        _, fwd = stack.enter_context(process(args))
+        targets["minimal aiohttp forwarder (floor for an aiohttp proxy)"] = (
+            f"http://127.0.0.1:{fwd['ports'][0]}/image/items",
+            None,
+        )
         _, corte = stack.enter_context(
             edgescope(site_toml("Corte", backend=f"http://127.0.0.1:{backend2}"))
         )

@@ -16,7 +16,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -49,12 +49,35 @@ def _clean_errors() -> Iterator[None]:
 
 
 @app.command()
-def run(config: ConfigOption, log_level: str = "INFO") -> None:
+def run(
+    config: ConfigOption,
+    log_level: str = "INFO",
+    loop: Annotated[
+        str, typer.Option(help="Event loop: auto (uvloop if installed), uvloop or asyncio.")
+    ] = "auto",
+) -> None:
     """Serve the site's services through the proxy until interrupted."""
     with _clean_errors():
         site_config = load_config(config)
         logging.basicConfig(level=log_level.upper(), stream=sys.stdout, format="%(message)s")
-        asyncio.run(_serve(site_config))
+        with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
+            runner.run(_serve(site_config))
+
+
+def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when asked or available (it cuts the proxy's per-hop cost; docs/benchmarks.md)."""
+    if choice not in ("auto", "uvloop", "asyncio"):
+        raise ConfigError(f"--loop {choice!r}: valid choices are auto, uvloop, asyncio")
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError("--loop uvloop: uvloop is not installed") from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 async def _serve(config: ProxyConfig) -> None:
