@@ -18,7 +18,7 @@ SitesFactory = Any
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), env={"EDGESCOPE_STATE_DIR": ""})
+    result = runner.invoke(app, list(args), env={"EDGESCOPE_REPLICAS_DIR": ""})
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -34,7 +34,7 @@ StateDir = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
-        envvar="EDGESCOPE_STATE_DIR",
+        envvar="EDGESCOPE_REPLICAS_DIR",
         help="The proxies' state dir (with --site) or one site's own dir.",
     ),
 ]
@@ -61,7 +61,7 @@ def _load(state_dir: Path | None, site: str | None, url: str | None) -> dict[str
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise _fail(f"cannot read {target}: {exc}", 1) from None
     if state_dir is None:
-        raise _fail("give --state-dir (or EDGESCOPE_STATE_DIR) or --url")
+        raise _fail("give --state-dir (or EDGESCOPE_REPLICAS_DIR) or --url")
     directory = state_dir / site if site else state_dir
     if not (directory / FILENAME).is_file():
         found = sorted(p.parent.name for p in state_dir.glob(f"*/{FILENAME}"))

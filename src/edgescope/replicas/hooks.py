@@ -243,8 +243,8 @@ class ReplicaHooks:
             return reply
 
 
-STATE_DIR_ENV = "EDGESCOPE_STATE_DIR"
-"""Where ``edgescope proxy run`` keeps per-site state: ``$EDGESCOPE_STATE_DIR/<site>/``."""
+STATE_DIR_ENV = "EDGESCOPE_REPLICAS_DIR"
+"""Root of the registries for ``edgescope proxy run``: ``$EDGESCOPE_REPLICAS_DIR/<site>/``."""
 
 
 def open_replicas(
