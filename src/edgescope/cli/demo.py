@@ -1,0 +1,131 @@
+"""``edgescope demo``: 3 sites on an emulated WAN, the seed's "Boot VM" table, measured.
+
+Thin: the work is in :mod:`edgescope.demo` (``run.py`` orchestrates, ``matrix.py`` renders).
+This module parses options, shows rich progress on stderr and prints the table on stdout.
+
+    $ edgescope demo                       # WAN when root + netns, else loopback (says why)
+    $ edgescope demo --no-wan --down       # loopback, tear everything down afterwards
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+
+from edgescope.demo.matrix import ProbeResult, render_summary_grid, render_table, verdict
+from edgescope.demo.run import DemoOptions, DemoUsageError, Reporter, run_demo
+from edgescope.errors import EdgescopeError
+from edgescope.testbed.layout import TestbedUsageError, parse_sites
+
+_out = Console()
+_err = Console(stderr=True, soft_wrap=True)
+_USAGE_ERRORS = (DemoUsageError, TestbedUsageError, ValueError)
+
+
+class _RichReporter(Reporter):
+    """Progress lines: one per stage, one per site while it starts, one per probe."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+        self.current: TaskID | None = None
+
+    def _finish_current(self) -> None:
+        if self.current is not None:
+            self.progress.update(self.current, total=1, completed=1)
+            self.current = None
+
+    def step(self, message: str) -> None:
+        self._finish_current()
+        self.current = self.progress.add_task(f"[bold]{message}[/bold]", total=None)
+
+    def site(self, site: str, message: str) -> None:
+        label = "RabbitMQ" if site == "*" else site
+        if site not in self.tasks:
+            self.tasks[site] = self.progress.add_task("", total=None)
+        self.progress.update(self.tasks[site], description=f"  {label}: {message}")
+        if message.startswith("up ("):
+            self.progress.update(self.tasks[site], total=1, completed=1)
+
+    def probe_started(self, label: str) -> None:
+        self._finish_current()
+        self.current = self.progress.add_task(f"  {label}", total=None)
+
+    def probe_done(self, result: ProbeResult) -> None:
+        if self.current is not None:
+            mark = "green" if result.as_expected else "red"
+            self.progress.update(
+                self.current,
+                description=f"  [{mark}]{result.symbol}[/{mark}] {result.probe.row}: "
+                f"{result.probe.column} {result.probe.label} ({result.seconds:.1f} s)",
+            )
+        self._finish_current()
+
+    def close(self) -> None:
+        self._finish_current()
+        for task in self.tasks.values():
+            self.progress.update(task, total=1, completed=1)
+
+
+def demo(
+    sites: Annotated[str, typer.Option(help="Comma-separated sites.")] = "Paris,Corte,Marseille",
+    wan: Annotated[
+        bool | None,
+        typer.Option(
+            "--wan/--no-wan",
+            help="Sites in network namespaces on an emulated WAN (default: when root "
+            "and namespaces allow it, else loopback).",
+        ),
+    ] = None,
+    topology: Annotated[
+        Path | None, typer.Option(help="WAN topology TOML (default: the shipped Renater one).")
+    ] = None,
+    down: Annotated[bool, typer.Option("--down", help="Tear everything down afterwards.")] = False,
+    state_dir: Annotated[
+        Path, typer.Option("--state-dir", envvar="EDGESCOPE_STATE_DIR", help="Testbed folder.")
+    ] = Path("state"),
+) -> None:
+    """Bring up 3 sites, run the seed's Boot VM matrix under global and partial connectivity."""
+    try:
+        names = tuple(parse_sites(sites))
+        options = DemoOptions(names, wan, topology, down, state_dir)
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+        with Progress(*columns, console=_err, transient=False) as progress:
+            reporter = _RichReporter(progress)
+            try:
+                outcome = run_demo(options, reporter)
+            finally:
+                reporter.close()
+    except EdgescopeError as exc:
+        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2 if isinstance(exc, _USAGE_ERRORS) else 1) from None
+    except KeyboardInterrupt:
+        _err.print("[red]interrupted[/red] (the Paris–Corte link was healed)")
+        raise typer.Exit(130) from None
+    good, run = verdict(outcome.results)
+    kinds = ", ".join(f"{site} {kind}" for site, kind in outcome.testbed_kinds.items())
+    _out.print(f"[bold]network:[/bold] {outcome.network.note}", highlight=False)
+    _out.print(f"[bold]sites up in {outcome.testbed_seconds:.0f} s[/bold] ({kinds})")
+    title = "The seed's table, measured (real openstack CLI, --os-scope)"
+    _out.print(render_table(outcome.results, title=title))
+    _out.print(render_summary_grid(outcome.results))
+    colour = "green" if good == run else "red"
+    _out.print(
+        f"[{colour}]{good}/{run} outcomes as the seed claims[/{colour}] "
+        f"in {outcome.total_seconds:.0f} s; partial = Paris–Corte cut during the run, healed after."
+    )
+    if outcome.torn_down:
+        _out.print("testbed and WAN torn down (--down)")
+    else:
+        _out.print(f"the sites are up; try: {outcome.hint}", highlight=False, soft_wrap=True)
+    if good != run:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``edgescope demo`` to the top-level app."""
+    app.command(name="demo")(demo)
