@@ -95,6 +95,7 @@ def test_each_site_has_a_public_debian_image_and_tiny_flavor(testbed: Testbed, o
 
 
 def test_status_reports_every_service_healthy(testbed: Testbed) -> None:
+    testbed.up()  # idempotent: restarts anything another test (or person) stopped
     rows = testbed.status()
     assert len(rows) == 9 * len(SITES)
     assert [r for r in rows if not r.healthy] == []
@@ -102,6 +103,7 @@ def test_status_reports_every_service_healthy(testbed: Testbed) -> None:
 
 
 def test_stop_and_start_one_service(testbed: Testbed, osc: Osc) -> None:
+    testbed.start_service("Marseille", "glance")  # no-op when running
     assert testbed.stop_service("Marseille", "glance")
     down = osc.run("Marseille", "image", "list", check=False)
     assert down.returncode != 0
@@ -122,10 +124,13 @@ def test_down_then_up_keeps_state(testbed: Testbed, osc: Osc) -> None:
     osc.run("Paris", "project", "create", marker)
     before = osc.value("Paris", "project", "show", marker, "-c", "id")
     reattached = Testbed.from_state(testbed.state_dir)
-    stopped = reattached.down()
-    assert set(stopped) >= set(SITES) and all(len(stopped[s]) == 9 for s in SITES)
-    assert not reattached.healthy()
-    results = reattached.up()
+    try:
+        stopped = reattached.down()
+        assert set(stopped) >= set(SITES)
+        assert [row for row in reattached.status() if row.pid] == []
+        assert not reattached.healthy()
+    finally:
+        results = reattached.up()
     assert {r["kind"] for r in results.values()} == {"warm"}
     assert osc.value("Paris", "project", "show", marker, "-c", "id") == before
     assert reattached.up()["Paris"]["kind"] == "running"  # idempotent
