@@ -48,6 +48,8 @@ def resource_app(site: str, items: dict[str, dict[str, Any]], seen: list[tuple[s
         seen.append((request.method, request.path_qs))
         if request.method == "POST":
             doc = await request.json()
+            if doc["thing"].get("refuse_at") == site:  # lets a test make one member refuse
+                return web.json_response({"message": f"refused at {site}"}, status=403)
             item = {**doc["thing"], "id": uuid.uuid4().hex[:12]}
             items[item["id"]] = item
             return web.json_response({"thing": item}, status=201)

@@ -40,6 +40,24 @@ async def test_strict_mode_reports_each_site(replica_sites: SitesFactory) -> Non
     assert paris.proxy.replicas.registry.pending() == []  # strict: nothing queued
 
 
+async def test_a_member_refusing_a_write_fails_it_even_in_eventual_mode(
+    replica_sites: SitesFactory,
+) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    assert corte.items == {}
+    status, headers, body = await paris.call(
+        "POST",
+        "/things",
+        BOTH,
+        json={"thing": {"name": "alice", "refuse_at": "Corte"}},
+        headers=EVENTUAL,
+    )
+    assert status == 403 and headers[SITES_HEADER] == "Paris=201, Corte=403"
+    assert "refused at Corte" in body["error"]["message"]
+    registry = paris.proxy.replicas.registry
+    assert registry.sets() == [] and registry.pending() == []  # answered: nothing to replay
+
+
 async def test_eventual_create_replays_exactly_once_after_heal(
     replica_sites: SitesFactory,
 ) -> None:

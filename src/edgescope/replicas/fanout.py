@@ -151,6 +151,11 @@ async def serve_fan_out(
     if len(sets) == 1 and method == "POST":
         handle = sets[0].handle  # an action on the set (e.g. POST .../action)
 
+    def failed(reply: BranchReply) -> bool:
+        # A write that a member refused (any 4xx, e.g. 401/403/409) did not happen there:
+        # the proxy's read policy would let it pass, which would leave the set diverged.
+        return bool(hooks.dispatcher.policy(reply.status)) or (is_write and reply.status >= 400)
+
     async def branch(site: str) -> BranchReply:
         path, branch_body = hooks.translate_request(sets, site, call.path, body)
         headers = end_to_end(request.headers)
@@ -173,9 +178,7 @@ async def serve_fan_out(
         return await send()
 
     try:
-        outcome = await evaluate(
-            plan.expr, branch, lambda r: bool(hooks.dispatcher.policy(r.status))
-        )
+        outcome = await evaluate(plan.expr, branch, failed)
     finally:
         if tee is not None:
             await tee.aclose()
