@@ -1,0 +1,111 @@
+"""The seed's matrix as data and its rendering (pure, no sites needed)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from edgescope.demo.matrix import (
+    COLUMNS,
+    MATRIX,
+    ROWS,
+    ProbeResult,
+    probe,
+    probes_for,
+    render_markdown,
+    render_summary_grid,
+    render_table,
+    verdict,
+)
+
+
+def _as_claimed() -> list[ProbeResult]:
+    return [ProbeResult(p, p.expect_ok, 1.5, f"did {p.key}") for p in MATRIX]
+
+
+def _text(results: list[ProbeResult]) -> str:
+    console = Console(width=600, record=True, file=io.StringIO())
+    console.print(render_table(results, title="t"))
+    return console.export_text()
+
+
+def test_every_cell_of_the_seed_table_has_a_probe() -> None:
+    for row in ROWS:
+        assert {p.column for p in probes_for(row)} == set(COLUMNS)
+    assert len({(p.row, p.key) for p in MATRIX}) == len(MATRIX)
+
+
+def test_partial_row_expectations_follow_the_seed_claim() -> None:
+    assert probe("partial", "1dc-paris").expect_ok and probe("partial", "1dc-corte").expect_ok
+    xdc = probe("partial", "xdc")
+    assert not xdc.expect_ok and xdc.must_name == ("Corte",)
+    assert probe("partial", "star-or").image_from == "Marseille"
+    assert probe("global", "star-or").image_from == "Corte"
+    assert set(probe("partial", "star-and").must_name) == {"Paris", "Corte"}
+    assert all(p.expect_ok for p in probes_for("global"))
+
+
+def test_1dc_probes_run_without_scope_at_their_own_site() -> None:
+    for row in ROWS:
+        for site in ("Paris", "Corte"):
+            one = probe(row, f"1dc-{site.lower()}")
+            assert one.scope is None and one.client_site == site and one.image_from == site
+
+
+def test_expected_failure_is_as_expected_but_shown_as_cross() -> None:
+    result = ProbeResult(probe("partial", "xdc"), False, 2.0, "503 Corte unreachable")
+    assert result.symbol == "✗" and result.as_expected
+
+
+def test_unexpected_success_or_failed_check_is_not_as_expected() -> None:
+    success = ProbeResult(probe("partial", "xdc"), True, 9.0, "booted")
+    assert success.symbol == "✓" and not success.as_expected
+    wrong_image = ProbeResult(probe("global", "xdc"), True, 9.0, "booted", ("image is Paris's",))
+    assert wrong_image.symbol == "✗" and not wrong_image.as_expected
+    skipped = ProbeResult(probe("partial", "xdc"), False, 0.0, "needs the WAN", skipped=True)
+    assert skipped.symbol == "–" and not skipped.as_expected
+
+
+def test_table_shows_rows_columns_times_and_expected_outcomes() -> None:
+    text = _text(_as_claimed())
+    for needle in ("Boot VM — global", "Boot VM — partial", "1-DC", "x-DC", "*-DC", "1.5 s"):
+        assert needle in text
+    assert "expected ✗ (fails fast, naming Corte): as expected" in text
+    assert "NOT as expected" not in text
+
+
+def test_table_flags_a_mismatch() -> None:
+    results = _as_claimed()
+    results[0] = ProbeResult(results[0].probe, False, 3.0, "error: 500")
+    assert "NOT as expected" in _text(results)
+    assert verdict(results) == (len(MATRIX) - 1, len(MATRIX))
+
+
+def test_summary_grid_is_the_seed_grid() -> None:
+    assert render_summary_grid(_as_claimed()).splitlines() == [
+        "Boot VM   1-DC   x-DC   *-DC",
+        "global    ✓✓     ✓      ✓✓",
+        "partial   ✓✓     ✗      ✗✓",
+    ]
+
+
+def test_skipped_row_counts_nothing() -> None:
+    results = [ProbeResult(p, True, 1.0, "ok") for p in probes_for("global")]
+    results += [
+        ProbeResult(p, False, 0.0, "needs the WAN", skipped=True) for p in probes_for("partial")
+    ]
+    assert verdict(results) == (5, 5)
+    assert "skipped: needs the WAN" in _text(results)
+
+
+def test_markdown_escapes_pipes() -> None:
+    lines = render_markdown(_as_claimed()).splitlines()
+    assert len(lines) == 2 + len(MATRIX)
+    assert all(line.count(" | ") == 6 for line in lines[2:])  # `Corte | Marseille` escaped
+
+
+def test_unknown_probe_is_a_key_error() -> None:
+    with pytest.raises(KeyError):
+        probe("global", "nope")

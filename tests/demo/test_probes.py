@@ -1,0 +1,64 @@
+"""How probes type ``openstack`` at a site and judge a failure (real subprocesses, no sites)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgescope.demo.matrix import probe
+from edgescope.demo.probes import Sites, _failure_problems, last_line, site_outcomes
+from edgescope.openstack.cli_runner import CliResult
+
+# A stand-in for `ip netns exec es-paris`: a real prefix command that reports what it was given.
+ECHO_ARGV = ("sh", "-c", 'echo "$OS_CLIENT_CONFIG_FILE $*" >&2; exit 3', "sh")
+
+
+def test_commands_run_behind_the_site_prefix_with_cloud_scope_and_clouds_yaml() -> None:
+    sites = Sites(Path("/x/clouds.yaml"), {"Paris": ECHO_ARGV, "Corte": ()})
+    result = sites.run("Paris", "server", "list", cloud="Paris", scope="{nova: Paris & Corte}")
+    assert result.code == 3
+    seen = result.stderr.strip()
+    assert seen.startswith("/x/clouds.yaml ")
+    assert seen.endswith("--os-cloud Paris --os-scope {nova: Paris & Corte} server list")
+    assert result.command.startswith("sh -c ")
+    assert sites.history == [result]
+
+
+def test_a_hanging_command_is_cut_at_its_timeout() -> None:
+    sites = Sites(Path("/x/clouds.yaml"), {"Paris": ("sh", "-c", "sleep 5", "sh")})
+    result = sites.run("Paris", "server", "list", cloud="Paris", timeout=0.3)
+    assert result.code == -1 and "timed out" in result.stderr
+
+
+def test_site_outcomes_read_the_proxy_multi_site_error() -> None:
+    message = (
+        "Site Unreachable (HTTP 503): compute: 1 of 2 sites failed "
+        "(Paris: 200 ok; Corte: unreachable (connect timeout after 2.0 s))"
+    )
+    assert site_outcomes(message) == {"Paris": "200 ok", "Corte": "unreachable"}
+    assert site_outcomes("no sites here") == {}
+
+
+def test_last_line_skips_blank_lines() -> None:
+    assert last_line("a\nb\n\n") == "b"
+    assert last_line("") == "(no output)"
+
+
+def _failed(stderr: str, code: int = 1) -> CliResult:
+    return CliResult("openstack server create", code, "", stderr)
+
+
+def test_an_expected_failure_must_name_the_site_and_be_clean() -> None:
+    xdc = probe("partial", "xdc")
+    assert _failure_problems(xdc, _failed("Site Unreachable: image: Corte unreachable")) == []
+    assert _failure_problems(xdc, _failed("Unknown error")) == ["the error does not name Corte"]
+    hung = _failure_problems(xdc, _failed("timed out Corte", code=-1))
+    assert hung == ["the command hung until its timeout"]
+    assert "the CLI printed a traceback" in _failure_problems(
+        xdc, _failed("Traceback (most recent call last): Corte")
+    )
+
+
+def test_an_unexpected_failure_is_a_problem() -> None:
+    assert _failure_problems(probe("global", "xdc"), _failed("boom")) == [
+        "`openstack server create` failed"
+    ]
