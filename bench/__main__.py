@@ -21,6 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench.body import body_figures
 from bench.failover import READ_TIMEOUT, failover_figures
 from bench.fanout import DELAY_MS, SLOWEST_MS, fanout_figures
 from bench.proxy_latency import CONCURRENCY, N_LATENCY, latency_figures, stack_figures
@@ -134,15 +135,33 @@ def main() -> None:
     )
 
     rows = failover_figures()
-    table = [[r["case"], f(r["p50"]), f(r["p99"]), f(r["added_p50"])] for r in rows]
+    table = [
+        [r["case"], f(r["p50"]), f(r["p99"]), f(r["added_p50"]), str(r["errors"])] for r in rows
+    ]
     sections.append(
         (
             "3. `|` fail-over: time added when the first site fails (ms)",
-            ["case", "p50", "p99", "added p50 vs baseline"],
+            ["case", "p50", "p99", "added p50 vs baseline", "non-200 answers"],
             table,
             f"Peer read_timeout {READ_TIMEOUT * 1000:.0f} ms for the black hole (a "
             "socket that listens and never answers). Target: <= 5 ms once the "
             "breaker is open.",
+        )
+    )
+
+    rows = body_figures()
+    table = [
+        [r["strategy"], f(r["seconds"]), f(r["first_byte_s"], 3), f(r["rss_mb"], 1)] for r in rows
+    ]
+    sections.append(
+        (
+            "4. `&` request body to 2 sites: tee vs spool-first (256 MB)",
+            ["strategy", "seconds", "branches start after (s)", "peak RSS growth (MB)"],
+            table,
+            "In-process, on edgescope.proxy.body; each branch hashes what it receives. The "
+            "tee starts every branch at once with bounded memory and no disk; a spool would "
+            "delay every upload until the client finished sending (decided: tee for a flat "
+            "`&`, spool only where a branch may be retried or skipped, i.e. `|`).",
         )
     )
 

@@ -80,6 +80,7 @@ def failover_figures() -> list[dict[str, Any]]:
                     "p50": value.p50,
                     "p99": value.p99,
                     "added_p50": value.p50 - base.p50,
+                    "errors": value.errors,
                 }
             )
         rows.insert(
@@ -90,6 +91,7 @@ def failover_figures() -> list[dict[str, Any]]:
                 "p50": hole_before.p50,
                 "p99": hole_before.p99,
                 "added_p50": hole_before.p50 - base.p50,
+                "errors": hole_before.errors,
             },
         )
         return rows
