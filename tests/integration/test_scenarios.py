@@ -24,9 +24,19 @@ def test_x_dc_nova_at_paris_fetches_the_image_from_corte(ctx: Context) -> None:
     assert "ACTIVE at Paris with Corte's image" in detail
 
 
-def test_star_dc_and_creates_and_lists_at_both_sites(ctx: Context) -> None:
-    detail = scenarios.scenario_star_dc(ctx)
+def test_star_dc_user_create_at_both_sites(ctx: Context) -> None:
+    detail = scenarios.star_dc_user_create(ctx)
     assert "created at Paris and Corte" in detail
+
+
+def test_star_dc_server_list_is_the_union_with_sites(ctx: Context) -> None:
+    detail = scenarios.star_dc_server_list(ctx)
+    assert "each with its Site" in detail
+
+
+def test_star_dc_image_create_stores_at_both_sites(ctx: Context) -> None:
+    detail = scenarios.star_dc_image_create(ctx)
+    assert "active at Paris and Corte" in detail
 
 
 def test_or_falls_back_and_fails_clearly(ctx: Context) -> None:

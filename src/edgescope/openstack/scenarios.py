@@ -191,21 +191,20 @@ def scenario_x_dc(ctx: Context) -> str:
     )
 
 
-def scenario_star_dc(ctx: Context) -> str:
-    """*-DC: user create, server list and image create at Paris & Corte."""
+def star_dc_user_create(ctx: Context) -> str:
+    """`openstack user create` with {keystone: Paris & Corte} creates the user at both sites."""
     alice = ctx.name("alice")
-    ctx.cli.run(
-        "user",
-        "create",
-        alice,
-        "--password",
-        secrets.token_urlsafe(12),
-        cloud=ctx.admin(PARIS),
-        scope="{keystone: Paris & Corte}",
-    )
+    password = secrets.token_urlsafe(12)
+    ctx.cli.run("user", "create", alice, "--password", password, cloud=ctx.admin(PARIS),
+                scope="{keystone: Paris & Corte}")  # fmt: skip
     for site in (PARIS, CORTE):
         names = set(ctx.cli.value("user", "list", "-c", "Name", cloud=ctx.admin(site)).split())
         expect(alice in names, f"user {alice} was not created at {site}")
+    return f"user {alice} created at Paris and Corte"
+
+
+def star_dc_server_list(ctx: Context) -> str:
+    """`openstack server list` with {nova: Paris & Corte} is the union, with each server's Site."""
     wanted = {site: ensure_server(ctx, site) for site in (PARIS, CORTE)}
     rows = ctx.cli.json(
         "server", "list", "--all-projects", cloud=ctx.admin(PARIS), scope="{nova: Paris & Corte}"
@@ -218,29 +217,38 @@ def scenario_star_dc(ctx: Context) -> str:
         all(sites.get(sid) == site for site, sid in wanted.items()),
         f"the merged list should show {wanted} with their sites, got {sites}",
     )
+    per_site = {site: sum(1 for s in sites.values() if s == site) for site in (PARIS, CORTE)}
+    return f"server list merged {per_site} servers, each with its Site"
+
+
+def star_dc_image_create(ctx: Context) -> str:
+    """`openstack image create` with {glance: Paris & Corte} stores the image at both sites.
+
+    ``--id`` gives both copies the same id, so the upload that follows the create (a second
+    request, to that id) finds the image at both sites with no id translation.
+    """
     image_id = ctx.new_uuid()
-    ctx.cli.run(
-        "image",
-        "create",
-        ctx.name("img"),
-        "--id",
-        image_id,
-        "--file",
-        str(small_image_file()),
-        "--disk-format",
-        "raw",
-        "--container-format",
-        "bare",
-        cloud=ctx.admin(PARIS),
-        scope="{glance: Paris & Corte}",
-    )
+    ctx.cli.run("image", "create", ctx.name("img"), "--id", image_id,
+                "--file", str(small_image_file()), "--disk-format", "raw",
+                "--container-format", "bare", cloud=ctx.admin(PARIS),
+                scope="{glance: Paris & Corte}")  # fmt: skip
     for site in (PARIS, CORTE):
         status = ctx.cli.value("image", "show", image_id, "-c", "status", cloud=ctx.admin(site))
         expect(status == "active", f"image {image_id} at {site} is {status!r}, not active")
-    return (
-        f"user {alice} created at Paris and Corte; server list merged {len(rows)} servers "
-        f"with their Site; image {image_id[:8]} stored and active at both"
-    )
+    return f"image {image_id[:8]} stored and active at Paris and Corte"
+
+
+def scenario_star_dc(ctx: Context) -> str:
+    """*-DC: user create, server list and image create at Paris & Corte."""
+    done, failed = [], []
+    for step in (star_dc_user_create, star_dc_server_list, star_dc_image_create):
+        try:
+            done.append(step(ctx))
+        except (ScenarioFailed, CliFailed) as exc:
+            failed.append(f"{step.__name__}: {exc}")
+    if failed:
+        raise ScenarioFailed("; ".join(failed + done))
+    return "; ".join(done)
 
 
 def scenario_or(ctx: Context) -> str:
@@ -308,7 +316,9 @@ def scenario_bad_collaboration(ctx: Context) -> str:
         "same site" in result.stderr and "^" in result.stderr,
         f"no rule explanation with a caret: {result.stderr.strip()[-300:]}",
     )
-    expect(tail.lines() == [], "a request reached the Paris proxy")
+    # Other clients may use Paris meanwhile: look for this command's scope in the access log.
+    ours = [r for r in tail.json_records() if "network" in str(r.get("scope") or "")]
+    expect(ours == [], f"a request with the rejected scope reached the Paris proxy: {ours[:1]}")
     return "rejected locally: " + result.stderr.strip().splitlines()[0][:150]
 
 
