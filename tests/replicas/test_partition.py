@@ -8,6 +8,7 @@ from typing import Any
 from edgescope.proxy.merge import SITES_HEADER
 from edgescope.proxy.server import SiteProxy
 from edgescope.replicas.fanout import MODE_HEADER, PENDING_HEADER, REPLAYED_HEADER
+from edgescope.replicas.model import Hlc, PendingOp
 from edgescope.replicas.registry import Registry
 
 SitesFactory = Any
@@ -150,3 +151,23 @@ async def test_restart_with_pending_operations_loses_none(replica_sites: SitesFa
     await eventually(lambda: not restarted.replicas.registry.pending())  # type: ignore[union-attr]
     assert sorted(i["name"] for i in corte.items.values()) == ["alice", "bob", "carol"]
     assert posts(corte) == 3
+
+
+async def test_the_same_write_sent_twice_at_once_applies_once(replica_sites: SitesFactory) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    op = PendingOp(
+        key="op-1:Corte",
+        handle=None,
+        target="Corte",
+        service="image",
+        method="POST",
+        path="/things",
+        body=b'{"thing": {"name": "alice"}}',
+        headers={"Content-Type": "application/json", "X-Scope": "{image: Corte}"},
+        hlc=Hlc(1, 0, "Paris"),
+    )
+    send = paris.proxy.replicas.peers.send_op
+    first, second = await asyncio.gather(send(op, op.path, op.body), send(op, op.path, op.body))
+    assert first[0] == second[0] == 201 and first[2] == second[2]  # the same answer
+    assert posts(corte) == 1 and len(corte.items) == 1
+    assert REPLAYED_HEADER in first[1] or REPLAYED_HEADER in second[1]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -69,7 +70,7 @@ class ReplicaHooks:
         self.clock = peers.Clock(config.site)
         self.peers = peers.PeerLink(config, upstream, dispatcher.breakers, self.clock)
         self.replayer = peers.Replayer(self, replay_interval)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def start(self) -> None:
         self.replayer.start()
@@ -208,14 +209,21 @@ class ReplicaHooks:
         key: str | None,
         send: Callable[[], Awaitable[BranchReply]],
     ) -> BranchReply:
-        """Apply a replicated write once (by ``key``) and only if it wins by LWW."""
-        if key is not None:
-            prior = await asyncio.to_thread(self.registry.applied, key)
-            if prior is not None:
-                status, body, headers = prior
-                return BranchReply(self.site, status, {**headers, REPLAYED_HEADER: "1"}, body)
-        lock = self._locks.setdefault(handle or "", asyncio.Lock())
+        """Apply a replicated write once (by ``key``) and only if it wins by LWW.
+
+        Writes to one set (or, for a create, with one key) are serialised, so a replay
+        that races a slow live branch with the same key still applies once.
+        """
+        lock_name = handle or key or ""
+        lock = self._locks.get(lock_name)
+        if lock is None:
+            lock = self._locks[lock_name] = asyncio.Lock()
         async with lock:
+            if key is not None:
+                prior = await asyncio.to_thread(self.registry.applied, key)
+                if prior is not None:
+                    status, body, headers = prior
+                    return BranchReply(self.site, status, {**headers, REPLAYED_HEADER: "1"}, body)
             self.clock.observe(hlc)
             if handle is not None and self.registry.lookup(handle) is not None:
                 last = await asyncio.to_thread(self.registry.last_write, handle)
