@@ -1,0 +1,167 @@
+"""Soak: real OpenStack sites on the emulated WAN, under repeated faults, for minutes (not in CI).
+
+Needs root and the WAN testbed of ``edgescope demo`` (reused if up, else started and stopped
+again). Three phases of equal length, each with the same traffic, typed inside the sites'
+namespaces by ``tests/integration/faults_driver.py``:
+
+1. baseline: no fault (the reference, measured in the same run);
+2. partitions: Paris–Corte cut for ``--cut`` s every ``--period`` s;
+3. flapping: 30% loss on Paris–Corte plus the same cuts.
+
+Streams: 1-DC creates/lists at Paris and at Corte; ``{image: Corte}`` and
+``{image: Corte | Marseille}`` from Paris. For each phase and stream it prints the success
+ratio, p50/p95 latency and their ratio to the baseline, the 503s and the longest call; at the
+end it checks that every acknowledged create still exists. Prints a markdown table, writes
+nothing.
+
+    sudo .venv/bin/python bench/soak.py --minutes 3 [--period 10 --cut 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from edgescope.demo.run import DemoOptions, open_network, open_testbed
+from edgescope.testbed import Testbed
+
+REPO = Path(__file__).resolve().parent.parent
+DRIVER = REPO / "tests" / "integration" / "faults_driver.py"
+STREAMS: dict[str, tuple[str, list[dict[str, Any]]]] = {
+    "Paris 1-DC": ("Paris", [{"kind": "create"}, {"kind": "list"}]),
+    "Corte 1-DC": ("Corte", [{"kind": "create"}, {"kind": "list"}]),
+    "Paris {image: Corte}": ("Paris", [{"kind": "list", "scope": "{image: Corte}"}]),
+    "Paris {image: Corte | Marseille}": (
+        "Paris",
+        [{"kind": "list", "scope": "{image: Corte | Marseille}"}],
+    ),
+}
+
+
+def _driver(testbed: Testbed, site: str, plan: dict[str, Any]) -> subprocess.Popen[str]:
+    full = {"clouds_yaml": str(testbed.clouds_yaml), "cloud": site, **plan}
+    argv = [*testbed.sites[site].exec_prefix, sys.executable, str(DRIVER), json.dumps(full)]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+def _records(proc: subprocess.Popen[str], timeout: float) -> list[dict[str, Any]]:
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def _phase(
+    testbed: Testbed, wan: Any, name: str, seconds: float, args: argparse.Namespace
+) -> dict[str, list[dict[str, Any]]]:
+    plan = {"duration": seconds, "max_ops": 100_000, "pause": 0.05}
+    procs = {s: _driver(testbed, site, {**plan, "ops": ops}) for s, (site, ops) in STREAMS.items()}
+    if name == "flapping":
+        wan.set_link("Paris", "Corte", loss=0.3)
+    try:
+        end = time.monotonic() + seconds
+        while name != "baseline" and time.monotonic() < end:
+            wan.partition("Paris", "Corte")
+            time.sleep(min(args.cut, max(0.0, end - time.monotonic())))
+            wan.heal("Paris", "Corte")
+            time.sleep(min(args.period - args.cut, max(0.0, end - time.monotonic())))
+    finally:
+        wan.heal("Paris", "Corte")
+        if name == "flapping":
+            wan.set_link("Paris", "Corte", loss=0.0)
+    return {s: _records(p, seconds + 120) for s, p in procs.items()}
+
+
+def _stats(records: list[dict[str, Any]]) -> dict[str, float]:
+    ok = [r for r in records if r["status"] is not None and r["status"] < 300]
+    times = sorted(r["seconds"] for r in ok) or [float("nan")]
+    return {
+        "n": len(records),
+        "ok": len(ok) / len(records) if records else float("nan"),
+        "p50": statistics.median(times),
+        "p95": times[min(len(times) - 1, int(0.95 * len(times)))],
+        "503": sum(r["status"] == 503 for r in records),
+        "hung": sum(r["status"] is None for r in records),
+        "max": max((r["seconds"] for r in records), default=float("nan")),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=3.0, help="total, split in 3 phases")
+    parser.add_argument("--period", type=float, default=10.0)
+    parser.add_argument("--cut", type=float, default=5.0)
+    parser.add_argument("--state-dir", type=Path, default=REPO / "state-wan")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/soak.py needs root (the emulated WAN)")
+    options = DemoOptions(wan=True, state_dir=args.state_dir)
+    network = open_network(options, print)
+    was_running = (args.state_dir / "testbed.json").exists() and Testbed.from_state(
+        args.state_dir
+    ).healthy()
+    testbed, _ = open_testbed(options, network, lambda site, msg: print(f"  {site}: {msg}"))
+    assert network.wan is not None
+    phase_seconds = args.minutes * 60 / 3
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    try:
+        for phase in ("baseline", "partitions", "flapping"):
+            print(f"phase {phase}: {phase_seconds:.0f} s", flush=True)
+            results[phase] = _phase(testbed, network.wan, phase, phase_seconds, args)
+        created = {
+            site: [
+                r["id"]
+                for phase in results.values()
+                for stream, records in phase.items()
+                if STREAMS[stream][0] == site and "1-DC" in stream
+                for r in records
+                if r["kind"] == "create" and r["id"]
+            ]
+            for site in ("Paris", "Corte")
+        }
+        lost = {
+            site: [
+                r["id"]
+                for r in _records(_driver(testbed, site, {"check": ids}), 600)
+                if r["status"] != 200
+            ]
+            for site, ids in created.items()
+        }
+    finally:
+        if not was_running:
+            testbed.down()
+            if network.started:
+                network.wan.down()
+    base = {s: _stats(r) for s, r in results["baseline"].items()}
+    cuts = f"cut {args.cut:g} s every {args.period:g} s"
+    print(f"\n{network.note}; phases of {phase_seconds:.0f} s; {cuts}\n")
+    print(
+        "| phase | stream | calls | success | p50 s (× baseline) | p95 s (× baseline) "
+        "| 503 | hung | max s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for phase, streams in results.items():
+        for stream, records in streams.items():
+            s, b = _stats(records), base[stream]
+            print(
+                f"| {phase} | {stream.replace('|', chr(92) + '|')} | {s['n']:.0f} | {s['ok']:.1%} "
+                f"| {s['p50']:.3f} (×{s['p50'] / b['p50']:.2f}) | {s['p95']:.3f} "
+                f"(×{s['p95'] / b['p95']:.2f}) | {s['503']:.0f} | {s['hung']:.0f} "
+                f"| {s['max']:.1f} |"
+            )
+    total = sum(len(v) for v in created.values())
+    missing = sum(len(v) for v in lost.values())
+    print(f"\nacknowledged 1-DC creates: {total}; missing after the soak: {missing}")
+
+
+if __name__ == "__main__":
+    main()
