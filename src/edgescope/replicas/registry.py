@@ -135,7 +135,10 @@ class Registry:
 
     def last_write(self, handle: str) -> Hlc | None:
         """The stamp of the last write applied to this set at this site (the LWW reference)."""
-        row = self._db.execute("SELECT last_write FROM sets WHERE handle = ?", (handle,)).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT last_write FROM sets WHERE handle = ?", (handle,)
+            ).fetchone()
         return Hlc.parse(row[0]) if row and row[0] else None
 
     def set_last_write(self, handle: str, hlc: Hlc) -> None:
@@ -188,11 +191,15 @@ class Registry:
             args.append(target)
         if not include_done:
             sql += " AND state = 'queued'"
-        rows = self._db.execute(sql + " ORDER BY target, seq", args).fetchall()
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY target, seq", args).fetchall()
         return [_op(row) for row in rows]
 
     def targets(self) -> list[str]:
-        rows = self._db.execute("SELECT DISTINCT target FROM pending WHERE state = 'queued'")
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT target FROM pending WHERE state = 'queued'"
+            ).fetchall()
         return sorted(r[0] for r in rows)
 
     def finish(self, key: str, *, state: str = "done", error: str = "") -> None:
@@ -222,9 +229,10 @@ class Registry:
 
     def applied(self, key: str) -> tuple[int, bytes, dict[str, str]] | None:
         """The remembered answer of an already applied write, or None."""
-        row = self._db.execute(
-            "SELECT status, body, headers FROM applied WHERE key = ?", (key,)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT status, body, headers FROM applied WHERE key = ?", (key,)
+            ).fetchone()
         return (int(row[0]), bytes(row[1]), json.loads(row[2])) if row else None
 
     def record_applied(self, key: str, status: int, body: bytes, headers: dict[str, str]) -> None:
