@@ -26,7 +26,13 @@ from rich.table import Table
 
 from edgescope.errors import EdgescopeError
 from edgescope.testbed import Testbed
-from edgescope.testbed.layout import SERVICES, TestbedUsageError, check_service, parse_sites
+from edgescope.testbed.layout import (
+    PORT_BASE,
+    SERVICES,
+    TestbedUsageError,
+    check_service,
+    parse_sites,
+)
 
 app = typer.Typer(
     name="testbed",
@@ -87,6 +93,9 @@ def up(
     catalog: Annotated[
         str, typer.Option(help="'proxy' (the catalog points at each site's proxy) or 'direct'.")
     ] = "proxy",
+    port_base: Annotated[
+        int, typer.Option(help="Site i uses ports PORT_BASE+100*i+0..99; RabbitMQ +5672.")
+    ] = PORT_BASE,
 ) -> None:
     """Start every site (cold the first time, from a snapshot or warm after), idempotently."""
     with _clean_errors():
@@ -94,10 +103,13 @@ def up(
         if catalog not in ("proxy", "direct"):
             raise TestbedUsageError(f"invalid --catalog {catalog!r}: choose proxy or direct")
         addresses, wan_state = _wan_addresses(wan, names) if wan else ({}, None)
+        if not 1024 <= port_base <= 60000:
+            raise TestbedUsageError(f"invalid --port-base {port_base}: use 1024..60000")
         testbed = Testbed.create(
             state_dir,
             names,
             catalog=catalog,  # type: ignore[arg-type]
+            port_base=port_base,
             addresses=addresses,
             wan_state=wan_state,
         )

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from edgescope.testbed import snapshot
+from edgescope.testbed.configs import Credentials
 from edgescope.testbed.layout import (
     HTTP_SERVICES,
     PORT_BASE,
@@ -203,9 +204,10 @@ class Testbed:
         return self.state_dir / "clouds.yaml"
 
     def site(self, name: str) -> Site:
+        """The :class:`Site` named ``name`` (case-insensitive); creates its credentials file."""
         for plan in self.plans:
             if plan.name.lower() == name.lower():
-                creds = Site(plan, transport_url="").credentials
+                creds = Credentials.load_or_create(plan.root / "credentials.json")
                 broker = self._brokers[plan.name]
                 return Site(
                     plan,
@@ -281,21 +283,23 @@ class Testbed:
         return results
 
     def _up_site(self, name: str, report: SiteReport) -> dict[str, Any]:
-        site = self.site(name)
-        plan = site.plan
+        plan = next(p for p in self.plans if p.name == name)
         say: Callable[[str], None] = lambda message: report(plan.name, message)  # noqa: E731
         started = time.monotonic()
-        creds = site.credentials
-        self._brokers[plan.name].ensure_vhost(plan.rabbit_vhost, plan.rabbit_vhost, creds.rabbit)
-        key = snapshot.snapshot_key(plan, site.transport_url)
-        if site.initialised:
-            kind = "running" if site.healthy() else "warm"
-            if kind == "warm":
-                site.start(say)
-        elif not (plan.run / "stages").exists() and snapshot.restore(plan, key):
+        broker = self._brokers[plan.name]
+        # The key names the broker without a password, so it exists before the credentials do.
+        key = snapshot.snapshot_key(plan, broker.url(plan.rabbit_vhost, plan.rabbit_vhost, ""))
+        restored = not plan.root.exists() and snapshot.restore(plan, key)
+        site = self.site(name)  # reads (or, on a cold start, creates) the site's credentials
+        broker.ensure_vhost(plan.rabbit_vhost, plan.rabbit_vhost, site.credentials.rabbit)
+        if restored:
             say("restored from snapshot")
             kind = "restored"
             site.start(say)
+        elif site.initialised:
+            kind = "running" if site.healthy() else "warm"
+            if kind == "warm":
+                site.start(say)
         else:
             kind = "cold"
             site.initialise(say)

@@ -42,6 +42,7 @@ from edgescope.testbed.layout import (
 )
 from edgescope.testbed.process import (
     http_answers,
+    port_in_use,
     rss_bytes,
     running_pid,
     start_process,
@@ -372,6 +373,15 @@ class Site:
         pidfile = self.plan.pid_path(service)
         if running_pid(pidfile) is not None:
             return
+        has_port = service in (*HTTP_SERVICES, "proxy")
+        if has_port and not self.plan.exec_prefix:
+            port = self.plan.port(service)
+            if port_in_use(self.plan.bind_host, port):
+                raise TestbedError(
+                    f"{self.plan.name} {service}: port {port} is taken by a process this testbed "
+                    "did not start (another testbed? see `edgescope testbed status "
+                    "--state-dir ...`, or use --port-base)"
+                )
         launch = service_launch(self.plan, service)
         start_process(launch.argv, log=self.plan.log_path(service), pidfile=pidfile, env=launch.env)
 
