@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from edgescope.errors import ScopeSyntaxError
+from edgescope.errors import ScopeError, ScopeSyntaxError
 from edgescope.proxy.carriers import (
     ScopeHeaderTooLarge,
     ScopeMemory,
@@ -101,3 +105,23 @@ def test_memory_is_bounded() -> None:
     for i in range(3):
         memory.remember(f"r{i}", "{}")
     assert list(memory) == ["r1", "r2"]
+
+
+@given(
+    value=st.text(max_size=300),
+    header=st.sampled_from(
+        ["X-Scope", "X-Auth-Token", "X-Subject-Token", "baggage", "X-OpenStack-Request-ID"]
+    ),
+)
+def test_reading_carriers_never_fails_with_anything_but_a_scope_error(
+    value: str, header: str
+) -> None:
+    for text in (value, "tok~scope~" + value, "scope=" + value):
+        with contextlib.suppress(ScopeError):
+            read_scope_text(CIMultiDict({header: text}), 4096, ScopeMemory())
+
+
+@given(text=st.text(max_size=200))
+def test_piggyback_round_trips_any_text(text: str) -> None:
+    assert split_piggyback(attach_piggyback("tok", text)) == ("tok", text)
+    assert baggage_scope(set_baggage_scope("a=b", text)) == text
