@@ -77,6 +77,14 @@ def _wan_addresses(
     return addresses, DEFAULT_STATE_DIR
 
 
+def _ephemeral_low() -> int:
+    """First port the kernel may hand out to outgoing connections (listeners must avoid it)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 @app.command()
 def up(
     sites: Annotated[str, typer.Option(help="Comma-separated site names.")] = (
@@ -103,8 +111,12 @@ def up(
         if catalog not in ("proxy", "direct"):
             raise TestbedUsageError(f"invalid --catalog {catalog!r}: choose proxy or direct")
         addresses, wan_state = _wan_addresses(wan, names) if wan else ({}, None)
-        if not 1024 <= port_base <= 60000:
-            raise TestbedUsageError(f"invalid --port-base {port_base}: use 1024..60000")
+        highest = port_base + 5673  # RabbitMQ's distribution port is the highest one
+        if port_base < 1024 or highest >= _ephemeral_low():
+            raise TestbedUsageError(
+                f"invalid --port-base {port_base}: ports up to {highest} must stay below the "
+                f"kernel's ephemeral range (from {_ephemeral_low()}); try 10000 or 20000"
+            )
         testbed = Testbed.create(
             state_dir,
             names,
