@@ -68,6 +68,7 @@ class RabbitBroker:
             "RABBITMQ_PID_FILE": str(self.root / "rabbit.pid"),
             "RABBITMQ_DIST_PORT": str(self.port + 1),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_CRASH_DUMP": str(self.root / "log" / "erl_crash.dump"),
         }
         if homes:
             env["RABBITMQ_HOME"] = homes[-1]
@@ -125,6 +126,7 @@ class RabbitBroker:
             done = subprocess.run(
                 argv,
                 env={**os.environ, **self._env()},
+                cwd=self.root,  # rabbitmqctl may drop an erl_crash.dump in its cwd
                 capture_output=True,
                 text=True,
                 timeout=timeout,
