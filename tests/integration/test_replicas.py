@@ -2,12 +2,14 @@
 
 Two in-process edgescope proxies with replicas on (Paris and Corte, built from the
 testbed's own ``proxy.toml``, peers rewired to each other) sit in front of the testbed's
-real glance and keystone. Calls go over HTTP with a real admin token, with the scope in
-``X-Scope`` and piggybacked on the token, as the OSC plugin sends them.
+real glance and keystone. Stopping the Corte proxy cuts Corte off (no root needed);
+starting it again on its port heals the cut. Calls go over HTTP with a real admin token,
+with the scope in ``X-Scope`` and piggybacked on the token, as the OSC plugin sends them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import socket
 import uuid
@@ -26,7 +28,7 @@ from edgescope.proxy.config import PeerConfig, load_config
 from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
 from edgescope.proxy.server import SiteProxy
 from edgescope.replicas.collapse import REPLICAS_FIELD
-from edgescope.replicas.fanout import SET_HEADER
+from edgescope.replicas.fanout import MODE_HEADER, PENDING_HEADER, SET_HEADER
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 SITES = ("Paris", "Corte")
@@ -51,30 +53,45 @@ class Client:
             return response.status, response.headers, body
 
 
-@pytest.fixture
-async def replica_proxies(ctx: Context, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    state = ctx.testbed.clouds_yaml.parent
-    configs = {site: state / "sites" / site / "etc" / "proxy.toml" for site in SITES}
-    if not all(path.is_file() for path in configs.values()):
-        pytest.skip(f"the testbed in {state} has no proxy.toml for {', '.join(SITES)}")
-    socks = {}
-    for site in SITES:
-        socks[site] = socket.socket()
-        socks[site].bind(("127.0.0.1", 0))
-    proxies: dict[str, SiteProxy] = {}
-    for site in SITES:
+class Pair:
+    """Paris and Corte proxies (replicas on); a site can be stopped and restarted on its port."""
+
+    def __init__(self, configs: dict[str, Path], state: Path) -> None:
+        self.configs, self.state = configs, state
+        self.ports = {site: _free_port() for site in SITES}
+        self.proxies: dict[str, SiteProxy] = {}
+
+    async def start(self, site: str) -> SiteProxy:
         other = next(s for s in SITES if s != site)
-        url = URL(f"http://127.0.0.1:{socks[other].getsockname()[1]}")
+        url = URL(f"http://127.0.0.1:{self.ports[other]}")
         config = dataclasses.replace(
-            load_config(configs[site]), port=0, peers=(PeerConfig(other, url, 2.0, 120.0),)
+            load_config(self.configs[site]), port=0, peers=(PeerConfig(other, url, 2.0, 120.0),)
         )
-        proxies[site] = SiteProxy(config, replicas_dir=str(tmp_path / site))
-        await proxies[site].start(sockets={"main": socks[site]})
-    auth = yaml.safe_load(ctx.testbed.clouds_yaml.read_text())["clouds"][
-        ctx.testbed.cloud_name("Paris", admin=True)
-    ]["auth"]
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300))
-    request = {
+        proxy = SiteProxy(config, replicas_dir=str(self.state / site))
+        assert proxy.replicas is not None
+        proxy.replicas.replayer.interval = 0.5
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.ports[site]))
+        await proxy.start(sockets={"main": sock})
+        self.proxies[site] = proxy
+        return proxy
+
+    async def stop(self, site: str) -> None:
+        await self.proxies.pop(site).stop()
+
+    def registry(self, site: str) -> Any:
+        return self.proxies[site].replicas.registry  # type: ignore[union-attr]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _token_request(auth: dict[str, str]) -> dict[str, Any]:
+    return {
         "auth": {
             "identity": {
                 "methods": ["password"],
@@ -94,20 +111,37 @@ async def replica_proxies(ctx: Context, tmp_path: Path) -> AsyncIterator[dict[st
             },
         }
     }
+
+
+@pytest.fixture
+async def pair(ctx: Context, tmp_path: Path) -> AsyncIterator[tuple[Pair, Client]]:
+    state = ctx.testbed.clouds_yaml.parent
+    configs = {site: state / "sites" / site / "etc" / "proxy.toml" for site in SITES}
+    if not all(path.is_file() for path in configs.values()):
+        pytest.skip(f"the testbed in {state} has no proxy.toml for {', '.join(SITES)}")
+    sites = Pair(configs, tmp_path)
+    for site in SITES:
+        await sites.start(site)
+    auth = yaml.safe_load(ctx.testbed.clouds_yaml.read_text())["clouds"][
+        ctx.testbed.cloud_name("Paris", admin=True)
+    ]["auth"]
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300))
     try:
-        url = proxies["Paris"].url
-        async with session.post(url + "/identity/v3/auth/tokens", json=request) as response:
+        url = sites.proxies["Paris"].url
+        async with session.post(
+            url + "/identity/v3/auth/tokens", json=_token_request(auth)
+        ) as response:
             assert response.status == 201, await response.text()
             token = response.headers["X-Subject-Token"]
-        yield {"client": Client(session, url, token), **proxies}
+        yield sites, Client(session, url, token)
     finally:
         await session.close()
-        for proxy in proxies.values():
-            await proxy.stop()
+        for site in list(sites.proxies):
+            await sites.stop(site)
 
 
-async def test_image_lifecycle_by_handle(replica_proxies: dict[str, Any]) -> None:
-    client: Client = replica_proxies["client"]
+async def test_image_lifecycle_by_handle(pair: tuple[Pair, Client]) -> None:
+    sites, client = pair
     name = f"replica-{uuid.uuid4().hex[:8]}"
     status, headers, image = await client.call(
         "POST",
@@ -118,7 +152,7 @@ async def test_image_lifecycle_by_handle(replica_proxies: dict[str, Any]) -> Non
     assert status == 201, image
     handle = image["id"]
     assert headers[SET_HEADER] == handle
-    records = {s: replica_proxies[s].replicas.registry.lookup(handle) for s in SITES}
+    records = {s: sites.registry(s).lookup(handle) for s in SITES}
     assert all(r is not None for r in records.values())
     corte_id = records["Corte"].member_id("Corte")
     assert corte_id and corte_id != handle
@@ -147,6 +181,40 @@ async def test_image_lifecycle_by_handle(replica_proxies: dict[str, Any]) -> Non
     status, _, body = await client.call("DELETE", f"/image/v2/images/{handle}", BOTH)
     assert status == 204, body
     for site in SITES:
-        assert replica_proxies[site].replicas.registry.lookup(handle) is None
+        assert sites.registry(site).lookup(handle) is None
     status, _, _ = await client.call("GET", f"/image/v2/images/{corte_id}", "{image: Corte}")
     assert status == 404
+
+
+async def test_eventual_create_reaches_corte_once_after_it_returns(
+    pair: tuple[Pair, Client],
+) -> None:
+    sites, client = pair
+    name = f"replica-ev-{uuid.uuid4().hex[:8]}"
+    await sites.stop("Corte")  # Paris's peer port now refuses: Corte is cut off
+    status, headers, image = await client.call(
+        "POST",
+        "/image/v2/images",
+        BOTH,
+        json={"name": name, "disk_format": "raw", "container_format": "bare"},
+        headers={MODE_HEADER: "eventual"},
+    )
+    assert status == 201, image
+    assert headers[PENDING_HEADER] == "Corte"
+    handle = image["id"]
+    assert [op.target for op in sites.registry("Paris").pending()] == ["Corte"]
+
+    await sites.start("Corte")  # healed: the replayer sends the queued create
+    deadline = asyncio.get_running_loop().time() + 60
+    while sites.registry("Paris").pending():
+        assert asyncio.get_running_loop().time() < deadline, "the create was not replayed"
+        await asyncio.sleep(0.2)
+    status, _, listed = await client.call("GET", f"/image/v2/images?name={name}", "{image: Corte}")
+    assert status == 200
+    [at_corte] = listed["images"]  # exactly once
+    record = sites.registry("Paris").lookup(handle)
+    assert record is not None and record.member_id("Corte") == at_corte["id"]
+    assert await sites.proxies["Paris"].replicas.replayer.replay_once() == 0  # type: ignore[union-attr]
+
+    status, _, body = await client.call("DELETE", f"/image/v2/images/{handle}", BOTH)
+    assert status == 204, body
