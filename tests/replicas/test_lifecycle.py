@@ -83,3 +83,21 @@ async def test_delete_at_one_site_marks_member_gone(replica_sites: SitesFactory)
         assert reopened.lookup(handle) == paris.proxy.replicas.registry.lookup(handle)  # type: ignore[union-attr]
     finally:
         reopened.close()
+
+
+async def test_one_site_call_by_handle_gets_that_sites_id(replica_sites: SitesFactory) -> None:
+    """Like booting at Corte from a replicated image named by its handle."""
+    paris, corte = await replica_sites("Paris", "Corte")
+    _, _, body = await paris.call("POST", "/things", BOTH, json={"thing": {"name": "image"}})
+    handle = body["thing"]["id"]
+    corte_id = next(iter(corte.items))
+    status, _, shown = await paris.call("GET", f"/things/{handle}", "{image: Corte}")
+    assert status == 200 and shown["thing"]["id"] == corte_id
+    status, _, server = await paris.call(
+        "POST", "/things", "{image: Corte}", json={"thing": {"name": "vm", "image": handle}}
+    )
+    assert status == 201 and server["thing"]["image"] == corte_id
+    status, _, server = await corte.call(
+        "POST", "/things", "{image: Paris}", json={"thing": {"name": "vm", "image": corte_id}}
+    )
+    assert status == 201 and server["thing"]["image"] == handle  # Paris's id is the handle

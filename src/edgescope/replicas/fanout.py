@@ -9,8 +9,8 @@ so carriers, hop markers and breakers behave exactly as for any other call.
   branch, other bodies are teed (``&``) or spooled (nested ``|``) with only the path
   translated; answers are merged by :mod:`edgescope.proxy.merge`, lists collapsed;
   eventual mode turns unreachable members into queued writes.
-* :func:`serve_single` -- one site: ids in the path are translated; a delete records the
-  member as gone before answering.
+* :func:`serve_single` -- one site: ids in the path and in JSON bodies up to 1 MB are
+  translated (the answer streams back); a delete records the member as gone first.
 * :func:`serve_peer_write` -- a replicated write from a peer proxy: idempotency key and
   last-writer-wins checked before the local backend sees it.
 
@@ -26,15 +26,16 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
 from edgescope.errors import SiteUnreachable
-from edgescope.lang import And, SiteRef, evaluate
+from edgescope.lang import And, SiteRef, evaluate, unparse
 from edgescope.proxy.body import BodyTee, ReplayableBody
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory
 from edgescope.proxy.dispatch import Call
-from edgescope.proxy.forward import CHUNK, end_to_end, read_body
+from edgescope.proxy.forward import CHUNK, end_to_end, iter_body, read_body
 from edgescope.proxy.merge import SITES_HEADER, SiteResult, failure_response, merge_results
 from edgescope.proxy.responses import ErrorCode, error_response, json_error
 from edgescope.proxy.route import Plan
@@ -88,18 +89,32 @@ async def serve_peer_write(hooks: ReplicaHooks, call: Call, plan: Plan) -> web.S
 async def serve_single(
     hooks: ReplicaHooks, call: Call, plan: Plan, memory: ScopeMemory, site: str
 ) -> web.StreamResponse:
-    """One site: translate ids in the path (bodies stream untouched); track deletes."""
-    sets = hooks.involved_sets(call.path, None)
-    if not sets:
+    """One site: translate ids in the path and in small JSON bodies; track deletes."""
+    request = call.request
+    body: bytes | None = None
+    if request.body_exists and call.from_peer is None and _small_json(request):
+        body = await request.content.read()  # not .read(): clone() must still work
+    sets = hooks.involved_sets(call.path, body)
+    if not sets and body is None:
         return await hooks.dispatcher.run(call, plan, memory)
-    path, _ = hooks.translate_request(sets, site, call.path, None)
+    path, new_body = hooks.translate_request(sets, site, call.path, body)
     call.path = path
-    if call.request.method != "DELETE" or call.from_peer is not None or len(sets) != 1:
+    deleting = request.method == "DELETE" and call.from_peer is None and len(sets) == 1
+    if body is None and not deleting:
         return await hooks.dispatcher.run(call, plan, memory)
-    # A delete at one site: answer only once the set records that member as gone.
-    body = call.request.content.iter_chunked(CHUNK) if call.request.body_exists else None
+    _remember(call, plan, memory)
+    payload: AsyncIterable[bytes] | None
+    if body is not None:
+        headers = end_to_end(request.headers)
+        headers["Content-Length"] = str(len(new_body or b""))
+        call = replace(call, request=request.clone(headers=headers))
+        payload = _once(new_body)
+    else:
+        payload = request.content.iter_chunked(CHUNK) if request.body_exists else None
     try:
-        response = await hooks.dispatcher.send(call, plan, site, body)
+        response = await hooks.dispatcher.send(call, plan, site, payload)
+        if not deleting:
+            return await _stream_back(call, response, site)
         data = await read_body(response, site, hooks.config.limits.max_merge_bytes)
     except SiteUnreachable as exc:
         return error_response(
@@ -108,6 +123,7 @@ async def serve_single(
             request_id=call.request_id,
             site=site,
         )
+    # A delete at one site: answer only once the set records that member as gone.
     if 200 <= response.status < 300:
         updated = await asyncio.to_thread(
             hooks.registry.mark_gone, sets[0].handle, site, hooks.clock.now()
@@ -142,6 +158,7 @@ async def serve_fan_out(
                 async for _ in spool.replay():
                     pass
                 streamed = lambda site: spool.replay()  # noqa: E731
+    _remember(call, plan, memory)
     sets = hooks.involved_sets(call.path, body)
     method = request.method
     is_write = method in WRITES
@@ -277,3 +294,30 @@ def _response(reply: BranchReply, request_id: str) -> web.Response:
     )
     headers.setdefault(REQUEST_ID_HEADER, request_id)
     return web.Response(status=reply.status, body=reply.body, headers=headers)
+
+
+def _remember(call: Call, plan: Plan, memory: ScopeMemory) -> None:
+    """As ``Dispatcher.run`` does: the request id recalls the downstream scope (carrier 4)."""
+    if plan.downstream is not None and call.carrier != "request-id":
+        memory.remember(call.request_id, unparse(plan.downstream))
+
+
+async def _stream_back(
+    call: Call, response: aiohttp.ClientResponse, site: str
+) -> web.StreamResponse:
+    """The branch's answer, streamed to the client (as the dispatcher streams one site)."""
+    out = web.StreamResponse(status=response.status, reason=response.reason)
+    for name, value in end_to_end(response.headers).items():
+        out.headers.add(name, value)
+    if REQUEST_ID_HEADER not in out.headers:
+        out.headers[REQUEST_ID_HEADER] = call.request_id
+    await out.prepare(call.request)
+    try:
+        async for chunk in iter_body(response, site):
+            await out.write(chunk)
+    except SiteUnreachable:
+        if call.request.transport is not None:  # headers are sent: cut the connection
+            call.request.transport.close()
+        return out
+    await out.write_eof()
+    return out
