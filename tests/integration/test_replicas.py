@@ -218,3 +218,62 @@ async def test_eventual_create_reaches_corte_once_after_it_returns(
 
     status, _, body = await client.call("DELETE", f"/image/v2/images/{handle}", BOTH)
     assert status == 204, body
+
+
+async def test_boot_at_each_site_from_the_same_image_handle(pair: tuple[Pair, Client]) -> None:
+    sites, client = pair
+    status, _, image = await client.call(
+        "POST",
+        "/image/v2/images",
+        BOTH,
+        json={"name": f"replica-boot-{uuid.uuid4().hex[:8]}", "disk_format": "raw",
+              "container_format": "bare"},
+    )  # fmt: skip
+    assert status == 201, image
+    handle = image["id"]
+    status, _, body = await client.call(
+        "PUT",
+        f"/image/v2/images/{handle}/file",
+        BOTH,
+        data=b"\0" * 4096,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert status == 204, body
+    record = sites.registry("Paris").lookup(handle)
+    booted = []
+    try:
+        for site in SITES:
+            scope = f"{{compute: {site}, image: {site}}}"
+            status, _, flavors = await client.call("GET", "/compute/v2.1/flavors", scope)
+            assert status == 200, flavors
+            flavor = next(f["id"] for f in flavors["flavors"] if f["name"] == "m1.tiny")
+            status, _, server = await client.call(
+                "POST",
+                "/compute/v2.1/servers",
+                scope,
+                json={"server": {"name": f"replica-vm-{site}", "imageRef": handle,
+                                 "flavorRef": flavor, "networks": "none"}},
+                headers={"OpenStack-API-Version": "compute 2.37"},
+            )  # fmt: skip
+            assert status == 202, server
+            booted.append((site, server["server"]["id"]))
+            shown = await _wait_active(client, scope, server["server"]["id"])
+            assert shown["image"]["id"] == record.member_id(site)  # that site's own copy
+    finally:
+        for site, server_id in booted:
+            scope = f"{{compute: {site}}}"
+            await client.call("DELETE", f"/compute/v2.1/servers/{server_id}", scope)
+        await client.call("DELETE", f"/image/v2/images/{handle}", BOTH)
+
+
+async def _wait_active(client: Client, scope: str, server_id: str) -> Any:
+    deadline = asyncio.get_running_loop().time() + 180
+    while True:
+        status, _, body = await client.call("GET", f"/compute/v2.1/servers/{server_id}", scope)
+        assert status == 200, body
+        server = body["server"]
+        if server["status"] == "ACTIVE":
+            return server
+        assert server["status"] != "ERROR", server.get("fault")
+        assert asyncio.get_running_loop().time() < deadline, f"{server_id} is {server['status']}"
+        await asyncio.sleep(1)
