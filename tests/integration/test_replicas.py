@@ -277,3 +277,57 @@ async def _wait_active(client: Client, scope: str, server_id: str) -> Any:
         assert server["status"] != "ERROR", server.get("fault")
         assert asyncio.get_running_loop().time() < deadline, f"{server_id} is {server['status']}"
         await asyncio.sleep(1)
+
+
+async def test_concurrent_renames_on_both_sides_converge_to_the_last_writer(
+    pair: tuple[Pair, Client],
+) -> None:
+    sites, paris = pair
+    status, _, image = await paris.call(
+        "POST",
+        "/image/v2/images",
+        BOTH,
+        json={"name": f"replica-lww-{uuid.uuid4().hex[:8]}", "disk_format": "raw",
+              "container_format": "bare"},
+    )  # fmt: skip
+    assert status == 201, image
+    handle = image["id"]
+    both = "{image: Paris & Corte, identity: Paris}"  # the token is Paris's, whoever fans out
+    patch = {
+        "Content-Type": "application/openstack-images-v2.1-json-patch",
+        MODE_HEADER: "eventual",
+    }
+
+    def rename(name: str) -> list[dict[str, str]]:
+        return [{"op": "replace", "path": "/name", "value": name}]
+
+    await sites.stop("Corte")
+    status, headers, _ = await paris.call(
+        "PATCH", f"/image/v2/images/{handle}", both, json=rename("from-paris"), headers=patch
+    )
+    assert status == 200 and headers[PENDING_HEADER] == "Corte"
+    await sites.stop("Paris")  # its queue is on disk; now Corte is up and Paris is cut
+    corte_proxy = await sites.start("Corte")
+    corte = Client(paris.session, corte_proxy.url, paris.token)
+    status, headers, _ = await corte.call(
+        "PATCH", f"/image/v2/images/{handle}", both, json=rename("from-corte"), headers=patch
+    )
+    assert status == 200 and headers[PENDING_HEADER] == "Paris"
+
+    paris_proxy = await sites.start("Paris")  # healed: both queues replay
+    paris.url = paris_proxy.url
+    deadline = asyncio.get_running_loop().time() + 60
+    while sites.registry("Paris").pending() or sites.registry("Corte").pending():
+        assert asyncio.get_running_loop().time() < deadline, "the queues did not drain"
+        await asyncio.sleep(0.2)
+    names = {}
+    for site in SITES:
+        status, _, shown = await paris.call(
+            "GET", f"/image/v2/images/{handle}", f"{{image: {site}}}"
+        )
+        assert status == 200, shown
+        names[site] = shown["name"]
+    assert names == {"Paris": "from-corte", "Corte": "from-corte"}  # the later write wins
+    [lost] = sites.registry("Paris").pending(include_done=True)
+    assert lost.state == "superseded"
+    await paris.call("DELETE", f"/image/v2/images/{handle}", BOTH)
