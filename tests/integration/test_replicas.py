@@ -331,3 +331,22 @@ async def test_concurrent_renames_on_both_sides_converge_to_the_last_writer(
     [lost] = sites.registry("Paris").pending(include_done=True)
     assert lost.state == "superseded"
     await paris.call("DELETE", f"/image/v2/images/{handle}", BOTH)
+
+
+async def test_strict_create_with_corte_cut_reports_each_site(pair: tuple[Pair, Client]) -> None:
+    sites, client = pair
+    name = f"replica-strict-{uuid.uuid4().hex[:8]}"
+    await sites.stop("Corte")
+    status, headers, body = await client.call(
+        "POST",
+        "/image/v2/images",
+        BOTH,
+        json={"name": name, "disk_format": "raw", "container_format": "bare"},
+    )
+    assert status == 503, body
+    assert headers[SITES_HEADER] == "Paris=201, Corte=unreachable"
+    assert {s["site"]: s["ok"] for s in body["error"]["sites"]} == {"Paris": True, "Corte": False}
+    assert sites.registry("Paris").sets() == [] and sites.registry("Paris").pending() == []
+    status, _, listed = await client.call("GET", f"/image/v2/images?name={name}", "{image: Paris}")
+    [created] = listed["images"]  # the report is exact: Paris did create it, once
+    await client.call("DELETE", f"/image/v2/images/{created['id']}", "{image: Paris}")
