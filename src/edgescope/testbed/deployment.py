@@ -343,11 +343,13 @@ class Testbed:
 
     def stop_service(self, site: str, service: str) -> bool:
         """Stop one service of one site (e.g. Corte's glance for ``|`` scenarios)."""
-        return self.site(site).stop_service(service)
+        with self._locked():
+            return self.site(site).stop_service(service)
 
     def start_service(self, site: str, service: str) -> None:
         """Start one service of one site again and wait until it answers."""
-        self.site(site).start_service(service)
+        with self._locked():
+            self.site(site).start_service(service)
 
     # Files ---------------------------------------------------------------------------------
     def _write_clouds_yaml(self) -> None:
