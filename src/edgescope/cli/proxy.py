@@ -110,7 +110,7 @@ def status(
         return
     table = Table(title=f"edgescope proxy of {site_config.site}")
     for column in ("peer", "url", "reachable", "latency", "breaker", "last error"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for row in rows:
         reachable = "[green]yes[/green]" if row["reachable"] else f"[red]no[/red] ({row['error']})"
         table.add_row(

@@ -64,6 +64,6 @@ class Breaker:
             if self.state == "open":
                 self.state, self.trial_in_flight = "half-open", False
             elif self.state == "closed":
-                self.failures = 0
+                self.failures, self.last_error = 0, ""
         else:
             self.record_failure(now=now, reason=reason)

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from edgescope.aio import spawn
-from edgescope.errors import ScopeError
+from edgescope.errors import ScopeError, SiteUnreachable
 from edgescope.lang import ServiceRegistry, parse_scope
 from edgescope.lang.registry import DEFAULT_REGISTRY
 from edgescope.proxy.breaker import Breaker
@@ -336,7 +336,8 @@ class SiteProxy:
                     )
                     breaker.record_probe(True, now=time.monotonic())
                 except Exception as exc:  # any failure is evidence, never a crash
-                    breaker.record_probe(False, now=time.monotonic(), reason=str(exc))
+                    reason = exc.reason if isinstance(exc, SiteUnreachable) else str(exc)
+                    breaker.record_probe(False, now=time.monotonic(), reason=reason)
                 self.metrics.set_breaker(peer.name, breaker.state)
 
 
