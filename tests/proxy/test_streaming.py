@@ -116,5 +116,6 @@ async def test_upload_and_download_keep_proxy_rss_flat(tmp_path: Path) -> None:
         await runner.cleanup()
     assert seen["size"] == SIZE
     growth = peak["rss"] - baseline
+    print(f"proxy RSS: {baseline / 2**20:.0f} MB idle, peak growth {growth / 2**20:.1f} MB")
     # 2 x 256 MB went through; a buffering proxy would grow by hundreds of MB.
     assert growth < 40 * 1024 * 1024, f"proxy RSS grew by {growth / 2**20:.0f} MB"
