@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from edgescope.demo.run import DemoOptions, open_network, open_testbed
-from edgescope.testbed import Testbed
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVER = REPO / "tests" / "integration" / "faults_driver.py"
@@ -106,9 +105,7 @@ def main() -> None:
         sys.exit("bench/soak.py needs root (the emulated WAN)")
     options = DemoOptions(wan=True, state_dir=args.state_dir)
     network = open_network(options, print)
-    was_running = (args.state_dir / "testbed.json").exists() and Testbed.from_state(
-        args.state_dir
-    ).healthy()
+    created_here = not (args.state_dir / "testbed.json").exists()
     testbed, _ = open_testbed(options, network, lambda site, msg: print(f"  {site}: {msg}"))
     assert network.wan is not None
     phase_seconds = args.minutes * 60 / 3
@@ -137,7 +134,7 @@ def main() -> None:
             for site, ids in created.items()
         }
     finally:
-        if not was_running:
+        if created_here:
             testbed.down()
             if network.started:
                 network.wan.down()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edgescope.demo.matrix import Probe, ProbeResult
+from edgescope.errors import EdgescopeError
 from edgescope.openstack.cli_runner import OPENSTACK, CliResult
 
 BOOT_ARGS = ("--flavor", "m1.tiny", "--nic", "none", "--wait")
@@ -98,7 +99,7 @@ class Sites:
         return str(image or "").rsplit("(", 1)[-1].rstrip(")").strip()
 
 
-class ProbeError(Exception):
+class ProbeError(EdgescopeError):
     """A check's own query failed (the site could not even be asked)."""
 
 

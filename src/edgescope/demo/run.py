@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgescope.demo.matrix import CUT, ProbeResult, Row, probes_for
-from edgescope.demo.probes import Sites, run_probe
+from edgescope.demo.probes import ProbeError, Sites, run_probe
 from edgescope.errors import ConfigError, EdgescopeError
 from edgescope.testbed import Testbed
 from edgescope.testbed.layout import TestbedUsageError
@@ -204,6 +204,18 @@ def sites_of(testbed: Testbed) -> Sites:
 # --- 3. the matrix ----------------------------------------------------------------------------
 
 
+def _warm_up(sites: Sites, site: str, attempts: int = 6) -> None:
+    """The first call at a site that has just started may find its proxy not yet serving."""
+    for attempt in range(attempts):
+        try:
+            sites.image_id(site)
+            return
+        except ProbeError as exc:
+            if attempt == attempts - 1:
+                raise DemoError(f"{site} does not answer: {exc}") from exc
+            time.sleep(5)
+
+
 def run_matrix(sites: Sites, network: Network, reporter: Reporter) -> list[ProbeResult]:
     """The global row, then (with the WAN) the partial row with Paris–Corte cut, then heal."""
     results: list[ProbeResult] = []
@@ -218,7 +230,7 @@ def run_matrix(sites: Sites, network: Network, reporter: Reporter) -> list[Probe
 
     reporter.step("asking each site for its debian image id")
     for site in sites.exec_prefix:
-        sites.image_id(site)
+        _warm_up(sites, site)
     reporter.step("global connectivity")
     run_row("global")
     if network.wan is None:
