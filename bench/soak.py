@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edgescope.demo.run import DemoOptions, open_network, open_testbed
+from edgescope.testbed import Testbed
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVER = REPO / "tests" / "integration" / "faults_driver.py"
