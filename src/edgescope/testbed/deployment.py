@@ -291,20 +291,22 @@ class Testbed:
         key = snapshot.snapshot_key(plan, broker.url(plan.rabbit_vhost, plan.rabbit_vhost, ""))
         restored = not plan.root.exists() and snapshot.restore(plan, key)
         site = self.site(name)  # reads (or, on a cold start, creates) the site's credentials
-        broker.ensure_vhost(plan.rabbit_vhost, plan.rabbit_vhost, site.credentials.rabbit)
-        if restored:
-            say("restored from snapshot")
-            kind = "restored"
-            site.start(say)
-        elif site.initialised:
-            kind = "running" if site.healthy() else "warm"
-            if kind == "warm":
-                site.start(say)
+        if not restored and site.initialised and site.healthy():
+            kind = "running"  # nothing to do, not even RabbitMQ commands
         else:
-            kind = "cold"
-            site.initialise(say)
-            say("saving snapshot")
-            snapshot.save(plan, key)
+            broker.ensure_vhost(plan.rabbit_vhost, plan.rabbit_vhost, site.credentials.rabbit)
+            if restored:
+                say("restored from snapshot")
+                kind = "restored"
+                site.start(say)
+            elif site.initialised:
+                kind = "warm"
+                site.start(say)
+            else:
+                kind = "cold"
+                site.initialise(say)
+                say("saving snapshot")
+                snapshot.save(plan, key)
         seconds = round(time.monotonic() - started, 1)
         say(f"up ({kind}, {seconds:.0f} s)")
         return {"kind": kind, "seconds": seconds}
