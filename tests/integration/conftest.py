@@ -1,8 +1,8 @@
 """The 3-site OpenStack testbed for the scenario tests: brought up once per session, by the tests.
 
-``EDGESCOPE_STATE_DIR`` picks the state folder (default ``<repo>/state``). A testbed that was
-already running is reused and left running; one this session started is stopped at the end
-(its state folder is kept, so the next run restarts warm).
+``EDGESCOPE_STATE_DIR`` picks the state folder (default ``<repo>/state``). A testbed that
+already existed is left running (another session, e.g. the demo, may be using it); one this
+session created from nothing is stopped at the end (its state folder is kept).
 """
 
 from __future__ import annotations
@@ -41,10 +41,9 @@ def testbed() -> Iterator[TestbedHandle]:
     tb = Testbed.from_state(state) if existing else Testbed.create(state, SITES)
     if [plan.name for plan in tb.plans][: len(SITES)] != SITES:
         pytest.skip(f"{state} holds another testbed ({', '.join(tb.sites)})")
-    was_running = existing and tb.healthy()
     tb.up()
     yield handle_for(tb)
-    if not was_running:
+    if not existing:
         tb.down()
 
 

@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from edgescope.openstack.scenarios import CORTE, PARIS, Context
+from edgescope.openstack.session import scope_headers
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 
@@ -65,16 +66,20 @@ def test_token_of_a_user_unknown_at_the_identity_site_is_refused(ctx: Context) -
         "role", "add", "--user", name, "--project", "demo", "member", cloud=ctx.admin(PARIS)
     )
     token = _token(ctx, ctx.user(PARIS), "--os-username", name, "--os-password", password)
-    paris = ctx.testbed.proxy_url(PARIS)
-    images = f"{paris}/image/v2/images"
+    images = f"{ctx.testbed.proxy_url(PARIS)}/image/v2/images"
+
+    def as_plugin(scope: str) -> dict[str, str]:
+        # what `openstack --os-scope` sends: X-Scope and the scope piggybacked on the token
+        headers = scope_headers({"X-Auth-Token": token}, scope)
+        assert headers is not None
+        return headers
+
     # identity at Paris (the user's own site): Corte's glance accepts the token
-    status, body = _get(images, {"X-Auth-Token": token, "X-Scope": "{image: Corte}"})
+    status, body = _get(images, as_plugin("{image: Corte, identity: Paris}"))
     assert status == 200 and "images" in body, body
     # identity at Corte, where the user does not exist: refused
-    status, body = _get(
-        images, {"X-Auth-Token": token, "X-Scope": "{image: Corte, identity: Corte}"}
-    )
+    status, body = _get(images, as_plugin("{image: Corte, identity: Corte}"))
     assert status == 401, body
     # and Paris's own glance with the token validated at Corte: refused too
-    status, body = _get(images, {"X-Auth-Token": token, "X-Scope": "{identity: Corte}"})
+    status, body = _get(images, as_plugin("{identity: Corte}"))
     assert status == 401, body

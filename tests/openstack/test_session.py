@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 
 import pytest
+import requests
 from keystoneauth1 import fixture, session
 from keystoneauth1.access import create as create_access
 from keystoneauth1.identity.access import AccessInfoPlugin
@@ -13,12 +16,13 @@ from osc_recorder import Recorder
 from edgescope.lang import parse_scope, unparse
 from edgescope.openstack.session import (
     OriginRecorder,
+    SiteFailureReporter,
     attach_scope,
     scope_headers,
     unauthenticated_scope,
 )
 from edgescope.proxy.carriers import read_scope_text
-from edgescope.proxy.merge import ORIGIN_FIELD
+from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
 
 
 def _session_with_token() -> tuple[session.Session, str]:
@@ -97,3 +101,26 @@ def test_origin_recorder_learns_sites_of_merged_items() -> None:
     )
     recorder.record(["not", "a", "collection"])
     assert recorder.sites_by_id == {"a": "Paris", "b": "Corte"}
+
+
+def _response(status: int, body: object, headers: dict[str, str]) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode()
+    response.headers.update({"Content-Type": "application/json", **headers})
+    return response
+
+
+def test_site_failures_are_reported_once_and_only_for_proxy_5xx() -> None:
+    stream = io.StringIO()
+    reporter = SiteFailureReporter(stream)
+    failed = {
+        "error": {"code": 503, "message": "image: every site failed (Corte: 502; Marseille: 502)"}
+    }
+    reporter(_response(503, failed, {SITES_HEADER: "Corte=502, Marseille=502"}))
+    reporter(_response(503, failed, {SITES_HEADER: "Corte=502, Marseille=502"}))
+    reporter(_response(404, failed, {SITES_HEADER: "Corte=404"}))  # plain not-found: OSC's job
+    reporter(_response(503, failed, {}))  # not from the proxy's fan-out
+    assert stream.getvalue() == (
+        "edgescope: image: every site failed (Corte: 502; Marseille: 502)\n"
+    )

@@ -20,13 +20,14 @@ an ``&`` in ``identity`` pinned to its first site: the user authenticates at one
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from edgescope.lang import And, Expr, Scope, SiteRef, iter_sites, unparse
 from edgescope.proxy.carriers import SCOPE_HEADER, attach_piggyback
-from edgescope.proxy.merge import ORIGIN_FIELD
+from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
 
 TOKEN_HEADER = "X-Auth-Token"
 
@@ -108,6 +109,32 @@ class OriginRecorder:
                         self.sites_by_id[str(item["id"])] = site
 
 
+@dataclass
+class SiteFailureReporter:
+    """Print the proxy's per-site failure report when no site could serve (a response hook).
+
+    OSC often hides the response body behind its own wording (a failed version discovery
+    becomes "does not have any supported versions"); this line says which sites failed and
+    why. Only 5xx answers that carry the proxy's ``X-Edgescope-Sites`` header are reported:
+    a 404 from every site is an ordinary "not found" that OSC handles (name lookups).
+    """
+
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    seen: set[str] = field(default_factory=set)
+
+    def __call__(self, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if response.status_code < 500 or SITES_HEADER not in response.headers:
+            return response
+        try:
+            message = json.loads(response.content)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            return response
+        if isinstance(message, str) and message not in self.seen:
+            self.seen.add(message)
+            print(f"edgescope: {message}", file=self.stream)
+        return response
+
+
 def origin_of(item: Mapping[str, Any]) -> str | None:
     """The site a merged item came from, whatever field the proxy used."""
     for name in ORIGIN_FIELDS:
@@ -137,5 +164,5 @@ def attach_scope(session: Any, scope: Scope) -> OriginRecorder:
     # setdefault semantics: authenticated requests keep the X-Scope of get_headers above.
     session.additional_headers[SCOPE_HEADER] = unparse(unauthenticated_scope(scope))
     recorder = OriginRecorder()
-    session.session.hooks.setdefault("response", []).append(recorder)
+    session.session.hooks.setdefault("response", []).extend([recorder, SiteFailureReporter()])
     return recorder
