@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from edgescope.testbed.layout import TestbedError
-from edgescope.testbed.process import running_pid, start_process, stop_process
+from edgescope.testbed.process import port_in_use, running_pid, start_process, stop_process
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 
@@ -96,6 +96,13 @@ class RabbitBroker:
                 "(apt-get install rabbitmq-server)"
             )
         if not self.running():
+            taken = [p for p in (self.port, self.port + 1) if port_in_use(self.host, p)]
+            if taken and not self.exec_prefix:
+                raise TestbedError(
+                    f"RabbitMQ: port {taken[0]} on {self.host} is taken by a process this testbed "
+                    "did not start (a system RabbitMQ uses 25672 for clustering; stop it, or "
+                    "use another --port-base)"
+                )
             self._write_config()
             start_process(
                 [*self.exec_prefix, str(RABBIT_BIN / "rabbitmq-server")],
