@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from edgescope.proxy.carriers import attach_piggyback, baggage_scope, split_piggyback
 
 SitesFactory = Any
@@ -149,3 +151,14 @@ async def test_expect_100_continue_upload(sites: SitesFactory) -> None:
     )
     assert status == 200 and body["site"] == "Corte" and body["size"] == 100_000
     assert "Expect" not in body["headers"]
+
+
+@pytest.mark.parametrize("scope", [None, "{image: Corte}"])
+async def test_head_204_and_304_pass_through(sites: SitesFactory, scope: str | None) -> None:
+    paris, _ = await sites("Paris", "Corte")
+    headers = {"X-Scope": scope} if scope else {}
+    status, _resp_headers, body = await paris.request("HEAD", "/image/echo", headers=headers)
+    assert status == 200 and body == b""
+    for code in (204, 304):
+        status, _, body = await paris.get(f"/image/status/{code}", headers=headers)
+        assert status == code and body == b""
