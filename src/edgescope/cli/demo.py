@@ -16,7 +16,13 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
-from edgescope.demo.matrix import ProbeResult, render_summary_grid, render_table, verdict
+from edgescope.demo.matrix import (
+    ProbeResult,
+    render_markdown,
+    render_summary_grid,
+    render_table,
+    verdict,
+)
 from edgescope.demo.run import DemoOptions, DemoUsageError, Reporter, run_demo
 from edgescope.errors import EdgescopeError
 from edgescope.testbed.layout import TestbedUsageError, parse_sites
@@ -111,19 +117,30 @@ def demo(
     _out.print(f"[bold]network:[/bold] {outcome.network.note}", highlight=False)
     _out.print(f"[bold]sites up in {outcome.testbed_seconds:.0f} s[/bold] ({kinds})")
     title = "The seed's table, measured (real openstack CLI, --os-scope)"
-    _out.print(render_table(outcome.results, title=title))
+    wide = Console(width=max(_out.width, 150)) if not _out.is_terminal else _out
+    wide.print(render_table(outcome.results, title=title))
     _out.print(render_summary_grid(outcome.results))
     colour = "green" if good == run else "red"
     _out.print(
         f"[{colour}]{good}/{run} outcomes as the seed claims[/{colour}] "
         f"in {outcome.total_seconds:.0f} s; partial = Paris–Corte cut during the run, healed after."
     )
+    saved = _save_markdown(options.state_dir, outcome.results, outcome.network.note)
+    _out.print(f"every probe's detail: {saved}", highlight=False)
     if outcome.torn_down:
         _out.print("testbed and WAN torn down (--down)")
     else:
         _out.print(f"the sites are up; try: {outcome.hint}", highlight=False, soft_wrap=True)
     if good != run:
         raise typer.Exit(1)
+
+
+def _save_markdown(state_dir: Path, results: list[ProbeResult], note: str) -> Path:
+    """The probes as a markdown table next to the testbed (for reports and docs)."""
+    path = state_dir / "demo-results.md"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{note}\n\n{render_summary_grid(results)}\n\n{render_markdown(results)}\n")
+    return path
 
 
 def register(app: typer.Typer) -> None:

@@ -51,6 +51,9 @@ class Probe:
     scope: str | None
     image_from: str | None = None
     """For boots: the site whose ``debian`` image the server must carry."""
+    image_by_id: bool = False
+    """Name the image by that site's id instead of ``debian``: across a cut, OSC's lookup by
+    name stops at the proxy's 503 (Corte unreachable, Marseille 404 for ``debian`` as an id)."""
     expect_ok: bool = True
     claim: str = ""
     """The seed's expected outcome, in words."""
@@ -84,8 +87,10 @@ def _row(row: Row) -> tuple[Probe, ...]:
             must_name=("Paris", "Corte") if cut else (),
         ),
         Probe(
-            "star-or", row, "*-DC", "boot", "{nova: Paris, glance: Corte | Marseille}", "Paris",
-            "{nova: Paris, glance: Corte | Marseille}", "Marseille" if cut else "Corte",
+            "star-or", row, "*-DC", "boot",
+            "{nova: Paris, glance: Corte | Marseille}" + (" --image <its id>" if cut else ""),
+            "Paris", "{nova: Paris, glance: Corte | Marseille}", "Marseille" if cut else "Corte",
+            image_by_id=cut,
             claim="falls back to Marseille's image" if cut else "boots with Corte's image",
         ),
     )  # fmt: skip

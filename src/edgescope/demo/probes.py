@@ -139,10 +139,11 @@ def _boot(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, st
     at = probe.client_site
     name = f"es-demo-{probe.row}-{probe.key}-{sites.run_id}"
     expected_image = sites.image_id(probe.image_from) if probe.image_from else None
+    image_ref = expected_image if probe.image_by_id and expected_image else "debian"
     started = time.monotonic()
     result = sites.run(
         at,
-        "server", "create", name, "--image", "debian", *BOOT_ARGS, "-f", "json",
+        "server", "create", name, "--image", image_ref, *BOOT_ARGS, "-f", "json",
         cloud=f"{at}-demo", scope=probe.scope, timeout=BOOT_TIMEOUT,
     )  # fmt: skip
     elapsed = time.monotonic() - started
