@@ -48,6 +48,11 @@ def testbed() -> Iterator[TestbedHandle]:
 
 
 @pytest.fixture(scope="session")
-def ctx(testbed: TestbedHandle) -> Context:
-    """Shared by the scenarios: the CLI, unique names for this run, the servers booted so far."""
-    return Context.create(testbed)
+def ctx(testbed: TestbedHandle) -> Iterator[Context]:
+    """Shared by the scenarios: the CLI, unique names for this run, the servers booted so far.
+
+    What the scenarios created is deleted at the end (servers count against quotas).
+    """
+    context = Context.create(testbed)
+    yield context
+    context.cleanup()

@@ -62,6 +62,7 @@ def test_token_of_a_user_unknown_at_the_identity_site_is_refused(ctx: Context) -
     ctx.cli.run(
         "user", "create", name, "--password", password, "--project", "demo", cloud=ctx.admin(PARIS)
     )
+    ctx.created.append(("user", ctx.admin(PARIS), name))
     ctx.cli.run(
         "role", "add", "--user", name, "--project", "demo", "member", cloud=ctx.admin(PARIS)
     )

@@ -52,6 +52,8 @@ class Context:
     _image_ids: dict[str, str] = field(default_factory=dict)
     servers: dict[str, str] = field(default_factory=dict)
     """A server id of the demo user at each site, once one was booted."""
+    created: list[tuple[str, str, str]] = field(default_factory=list)
+    """(kind, cloud, id) of everything the scenarios created, for :meth:`cleanup`."""
 
     @classmethod
     def create(cls, testbed: TestbedHandle) -> Context:
@@ -81,14 +83,41 @@ class Context:
     def access_log(self, site: str) -> LogTail:
         return LogTail(self.testbed.log_path(site, "proxy"))
 
+    def cleanup(self) -> None:
+        """Delete what the scenarios created (servers count against the demo project's quota)."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for kind, cloud, resource_id in self.created:
+            groups.setdefault((kind, cloud), []).append(resource_id)
+        for (kind, cloud), ids in groups.items():
+            self.cli.run(kind, "delete", *ids, cloud=cloud, check=False)
+        self.created.clear()
+        self.servers.clear()
+
 
 def ensure_server(ctx: Context, site: str) -> str:
     """A server of ``site``'s own demo user, booted there natively (no scope)."""
     if site not in ctx.servers:
         ctx.servers[site] = boot(
-            ctx, ctx.name(f"at-{site.lower()}"), "--image", "debian", cloud=ctx.user(site)
+            ctx, ctx.name(f"at-{site.lower()}"), "--image", "debian", site=site
         )["id"]
     return ctx.servers[site]
+
+
+CATALOG_HINT = (
+    " -- nova at a remote site looks glance/neutron up in the *user's* catalog, which comes "
+    "from the identity site (another region): the site's nova.conf needs [glance] and "
+    "[neutron] endpoint_override = its own proxy"
+)
+
+
+def remote_list(ctx: Context, *args: str, cloud: str, scope: str) -> Any:
+    """``openstack ... -f json`` for a call served by a remote nova, with a hint on a known trap."""
+    try:
+        return ctx.cli.json(*args, cloud=cloud, scope=scope)
+    except CliFailed as exc:
+        if "EndpointNotFound" in exc.result.stderr:
+            raise ScenarioFailed(str(exc) + CATALOG_HINT) from None
+        raise
 
 
 def expect(condition: bool, message: str) -> None:
@@ -96,8 +125,10 @@ def expect(condition: bool, message: str) -> None:
         raise ScenarioFailed(message)
 
 
-def boot(ctx: Context, name: str, *args: str, cloud: str, scope: str | None = None) -> Any:
-    server = ctx.cli.json("server", "create", name, *BOOT, *args, cloud=cloud, scope=scope)
+def boot(ctx: Context, name: str, *args: str, site: str, scope: str | None = None) -> Any:
+    """Boot as ``site``'s demo user; the scope, if any, keeps nova at ``site``."""
+    server = ctx.cli.json("server", "create", name, *BOOT, *args, cloud=ctx.user(site), scope=scope)
+    ctx.created.append(("server", ctx.admin(site), server["id"]))
     expect(server.get("status") == "ACTIVE", f"{name} is {server.get('status')}, not ACTIVE")
     return server
 
@@ -132,8 +163,8 @@ def scenario_one_dc(ctx: Context) -> str:
     at_corte = ensure_server(ctx, CORTE)  # Corte's own user, at Corte: the VMs to find there
     listed = {
         row["ID"]
-        for row in ctx.cli.json(
-            "server", "list", "--all-projects", cloud=ctx.admin(PARIS), scope="{nova: Corte}"
+        for row in remote_list(
+            ctx, "server", "list", "--all-projects", cloud=ctx.admin(PARIS), scope="{nova: Corte}"
         )
     }
     expect(
@@ -157,7 +188,7 @@ def scenario_x_dc(ctx: Context) -> str:
         ctx.name("xdc"),
         "--image",
         "debian",
-        cloud=ctx.user(PARIS),
+        site=PARIS,
         scope="{nova: Paris, glance: Corte}",
     )
     image_id = server_image_id(ctx, server["id"], PARIS)
@@ -195,6 +226,7 @@ def star_dc_user_create(ctx: Context) -> str:
     """`openstack user create` with {keystone: Paris & Corte} creates the user at both sites."""
     alice = ctx.name("alice")
     password = secrets.token_urlsafe(12)
+    ctx.created += [("user", ctx.admin(PARIS), alice), ("user", ctx.admin(CORTE), alice)]
     ctx.cli.run("user", "create", alice, "--password", password, cloud=ctx.admin(PARIS),
                 scope="{keystone: Paris & Corte}")  # fmt: skip
     for site in (PARIS, CORTE):
@@ -206,8 +238,13 @@ def star_dc_user_create(ctx: Context) -> str:
 def star_dc_server_list(ctx: Context) -> str:
     """`openstack server list` with {nova: Paris & Corte} is the union, with each server's Site."""
     wanted = {site: ensure_server(ctx, site) for site in (PARIS, CORTE)}
-    rows = ctx.cli.json(
-        "server", "list", "--all-projects", cloud=ctx.admin(PARIS), scope="{nova: Paris & Corte}"
+    rows = remote_list(
+        ctx,
+        "server",
+        "list",
+        "--all-projects",
+        cloud=ctx.admin(PARIS),
+        scope="{nova: Paris & Corte}",
     )
     sites = {row["ID"]: row.get("Site") for row in rows}
     for site in (PARIS, CORTE):
@@ -228,6 +265,7 @@ def star_dc_image_create(ctx: Context) -> str:
     request, to that id) finds the image at both sites with no id translation.
     """
     image_id = ctx.new_uuid()
+    ctx.created += [("image", ctx.admin(PARIS), image_id), ("image", ctx.admin(CORTE), image_id)]
     ctx.cli.run("image", "create", ctx.name("img"), "--id", image_id,
                 "--file", str(small_image_file()), "--disk-format", "raw",
                 "--container-format", "bare", cloud=ctx.admin(PARIS),
@@ -255,9 +293,7 @@ def scenario_or(ctx: Context) -> str:
     """|: boots when Corte lacks the image, when Corte's glance is stopped; fails clearly."""
     scope = "{nova: Paris, glance: Corte | Marseille}"
     only_marseille = ctx.debian_id(MARSEILLE)
-    s1 = boot(
-        ctx, ctx.name("or-missing"), "--image", only_marseille, cloud=ctx.user(PARIS), scope=scope
-    )
+    s1 = boot(ctx, ctx.name("or-missing"), "--image", only_marseille, site=PARIS, scope=scope)
     expect(
         server_image_id(ctx, s1["id"], PARIS) == only_marseille,
         "the fallback server does not use Marseille's image",
@@ -269,7 +305,7 @@ def scenario_or(ctx: Context) -> str:
             ctx.name("or-stopped"),
             "--image",
             only_marseille,
-            cloud=ctx.user(PARIS),
+            site=PARIS,
             scope=scope,
         )
         expect(
@@ -328,6 +364,7 @@ def scenario_identity(ctx: Context) -> str:
     ctx.cli.run(
         "user", "create", name, "--password", password, "--project", "demo", cloud=ctx.admin(PARIS)
     )
+    ctx.created.append(("user", ctx.admin(PARIS), name))
     ctx.cli.run(
         "role", "add", "--user", name, "--project", "demo", "member", cloud=ctx.admin(PARIS)
     )
@@ -368,6 +405,13 @@ def run_scenarios(
     """
     handle = testbed if hasattr(testbed, "cloud_name") else handle_for(testbed)
     ctx = Context.create(handle)
+    try:
+        return _run_all(ctx, report)
+    finally:
+        ctx.cleanup()
+
+
+def _run_all(ctx: Context, report: Callable[[str], None]) -> list[ScenarioResult]:
     results: list[ScenarioResult] = []
     for name, scenario in SHORT:
         started = time.monotonic()
