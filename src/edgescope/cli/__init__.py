@@ -3,6 +3,7 @@
     edgescope scope check|explain     (cli/scope.py)
     edgescope proxy run|status        (cli/proxy.py)
     edgescope testbed up|down|...     (cli/testbed.py)
+    edgescope wan up|down|partition   (cli/wan.py)
     edgescope demo                    (cli/demo.py)
 """
 
@@ -21,7 +22,7 @@ app = typer.Typer(
 )
 
 # (module, command-group name): each module defines ``app`` (a typer.Typer) or ``register(app)``.
-_GROUPS = ("scope", "proxy", "testbed", "demo", "replicas")
+_GROUPS = ("scope", "proxy", "testbed", "wan", "demo", "replicas")
 
 
 def _load_groups() -> None:
