@@ -11,6 +11,9 @@ service's own path, ``http://127.0.0.1:P/<service>/...``:
     /<svc>/status/<code>   answers <code>
     /<svc>/download/<n>    streams n bytes
     POST /identity/v3/auth/tokens   a generic token issuer (201 + X-Subject-Token header)
+    GET  /identity/v3/auth/tokens   echo plus a token-shaped answer: roles [admin] when the
+                                    subject token contains "admin", else [member]; 404 for
+                                    a subject starting with "bad"; catalog region = the site
 
     async def test_x(sites):
         paris, corte = await sites("Paris", "Corte")
@@ -68,6 +71,11 @@ def black_hole() -> Iterator[str]:
     sock.listen(16)
     yield f"http://127.0.0.1:{port_of(sock)}"
     sock.close()
+
+
+def catalog_of(site: str) -> list[dict[str, Any]]:
+    """A one-entry catalog naming ``site`` (to see whose catalog a token answer carries)."""
+    return [{"type": "image", "endpoints": [{"region": site, "url": f"http://{site}/image"}]}]
 
 
 def backend_app(site: str, seen: list[dict[str, Any]]) -> web.Application:
@@ -134,13 +142,35 @@ def backend_app(site: str, seen: list[dict[str, Any]]) -> web.Application:
         user = body["auth"]["identity"]["password"]["user"]["name"]
         seen.append({"site": site, "path": request.path_qs, "issued_to": user})
         return web.json_response(
-            {"token": {"expires_at": "2999-01-01T00:00:00Z"}},
+            {"token": {"expires_at": "2999-01-01T00:00:00Z", "catalog": catalog_of(site)}},
             status=201,
             headers={"X-Subject-Token": f"service-token-of-{site}"},
         )
 
+    async def validate_token(request: web.Request) -> web.Response:
+        subject = request.headers.get("X-Subject-Token", "")
+        record = {
+            "site": site,
+            "service": "identity",
+            "method": request.method,
+            "path": request.path_qs,
+            "headers": dict(request.headers),
+        }
+        seen.append(record)
+        if subject.startswith("bad"):
+            return web.json_response({"error": {"code": 404, "message": "no token"}}, status=404)
+        token: dict[str, Any] = {
+            "user": {"id": f"id-{subject}", "name": subject},
+            "project": {"name": "demo"},
+            "roles": [{"name": "admin" if "admin" in subject else "member"}],
+        }
+        if "nocatalog" not in request.query:
+            token["catalog"] = catalog_of(site)
+        return web.json_response({**record, "token": token})
+
     app = web.Application(client_max_size=1 << 40)
     app.router.add_post("/identity/v3/auth/tokens", issue_token)
+    app.router.add_get("/identity/v3/auth/tokens", validate_token)
     app.router.add_route("*", "/{svc}/items", items)
     app.router.add_route("*", "/{svc}/only/{site}", only)
     app.router.add_route("*", "/{svc}/status/{code}", status)
@@ -200,6 +230,7 @@ async def sites() -> AsyncIterator[SitesFactory]:
         breaker: dict[str, Any] | None = None,
         extra_peers: dict[str, dict[str, Any]] | None = None,
         identity: bool = False,
+        delegate_roles: dict[str, list[str]] | None = None,
         read_timeout: float = 5.0,
     ) -> list[Site]:
         proxy_socks = {name: bound_socket() for name in names}
@@ -255,6 +286,8 @@ async def sites() -> AsyncIterator[SitesFactory]:
                     "password": "pw",
                     "project": "service",
                 }
+                if name in (delegate_roles or {}):
+                    raw["identity"]["delegate_roles"] = (delegate_roles or {})[name]
             proxy = SiteProxy(parse_config(raw))
             await proxy.start(sockets={"main": proxy_socks[name]})
             site = Site(name, proxy, backend, seen, session)

@@ -24,7 +24,8 @@ async def test_validation_from_a_peer_uses_the_identity_sites_own_service_token(
         assert body["headers"]["X-Subject-Token"] == "paris-user-token"
     issued = [r for r in paris.seen if "issued_to" in r]
     assert [r["issued_to"] for r in issued] == ["edgescope"]  # cached after the first
-    assert not corte.seen
+    # Corte's backend only issued Corte's own service token (its catalog is the answer's)
+    assert [r.get("issued_to") for r in corte.seen] == ["edgescope"]
 
 
 async def test_plain_client_token_passes_through_with_piggyback_stripped(
@@ -42,15 +43,102 @@ async def test_plain_client_token_passes_through_with_piggyback_stripped(
     assert not [r for r in paris.seen if "issued_to" in r]
 
 
-async def test_non_validation_identity_calls_from_peers_keep_their_token(
+def regions(body: dict[str, Any]) -> list[str]:
+    return [e["region"] for entry in body["token"]["catalog"] for e in entry["endpoints"]]
+
+
+async def test_remote_validation_answer_carries_the_callers_own_catalog(
     sites: SitesFactory,
 ) -> None:
-    _paris, corte = await sites("Paris", "Corte", identity=True)
-    status, _, body = await corte.request(
+    paris, corte = await sites("Paris", "Corte", identity=True)
+    subject = attach_piggyback("paris-user", "{compute: Corte, identity: Paris}")
+    headers = {"X-Auth-Token": "corte-nova-service-token", "X-Subject-Token": subject}
+    status, _, body = await corte.get("/identity/v3/auth/tokens", headers=headers)
+    assert status == 200 and body["site"] == "Paris"  # validated at Paris ...
+    assert regions(body) == ["Corte"]  # ... but nova at Corte must find Corte's endpoints
+    assert body["token"]["user"]["name"] == "paris-user"  # the rest as Paris returned it
+    assert body["token"]["roles"] == [{"name": "member"}]
+    # answered locally, the catalog is the local one, untouched
+    status, _, body = await paris.get("/identity/v3/auth/tokens", headers=headers)
+    assert status == 200 and regions(body) == ["Paris"]
+    # ?nocatalog stays without a catalog; a refused token stays refused
+    status, _, body = await corte.get("/identity/v3/auth/tokens?nocatalog", headers=headers)
+    assert status == 200 and "catalog" not in body["token"]
+    bad = {**headers, "X-Subject-Token": attach_piggyback("bad", "{identity: Paris}")}
+    status, _, body = await corte.get("/identity/v3/auth/tokens", headers=bad)
+    assert status == 404 and "token" not in body
+
+
+async def test_peer_admin_acts_on_the_local_keystone_with_the_sites_service_token(
+    sites: SitesFactory,
+) -> None:
+    paris, _corte = await sites("Paris", "Corte", identity=True)
+    headers = {"X-Auth-Token": "paris-admin-token", "X-Scope": "{identity: Corte}"}
+    status, _, body = await paris.request("POST", "/identity/v3/users", json={}, headers=headers)
+    assert status == 200 and body["site"] == "Corte" and body["path"] == "/identity/v3/users"
+    assert body["headers"]["X-Auth-Token"] == "service-token-of-Corte"
+    assert "X-Edgescope-Token-Site" not in body["headers"]
+    # the token was validated at Paris (its issuer), with Paris's own service token
+    checks = paris.backend_hits("/identity/v3/auth/tokens?nocatalog")
+    assert [c["headers"]["X-Subject-Token"] for c in checks] == ["paris-admin-token"]
+    assert checks[0]["headers"]["X-Auth-Token"] == "service-token-of-Paris"
+
+
+async def test_peer_non_admin_is_refused_with_a_403_naming_the_site(sites: SitesFactory) -> None:
+    paris, corte = await sites("Paris", "Corte", identity=True)
+    headers = {"X-Auth-Token": "paris-member-token", "X-Scope": "{identity: Corte}"}
+    status, _, body = await paris.request("POST", "/identity/v3/users", json={}, headers=headers)
+    assert status == 403, body
+    message = body["error"]["message"]
+    assert "site Corte refuses POST /v3/users" in message and "role admin" in message
+    assert "paris-member-token" in message  # the user's name, as Paris reported it
+    assert not corte.backend_hits("/identity/v3/users")
+    # a token Paris does not know: 401, and Corte's Keystone never sees the call
+    headers["X-Auth-Token"] = "bad-token"
+    status, _, body = await paris.request("POST", "/identity/v3/users", json={}, headers=headers)
+    assert status == 401 and "Paris does not accept the token" in body["error"]["message"]
+    assert not corte.backend_hits("/identity/v3/users")
+
+
+async def test_empty_delegate_roles_never_delegate(sites: SitesFactory) -> None:
+    paris, corte = await sites("Paris", "Corte", identity=True, delegate_roles={"Corte": []})
+    headers = {"X-Auth-Token": "paris-admin-token", "X-Scope": "{identity: Corte}"}
+    status, _, body = await paris.request("POST", "/identity/v3/users", json={}, headers=headers)
+    assert status == 403 and "delegates no role" in body["error"]["message"]
+    assert not corte.backend_hits("/identity/v3/users")
+    assert not paris.backend_hits("/identity/v3/auth/tokens")  # not even asked
+
+
+async def test_plain_clients_and_token_calls_are_never_delegated(sites: SitesFactory) -> None:
+    paris, corte = await sites("Paris", "Corte", identity=True)
+    # a client straight at Corte with a foreign token: no delegation, Keystone judges it
+    headers = {"X-Auth-Token": "paris-admin-token", "X-Edgescope-Token-Site": "Paris"}
+    status, _, body = await corte.request("POST", "/identity/v3/users", json={}, headers=headers)
+    assert status == 200 and body["site"] == "Corte"
+    assert body["headers"]["X-Auth-Token"] == "paris-admin-token"
+    # issuing a token at Corte through Paris's proxy: passes as is
+    status, _, body = await paris.request(
         "POST",
-        "/identity/v3/users",
-        json={},
-        headers={"X-Auth-Token": "admin-token", "X-Scope": "{identity: Paris}"},
+        "/identity/v3/auth/tokens",
+        json={"auth": {"identity": {"password": {"user": {"name": "bob"}}}}},
+        headers={"X-Scope": "{identity: Corte}"},
     )
-    assert status == 200 and body["site"] == "Paris"
-    assert body["headers"]["X-Auth-Token"] == "admin-token"
+    assert status == 201 and [r["issued_to"] for r in corte.seen if "issued_to" in r] == ["bob"]
+
+
+async def test_a_401_or_403_branch_fails_an_and(sites: SitesFactory) -> None:
+    paris, _corte = await sites("Paris", "Corte")
+    for code in (401, 403):
+        status, headers, body = await paris.get(
+            f"/image/status/{code}", headers={"X-Scope": "{image: Corte & Paris}"}
+        )
+        assert status == code, body
+        assert headers["X-Edgescope-Sites"] == f"Corte={code}, Paris={code}"
+    # one site refusing, the other answering: the merge is a failure, not Paris's list
+    status, headers, body = await paris.get(
+        "/identity/v3/users",
+        headers={"X-Auth-Token": "paris-member-token", "X-Scope": "{identity: Paris & Corte}"},
+    )
+    assert status == 403, body
+    assert headers["X-Edgescope-Sites"] == "Paris=200, Corte=403"
+    assert "1 of 2 sites failed" in body["error"]["message"]

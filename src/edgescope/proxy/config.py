@@ -18,7 +18,8 @@ The file format (also in docs/proxy.md)::
     [[services]]        type = "identity"  prefix = "/identity"  backend = "http://127.0.0.1:20100"
     [[peers]]           name = "Corte"  url = "http://127.0.0.1:20290"
                         connect_timeout = 2.0  read_timeout = 30.0
-    [identity]          auth_url, username, password, project, user_domain, project_domain
+    [identity]          auth_url, username, password, project, user_domain, project_domain,
+                        delegate_roles = ["admin"]
     [limits]            max_scope_bytes = 4096  max_fanout = 64  max_hops = 4  hop_window = 30.0
     [breaker]           failure_threshold = 3  open_seconds = 5.0  probe_interval = 2.0
 """
@@ -77,6 +78,9 @@ class IdentityCredentials:
     project: str
     user_domain: str = "Default"
     project_domain: str = "Default"
+    delegate_roles: tuple[str, ...] = ("admin",)
+    """Roles a peer site's user must hold for this site to act for them on its own Keystone
+    (``{keystone: ...}`` calls with a foreign token, docs/security.md); empty: never."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,8 +253,13 @@ def _identity(raw: Any) -> IdentityCredentials:
     if not isinstance(raw, Mapping):
         raise ConfigError("[identity]: expected a table")
     keys = ("auth_url", "username", "password", "project", "user_domain", "project_domain")
-    _only(raw, "identity", set(keys))
+    _only(raw, "identity", {*keys, "delegate_roles"})
     values = {k: _req(raw, k, str, "identity") for k in keys[:4]}
+    roles = raw.get("delegate_roles", ["admin"])
+    if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
+        raise ConfigError(
+            f'identity.delegate_roles: expected a list of role names, e.g. ["admin"], got {roles!r}'
+        )
     return IdentityCredentials(
         auth_url=_http_url(values["auth_url"], "identity.auth_url"),
         username=values["username"],
@@ -258,6 +267,7 @@ def _identity(raw: Any) -> IdentityCredentials:
         project=values["project"],
         user_domain=str(raw.get("user_domain", "Default")),
         project_domain=str(raw.get("project_domain", "Default")),
+        delegate_roles=tuple(roles),
     )
 
 

@@ -9,7 +9,11 @@ signed hop marker and the branch's scope in every carrier), lets scope-lang's
 * ``|`` only: the first attempt streams while a spool records the request body, so a
   fallback can resend it; the winner's response is streamed back;
 * ``&`` somewhere: a flat ``&`` tees the request body to every branch; branch responses
-  are read whole (bounded) and merged.
+  are read whole (bounded) and merged; a 401 or 403 of any branch fails the ``&``.
+
+Identity across sites: a token validation answered by a *remote* identity site gets this
+site's own catalog (:func:`~edgescope.proxy.identity.with_catalog`); a peer's identity call
+with a foreign token goes through :mod:`delegation` first.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from edgescope.proxy.body import BodyTee, ReplayableBody
 from edgescope.proxy.breaker import Breaker
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory, rewrite_carriers
 from edgescope.proxy.config import RESERVED_PREFIX, ProxyConfig
+from edgescope.proxy.delegation import TOKEN_SITE_HEADER, Delegation
 from edgescope.proxy.forward import CHUNK, Upstream, end_to_end, iter_body, read_body
-from edgescope.proxy.identity import ServiceToken, is_validation_call
+from edgescope.proxy.identity import ServiceToken, is_validation_call, with_catalog
 from edgescope.proxy.merge import (
     SITES_HEADER,
     SiteResult,
@@ -50,6 +55,7 @@ LOCAL_CONNECT_TIMEOUT = 5.0
 LOCAL_READ_TIMEOUT = 300.0
 ERROR_BODY_LIMIT = 64 * 1024
 SMALL_BODY = 64 * 1024
+VALIDATION_BODY_LIMIT = 1024 * 1024
 """Answers up to this size (with a Content-Length) are read whole and sent in one write."""
 PEER_PATH = f"{RESERVED_PREFIX}/svc/"
 
@@ -75,6 +81,15 @@ class Call:
     from_peer: str | None = None
     hops: int = 0
     chosen: list[str] = field(default_factory=list)
+    acting_token: str | None = None
+    """Set by delegation: this site's service token replaces the peer user's token."""
+
+    @property
+    def is_validation(self) -> bool:
+        request = self.request
+        return self.service == "identity" and is_validation_call(
+            request.method, self.path, "X-Subject-Token" in request.headers
+        )
 
 
 @dataclass(slots=True)
@@ -106,8 +121,22 @@ class Dispatcher:
         self.metrics = metrics
         self.tokens = tokens
         self.policy = policy or HttpFailurePolicy()
+        self.delegation = Delegation(config, upstream, tokens)
 
     async def run(self, call: Call, plan: Plan, memory: ScopeMemory) -> web.StreamResponse:
+        if call.service == "identity" and plan.is_local and call.from_peer is not None:
+            verdict = await self.delegation.admit(
+                call.request.headers,
+                call.request.method,
+                call.path,
+                from_peer=call.from_peer,
+                hops=call.hops,
+                request_id=call.request_id,
+            )
+            if verdict.refusal is not None:
+                call.chosen = [self.config.site]
+                return verdict.refusal
+            call.acting_token = verdict.acting_token
         if plan.downstream is not None and call.carrier != "request-id":
             memory.remember(call.request_id, _text(plan.downstream))
         if isinstance(plan.expr, SiteRef):
@@ -181,7 +210,7 @@ class Dispatcher:
             return Reply(site, response.status, response.headers.copy(), response, body)
 
         try:
-            outcome = await evaluate(plan.expr, branch, self._failed)
+            outcome = await evaluate(plan.expr, branch, self._failed_in_merge)
         finally:
             if tee is not None:
                 await tee.aclose()
@@ -199,6 +228,10 @@ class Dispatcher:
 
     def _failed(self, reply: Reply) -> bool:
         return bool(self.policy(reply.status))
+
+    def _failed_in_merge(self, reply: Reply) -> bool:
+        """In an ``&``, a site refusing the caller (401, 403) is a failure, never dropped."""
+        return reply.status in (401, 403) or self._failed(reply)
 
     async def _site_results(self, attempts: Any, *, read_failed: bool) -> list[SiteResult]:
         results = []
@@ -239,7 +272,7 @@ class Dispatcher:
         scope = branch_scope(plan, call.service, site)
         scope_text = _text(scope) if scope is not None else None
         headers = end_to_end(request.headers)
-        for name in HOP_HEADERS:
+        for name in (*HOP_HEADERS, TOKEN_SITE_HEADER):
             headers.popall(name, None)
         headers[REQUEST_ID_HEADER] = call.request_id
         if site == self.config.site:
@@ -255,6 +288,12 @@ class Dispatcher:
                 + (f" after: {breaker.last_error}" if breaker.last_error else ""),
             )
         rewrite_carriers(headers, scope_text)
+        if call.service == "identity":  # who issued the token: kept from a peer, else us
+            headers[TOKEN_SITE_HEADER] = (
+                call.request.headers.get(TOKEN_SITE_HEADER, call.from_peer)
+                if call.from_peer
+                else self.config.site
+            ) or self.config.site
         path = PEER_PATH + call.service + call.path
         headers.update(
             sign_hop(
@@ -306,6 +345,8 @@ class Dispatcher:
         ):
             # The peer's service token means nothing here: validate with this site's own.
             headers["X-Auth-Token"] = await self.tokens.get()
+        elif is_identity and call.acting_token is not None:
+            headers["X-Auth-Token"] = call.acting_token  # delegated (see delegation.py)
         headers["X-Forwarded-Host"] = request.host
         headers["X-Forwarded-Proto"] = request.scheme
         if call.prefix:
@@ -324,6 +365,13 @@ class Dispatcher:
     async def _stream_back(
         self, call: Call, response: aiohttp.ClientResponse, site: str, extra: dict[str, str]
     ) -> web.StreamResponse:
+        if (
+            call.is_validation
+            and call.request.method == "GET"
+            and site != self.config.site
+            and self.tokens is not None
+        ):
+            return await self._with_local_catalog(call, response, site, extra)
         headers = end_to_end(response.headers)
         headers.update(extra)
         if REQUEST_ID_HEADER not in headers:
@@ -356,3 +404,30 @@ class Dispatcher:
             return out
         await out.write_eof()
         return out
+
+    async def _with_local_catalog(
+        self, call: Call, response: aiohttp.ClientResponse, site: str, extra: dict[str, str]
+    ) -> web.StreamResponse:
+        """A validation answered by a remote identity site, with this site's catalog in it:
+        the caller (a service here) must find *this* site's endpoints, not ``site``'s."""
+        assert self.tokens is not None
+        headers = end_to_end(response.headers)
+        headers.update(extra)
+        headers.setdefault(REQUEST_ID_HEADER, call.request_id)
+        headers.popall("Content-Length", None)
+        try:
+            body = await read_body(response, site, VALIDATION_BODY_LIMIT)
+            encoded = headers.get("Content-Encoding", "identity") != "identity"
+            catalog = await self.tokens.catalog() if response.status == 200 else []
+            if catalog and not encoded:  # an empty local catalog would help nobody
+                body = with_catalog(body, catalog) or body
+        except SiteUnreachable as exc:
+            return error_response(
+                ErrorCode.SITE_UNREACHABLE,
+                f"{call.service}: {exc}",
+                request_id=call.request_id,
+                site=exc.site,
+            )
+        return web.Response(
+            status=response.status, reason=response.reason, body=body, headers=headers
+        )

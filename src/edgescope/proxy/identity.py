@@ -1,13 +1,18 @@
-"""The site's own Keystone token, used to validate tokens on behalf of authenticated peers.
+"""The site's own Keystone token and catalog, and pure helpers over Keystone token answers.
 
 Neighbours: ``server.py`` asks :meth:`ServiceToken.get` when a token-validation call
 (``GET``/``HEAD /v3/auth/tokens`` with ``X-Subject-Token``) arrives from a verified peer
 proxy: the peer's service token means nothing here, so the proxy substitutes its own.
 The token comes from a plain password ``POST /v3/auth/tokens`` to the local Keystone
 (``[identity]`` in the site config) and is cached until one minute before it expires.
+The same answer carries this site's service catalog, kept for :func:`with_catalog`: a
+validation answered by a *remote* identity site carries that site's catalog, which the
+calling site's proxy swaps for its own so the caller's next calls stay at its own site.
+``delegation.py`` uses :func:`token_roles` and :func:`token_user` on validation answers.
 
-    tokens = ServiceToken(config.identity, upstream)
+    tokens = ServiceToken(config.identity, upstream, "Corte")
     headers["X-Auth-Token"] = await tokens.get()
+    body = with_catalog(remote_answer, await tokens.catalog()) or remote_answer
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import json
 import time
 from datetime import datetime
+from typing import Any
 
 from edgescope.errors import SiteUnreachable
 from edgescope.proxy.config import IdentityCredentials
@@ -31,6 +37,49 @@ def is_validation_call(method: str, path: str, headers_have_subject: bool) -> bo
         and headers_have_subject
         and path.split("?", 1)[0].rstrip("/").endswith("/v3/auth/tokens")
     )
+
+
+def is_token_path(path: str) -> bool:
+    """``/v3/auth/tokens`` (issue, validate, revoke): tokens themselves, never delegated."""
+    return path.split("?", 1)[0].rstrip("/").endswith("/v3/auth/tokens")
+
+
+def token_document(body: bytes) -> dict[str, Any] | None:
+    """The ``token`` object of a Keystone v3 token answer, or None when the body has none."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    token = doc.get("token") if isinstance(doc, dict) else None
+    return token if isinstance(token, dict) else None
+
+
+def with_catalog(body: bytes, catalog: list[Any]) -> bytes | None:
+    """``body`` (a ``GET /v3/auth/tokens`` answer) with ``token.catalog`` replaced by
+    ``catalog``, everything else as returned; None when there is no catalog to replace
+    (``?nocatalog``, unscoped token, not a token answer)."""
+    doc = json.loads(body) if token_document(body) is not None else None
+    if doc is None or "catalog" not in doc["token"]:
+        return None
+    doc["token"]["catalog"] = catalog
+    return json.dumps(doc).encode()
+
+
+def token_roles(token: dict[str, Any]) -> set[str]:
+    """Role names of a validated token (Keystone includes implied roles)."""
+    roles = token.get("roles")
+    if not isinstance(roles, list):
+        return set()
+    return {str(r["name"]) for r in roles if isinstance(r, dict) and "name" in r}
+
+
+def token_user(token: dict[str, Any]) -> str:
+    """``name (id) of project P`` for logs and error messages."""
+    user, project = token.get("user"), token.get("project")
+    user = user if isinstance(user, dict) else {}
+    project = project if isinstance(project, dict) else {}
+    who = f"{user.get('name', '?')} ({user.get('id', '?')})"
+    return who + (f" of project {project.get('name')}" if project.get("name") else "")
 
 
 def password_auth_body(creds: IdentityCredentials) -> bytes:
@@ -56,7 +105,7 @@ def password_auth_body(creds: IdentityCredentials) -> bytes:
 
 
 class ServiceToken:
-    """A cached service token for the local Keystone."""
+    """A cached service token for the local Keystone, and the catalog that came with it."""
 
     def __init__(self, creds: IdentityCredentials, upstream: Upstream, site: str) -> None:
         self._creds = creds
@@ -64,6 +113,7 @@ class ServiceToken:
         self._site = site
         self._token = ""
         self._expires = 0.0
+        self._catalog: list[Any] = []
         self._lock = asyncio.Lock()
 
     async def get(self) -> str:
@@ -71,6 +121,11 @@ class ServiceToken:
             if not self._token or time.time() > self._expires - REFRESH_MARGIN:
                 self._token, self._expires = await self._issue()
             return self._token
+
+    async def catalog(self) -> list[Any]:
+        """This site's service catalog, as its Keystone gave it with the service token."""
+        await self.get()
+        return self._catalog
 
     def forget(self) -> None:
         self._token = ""
@@ -85,6 +140,8 @@ class ServiceToken:
             raise SiteUnreachable(
                 self._site, f"local Keystone refused the service credentials ({status})"
             )
+        catalog = (token_document(body) or {}).get("catalog")
+        self._catalog = catalog if isinstance(catalog, list) else []
         try:
             expires_at = json.loads(body)["token"]["expires_at"]
             expires = datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,185 @@
+"""Delegated identity: a peer's user acting on this site's Keystone (``{keystone: Paris & Corte}``).
+
+Keystone checks its own tokens internally, so Corte's Keystone rejects a Paris token (401)
+however the call got there. When an identity-service call (not ``/v3/auth/tokens``) comes
+from a *verified peer* with a token issued by another identity site I (the hop header
+``X-Edgescope-Token-Site``, set by the sending proxy: the scope's ``identity`` entry cannot
+say it here, since for this call it *is* the routing), this site's proxy validates the token
+at I through I's proxy (a validation call, like keystonemiddleware's), and if the user holds
+one of ``[identity] delegate_roles`` (default ``["admin"]``, empty = never) it forwards the
+call with its own service token and logs who acted for whom; otherwise 403 (401 for a token
+I does not accept, 503 when I cannot be asked). ``dispatch.py`` calls :meth:`Delegation.admit`;
+the decision itself, :func:`judge`, is pure. See docs/security.md, "Delegated identity".
+
+    verdict = await delegation.admit(call_headers, "POST", "/v3/users", from_peer="Paris", hops=1)
+    if verdict.refusal: return verdict.refusal
+    headers["X-Auth-Token"] = verdict.acting_token
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+from yarl import URL
+
+from edgescope.errors import SiteUnreachable
+from edgescope.proxy.carriers import REQUEST_ID_HEADER, SCOPE_HEADER, split_piggyback_lenient
+from edgescope.proxy.config import RESERVED_PREFIX, ProxyConfig
+from edgescope.proxy.forward import Upstream, read_body
+from edgescope.proxy.identity import (
+    ServiceToken,
+    is_token_path,
+    token_document,
+    token_roles,
+    token_user,
+)
+from edgescope.proxy.peer_auth import sign_hop
+from edgescope.proxy.responses import error_body, json_error
+
+log = logging.getLogger("edgescope.proxy.delegation")
+TOKEN_SITE_HEADER = "X-Edgescope-Token-Site"
+"""Hop header: the identity site that issued the call's ``X-Auth-Token`` (proxy-set only)."""
+VALIDATION_PATH = f"{RESERVED_PREFIX}/svc/identity/v3/auth/tokens"
+VALIDATION_BODY_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to do with the call: forward as is, forward acting as the site, or refuse."""
+
+    acting_token: str | None = None
+    """This site's service token to send instead of the user's (delegation granted)."""
+    refusal: web.Response | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    allowed: bool
+    status: int
+    reason: str
+
+
+def needs_delegation(
+    path: str, headers: Mapping[str, str], from_peer: str | None, token_site: str, site: str
+) -> bool:
+    """A peer-forwarded identity call with a foreign token, other than token calls. Pure."""
+    return (
+        from_peer is not None
+        and token_site != site
+        and "X-Auth-Token" in headers
+        and not is_token_path(path)
+    )
+
+
+def judge(
+    status: int, body: bytes, delegate_roles: tuple[str, ...], token_site: str, site: str
+) -> Judgement:
+    """Decide on the identity site's answer to validating the token. Pure."""
+    if status in (401, 403, 404):
+        return Judgement(False, 401, f"{token_site} does not accept the token ({status})")
+    token = token_document(body) if status == 200 else None
+    if token is None:
+        return Judgement(False, 502, f"{token_site} answered the validation with {status}")
+    roles = token_roles(token)
+    granted = sorted(roles & set(delegate_roles))
+    if not granted:
+        return Judgement(
+            False,
+            403,
+            f"{token_user(token)} of {token_site} holds {', '.join(sorted(roles)) or 'no role'}; "
+            f"{site} delegates its Keystone only to {token_site} users with role "
+            f"{' or '.join(delegate_roles)}",
+        )
+    return Judgement(True, 200, f"{token_user(token)} of {token_site} (role {granted[0]})")
+
+
+class Delegation:
+    """Validates foreign tokens at their identity site and grants this site's service token."""
+
+    def __init__(self, config: ProxyConfig, upstream: Upstream, tokens: ServiceToken | None):
+        self.config = config
+        self.upstream = upstream
+        self.tokens = tokens
+
+    async def admit(
+        self,
+        headers: Mapping[str, str],
+        method: str,
+        path: str,
+        *,
+        from_peer: str | None,
+        hops: int,
+        request_id: str,
+    ) -> Verdict:
+        site = self.config.site
+        token_site = headers.get(TOKEN_SITE_HEADER) or from_peer or site
+        if not needs_delegation(path, headers, from_peer, token_site, site):
+            return Verdict()
+        what = f"{method} {path.split('?', 1)[0][:100]}"
+
+        def refuse(status: int, reason: str) -> Verdict:
+            message = f"site {site} refuses {what} with a token of {token_site}: {reason}"
+            log.warning("%s (request %s, via %s)", message, request_id, from_peer)
+            title = {401: "Unauthorized", 403: "Forbidden"}.get(status, "Delegation Failed")
+            body = error_body(status, title, message)
+            return Verdict(refusal=json_error(body, status, request_id))
+
+        roles = self.config.identity.delegate_roles if self.config.identity else ()
+        if self.tokens is None or not roles:
+            return refuse(403, "it delegates no role to peer sites ([identity] delegate_roles)")
+        if self.config.peer(token_site) is None:
+            return refuse(403, f"{token_site} is not a peer of {site}")
+        user_token, _ = split_piggyback_lenient(headers["X-Auth-Token"])
+        try:
+            status, body = await self._validate(token_site, user_token, hops, request_id)
+        except SiteUnreachable as exc:
+            return refuse(503, f"cannot validate the token there: {exc.reason}")
+        judgement = judge(status, body, roles, token_site, site)
+        if not judgement.allowed:
+            return refuse(judgement.status, judgement.reason)
+        log.info(
+            "site %s acts for %s: %s (request %s, via %s)",
+            site,
+            judgement.reason,
+            what,
+            request_id,
+            from_peer,
+        )
+        return Verdict(acting_token=await self.tokens.get())
+
+    async def _validate(
+        self, token_site: str, user_token: str, hops: int, request_id: str
+    ) -> tuple[int, bytes]:
+        """``GET /v3/auth/tokens?nocatalog`` at the identity site, through its proxy."""
+        assert self.tokens is not None
+        peer = self.config.peer(token_site)
+        assert peer is not None
+        headers = {
+            "X-Auth-Token": await self.tokens.get(),  # replaced by the identity site's proxy
+            "X-Subject-Token": user_token,
+            REQUEST_ID_HEADER: request_id,
+            SCOPE_HEADER: f"{{identity: {token_site}}}",  # beats the request id's memory
+            **sign_hop(
+                self.config.secret,
+                "GET",
+                VALIDATION_PATH,
+                self.config.site,
+                hops + 1,
+                now=time.time(),
+            ),
+        }
+        url = URL(str(peer.url).rstrip("/") + VALIDATION_PATH + "?nocatalog", encoded=True)
+        response = await self.upstream.open(
+            token_site,
+            "GET",
+            url,
+            headers=headers,
+            body=None,
+            connect_timeout=peer.connect_timeout,
+            read_timeout=peer.read_timeout,
+        )
+        return response.status, await read_body(response, token_site, VALIDATION_BODY_LIMIT)
