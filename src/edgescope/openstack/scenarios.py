@@ -89,7 +89,9 @@ class Context:
         for kind, cloud, resource_id in self.created:
             groups.setdefault((kind, cloud), []).append(resource_id)
         for (kind, cloud), ids in groups.items():
-            self.cli.run(kind, "delete", *ids, cloud=cloud, check=False)
+            # one at a time: nova on SQLite fails terminations that overlap ("database is locked")
+            wait = ("--wait",) if kind == "server" else ()
+            self.cli.run(kind, "delete", *wait, *ids, cloud=cloud, check=False)
         self.created.clear()
         self.servers.clear()
 
