@@ -9,8 +9,10 @@ the plan's operations against the site's proxy until ``duration`` seconds or ``m
     list    GET  /v2/images
     show    GET  /v2/images/<id>               (with ``"check": [ids]``: each id once, then stop)
 
-each with an optional ``X-Scope`` header. One JSON line per call: wall-clock start, seconds,
-HTTP status (``null`` when the client gave up), the created id, the error message.
+each with an optional scope, piggybacked on the token as the OSC plugin does (an ``X-Scope``
+header alone does not reach keystonemiddleware's validation call at a remote site).
+One JSON line per call: wall-clock start, seconds, HTTP status (``null`` when the client
+gave up), the created id, the error message.
 
     python faults_driver.py '{"clouds_yaml": "...", "cloud": "Paris", "duration": 30,
         "max_ops": 300, "ops": [{"kind": "create", "scope": "{image: Corte}"}]}'
@@ -27,6 +29,9 @@ from typing import Any
 from keystoneauth1 import exceptions, session
 from keystoneauth1.identity import v3
 
+from edgescope.lang import parse_scope, unparse
+from edgescope.proxy.carriers import attach_piggyback
+
 CLIENT_TIMEOUT = 90.0
 """Far above the proxies' own timeouts: a call that reaches it has hung."""
 
@@ -42,8 +47,18 @@ def _session(clouds_yaml: str, cloud: str) -> tuple[session.Session, str]:
     return sess, str(endpoint).rstrip("/")
 
 
+def _scope_headers(sess: session.Session, scope: str | None) -> dict[str, str]:
+    """The scope as the OSC plugin sends it: piggybacked on the token, so that the services'
+    own calls (keystonemiddleware validating the token at a remote site) carry it too."""
+    if not scope:
+        return {}
+    token = attach_piggyback(str(sess.get_token()), unparse(parse_scope(scope)))
+    return {"X-Auth-Token": token}
+
+
 def _call(sess: session.Session, image: str, op: dict[str, Any]) -> dict[str, Any]:
-    headers = {"X-Scope": op["scope"]} if op.get("scope") else {}
+    headers = _scope_headers(sess, op.get("scope"))
+    plain = not headers  # with a piggybacked token, keystoneauth must not add its own
     record: dict[str, Any] = {
         "kind": op["kind"],
         "scope": op.get("scope"),
@@ -56,14 +71,27 @@ def _call(sess: session.Session, image: str, op: dict[str, Any]) -> dict[str, An
     try:
         if op["kind"] == "create":
             body = {"name": f"es-fault-{uuid.uuid4().hex[:8]}", "visibility": "private"}
-            reply = sess.post(f"{image}/v2/images", json=body, headers=headers, raise_exc=False)
+            reply = sess.post(
+                f"{image}/v2/images",
+                json=body,
+                headers=headers,
+                raise_exc=False,
+                authenticated=plain,
+            )
             if reply.status_code == 201:
                 record["id"] = reply.json()["id"]
         elif op["kind"] == "show":
-            reply = sess.get(f"{image}/v2/images/{op['id']}", headers=headers, raise_exc=False)
+            reply = sess.get(
+                f"{image}/v2/images/{op['id']}",
+                headers=headers,
+                raise_exc=False,
+                authenticated=plain,
+            )
             record["id"] = op["id"]
         else:
-            reply = sess.get(f"{image}/v2/images?limit=5", headers=headers, raise_exc=False)
+            reply = sess.get(
+                f"{image}/v2/images?limit=5", headers=headers, raise_exc=False, authenticated=plain
+            )
         record["status"] = reply.status_code
         if reply.status_code >= 400:
             record["error"] = reply.text[:400]

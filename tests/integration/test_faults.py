@@ -200,9 +200,13 @@ def test_flapping_link(wtb: WanTestbed) -> None:
     original = wtb.wan.topology.link("Paris", "Corte")
     wtb.wan.set_link("Paris", "Corte", loss=0.3)
     scope = "{image: Corte | Marseille}"
-    driver = wtb.start_traffic(
-        "Paris", ops=[{"kind": "list", "scope": scope}], duration=40, max_ops=400, pause=0.1
-    )
+    drivers = [  # a few parallel streams: on a lossy link each call can take seconds
+        wtb.start_traffic(
+            "Paris", ops=[{"kind": "list", "scope": scope}], duration=40, max_ops=400, pause=0.1
+        )
+        for _ in range(3)
+    ]
+    cuts: list[tuple[float, float]] = []
     states: list[tuple[float, float | None]] = []
     stop = threading.Event()
 
@@ -216,13 +220,15 @@ def test_flapping_link(wtb: WanTestbed) -> None:
     try:
         for _flap in range(5):  # 5 cycles of 3 s cut, 3 s up: 30 s
             wtb.wan.partition("Paris", "Corte")
+            cut_at = time.time()
             time.sleep(3)
             wtb.wan.heal("Paris", "Corte")
+            cuts.append((cut_at, time.time()))
             time.sleep(3)
     finally:
         wtb.wan.heal("Paris", "Corte")
         wtb.wan.set_link("Paris", "Corte", loss=original.loss or 0.0)
-    records = collect(driver, 300)
+    records = [r for driver in drivers for r in collect(driver, 300)]
     # After the flapping: a healthy link; the breaker must close again (bounded wait).
     reopened = [
         r
@@ -242,9 +248,20 @@ def test_flapping_link(wtb: WanTestbed) -> None:
     watcher.join(timeout=10)
     states.append((time.time(), wtb.breaker_state("Paris", "Corte")))
 
-    assert len(records) >= 10, f"too few calls during the flapping: {len(records)}"
+    seconds = sorted(r["seconds"] for r in records)
+    print(
+        f"flapping: {len(records)} '|' calls, seconds min/median/max {seconds[0]:.2f}/"
+        f"{seconds[len(seconds) // 2]:.2f}/{seconds[-1]:.2f}; breaker states {states}"
+    )
+    assert len(records) >= 6, f"too few calls during the flapping: {len(records)}"
     failed = [r for r in records if not _ok(r)]
     assert failed == [], f"{len(failed)} of {len(records)} '|' calls failed: {failed[:2]}"
+    in_cuts = [
+        r
+        for r in records
+        if any(a <= r["start"] + r["seconds"] and r["start"] <= b for a, b in cuts)
+    ]
+    assert in_cuts, "no '|' call overlapped a cut"
     seen = [value for _, value in states]
     assert 2.0 in seen, f"the breaker towards Corte never showed open in /metrics: {seen}"
     first_open = seen.index(2.0)
