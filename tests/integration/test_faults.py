@@ -255,6 +255,12 @@ def test_flapping_link(wtb: WanTestbed) -> None:
     )
     assert len(records) >= 6, f"too few calls during the flapping: {len(records)}"
     failed = [r for r in records if not _ok(r)]
+    refused = [r for r in failed if r["status"] == 401]
+    assert refused == [], (
+        f"{len(refused)} of {len(records)} '|' calls answered 401: Corte's glance could not "
+        "validate the Paris token across the cut (keystonemiddleware with delay_auth_decision "
+        "turns the 503 of its validation call into a 401) and '|' does not fall back on it"
+    )
     assert failed == [], f"{len(failed)} of {len(records)} '|' calls failed: {failed[:2]}"
     in_cuts = [
         r
