@@ -248,6 +248,7 @@ def proxy_toml(plan: SitePlan, creds: Credentials, peers: list[SitePlan], secret
         'project = "service"',
         'user_domain = "Default"',
         'project_domain = "Default"',
+        'delegate_roles = ["admin"]  # peer admins may act on this Keystone (docs/security.md)',
         "",
     ]
     return "\n".join(lines)
