@@ -122,3 +122,14 @@ def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("site = ")
     with pytest.raises(ConfigError, match="invalid TOML"):
         load_config(tmp_path / "bad.toml")
+
+
+def test_delegate_roles_default_to_admin_and_are_validated() -> None:
+    creds = {"auth_url": "http://127.0.0.1:1/v3", "username": "u", "password": "p", "project": "s"}
+    config = parse_config(base(identity=creds))
+    assert config.identity is not None and config.identity.delegate_roles == ("admin",)
+    config = parse_config(base(identity={**creds, "delegate_roles": []}))
+    assert config.identity is not None and config.identity.delegate_roles == ()
+    for bad in ("admin", [""], [1]):
+        with pytest.raises(ConfigError, match=r"identity\.delegate_roles: expected a list"):
+            parse_config(base(identity={**creds, "delegate_roles": bad}))
