@@ -38,7 +38,7 @@ from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory, rewrite_car
 from edgescope.proxy.config import RESERVED_PREFIX, ProxyConfig
 from edgescope.proxy.delegation import TOKEN_SITE_HEADER, Delegation
 from edgescope.proxy.forward import CHUNK, Upstream, end_to_end, iter_body, read_body
-from edgescope.proxy.identity import ServiceToken, is_validation_call, with_catalog
+from edgescope.proxy.identity import ServiceToken, is_validation_call, localise_catalog
 from edgescope.proxy.merge import (
     SITES_HEADER,
     SiteResult,
@@ -55,7 +55,6 @@ LOCAL_CONNECT_TIMEOUT = 5.0
 LOCAL_READ_TIMEOUT = 300.0
 ERROR_BODY_LIMIT = 64 * 1024
 SMALL_BODY = 64 * 1024
-VALIDATION_BODY_LIMIT = 1024 * 1024
 """Answers up to this size (with a Content-Length) are read whole and sent in one write."""
 PEER_PATH = f"{RESERVED_PREFIX}/svc/"
 
@@ -416,11 +415,7 @@ class Dispatcher:
         headers.setdefault(REQUEST_ID_HEADER, call.request_id)
         headers.popall("Content-Length", None)
         try:
-            body = await read_body(response, site, VALIDATION_BODY_LIMIT)
-            encoded = headers.get("Content-Encoding", "identity") != "identity"
-            catalog = await self.tokens.catalog() if response.status == 200 else []
-            if catalog and not encoded:  # an empty local catalog would help nobody
-                body = with_catalog(body, catalog) or body
+            body = await localise_catalog(response, site, self.tokens)
         except SiteUnreachable as exc:
             return error_response(
                 ErrorCode.SITE_UNREACHABLE,

@@ -23,11 +23,14 @@ import time
 from datetime import datetime
 from typing import Any
 
+import aiohttp
+
 from edgescope.errors import SiteUnreachable
 from edgescope.proxy.config import IdentityCredentials
-from edgescope.proxy.forward import Upstream
+from edgescope.proxy.forward import Upstream, read_body
 
 REFRESH_MARGIN = 60.0
+VALIDATION_BODY_LIMIT = 1024 * 1024
 
 
 def is_validation_call(method: str, path: str, headers_have_subject: bool) -> bool:
@@ -148,3 +151,16 @@ class ServiceToken:
         except (ValueError, KeyError, TypeError):
             expires = time.time() + 600
         return token, expires
+
+
+async def localise_catalog(
+    response: aiohttp.ClientResponse, site: str, tokens: ServiceToken
+) -> bytes:
+    """The body of a validation answered by remote ``site``, with this site's own catalog
+    when it has one (a 200, uncompressed, with ``token.catalog``); else as returned.
+    Raises SiteUnreachable when the answer or the local catalog cannot be had."""
+    body = await read_body(response, site, VALIDATION_BODY_LIMIT)
+    if response.status != 200 or response.headers.get("Content-Encoding", "identity") != "identity":
+        return body
+    catalog = await tokens.catalog()  # an empty local catalog would help nobody
+    return (with_catalog(body, catalog) if catalog else None) or body
