@@ -1,12 +1,13 @@
 """The exceptions edgescope raises, in one hierarchy.
 
     EdgescopeError
-    ├── ScopeError (also ValueError)        a scope text or AST is wrong; carries source and span
-    │   ├── ScopeSyntaxError                    the text does not parse
-    │   ├── ScopeLimitError                     the text is over a size, depth or width limit
-    │   └── ScopeCheckError                     it parses, but a static check against a catalog fails
-    ├── ConfigError (also ValueError)       a configuration file is invalid
-    └── SiteUnreachable                     a peer site cannot be reached (refused, timeout, breaker open)
+    ├── ScopeError (also ValueError)    a scope text or AST is wrong; carries source and span
+    │   ├── ScopeSyntaxError            the text does not parse
+    │   ├── ScopeLimitError             the text is over a size, depth or width limit
+    │   └── ScopeCheckError             it parses, but a static check against a catalog fails
+    ├── ConfigError (also ValueError)   a configuration file is invalid
+    └── SiteUnreachable                 a peer site cannot be reached (refused, timeout,
+                                        breaker open)
 
 Third-party exceptions are mapped onto these at one boundary each (the parser, the
 upstream client), so callers only ever handle edgescope's own types.
@@ -26,7 +27,9 @@ class ScopeError(EdgescopeError, ValueError):
     :meth:`context` gives the source line and a caret under the offending character.
     """
 
-    def __init__(self, message: str, source: str = "", pos: int = 0, end: int | None = None) -> None:
+    def __init__(
+        self, message: str, source: str = "", pos: int = 0, end: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.source = source
@@ -57,7 +60,9 @@ class ScopeError(EdgescopeError, ValueError):
 
     def render(self) -> str:
         """The full message for people: what is wrong, where, and the caret context."""
-        where = f"line {self.line}, column {self.column}" if "\n" in self.source else f"column {self.column}"
+        where = f"column {self.column}"
+        if "\n" in self.source:
+            where = f"line {self.line}, {where}"
         if not self.source:
             return self.message
         return f"{self.message} (at {where})\n{self.context()}"

@@ -1,10 +1,10 @@
 """The ``edgescope`` command: a thin typer app; each command group lives in its own module.
 
-    edgescope scope check|explain     (cli/scope.py)
-    edgescope proxy run|status        (cli/proxy.py)
-    edgescope testbed up|down|...     (cli/testbed.py)
-    edgescope wan up|down|partition   (cli/wan.py)
-    edgescope demo                    (cli/demo.py)
+edgescope scope check|explain     (cli/scope.py)
+edgescope proxy run|status        (cli/proxy.py)
+edgescope testbed up|down|...     (cli/testbed.py)
+edgescope wan up|down|partition   (cli/wan.py)
+edgescope demo                    (cli/demo.py)
 """
 
 from __future__ import annotations
