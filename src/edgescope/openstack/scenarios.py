@@ -341,9 +341,11 @@ def scenario_or(ctx: Context) -> str:
         f"the error should name Corte and Marseille: {failed.stderr.strip()[-300:]}",
     )
     expect("Traceback" not in failed.stderr, "the CLI printed a traceback")
+    lines = failed.stderr.strip().splitlines()
+    said = next((line for line in lines if line.startswith("edgescope:")), lines[-1])
     return (
         "booted from Marseille when Corte lacked the image and when Corte's glance was "
-        f"stopped; with both stopped: {failed.stderr.strip().splitlines()[-1][:120]}"
+        f"stopped; with both stopped: {said[:200]}"
     )
 
 
