@@ -3,7 +3,7 @@
 * partition during traffic: 1-DC work at Paris and at Corte keeps succeeding, 100%, while
   they are cut; cross-site calls in flight fail with 503 within the proxy's configured
   timeouts (never hang); every acknowledged create exists after heal;
-* flapping link (30% loss, cut on/off every few seconds): ``|`` scopes keep succeeding
+* flapping link (30% loss, cut 10 s on / 5 s off): ``|`` scopes keep succeeding
   through the healthy site, and the breaker opens and closes, as ``/metrics`` shows;
 * proxy crash (SIGKILL) and restart at Corte: others' local work is unaffected, scopes
   naming Corte fail cleanly until it is back.
@@ -142,7 +142,7 @@ def _during(records: list[dict[str, Any]], start: float, end: float) -> list[dic
 
 def test_partition_during_traffic(wtb: WanTestbed) -> None:
     budget = wtb.peer_timeouts("Paris", "Corte")
-    local = {"duration": 50, "max_ops": 400, "pause": 0.1}
+    local = {"duration": 60, "max_ops": 500, "pause": 0.1}
     local_ops = [{"kind": "create"}, {"kind": "list"}]
     paris = wtb.start_traffic("Paris", ops=local_ops, **local)
     corte = wtb.start_traffic("Corte", ops=local_ops, **local)
@@ -150,17 +150,21 @@ def test_partition_during_traffic(wtb: WanTestbed) -> None:
         {"kind": "create", "scope": "{image: Corte}"},
         {"kind": "list", "scope": "{image: Corte}"},
     ]
-    cross = wtb.start_traffic("Paris", ops=cross_ops, duration=50, max_ops=300, pause=0.2)
+    cross = wtb.start_traffic("Paris", ops=cross_ops, duration=60, max_ops=300, pause=0.2)
     time.sleep(10)
     cut_at = time.time()
     wtb.wan.partition("Paris", "Corte")
     try:
-        time.sleep(18)
+        # Calls in flight at the cut wait for their read timeout on a pooled connection; calls
+        # started once the breaker has seen the cut (probes, failed calls) must fail at once.
+        time.sleep(12)
+        late = wtb.start_traffic("Paris", ops=cross_ops, duration=8, max_ops=40, pause=0.2)
+        time.sleep(13)
     finally:
         wtb.wan.heal("Paris", "Corte")
     healed_at = time.time()
     at_paris, at_corte = collect(paris, 300), collect(corte, 300)
-    crossing = collect(cross, 300)
+    crossing, started_in_cut = collect(cross, 300), collect(late, 300)
 
     for name, records in (("Paris", at_paris), ("Corte", at_corte)):
         in_cut = _during(records, cut_at, healed_at)
@@ -179,8 +183,12 @@ def test_partition_during_traffic(wtb: WanTestbed) -> None:
         )
         if record["status"] == 503:
             assert "Corte" in record["error"], f"the 503 does not name Corte: {record['error']}"
-    refused = [r for r in crossing if r["status"] == 503]
-    assert any(cut_at <= r["start"] <= healed_at for r in refused), "no 503 during the cut"
+    assert started_in_cut, "no cross-site call was started during the cut"
+    for record in started_in_cut:
+        assert record["status"] == 503, f"a call to Corte during the cut was not a 503: {record}"
+        assert "Corte" in record["error"], f"the 503 does not name Corte: {record['error']}"
+        assert record["seconds"] <= budget + SLACK, f"took longer than the timeouts: {record}"
+        assert record["start"] + record["seconds"] <= healed_at + SLACK
     assert any(_ok(r) and r["start"] > healed_at for r in crossing), "Corte never came back"
 
     # No acknowledged write lost: every 201 is there after heal, at the site that acknowledged it.
@@ -202,7 +210,7 @@ def test_flapping_link(wtb: WanTestbed) -> None:
     scope = "{image: Corte | Marseille}"
     drivers = [  # a few parallel streams: on a lossy link each call can take seconds
         wtb.start_traffic(
-            "Paris", ops=[{"kind": "list", "scope": scope}], duration=40, max_ops=400, pause=0.1
+            "Paris", ops=[{"kind": "list", "scope": scope}], duration=45, max_ops=400, pause=0.1
         )
         for _ in range(3)
     ]
@@ -218,13 +226,15 @@ def test_flapping_link(wtb: WanTestbed) -> None:
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        for _flap in range(5):  # 5 cycles of 3 s cut, 3 s up: 30 s
+        # 3 cycles of 10 s cut, 5 s up: long enough for the probes (every 2 s) to open the
+        # breaker within a cut, short enough for calls in flight to straddle cuts.
+        for _flap in range(3):
             wtb.wan.partition("Paris", "Corte")
             cut_at = time.time()
-            time.sleep(3)
+            time.sleep(10)
             wtb.wan.heal("Paris", "Corte")
             cuts.append((cut_at, time.time()))
-            time.sleep(3)
+            time.sleep(5)
     finally:
         wtb.wan.heal("Paris", "Corte")
         wtb.wan.set_link("Paris", "Corte", loss=original.loss or 0.0)
