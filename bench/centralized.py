@@ -1,0 +1,309 @@
+"""The seed's "Approach 1" measured: a boot at Corte from a central control plane at Paris,
+against edgescope's local boot at Corte, on the emulated WAN (issue 5).
+
+Reuses a running WAN testbed (``edgescope testbed up --wan default``; default: the first
+``state-wan*`` folder of the repo with a testbed in it) and never brings it down. It starts
+one extra nova-compute inside Corte's namespace, configured as a compute of *Paris* (host
+``paris-remote-corte``, Paris's RabbitMQ, keystone and placement across the WAN), registers
+it with ``nova-manage cell_v2 discover_hosts`` at Paris, then times, for the Paris–Corte link
+at its default RTT, at 100 and 300 ms, and partitioned:
+
+* centralized: Paris's admin boots on ``nova:paris-remote-corte`` (the request is made from
+  Corte, where the user is; every API call crosses the WAN, and so does the compute's RPC);
+* edgescope: Corte's admin boots at Corte (Corte's own full site, no scope).
+
+Links are changed only while no fault test or demo runs, and restored after each setting;
+the extra compute is stopped by PID and its service record deleted at the end.
+
+    sudo .venv/bin/python -m bench.centralized [--state-dir state-wan] [--repeat 2] [--no-write]
+
+The table goes into docs/benchmarks.md between its own markers; other sections are left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from edgescope.testbed import Testbed
+from edgescope.testbed.wan import Wan
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs" / "benchmarks.md"
+START, END = "<!-- centralized-bench:start -->", "<!-- centralized-bench:end -->"
+DRIVER = Path(__file__).with_name("_centralized_driver.py")
+NOVA_COMPUTE = Path(sys.executable).with_name("nova-compute")
+CENTER, EDGE = "Paris", "Corte"
+REMOTE_HOST = "paris-remote-corte"
+BOOT_TIMEOUT = 120.0
+REGISTER_TIMEOUT = 150.0
+BUSY = r"pytest.*faults|edgescope demo"
+SETTINGS: list[tuple[str, float | None]] = [
+    ("default", None),
+    ("100 ms RTT", 100.0),
+    ("300 ms RTT", 300.0),
+    ("partitioned", None),
+]
+
+
+def find_state(given: Path | None) -> Path:
+    candidates = [given] if given else sorted(REPO.glob("state-wan*"))
+    for state in candidates:
+        if state is not None and (state / "testbed.json").exists():
+            return state.resolve()
+    raise SystemExit("no WAN testbed found: run `edgescope testbed up --wan default` first")
+
+
+def driver(testbed: Testbed, site: str, limit: float, **args: Any) -> dict[str, Any]:
+    """Run the client driver inside ``site``'s namespace; one JSON result."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["OS_CLIENT_CONFIG_FILE"] = str(testbed.clouds_yaml)
+    argv = [*testbed.sites[site].exec_prefix, sys.executable, str(DRIVER), json.dumps(args)]
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, env=env, timeout=limit + 30, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "seconds": limit + 30, "error": "driver killed at its timeout"}
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        return {"ok": False, "seconds": 0.0, "error": proc.stderr.strip()[-300:]}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def remote_compute_conf(testbed: Testbed, workdir: Path) -> Path:
+    """Paris's nova.conf, as a compute host living at Corte (own state and lock dirs)."""
+    conf = configparser.ConfigParser(interpolation=None)
+    conf.optionxform = str  # type: ignore[assignment,method-assign]
+    conf.read(testbed.sites[CENTER].root / "etc" / "nova" / "nova.conf")
+    defaults = conf["DEFAULT"]
+    defaults["host"] = REMOTE_HOST
+    defaults["my_ip"] = testbed.sites[EDGE].bind_host
+    defaults["state_path"] = str(workdir / "nova")
+    defaults["instances_path"] = str(workdir / "nova" / "instances")
+    conf["oslo_concurrency"]["lock_path"] = str(workdir / "lock")
+    for sub in ("nova/instances", "lock"):
+        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    path = workdir / "nova.conf"
+    with path.open("w") as out:
+        conf.write(out)
+    return path
+
+
+@contextmanager
+def remote_compute(testbed: Testbed, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The extra nova-compute in Corte's namespace; stopped by PID, its record deleted."""
+    conf = remote_compute_conf(testbed, workdir)
+    log = (workdir / "nova-compute.log").open("wb")
+    argv = [*testbed.sites[EDGE].exec_prefix, str(NOVA_COMPUTE), "--config-file", str(conf)]
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        stop(proc)
+        log.close()
+        gone = driver(testbed, EDGE, 60, mode="delete-host", cloud=CENTER, host=REMOTE_HOST)
+        print(f"stopped nova-compute {REMOTE_HOST} (pid {proc.pid}); service record: {gone}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def register(testbed: Testbed, proc: subprocess.Popen[bytes], workdir: Path) -> None:
+    """discover_hosts at Paris until the remote compute is an up hypervisor of Paris."""
+    paris = testbed.sites[CENTER]
+    etc = paris.root / "etc" / "nova"
+    manage = [
+        *paris.exec_prefix,
+        str(NOVA_COMPUTE.with_name("nova-manage")),
+        "--config-file",
+        str(etc / "nova.conf"),
+        "--config-file",
+        str(etc / "nova-db.conf"),
+        "cell_v2",
+        "discover_hosts",
+    ]
+    deadline = time.monotonic() + REGISTER_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (workdir / "nova-compute.log").read_text()[-1500:]
+            raise SystemExit(f"remote nova-compute exited {proc.returncode}:\n{tail}")
+        subprocess.run(manage, capture_output=True, timeout=120, check=False)
+        state = driver(testbed, EDGE, 10, mode="wait-host", cloud=CENTER, host=REMOTE_HOST,
+                       timeout=10)  # fmt: skip
+        if state.get("ok"):
+            return
+    tail = (workdir / "nova-compute.log").read_text()[-1500:]
+    raise SystemExit(
+        f"{REMOTE_HOST} did not register at Paris in {REGISTER_TIMEOUT:.0f} s:\n{tail}"
+    )
+
+
+def wait_quiet(limit: float = 300.0) -> None:
+    """Block (bounded) while a fault test or the demo uses the WAN."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        busy = subprocess.run(["pgrep", "-af", BUSY], capture_output=True, text=True).stdout
+        busy = "\n".join(line for line in busy.splitlines() if "pgrep" not in line)
+        if not busy.strip():
+            return
+        print(f"waiting: the WAN testbed is in use by\n{busy}", flush=True)
+        time.sleep(10)
+    raise SystemExit("the WAN testbed stayed busy; no link was changed")
+
+
+@contextmanager
+def link(wan: Wan, name: str, rtt_ms: float | None) -> Iterator[None]:
+    """Apply one Paris–Corte setting; restore the default RTT and heal afterwards."""
+    default_rtt = wan.topology.link(CENTER, EDGE).rtt_ms
+    wait_quiet()
+    if rtt_ms is not None:
+        wan.set_link(CENTER, EDGE, rtt_ms=rtt_ms)
+    if name == "partitioned":
+        wan.partition(CENTER, EDGE)
+    try:
+        yield
+    finally:
+        wan.heal(CENTER, EDGE)
+        wan.set_link(CENTER, EDGE, rtt_ms=default_rtt)
+
+
+def boot(testbed: Testbed, cloud: str, az: str, run_id: str) -> dict[str, Any]:
+    name = f"cbench-{run_id}-{uuid.uuid4().hex[:6]}"
+    return driver(testbed, EDGE, BOOT_TIMEOUT, mode="boot", cloud=cloud, name=name,
+                  az=az, flavor="m1.tiny", image="debian", timeout=BOOT_TIMEOUT)  # fmt: skip
+
+
+def measure(testbed: Testbed, wan: Wan, repeat: int, run_id: str) -> list[dict[str, Any]]:
+    centralized = (testbed.sites[CENTER].cloud, f"nova:{REMOTE_HOST}")
+    local = (testbed.sites[EDGE].cloud, "nova")
+    print("warm-up boots (not counted) ...", flush=True)
+    boot(testbed, *centralized, run_id)
+    boot(testbed, *local, run_id)
+    rows = []
+    for name, rtt in SETTINGS:
+        runs = 1 if name == "partitioned" else repeat
+        with link(wan, name, rtt):
+            label = f"{wan.topology.link(CENTER, EDGE).rtt_ms:g} ms RTT"
+            label = "partitioned" if name == "partitioned" else label
+            results: dict[str, list[dict[str, Any]]] = {"centralized": [], "local": []}
+            for _ in range(runs):  # interleaved, so both see the same load
+                results["local"].append(boot(testbed, *local, run_id))
+                results["centralized"].append(boot(testbed, *centralized, run_id))
+        print(f"{label}: {json.dumps(results)}", flush=True)
+        rows.append({"setting": label, **results})
+    return rows
+
+
+def cell(results: list[dict[str, Any]]) -> tuple[str, float | None]:
+    ok = [r["seconds"] for r in results if r.get("ok")]
+    failed = [r for r in results if not r.get("ok")]
+    if not failed:
+        median = statistics.median(ok)
+        spread = f" ({min(ok):.2f}–{max(ok):.2f})" if len(ok) > 1 else ""
+        return f"✓ {median:.2f} s{spread}", median
+    first = failed[0]
+    why = str(first.get("error", "?")).replace("|", "/")[:110]
+    return f"✗ after {first['seconds']:.1f} s: {why} ({len(failed)}/{len(results)} failed)", None
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| Paris–Corte link | centralized: Paris control plane, compute at Corte "
+        "| edgescope: Corte's own site, no scope | centralized / edgescope |",
+        "|---|---|---|---:|",
+    ]
+    for row in rows:
+        central, c = cell(row["centralized"])
+        local, lo = cell(row["local"])
+        ratio = f"{c / lo:.1f}x" if c is not None and lo else "-"
+        lines.append(f"| {row['setting']} | {central} | {local} | {ratio} |")
+    return "\n".join(lines)
+
+
+def write_section(body: str, load: float, repeat: int) -> None:
+    section = (
+        f"{START}\n## Centralized control plane vs edgescope: a boot at Corte "
+        "(bench/centralized.py)\n\n"
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
+        f"({os.cpu_count()} CPUs, 1-min load average {load:.1f} at the start, shared with other "
+        "work), on the running WAN testbed (NFQUEUE delayer). Seconds from a fresh client "
+        "session to ACTIVE (auth, flavor and image look-ups, create, polls every 0.25 s), "
+        f"median of {repeat} per link setting (min–max), request made from Corte's namespace; "
+        f"one attempt when partitioned, bounded at {BOOT_TIMEOUT:.0f} s. Compute driver: nova's "
+        "fake driver (no image download), so the figures are control-plane time.\n\n"
+        f"{body}\n\n"
+        "Centralized (the seed's Approach 1): one nova-compute process in Corte's namespace is a "
+        "compute host of Paris (`nova:paris-remote-corte`): its RabbitMQ, keystone and "
+        "placement are Paris's, across the WAN; the user's API calls cross it too. edgescope: "
+        "Corte's own full control plane, the same user request with no scope. Both boots are "
+        "interleaved under the same link setting; ratios are within this run.\n"
+        f"{END}\n"
+    )
+    text = DOCS.read_text() if DOCS.exists() else "# edgescope benchmarks\n"
+    if START in text and END in text:
+        text = text[: text.index(START)] + section.rstrip("\n") + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOCS.write_text(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench/centralized.py needs root (network namespaces)", file=sys.stderr)
+        return 2
+    testbed = Testbed.from_state(find_state(args.state_dir))
+    wan = Wan.attach(Path(testbed.wan_state) if testbed.wan_state else Path("/run/edgescope/wan"))
+    load = os.getloadavg()[0]
+    run_id = uuid.uuid4().hex[:6]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="centralized-") as tmp:
+        workdir = Path(tmp)
+        try:
+            with remote_compute(testbed, workdir) as proc:
+                register(testbed, proc, workdir)
+                print(f"{REMOTE_HOST} registered at Paris ({time.monotonic() - started:.0f} s)")
+                rows = measure(testbed, wan, args.repeat, run_id)
+        finally:
+            for site in (CENTER, EDGE):
+                driver(testbed, site, 60, mode="cleanup", cloud=testbed.sites[site].cloud,
+                       prefix=f"cbench-{run_id}")  # fmt: skip
+    body = table(rows)
+    print(body)
+    print(f"total {time.monotonic() - started:.0f} s")
+    if not args.no_write:
+        write_section(body, load, args.repeat)
+        print(f"written to {DOCS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
