@@ -6,6 +6,8 @@ OSC calls :func:`build_option_parser` at start-up; this adds ``--os-scope`` and
 its keystoneauth session. There the scope is parsed and checked against the sites the client
 knows (a bad scope stops the command with the caret message before any request), completed with
 ``identity: <own site>``, and attached to every request (``session.py``).
+``--os-scope-mode eventual`` (env ``OS_SCOPE_MODE``) adds ``X-Edgescope-Mode: eventual`` to
+every request (replicated writes may then go through a partition, see docs/semantics.md).
 
     $ openstack --os-cloud Paris --os-scope '{nova: Paris, glance: Corte}' server create ...
     $ OS_SCOPE='{nova: Paris & Corte}' openstack --os-cloud Paris server list
@@ -70,17 +72,39 @@ def build_option_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="sites a scope may name; default: the clouds and regions of clouds.yaml "
         "(Env: OS_SCOPE_SITES)",
     )
+    parser.add_argument(
+        "--os-scope-mode",
+        metavar="<strict|eventual>",
+        dest="scope_mode",
+        type=scope_mode,
+        default=os.environ.get("OS_SCOPE_MODE") or STRICT,
+        help="'eventual' lets an & write go through while a member site is unreachable "
+        "(queued and replayed later); default 'strict' (Env: OS_SCOPE_MODE)",
+    )
     _compat.install(on_session_ready)
     return parser
+
+
+STRICT, EVENTUAL = "strict", "eventual"
+
+
+def scope_mode(text: str) -> str:
+    """``--os-scope-mode``: strict or eventual (any case); argparse reports anything else."""
+    mode = text.strip().lower()
+    if mode not in (STRICT, EVENTUAL):
+        raise argparse.ArgumentTypeError(f"expected strict or eventual, got {text!r}")
+    return mode
 
 
 def on_session_ready(client_manager: Any) -> None:
     """Check ``--os-scope`` and attach it to the session; raise :class:`BadScope` if invalid."""
     # Imported here so that a broken scope-lang never breaks every other `openstack` command.
     from edgescope.openstack.options import parse_site_list, resolve_scope
-    from edgescope.openstack.session import attach_scope
+    from edgescope.openstack.session import attach_mode, attach_scope
 
     config: dict[str, Any] = client_manager._cli_options.config
+    if config.get("scope_mode") == EVENTUAL:
+        attach_mode(client_manager.session, EVENTUAL)
     option = config.get("scope")
     if not isinstance(option, ScopeOption) or not option.text.strip():
         return

@@ -166,3 +166,12 @@ def attach_scope(session: Any, scope: Scope) -> OriginRecorder:
     recorder = OriginRecorder()
     session.session.hooks.setdefault("response", []).extend([recorder, SiteFailureReporter()])
     return recorder
+
+
+MODE_HEADER = "X-Edgescope-Mode"
+"""Replicated-write mode (``edgescope.replicas.fanout.MODE_HEADER``); absent means strict."""
+
+
+def attach_mode(session: Any, mode: str) -> None:
+    """Send ``X-Edgescope-Mode: <mode>`` on every request of a keystoneauth ``session``."""
+    session.additional_headers[MODE_HEADER] = mode
