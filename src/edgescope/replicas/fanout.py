@@ -69,6 +69,9 @@ async def serve_peer_write(hooks: ReplicaHooks, call: Call, plan: Plan) -> web.S
             ErrorCode.BAD_REQUEST, "malformed replica headers", request_id=call.request_id
         )
     handle, hlc, key = marker
+    refusal = await hooks.admit_peer(call)
+    if refusal is not None:
+        return refusal
     body = await call.request.content.read() if call.request.body_exists else None
 
     async def send() -> BranchReply:
@@ -102,6 +105,9 @@ async def serve_single(
     deleting = request.method == "DELETE" and call.from_peer is None and len(sets) == 1
     if body is None and not deleting:
         return await hooks.dispatcher.run(call, plan, memory)
+    refusal = await hooks.admit_peer(call)
+    if refusal is not None:
+        return refusal
     _remember(call, plan, memory)
     payload: AsyncIterable[bytes] | None
     if body is not None:

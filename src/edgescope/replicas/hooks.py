@@ -103,6 +103,29 @@ class ReplicaHooks:
             return await fanout.serve_single(self, call, plan, memory, plan.expr.name)
         return await self.dispatcher.run(call, plan, memory)
 
+    async def admit_peer(self, call: Call) -> web.StreamResponse | None:
+        """Delegated identity for a peer's call served here outside ``Dispatcher.run``.
+
+        A Keystone call from a peer that carries a user token of another site goes through
+        the proxy's delegation check (``proxy/delegation.py``) exactly as in
+        ``Dispatcher.run``; returns the refusal, or None with ``call.acting_token`` set.
+        """
+        if call.service != "identity" or call.from_peer is None:
+            return None
+        verdict = await self.dispatcher.delegation.admit(
+            call.request.headers,
+            call.request.method,
+            call.path,
+            from_peer=call.from_peer,
+            hops=call.hops,
+            request_id=call.request_id,
+        )
+        if verdict.refusal is not None:
+            call.chosen = [self.site]
+            return verdict.refusal
+        call.acting_token = verdict.acting_token
+        return None
+
     # -- hook points ------------------------------------------------------------------------
 
     def involved_sets(self, path: str, body: bytes | None) -> list[ReplicaSet]:
