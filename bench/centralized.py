@@ -52,11 +52,12 @@ REMOTE_HOST = "paris-remote-corte"
 BOOT_TIMEOUT = 120.0
 REGISTER_TIMEOUT = 150.0
 BUSY = r"pytest.*faults|edgescope demo"
-SETTINGS: list[tuple[str, float | None]] = [
-    ("default", None),
-    ("100 ms RTT", 100.0),
-    ("300 ms RTT", 300.0),
-    ("partitioned", None),
+SETTINGS: list[tuple[str, float | None, str]] = [  # (link, RTT to set, where the user is)
+    ("default", None, EDGE),
+    ("100 ms RTT", 100.0, EDGE),
+    ("300 ms RTT", 300.0, EDGE),
+    ("partitioned", None, EDGE),
+    ("partitioned, request made at Paris", None, CENTER),
 ]
 
 
@@ -188,7 +189,7 @@ def link(wan: Wan, name: str, rtt_ms: float | None) -> Iterator[None]:
     wait_quiet()
     if rtt_ms is not None:
         wan.set_link(CENTER, EDGE, rtt_ms=rtt_ms)
-    if name == "partitioned":
+    if name.startswith("partitioned"):
         wan.partition(CENTER, EDGE)
     try:
         yield
@@ -197,9 +198,10 @@ def link(wan: Wan, name: str, rtt_ms: float | None) -> Iterator[None]:
         wan.set_link(CENTER, EDGE, rtt_ms=default_rtt)
 
 
-def boot(testbed: Testbed, cloud: str, az: str, run_id: str) -> dict[str, Any]:
+def boot(testbed: Testbed, cloud: str, az: str, run_id: str, user: str = EDGE) -> dict[str, Any]:
+    """One boot, the client running in ``user``'s namespace."""
     name = f"cbench-{run_id}-{uuid.uuid4().hex[:6]}"
-    return driver(testbed, EDGE, BOOT_TIMEOUT, mode="boot", cloud=cloud, name=name,
+    return driver(testbed, user, BOOT_TIMEOUT, mode="boot", cloud=cloud, name=name,
                   az=az, flavor="m1.tiny", image="debian", timeout=BOOT_TIMEOUT)  # fmt: skip
 
 
@@ -209,15 +211,15 @@ def measure(testbed: Testbed, wan: Wan, repeat: int, run_id: str) -> list[dict[s
     warm = [boot(testbed, *centralized, run_id), boot(testbed, *local, run_id)]
     print(f"warm-up boots (not counted): {json.dumps(warm)}", flush=True)
     rows = []
-    for name, rtt in SETTINGS:
-        runs = 1 if name == "partitioned" else repeat
+    for name, rtt, user in SETTINGS:
+        runs = 1 if name.startswith("partitioned") else repeat
         with link(wan, name, rtt):
             label = f"{wan.topology.link(CENTER, EDGE).rtt_ms:g} ms RTT"
-            label = "partitioned" if name == "partitioned" else label
+            label = name if name.startswith("partitioned") else label
             results: dict[str, list[dict[str, Any]]] = {"centralized": [], "local": []}
             for _ in range(runs):  # interleaved, so both see the same load
                 results["local"].append(boot(testbed, *local, run_id))
-                results["centralized"].append(boot(testbed, *centralized, run_id))
+                results["centralized"].append(boot(testbed, *centralized, run_id, user))
         print(f"{time.strftime('%H:%M:%S')} {label}: {json.dumps(results)}", flush=True)
         rows.append({"setting": label, **results})
     return rows
@@ -289,19 +291,21 @@ def main() -> int:
     wan = Wan.attach(Path(testbed.wan_state) if testbed.wan_state else Path("/run/edgescope/wan"))
     load = os.getloadavg()[0]
     run_id = uuid.uuid4().hex[:6]
-    started = time.monotonic()
     wait_quiet(900)  # the extra compute is a Paris host: start it while no fault test runs
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="centralized-") as tmp:
         workdir = Path(tmp)
-        try:
-            with remote_compute(testbed, workdir) as proc:
+        with remote_compute(testbed, workdir) as proc:
+            try:
                 register(testbed, proc, workdir)
                 print(f"{REMOTE_HOST} registered at Paris ({time.monotonic() - started:.0f} s)")
                 rows = measure(testbed, wan, args.repeat, run_id)
-        finally:
-            for site in (CENTER, EDGE):
-                driver(testbed, site, 60, mode="cleanup", cloud=testbed.sites[site].cloud,
-                       prefix=f"cbench-{run_id}")  # fmt: skip
+            finally:  # servers first: a compute service hosting servers cannot be deleted
+                for site in (CENTER, EDGE):
+                    cloud = testbed.sites[site].cloud
+                    prefix = f"cbench-{run_id}"
+                    left = driver(testbed, site, 60, mode="cleanup", cloud=cloud, prefix=prefix)
+                    print(f"cleanup at {site}: {left}")
     body = table(rows)
     print(body)
     print(f"total {time.monotonic() - started:.0f} s")
