@@ -10,8 +10,8 @@
 
 Traffic comes from ``faults_driver.py`` run inside the sites' namespaces (the root namespace
 cannot reach them). Every loop is bounded in count and time. The testbed is the demo's
-(``EDGESCOPE_WAN_TESTBED_DIR``, default ``<repo>/state-wan``): reused if up, else started here
-and stopped at the end of the module.
+(``EDGESCOPE_WAN_TESTBED_DIR``; default ``<repo>/state`` when it holds a WAN testbed, else
+``<repo>/state-wan``): reused if there, else created here and stopped at the end of the module.
 """
 
 from __future__ import annotations
@@ -117,6 +117,12 @@ def wtb() -> Iterator[WanTestbed]:
     from edgescope.demo.run import DemoOptions, open_network, open_testbed
 
     state = Path(os.environ.get("EDGESCOPE_WAN_TESTBED_DIR", REPO / "state-wan"))
+    shared = REPO / "state"
+    if "EDGESCOPE_WAN_TESTBED_DIR" not in os.environ and (shared / "testbed.json").exists():
+        from edgescope.testbed import Testbed as _Testbed
+
+        if _Testbed.from_state(shared).wan_state is not None:
+            state = shared  # one WAN testbed at a time: the namespaces and ports are shared
     options = DemoOptions(SITES, wan=True, state_dir=state)
     network = open_network(options)
     assert network.wan is not None
