@@ -52,6 +52,7 @@ class Context:
     _image_ids: dict[str, str] = field(default_factory=dict)
     servers: dict[str, str] = field(default_factory=dict)
     """A server id of the demo user at each site, once one was booted."""
+    _roomy: set[str] = field(default_factory=set)
     created: list[tuple[str, str, str]] = field(default_factory=list)
     """(kind, cloud, id) of everything the scenarios created, for :meth:`cleanup`."""
 
@@ -129,6 +130,12 @@ def expect(condition: bool, message: str) -> None:
 
 def boot(ctx: Context, name: str, *args: str, site: str, scope: str | None = None) -> Any:
     """Boot as ``site``'s demo user; the scope, if any, keeps nova at ``site``."""
+    if site not in ctx._roomy:
+        # Servers that nova on SQLite failed to delete ("database is locked") would otherwise
+        # eat the default quota of 10 instances across test sessions.
+        ctx.cli.run("quota", "set", "--instances", "200", "--cores", "200", "--ram", "204800",
+                    "demo", cloud=ctx.admin(site))  # fmt: skip
+        ctx._roomy.add(site)
     server = ctx.cli.json("server", "create", name, *BOOT, *args, cloud=ctx.user(site), scope=scope)
     ctx.created.append(("server", ctx.admin(site), server["id"]))
     expect(server.get("status") == "ACTIVE", f"{name} is {server.get('status')}, not ACTIVE")
