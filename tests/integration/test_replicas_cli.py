@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,18 @@ def replica_set(ctx: Context, site: str, handle: str) -> dict[str, Any] | None:
         return None
     found: dict[str, Any] = json.loads(proc.stdout)
     return found
+
+
+def pending_at(ctx: Context, site: str, handle: str) -> list[dict[str, Any]]:
+    """The writes ``site``'s proxy has queued (eventual mode) for the set ``handle``."""
+    proc = subprocess.run(
+        [EDGESCOPE, "replicas", "pending", "--url", ctx.testbed.proxy_url(site), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [op for op in json.loads(proc.stdout) if op["handle"] == handle]
 
 
 def members(found: dict[str, Any]) -> dict[str, str]:
@@ -138,3 +151,50 @@ def test_image_created_at_paris_and_corte_boots_by_its_handle_at_each_site(ctx: 
     for site in (PARIS, CORTE):
         assert shown_at(ctx, "image", name, site) is None, site
         assert replica_set(ctx, site, handle) is None, site
+
+
+def test_partition_strict_reports_eventual_replays_exactly_once(ctx: Context) -> None:
+    """Corte's proxy stopped = Corte cut off from Paris (the control plane; nothing else of
+    Corte is touched). Strict fails with the report; eventual creates at Paris, queues for
+    Corte, and replays once Corte is back: Alice exists at Corte exactly once."""
+    strict_name, name = f"Bob-{ctx.run_id}", f"Eve-{ctx.run_id}"
+    admin = ctx.admin(PARIS)
+    for user in (strict_name, name):
+        ctx.created += [("user", ctx.admin(PARIS), user), ("user", ctx.admin(CORTE), user)]
+    ctx.testbed.stop_service(CORTE, "proxy")
+    try:
+        strict = ctx.cli.run("user", "create", strict_name, cloud=admin, scope=USERS, check=False)
+        assert not strict.ok and "Corte" in strict.stderr, strict.stderr
+        eventual = ctx.cli.json(
+            "--os-scope-mode", "eventual", "user", "create", name, cloud=admin, scope=USERS
+        )
+        handle = eventual["id"]
+        found = replica_set(ctx, PARIS, handle)
+        assert found is not None
+        assert {m["site"]: m["state"] for m in found["members"]} == {
+            PARIS: "present",
+            CORTE: "pending",
+        }
+        assert [op["target"] for op in pending_at(ctx, PARIS, handle)] == [CORTE]
+    finally:
+        ctx.testbed.start_service(CORTE, "proxy")
+    # strict: Paris kept its user, as the report said; no set, nothing queued, no duplicate
+    paris_strict = shown_at(ctx, "user", strict_name, PARIS)
+    assert paris_strict is not None and replica_set(ctx, PARIS, paris_strict["id"]) is None
+    assert pending_at(ctx, PARIS, paris_strict["id"]) == []
+    # eventual: the replayer delivers the queued create once Corte answers again
+    deadline = time.monotonic() + 90
+    while pending_at(ctx, PARIS, handle) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert pending_at(ctx, PARIS, handle) == []
+    at_corte = [
+        u for u in ctx.cli.json("user", "list", cloud=ctx.admin(CORTE)) if u["Name"] == name
+    ]
+    assert len(at_corte) == 1, at_corte
+    for site in (PARIS, CORTE):
+        found = replica_set(ctx, site, handle)
+        assert found is not None
+        assert members(found) == {PARIS: handle, CORTE: at_corte[0]["ID"]}, (site, found)
+    ctx.cli.run("user", "delete", name, cloud=admin, scope=USERS)
+    for site in (PARIS, CORTE):
+        assert shown_at(ctx, "user", name, site) is None, site
