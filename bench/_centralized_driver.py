@@ -2,7 +2,8 @@
 
 One JSON argument, one JSON line on stdout. Modes:
   boot         auth, resolve flavor and image, create a server, poll until ACTIVE/ERROR or the
-               deadline; report seconds. The server is deleted afterwards (not timed).
+               deadline; report seconds. The server is then deleted, and the time until it is
+               gone reported apart (the next boot must not queue behind the deletion).
   wait-host    poll until nova-compute ``host`` is up and a hypervisor of that name exists.
   delete-host  delete the compute service record of ``host`` (its host mapping and provider go too).
   cleanup      delete every server whose name starts with ``prefix``.
@@ -55,13 +56,24 @@ def boot(args: dict[str, Any]) -> dict[str, Any]:
             return {"ok": False, "seconds": seconds, "error": f"{why} (status {status})",
                     "server": server_id}  # fmt: skip
         host = conn.compute.get_server(server_id).compute_host
-        conn.compute.delete_server(server_id)
-        return {"ok": True, "seconds": seconds, "host": host, "server": server_id}
+        return {"ok": True, "seconds": seconds, "host": host, "server": server_id,
+                "delete_seconds": delete(conn, server_id, float(args["timeout"]))}  # fmt: skip
     except Exception as exc:  # the failure is the measurement
         seconds = time.perf_counter() - start
         text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         message = f"{type(exc).__name__}: {text}"
         return {"ok": False, "seconds": seconds, "error": message, "server": server_id}
+
+
+def delete(conn: Any, server_id: str, limit: float) -> float | None:
+    """Delete and wait until gone (so the next boot does not queue behind it); None: not gone."""
+    start = time.perf_counter()
+    conn.compute.delete_server(server_id)
+    while time.perf_counter() - start < limit:
+        if conn.compute.find_server(server_id) is None:
+            return time.perf_counter() - start
+        time.sleep(0.25)
+    return None
 
 
 def wait_host(args: dict[str, Any]) -> dict[str, Any]:

@@ -237,17 +237,29 @@ def cell(results: list[dict[str, Any]]) -> tuple[str, float | None]:
     return f"✗ after {first['seconds']:.1f} s: {why} ({len(failed)}/{len(results)} failed)", None
 
 
+def deletion(results: list[dict[str, Any]]) -> str:
+    """Median seconds from delete to gone, over the boots that succeeded ("-": none)."""
+    times = [r.get("delete_seconds") for r in results if r.get("ok")]
+    if not times:
+        return "-"
+    if any(t is None for t in times):
+        return f"not gone in {BOOT_TIMEOUT:.0f} s"
+    return f"{statistics.median(t for t in times if t is not None):.2f} s"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| Paris–Corte link | centralized: Paris control plane, compute at Corte "
-        "| edgescope: Corte's own site, no scope | centralized / edgescope |",
-        "|---|---|---|---:|",
+        "| edgescope: Corte's own site, no scope | centralized / edgescope "
+        "| delete until gone: centralized / edgescope |",
+        "|---|---|---|---:|---|",
     ]
     for row in rows:
         central, c = cell(row["centralized"])
         local, lo = cell(row["local"])
         ratio = f"{c / lo:.1f}x" if c is not None and lo else "-"
-        lines.append(f"| {row['setting']} | {central} | {local} | {ratio} |")
+        gone = f"{deletion(row['centralized'])} / {deletion(row['local'])}"
+        lines.append(f"| {row['setting']} | {central} | {local} | {ratio} | {gone} |")
     return "\n".join(lines)
 
 
