@@ -153,10 +153,11 @@ def test_image_created_at_paris_and_corte_boots_by_its_handle_at_each_site(ctx: 
         assert replica_set(ctx, site, handle) is None, site
 
 
-def test_partition_strict_reports_eventual_replays_exactly_once(ctx: Context) -> None:
+def test_partition_strict_reports_eventual_replays_in_order_exactly_once(ctx: Context) -> None:
     """Corte's proxy stopped = Corte cut off from Paris (the control plane; nothing else of
-    Corte is touched). Strict fails with the report; eventual creates at Paris, queues for
-    Corte, and replays once Corte is back: Alice exists at Corte exactly once."""
+    Corte is touched). Strict fails with the report; eventual creates and updates at Paris,
+    queues both for Corte, keeps them across a restart of Paris's proxy, and replays them in
+    order once Corte is back: the user exists at Corte exactly once, updated."""
     strict_name, name = f"Bob-{ctx.run_id}", f"Eve-{ctx.run_id}"
     admin = ctx.admin(PARIS)
     for user in (strict_name, name):
@@ -175,7 +176,19 @@ def test_partition_strict_reports_eventual_replays_exactly_once(ctx: Context) ->
             PARIS: "present",
             CORTE: "pending",
         }
-        assert [op["target"] for op in pending_at(ctx, PARIS, handle)] == [CORTE]
+        # an update by name, still cut: OSC's lookups are answered by Paris (eventual reads)
+        email = "eve@example.org"
+        eventual_set = ("--os-scope-mode", "eventual", "user", "set", "--email", email, name)
+        ctx.cli.run(*eventual_set, cloud=admin, scope=USERS)
+        queued = pending_at(ctx, PARIS, handle)
+        assert [(op["target"], op["method"]) for op in queued] == [
+            (CORTE, "POST"),
+            (CORTE, "PATCH"),
+        ]
+        # Paris's proxy restarts with the queue: nothing is lost
+        ctx.testbed.stop_service(PARIS, "proxy")
+        ctx.testbed.start_service(PARIS, "proxy")
+        assert pending_at(ctx, PARIS, handle) == queued
     finally:
         ctx.testbed.start_service(CORTE, "proxy")
     # strict: Paris kept its user, as the report said; no set, nothing queued, no duplicate
@@ -191,6 +204,8 @@ def test_partition_strict_reports_eventual_replays_exactly_once(ctx: Context) ->
         u for u in ctx.cli.json("user", "list", cloud=ctx.admin(CORTE)) if u["Name"] == name
     ]
     assert len(at_corte) == 1, at_corte
+    corte_user = shown_at(ctx, "user", name, CORTE)
+    assert corte_user is not None and corte_user["email"] == email  # replayed in order
     for site in (PARIS, CORTE):
         found = replica_set(ctx, site, handle)
         assert found is not None

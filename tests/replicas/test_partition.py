@@ -41,6 +41,30 @@ async def test_strict_mode_reports_each_site(replica_sites: SitesFactory) -> Non
     assert paris.proxy.replicas.registry.pending() == []  # strict: nothing queued
 
 
+async def test_eventual_reads_answer_from_the_reachable_members(
+    replica_sites: SitesFactory,
+) -> None:
+    """What lets OSC look a name up under a partition (it reads before it writes)."""
+    paris, _corte = await replica_sites("Paris", "Corte")
+    status, _, body = await paris.call("POST", "/things", BOTH, json={"thing": {"name": "al"}})
+    assert status == 201
+    handle = body["thing"]["id"]
+    await paris.links["Corte"].cut()
+    # strict: a read missing a member fails with the report
+    status, headers, _ = await paris.call("GET", "/things?name=al", BOTH)
+    assert status == 503 and headers[SITES_HEADER] == "Paris=200, Corte=unreachable"
+    # eventual: Paris answers; the set is still one item, named by its handle
+    status, headers, body = await paris.call("GET", "/things?name=al", BOTH, headers=EVENTUAL)
+    assert status == 200 and headers[SITES_HEADER] == "Paris=200, Corte=unreachable"
+    assert [t["id"] for t in body["things"]] == [handle]
+    assert PENDING_HEADER not in headers  # a read queues nothing
+    # a miss where reachable is that miss (404), not "unreachable", so lookups go on
+    status, headers, body = await paris.call("GET", "/things/nope", BOTH, headers=EVENTUAL)
+    assert status == 404, body
+    assert headers[SITES_HEADER] == "Paris=404, Corte=unreachable"
+    assert paris.proxy.replicas.registry.pending() == []
+
+
 async def test_a_member_refusing_a_write_fails_it_even_in_eventual_mode(
     replica_sites: SitesFactory,
 ) -> None:

@@ -36,7 +36,13 @@ from edgescope.proxy.body import BodyTee, ReplayableBody
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory
 from edgescope.proxy.dispatch import Call
 from edgescope.proxy.forward import CHUNK, end_to_end, iter_body, read_body
-from edgescope.proxy.merge import SITES_HEADER, SiteResult, failure_response, merge_results
+from edgescope.proxy.merge import (
+    SITES_HEADER,
+    SiteResult,
+    failure_response,
+    merge_results,
+    sites_header,
+)
 from edgescope.proxy.responses import ErrorCode, error_response, json_error
 from edgescope.proxy.route import Plan
 from edgescope.replicas import peers
@@ -223,12 +229,27 @@ async def serve_fan_out(
         and not http_failed
         and all(hooks.config.peer(s) is not None for s in unreachable)
     )
+    if (
+        not outcome.ok
+        and eventual
+        and not is_write
+        and 0 < len(unreachable) < len(results)
+        and all(hooks.config.peer(s) is not None for s in unreachable)
+    ):
+        # eventual reads: answered by the members reachable now (the header names the rest)
+        answered = [r for r in results if r.status is not None]
+        if any(r.failed for r in answered):  # e.g. 404 where reachable: a lookup goes on
+            merged = failure_response(answered, call.service, "&")
+            response = json_error(json.loads(merged.body), merged.status, call.request_id)
+            response.headers[SITES_HEADER] = sites_header(results)
+            return response
+        degraded = True
     if not outcome.ok and not degraded:
         merged = failure_response(results, call.service, "&")
         response = json_error(json.loads(merged.body), merged.status, call.request_id)
         response.headers[SITES_HEADER] = merged.headers[SITES_HEADER]
         return response
-    pending = unreachable if degraded else []
+    pending = unreachable if degraded and is_write else []
     replica_set = None
     if is_write:
         replica_set = await hooks.on_fanout_result(call, sets, succeeded, pending, hlc)
