@@ -10,6 +10,12 @@ service's own path, ``http://127.0.0.1:P/<service>/...``:
     /<svc>/only/<Site>     200 at that site, 404 elsewhere
     /<svc>/status/<code>   answers <code>
     /<svc>/download/<n>    streams n bytes
+    /<svc>/relay/<svc2>/<rest>  calls /<svc2>/<rest> through this site's own proxy with only
+                           the X-Auth-Token it received (nova -> glance) and answers with
+                           {"status": ..., "answer": <that call's JSON>}
+    /<svc>/validate        validates the X-Auth-Token it received through this site's own
+                           proxy (GET /identity/v3/auth/tokens, X-Subject-Token = that token,
+                           X-Auth-Token = its own service token), answered like relay
     POST /identity/v3/auth/tokens   a generic token issuer (201 + X-Subject-Token header)
     GET  /identity/v3/auth/tokens   echo plus a token-shaped answer: roles [admin] when the
                                     subject token contains "admin", else [member]; 404 for
@@ -78,7 +84,7 @@ def catalog_of(site: str) -> list[dict[str, Any]]:
     return [{"type": "image", "endpoints": [{"region": site, "url": f"http://{site}/image"}]}]
 
 
-def backend_app(site: str, seen: list[dict[str, Any]]) -> web.Application:
+def backend_app(site: str, seen: list[dict[str, Any]], proxy_url: str = "") -> web.Application:
     async def echo(request: web.Request) -> web.Response:
         digest, size = hashlib.sha256(), 0
         async for chunk in request.content.iter_chunked(1 << 16):
@@ -137,6 +143,28 @@ def backend_app(site: str, seen: list[dict[str, Any]]) -> web.Application:
         await out.write_eof()
         return out
 
+    async def call_own_proxy(path: str, headers: dict[str, str]) -> web.Response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(proxy_url + path, headers=headers) as answer,
+        ):
+            body = await answer.json(content_type=None)
+        return web.json_response({"status": answer.status, "answer": body})
+
+    async def relay(request: web.Request) -> web.Response:
+        token = request.headers.get("X-Auth-Token", "")
+        seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})
+        target = f"/{request.match_info['target']}/{request.match_info['rest']}"
+        return await call_own_proxy(target, {"X-Auth-Token": token})
+
+    async def validate(request: web.Request) -> web.Response:
+        token = request.headers.get("X-Auth-Token", "")
+        seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})
+        return await call_own_proxy(
+            "/identity/v3/auth/tokens",
+            {"X-Auth-Token": f"service-of-{site}", "X-Subject-Token": token},
+        )
+
     async def issue_token(request: web.Request) -> web.Response:
         body = await request.json()
         user = body["auth"]["identity"]["password"]["user"]["name"]
@@ -175,6 +203,8 @@ def backend_app(site: str, seen: list[dict[str, Any]]) -> web.Application:
     app.router.add_route("*", "/{svc}/only/{site}", only)
     app.router.add_route("*", "/{svc}/status/{code}", status)
     app.router.add_get("/{svc}/download/{size}", download)
+    app.router.add_get("/{svc}/relay/{target}/{rest:.*}", relay)
+    app.router.add_get("/{svc}/validate", validate)
     app.router.add_route("*", "/{svc}/{tail:.*}", echo)
     return app
 
@@ -237,7 +267,8 @@ async def sites() -> AsyncIterator[SitesFactory]:
         result = []
         for name in names:
             seen: list[dict[str, Any]] = []
-            runner = web.AppRunner(backend_app(name, seen), access_log=None)
+            own_proxy = f"http://127.0.0.1:{port_of(proxy_socks[name])}"
+            runner = web.AppRunner(backend_app(name, seen, own_proxy), access_log=None)
             await runner.setup()
             runners.append(runner)
             backend_sock = bound_socket()

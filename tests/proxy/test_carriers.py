@@ -100,6 +100,23 @@ def test_rewrite_sets_every_present_carrier_and_strips_for_identity() -> None:
     assert headers["X-Auth-Token"] == "tok"
 
 
+def test_rewrite_piggybacks_the_auth_token_whichever_carrier_brought_the_scope() -> None:
+    headers = CIMultiDict(
+        {"X-Auth-Token": "tok", "X-Subject-Token": "subject", "X-Scope": "{image: Corte}"}
+    )
+    rewrite_carriers(headers, "{image: Corte, identity: Paris}")
+    assert split_piggyback(headers["X-Auth-Token"]) == ("tok", "{image: Corte, identity: Paris}")
+    assert headers["X-Subject-Token"] == "subject"  # X-Subject-Token: as before
+    rewrite_carriers(headers, "{image: Paris}")  # a second proxy replaces, never appends
+    assert headers["X-Auth-Token"].count("~scope~") == 1
+    assert split_piggyback(headers["X-Auth-Token"]) == ("tok", "{image: Paris}")
+    rewrite_carriers(headers, "{image: Paris}", strip_tokens=True)
+    assert (headers["X-Auth-Token"], headers["X-Subject-Token"]) == ("tok", "subject")
+    empty = CIMultiDict({"X-Auth-Token": ""})
+    rewrite_carriers(empty, "{image: Paris}")
+    assert empty["X-Auth-Token"] == ""  # no token: nothing to piggyback on
+
+
 def test_memory_is_bounded() -> None:
     memory = ScopeMemory(capacity=2)
     for i in range(3):

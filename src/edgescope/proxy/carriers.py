@@ -31,7 +31,8 @@ from urllib.parse import quote, unquote_plus
 from edgescope.errors import ScopeLimitError, ScopeSyntaxError
 
 SCOPE_HEADER = "X-Scope"
-TOKEN_HEADERS = ("X-Auth-Token", "X-Subject-Token")
+AUTH_TOKEN_HEADER = "X-Auth-Token"
+TOKEN_HEADERS = (AUTH_TOKEN_HEADER, "X-Subject-Token")
 BAGGAGE_HEADER = "baggage"
 REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
 PIGGYBACK_MARK = "~scope~"
@@ -147,9 +148,12 @@ def rewrite_carriers(
 ) -> None:
     """Make every carrier present in ``headers`` say ``scope_text`` (the branch's scope).
 
-    With ``strip_tokens`` the piggyback is removed from the token headers instead, so an
-    identity backend only ever sees real tokens. ``X-Scope`` is always set when there is a
-    scope, since the next proxy reads it first.
+    ``X-Auth-Token`` always gets the scope piggybacked (replacing any earlier one), whichever
+    carrier brought it: a backend hands that token on unchanged when it validates it or calls
+    a neighbour, so the scope follows with no help from the client. ``X-Subject-Token`` is
+    rewritten only when it already has a piggyback. With ``strip_tokens`` the piggyback is
+    removed from both instead, so an identity backend only ever sees real tokens.
+    ``X-Scope`` is always set when there is a scope, since the next proxy reads it first.
     """
     for name in TOKEN_HEADERS:
         token = headers.get(name)
@@ -158,7 +162,7 @@ def rewrite_carriers(
         plain, _ = split_piggyback_lenient(token)
         if strip_tokens or scope_text is None:
             headers[name] = plain
-        elif PIGGYBACK_MARK in token:
+        elif (name == AUTH_TOKEN_HEADER and plain) or PIGGYBACK_MARK in token:
             headers[name] = attach_piggyback(plain, scope_text)
     if scope_text is None:
         return
