@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from edgescope.proxy.carriers import split_piggyback
+from edgescope.proxy.carriers import attach_piggyback, split_piggyback
 
 SitesFactory = Any
 
@@ -66,13 +66,20 @@ async def test_remote_service_validates_the_token_at_the_users_identity_site(
     assert [h["site"] for h in corte.backend_hits("/validate")] == ["Corte"]
 
 
-async def test_local_identity_backend_never_sees_a_piggyback(sites: SitesFactory) -> None:
-    (paris,) = await sites("Paris")
+@pytest.mark.parametrize("identity_site", ["Paris", "Corte"])
+async def test_identity_backend_never_sees_a_piggyback(
+    sites: SitesFactory, identity_site: str
+) -> None:
+    paris, corte = await sites("Paris", "Corte")
     await paris.get(
         "/identity/v3/auth/tokens",
-        headers={"X-Auth-Token": "tok", "X-Subject-Token": "sub", "X-Scope": "{image: Paris}"},
+        headers={
+            "X-Auth-Token": attach_piggyback("tok", "{image: Corte}"),
+            "X-Subject-Token": attach_piggyback("sub", "{image: Corte}"),
+            "X-Scope": f"{{keystone: {identity_site}}}",
+        },
     )
-    (check,) = validations(paris)
+    (check,) = validations(paris if identity_site == "Paris" else corte)
     assert (check["headers"]["X-Auth-Token"], check["headers"]["X-Subject-Token"]) == (
         "tok",
         "sub",
