@@ -91,24 +91,46 @@ def wait_host(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def delete_host(args: dict[str, Any]) -> dict[str, Any]:
+    """Delete ``prefix`` servers left on ``host``, then its service record; retried while
+    nova refuses (409: the host still holds servers, until it is seen down and they go)."""
+    deadline = time.monotonic() + float(args.get("timeout", 120))
     conn = connect(args, 30)
-    deleted = 0
-    for service in conn.compute.services(host=args["host"], binary="nova-compute"):
-        conn.compute.delete_service(service.id)
-        deleted += 1
-    return {"ok": True, "deleted": deleted}
+    error = ""
+    while time.monotonic() < deadline:
+        cleanup(args)
+        try:
+            services = list(conn.compute.services(host=args["host"], binary="nova-compute"))
+            for service in services:
+                conn.compute.delete_service(service.id)
+            return {"ok": True, "deleted": len(services)}
+        except openstack.exceptions.SDKException as exc:
+            error = str(exc).strip().splitlines()[0][:200]
+        time.sleep(5)
+    return {"ok": False, "error": error}
 
 
 def cleanup(args: dict[str, Any]) -> dict[str, Any]:
+    """Delete every server named ``prefix...``; per-server errors are retried, not fatal."""
     conn = connect(args, 30)
-    ids = [s.id for s in conn.compute.servers() if s.name.startswith(args["prefix"])]
-    for server_id in ids:
-        conn.compute.delete_server(server_id)
     deadline = time.monotonic() + 30
-    while ids and time.monotonic() < deadline:
-        ids = [i for i in ids if conn.compute.find_server(i) is not None]
-        time.sleep(0.5)
-    return {"ok": not ids, "left": ids}
+    left: list[str] = []
+    errors: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            left = [s.id for s in conn.compute.servers() if s.name.startswith(args["prefix"])]
+        except openstack.exceptions.SDKException as exc:
+            errors.append(str(exc).strip().splitlines()[0][:120])
+            time.sleep(1)
+            continue
+        if not left:
+            return {"ok": True, "left": []}
+        for server_id in left:
+            try:
+                conn.compute.delete_server(server_id)
+            except openstack.exceptions.SDKException as exc:
+                errors.append(str(exc).strip().splitlines()[0][:120])
+        time.sleep(1)
+    return {"ok": False, "left": left, "errors": errors[-3:]}
 
 
 MODES = {"boot": boot, "wait-host": wait_host, "delete-host": delete_host, "cleanup": cleanup}

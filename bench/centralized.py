@@ -113,7 +113,9 @@ def remote_compute_conf(testbed: Testbed, workdir: Path) -> Path:
 
 
 @contextmanager
-def remote_compute(testbed: Testbed, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
+def remote_compute(
+    testbed: Testbed, workdir: Path, prefix: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """The extra nova-compute in Corte's namespace; stopped by PID, its record deleted."""
     conf = remote_compute_conf(testbed, workdir)
     log = (workdir / "nova-compute.log").open("wb")
@@ -124,7 +126,8 @@ def remote_compute(testbed: Testbed, workdir: Path) -> Iterator[subprocess.Popen
     finally:
         stop(proc)
         log.close()
-        gone = driver(testbed, EDGE, 60, mode="delete-host", cloud=CENTER, host=REMOTE_HOST)
+        gone = driver(testbed, EDGE, 150, mode="delete-host", cloud=CENTER, host=REMOTE_HOST,
+                      prefix=prefix, timeout=150)  # fmt: skip
         print(f"stopped nova-compute {REMOTE_HOST} (pid {proc.pid}); service record: {gone}")
 
 
@@ -279,7 +282,11 @@ def write_section(body: str, load: float, repeat: int) -> None:
         "compute host of Paris (`nova:paris-remote-corte`): its RabbitMQ, keystone and "
         "placement are Paris's, across the WAN; the user's API calls cross it too. edgescope: "
         "Corte's own full control plane, the same user request with no scope. Both boots are "
-        "interleaved under the same link setting; ratios are within this run.\n"
+        "interleaved under the same link setting; ratios are within this run. Partitioned, a "
+        "request made at Corte cannot reach Paris's API (the client waits out its timeout); one "
+        "made at Paris is accepted, and the server waits in BUILD for a compute Paris cannot "
+        "reach. Delete until gone: after each successful boot, the server is deleted and the "
+        "next boot waits until it is gone (so boots do not queue behind deletions).\n"
         f"{END}\n"
     )
     text = DOCS.read_text() if DOCS.exists() else "# edgescope benchmarks\n"
@@ -307,7 +314,7 @@ def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="centralized-") as tmp:
         workdir = Path(tmp)
-        with remote_compute(testbed, workdir) as proc:
+        with remote_compute(testbed, workdir, f"cbench-{run_id}") as proc:
             try:
                 register(testbed, proc, workdir)
                 print(f"{REMOTE_HOST} registered at Paris ({time.monotonic() - started:.0f} s)")
