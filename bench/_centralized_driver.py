@@ -52,9 +52,13 @@ def boot(args: dict[str, Any]) -> dict[str, Any]:
             time.sleep(0.25)
         seconds = time.perf_counter() - start
         if status != "ACTIVE":
-            why = "timed out" if status not in ("ERROR",) else "ERROR"
-            return {"ok": False, "seconds": seconds, "error": f"{why} (status {status})",
-                    "server": server_id}  # fmt: skip
+            why = f"timed out (status {status})"
+            if (
+                status == "ERROR"
+            ):  # nova's own reason, e.g. the testbed's SQLite "database is locked"
+                fault = conn.compute.get_server(server_id).fault or {}
+                why = f"ERROR: {str(fault.get('message', '?'))[:120]}"
+            return {"ok": False, "seconds": seconds, "error": why, "server": server_id}
         host = conn.compute.get_server(server_id).compute_host
         return {"ok": True, "seconds": seconds, "host": host, "server": server_id,
                 "delete_seconds": delete(conn, server_id, float(args["timeout"]))}  # fmt: skip

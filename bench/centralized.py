@@ -229,15 +229,20 @@ def measure(testbed: Testbed, wan: Wan, repeat: int, run_id: str) -> list[dict[s
 
 
 def cell(results: list[dict[str, Any]]) -> tuple[str, float | None]:
+    """ "✓ median (min–max)" over the successful boots, then any failures with the first reason."""
     ok = [r["seconds"] for r in results if r.get("ok")]
     failed = [r for r in results if not r.get("ok")]
-    if not failed:
+    text, median = "", None
+    if ok:
         median = statistics.median(ok)
         spread = f" ({min(ok):.2f}–{max(ok):.2f})" if len(ok) > 1 else ""
-        return f"✓ {median:.2f} s{spread}", median
-    first = failed[0]
-    why = str(first.get("error", "?")).replace("|", "/")[:110]
-    return f"✗ after {first['seconds']:.1f} s: {why} ({len(failed)}/{len(results)} failed)", None
+        text = f"✓ {median:.2f} s{spread}"
+    if failed:
+        first = failed[0]
+        why = str(first.get("error", "?")).replace("|", "/")[:110]
+        text += "; " if text else ""
+        text += f"✗ {len(failed)}/{len(results)} failed (after {first['seconds']:.1f} s: {why})"
+    return text, median
 
 
 def deletion(results: list[dict[str, Any]]) -> str:
