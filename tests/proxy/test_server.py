@@ -62,6 +62,24 @@ async def test_request_id_correlation_carries_the_scope_to_downstream_calls(
     assert body["site"] == "Corte"
 
 
+async def test_request_id_correlation_never_piggybacks_a_local_service_token(
+    sites: SitesFactory,
+) -> None:
+    """nova-scheduler -> placement at the same site: a service's own token, matched only by
+    the global request id of a user's call. Its validation must stay at this site's Keystone,
+    so the token reaches the backend plain (no ``identity`` of the user's site on it).
+    """
+    paris, _corte = await sites("Paris", "Corte")
+    _, _, body = await paris.get("/compute/echo", headers={"X-Scope": "{compute: Paris}"})
+    request_id = body["headers"]["X-OpenStack-Request-ID"]
+    _, _, body = await paris.get(
+        "/image/echo",
+        headers={"X-OpenStack-Request-ID": request_id, "X-Auth-Token": "service-token"},
+    )
+    assert body["site"] == "Paris"
+    assert body["headers"]["X-Auth-Token"] == "service-token"
+
+
 async def test_status_health_and_metrics(sites: SitesFactory) -> None:
     paris, _ = await sites("Paris", "Corte")
     await paris.get("/image/echo", headers={"X-Scope": "{image: Paris & Corte}"})

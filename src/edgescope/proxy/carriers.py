@@ -144,13 +144,20 @@ def read_scope_text(
 
 
 def rewrite_carriers(
-    headers: MutableMapping[str, str], scope_text: str | None, *, strip_tokens: bool = False
+    headers: MutableMapping[str, str],
+    scope_text: str | None,
+    *,
+    strip_tokens: bool = False,
+    piggyback_plain: bool = True,
 ) -> None:
     """Make every carrier present in ``headers`` say ``scope_text`` (the branch's scope).
 
-    ``X-Auth-Token`` always gets the scope piggybacked (replacing any earlier one), whichever
+    ``X-Auth-Token`` gets the scope piggybacked (replacing any earlier one), whichever
     carrier brought it: a backend hands that token on unchanged when it validates it or calls
-    a neighbour, so the scope follows with no help from the client. ``X-Subject-Token`` is
+    a neighbour, so the scope follows with no help from the client. The exception is
+    ``piggyback_plain=False``, for a scope found only by request-id correlation: the token on
+    such a call is usually a *service's own* token (nova-scheduler -> placement), whose
+    validation must stay at its own site, so a plain token stays plain. ``X-Subject-Token`` is
     rewritten only when it already has a piggyback. With ``strip_tokens`` the piggyback is
     removed from both instead, so an identity backend only ever sees real tokens.
     ``X-Scope`` is always set when there is a scope, since the next proxy reads it first.
@@ -162,7 +169,7 @@ def rewrite_carriers(
         plain, _ = split_piggyback_lenient(token)
         if strip_tokens or scope_text is None:
             headers[name] = plain
-        elif (name == AUTH_TOKEN_HEADER and plain) or PIGGYBACK_MARK in token:
+        elif (name == AUTH_TOKEN_HEADER and plain and piggyback_plain) or PIGGYBACK_MARK in token:
             headers[name] = attach_piggyback(plain, scope_text)
     if scope_text is None:
         return

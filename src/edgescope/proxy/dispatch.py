@@ -286,7 +286,7 @@ class Dispatcher:
                 "circuit breaker open"
                 + (f" after: {breaker.last_error}" if breaker.last_error else ""),
             )
-        rewrite_carriers(headers, scope_text)
+        rewrite_carriers(headers, scope_text, piggyback_plain=call.carrier != "request-id")
         if call.service == "identity":  # who issued the token: kept from a peer, else us
             headers[TOKEN_SITE_HEADER] = (
                 call.request.headers.get(TOKEN_SITE_HEADER, call.from_peer)
@@ -335,7 +335,12 @@ class Dispatcher:
         service = self.config.service(call.service)
         assert service is not None
         is_identity = call.service == "identity"
-        rewrite_carriers(headers, scope_text, strip_tokens=is_identity)
+        rewrite_carriers(
+            headers,
+            scope_text,
+            strip_tokens=is_identity,
+            piggyback_plain=call.carrier != "request-id",
+        )
         if (
             is_identity
             and call.from_peer
