@@ -23,6 +23,7 @@ from edgescope.openstack.session import (
 )
 from edgescope.proxy.carriers import read_scope_text
 from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
+from edgescope.proxy.responses import ERROR_HEADER
 
 
 def _session_with_token() -> tuple[session.Session, str]:
@@ -121,6 +122,9 @@ def test_site_failures_are_reported_once_and_only_for_proxy_5xx() -> None:
     reporter(_response(503, failed, {SITES_HEADER: "Corte=502, Marseille=502"}))
     reporter(_response(404, failed, {SITES_HEADER: "Corte=404"}))  # plain not-found: OSC's job
     reporter(_response(503, failed, {}))  # not from the proxy's fan-out
+    one_site = {"error": {"code": 503, "message": "site Corte is unreachable: timeout"}}
+    reporter(_response(503, one_site, {ERROR_HEADER: "Site Unreachable"}))
     assert stream.getvalue() == (
         "edgescope: image: every site failed (Corte: 502; Marseille: 502)\n"
+        "edgescope: site Corte is unreachable: timeout\n"
     )

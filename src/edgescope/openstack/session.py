@@ -28,6 +28,7 @@ from typing import Any, TextIO
 from edgescope.lang import And, Expr, Scope, SiteRef, iter_sites, unparse
 from edgescope.proxy.carriers import SCOPE_HEADER, attach_piggyback
 from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
+from edgescope.proxy.responses import ERROR_HEADER
 
 TOKEN_HEADER = "X-Auth-Token"
 
@@ -115,7 +116,8 @@ class SiteFailureReporter:
 
     OSC often hides the response body behind its own wording (a failed version discovery
     becomes "does not have any supported versions"); this line says which sites failed and
-    why. Only 5xx answers that carry the proxy's ``X-Edgescope-Sites`` header are reported:
+    why. Only 5xx answers from the proxy itself (``X-Edgescope-Sites`` or ``X-Edgescope-Error``)
+    are reported, e.g. a single site that is unreachable:
     a 404 from every site is an ordinary "not found" that OSC handles (name lookups).
     """
 
@@ -123,7 +125,8 @@ class SiteFailureReporter:
     seen: set[str] = field(default_factory=set)
 
     def __call__(self, response: Any, *args: Any, **kwargs: Any) -> Any:
-        if response.status_code < 500 or SITES_HEADER not in response.headers:
+        from_proxy = SITES_HEADER in response.headers or ERROR_HEADER in response.headers
+        if response.status_code < 500 or not from_proxy:
             return response
         try:
             message = json.loads(response.content)["error"]["message"]

@@ -70,8 +70,16 @@ def error_response(
     )
 
 
+ERROR_HEADER = "X-Edgescope-Error"
+"""Set on every error the proxy itself answers (its title), so clients can tell it from a
+backend's own error and show the proxy's message, which names the sites."""
+
+
 def json_error(body: dict[str, Any], status: int, request_id: str) -> web.Response:
     headers = {REQUEST_ID_HEADER: request_id}
+    title = body.get("error", {}).get("title")
+    if isinstance(title, str) and title.isprintable():
+        headers[ERROR_HEADER] = title
     if status == 503:
         headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return web.Response(
