@@ -75,7 +75,8 @@ async def test_breaker_skips_a_down_peer_without_calling_it(
     status, headers, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Lyon}"})
     assert status == 503 and "circuit breaker open" in body["error"]["message"]
     assert body["error"]["site"] == "Lyon" and headers["Retry-After"]
-    assert headers["X-Edgescope-Error"] == body["error"]["title"]  # the proxy answered, not a backend
+    # the proxy answered, not a backend:
+    assert headers["X-Edgescope-Error"] == body["error"]["title"]
 
 
 async def test_probes_keep_a_down_peer_open(sites: SitesFactory, refused_url: str) -> None:

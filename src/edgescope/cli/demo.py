@@ -92,8 +92,13 @@ def demo(
     ] = None,
     down: Annotated[bool, typer.Option("--down", help="Tear everything down afterwards.")] = False,
     state_dir: Annotated[
-        Path, typer.Option("--state-dir", envvar="EDGESCOPE_STATE_DIR", help="Testbed folder.")
-    ] = Path("state"),
+        Path,
+        typer.Option(
+            "--state-dir",
+            envvar="EDGESCOPE_DEMO_STATE_DIR",
+            help="Testbed folder (the WAN fault tests reuse a WAN testbed left here).",
+        ),
+    ] = Path("state-wan"),
 ) -> None:
     """Bring up 3 sites, run the seed's Boot VM matrix under global and partial connectivity."""
     try:

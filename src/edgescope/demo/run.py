@@ -51,8 +51,9 @@ class DemoOptions:
     topology: Path | None = None
     down: bool = False
     state_dir: Path = field(
-        default_factory=lambda: Path(os.environ.get("EDGESCOPE_STATE_DIR", "state"))
+        default_factory=lambda: Path(os.environ.get("EDGESCOPE_DEMO_STATE_DIR", "state-wan"))
     )
+    """Apart from the tests' loopback testbed (``state``); the WAN fault tests reuse it."""
 
 
 class Reporter:
