@@ -330,7 +330,7 @@ class Site:
             return None
         return datetime.fromisoformat(str(row[0])).replace(tzinfo=UTC)
 
-    def _wait_compute(self, since: datetime, timeout: float = 180.0) -> None:
+    def _wait_compute(self, since: datetime, timeout: float = 420.0) -> None:
         """Wait until nova-compute has reported in after ``since``."""
         deadline = time.monotonic() + timeout
         pidfile = self.plan.pid_path("nova-compute")
@@ -385,7 +385,7 @@ class Site:
         launch = service_launch(self.plan, service)
         start_process(launch.argv, log=self.plan.log_path(service), pidfile=pidfile, env=launch.env)
 
-    def _wait_up(self, service: str, timeout: float = 180.0) -> None:
+    def _wait_up(self, service: str, timeout: float = 420.0) -> None:
         launch = service_launch(self.plan, service)
         pidfile = self.plan.pid_path(service)
         what = f"{self.plan.name} {service}"
