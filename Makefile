@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 demo: setup
 	$(BIN)/edgescope demo
 
-test: setup
+test: setup lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The fast tier: no OpenStack, no namespaces, no Debian packages (a few seconds).
