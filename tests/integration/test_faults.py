@@ -314,8 +314,7 @@ def test_flapping_link_or_scope_succeeds_and_breaker_cycles(flapping: Flapping) 
     reason="known defect: a call that reaches Corte just as the link to Paris (its identity "
     "site) drops gets 401, because Corte's glance (keystonemiddleware, delay_auth_decision = "
     "true) turns its failed token validation (503) into a 401, and '|' does not fall back on "
-    "401. The testbed now runs glance with delay_auth_decision = false (configs.adjust_paste), "
-    "which should make that a 503; kept as a non-strict xfail until seen green on the WAN.",
+    "401. Fix: '|' falls back on a remote 401, or glance runs with delay_auth_decision = false.",
 )
 def test_flapping_link_or_scope_never_answers_401(flapping: Flapping) -> None:
     refused = [r for r in flapping.records if r["status"] == 401]

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import configparser
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from edgescope.proxy.config import parse_config
-from edgescope.testbed import configs
 from edgescope.testbed.configs import Credentials, render_site
 from edgescope.testbed.layout import SitePlan
 
@@ -97,17 +95,3 @@ def test_each_site_gets_its_own_passwords(tmp_path: Path) -> None:
     other = Credentials.load_or_create(tmp_path / "b" / "credentials.json")
     assert first == again and first.admin != other.admin
     assert (tmp_path / "a" / "credentials.json").stat().st_mode & 0o077 == 0
-
-
-def test_glance_fails_with_503_not_401_when_the_identity_site_is_unreachable() -> None:
-    """glance's shipped paste file delays the auth decision; the testbed turns that off."""
-    shipped = (Path(sys.prefix) / "etc" / "glance" / "glance-api-paste.ini").read_text()
-    assert "delay_auth_decision = true" in shipped  # upstream still ships it on
-    adjusted = configs.adjust_paste("glance/glance-api-paste.ini", shipped)
-    assert "delay_auth_decision = false" in adjusted
-    assert "delay_auth_decision = true" not in adjusted
-    changed = [
-        (a, b) for a, b in zip(shipped.splitlines(), adjusted.splitlines(), strict=True) if a != b
-    ]
-    assert changed == [("delay_auth_decision = true", "delay_auth_decision = false")]
-    assert configs.adjust_paste("nova/api-paste.ini", shipped) == shipped

@@ -18,6 +18,7 @@ import getpass
 import grp
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -131,9 +132,9 @@ class Site:
             (plan.data / key_dir).mkdir(mode=0o700, exist_ok=True)
         for src, dst in _PASTE_FILES.items():
             target = plan.etc / dst
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shipped = (Path(sys.prefix) / "etc" / src).read_text()
-            target.write_text(configs.adjust_paste(dst, shipped))
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(sys.prefix) / "etc" / src, target)
         files = configs.render_site(
             plan,
             self.credentials,
