@@ -131,10 +131,10 @@ class Site:
         for key_dir in ("fernet-keys", "credential-keys"):
             (plan.data / key_dir).mkdir(mode=0o700, exist_ok=True)
         for src, dst in _PASTE_FILES.items():
+            # Always the installed package's own file: a restored snapshot never keeps a stale one.
             target = plan.etc / dst
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(Path(sys.prefix) / "etc" / src, target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(sys.prefix) / "etc" / src, target)
         files = configs.render_site(
             plan,
             self.credentials,
