@@ -9,8 +9,8 @@ the plan's operations against the site's proxy until ``duration`` seconds or ``m
     list    GET  /v2/images
     show    GET  /v2/images/<id>               (with ``"check": [ids]``: each id once, then stop)
 
-each with an optional scope, piggybacked on the token as the OSC plugin does (an ``X-Scope``
-header alone does not reach keystonemiddleware's validation call at a remote site).
+each with an optional scope, piggybacked on the token as the OSC plugin does (the proxy
+would add the piggyback to an ``X-Scope``-only call too).
 One JSON line per call: wall-clock start, seconds, HTTP status (``null`` when the client
 gave up), the created id, the error message.
 
