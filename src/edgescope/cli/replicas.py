@@ -75,19 +75,7 @@ def _load(state_dir: Path | None, site: str | None, url: str | None) -> dict[str
         return {
             "site": site or directory.name,
             "sets": [s.to_json() for s in registry.sets()],
-            "pending": [
-                {
-                    "seq": p.seq,
-                    "key": p.key,
-                    "target": p.target,
-                    "handle": p.handle,
-                    "method": p.method,
-                    "path": p.path,
-                    "attempts": p.attempts,
-                    "last_error": p.last_error,
-                }
-                for p in registry.pending()
-            ],
+            "pending": [p.summary() for p in registry.pending()],
         }
     finally:
         registry.close()

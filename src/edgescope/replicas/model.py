@@ -186,3 +186,17 @@ class PendingOp:
     @property
     def is_create(self) -> bool:
         return self.method == "POST"
+
+    def summary(self) -> dict[str, Any]:
+        """What ``edgescope replicas pending`` and ``GET /edgescope/replicas`` show (no body or
+        headers: a queued write keeps the caller's token)."""
+        return {
+            "seq": self.seq,
+            "key": self.key,
+            "target": self.target,
+            "handle": self.handle,
+            "method": self.method,
+            "path": self.path,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+        }

@@ -233,19 +233,7 @@ def add_routes(app: web.Application, hooks: ReplicaHooks) -> None:
             {
                 "site": hooks.site,
                 "sets": [s.to_json() for s in hooks.registry.sets()],
-                "pending": [
-                    {
-                        "seq": p.seq,
-                        "key": p.key,
-                        "target": p.target,
-                        "handle": p.handle,
-                        "method": p.method,
-                        "path": p.path,
-                        "attempts": p.attempts,
-                        "last_error": p.last_error,
-                    }
-                    for p in pending
-                ],
+                "pending": [p.summary() for p in pending],
             }
         )
 
