@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import tomllib
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,11 @@ def test_each_site_gets_its_own_passwords(tmp_path: Path) -> None:
     other = Credentials.load_or_create(tmp_path / "b" / "credentials.json")
     assert first == again and first.admin != other.admin
     assert (tmp_path / "a" / "credentials.json").stat().st_mode & 0o077 == 0
+
+
+def test_generated_passwords_are_never_read_as_options() -> None:
+    """A password starting with ``-`` made ``rabbitmqctl add_user`` fail in CI; hex never does."""
+    for _ in range(200):
+        for password in asdict(Credentials.generate()).values():
+            assert len(password) >= 32
+            assert all(c in "0123456789abcdef" for c in password)

@@ -39,7 +39,8 @@ class Credentials:
 
     @classmethod
     def generate(cls) -> Credentials:
-        return cls(*(secrets.token_urlsafe(18) for _ in range(4)))
+        """Random hex passwords: none starts with ``-``, which rabbitmqctl takes for an option."""
+        return cls(*(secrets.token_hex(16) for _ in range(4)))
 
     @classmethod
     def load_or_create(cls, path: Path) -> Credentials:
