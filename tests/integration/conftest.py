@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from wan_testbed import SITES as WAN_SITES
+from wan_testbed import WanTestbed, wan_missing
 
 from edgescope.openstack.scenarios import Context
 from edgescope.openstack.testbed_handle import TestbedHandle, handle_for
@@ -56,3 +58,31 @@ def ctx(testbed: TestbedHandle) -> Iterator[Context]:
     context = Context.create(testbed)
     yield context
     context.cleanup()
+
+
+@pytest.fixture(scope="session")
+def wtb() -> Iterator[WanTestbed]:
+    if (reason := wan_missing()) is not None:
+        pytest.skip(reason)
+    from edgescope.demo.run import DemoOptions, open_network, open_testbed
+
+    state = Path(os.environ.get("EDGESCOPE_WAN_TESTBED_DIR", REPO / "state-wan"))
+    shared = REPO / "state"
+    if "EDGESCOPE_WAN_TESTBED_DIR" not in os.environ and (shared / "testbed.json").exists():
+        from edgescope.testbed import Testbed as _Testbed
+
+        if _Testbed.from_state(shared).wan_state is not None:
+            state = shared  # one WAN testbed at a time: the namespaces and ports are shared
+    options = DemoOptions(WAN_SITES, wan=True, state_dir=state)
+    network = open_network(options)
+    assert network.wan is not None
+    # A testbed this session creates from nothing (CI) is stopped at the end; one found in the
+    # folder (a demo's, maybe in use) is left running, whatever its state was.
+    created_here = not (state / "testbed.json").exists()
+    testbed, _ = open_testbed(options, network, lambda _site, _message: None)
+    yield WanTestbed(testbed, network.wan)
+    network.wan.heal()
+    if created_here:
+        testbed.down()
+        if network.started:
+            network.wan.down()

@@ -11,131 +11,27 @@
 Traffic comes from ``faults_driver.py`` run inside the sites' namespaces (the root namespace
 cannot reach them). Every loop is bounded in count and time. The testbed is the demo's
 (``EDGESCOPE_WAN_TESTBED_DIR``; default ``<repo>/state`` when it holds a WAN testbed, else
-``<repo>/state-wan``): reused if there, else created here and stopped at the end of the module.
+``<repo>/state-wan``): reused if there, else created here and stopped at the end of the session
+(fixture ``wtb`` in ``conftest.py``, shared with the replicas' WAN partition tests).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from edgescope.testbed.wan import Wan
+from wan_testbed import WanTestbed, collect
 
 pytestmark = [pytest.mark.testbed, pytest.mark.wan]
 
-REPO = Path(__file__).resolve().parents[2]
-DRIVER = Path(__file__).with_name("faults_driver.py")
-SITES = ("Paris", "Corte", "Marseille")
 SLACK = 5.0
 """Seconds allowed beyond the configured timeouts (scheduling on a loaded 2-core machine)."""
-
-
-def _missing() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces and iptables for the emulated WAN)"
-    if not Path("/proc/self/ns/net").exists():
-        return "no network namespaces on this kernel"
-    if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
-        return "`ip netns` does not work here"
-    import importlib.util
-
-    if importlib.util.find_spec("nova") is None or importlib.util.find_spec("keystone") is None:
-        return "OpenStack packages are not installed (make openstack)"
-    if not Path("/usr/sbin/rabbitmq-server").exists():
-        return "rabbitmq-server is not installed (make system-deps as root)"
-    return None
-
-
-@dataclass
-class WanTestbed:
-    testbed: Any
-    wan: Wan
-
-    def prefix(self, site: str) -> list[str]:
-        return list(self.testbed.sites[site].exec_prefix)
-
-    def proxy_config(self, site: str) -> dict[str, Any]:
-        path = self.testbed.sites[site].root / "etc" / "proxy.toml"
-        return tomllib.loads(path.read_text())
-
-    def peer_timeouts(self, site: str, peer: str) -> float:
-        """connect_timeout + read_timeout of ``site``'s proxy towards ``peer``."""
-        entry = next(p for p in self.proxy_config(site)["peers"] if p["name"] == peer)
-        return float(entry["connect_timeout"]) + float(entry["read_timeout"])
-
-    def start_traffic(self, site: str, **plan: Any) -> subprocess.Popen[str]:
-        """A driver process in ``site``'s namespace (as ``site``'s admin)."""
-        full = {"clouds_yaml": str(self.testbed.clouds_yaml), "cloud": site, **plan}
-        argv = [*self.prefix(site), sys.executable, str(DRIVER), json.dumps(full)]
-        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def traffic(self, site: str, **plan: Any) -> list[dict[str, Any]]:
-        return collect(self.start_traffic(site, **plan), timeout=300)
-
-    def breaker_state(self, site: str, peer: str) -> float | None:
-        """``edgescope_breaker_state{peer=...}`` of ``site``'s proxy, read from inside its netns."""
-        url = f"{self.testbed.sites[site].proxy_url}/metrics"
-        proc = subprocess.run(
-            [*self.prefix(site), "curl", "-s", "--max-time", "3", url],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        for line in proc.stdout.splitlines():
-            if line.startswith("edgescope_breaker_state") and f'peer="{peer}"' in line:
-                return float(line.rsplit(" ", 1)[1])
-        return None
-
-
-def collect(proc: subprocess.Popen[str], timeout: float) -> list[dict[str, Any]]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"a traffic driver ran past {timeout:.0f} s: {err[-500:]}")
-    assert proc.returncode == 0, f"traffic driver failed: {err[-800:]}"
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-
-
-@pytest.fixture(scope="module")
-def wtb() -> Iterator[WanTestbed]:
-    if (reason := _missing()) is not None:
-        pytest.skip(reason)
-    from edgescope.demo.run import DemoOptions, open_network, open_testbed
-
-    state = Path(os.environ.get("EDGESCOPE_WAN_TESTBED_DIR", REPO / "state-wan"))
-    shared = REPO / "state"
-    if "EDGESCOPE_WAN_TESTBED_DIR" not in os.environ and (shared / "testbed.json").exists():
-        from edgescope.testbed import Testbed as _Testbed
-
-        if _Testbed.from_state(shared).wan_state is not None:
-            state = shared  # one WAN testbed at a time: the namespaces and ports are shared
-    options = DemoOptions(SITES, wan=True, state_dir=state)
-    network = open_network(options)
-    assert network.wan is not None
-    # A testbed this module creates from nothing (CI) is stopped at the end; one found in the
-    # folder (a demo's, maybe in use) is left running, whatever its state was.
-    created_here = not (state / "testbed.json").exists()
-    testbed, _ = open_testbed(options, network, lambda _site, _message: None)
-    yield WanTestbed(testbed, network.wan)
-    network.wan.heal()
-    if created_here:
-        testbed.down()
-        if network.started:
-            network.wan.down()
 
 
 def _ok(record: dict[str, Any]) -> bool:
