@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgescope.proxy.carriers import attach_piggyback
+from edgescope.proxy.carriers import attach_piggyback, split_piggyback
 
 SitesFactory = Any
 
@@ -142,3 +142,32 @@ async def test_a_401_or_403_branch_fails_an_and(sites: SitesFactory) -> None:
     assert status == 403, body
     assert headers["X-Edgescope-Sites"] == "Paris=200, Corte=403"
     assert "1 of 2 sites failed" in body["error"]["message"]
+
+
+async def test_a_services_own_token_is_validated_at_the_site_that_issued_it(
+    sites: SitesFactory,
+) -> None:
+    """nova at Paris calls glance at Corte with ``X-Service-Token`` (its Paris token): the
+    token leaves Paris marked ``{identity: Paris}``, and Corte's validation of it (what
+    keystonemiddleware does) is answered by Paris's Keystone with the plain token."""
+    paris, corte = await sites("Paris", "Corte", identity=True)
+    headers = {
+        "X-Auth-Token": attach_piggyback("paris-user-token", "{image: Corte}"),
+        "X-Service-Token": "paris-nova-token",
+    }
+    status, _, body = await paris.get("/image/v2/images", headers=headers)
+    assert status == 200 and body["site"] == "Corte"
+    service_token = body["headers"]["X-Service-Token"]
+    assert split_piggyback(service_token) == ("paris-nova-token", "{identity: Paris}")
+
+    validation = {"X-Auth-Token": "corte-glance-token", "X-Subject-Token": service_token}
+    status, _, body = await corte.get("/identity/v3/auth/tokens", headers=validation)
+    assert status == 200 and body["site"] == "Paris"
+    assert body["headers"]["X-Subject-Token"] == "paris-nova-token"
+
+    # a call served at its own site keeps the token as it came; Keystone never sees a mark
+    status, _, body = await paris.get("/image/v2/images", headers={"X-Service-Token": "t"})
+    assert status == 200 and body["site"] == "Paris" and body["headers"]["X-Service-Token"] == "t"
+    marked = {"X-Auth-Token": "a", "X-Subject-Token": "b", "X-Service-Token": service_token}
+    status, _, body = await paris.get("/identity/v3/auth/tokens", headers=marked)
+    assert status == 200 and body["headers"]["X-Service-Token"] == "paris-nova-token"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import sys
 import tomllib
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from edgescope.proxy.config import parse_config
+from edgescope.testbed import configs
 from edgescope.testbed.configs import Credentials, render_site
 from edgescope.testbed.layout import SitePlan
 
@@ -104,3 +106,15 @@ def test_generated_passwords_are_never_read_as_options() -> None:
         for password in asdict(Credentials.generate()).values():
             assert len(password) >= 32
             assert all(c in "0123456789abcdef" for c in password)
+
+
+def test_glance_fails_with_503_not_401_when_the_identity_site_is_unreachable() -> None:
+    """glance's shipped paste file delays the auth decision; the testbed turns that off."""
+    shipped = (Path(sys.prefix) / "etc" / "glance" / "glance-api-paste.ini").read_text()
+    assert "delay_auth_decision = true" in shipped  # upstream still ships it on
+    adjusted = configs.adjust_paste("glance/glance-api-paste.ini", shipped)
+    changed = [
+        (a, b) for a, b in zip(shipped.splitlines(), adjusted.splitlines(), strict=True) if a != b
+    ]
+    assert changed == [("delay_auth_decision = true", "delay_auth_decision = false")]
+    assert configs.adjust_paste("nova/api-paste.ini", shipped) == shipped

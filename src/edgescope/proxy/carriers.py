@@ -11,6 +11,11 @@ Precedence (first present wins):
 3. W3C ``baggage: scope=<percent-encoded canonical text>``;
 4. correlation: a scope remembered for ``X-OpenStack-Request-ID: req-<uuid>``.
 
+``X-Service-Token`` (the calling service's own token, which nova adds to its image and
+network calls) is no carrier: it only says where it was issued. A plain one leaving for a
+peer gets ``{identity: <this site>}`` piggybacked (:func:`mark_service_token`), so the
+peer's keystonemiddleware validates it at the site that issued it.
+
     >>> attach_piggyback("gAAAA", "{image: Corte}")
     'gAAAA~scope~e2ltYWdlOiBDb3J0ZX0'
     >>> split_piggyback('gAAAA~scope~e2ltYWdlOiBDb3J0ZX0')
@@ -29,10 +34,12 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus
 
 from edgescope.errors import ScopeLimitError, ScopeSyntaxError
+from edgescope.lang.unparse import quote_site
 
 SCOPE_HEADER = "X-Scope"
 AUTH_TOKEN_HEADER = "X-Auth-Token"
 TOKEN_HEADERS = (AUTH_TOKEN_HEADER, "X-Subject-Token")
+SERVICE_TOKEN_HEADER = "X-Service-Token"
 BAGGAGE_HEADER = "baggage"
 REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
 PIGGYBACK_MARK = "~scope~"
@@ -159,9 +166,12 @@ def rewrite_carriers(
     such a call is usually a *service's own* token (nova-scheduler -> placement), whose
     validation must stay at its own site, so a plain token stays plain. ``X-Subject-Token`` is
     rewritten only when it already has a piggyback. With ``strip_tokens`` the piggyback is
-    removed from both instead, so an identity backend only ever sees real tokens.
+    removed from both (and from ``X-Service-Token``) instead, so an identity backend only
+    ever sees real tokens.
     ``X-Scope`` is always set when there is a scope, since the next proxy reads it first.
     """
+    if strip_tokens and SERVICE_TOKEN_HEADER in headers:
+        headers[SERVICE_TOKEN_HEADER] = split_piggyback_lenient(headers[SERVICE_TOKEN_HEADER])[0]
     for name in TOKEN_HEADERS:
         token = headers.get(name)
         if token is None:
@@ -176,6 +186,25 @@ def rewrite_carriers(
     headers[SCOPE_HEADER] = scope_text
     if BAGGAGE_HEADER in headers:
         headers[BAGGAGE_HEADER] = set_baggage_scope(headers[BAGGAGE_HEADER], scope_text)
+
+
+def mark_service_token(headers: MutableMapping[str, str], issuing_site: str) -> None:
+    """Piggyback ``{identity: issuing_site}`` on a plain ``X-Service-Token`` bound for a peer.
+
+    The service token was issued by the Keystone of the site whose service sent the call; the
+    peer's backend validates it through its own proxy, which reads the piggyback on
+    ``X-Subject-Token`` and asks the issuing site. One already marked (by an earlier hop) is
+    kept: it names the issuer still.
+
+        >>> headers = {"X-Service-Token": "gAAAA"}
+        >>> mark_service_token(headers, "Paris")
+        >>> split_piggyback(headers["X-Service-Token"])
+        ('gAAAA', '{identity: Paris}')
+    """
+    token = headers.get(SERVICE_TOKEN_HEADER)
+    if token and PIGGYBACK_MARK not in token:
+        scope_text = f"{{identity: {quote_site(issuing_site)}}}"
+        headers[SERVICE_TOKEN_HEADER] = attach_piggyback(token, scope_text)
 
 
 def is_request_id(value: str | None) -> bool:

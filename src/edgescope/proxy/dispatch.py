@@ -34,7 +34,12 @@ from edgescope.errors import SiteUnreachable
 from edgescope.lang import And, HttpFailurePolicy, Scope, SiteRef, evaluate, unparse
 from edgescope.proxy.body import BodyTee, ReplayableBody
 from edgescope.proxy.breaker import Breaker
-from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory, rewrite_carriers
+from edgescope.proxy.carriers import (
+    REQUEST_ID_HEADER,
+    ScopeMemory,
+    mark_service_token,
+    rewrite_carriers,
+)
 from edgescope.proxy.config import RESERVED_PREFIX, ProxyConfig
 from edgescope.proxy.delegation import TOKEN_SITE_HEADER, Delegation
 from edgescope.proxy.forward import CHUNK, Upstream, end_to_end, iter_body, read_body
@@ -287,6 +292,7 @@ class Dispatcher:
                 + (f" after: {breaker.last_error}" if breaker.last_error else ""),
             )
         rewrite_carriers(headers, scope_text, piggyback_plain=call.carrier != "request-id")
+        mark_service_token(headers, self.config.site)
         if call.service == "identity":  # who issued the token: kept from a peer, else us
             headers[TOKEN_SITE_HEADER] = (
                 call.request.headers.get(TOKEN_SITE_HEADER, call.from_peer)

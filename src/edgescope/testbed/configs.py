@@ -276,3 +276,25 @@ def render_site(
     if secret_file is not None:
         files["etc/proxy.toml"] = proxy_toml(plan, creds, peers or [], secret_file)
     return files
+
+
+_PASTE_SETTINGS = {
+    # keystonemiddleware's delay_auth_decision (glance ships it on) turns "the identity site
+    # cannot be reached" into an invalid token: a 401, on which '|' rightly does not fall
+    # back. Off, the same failure is a 503, so a scope such as {glance: Corte | Marseille}
+    # moves on when Corte cannot reach the user's Keystone. It needs the service token nova
+    # adds (X-Service-Token) to be validated where it was issued: the proxy marks it so
+    # (carriers.mark_service_token). Every glance call here is authenticated.
+    "glance/glance-api-paste.ini": {"delay_auth_decision": "false"},
+}
+
+
+def adjust_paste(rel: str, text: str) -> str:
+    """A package's paste .ini with the testbed's settings (``key = value`` lines replaced)."""
+    settings = _PASTE_SETTINGS.get(rel, {})
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        key = line.split("=", 1)[0].strip()
+        if "=" in line and key in settings:
+            lines[i] = f"{key} = {settings[key]}\n"
+    return "".join(lines)

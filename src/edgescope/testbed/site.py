@@ -18,7 +18,6 @@ import getpass
 import grp
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -131,10 +130,12 @@ class Site:
         for key_dir in ("fernet-keys", "credential-keys"):
             (plan.data / key_dir).mkdir(mode=0o700, exist_ok=True)
         for src, dst in _PASTE_FILES.items():
-            # Always the installed package's own file: a restored snapshot never keeps a stale one.
+            # Always from the installed package's own file: a restored snapshot never keeps a
+            # stale one.
             target = plan.etc / dst
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(sys.prefix) / "etc" / src, target)
+            shipped = (Path(sys.prefix) / "etc" / src).read_text()
+            target.write_text(configs.adjust_paste(dst, shipped))
         files = configs.render_site(
             plan,
             self.credentials,
