@@ -55,7 +55,7 @@ def test_paris_user_boots_and_lists_at_corte_with_a_paris_token(ctx: Context) ->
 
 
 def test_paris_admin_creates_a_user_at_paris_and_corte(ctx: Context) -> None:
-    name = ctx.name("alice")
+    name = ctx.name("deleg-alice")
     created = ctx.cli.json(
         "user", "create", name, cloud=ctx.admin(PARIS), scope="{keystone: Paris & Corte}"
     )
@@ -70,7 +70,7 @@ def test_paris_admin_creates_a_user_at_paris_and_corte(ctx: Context) -> None:
 
 
 def test_paris_non_admin_is_refused_at_corte_with_403(ctx: Context) -> None:
-    name = ctx.name("bob")
+    name = ctx.name("deleg-bob")
     token = ctx.cli.value("token", "issue", "-c", "id", cloud=ctx.user(PARIS))
     status, body = _post(
         f"{ctx.testbed.proxy_url(PARIS)}/identity/v3/users",

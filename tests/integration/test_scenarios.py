@@ -24,13 +24,6 @@ def test_x_dc_nova_at_paris_fetches_the_image_from_corte(ctx: Context) -> None:
     assert "ACTIVE at Paris with Corte's image" in detail
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="seen once in a full CI-style run (22:25): the create answered 409 at both sites, "
-    "i.e. the user already existed at both when this POST arrived, right after the replicas "
-    "partition test restarted Corte's proxy; passes alone and on a fresh testbed. Cause not "
-    "yet found (a retried POST after a 503 is the suspect).",
-)
 def test_star_dc_user_create_at_both_sites(ctx: Context) -> None:
     detail = scenarios.star_dc_user_create(ctx)
     assert "created at Paris and Corte" in detail
