@@ -101,3 +101,28 @@ async def test_one_site_call_by_handle_gets_that_sites_id(replica_sites: SitesFa
         "POST", "/things", "{image: Paris}", json={"thing": {"name": "vm", "image": corte_id}}
     )
     assert status == 201 and server["thing"]["image"] == handle  # Paris's id is the handle
+
+
+async def test_or_fallback_translates_for_the_site_that_answers(
+    replica_sites: SitesFactory,
+) -> None:
+    """``{image: Paris | Corte}`` from Corte, Paris cut: the fallback to Corte carries
+    Corte's ids (path and JSON body), not the handle, which is Paris's id."""
+    paris, corte = await replica_sites("Paris", "Corte")
+    _, _, body = await paris.call("POST", "/things", BOTH, json={"thing": {"name": "image"}})
+    handle = body["thing"]["id"]
+    corte_id = next(iter(corte.items))
+    assert corte_id != handle
+    either = "{image: Paris | Corte}"
+    status, _, shown = await corte.call("GET", f"/things/{handle}", either)
+    assert status == 200 and shown["thing"]["id"] == handle  # Paris answered, its own id
+
+    await corte.links["Paris"].cut()
+    status, headers, shown = await corte.call("GET", f"/things/{handle}", either)
+    assert status == 200 and shown["thing"]["id"] == corte_id, shown
+    assert "Paris=" in headers[SITES_HEADER] and "Corte=200" in headers[SITES_HEADER]
+    status, _, vm = await corte.call(
+        "POST", "/things", either, json={"thing": {"name": "vm", "image": handle}}
+    )
+    assert status == 201 and vm["thing"]["image"] == corte_id
+    assert ("GET", f"/image/things/{handle}") not in corte.seen  # never asked by Paris's id

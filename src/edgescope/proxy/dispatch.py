@@ -96,6 +96,10 @@ class Call:
         )
 
 
+PerSite = Callable[[str], tuple[Call, AsyncIterable[bytes] | None]]
+"""The call and body that the branch to a site sends."""
+
+
 @dataclass(slots=True)
 class Reply:
     """One branch's answer: headers always, the body read whole only when merging."""
@@ -148,7 +152,7 @@ class Dispatcher:
         self.metrics.fanout.observe(len(plan.sites))
         if plan.merges:
             return await self._fan_out(call, plan)
-        return await self._fall_back(call, plan)
+        return await self.fall_back(call, plan)
 
     async def _single(self, call: Call, plan: Plan, site: str) -> web.StreamResponse:
         call.chosen = [site]
@@ -164,15 +168,19 @@ class Dispatcher:
             )
         return await self._stream_back(call, response, site, {})
 
-    async def _fall_back(self, call: Call, plan: Plan) -> web.StreamResponse:
-        spool = (
-            ReplayableBody(call.request.content.iter_chunked(CHUNK))
-            if call.request.body_exists
-            else None
-        )
+    async def fall_back(
+        self, call: Call, plan: Plan, per_site: PerSite | None = None
+    ) -> web.StreamResponse:
+        """``|``: try the sites in order. ``per_site`` gives each attempt its own call and
+        body (replicas translate ids per site); by default every attempt replays the body."""
+        spool = None
+        if per_site is None and call.request.body_exists:
+            spool = ReplayableBody(call.request.content.iter_chunked(CHUNK))
+        branch_for: PerSite = per_site or (lambda site: (call, spool.replay() if spool else None))
 
         async def attempt(site: str) -> Reply:
-            response = await self.send(call, plan, site, spool.replay() if spool else None)
+            branch_call, body = branch_for(site)
+            response = await self.send(branch_call, plan, site, body)
             return Reply(site, response.status, response.headers.copy(), response)
 
         try:

@@ -11,6 +11,7 @@ so carriers, hop markers and breakers behave exactly as for any other call.
   eventual mode turns unreachable members into queued writes.
 * :func:`serve_single` -- one site: ids in the path and in JSON bodies up to 1 MB are
   translated (the answer streams back); a delete records the member as gone first.
+* :func:`serve_fall_back` -- ``|``: each attempt carries the ids of the site it goes to.
 * :func:`serve_peer_write` -- a replicated write from a peer proxy: idempotency key and
   last-writer-wins checked before the local backend sees it.
 
@@ -144,6 +145,37 @@ async def serve_single(
             await (hooks.delete_and_push if updated.all_gone else hooks.store_and_push)(updated)
     reply = BranchReply(site, response.status, dict(end_to_end(response.headers)), data)
     return _response(reply, call.request_id)
+
+
+async def serve_fall_back(
+    hooks: ReplicaHooks, call: Call, plan: Plan, memory: ScopeMemory
+) -> web.StreamResponse:
+    """``|``: the path, and JSON bodies up to 1 MB, translated for each site tried in turn."""
+    request = call.request
+    body: bytes | None = None
+    if request.body_exists and call.from_peer is None and _small_json(request):
+        body = await request.content.read()
+    sets = hooks.involved_sets(call.path, body)
+    if not sets and body is None:
+        return await hooks.dispatcher.run(call, plan, memory)
+    _remember(call, plan, memory)
+    spool = None
+    if request.body_exists and body is None:
+        spool = ReplayableBody(request.content.iter_chunked(CHUNK))
+
+    def per_site(site: str) -> tuple[Call, AsyncIterable[bytes] | None]:
+        path, new_body = hooks.translate_request(sets, site, call.path, body)
+        if body is None:
+            return replace(call, path=path), spool.replay() if spool else None
+        headers = end_to_end(request.headers)
+        headers["Content-Length"] = str(len(new_body or b""))
+        return replace(call, path=path, request=request.clone(headers=headers)), _once(new_body)
+
+    try:
+        return await hooks.dispatcher.fall_back(call, plan, per_site)
+    finally:
+        if spool is not None:
+            spool.close()
 
 
 async def serve_fan_out(

@@ -101,6 +101,8 @@ class ReplicaHooks:
             return await fanout.serve_fan_out(self, call, plan, memory)
         if isinstance(plan.expr, SiteRef) and self.registry.has_sets:
             return await fanout.serve_single(self, call, plan, memory, plan.expr.name)
+        if self.registry.has_sets:  # '|'
+            return await fanout.serve_fall_back(self, call, plan, memory)
         return await self.dispatcher.run(call, plan, memory)
 
     async def admit_peer(self, call: Call) -> web.StreamResponse | None:
