@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,26 @@ def test_start_find_and_stop(tmp_path: Path) -> None:
     assert stop_process(pidfile) is True
     assert running_pid(pidfile) is None and not pidfile.exists()
     assert stop_process(pidfile) is False
+
+
+def test_daemons_inherit_no_descriptor_of_the_caller(tmp_path: Path) -> None:
+    """A caller's inherited fd (e.g. ``flock``'s lock) must not be held by the daemon."""
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)
+    pidfile, log = tmp_path / "s.pid", tmp_path / "s.log"
+    try:
+        start_process([sys.executable, "-c", "import os, time; print(sorted(os.listdir("
+                       "'/proc/self/fd')), flush=True); time.sleep(60)"],
+                      log=log, pidfile=pidfile)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while "[" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        listed = log.read_text().rsplit("\n[", 1)[-1]
+        assert f"'{write_end}'" not in listed, listed
+    finally:
+        stop_process(pidfile)
+        os.close(read_end)
+        os.close(write_end)
 
 
 def test_a_reused_pid_is_not_ours(tmp_path: Path) -> None:

@@ -52,6 +52,7 @@ def start_process(
     log.parent.mkdir(parents=True, exist_ok=True)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {})}
+    _keep_inherited_fds_to_ourselves()
     with log.open("ab") as out:
         out.write(f"\n==== {time.strftime('%F %T')} start: {' '.join(argv)}\n".encode())
         out.flush()
@@ -68,6 +69,21 @@ def start_process(
             raise TestbedError(f"cannot start {argv[0]}: {exc.strerror or exc}") from exc
     pidfile.write_text(f"{pid} {_proc_start_time(pid) or ''}\n")
     return pid
+
+
+def _keep_inherited_fds_to_ourselves() -> None:
+    """Mark close-on-exec every descriptor this process inherited (beyond 0-2).
+
+    Python opens its own files close-on-exec; inherited ones (a caller's ``flock`` lock, a
+    CI runner's pipes) are not, and a daemon that keeps them holds the caller's lock or
+    keeps its pipe open long after the caller is gone.
+    """
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            with contextlib.suppress(OSError):  # e.g. listdir's own, closed by now
+                if os.get_inheritable(fd):
+                    os.set_inheritable(fd, False)
 
 
 def running_pid(pidfile: Path) -> int | None:
