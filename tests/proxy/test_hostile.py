@@ -67,3 +67,19 @@ async def test_bad_scopes_are_400_with_a_caret(
     assert resp_headers["x-openstack-request-id"].startswith("req-")
     assert not corte.seen and not paris.seen
     json.dumps(body)
+
+
+async def test_edgescope_headers_never_reach_a_backend(sites: SitesFactory) -> None:
+    paris, _ = await sites("Paris", "Corte")
+    headers = {
+        "X-Edgescope-Mode": "eventual",
+        "X-Edgescope-Whatever": "x",
+        "X-Edgescope-Replica-Set": "abc",
+        "X-Scope": "{image: Corte}",
+    }
+    status, _, body = await paris.get("/image/v2/images", headers=headers)
+    assert status == 200 and body["site"] == "Corte"
+    leaked = [name for name in body["headers"] if name.lower().startswith("x-edgescope-")]
+    assert leaked == []
+    status, _, body = await paris.get("/image/v2/images", headers={"X-Edgescope-Mode": "x"})
+    assert status == 200 and body["site"] == "Paris" and "X-Edgescope-Mode" not in body["headers"]

@@ -96,6 +96,10 @@ class Call:
         )
 
 
+INTERNAL_PREFIX = "x-edgescope-"
+"""Headers between edgescope proxies (hop markers, replica markers, modes): never sent on
+to a backend."""
+
 PerSite = Callable[[str], tuple[Call, AsyncIterable[bytes] | None]]
 """The call and body that the branch to a site sends."""
 
@@ -349,6 +353,8 @@ class Dispatcher:
         service = self.config.service(call.service)
         assert service is not None
         is_identity = call.service == "identity"
+        for name in {n for n in headers if n.lower().startswith(INTERNAL_PREFIX)}:
+            headers.popall(name, None)  # edgescope's own headers end at the proxy
         rewrite_carriers(
             headers,
             scope_text,
