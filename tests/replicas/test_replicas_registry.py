@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from edgescope.replicas.model import Hlc, Member, MemberState, PendingOp, ReplicaSet
+from edgescope.replicas.peers import APPLIED_RETENTION, Replayer
 from edgescope.replicas.registry import Registry
 
 ALICE = ReplicaSet(
@@ -66,3 +69,32 @@ def test_everything_survives_reopening(tmp_path: Path) -> None:
     read_only = Registry(tmp_path, read_only=True)
     assert len(read_only.pending()) == 5
     read_only.close()
+
+
+def test_old_applied_keys_are_pruned_recent_ones_kept(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    registry.record_applied("old:Corte", 201, b"{}", {})
+    registry.record_applied("new:Corte", 201, b"{}", {})
+    with registry._db:  # age one key (the table stores the time it was applied)
+        registry._db.execute("UPDATE applied SET at = at - 100 WHERE key = 'old:Corte'")
+    assert registry.prune_applied(before=time.time() - 50) == 1
+    assert registry.applied("old:Corte") is None
+    assert registry.applied("new:Corte") == (201, b"{}", {})
+
+
+async def test_the_replayer_prunes_past_the_retention_at_most_hourly(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    registry.record_applied("k:Corte", 201, b"{}", {})
+    replayer = Replayer(SimpleNamespace(registry=registry), interval=0)  # type: ignore[arg-type]
+    now = time.time()
+    assert await replayer.prune_applied(now) == 0  # 30 days not over
+    assert registry.applied("k:Corte") is not None
+    later = now + APPLIED_RETENTION + 1
+    assert await replayer.prune_applied(later) == 1
+    assert registry.applied("k:Corte") is None
+    registry.record_applied("k2:Corte", 201, b"{}", {})
+    with registry._db:
+        registry._db.execute("UPDATE applied SET at = at - ?", (2 * APPLIED_RETENTION,))
+    assert await replayer.prune_applied(later + 60) == 0  # pruned less than an hour ago
+    assert registry.applied("k2:Corte") is not None
+    assert await replayer.prune_applied(later + 3601) == 1

@@ -54,6 +54,12 @@ PUSH_TIMEOUT = 2.0
 _REPLAY_HEADERS = ("content-type", "accept", "x-auth-token", "openstack-api-version")
 
 
+APPLIED_RETENTION = 30 * 24 * 3600.0
+"""Seconds an applied idempotency key (and its answer) is kept: a replay of the same write
+later than this would apply it again (docs/semantics.md)."""
+PRUNE_EVERY = 3600.0
+
+
 class Clock:
     """The site's hybrid logical clock (wall time in ms from ``time.time``)."""
 
@@ -252,6 +258,7 @@ class Replayer:
     def __init__(self, hooks: ReplicaHooks, interval: float) -> None:
         self.hooks = hooks
         self.interval = interval
+        self._pruned_at = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._round = asyncio.Lock()
@@ -276,8 +283,17 @@ class Replayer:
             self._wake.clear()
             try:
                 await self.replay_once()
+                await self.prune_applied()
             except Exception:  # keep replaying; the queue is durable
                 log.exception("replay round failed")
+
+    async def prune_applied(self, now: float | None = None) -> int:
+        """At most hourly: forget idempotency keys older than ``APPLIED_RETENTION``."""
+        now = time.time() if now is None else now
+        if now - self._pruned_at < PRUNE_EVERY:
+            return 0
+        self._pruned_at = now
+        return await asyncio.to_thread(self.hooks.registry.prune_applied, now - APPLIED_RETENTION)
 
     async def replay_once(self) -> int:
         """One round over every target's queue; returns how many ops finished."""

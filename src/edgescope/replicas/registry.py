@@ -243,6 +243,11 @@ class Registry:
                 (key, status, body, json.dumps(headers), time.time()),
             )
 
+    def prune_applied(self, before: float) -> int:
+        """Forget the keys applied before ``before`` (epoch seconds); returns how many."""
+        with self._lock, self._db:
+            return self._db.execute("DELETE FROM applied WHERE at < ?", (before,)).rowcount
+
 
 def _op(row: Any) -> PendingOp:
     seq, key, target, handle, service, method, path, body, headers, hlc = row[:10]
