@@ -58,20 +58,7 @@ def test_forged_peer_header_from_a_plain_client_is_rejected(ctx: Context) -> Non
 
 
 def test_token_of_a_user_unknown_at_the_identity_site_is_refused(ctx: Context) -> None:
-    name, password = ctx.name("tok-paris-only"), secrets.token_urlsafe(12)
-    ctx.cli.run(
-        "user",
-        "create",
-        name,
-        f"--password={password}",
-        "--project",
-        "demo",
-        cloud=ctx.admin(PARIS),
-    )
-    ctx.created.append(("user", ctx.admin(PARIS), name))
-    ctx.cli.run(
-        "role", "add", "--user", name, "--project", "demo", "member", cloud=ctx.admin(PARIS)
-    )
+    name, password = ctx.demo_member(PARIS, "tok-paris-only")
     token = _token(ctx, ctx.user(PARIS), "--os-username", name, f"--os-password={password}")
     images = f"{ctx.testbed.proxy_url(PARIS)}/image/v2/images"
 

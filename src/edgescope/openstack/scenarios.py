@@ -73,6 +73,16 @@ class Context:
     def admin(self, site: str) -> str:
         return self.testbed.cloud_name(site, admin=True)
 
+    def demo_member(self, site: str, what: str) -> tuple[str, str]:
+        """A new user of ``site`` only, member of project demo: (name, password)."""
+        name, password = self.name(what), secrets.token_urlsafe(12)
+        admin = self.admin(site)
+        self.cli.run("user", "create", name, f"--password={password}", "--project", "demo",
+                     cloud=admin)  # fmt: skip
+        self.created.append(("user", admin, name))
+        self.cli.run("role", "add", "--user", name, "--project", "demo", "member", cloud=admin)
+        return name, password
+
     def debian_id(self, site: str) -> str:
         """The id of the ``debian`` image *at* ``site`` (each site assigns its own)."""
         if site not in self._image_ids:
@@ -375,20 +385,7 @@ def scenario_bad_collaboration(ctx: Context) -> str:
 
 def scenario_identity(ctx: Context) -> str:
     """A user created only at Paris lists Corte's images with a Paris token."""
-    name, password = ctx.name("paris-only"), secrets.token_urlsafe(12)
-    ctx.cli.run(
-        "user",
-        "create",
-        name,
-        f"--password={password}",
-        "--project",
-        "demo",
-        cloud=ctx.admin(PARIS),
-    )
-    ctx.created.append(("user", ctx.admin(PARIS), name))
-    ctx.cli.run(
-        "role", "add", "--user", name, "--project", "demo", "member", cloud=ctx.admin(PARIS)
-    )
+    name, password = ctx.demo_member(PARIS, "paris-only")
     expect(
         not ctx.cli.run("user", "show", name, cloud=ctx.admin(CORTE), check=False).ok,
         f"{name} unexpectedly exists at Corte",
