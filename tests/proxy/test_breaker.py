@@ -25,3 +25,17 @@ def test_failed_trial_reopens_and_probe_half_opens() -> None:
     assert breaker.state == "half-open" and breaker.allow(now=13)
     breaker.record_probe(False, now=14, reason="timeout")
     assert breaker.state == "open" and breaker.last_error == "timeout"
+
+
+def test_on_open_is_called_once_per_opening() -> None:
+    opened: list[float] = []
+    b = Breaker(failure_threshold=2, open_seconds=5.0)
+    b.on_open = lambda: opened.append(b.opened_at)
+    b.record_failure(now=1.0)
+    assert opened == []
+    b.record_failure(now=2.0)
+    b.record_probe(False, now=3.0)  # already open: no second call
+    assert opened == [2.0]
+    assert b.allow(now=9.0) and b.state == "half-open"
+    b.record_failure(now=9.5)  # the trial failed: open again
+    assert opened == [2.0, 9.5]

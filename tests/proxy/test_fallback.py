@@ -126,3 +126,24 @@ async def test_body_is_replayed_after_a_404(sites: SitesFactory) -> None:
     assert headers[SITES_HEADER] == "Corte=404, Marseille=200"
     assert corte.seen[0]["size"] == len(payload)  # Corte read it all, then said 404
     assert (body["size"], body["sha256"]) == (len(payload), hashlib.sha256(payload).hexdigest())
+
+
+async def test_a_call_waiting_on_a_peer_gives_up_when_its_breaker_opens(
+    sites: SitesFactory, black_hole: str
+) -> None:
+    """A call stuck on a silent peer (read timeout 60 s) is given up as soon as the probes
+    open the breaker, and the ``|`` moves on to Corte."""
+    paris, _corte = await sites(
+        "Paris",
+        "Corte",
+        breaker={"failure_threshold": 1, "open_seconds": 60, "probe_interval": 0.2},
+        extra_peers={"Paris": {"Lyon": {"url": black_hole, "read_timeout": 60}}},
+    )
+    status, headers, body = await paris.get(
+        "/image/echo", headers={"X-Scope": "{image: Lyon | Corte}"}
+    )
+    assert status == 200 and body["site"] == "Corte"
+    assert headers[SITES_HEADER].startswith("Lyon=unreachable")
+    _, _, state = await paris.get("/edgescope/status")
+    lyon = next(p for p in state["peers"] if p["name"] == "Lyon")
+    assert lyon["breaker"] == "open" and "circuit breaker opened" in lyon["last_error"]

@@ -6,6 +6,8 @@ the outcome; its probe loop feeds :meth:`Breaker.record_probe`. The clock is an 
 States: *closed* (calls flow; ``failure_threshold`` consecutive failures open it) ->
 *open* (calls fail at once for ``open_seconds``) -> *half-open* (one trial call; success
 closes, failure re-opens). A successful health probe moves open to half-open early.
+``on_open`` is called on each move to *open* (the dispatcher then gives up the calls still
+waiting on that peer).
 
     >>> b = Breaker(failure_threshold=1, open_seconds=5.0)
     >>> b.record_failure(now=0.0); b.state, b.allow(now=1.0), b.allow(now=6.0), b.state
@@ -14,6 +16,7 @@ closes, failure re-opens). A successful health probe moves open to half-open ear
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +36,7 @@ class Breaker:
     opened_at: float = 0.0
     trial_in_flight: bool = False
     last_error: str = ""
+    on_open: Callable[[], None] | None = None
 
     def allow(self, *, now: float) -> bool:
         """Whether a call may go to the peer now."""
@@ -56,7 +60,10 @@ class Breaker:
         self.last_error = reason or self.last_error
         self.trial_in_flight = False
         if self.state == "half-open" or self.failures >= max(1, self.failure_threshold):
+            was_open = self.state == "open"
             self.state, self.opened_at = "open", now
+            if not was_open and self.on_open is not None:
+                self.on_open()
 
     def record_probe(self, ok: bool, *, now: float, reason: str = "") -> None:
         """A health probe result: cheap evidence, weaker than a real call."""
