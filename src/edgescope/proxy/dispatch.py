@@ -18,12 +18,10 @@ with a foreign token goes through :mod:`delegation` first.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import time
-from collections.abc import AsyncIterable, Callable, Coroutine
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +33,7 @@ from yarl import URL
 from edgescope.errors import SiteUnreachable
 from edgescope.lang import And, HttpFailurePolicy, Scope, SiteRef, evaluate, unparse
 from edgescope.proxy.body import BodyTee, ReplayableBody
-from edgescope.proxy.breaker import Breaker
+from edgescope.proxy.breaker import Breaker, BreakerWatch
 from edgescope.proxy.carriers import (
     REQUEST_ID_HEADER,
     ScopeMemory,
@@ -136,9 +134,7 @@ class Dispatcher:
         self.tokens = tokens
         self.policy = policy or HttpFailurePolicy()
         self.delegation = Delegation(config, upstream, tokens)
-        self._breaker_opened: dict[str, asyncio.Future[None]] = {}
-        for site, breaker in breakers.items():
-            breaker.on_open = functools.partial(self._give_up_waiting_on, site)
+        self.watch = BreakerWatch(breakers)
 
     async def run(self, call: Call, plan: Plan, memory: ScopeMemory) -> web.StreamResponse:
         if call.service == "identity" and plan.is_local and call.from_peer is not None:
@@ -338,7 +334,7 @@ class Dispatcher:
             read_timeout=peer.read_timeout,
         )
         try:
-            response = await self._unless_breaker_opens(site, opening)
+            response = await self.watch.unless_opened(site, opening)
         except SiteUnreachable as exc:
             breaker.record_failure(now=time.monotonic(), reason=exc.reason)
             self.metrics.set_breaker(site, breaker.state)
@@ -347,36 +343,6 @@ class Dispatcher:
         self.metrics.set_breaker(site, breaker.state)
         self.metrics.peer_latency(peer=site).observe(time.monotonic() - started)
         return response
-
-    def _give_up_waiting_on(self, site: str) -> None:
-        """The breaker towards ``site`` opened: calls still waiting on it fail now."""
-        opened = self._breaker_opened.pop(site, None)
-        if opened is not None and not opened.done():
-            opened.set_result(None)
-
-    async def _unless_breaker_opens(
-        self, site: str, opening: Coroutine[Any, Any, aiohttp.ClientResponse]
-    ) -> aiohttp.ClientResponse:
-        """Await ``opening`` (a peer's answer headers) unless the peer's breaker opens first.
-
-        A call in flight when a link drops would otherwise wait its full ``read_timeout``
-        (its pooled connection needs no connect) though probes and other calls have
-        already declared the peer down; a ``|`` then moves on at once.
-        """
-        opened = self._breaker_opened.get(site)
-        if opened is None or opened.done():
-            opened = self._breaker_opened[site] = asyncio.get_running_loop().create_future()
-        answer = asyncio.ensure_future(opening)
-        try:
-            await asyncio.wait((answer, opened), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not answer.done():
-                answer.cancel()  # closes its connection
-                with contextlib.suppress(asyncio.CancelledError, SiteUnreachable):
-                    await answer
-        if answer.cancelled():
-            raise SiteUnreachable(site, "given up: its circuit breaker opened meanwhile")
-        return answer.result()
 
     async def _send_local(
         self,
