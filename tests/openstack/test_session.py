@@ -88,6 +88,23 @@ def test_scope_for_the_token_request(text: str, expected: str) -> None:
     assert unparse(unauthenticated_scope(parse_scope(text))) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "own_site", "expected"),
+    [
+        ("{keystone: Paris & Corte}", "Corte", "{identity: Corte}"),
+        ("{keystone: Paris & Corte}", "Paris", "{identity: Paris}"),
+        ("{keystone: Paris & Corte}", "Marseille", "{identity: Paris}"),
+        ("{keystone: (Corte | Nice) & Paris}", "Nice", "{identity: Nice}"),
+        ("{keystone: Paris | Corte}", "Corte", "{identity: Paris | Corte}"),
+    ],
+)
+def test_the_token_request_goes_to_the_users_own_site_of_an_and(
+    text: str, own_site: str, expected: str
+) -> None:
+    """A Corte admin's password is Corte's: authenticating at Paris would be a 401."""
+    assert unparse(unauthenticated_scope(parse_scope(text), own_site)) == expected
+
+
 def test_origin_recorder_learns_sites_of_merged_items() -> None:
     recorder = OriginRecorder()
     recorder.record(

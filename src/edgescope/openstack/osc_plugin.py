@@ -114,7 +114,7 @@ def on_session_ready(client_manager: Any) -> None:
         scope = resolve_scope(option.text, known_sites=sites, own_site=own_site)
     except ScopeError as err:
         raise BadScope(f"invalid --os-scope: {err.render()}") from None
-    recorder = attach_scope(client_manager.session, scope)
+    recorder = attach_scope(client_manager.session, scope, own_site)
     setattr(client_manager, ORIGINS_ATTRIBUTE, recorder)
 
 

@@ -50,18 +50,20 @@ def scope_headers(headers: Mapping[str, str] | None, scope_text: str) -> dict[st
     return scoped
 
 
-def unauthenticated_scope(scope: Scope) -> Scope:
+def unauthenticated_scope(scope: Scope, own_site: str | None = None) -> Scope:
     """The scope for requests without a token: the token request and version discovery.
 
     The token request is routed by the ``identity`` entry. One token comes from one Keystone,
-    so an ``&`` there is pinned to its first site (``{keystone: Paris & Corte}`` run from
-    Paris authenticates at Paris, then creates at both); ``|`` stays a fallback chain.
+    and the user's password is that of their own site, so an ``&`` there is pinned to
+    ``own_site`` (the cloud's region) when it is one of the ``&``'s sites, else to the first
+    site: ``{keystone: Paris & Corte}`` authenticates a Corte admin at Corte and a Paris
+    admin at Paris, then creates at both. ``|`` stays a fallback chain.
     """
     expr = scope.expr_for("identity")
     if expr is None or not _has_and(expr):
         return scope
-    first = next(iter_sites(expr))
-    return scope.with_site("identity", first.name)
+    sites = [ref.name for ref in iter_sites(expr)]
+    return scope.with_site("identity", own_site if own_site in sites else sites[0])
 
 
 def _has_and(expr: Expr) -> bool:
@@ -147,8 +149,11 @@ def origin_of(item: Mapping[str, Any]) -> str | None:
     return None
 
 
-def attach_scope(session: Any, scope: Scope) -> OriginRecorder:
+def attach_scope(session: Any, scope: Scope, own_site: str | None = None) -> OriginRecorder:
     """Make every request of a keystoneauth ``session`` carry ``scope``; returns the recorder.
+
+    ``own_site`` (the cloud's region) is where the token request goes when ``identity`` is an
+    ``&`` that includes it (:func:`unauthenticated_scope`).
 
     Uses documented keystoneauth surfaces: the auth plugin's ``get_headers`` (wrapped on this
     one plugin instance) and ``Session.additional_headers``; origins are read through a
@@ -165,7 +170,7 @@ def attach_scope(session: Any, scope: Scope) -> OriginRecorder:
         auth.get_headers = get_headers
         auth._edgescope_scope = text
     # setdefault semantics: authenticated requests keep the X-Scope of get_headers above.
-    session.additional_headers[SCOPE_HEADER] = unparse(unauthenticated_scope(scope))
+    session.additional_headers[SCOPE_HEADER] = unparse(unauthenticated_scope(scope, own_site))
     recorder = OriginRecorder()
     session.session.hooks.setdefault("response", []).extend([recorder, SiteFailureReporter()])
     return recorder
