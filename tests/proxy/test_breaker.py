@@ -39,3 +39,21 @@ def test_on_open_is_called_once_per_opening() -> None:
     assert b.allow(now=9.0) and b.state == "half-open"
     b.record_failure(now=9.5)  # the trial failed: open again
     assert opened == [2.0, 9.5]
+
+
+def test_two_good_probes_close_an_open_breaker_without_any_call() -> None:
+    """A peer that refused connections at start-up, then answers its probes, is trusted again
+    (a half-open breaker used to wait for a real call, stale for as long as none came)."""
+    b = Breaker(failure_threshold=1, open_seconds=60.0)
+    b.record_probe(False, now=0.0, reason="connection refused")
+    assert b.state == "open"
+    b.record_probe(True, now=2.0)
+    assert b.state == "half-open"
+    b.record_probe(True, now=4.0)
+    assert b.state == "closed" and b.last_error == "" and b.failures == 0
+    # with a trial call in flight, the call decides, not the probe
+    b.record_failure(now=5.0)
+    b.record_probe(True, now=6.0)
+    assert b.allow(now=6.0) and b.trial_in_flight
+    b.record_probe(True, now=7.0)
+    assert b.state == "half-open"

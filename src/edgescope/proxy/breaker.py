@@ -5,7 +5,9 @@ the outcome; its probe loop feeds :meth:`Breaker.record_probe`. The clock is an 
 
 States: *closed* (calls flow; ``failure_threshold`` consecutive failures open it) ->
 *open* (calls fail at once for ``open_seconds``) -> *half-open* (one trial call; success
-closes, failure re-opens). A successful health probe moves open to half-open early.
+closes, failure re-opens). A successful health probe moves open to half-open early, and
+half-open (no trial in flight) to closed: a peer that answers its probes for a while is
+trusted again even when no call came by to try it.
 ``on_open`` is called on each move to *open*: :class:`BreakerWatch` then gives up the calls
 still waiting on that peer.
 
@@ -77,8 +79,8 @@ class Breaker:
         if ok:
             if self.state == "open":
                 self.state, self.trial_in_flight = "half-open", False
-            elif self.state == "closed":
-                self.failures, self.last_error = 0, ""
+            elif self.state == "closed" or not self.trial_in_flight:
+                self.record_success()
         else:
             self.record_failure(now=now, reason=reason)
 
