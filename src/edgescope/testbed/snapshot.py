@@ -31,6 +31,9 @@ FORMAT = 1
 _PACKAGES = ("keystone", "glance", "openstack-placement", "nova", "neutron")
 
 
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
 def cache_root() -> Path:
     env = os.environ.get("EDGESCOPE_CACHE")
     base = Path(env) if env else Path.home() / ".cache" / "edgescope"
@@ -65,6 +68,8 @@ def _copy_tree(src: Path, dst: Path) -> None:
     for path in src.rglob("*"):
         rel = path.relative_to(src)
         if rel.parts[0] == "log" or (rel.parts[0] == "run" and rel.parts[:2] != ("run", "stages")):
+            continue
+        if path.name.endswith(SQLITE_SIDE_FILES):  # the .db's backup below already holds them
             continue
         target = dst / rel
         if path.is_dir():
