@@ -14,7 +14,6 @@ neutron, nova-api/conductor/scheduler/compute) plus its edgescope proxy, from th
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import grp
 import json
@@ -185,7 +184,6 @@ class Site:
             databases = pool.submit(self._init_databases, report)
             self._init_identity(report)
             databases.result()
-        self._use_wal()
         report("starting services")
         self._start_services([s for s in SERVICES if s not in ("keystone", "proxy")])
         self._stage("discover-hosts", lambda: self._discover_hosts(report))
@@ -244,7 +242,6 @@ class Site:
                 "keystone bootstrap",
             ),
         )
-        self._use_wal(["keystone.db"])
         report("starting keystone" + (" and proxy" if plan.catalog == "proxy" else ""))
         self._start_services(["keystone", "proxy"])
         report("registering services and users")
@@ -316,23 +313,6 @@ class Site:
             stdin=json.dumps(request),
         )
 
-    def _use_wal(self, names: Sequence[str] = ()) -> None:
-        """Put every SQLite database of the site in WAL mode (it stays so, in the file).
-
-        In the default rollback-journal mode a reader blocks writers, and nova's processes
-        (api, conductor, scheduler) then fail writes with "database is locked" now and
-        then, leaving servers in ERROR on delete. A database still in use by a running
-        service keeps its mode until the next start.
-        """
-        dbs = [self.plan.data / n for n in names] if names else self.plan.data.glob("*.db")
-        for db in sorted(dbs):
-            with contextlib.suppress(sqlite3.Error):
-                conn = sqlite3.connect(db, timeout=5)
-                try:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                finally:
-                    conn.close()
-
     def _compute_heartbeat(self) -> datetime | None:
         """Last heartbeat of this site's nova-compute in the cell DB (UTC), if any."""
         db = self.plan.data / "nova_cell1.db"
@@ -377,7 +357,6 @@ class Site:
         """Start every service of an initialised site and wait until nova-compute reports."""
         self.write_configs()
         since = datetime.now(UTC) - timedelta(seconds=2)
-        self._use_wal()
         report("starting services")
         self._start_services(list(SERVICES))
         report("waiting for nova-compute")
