@@ -35,6 +35,10 @@ QUERY_TIMEOUT = 60.0
 _SITE_OUTCOME = re.compile(r"([A-Z][A-Za-z0-9_]*): (unreachable|\d{3} ok|\d{3} failed)")
 
 
+SERVER_PREFIX = "es-demo-"
+"""Every server the demo boots is named so; the next run deletes them first."""
+
+
 @dataclass
 class Sites:
     """How to type ``openstack`` at each site: the clouds.yaml and each site's exec prefix."""
@@ -87,6 +91,14 @@ class Sites:
             self._images[site] = str(shown["id"])
         return self._images[site]
 
+    def demo_servers(self, site: str) -> dict[str, str]:
+        """Id -> status of the servers earlier demo runs left at ``site`` (any project)."""
+        rows = self.json(site, "server", "list", "--all-projects", "-c", "ID", "-c", "Name",
+                         "-c", "Status", cloud=site)  # fmt: skip
+        return {
+            str(r["ID"]): str(r["Status"]) for r in rows if str(r["Name"]).startswith(SERVER_PREFIX)
+        }
+
     def server_ids(self, site: str) -> set[str]:
         rows = self.json(site, "server", "list", "--all-projects", "-c", "ID", cloud=site)
         return {str(row["ID"]) for row in rows}
@@ -137,7 +149,7 @@ def run_probe(sites: Sites, probe: Probe, servers: dict[str, str] | None = None)
 def _boot(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, str, list[str]]:
     """``server create --wait`` as the site's non-admin user; check where it is, which image."""
     at = probe.client_site
-    name = f"es-demo-{probe.row}-{probe.key}-{sites.run_id}"
+    name = f"{SERVER_PREFIX}{probe.row}-{probe.key}-{sites.run_id}"
     expected_image = sites.image_id(probe.image_from) if probe.image_from else None
     image_ref = expected_image if probe.image_by_id and expected_image else "debian"
     started = time.monotonic()

@@ -33,6 +33,8 @@ from edgescope.testbed.wan import DEFAULT_STATE_DIR, Wan, WanError, load_topolog
 DEFAULT_SITES = ("Paris", "Corte", "Marseille")
 SETTLE_SECONDS = 0.5
 """After a cut: in-flight packets of the old link drain (the cut itself is immediate)."""
+CLEAR_TIMEOUT = 60.0
+"""Seconds one round of deleting the servers of earlier runs may take at one site."""
 
 
 class DemoError(EdgescopeError):
@@ -217,6 +219,34 @@ def _warm_up(sites: Sites, site: str, attempts: int = 6) -> None:
             time.sleep(5)
 
 
+def clear_earlier_runs(sites: Sites, reporter: Reporter, rounds: int = 3) -> None:
+    """Delete the servers earlier demo runs left (they count against the demo quota).
+
+    nova on SQLite sometimes fails a delete ("database is locked") and leaves the server in
+    ERROR, or stuck in task ``deleting``; what is left is reset to ERROR (as an operator
+    would, ``server set --state error``) and deleted again, a few rounds at most, each
+    bounded in time.
+    """
+    for site in sites.exec_prefix:
+        left = sites.demo_servers(site)
+        for attempt in range(rounds):
+            if not left:
+                break
+            reporter.site(site, f"deleting {len(left)} server(s) left by an earlier demo run")
+            if attempt:
+                for server in left:
+                    sites.run(site, "server", "set", "--state", "error", server, cloud=site)
+            sites.run(site, "server", "delete", *left, cloud=site)
+            deadline = time.monotonic() + CLEAR_TIMEOUT
+            while time.monotonic() < deadline:
+                time.sleep(2)
+                left = sites.demo_servers(site)
+                if all(status == "ERROR" for status in left.values()):
+                    break  # gone, or failed to delete: try those again
+        if left:  # not fatal: the matrix says what a full quota breaks
+            reporter.site(site, f"{len(left)} server(s) of an earlier run could not be deleted")
+
+
 def run_matrix(sites: Sites, network: Network, reporter: Reporter) -> list[ProbeResult]:
     """The global row, then (with the WAN) the partial row with Paris–Corte cut, then heal."""
     results: list[ProbeResult] = []
@@ -232,6 +262,7 @@ def run_matrix(sites: Sites, network: Network, reporter: Reporter) -> list[Probe
     reporter.step("asking each site for its debian image id")
     for site in sites.exec_prefix:
         _warm_up(sites, site)
+    clear_earlier_runs(sites, reporter)
     reporter.step("global connectivity")
     run_row("global")
     if network.wan is None:

@@ -8,7 +8,9 @@ Steps:
 - ``register``: project ``service``; users glance, placement, nova, neutron and edgescope
   (roles admin and service on it); services and endpoints (public, internal, admin);
   project ``demo`` with user ``demo`` (role member).
-- ``content``: flavor ``m1.tiny`` and the public image ``debian``.
+- ``content``: flavor ``m1.tiny``, the public image ``debian``, and room for 100 instances in
+  project ``demo`` (nova on SQLite sometimes fails a delete, "database is locked", and the
+  server, left in ERROR, still counts against the default quota of 10).
 
 Neighbour: ``site.py`` builds the request and runs this module.
 
@@ -25,6 +27,7 @@ import openstack
 
 SERVICE_USERS = ("glance", "placement", "nova", "neutron", "edgescope")
 INTERFACES = ("public", "internal", "admin")
+DEMO_INSTANCES = 100
 # service type -> service name registered in the catalog
 SERVICE_NAMES = {
     "image": "glance",
@@ -109,6 +112,8 @@ def content(req: dict[str, Any]) -> None:
             visibility="public",
             wait=True,
         )
+    conn.set_compute_quotas("demo", instances=DEMO_INSTANCES, cores=DEMO_INSTANCES,
+                            ram=DEMO_INSTANCES * 512)  # fmt: skip
     image = conn.image.find_image("debian", ignore_missing=False)
     if image.visibility != "public" or image.status != "active":
         raise SystemExit(f"image debian is {image.visibility}/{image.status}, not public/active")
