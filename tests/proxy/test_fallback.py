@@ -147,3 +147,34 @@ async def test_a_call_waiting_on_a_peer_gives_up_when_its_breaker_opens(
     _, _, state = await paris.get("/edgescope/status")
     lyon = next(p for p in state["peers"] if p["name"] == "Lyon")
     assert lyon["breaker"] == "open" and "circuit breaker opened" in lyon["last_error"]
+
+
+async def test_an_answer_whose_body_stalls_falls_back(sites: SitesFactory) -> None:
+    """Lyon sends its headers, then 10 of its 100 bytes, then nothing: the ``|`` moves on to
+    Corte after the read timeout instead of failing (a link cut mid-answer)."""
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"partial\"")  # fmt: skip
+        await writer.drain()
+        await asyncio.sleep(30)
+        writer.close()
+
+    server = await asyncio.start_server(stall, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        paris, _corte = await sites(
+            "Paris",
+            "Corte",
+            extra_peers={
+                "Paris": {"Lyon": {"url": f"http://127.0.0.1:{port}", "read_timeout": 0.5}}
+            },
+        )
+        status, headers, body = await paris.get(
+            "/image/echo", headers={"X-Scope": "{image: Lyon | Corte}"}
+        )
+        assert status == 200 and body["site"] == "Corte"
+        assert headers[SITES_HEADER].startswith("Lyon=unreachable")
+    finally:
+        server.close()

@@ -113,6 +113,8 @@ class Reply:
     headers: CIMultiDict[str]
     response: aiohttp.ClientResponse
     body: bytes = b""
+    read: bool = False
+    """The body was read whole already (``body`` holds it)."""
 
 
 class Dispatcher:
@@ -186,7 +188,18 @@ class Dispatcher:
         async def attempt(site: str) -> Reply:
             branch_call, body = branch_for(site)
             response = await self.send(branch_call, plan, site, body)
-            return Reply(site, response.status, response.headers.copy(), response)
+            reply = Reply(site, response.status, response.headers.copy(), response)
+            # Read a small answer here, so that one whose body stalls still falls back (not a
+            # validation: its remote answer gets the local catalog from the unread response).
+            if self._small(call, response) and not call.is_validation:
+                reading = read_body(response, site, SMALL_BODY)
+                try:
+                    reply.body = await self.watch.unless_opened(site, reading)
+                except SiteUnreachable as exc:
+                    self._peer_failed(site, exc)
+                    raise
+                reply.read = True
+            return reply
 
         try:
             outcome = await evaluate(plan.expr, attempt, self._failed)
@@ -195,7 +208,11 @@ class Dispatcher:
             if outcome.ok:
                 winner: Reply = outcome.results[0][1]
                 return await self._stream_back(
-                    call, winner.response, winner.site, {SITES_HEADER: sites_header(results)}
+                    call,
+                    winner.response,
+                    winner.site,
+                    {SITES_HEADER: sites_header(results)},
+                    body=winner.body if winner.read else None,
                 )
             return self._failure(call, results, "|")
         finally:
@@ -336,8 +353,7 @@ class Dispatcher:
         try:
             response = await self.watch.unless_opened(site, opening)
         except SiteUnreachable as exc:
-            breaker.record_failure(now=time.monotonic(), reason=exc.reason)
-            self.metrics.set_breaker(site, breaker.state)
+            self._peer_failed(site, exc)
             raise
         breaker.record_success()
         self.metrics.set_breaker(site, breaker.state)
@@ -388,8 +404,25 @@ class Dispatcher:
             read_timeout=LOCAL_READ_TIMEOUT,
         )
 
+    def _peer_failed(self, site: str, exc: SiteUnreachable) -> None:
+        breaker = self.breakers.get(site)
+        if breaker is not None:
+            breaker.record_failure(now=time.monotonic(), reason=exc.reason)
+            self.metrics.set_breaker(site, breaker.state)
+
+    @staticmethod
+    def _small(call: Call, response: aiohttp.ClientResponse) -> bool:
+        """An answer small enough to read whole before answering."""
+        size = response.content_length
+        return size is not None and size <= SMALL_BODY and call.request.method != "HEAD"
+
     async def _stream_back(
-        self, call: Call, response: aiohttp.ClientResponse, site: str, extra: dict[str, str]
+        self,
+        call: Call,
+        response: aiohttp.ClientResponse,
+        site: str,
+        extra: dict[str, str],
+        body: bytes | None = None,
     ) -> web.StreamResponse:
         if (
             call.is_validation
@@ -402,8 +435,7 @@ class Dispatcher:
         headers.update(extra)
         if REQUEST_ID_HEADER not in headers:
             headers[REQUEST_ID_HEADER] = call.request_id
-        size = response.content_length
-        if size is not None and size <= SMALL_BODY and call.request.method != "HEAD":
+        if body is None and self._small(call, response):
             # Most API answers are small: one write of headers and body saves a syscall.
             try:
                 body = await read_body(response, site, SMALL_BODY)
@@ -414,6 +446,7 @@ class Dispatcher:
                     request_id=call.request_id,
                     site=site,
                 )
+        if body is not None:
             headers.popall("Content-Length", None)
             return web.Response(
                 status=response.status, reason=response.reason, body=body, headers=headers
