@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 from typing import Any
@@ -153,13 +154,16 @@ async def test_an_answer_whose_body_stalls_falls_back(sites: SitesFactory) -> No
     """Lyon sends its headers, then 10 of its 100 bytes, then nothing: the ``|`` moves on to
     Corte after the read timeout instead of failing (a link cut mid-answer)."""
 
+    done = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
     async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         await reader.readuntil(b"\r\n\r\n")
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100\r\n\r\n{\"partial\"")  # fmt: skip
         await writer.drain()
-        await asyncio.sleep(30)
-        writer.close()
+        await done.wait()
 
     server = await asyncio.start_server(stall, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -177,4 +181,10 @@ async def test_an_answer_whose_body_stalls_falls_back(sites: SitesFactory) -> No
         assert status == 200 and body["site"] == "Corte"
         assert headers[SITES_HEADER].startswith("Lyon=unreachable")
     finally:
+        done.set()
+        for writer in writers:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
         server.close()
+        await server.wait_closed()
