@@ -64,3 +64,18 @@ def test_hop_by_hop_headers_are_not_forwarded() -> None:
         }
     )
     assert dict(out) == {"X-Auth-Token": "t"}
+
+
+def test_upstream_sockets_close_abortively() -> None:
+    """SO_LINGER 0: a request given up across a cut link is not delivered after it heals."""
+    import socket
+    import struct
+
+    from edgescope.proxy.forward import abortive_socket
+
+    sock = abortive_socket((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 80)))
+    try:
+        linger = sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.calcsize("ii"))
+        assert struct.unpack("ii", linger) == (1, 0)
+    finally:
+        sock.close()

@@ -12,9 +12,12 @@ bodies as async iterators. Every aiohttp/socket exception becomes
 
 from __future__ import annotations
 
+import socket
+import struct
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
@@ -82,6 +85,25 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
+AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+"""One ``getaddrinfo`` entry, as aiohttp's ``socket_factory`` receives it."""
+
+
+def abortive_socket(addr_info: AddrInfo) -> socket.socket:
+    """A client socket whose close discards what the peer has not acknowledged (SO_LINGER 0).
+
+    When the proxy gives up on a call (read timeout, breaker opened) across a cut link, a
+    graceful close would leave the unacknowledged request in the kernel, retransmitted
+    until the link heals: the peer would then apply a write reported to the client as
+    failed. An abortive close drops it (only a request the peer had received already can
+    still be applied, as after any timeout).
+    """
+    family, type_, proto, _, _ = addr_info
+    sock = socket.socket(family=family, type=type_, proto=proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return sock
+
+
 class Upstream:
     """A shared connection pool to local backends and peer proxies."""
 
@@ -103,7 +125,10 @@ class Upstream:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
-            limit=self._pool_size, limit_per_host=0, enable_cleanup_closed=False
+            limit=self._pool_size,
+            limit_per_host=0,
+            enable_cleanup_closed=False,
+            socket_factory=abortive_socket,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
