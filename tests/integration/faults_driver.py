@@ -66,6 +66,7 @@ def _call(sess: session.Session, image: str, op: dict[str, Any]) -> dict[str, An
         "status": None,
         "id": None,
         "error": None,
+        "sites": None,
     }
     started = time.monotonic()
     try:
@@ -93,6 +94,7 @@ def _call(sess: session.Session, image: str, op: dict[str, Any]) -> dict[str, An
                 f"{image}/v2/images?limit=5", headers=headers, raise_exc=False, authenticated=plain
             )
         record["status"] = reply.status_code
+        record["sites"] = reply.headers.get("X-Edgescope-Sites")
         if reply.status_code >= 400:
             record["error"] = reply.text[:400]
     except exceptions.ClientException as exc:

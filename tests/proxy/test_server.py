@@ -17,13 +17,17 @@ async def test_no_scope_is_served_locally_untouched(sites: SitesFactory) -> None
     assert status == 200 and body["site"] == "Paris" and body["path"] == "/image/echo?x=1"
     assert body["headers"]["X-Auth-Token"] == "tok" and "X-Scope" not in body["headers"]
     assert headers["x-openstack-request-id"].startswith("req-")
+    assert "X-Edgescope-Sites" not in headers  # a site with no scope sees its backend only
     assert not corte.seen
 
 
 async def test_x_scope_routes_to_the_peer_with_the_branch_scope(sites: SitesFactory) -> None:
     paris, _corte = await sites("Paris", "Corte")
-    status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{glance: Corte}"})
+    status, headers, body = await paris.get(
+        "/image/echo", headers={"X-Scope": "{glance: Corte}"}
+    )
     assert status == 200 and body["site"] == "Corte"
+    assert headers["X-Edgescope-Sites"] == "Corte=200"  # which site answered
     assert body["headers"]["X-Scope"] == "{image: Corte, identity: Paris}"
     assert "X-Edgescope-Signature" not in body["headers"]  # markers stop at the peer proxy
     assert not paris.seen

@@ -173,7 +173,9 @@ class Dispatcher:
                 request_id=call.request_id,
                 site=site,
             )
-        return await self._stream_back(call, response, site, {})
+        # A peer's answer says which site gave it: its backend's own error rarely does.
+        remote = {SITES_HEADER: f"{site}={response.status}"} if site != self.config.site else {}
+        return await self._stream_back(call, response, site, remote)
 
     async def fall_back(
         self, call: Call, plan: Plan, per_site: PerSite | None = None
