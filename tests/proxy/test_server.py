@@ -23,9 +23,7 @@ async def test_no_scope_is_served_locally_untouched(sites: SitesFactory) -> None
 
 async def test_x_scope_routes_to_the_peer_with_the_branch_scope(sites: SitesFactory) -> None:
     paris, _corte = await sites("Paris", "Corte")
-    status, headers, body = await paris.get(
-        "/image/echo", headers={"X-Scope": "{glance: Corte}"}
-    )
+    status, headers, body = await paris.get("/image/echo", headers={"X-Scope": "{glance: Corte}"})
     assert status == 200 and body["site"] == "Corte"
     assert headers["X-Edgescope-Sites"] == "Corte=200"  # which site answered
     assert body["headers"]["X-Scope"] == "{image: Corte, identity: Paris}"

@@ -52,7 +52,8 @@ def test_every_database_url_has_a_busy_timeout(
         if key == "connection"
     ]
     assert len(urls) == 6
-    assert all(url.startswith("sqlite:///") and url.endswith("?timeout=30") for url in urls)
+    suffix = "?timeout=30&plugin=edgescope_immediate"
+    assert all(url.startswith("sqlite:///") and url.endswith(suffix) for url in urls)
 
 
 def test_nova_compute_can_restart_and_sees_no_database(

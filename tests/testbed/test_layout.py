@@ -44,7 +44,8 @@ def test_direct_catalog_and_bind_host_for_a_namespace() -> None:
 
 
 def test_every_sqlite_url_waits_for_locks() -> None:
-    assert SitePlan.make("Paris", 1, Path("/s")).sqlite_url("nova_api").endswith("?timeout=30")
+    url = SitePlan.make("Paris", 1, Path("/s")).sqlite_url("nova_api")
+    assert url.endswith("/nova_api.db?timeout=30&plugin=edgescope_immediate")
 
 
 @pytest.mark.parametrize(

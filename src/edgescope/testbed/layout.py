@@ -41,6 +41,9 @@ DAEMONS = ("nova-conductor", "nova-scheduler", "nova-compute")
 """The oslo.service daemons (no HTTP listener)."""
 
 SERVICES = (*HTTP_SERVICES, *DAEMONS, "proxy")
+
+SQLITE_PLUGIN = "edgescope_immediate"
+"""The ``sqlalchemy.plugins`` entry point of :mod:`edgescope.testbed.sqlite_immediate`."""
 """Every per-site service name ``testbed logs SITE SERVICE`` and ``stop_service`` accept."""
 
 SERVICE_TYPES: dict[str, tuple[str, str]] = {
@@ -202,8 +205,10 @@ class SitePlan:
         return self.run / f"{service}.pid"
 
     def sqlite_url(self, db: str) -> str:
-        """SQLite URL with a 30 s busy timeout: without it, parallel writers hit 'locked'."""
-        return f"sqlite:///{self.data / db}.db?timeout=30"
+        """SQLite URL with a 30 s busy timeout, and transactions that take the write lock up
+        front (``sqlite_immediate``), so that the timeout applies: without both, parallel
+        writers hit 'database is locked'."""
+        return f"sqlite:///{self.data / db}.db?timeout=30&plugin={SQLITE_PLUGIN}"
 
     @property
     def compute_host(self) -> str:

@@ -58,6 +58,7 @@ def snapshot_key(plan: SitePlan, transport_url: str) -> str:
         "port_base": plan.port_base,
         "catalog": plan.catalog,
         "transport": transport_url,
+        "database": plan.sqlite_url("any"),  # nova's cell mappings store their URLs
         "versions": {p: _version(p) for p in _PACKAGES},
     }
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
