@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -356,11 +357,33 @@ class Site:
     def start(self, report: Report = _quiet) -> None:
         """Start every service of an initialised site and wait until nova-compute reports."""
         self.write_configs()
+        self._update_cell_urls(report)
         since = datetime.now(UTC) - timedelta(seconds=2)
         report("starting services")
         self._start_services(list(SERVICES))
         report("waiting for nova-compute")
         self._wait_compute(since)
+
+    def _update_cell_urls(self, report: Report) -> None:
+        """Give nova's cell mappings today's database URLs: they were stored at initialisation,
+        and a folder made by an older edgescope keeps the URLs it was made with."""
+        api_db = self.plan.data / "nova_api.db"
+        if not api_db.exists():
+            return
+        with closing(sqlite3.connect(api_db, timeout=30)) as db:
+            cells = db.execute("SELECT uuid, name, database_connection FROM cell_mappings")
+            stale = [
+                (uuid, wanted)
+                for uuid, name, url in cells.fetchall()
+                if url != (wanted := self.plan.sqlite_url(f"nova_{name}"))
+            ]
+        for uuid, wanted in stale:
+            report("updating nova's cell database URLs")
+            self._run(
+                manage(self.plan, "nova-manage", "cell_v2", "update_cell", "--cell_uuid", uuid,
+                       "--database_connection", wanted),
+                "nova update_cell",
+            )  # fmt: skip
 
     def _start_services(self, services: Sequence[str]) -> None:
         """Start the services that are not running (all at once), then wait for them."""
