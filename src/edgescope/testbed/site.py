@@ -371,17 +371,19 @@ class Site:
         if not api_db.exists():
             return
         with closing(sqlite3.connect(api_db, timeout=30)) as db:
-            cells = db.execute("SELECT uuid, name, database_connection FROM cell_mappings")
+            cells = db.execute(
+                "SELECT uuid, name, transport_url, database_connection FROM cell_mappings"
+            )
             stale = [
-                (uuid, wanted)
-                for uuid, name, url in cells.fetchall()
+                (uuid, transport, wanted)
+                for uuid, name, transport, url in cells.fetchall()
                 if url != (wanted := self.plan.sqlite_url(f"nova_{name}"))
             ]
-        for uuid, wanted in stale:
+        for uuid, transport, wanted in stale:
             report("updating nova's cell database URLs")
             self._run(
                 manage(self.plan, "nova-manage", "cell_v2", "update_cell", "--cell_uuid", uuid,
-                       "--database_connection", wanted),
+                       "--transport-url", transport, "--database_connection", wanted),
                 "nova update_cell",
             )  # fmt: skip
 
