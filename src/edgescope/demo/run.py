@@ -222,10 +222,10 @@ def _warm_up(sites: Sites, site: str, attempts: int = 6) -> None:
 def clear_earlier_runs(sites: Sites, reporter: Reporter, rounds: int = 3) -> None:
     """Delete the servers earlier demo runs left (they count against the demo quota).
 
-    nova on SQLite sometimes fails a delete ("database is locked") and leaves the server in
-    ERROR, or stuck in task ``deleting``; what is left is reset to ERROR (as an operator
-    would, ``server set --state error``) and deleted again, a few rounds at most, each
-    bounded in time.
+    A delete that nova failed (before the testbed's SQLite plugin: "database is locked")
+    leaves the server in ERROR, or stuck in task ``deleting``; what is left is reset to ERROR
+    (as an operator would, ``server set --state error``) and deleted again, a few rounds at
+    most, each bounded in time.
     """
     for site in sites.exec_prefix:
         left = sites.demo_servers(site)

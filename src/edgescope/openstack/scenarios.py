@@ -100,7 +100,7 @@ class Context:
         for kind, cloud, resource_id in self.created:
             groups.setdefault((kind, cloud), []).append(resource_id)
         for (kind, cloud), ids in groups.items():
-            # one at a time: nova on SQLite fails terminations that overlap ("database is locked")
+            # one at a time: gentle on nova's SQLite (one writer at a time, testbed.md)
             wait = ("--wait",) if kind == "server" else ()
             self.cli.run(kind, "delete", *wait, *ids, cloud=cloud, check=False)
         self.created.clear()
