@@ -174,8 +174,8 @@ def main() -> None:
     context = (
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} on "
         f"{cpu} shared cores (load average {load_before:.1f} at start, "
-        f"{os.getloadavg()[0]:.1f} at the end: other helpers' OpenStack sites and tests were "
-        f"running, so absolute figures vary 2-5x between runs; compare within a table), "
+        f"{os.getloadavg()[0]:.1f} at the end; absolute figures vary 2-5x with other work on "
+        f"the machine, so compare within a table), "
         f"Python {platform.python_version()}, "
         f"{haproxy_version[0] if haproxy_version else 'no HAProxy'}; "
         f"run took {time.time() - started:.0f} s. Command: `python -m bench`."
