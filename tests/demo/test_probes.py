@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgescope.demo.matrix import probe
-from edgescope.demo.probes import Sites, _failure_problems, last_line, site_outcomes
+from edgescope.demo.probes import (
+    Sites,
+    _failure_detail,
+    _failure_problems,
+    last_line,
+    site_outcomes,
+)
 from edgescope.openstack.cli_runner import CliResult
 
 # A stand-in for `ip netns exec es-paris`: a real prefix command that reports what it was given.
@@ -62,3 +68,15 @@ def test_an_unexpected_failure_is_a_problem() -> None:
     assert _failure_problems(probe("global", "xdc"), _failed("boom")) == [
         "`openstack server create` failed"
     ]
+
+
+def test_the_detail_shows_edgescope_s_line_when_osc_hid_it() -> None:
+    hidden = _failed(
+        "edgescope: image: Corte unreachable (circuit breaker open)\n"
+        "The image service for Paris-demo:Paris exists but does not have any supported versions."
+    )
+    detail = _failure_detail(hidden, 1.9)
+    assert detail.startswith("error after 1.9 s: edgescope: image: Corte unreachable")
+    assert detail.endswith("does not have any supported versions.")
+    plain = _failed("Quota exceeded for instances")
+    assert _failure_detail(plain, None) == "error: Quota exceeded for instances"

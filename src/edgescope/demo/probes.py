@@ -27,6 +27,7 @@ from typing import Any
 from edgescope.demo.matrix import Probe, ProbeResult
 from edgescope.errors import EdgescopeError
 from edgescope.openstack.cli_runner import OPENSTACK, CliResult
+from edgescope.openstack.session import REPORT_PREFIX
 
 BOOT_ARGS = ("--flavor", "m1.tiny", "--nic", "none", "--wait")
 BOOT_TIMEOUT = 150.0
@@ -211,8 +212,14 @@ def _list(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, st
 
 
 def _failure_detail(result: CliResult, elapsed: float | None) -> str:
+    """The CLI's last error line, after edgescope's own line when OSC hid it behind its
+    wording (an unreachable image site becomes "does not have any supported versions")."""
     took = f" after {elapsed:.1f} s" if elapsed is not None else ""
-    return f"error{took}: {last_line(result.stderr, 220)}"
+    osc = last_line(result.stderr, 220)
+    ours = [line for line in result.stderr.splitlines() if line.startswith(REPORT_PREFIX)]
+    if ours and ours[0] != osc:
+        return f"error{took}: {ours[0][:220]} — OSC: {osc}"
+    return f"error{took}: {osc}"
 
 
 def _failure_problems(probe: Probe, result: CliResult) -> list[str]:

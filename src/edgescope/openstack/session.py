@@ -112,6 +112,10 @@ class OriginRecorder:
                         self.sites_by_id[str(item["id"])] = site
 
 
+REPORT_PREFIX = "edgescope: "
+"""How the CLI's own failure lines start (on stderr, before OSC's wording)."""
+
+
 @dataclass
 class SiteFailureReporter:
     """Print the proxy's per-site failure report when no site could serve (a response hook).
@@ -136,7 +140,7 @@ class SiteFailureReporter:
             return response
         if isinstance(message, str) and message not in self.seen:
             self.seen.add(message)
-            print(f"edgescope: {message}", file=self.stream)
+            print(f"{REPORT_PREFIX}{message}", file=self.stream)
         return response
 
 
