@@ -159,6 +159,14 @@ def main() -> None:
     total = sum(len(v) for v in created.values())
     missing = sum(len(v) for v in lost.values())
     print(f"\nacknowledged 1-DC creates: {total}; missing after the soak: {missing}")
+    print("\ncalls over 5 s (what answered them, from X-Edgescope-Sites and the body):")
+    for phase, streams in results.items():
+        for stream, records in streams.items():
+            for r in sorted(records, key=lambda r: -r["seconds"]):
+                if r["seconds"] > 5:
+                    error = (r["error"] or "").replace("\n", " ")[:160]
+                    print(f"- {phase} / {stream}: {r['seconds']:.1f} s, status {r['status']}, "
+                          f"sites {r.get('sites')}, {error}")  # fmt: skip
 
 
 if __name__ == "__main__":
