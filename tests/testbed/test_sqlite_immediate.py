@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,11 +16,14 @@ sa = pytest.importorskip("sqlalchemy")
 WRITERS, ROUNDS = 4, 150
 
 
-def _read_then_write(url: str, rounds: int, failures: multiprocessing.Queue[int]) -> None:
+def _read_then_write(
+    url: str, rounds: int, start: Any, failures: multiprocessing.Queue[int]
+) -> None:
     """Each round reads the counter, then writes it back plus one (nova's usual pattern)."""
     from oslo_db.sqlalchemy import engines
 
-    engine = engines.create_engine(url, max_retries=1)
+    engine = engines.create_engine(url, max_retries=1)  # connects once
+    start.wait(timeout=120)  # all writers begin together, however slowly they started
     failed = 0
     for _ in range(rounds):
         try:
@@ -38,9 +42,10 @@ def _contend(path: Path, query: str) -> tuple[int, int]:
         connection.exec_driver_sql("INSERT INTO counter VALUES (0)")
     context = multiprocessing.get_context("spawn")
     failures: multiprocessing.Queue[int] = context.Queue()
+    start = context.Barrier(WRITERS)
     url = f"sqlite:///{path}?{query}"
     writers = [
-        context.Process(target=_read_then_write, args=(url, ROUNDS, failures))
+        context.Process(target=_read_then_write, args=(url, ROUNDS, start, failures))
         for _ in range(WRITERS)
     ]
     for writer in writers:

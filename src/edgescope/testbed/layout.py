@@ -41,10 +41,10 @@ DAEMONS = ("nova-conductor", "nova-scheduler", "nova-compute")
 """The oslo.service daemons (no HTTP listener)."""
 
 SERVICES = (*HTTP_SERVICES, *DAEMONS, "proxy")
+"""Every per-site service name ``testbed logs SITE SERVICE`` and ``stop_service`` accept."""
 
 SQLITE_PLUGIN = "edgescope_immediate"
 """The ``sqlalchemy.plugins`` entry point of :mod:`edgescope.testbed.sqlite_immediate`."""
-"""Every per-site service name ``testbed logs SITE SERVICE`` and ``stop_service`` accept."""
 
 SERVICE_TYPES: dict[str, tuple[str, str]] = {
     "keystone": ("identity", "/identity"),
