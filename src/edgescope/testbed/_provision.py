@@ -9,8 +9,8 @@ Steps:
   (roles admin and service on it); services and endpoints (public, internal, admin);
   project ``demo`` with user ``demo`` (role member).
 - ``content``: flavor ``m1.tiny``, the public image ``debian``, and room for 100 instances in
-  project ``demo`` (nova on SQLite sometimes fails a delete, "database is locked", and the
-  server, left in ERROR, still counts against the default quota of 10).
+  project ``demo`` (a server nova failed to delete, left in ERROR, still counts against the
+  default quota of 10; ``sqlite_immediate`` removed the usual cause, "database is locked").
 
 Neighbour: ``site.py`` builds the request and runs this module.
 
