@@ -23,12 +23,13 @@ import yaml
 from yarl import URL
 
 from edgescope.openstack.scenarios import Context
-from edgescope.proxy.carriers import attach_piggyback
+from edgescope.proxy.carriers import MODE_HEADER, attach_piggyback
 from edgescope.proxy.config import PeerConfig, load_config
-from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
+from edgescope.proxy.merge import ORIGIN_FIELD
+from edgescope.proxy.protocol import PENDING_HEADER, SET_HEADER, SITES_HEADER
 from edgescope.proxy.server import SiteProxy
 from edgescope.replicas.collapse import REPLICAS_FIELD
-from edgescope.replicas.fanout import MODE_HEADER, PENDING_HEADER, SET_HEADER
+from edgescope.replicas.extension import Replicas
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 SITES = ("Paris", "Corte")
@@ -60,6 +61,7 @@ class Pair:
         self.configs, self.state = configs, state
         self.ports = {site: _free_port() for site in SITES}
         self.proxies: dict[str, SiteProxy] = {}
+        self.replicas: dict[str, Replicas] = {}
 
     async def start(self, site: str) -> SiteProxy:
         other = next(s for s in SITES if s != site)
@@ -67,9 +69,9 @@ class Pair:
         config = dataclasses.replace(
             load_config(self.configs[site]), port=0, peers=(PeerConfig(other, url, 2.0, 120.0),)
         )
-        proxy = SiteProxy(config, replicas_dir=str(self.state / site))
-        assert proxy.replicas is not None
-        proxy.replicas.replayer.interval = 0.5
+        replicas = Replicas.open(site, self.state / site, replay_interval=0.5)
+        proxy = SiteProxy(config, extensions=[replicas])
+        self.replicas[site] = replicas
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.ports[site]))
@@ -81,7 +83,7 @@ class Pair:
         await self.proxies.pop(site).stop()
 
     def registry(self, site: str) -> Any:
-        return self.proxies[site].replicas.registry  # type: ignore[union-attr]
+        return self.replicas[site].registry
 
 
 def _free_port() -> int:
@@ -214,7 +216,7 @@ async def test_eventual_create_reaches_corte_once_after_it_returns(
     [at_corte] = listed["images"]  # exactly once
     record = sites.registry("Paris").lookup(handle)
     assert record is not None and record.member_id("Corte") == at_corte["id"]
-    assert await sites.proxies["Paris"].replicas.replayer.replay_once() == 0  # type: ignore[union-attr]
+    assert await sites.replicas["Paris"].replayer.replay_once() == 0
 
     status, _, body = await client.call("DELETE", f"/image/v2/images/{handle}", BOTH)
     assert status == 204, body

@@ -1,6 +1,6 @@
 """``--os-scope-mode`` / ``OS_SCOPE_MODE``: the real ``openstack`` CLI marks eventual writes.
 
-The header ``X-Edgescope-Mode: eventual`` is what the proxy's replicated-write fan-out reads
+The header ``X-Scope-Mode: eventual`` is what the proxy's replicated-write fan-out reads
 (``edgescope.replicas.fanout.MODE_HEADER``); strict, the default, sends no header.
 """
 
@@ -14,7 +14,7 @@ from osc_recorder import Recorder, run_openstack
 
 from edgescope.openstack import osc_plugin
 from edgescope.openstack.session import MODE_HEADER
-from edgescope.replicas.fanout import MODE_HEADER as PROXY_MODE_HEADER
+from edgescope.proxy.carriers import MODE_HEADER as PROXY_MODE_HEADER
 
 
 def _cli(recorder: Recorder, *options: str) -> list[str]:

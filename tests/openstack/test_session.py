@@ -22,8 +22,8 @@ from edgescope.openstack.session import (
     unauthenticated_scope,
 )
 from edgescope.proxy.carriers import read_scope_text
-from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
-from edgescope.proxy.responses import ERROR_HEADER
+from edgescope.proxy.merge import ORIGIN_FIELD
+from edgescope.proxy.protocol import ERROR_HEADER, SITES_HEADER
 
 
 def _session_with_token() -> tuple[session.Session, str]:

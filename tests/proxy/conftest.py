@@ -33,6 +33,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -40,6 +41,7 @@ import pytest
 from aiohttp import web
 
 from edgescope.proxy.config import parse_config
+from edgescope.replicas.extension import Replicas
 
 SECRET = "test-secret-0123456789abcdef"
 SERVICES = ("image", "compute", "identity")
@@ -218,6 +220,8 @@ class Site:
     backend_url: str
     seen: list[dict[str, Any]] = field(default_factory=list)
     session: aiohttp.ClientSession | None = None
+    replicas: Any = None
+    """The site's replicas extension, when the sites were made with ``replicas_dir``."""
 
     @property
     def url(self) -> str:
@@ -262,6 +266,8 @@ async def sites() -> AsyncIterator[SitesFactory]:
         identity: bool = False,
         delegate_roles: dict[str, list[str]] | None = None,
         read_timeout: float = 5.0,
+        replicas_dir: Path | None = None,
+        extensions: dict[str, list[Any]] | None = None,
     ) -> list[Site]:
         proxy_socks = {name: bound_socket() for name in names}
         result = []
@@ -319,9 +325,11 @@ async def sites() -> AsyncIterator[SitesFactory]:
                 }
                 if name in (delegate_roles or {}):
                     raw["identity"]["delegate_roles"] = (delegate_roles or {})[name]
-            proxy = SiteProxy(parse_config(raw))
+            replicas = Replicas.open(name, replicas_dir / name) if replicas_dir else None
+            added = [*([replicas] if replicas else []), *(extensions or {}).get(name, [])]
+            proxy = SiteProxy(parse_config(raw), extensions=added)
             await proxy.start(sockets={"main": proxy_socks[name]})
-            site = Site(name, proxy, backend, seen, session)
+            site = Site(name, proxy, backend, seen, session, replicas)
             started.append(site)
             result.append(site)
         return result

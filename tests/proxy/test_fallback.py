@@ -8,7 +8,7 @@ import hashlib
 import io
 from typing import Any
 
-from edgescope.proxy.merge import SITES_HEADER
+from edgescope.proxy.protocol import SITES_HEADER
 
 SitesFactory = Any
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
+from edgescope.proxy.merge import ORIGIN_FIELD
+from edgescope.proxy.protocol import SITES_HEADER
 
 SitesFactory = Any
 

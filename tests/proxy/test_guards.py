@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from edgescope.proxy.peer_auth import sign_hop
+from edgescope.proxy.protocol import sign_hop
 
 SitesFactory = Any
 

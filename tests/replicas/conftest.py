@@ -31,6 +31,7 @@ from aiohttp import web
 
 from edgescope.proxy.config import parse_config
 from edgescope.proxy.server import SiteProxy
+from edgescope.replicas.extension import Replicas
 
 SECRET = "test-secret-0123456789abcdef"
 SERVICE = "image"
@@ -136,6 +137,7 @@ class Site:
     seen: list[tuple[str, str]]
     session: aiohttp.ClientSession
     state_dir: Path
+    replicas: Replicas
     links: dict[str, Link] = field(default_factory=dict)
     """Links this site uses to reach each peer."""
 
@@ -194,11 +196,10 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
                 "breaker": {"probe_interval": 0, "open_seconds": 0.2},
             }
             state = tmp_path / name
-            proxy = SiteProxy(parse_config(raw), replicas_dir=str(state))
-            assert proxy.replicas is not None
-            proxy.replicas.replayer.interval = replay_interval
+            replicas = Replicas.open(name, state, replay_interval=replay_interval)
+            proxy = SiteProxy(parse_config(raw), extensions=[replicas])
             await proxy.start(sockets={"main": proxy_socks[name]})
-            started.append(Site(name, proxy, items, seen, session, state, site_links))
+            started.append(Site(name, proxy, items, seen, session, state, replicas, site_links))
         return started[-len(names) :]
 
     yield make

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
+from edgescope.proxy.merge import ORIGIN_FIELD
+from edgescope.proxy.protocol import SET_HEADER, SITES_HEADER
 from edgescope.replicas.collapse import REPLICAS_FIELD
-from edgescope.replicas.fanout import SET_HEADER
 from edgescope.replicas.registry import Registry
 
 SitesFactory = Any
@@ -25,7 +25,7 @@ async def test_create_show_update_delete_by_handle(replica_sites: SitesFactory) 
     [corte_id] = corte.items
     assert handle == paris_id != corte_id
     for site in (paris, corte):  # the record is at every member site
-        record = site.proxy.replicas.registry.lookup(corte_id)  # type: ignore[union-attr]
+        record = site.replicas.registry.lookup(corte_id)  # type: ignore[union-attr]
         assert record is not None and record.handle == handle
 
     status, headers, body = await paris.call("GET", f"/things/{handle}", BOTH)
@@ -49,7 +49,7 @@ async def test_create_show_update_delete_by_handle(replica_sites: SitesFactory) 
     assert status == 204
     assert paris.items == {} and corte.items == {}
     for site in (paris, corte):
-        assert site.proxy.replicas.registry.lookup(handle) is None  # type: ignore[union-attr]
+        assert site.replicas.registry.lookup(handle) is None  # type: ignore[union-attr]
 
 
 async def test_non_replicas_stay_separate_with_origins(replica_sites: SitesFactory) -> None:
@@ -72,7 +72,7 @@ async def test_delete_at_one_site_marks_member_gone(replica_sites: SitesFactory)
     status, _, _ = await paris.call("DELETE", f"/things/{handle}", "{image: Corte}")
     assert status == 204 and corte.items == {} and len(paris.items) == 1
     for site in (paris, corte):
-        record = site.proxy.replicas.registry.lookup(handle)  # type: ignore[union-attr]
+        record = site.replicas.registry.lookup(handle)  # type: ignore[union-attr]
         assert record is not None
         assert [(m.site, m.state.value) for m in record.members] == [
             ("Paris", "present"),
@@ -80,7 +80,7 @@ async def test_delete_at_one_site_marks_member_gone(replica_sites: SitesFactory)
         ]
     reopened = Registry(paris.state_dir)
     try:
-        assert reopened.lookup(handle) == paris.proxy.replicas.registry.lookup(handle)  # type: ignore[union-attr]
+        assert reopened.lookup(handle) == paris.replicas.registry.lookup(handle)  # type: ignore[union-attr]
     finally:
         reopened.close()
 
@@ -93,10 +93,11 @@ async def test_one_site_call_by_handle_gets_that_sites_id(replica_sites: SitesFa
     corte_id = next(iter(corte.items))
     status, _, shown = await paris.call("GET", f"/things/{handle}", "{image: Corte}")
     assert status == 200 and shown["thing"]["id"] == corte_id
-    status, _, server = await paris.call(
+    status, headers, server = await paris.call(
         "POST", "/things", "{image: Corte}", json={"thing": {"name": "vm", "image": handle}}
     )
     assert status == 201 and server["thing"]["image"] == corte_id
+    assert headers[SITES_HEADER] == "Corte=201"  # one engine: a peer's answer names its site
     status, _, server = await corte.call(
         "POST", "/things", "{image: Paris}", json={"thing": {"name": "vm", "image": corte_id}}
     )

@@ -1,4 +1,4 @@
-"""Replicas are on only when a state dir is given (argument or EDGESCOPE_REPLICAS_DIR)."""
+"""Replicas are an extension the proxy is handed: built from ``[replicas]`` or ``--state-dir``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from edgescope.cli.proxy import build_extensions
+from edgescope.errors import ConfigError
 from edgescope.proxy.config import parse_config
-from edgescope.proxy.server import SiteProxy
-from edgescope.replicas.hooks import STATE_DIR_ENV
+from edgescope.replicas.extension import Replicas
 from edgescope.replicas.registry import FILENAME
 
 RAW = {
@@ -19,16 +20,43 @@ RAW = {
 }
 
 
-def test_off_without_a_state_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(STATE_DIR_ENV, raising=False)
-    assert SiteProxy(parse_config(RAW)).replicas is None
+def test_off_without_a_replicas_table_or_state_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGESCOPE_REPLICAS_DIR", "/nowhere")  # no longer read by the proxy
+    assert build_extensions(parse_config(RAW), None) == []
 
 
-def test_environment_gives_each_site_its_own_registry(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path))
-    proxy = SiteProxy(parse_config(RAW))
-    assert proxy.replicas is not None
-    assert proxy.replicas.registry.path == tmp_path / "Paris" / FILENAME
-    proxy.replicas.registry.close()
+def test_a_replicas_table_names_the_registry_relative_to_the_config(tmp_path: Path) -> None:
+    config = parse_config(
+        {**RAW, "replicas": {"state_dir": "state", "replay_interval": 0.5}}, base_dir=tmp_path
+    )
+    [replicas] = build_extensions(config, None)
+    assert isinstance(replicas, Replicas)
+    assert replicas.registry.path == tmp_path / "state" / FILENAME
+    assert replicas.replayer.interval == 0.5
+    replicas.registry.close()
+
+
+def test_state_dir_option_overrides_the_table(tmp_path: Path) -> None:
+    config = parse_config({**RAW, "replicas": {"state_dir": "/elsewhere"}})
+    [replicas] = build_extensions(config, tmp_path / "Paris")
+    assert isinstance(replicas, Replicas)
+    assert replicas.registry.path == tmp_path / "Paris" / FILENAME
+    replicas.registry.close()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({}, "missing 'state_dir'"),
+        ({"state_dir": "x", "replay": 1}, "unknown key 'replay'"),
+        ({"state_dir": "x", "replay_interval": -1}, "non-negative number"),
+    ],
+)
+def test_bad_replicas_tables_are_clear_errors(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_extensions(parse_config({**RAW, "replicas": table}), None)
+
+
+def test_replicas_table_must_be_a_table() -> None:
+    with pytest.raises(ConfigError, match=r"\[replicas\]: expected a table"):
+        parse_config({**RAW, "replicas": "state"})

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edgescope.proxy.merge import SITES_HEADER
+from edgescope.proxy.carriers import MODE_HEADER
+from edgescope.proxy.protocol import PENDING_HEADER, REPLAYED_HEADER, SITES_HEADER
 from edgescope.proxy.server import SiteProxy
-from edgescope.replicas.fanout import MODE_HEADER, PENDING_HEADER, REPLAYED_HEADER
+from edgescope.replicas.extension import Replicas
 from edgescope.replicas.model import Hlc, PendingOp
 from edgescope.replicas.registry import Registry
 
@@ -38,7 +39,7 @@ async def test_strict_mode_reports_each_site(replica_sites: SitesFactory) -> Non
     assert headers[SITES_HEADER] == "Paris=201, Corte=unreachable"
     assert {s["site"]: s["ok"] for s in body["error"]["sites"]} == {"Paris": True, "Corte": False}
     assert len(paris.items) == 1 and corte.items == {}
-    assert paris.proxy.replicas.registry.pending() == []  # strict: nothing queued
+    assert paris.replicas.registry.pending() == []  # strict: nothing queued
 
 
 async def test_eventual_reads_answer_from_the_reachable_members(
@@ -62,7 +63,7 @@ async def test_eventual_reads_answer_from_the_reachable_members(
     status, headers, body = await paris.call("GET", "/things/nope", BOTH, headers=EVENTUAL)
     assert status == 404, body
     assert headers[SITES_HEADER] == "Paris=404, Corte=unreachable"
-    assert paris.proxy.replicas.registry.pending() == []
+    assert paris.replicas.registry.pending() == []
 
 
 async def test_a_member_refusing_a_write_fails_it_even_in_eventual_mode(
@@ -79,7 +80,7 @@ async def test_a_member_refusing_a_write_fails_it_even_in_eventual_mode(
     )
     assert status == 403 and headers[SITES_HEADER] == "Paris=201, Corte=403"
     assert "refused at Corte" in body["error"]["message"]
-    registry = paris.proxy.replicas.registry
+    registry = paris.replicas.registry
     assert registry.sets() == [] and registry.pending() == []  # answered: nothing to replay
 
 
@@ -95,7 +96,7 @@ async def test_eventual_create_replays_exactly_once_after_heal(
     assert headers[PENDING_HEADER] == "Corte"
     assert headers[SITES_HEADER] == "Paris=201, Corte=pending"
     handle = body["thing"]["id"]
-    registry = paris.proxy.replicas.registry
+    registry = paris.replicas.registry
     [op] = registry.pending()
     assert (op.target, op.method, op.handle) == ("Corte", "POST", handle)
     # an update by handle while Corte is still cut queues behind the create
@@ -112,13 +113,13 @@ async def test_eventual_create_replays_exactly_once_after_heal(
     assert corte_item["name"] == "alice" and corte_item["email"] == "a@x"
     assert posts(corte) == 1
     for site in (paris, corte):
-        record = site.proxy.replicas.registry.lookup(handle)
+        record = site.replicas.registry.lookup(handle)
         assert record is not None and record.member_id("Corte") == corte_item["id"]
     # a further round, or the same op sent again, applies nothing twice
-    assert await paris.proxy.replicas.replayer.replay_once() == 0
+    assert await paris.replicas.replayer.replay_once() == 0
     [done] = [p for p in registry.pending(include_done=True) if p.method == "POST"]
-    status, headers, _ = await paris.proxy.replicas.peers.send_op(done, done.path, done.body)
-    assert status == 201 and headers[REPLAYED_HEADER] == "1"
+    reply = await paris.replicas.replayer.send(done)
+    assert reply.status == 201 and reply.headers[REPLAYED_HEADER] == "1"
     assert posts(corte) == 1 and len(corte.items) == 1
 
 
@@ -146,9 +147,9 @@ async def test_concurrent_updates_converge_to_the_last_writer(
     await paris.links["Corte"].heal()
     await corte.links["Paris"].heal()
     for site in (paris, corte):
-        await eventually(lambda s=site: not s.proxy.replicas.registry.pending())
+        await eventually(lambda s=site: not s.replicas.registry.pending())
     assert p_item["email"] == c_item["email"] == "corte@x"
-    [lost] = paris.proxy.replicas.registry.pending(include_done=True)
+    [lost] = paris.replicas.registry.pending(include_done=True)
     assert lost.state == "superseded"  # Paris's older write was refused at Corte
 
 
@@ -166,13 +167,12 @@ async def test_restart_with_pending_operations_loses_none(replica_sites: SitesFa
     assert [op.method for op in reopened.pending("Corte")] == ["POST"] * 3
     reopened.close()
 
-    restarted = SiteProxy(config, replicas_dir=str(paris.state_dir))
-    assert restarted.replicas is not None
-    restarted.replicas.replayer.interval = 0.2
+    replicas = Replicas.open("Paris", paris.state_dir, replay_interval=0.2)
+    restarted = SiteProxy(config, extensions=[replicas])
     await restarted.start()
     paris.proxy = restarted  # the fixture stops it at teardown
     await paris.links["Corte"].heal()
-    await eventually(lambda: not restarted.replicas.registry.pending())  # type: ignore[union-attr]
+    await eventually(lambda: not replicas.registry.pending())
     assert sorted(i["name"] for i in corte.items.values()) == ["alice", "bob", "carol"]
     assert posts(corte) == 3
 
@@ -190,8 +190,8 @@ async def test_the_same_write_sent_twice_at_once_applies_once(replica_sites: Sit
         headers={"Content-Type": "application/json", "X-Scope": "{image: Corte}"},
         hlc=Hlc(1, 0, "Paris"),
     )
-    send = paris.proxy.replicas.peers.send_op
-    first, second = await asyncio.gather(send(op, op.path, op.body), send(op, op.path, op.body))
-    assert first[0] == second[0] == 201 and first[2] == second[2]  # the same answer
+    send = paris.replicas.replayer.send
+    first, second = await asyncio.gather(send(op), send(op))
+    assert first.status == second.status == 201 and first.body == second.body  # the same answer
     assert posts(corte) == 1 and len(corte.items) == 1
-    assert REPLAYED_HEADER in first[1] or REPLAYED_HEADER in second[1]
+    assert REPLAYED_HEADER in first.headers or REPLAYED_HEADER in second.headers

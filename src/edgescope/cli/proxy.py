@@ -1,6 +1,6 @@
 """``edgescope proxy ...``: run a site proxy, show its peers, generate its config.
 
-    edgescope proxy run --config paris.toml
+    edgescope proxy run --config paris.toml [--state-dir /var/lib/edgescope/Paris]
     edgescope proxy status --config paris.toml [--json]
     openstack endpoint list -f json | edgescope proxy gen-config --site Paris \\
         --listen 127.0.0.1:20190 --secret-file /etc/edgescope/secret --peer Corte=http://...
@@ -27,8 +27,10 @@ from rich.table import Table
 
 from edgescope.errors import ConfigError, EdgescopeError
 from edgescope.proxy.config import ProxyConfig, load_config
+from edgescope.proxy.extension import Extension
 from edgescope.proxy.forward import Upstream
 from edgescope.proxy.gen_config import load_endpoints, site_toml
+from edgescope.replicas.extension import Replicas, ReplicasConfig
 
 app = typer.Typer(name="proxy", help="The per-site scope proxy.", no_args_is_help=True)
 _out = Console()
@@ -55,13 +57,33 @@ def run(
     loop: Annotated[
         str, typer.Option(help="Event loop: auto (uvloop if installed), uvloop or asyncio.")
     ] = "auto",
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Replicated resources on, with their registry in this folder "
+            "(overrides [replicas] state_dir)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the site's services through the proxy until interrupted."""
     with _clean_errors():
         site_config = load_config(config)
+        extensions = build_extensions(site_config, state_dir)
         logging.basicConfig(level=log_level.upper(), stream=sys.stdout, format="%(message)s")
         with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
-            runner.run(_serve(site_config))
+            runner.run(_serve(site_config, extensions))
+
+
+def build_extensions(config: ProxyConfig, state_dir: Path | None) -> list[Extension]:
+    """The proxy's extensions from its config: replicas with a ``[replicas]`` table or
+    ``--state-dir``."""
+    raw = config.extension_tables.get("replicas")
+    if state_dir is None and raw is None:
+        return []
+    settings = ReplicasConfig.parse(
+        {**(raw or {}), **({"state_dir": str(state_dir)} if state_dir else {})}, config.base_dir
+    )
+    return [Replicas.from_config(config.site, settings)]
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -80,10 +102,10 @@ def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None
     return factory
 
 
-async def _serve(config: ProxyConfig) -> None:
+async def _serve(config: ProxyConfig, extensions: list[Extension]) -> None:
     from edgescope.proxy.server import SiteProxy
 
-    proxy = SiteProxy(config)
+    proxy = SiteProxy(config, extensions=extensions)
     await proxy.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -6,7 +6,7 @@ OSC calls :func:`build_option_parser` at start-up; this adds ``--os-scope`` and
 its keystoneauth session. There the scope is parsed and checked against the sites the client
 knows (a bad scope stops the command with the caret message before any request), completed with
 ``identity: <own site>``, and attached to every request (``session.py``).
-``--os-scope-mode eventual`` (env ``OS_SCOPE_MODE``) adds ``X-Edgescope-Mode: eventual`` to
+``--os-scope-mode eventual`` (env ``OS_SCOPE_MODE``) adds ``X-Scope-Mode: eventual`` to
 every request (replicated writes may then go through a partition, see docs/semantics.md).
 
     $ openstack --os-cloud Paris --os-scope '{nova: Paris, glance: Corte}' server create ...

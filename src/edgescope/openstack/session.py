@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from edgescope.lang import And, Expr, Scope, SiteRef, iter_sites, unparse
-from edgescope.proxy.carriers import SCOPE_HEADER, attach_piggyback
-from edgescope.proxy.merge import ORIGIN_FIELD, SITES_HEADER
-from edgescope.proxy.responses import ERROR_HEADER
+from edgescope.proxy.carriers import MODE_HEADER, SCOPE_HEADER, attach_piggyback
+from edgescope.proxy.merge import ORIGIN_FIELD
+from edgescope.proxy.protocol import ERROR_HEADER, SITES_HEADER
 
 TOKEN_HEADER = "X-Auth-Token"
 
@@ -180,10 +180,6 @@ def attach_scope(session: Any, scope: Scope, own_site: str | None = None) -> Ori
     return recorder
 
 
-MODE_HEADER = "X-Edgescope-Mode"
-"""Replicated-write mode (``edgescope.replicas.fanout.MODE_HEADER``); absent means strict."""
-
-
 def attach_mode(session: Any, mode: str) -> None:
-    """Send ``X-Edgescope-Mode: <mode>`` on every request of a keystoneauth ``session``."""
+    """Send ``X-Scope-Mode: <mode>`` on every request of a keystoneauth ``session``."""
     session.additional_headers[MODE_HEADER] = mode

@@ -37,6 +37,8 @@ from edgescope.errors import ScopeLimitError, ScopeSyntaxError
 from edgescope.lang.unparse import quote_site
 
 SCOPE_HEADER = "X-Scope"
+MODE_HEADER = "X-Scope-Mode"
+"""``strict`` (the default) or ``eventual``: what an ``&`` write does when a member is cut."""
 AUTH_TOKEN_HEADER = "X-Auth-Token"
 TOKEN_HEADERS = (AUTH_TOKEN_HEADER, "X-Subject-Token")
 SERVICE_TOKEN_HEADER = "X-Service-Token"

@@ -22,6 +22,7 @@ The file format (also in docs/proxy.md)::
                         delegate_roles = ["admin"]
     [limits]            max_scope_bytes = 4096  max_fanout = 64  max_hops = 4  hop_window = 30.0
     [breaker]           failure_threshold = 3  open_seconds = 5.0  probe_interval = 2.0
+    [replicas]          read by the replicas extension, not here (EXTENSION_TABLES)
 """
 
 from __future__ import annotations
@@ -37,12 +38,15 @@ from yarl import URL
 
 from edgescope.errors import ConfigError
 from edgescope.lang.registry import DEFAULT_REGISTRY
+from edgescope.proxy.protocol import RESERVED_PREFIX
 
 CANONICAL_SERVICES = DEFAULT_REGISTRY.services
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _SITE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
-RESERVED_PREFIX = "/edgescope"
-"""Paths under this prefix belong to the proxy itself (peer hops, health, status)."""
+
+
+EXTENSION_TABLES = frozenset({"replicas"})
+"""Tables of the site TOML that belong to an extension: kept raw for whoever builds it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +126,10 @@ class ProxyConfig:
     identity: IdentityCredentials | None = None
     limits: Limits = Limits()
     breaker: BreakerConfig = BreakerConfig()
+    extension_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Raw ``[replicas]``-style tables, for the extensions' own parsers."""
+    base_dir: Path | None = None
+    """The config file's folder: relative paths in extension tables are from here."""
 
     peer_index: dict[str, PeerConfig] = field(init=False, repr=False, compare=False)
     """Peers by name (a call to a 1000-site fan-out looks each one up)."""
@@ -173,6 +181,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
             "identity",
             "limits",
             "breaker",
+            *EXTENSION_TABLES,
         },
     )
     site = _site_name(_req(data, "site", str, ""), "site")
@@ -200,7 +209,18 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
         identity=identity,
         limits=limits,
         breaker=breaker,
+        extension_tables=_extension_tables(data),
+        base_dir=base_dir,
     )
+
+
+def _extension_tables(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    tables = {}
+    for name in sorted(EXTENSION_TABLES & set(data)):
+        if not isinstance(data[name], Mapping):
+            raise ConfigError(f"[{name}]: expected a table")
+        tables[name] = data[name]
+    return tables
 
 
 def _service(raw: Any, index: int) -> ServiceConfig:

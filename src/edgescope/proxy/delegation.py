@@ -28,7 +28,7 @@ from yarl import URL
 
 from edgescope.errors import SiteUnreachable
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, SCOPE_HEADER, split_piggyback_lenient
-from edgescope.proxy.config import RESERVED_PREFIX, ProxyConfig
+from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.forward import Upstream, read_body
 from edgescope.proxy.identity import (
     ServiceToken,
@@ -37,13 +37,11 @@ from edgescope.proxy.identity import (
     token_roles,
     token_user,
 )
-from edgescope.proxy.peer_auth import sign_hop
+from edgescope.proxy.protocol import PEER_PATH, TOKEN_SITE_HEADER, sign_hop
 from edgescope.proxy.responses import error_body, json_error
 
 log = logging.getLogger("edgescope.proxy.delegation")
-TOKEN_SITE_HEADER = "X-Edgescope-Token-Site"
-"""Hop header: the identity site that issued the call's ``X-Auth-Token`` (proxy-set only)."""
-VALIDATION_PATH = f"{RESERVED_PREFIX}/svc/identity/v3/auth/tokens"
+VALIDATION_PATH = f"{PEER_PATH}identity/v3/auth/tokens"
 VALIDATION_BODY_LIMIT = 1024 * 1024
 
 

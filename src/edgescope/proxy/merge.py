@@ -24,14 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgescope.proxy.protocol import SITES_HEADER
 from edgescope.proxy.responses import ErrorCode, error_body
 
 ORIGIN_FIELD = "edgescope:site"
 """The field added to every item of a merged collection: the site it came from."""
 MESSAGE_SITES = 20
 """Sites named in an error message (failures first); the ``sites`` list always has all."""
-SITES_HEADER = "X-Edgescope-Sites"
-"""Response header listing every site's outcome, e.g. ``Paris=200, Corte=unreachable``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from edgescope.proxy.protocol import ERROR_HEADER
+
 REQUEST_ID_HEADER = "x-openstack-request-id"
 RETRY_AFTER_SECONDS = 5
 
@@ -29,6 +31,7 @@ class ErrorCode(enum.Enum):
     BAD_REQUEST = (400, "Bad Request")
     FANOUT_TOO_WIDE = (400, "Fan-out Too Wide")
     HOP_FORBIDDEN = (403, "Forbidden Hop Marker")
+    PROTOCOL_MISMATCH = (400, "Protocol Version Mismatch")
     UNKNOWN_SERVICE = (404, "Unknown Service")
     SCOPE_TOO_LARGE = (431, "Scope Header Too Large")
     UPSTREAM_ERROR = (502, "Bad Gateway")
@@ -70,12 +73,9 @@ def error_response(
     )
 
 
-ERROR_HEADER = "X-Edgescope-Error"
-"""Set on every error the proxy itself answers (its title), so clients can tell it from a
-backend's own error and show the proxy's message, which names the sites."""
-
-
 def json_error(body: dict[str, Any], status: int, request_id: str) -> web.Response:
+    """The error response; ``X-Edgescope-Error`` (its title) tells a client it is the
+    proxy's own error, whose message names the sites."""
     headers = {REQUEST_ID_HEADER: request_id}
     title = body.get("error", {}).get("title")
     if isinstance(title, str) and title.isprintable():

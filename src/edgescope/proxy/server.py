@@ -24,7 +24,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
@@ -33,7 +33,9 @@ from edgescope.errors import ScopeError, SiteUnreachable
 from edgescope.lang import ServiceRegistry, parse_scope
 from edgescope.lang.registry import DEFAULT_REGISTRY
 from edgescope.proxy.breaker import Breaker
+from edgescope.proxy.call import MODES, Call, Mode
 from edgescope.proxy.carriers import (
+    MODE_HEADER,
     REQUEST_ID_HEADER,
     ScopeHeaderTooLarge,
     ScopeMemory,
@@ -41,27 +43,37 @@ from edgescope.proxy.carriers import (
     new_request_id,
     read_scope_text,
 )
-from edgescope.proxy.config import RESERVED_PREFIX, ProxyConfig, ServiceConfig
-from edgescope.proxy.dispatch import Call, Dispatcher
+from edgescope.proxy.config import ProxyConfig, ServiceConfig
+from edgescope.proxy.delegation import Delegation
+from edgescope.proxy.dispatch import Dispatcher
+from edgescope.proxy.extension import Extension, Refused
 from edgescope.proxy.forward import Upstream
 from edgescope.proxy.identity import ServiceToken
 from edgescope.proxy.metrics import ProxyMetrics
-from edgescope.proxy.peer_auth import ForgedHop, HopMarker, verify_hop
-from edgescope.proxy.responses import ErrorCode, error_response
+from edgescope.proxy.protocol import (
+    HEALTH_PATH,
+    INTERNAL_PREFIX,
+    PEER_PATH,
+    STATUS_PATH,
+    ForgedHop,
+    ProtocolMismatch,
+    strip_internal,
+)
+from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
 from edgescope.proxy.route import FanoutTooWide, LoopDetected, plan_route
-from edgescope.replicas.hooks import open_replicas
+from edgescope.proxy.sender import Sender
 
 access_log = logging.getLogger("edgescope.proxy.access")
 log = logging.getLogger("edgescope.proxy")
-PEER_PATH = f"{RESERVED_PREFIX}/svc/"
 _REQUEST_ID_KEY = web.RequestKey("edgescope_request_id", str)
 
 
 class SiteProxy:
     """One site's proxy: config in, listeners out."""
 
-    def __init__(self, config: ProxyConfig, *, replicas_dir: str | None = None) -> None:
+    def __init__(self, config: ProxyConfig, *, extensions: Sequence[Extension] = ()) -> None:
         self.config = config
+        self.extensions = tuple(extensions)
         self.upstream = Upstream()
         self.metrics = ProxyMetrics(config.site)
         self.breakers = {
@@ -81,9 +93,15 @@ class SiteProxy:
         tokens = (
             ServiceToken(config.identity, self.upstream, config.site) if config.identity else None
         )
-        self.dispatcher = Dispatcher(config, self.upstream, self.breakers, self.metrics, tokens)
-        # -- replicated resources (issue 6, edgescope.replicas): on when a state dir is set --
-        self.replicas = open_replicas(config, self.dispatcher, self.upstream, replicas_dir)
+        self.sender = Sender(config, self.upstream, self.breakers, self.metrics, tokens)
+        self.dispatcher = Dispatcher(
+            config,
+            self.sender,
+            self.metrics,
+            Delegation(config, self.upstream, tokens),
+            self.memory,
+            self.extensions,
+        )
         self._runners: list[web.AppRunner] = []
         self._prefixes = sorted(
             (s for s in config.services if s.prefix),
@@ -98,8 +116,8 @@ class SiteProxy:
     async def start(self, sockets: Mapping[str, socket.socket] | None = None) -> None:
         """Listen; ``sockets`` maps ``"main"``/service type to pre-bound sockets (port 0 tests)."""
         await self.upstream.start()
-        if self.replicas is not None:  # replicated resources: replay loop
-            await self.replicas.start()
+        for extension in self.extensions:
+            await extension.start(self.sender)
         listeners: list[tuple[str, web.Application, int]] = [
             ("main", self._main_app(), self.config.port)
         ]
@@ -133,8 +151,8 @@ class SiteProxy:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
-        if self.replicas is not None:  # replicated resources: stop replaying, close registry
-            await self.replicas.stop()
+        for extension in reversed(self.extensions):
+            await extension.stop()
         await self.upstream.close()
 
     @property
@@ -144,11 +162,11 @@ class SiteProxy:
 
     def _main_app(self) -> web.Application:
         app = web.Application(client_max_size=1024**4)
-        app.router.add_get(f"{RESERVED_PREFIX}/health", self._health)
-        app.router.add_get(f"{RESERVED_PREFIX}/status", self._status)
+        app.router.add_get(HEALTH_PATH, self._health)
+        app.router.add_get(STATUS_PATH, self._status)
         app.router.add_get("/metrics", self._metrics)
-        if self.replicas is not None:  # replicated resources: signed internal endpoints
-            self.replicas.add_routes(app)
+        for extension in self.extensions:
+            app.router.add_routes(extension.routes())
         app.router.add_route("*", "/{tail:.*}", self._handle_main)
         return app
 
@@ -205,6 +223,14 @@ class SiteProxy:
             )
         except ForgedHop as exc:
             response = self._error(ErrorCode.HOP_FORBIDDEN, str(exc), request_id)
+        except ProtocolMismatch as exc:
+            response = self._error(ErrorCode.PROTOCOL_MISMATCH, str(exc), request_id)
+        except BadMode as exc:
+            response = self._error(ErrorCode.BAD_REQUEST, str(exc), request_id)
+        except Refused as exc:
+            response = json_error(
+                error_body(exc.status, exc.title, exc.message), exc.status, request_id
+            )
         except LoopDetected as exc:
             response = self._error(ErrorCode.LOOP_DETECTED, str(exc), request_id)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -247,10 +273,13 @@ class SiteProxy:
         )
 
     async def _route(self, call: Call, peer_path: bool) -> web.StreamResponse:
-        request = call.request
-        hop = self._verify_hop(request)
+        hop = self.sender.verify(call.request)
         if peer_path and hop is None:
             raise ForgedHop(f"{PEER_PATH}... is for peer proxies only (no hop marker)")
+        if hop is None:
+            call.request = _without_internal_headers(call.request)
+        request = call.request
+        call.mode = _mode(request.headers.get(MODE_HEADER))
         if self.config.service(call.service) is None:
             return self._error(
                 ErrorCode.UNKNOWN_SERVICE,
@@ -275,19 +304,7 @@ class SiteProxy:
             ingress=hop is None,
         )
         call.hops = hop.hops if hop else 0
-        if self.replicas is not None:  # replicated resources: translate, collapse, record
-            return await self.replicas.route(call, plan, self.memory)
-        return await self.dispatcher.run(call, plan, self.memory)
-
-    def _verify_hop(self, request: web.Request) -> HopMarker | None:
-        return verify_hop(
-            request.headers,
-            request.method,
-            request.raw_path.split("?", 1)[0],
-            self.config.secret,
-            now=time.time(),
-            window=self.config.limits.hop_window,
-        )
+        return await self.dispatcher.run(call, plan)
 
     def _error(
         self, code: ErrorCode, message: str, request_id: str, details: str | None = None
@@ -348,3 +365,25 @@ def _request_id(request: web.Request) -> str:
     request_id = request.get(_REQUEST_ID_KEY) or new_request_id()
     request[_REQUEST_ID_KEY] = request_id
     return request_id
+
+
+class BadMode(ValueError):
+    """An ``X-Scope-Mode`` other than strict or eventual (-> 400)."""
+
+
+def _mode(value: str | None) -> Mode:
+    if value is None:
+        return "strict"
+    mode = value.strip().lower()
+    if mode not in MODES:
+        raise BadMode(f"{MODE_HEADER} must be one of {', '.join(MODES)}, not {value[:40]!r}")
+    return mode
+
+
+def _without_internal_headers(request: web.Request) -> web.Request:
+    """A client's request with every ``X-Edgescope-*`` header dropped (they are ours)."""
+    if not any(name.lower().startswith(INTERNAL_PREFIX) for name in request.headers):
+        return request
+    headers = request.headers.copy()
+    strip_internal(headers)
+    return request.clone(headers=headers)

@@ -1,295 +1,178 @@
-"""The proxy side of replicated resources: the calls ``SiteProxy`` makes at fixed points.
+"""One call's part in replicated resources: the proxy's ``CallHooks`` for replicas.
 
-Neighbours: ``proxy/server.py`` builds one :class:`ReplicaHooks` per site (when it has a
-state dir, see :func:`open_replicas`) and hands every routed call to
-:meth:`ReplicaHooks.route`, which picks a ``serve_*`` function of :mod:`fanout`. The hooks
-decide with the pure modules (:mod:`translate`, :mod:`collapse`, :mod:`record`, the LWW
-rule of :mod:`model`), store with the :mod:`registry`, and leave record pushes, the internal
-endpoints and the replay of queued writes to :mod:`peers`.
+:class:`~edgescope.replicas.extension.Replicas` makes a :class:`ReplicaHooks` for each call
+that involves replica sets, is an ``&``, or is a replicated write from a peer:
 
-Hook points (called from :mod:`fanout`):
-
-* :meth:`translate_request` -- before each branch is sent: handle/member ids -> branch ids;
-* :meth:`collapse` -- on a merged ``&`` list;
-* :meth:`on_fanout_result` -- after an ``&`` write: record a set (create), drop or shrink it
-  (delete);
-* :meth:`enqueue_pending` -- eventual mode (``X-Edgescope-Mode: eventual``), for each
-  unreachable member.
-
-    hooks = ReplicaHooks(proxy.config, proxy.dispatcher, proxy.upstream, Registry(state_dir))
-    response = await hooks.route(call, plan, memory)
+* ``branch`` -- replica ids (handle or member id) in the path and small JSON bodies become
+  the branch site's own member id; an ``&`` write to a peer gets the replica markers;
+* ``apply_local`` -- a write applied here goes through the idempotency key and the
+  last-writer-wins rule (:class:`~edgescope.replicas.guard.WriteGuard`);
+* ``record`` -- after an ``&`` create: a new set, stored and pushed to every member; after a
+  delete: the member marked gone; in eventual mode, a queued write per unreachable member;
+* ``collapse`` -- a merged ``&`` list shows each set once, named by its handle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from aiohttp import web
-
-from edgescope.lang import SiteRef, unparse
-from edgescope.proxy.carriers import ScopeMemory
-from edgescope.proxy.config import ProxyConfig
-from edgescope.proxy.dispatch import Call, Dispatcher
-from edgescope.proxy.forward import Upstream
-from edgescope.proxy.responses import ErrorCode, error_body, error_response
+from edgescope.lang import unparse
+from edgescope.proxy.call import BranchReply, BranchRequest, Call
+from edgescope.proxy.carriers import SCOPE_HEADER
+from edgescope.proxy.extension import Finished, SendBranch
+from edgescope.proxy.outcome import Verdict
+from edgescope.proxy.protocol import SET_HEADER
 from edgescope.proxy.route import Plan, branch_scope
-from edgescope.replicas import fanout, peers
+from edgescope.replicas.clock import Clock
 from edgescope.replicas.collapse import collapse_collection
-from edgescope.replicas.fanout import (
-    REPLAYED_HEADER,
-    SUPERSEDED,
-    BranchReply,
-)
-from edgescope.replicas.model import Hlc, PendingOp, ReplicaSet, lww_wins
+from edgescope.replicas.guard import WriteGuard
+from edgescope.replicas.model import Hlc, PendingOp, ReplicaSet
+from edgescope.replicas.peers import RecordLink, Replayer, internal_headers, replay_headers
 from edgescope.replicas.record import record_create
 from edgescope.replicas.registry import Registry
-from edgescope.replicas.translate import candidates, translate_request, translation_table
+from edgescope.replicas.translate import translate_request, translation_table
+
+Marker = tuple[str | None, Hlc, str | None]
+"""A replicated write's (handle, stamp, idempotency key), as a peer proxy sent it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteReplicas:
+    """One site's replica machinery, shared by the extension and every call's hooks."""
+
+    site: str
+    registry: Registry
+    clock: Clock
+    link: RecordLink
+    guard: WriteGuard
+    replayer: Replayer
 
 
 class ReplicaHooks:
-    """Replica-aware routing for one site proxy."""
+    """Replica-aware handling of one call."""
 
     def __init__(
         self,
-        config: ProxyConfig,
-        dispatcher: Dispatcher,
-        upstream: Upstream,
-        registry: Registry,
-        *,
-        replay_interval: float = 1.0,
+        replicas: SiteReplicas,
+        call: Call,
+        plan: Plan,
+        sets: Sequence[ReplicaSet],
+        marker: Marker | None = None,
     ) -> None:
-        self.config = config
-        self.site = config.site
-        self.dispatcher = dispatcher
-        self.registry = registry
-        self.clock = peers.Clock(config.site)
-        self.peers = peers.PeerLink(config, upstream, dispatcher.breakers, self.clock)
-        self.replayer = peers.Replayer(self, replay_interval)
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-    async def start(self) -> None:
-        self.replayer.start()
-
-    async def stop(self) -> None:
-        await self.replayer.stop()
-        await asyncio.to_thread(self.registry.close)
-
-    def add_routes(self, app: web.Application) -> None:
-        """The internal endpoints (signed peers only), before the proxy's catch-all route."""
-        peers.add_routes(app, self)
-
-    # -- the one entry point --------------------------------------------------------------
-
-    async def route(self, call: Call, plan: Plan, memory: ScopeMemory) -> web.StreamResponse:
-        """Serve ``call``: replica-aware where it matters, else the plain dispatcher."""
-        request = call.request
-        if peers.carries_internal_headers(request.headers):
-            if call.from_peer is None:
-                return error_response(
-                    ErrorCode.HOP_FORBIDDEN,
-                    "X-Edgescope-Replica/Hlc/Idempotency-Key are for peer proxies only",
-                    request_id=call.request_id,
-                )
-            if plan.is_local:
-                return await fanout.serve_peer_write(self, call, plan)
-        if plan.merges:
-            return await fanout.serve_fan_out(self, call, plan, memory)
-        if isinstance(plan.expr, SiteRef) and self.registry.has_sets:
-            return await fanout.serve_single(self, call, plan, memory, plan.expr.name)
-        if self.registry.has_sets:  # '|'
-            return await fanout.serve_fall_back(self, call, plan, memory)
-        return await self.dispatcher.run(call, plan, memory)
-
-    async def admit_peer(self, call: Call) -> web.StreamResponse | None:
-        """Delegated identity for a peer's call served here outside ``Dispatcher.run``.
-
-        A Keystone call from a peer that carries a user token of another site goes through
-        the proxy's delegation check (``proxy/delegation.py``) exactly as in
-        ``Dispatcher.run``; returns the refusal, or None with ``call.acting_token`` set.
-        """
-        if call.service != "identity" or call.from_peer is None:
-            return None
-        verdict = await self.dispatcher.delegation.admit(
-            call.request.headers,
-            call.request.method,
-            call.path,
-            from_peer=call.from_peer,
-            hops=call.hops,
-            request_id=call.request_id,
+        self.replicas = replicas
+        self.call = call
+        self.plan = plan
+        self.sets = tuple(sets)
+        self.marker = marker
+        self.fan_out_write = plan.merges and call.is_write
+        self.handle = self.sets[0].handle if len(self.sets) == 1 else None
+        self.op_key = uuid.uuid4().hex if self.fan_out_write else ""
+        self.hlc = replicas.clock.now() if self.fan_out_write else None
+        self.deleting = (
+            not plan.merges
+            and call.method == "DELETE"
+            and call.from_peer is None
+            and len(self.sets) == 1
         )
-        if verdict.refusal is not None:
-            call.chosen = [self.site]
-            return verdict.refusal
-        call.acting_token = verdict.acting_token
-        return None
 
-    # -- hook points ------------------------------------------------------------------------
+    @property
+    def reads_replies(self) -> bool:
+        return self.marker is not None or self.deleting
 
-    def involved_sets(self, path: str, body: bytes | None) -> list[ReplicaSet]:
-        found = {}
-        for text in candidates(path, body):
-            replica_set = self.registry.lookup(text)
-            if replica_set is not None:
-                found[replica_set.handle] = replica_set
-        return list(found.values())
+    @property
+    def queues_writes(self) -> bool:
+        return self.fan_out_write
 
-    def translate_request(
-        self, sets: Sequence[ReplicaSet], site: str, path: str, body: bytes | None
-    ) -> tuple[str, bytes | None]:
-        """The (path, body) that the branch to ``site`` sends."""
-        return translate_request(path, body, translation_table(sets, site))
+    def branch(self, request: BranchRequest) -> BranchRequest:
+        if self.sets:
+            table = translation_table(self.sets, request.site)
+            request.path, request.body = translate_request(request.path, request.body, table)
+        if self.fan_out_write and request.site != self.replicas.site:
+            assert self.hlc is not None
+            key = f"{self.op_key}:{request.site}"
+            request.headers.update(internal_headers(self.handle, self.hlc, key))
+        return request
+
+    async def apply_local(self, request: BranchRequest, send: SendBranch) -> BranchReply:
+        if self.marker is not None:
+            handle, hlc, key = self.marker
+            return await self.replicas.guard.guarded_write(handle, hlc, key, send)
+        if self.fan_out_write:
+            assert self.hlc is not None
+            key = f"{self.op_key}:{request.site}"
+            return await self.replicas.guard.guarded_write(self.handle, self.hlc, key, send)
+        return await send()
+
+    async def record(self, finished: Finished) -> Mapping[str, str]:
+        if self.deleting and finished.verdict is Verdict.OK:
+            await self.replicas.link.mark_gone(self.sets[0], finished.succeeded[0].site)
+            return {}
+        if not self.fan_out_write or finished.verdict not in (Verdict.OK, Verdict.DEGRADED):
+            return {}
+        replica_set = await self._record_write(finished)
+        handle = self.handle or (replica_set.handle if replica_set else None)
+        for site in finished.pending:
+            await self._enqueue(site, handle)
+        return {SET_HEADER: replica_set.handle} if replica_set is not None else {}
 
     def collapse(self, body: bytes) -> bytes:
-        """A merged ``&`` list with each replica set's members as one item."""
+        if self.call.method != "GET" or not self.replicas.registry.has_sets:
+            return body
         try:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return body
         if not isinstance(doc, dict):
             return body
-        collapsed = collapse_collection(doc, self.registry.lookup)
+        collapsed = collapse_collection(doc, self.replicas.registry.lookup)
         return body if collapsed == doc else json.dumps(collapsed).encode()
 
-    async def on_fanout_result(
-        self,
-        call: Call,
-        sets: Sequence[ReplicaSet],
-        succeeded: Sequence[BranchReply],
-        pending: Sequence[str],
-        hlc: Hlc,
-    ) -> ReplicaSet | None:
-        """Record a set after a create, shrink or drop it after a delete; returns the set."""
-        method = call.request.method
-        if method == "POST" and not sets:
-            created = [(r.site, r.body, r.headers) for r in succeeded if 200 <= r.status < 300]
+    async def _record_write(self, finished: Finished) -> ReplicaSet | None:
+        """A create makes a set; a delete marks members gone; returns the set."""
+        method = self.call.method
+        succeeded = [r for r in finished.succeeded if 200 <= r.status < 300]
+        if method == "POST" and not self.sets:
+            created = [(r.site, r.body, r.headers) for r in succeeded]
             replica_set = record_create(
-                call.service, call.path, created, pending=pending, version=hlc
+                self.call.service,
+                self.call.path,
+                created,
+                pending=finished.pending,
+                version=self.hlc,
             )
-            if replica_set is not None and len(replica_set.members) > 1:
-                await self.store_and_push(replica_set)
-                return replica_set
-            return None
-        if method == "DELETE" and len(sets) == 1:
-            replica_set = sets[0]
+            if replica_set is None or len(replica_set.members) < 2:
+                return None
+            await self.replicas.link.store_and_push(replica_set)
+            return replica_set
+        if method == "DELETE" and len(self.sets) == 1:
+            replica_set = self.sets[0]
             for reply in succeeded:
-                updated = await asyncio.to_thread(
-                    self.registry.mark_gone, replica_set.handle, reply.site, self.clock.now()
-                )
-                replica_set = updated or replica_set
-            if replica_set.all_gone:
-                await self.delete_and_push(replica_set)
-            else:
-                await self.store_and_push(replica_set)
+                replica_set = await self.replicas.link.mark_gone(replica_set, reply.site)
             return replica_set
         return None
 
-    async def enqueue_pending(
-        self,
-        call: Call,
-        plan: Plan,
-        site: str,
-        op_key: str,
-        handle: str | None,
-        body: bytes | None,
-        hlc: Hlc,
-    ) -> None:
-        """Queue the write durably for the unreachable member ``site`` (handle form)."""
-        scope = branch_scope(plan, call.service, site)
-        headers = peers.replay_headers(call.request.headers)
+    async def _enqueue(self, site: str, handle: str | None) -> None:
+        """Queue this write durably for the unreachable member ``site`` (handle form)."""
+        assert self.hlc is not None
+        call = self.call
+        headers = replay_headers(call.request.headers)
+        scope = branch_scope(self.plan, call.service, site)
         if scope is not None:
-            headers["X-Scope"] = unparse(scope)
+            headers[SCOPE_HEADER] = unparse(scope)
         op = PendingOp(
-            key=f"{op_key}:{site}",
+            key=f"{self.op_key}:{site}",
             handle=handle,
             target=site,
             service=call.service,
-            method=call.request.method,
+            method=call.method,
             path=call.path,
-            body=body or b"",
+            body=await call.request.read() if call.request.body_exists else b"",
             headers=headers,
-            hlc=hlc,
+            hlc=self.hlc,
         )
-        await asyncio.to_thread(self.registry.enqueue, op)
-        self.replayer.wake()
-
-    async def store_and_push(self, replica_set: ReplicaSet) -> None:
-        await asyncio.to_thread(self.registry.put_set, replica_set)
-        await self.peers.push_set(replica_set)
-
-    async def delete_and_push(self, replica_set: ReplicaSet) -> None:
-        await asyncio.to_thread(self.registry.delete_set, replica_set.handle)
-        await self.peers.push_delete(replica_set)
-
-    # -- guarded writes (LWW + idempotency), at the site that applies them ---------------
-
-    async def guarded_write(
-        self,
-        handle: str | None,
-        hlc: Hlc,
-        key: str | None,
-        send: Callable[[], Awaitable[BranchReply]],
-    ) -> BranchReply:
-        """Apply a replicated write once (by ``key``) and only if it wins by LWW.
-
-        Writes to one set (or, for a create, with one key) are serialised, so a replay
-        that races a slow live branch with the same key still applies once.
-        """
-        lock_name = handle or key or ""
-        lock = self._locks.get(lock_name)
-        if lock is None:
-            lock = self._locks[lock_name] = asyncio.Lock()
-        async with lock:
-            if key is not None:
-                prior = await asyncio.to_thread(self.registry.applied, key)
-                if prior is not None:
-                    status, body, headers = prior
-                    return BranchReply(self.site, status, {**headers, REPLAYED_HEADER: "1"}, body)
-            self.clock.observe(hlc)
-            if handle is not None and self.registry.lookup(handle) is not None:
-                last = await asyncio.to_thread(self.registry.last_write, handle)
-                if not lww_wins(hlc, last):
-                    assert last is not None
-                    message = (
-                        f"write stamped {hlc.encode()} lost to {last.encode()} at {self.site} "
-                        "(last-writer-wins)"
-                    )
-                    body = json.dumps(error_body(409, SUPERSEDED, message)).encode()
-                    reply = BranchReply(self.site, 409, {"Content-Type": "application/json"}, body)
-                    if key is not None:
-                        await asyncio.to_thread(
-                            self.registry.record_applied, key, 409, body, reply.headers
-                        )
-                    return reply
-            reply = await send()
-            if 200 <= reply.status < 300:
-                if handle is not None:
-                    await asyncio.to_thread(self.registry.set_last_write, handle, hlc)
-                if key is not None:
-                    await asyncio.to_thread(
-                        self.registry.record_applied, key, reply.status, reply.body, reply.headers
-                    )
-            return reply
-
-
-STATE_DIR_ENV = "EDGESCOPE_REPLICAS_DIR"
-"""Root of the registries for ``edgescope proxy run``: ``$EDGESCOPE_REPLICAS_DIR/<site>/``."""
-
-
-def open_replicas(
-    config: ProxyConfig,
-    dispatcher: Dispatcher,
-    upstream: Upstream,
-    state_dir: str | Path | None = None,
-) -> ReplicaHooks | None:
-    """The site's hooks with its registry, or None when no state dir is configured."""
-    if state_dir is None:
-        root = os.environ.get(STATE_DIR_ENV)
-        if not root:
-            return None
-        state_dir = Path(root) / config.site
-    return ReplicaHooks(config, dispatcher, upstream, Registry(state_dir))
+        await asyncio.to_thread(self.replicas.registry.enqueue, op)
+        self.replicas.replayer.wake()

@@ -2,7 +2,7 @@
 
 Neighbours: :mod:`registry` stores these objects in SQLite, :mod:`record` builds a
 :class:`ReplicaSet` from an ``&`` create, :mod:`translate` and :mod:`collapse` read them,
-:mod:`hooks` (the proxy side) stamps every replicated write with an :class:`Hlc`.
+:mod:`hooks` (a call's part in the proxy) stamps every replicated write with an :class:`Hlc`.
 
 * :class:`ReplicaSet` -- one resource created by ``&``: its ``handle`` (the id at the first
   site of the expression) and one :class:`Member` per site (id, or ``pending``/``gone``).
@@ -123,6 +123,9 @@ class ReplicaSet:
     @property
     def all_gone(self) -> bool:
         return all(m.state is MemberState.GONE for m in self.members)
+
+    def versioned(self, version: Hlc) -> ReplicaSet:
+        return replace(self, version=version)
 
     def with_member(self, site: str, id: str | None, state: MemberState) -> ReplicaSet:
         new = Member(site, id, state)

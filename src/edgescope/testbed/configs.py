@@ -251,6 +251,9 @@ def proxy_toml(plan: SitePlan, creds: Credentials, peers: list[SitePlan], secret
         'project_domain = "Default"',
         'delegate_roles = ["admin"]  # peer admins may act on this Keystone (docs/security.md)',
         "",
+        "[replicas]",
+        f"state_dir = {_toml_str(str(plan.root))}",
+        "",
     ]
     return "\n".join(lines)
 

@@ -17,7 +17,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgescope.replicas.hooks import STATE_DIR_ENV
 from edgescope.testbed.layout import DAEMONS, SitePlan, TestbedError
 
 VENV_BIN = Path(sys.executable).parent
@@ -102,9 +101,7 @@ def service_launch(plan: SitePlan, service: str) -> Launch:
             "--config",
             str(plan.etc / "proxy.toml"),
         ]
-        # replicated resources on: the registry is <state>/sites/<site>/replicas.sqlite3
-        replicas = {STATE_DIR_ENV: str(plan.root.parent)}
-        return Launch(argv, replicas, plan.proxy_url + "/edgescope/health")
+        return Launch(argv, {}, plan.proxy_url + "/edgescope/health")
     raise TestbedError(f"unknown service {service!r}")
 
 

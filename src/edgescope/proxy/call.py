@@ -1,0 +1,81 @@
+"""One call through the proxy, and what one branch of it sends and gets back.
+
+:class:`Call` is built by ``server.py`` for every request and filled in as the call is
+routed (for the access log); :class:`BranchRequest` and :class:`BranchReply` are what the
+dispatcher and the extensions (:mod:`extension`) exchange about one site of a plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiohttp import web
+
+from edgescope.proxy.identity import is_validation_call
+
+Mode = Literal["strict", "eventual"]
+MODES: tuple[Mode, ...] = ("strict", "eventual")
+
+
+@dataclass(slots=True)
+class Call:
+    """One incoming call, and what the proxy learnt about it."""
+
+    request: web.Request
+    service: str
+    path: str
+    """Backend-relative raw path with query, e.g. ``/v2/images?limit=5``."""
+    prefix: str
+    request_id: str
+    carrier: str = "none"
+    scope_text: str | None = None
+    mode: Mode = "strict"
+    """``eventual``: an ``&`` write applies where reachable and queues the rest."""
+    from_peer: str | None = None
+    hops: int = 0
+    chosen: list[str] = field(default_factory=list)
+    acting_token: str | None = None
+    """Set by delegation: this site's service token replaces the peer user's token."""
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def is_write(self) -> bool:
+        return self.request.method in WRITES
+
+    @property
+    def is_validation(self) -> bool:
+        request = self.request
+        return self.service == "identity" and is_validation_call(
+            request.method, self.path, "X-Subject-Token" in request.headers
+        )
+
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(slots=True)
+class BranchRequest:
+    """What the branch to ``site`` sends (extensions may rewrite it per site)."""
+
+    site: str
+    path: str
+    """Backend-relative raw path with query."""
+    body: bytes | None
+    """The whole body when the proxy read it (small JSON), else None (streamed or none)."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """Headers added for this branch only; ``X-Edgescope-*`` ones (e.g. replica markers)
+    reach a peer proxy, never a backend."""
+
+
+@dataclass(slots=True)
+class BranchReply:
+    """One site's whole answer."""
+
+    site: str
+    status: int
+    headers: dict[str, str]
+    body: bytes

@@ -1,0 +1,173 @@
+"""How an extension takes part in the proxy: the core owns the flow, extensions answer it.
+
+The dispatcher owns a call's journey (plan, branches, fallbacks, merge, answer). An
+extension (``edgescope.replicas`` is one) is handed to ``SiteProxy(config, extensions=...)``
+and never reaches into the dispatcher: it mounts its own routes under ``/edgescope/``, is
+started and stopped with the proxy, and joins each planned call it cares about through
+:meth:`Extension.join`, which returns :class:`CallHooks` for that call:
+
+* :meth:`CallHooks.branch` -- rewrite the request of the branch to one site (translate ids,
+  add internal markers);
+* :meth:`CallHooks.apply_local` -- decide the local branch's outcome (e.g. apply a write once
+  and only if it wins last-writer-wins), given the function that sends it;
+* :meth:`CallHooks.record` -- see what the call did (:class:`Finished`) and record it, adding
+  response headers;
+* :meth:`CallHooks.collapse` -- rewrite a merged ``&`` answer.
+
+What the proxy offers in return is :class:`ProxyServices`: signed calls to peer proxies and
+the check of a peer's signature, so an extension needs no key and no connection pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+from edgescope.errors import EdgescopeError
+from edgescope.proxy.call import BranchReply, BranchRequest, Call
+from edgescope.proxy.outcome import Verdict
+from edgescope.proxy.route import Plan
+
+SendBranch = Callable[[], Awaitable[BranchReply]]
+
+
+class Refused(EdgescopeError):
+    """An extension refuses a call: the proxy answers ``status`` with this message."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What one planned call did, as :meth:`CallHooks.record` sees it."""
+
+    verdict: Verdict
+    replies: tuple[BranchReply, ...]
+    """Every answer received, in scope order (whole bodies only when replies were read)."""
+    succeeded: tuple[BranchReply, ...]
+    """The answers that count as success (their effects happened)."""
+    unreachable: tuple[str, ...]
+    pending: tuple[str, ...] = ()
+    """Members a degraded ``&`` write is to be queued for (eventual mode)."""
+
+
+class CallHooks(Protocol):
+    """One extension's part in one call."""
+
+    @property
+    def reads_replies(self) -> bool:
+        """Whether branch answers must be read whole (then :meth:`apply_local` is used)."""
+
+    @property
+    def queues_writes(self) -> bool:
+        """Whether :meth:`record` can queue a write for an unreachable member."""
+
+    def branch(self, request: BranchRequest) -> BranchRequest: ...
+
+    async def apply_local(self, request: BranchRequest, send: SendBranch) -> BranchReply: ...
+
+    async def record(self, finished: Finished) -> Mapping[str, str]: ...
+
+    def collapse(self, body: bytes) -> bytes: ...
+
+
+class ProxyServices(Protocol):
+    """What the proxy does for its extensions."""
+
+    @property
+    def site(self) -> str: ...
+
+    def is_peer(self, site: str) -> bool: ...
+
+    async def send_to_peer(
+        self,
+        site: str,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float | None = None,
+    ) -> BranchReply:
+        """A signed call to ``site``'s proxy at ``path`` (a reserved path, or
+        ``/edgescope/svc/<service>/...`` to be served there); raises SiteUnreachable."""
+
+    def verify_peer(self, request: web.Request) -> str:
+        """The peer site that signed ``request``; raises ForgedHop when none did."""
+
+
+class Extension(Protocol):
+    """A part of the proxy that is optional and lives above it (``SiteProxy(extensions=)``)."""
+
+    name: str
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        """Routes under ``/edgescope/`` mounted on the main listener before the catch-all."""
+
+    async def start(self, proxy: ProxyServices) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def wants_body(self, call: Call, plan: Plan) -> bool:
+        """Whether to read a small JSON request body whole before :meth:`join`."""
+
+    def join(self, call: Call, plan: Plan, body: bytes | None) -> CallHooks | None:
+        """This extension's hooks for ``call``, or None to stay out of it."""
+
+
+class JoinedHooks:
+    """Several extensions' hooks for one call, composed in extension order."""
+
+    def __init__(self, parts: Sequence[CallHooks]) -> None:
+        self.parts = tuple(parts)
+
+    @property
+    def reads_replies(self) -> bool:
+        return any(p.reads_replies for p in self.parts)
+
+    @property
+    def queues_writes(self) -> bool:
+        return any(p.queues_writes for p in self.parts)
+
+    def branch(self, request: BranchRequest) -> BranchRequest:
+        for part in self.parts:
+            request = part.branch(request)
+        return request
+
+    async def apply_local(self, request: BranchRequest, send: SendBranch) -> BranchReply:
+        for part in reversed(self.parts):
+            send = _wrapped(part, request, send)
+        return await send()
+
+    async def record(self, finished: Finished) -> Mapping[str, str]:
+        headers: dict[str, str] = {}
+        for part in self.parts:
+            headers.update(await part.record(finished))
+        return headers
+
+    def collapse(self, body: bytes) -> bytes:
+        for part in self.parts:
+            body = part.collapse(body)
+        return body
+
+
+def join_hooks(
+    extensions: Sequence[Extension], call: Call, plan: Plan, body: bytes | None
+) -> CallHooks | None:
+    """The hooks of every extension that joins ``call`` (None when none does)."""
+    parts = [h for e in extensions if (h := e.join(call, plan, body)) is not None]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else JoinedHooks(parts)
+
+
+def _wrapped(part: CallHooks, request: BranchRequest, send: SendBranch) -> SendBranch:
+    async def run() -> BranchReply:
+        return await part.apply_local(request, send)
+
+    return run

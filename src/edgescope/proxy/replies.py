@@ -1,0 +1,110 @@
+"""Answer the client: stream a branch's answer back, or send one read whole.
+
+A small answer (with a Content-Length up to :data:`SMALL_BODY`) is read whole and written
+in one go; a larger one streams, and if its site fails mid-body the client's connection is
+cut, the only honest signal left once the headers are gone. A token validation answered
+by a remote identity site gets this site's catalog (:func:`~identity.localise_catalog`),
+so the calling service keeps using this site's endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from edgescope.errors import SiteUnreachable
+from edgescope.proxy.call import BranchReply, Call
+from edgescope.proxy.carriers import REQUEST_ID_HEADER
+from edgescope.proxy.forward import end_to_end, iter_body, read_body
+from edgescope.proxy.identity import ServiceToken, localise_catalog
+from edgescope.proxy.responses import ErrorCode, error_response
+
+SMALL_BODY = 64 * 1024
+"""Answers up to this size (with a Content-Length) are read whole and sent in one write."""
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+def is_small(call: Call, response: aiohttp.ClientResponse) -> bool:
+    """An answer small enough to read whole before answering."""
+    size = response.content_length
+    return size is not None and size <= SMALL_BODY and call.request.method != "HEAD"
+
+
+def unreachable(call: Call, exc: SiteUnreachable) -> web.Response:
+    return error_response(
+        ErrorCode.SITE_UNREACHABLE,
+        f"{call.service}: {exc}",
+        request_id=call.request_id,
+        site=exc.site,
+    )
+
+
+def whole(call: Call, reply: BranchReply, extra: Mapping[str, str]) -> web.Response:
+    """A branch's answer that was read whole."""
+    headers: CIMultiDict[str] = CIMultiDict(
+        (k, v) for k, v in reply.headers.items() if k.lower() != "content-length"
+    )
+    headers.update(extra)
+    headers.setdefault(REQUEST_ID_HEADER, call.request_id)
+    return web.Response(status=reply.status, body=reply.body, headers=headers)
+
+
+async def stream_back(
+    call: Call,
+    response: aiohttp.ClientResponse,
+    site: str,
+    extra: Mapping[str, str],
+    *,
+    tokens: ServiceToken | None,
+    local_site: str,
+    body: bytes | None = None,
+) -> web.StreamResponse:
+    """``response`` to the client, with ``extra`` headers; ``body`` if already read."""
+    if call.is_validation and call.method == "GET" and site != local_site and tokens:
+        return await _with_local_catalog(call, response, site, extra, tokens)
+    headers = end_to_end(response.headers)
+    headers.update(extra)
+    if REQUEST_ID_HEADER not in headers:
+        headers[REQUEST_ID_HEADER] = call.request_id
+    if body is None and is_small(call, response):
+        try:
+            body = await read_body(response, site, SMALL_BODY)
+        except SiteUnreachable as exc:
+            return unreachable(call, exc)
+    if body is not None:
+        headers.popall("Content-Length", None)
+        return web.Response(
+            status=response.status, reason=response.reason, body=body, headers=headers
+        )
+    out = web.StreamResponse(status=response.status, reason=response.reason, headers=headers)
+    await out.prepare(call.request)
+    try:
+        async for chunk in iter_body(response, site):
+            await out.write(chunk)
+    except SiteUnreachable:
+        if call.request.transport is not None:
+            call.request.transport.close()
+        return out
+    await out.write_eof()
+    return out
+
+
+async def _with_local_catalog(
+    call: Call,
+    response: aiohttp.ClientResponse,
+    site: str,
+    extra: Mapping[str, str],
+    tokens: ServiceToken,
+) -> web.StreamResponse:
+    headers = end_to_end(response.headers)
+    headers.update(extra)
+    headers.setdefault(REQUEST_ID_HEADER, call.request_id)
+    headers.popall("Content-Length", None)
+    try:
+        body = await localise_catalog(response, site, tokens)
+    except SiteUnreachable as exc:
+        return unreachable(call, exc)
+    return web.Response(status=response.status, reason=response.reason, body=body, headers=headers)

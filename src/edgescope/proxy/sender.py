@@ -1,0 +1,248 @@
+"""Open one branch of a call: to the local backend, or to a peer proxy with a signed hop.
+
+The :class:`Sender` puts the branch's scope in every carrier, drops every internal header
+before a backend, signs hops (:mod:`protocol`), keeps each peer's breaker informed and
+gives up on a call as soon as that breaker opens (:class:`~breaker.BreakerWatch`). It also
+serves the extensions (:class:`~extension.ProxyServices`): signed calls to peers and the
+check of a peer's signature.
+
+    response = await sender.send(call, plan, BranchRequest("Corte", call.path, None), body)
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import AsyncIterable, Mapping
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from edgescope.errors import SiteUnreachable
+from edgescope.lang import Scope, unparse
+from edgescope.proxy.breaker import Breaker, BreakerWatch
+from edgescope.proxy.call import BranchReply, BranchRequest, Call
+from edgescope.proxy.carriers import (
+    MODE_HEADER,
+    REQUEST_ID_HEADER,
+    mark_service_token,
+    new_request_id,
+    rewrite_carriers,
+)
+from edgescope.proxy.config import ProxyConfig
+from edgescope.proxy.forward import Upstream, end_to_end, read_body
+from edgescope.proxy.identity import ServiceToken, is_validation_call
+from edgescope.proxy.metrics import ProxyMetrics
+from edgescope.proxy.protocol import (
+    PEER_PATH,
+    TOKEN_SITE_HEADER,
+    ForgedHop,
+    HopMarker,
+    sign_hop,
+    strip_internal,
+    verify_hop,
+)
+from edgescope.proxy.route import Plan, branch_scope
+
+LOCAL_CONNECT_TIMEOUT = 5.0
+LOCAL_READ_TIMEOUT = 300.0
+PEER_ANSWER_LIMIT = 64 * 1024 * 1024
+"""Largest answer :meth:`Sender.send_to_peer` reads for an extension."""
+
+
+@functools.lru_cache(maxsize=4096)
+def scope_text(scope: Scope) -> str:
+    """Canonical text of a (frozen, hashable) scope, cached: branches repeat."""
+    return unparse(scope)
+
+
+class Sender:
+    """Sends branches; owns the per-peer breakers' bookkeeping."""
+
+    def __init__(
+        self,
+        config: ProxyConfig,
+        upstream: Upstream,
+        breakers: dict[str, Breaker],
+        metrics: ProxyMetrics,
+        tokens: ServiceToken | None,
+    ) -> None:
+        self.config = config
+        self.upstream = upstream
+        self.breakers = breakers
+        self.metrics = metrics
+        self.tokens = tokens
+        self.watch = BreakerWatch(breakers)
+
+    @property
+    def site(self) -> str:
+        return self.config.site
+
+    async def send(
+        self,
+        call: Call,
+        plan: Plan,
+        branch: BranchRequest,
+        body: AsyncIterable[bytes] | None,
+    ) -> aiohttp.ClientResponse:
+        """Open ``branch``; returns once the answer's headers arrived (body unread)."""
+        request = call.request
+        scope = branch_scope(plan, call.service, branch.site)
+        text = scope_text(scope) if scope is not None else None
+        headers = end_to_end(request.headers)
+        strip_internal(headers)
+        headers.popall(MODE_HEADER, None)  # the mode is the entry proxy's business
+        headers[REQUEST_ID_HEADER] = call.request_id
+        if branch.body is not None:
+            headers["Content-Length"] = str(len(branch.body))
+        headers.update(branch.headers)
+        if branch.site == self.config.site:
+            strip_internal(headers)  # markers are for peer proxies, never a backend
+            return await self._send_local(call, branch, headers, text, body)
+        rewrite_carriers(headers, text, piggyback_plain=call.carrier != "request-id")
+        mark_service_token(headers, self.config.site)
+        if call.service == "identity":  # who issued the token: kept from a peer, else us
+            issuer = request.headers.get(TOKEN_SITE_HEADER) if call.from_peer else None
+            headers[TOKEN_SITE_HEADER] = issuer or call.from_peer or self.config.site
+        path = PEER_PATH + call.service + branch.path
+        return await self.open_peer(branch.site, request.method, path, headers, body, call.hops)
+
+    async def open_peer(
+        self,
+        site: str,
+        method: str,
+        path: str,
+        headers: CIMultiDict[str] | dict[str, str],
+        body: AsyncIterable[bytes] | bytes | None,
+        hops: int = 0,
+        timeout: float | None = None,
+    ) -> aiohttp.ClientResponse:
+        """A signed hop to ``site``'s proxy, through its breaker."""
+        peer = self.config.peer(site)
+        if peer is None:
+            raise SiteUnreachable(site, "not a configured peer")
+        breaker = self.breakers[site]
+        if not breaker.allow(now=time.monotonic()):
+            self.metrics.set_breaker(site, breaker.state)
+            raise SiteUnreachable(
+                site,
+                "circuit breaker open"
+                + (f" after: {breaker.last_error}" if breaker.last_error else ""),
+            )
+        headers.update(
+            sign_hop(
+                self.config.secret,
+                method,
+                path.split("?", 1)[0],
+                self.config.site,
+                hops + 1,
+                now=time.time(),
+            )
+        )
+        started = time.monotonic()
+        opening = self.upstream.open(
+            site,
+            method,
+            URL(str(peer.url).rstrip("/") + path, encoded=True),
+            headers=headers,
+            body=body,
+            connect_timeout=min(peer.connect_timeout, timeout or peer.connect_timeout),
+            read_timeout=timeout or peer.read_timeout,
+        )
+        try:
+            response = await self.watch.unless_opened(site, opening)
+        except SiteUnreachable as exc:
+            self.peer_failed(site, exc)
+            raise
+        breaker.record_success()
+        self.metrics.set_breaker(site, breaker.state)
+        self.metrics.peer_latency(peer=site).observe(time.monotonic() - started)
+        return response
+
+    async def _send_local(
+        self,
+        call: Call,
+        branch: BranchRequest,
+        headers: CIMultiDict[str],
+        text: str | None,
+        body: AsyncIterable[bytes] | None,
+    ) -> aiohttp.ClientResponse:
+        request = call.request
+        service = self.config.service(call.service)
+        assert service is not None
+        is_identity = call.service == "identity"
+        rewrite_carriers(
+            headers, text, strip_tokens=is_identity, piggyback_plain=call.carrier != "request-id"
+        )
+        if (
+            is_identity
+            and call.from_peer
+            and self.tokens is not None
+            and is_validation_call(request.method, branch.path, "X-Subject-Token" in headers)
+        ):
+            # The peer's service token means nothing here: validate with this site's own.
+            headers["X-Auth-Token"] = await self.tokens.get()
+        elif is_identity and call.acting_token is not None:
+            headers["X-Auth-Token"] = call.acting_token  # delegated (see delegation.py)
+        headers["X-Forwarded-Host"] = request.host
+        headers["X-Forwarded-Proto"] = request.scheme
+        if call.prefix:
+            headers["X-Forwarded-Prefix"] = call.prefix
+        url = URL(str(service.backend).rstrip("/") + branch.path, encoded=True)
+        return await self.upstream.open(
+            self.config.site,
+            request.method,
+            url,
+            headers=headers,
+            body=body,
+            connect_timeout=LOCAL_CONNECT_TIMEOUT,
+            read_timeout=LOCAL_READ_TIMEOUT,
+        )
+
+    def peer_failed(self, site: str, exc: SiteUnreachable) -> None:
+        breaker = self.breakers.get(site)
+        if breaker is not None:
+            breaker.record_failure(now=time.monotonic(), reason=exc.reason)
+            self.metrics.set_breaker(site, breaker.state)
+
+    # -- ProxyServices: what extensions may ask ------------------------------------------
+
+    def is_peer(self, site: str) -> bool:
+        return self.config.peer(site) is not None
+
+    async def send_to_peer(
+        self,
+        site: str,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float | None = None,
+    ) -> BranchReply:
+        out: dict[str, str] = dict(headers)
+        out.setdefault(REQUEST_ID_HEADER, new_request_id())
+        if body:
+            out["Content-Length"] = str(len(body))
+        response = await self.open_peer(site, method, path, out, body or None, timeout=timeout)
+        data = await read_body(response, site, PEER_ANSWER_LIMIT)
+        return BranchReply(site, response.status, dict(end_to_end(response.headers)), data)
+
+    def verify(self, request: web.Request) -> HopMarker | None:
+        """The request's hop marker: None when it has none; raises when it is not valid."""
+        return verify_hop(
+            request.headers,
+            request.method,
+            request.raw_path.split("?", 1)[0],
+            self.config.secret,
+            now=time.time(),
+            window=self.config.limits.hop_window,
+        )
+
+    def verify_peer(self, request: web.Request) -> str:
+        marker = self.verify(request)
+        if marker is None:
+            raise ForgedHop(f"{request.path[:100]} is for signed peer proxies only")
+        return marker.peer
