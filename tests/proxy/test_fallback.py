@@ -188,3 +188,19 @@ async def test_an_answer_whose_body_stalls_falls_back(sites: SitesFactory) -> No
                 await writer.wait_closed()
         server.close()
         await server.wait_closed()
+
+
+async def test_404_where_reachable_and_cut_elsewhere_is_a_404(
+    sites: SitesFactory, refused_url: str
+) -> None:
+    """So a client's lookup by id (404) goes on by name under a cut (docs/semantics.md)."""
+    paris, corte = await sites(
+        "Paris", "Corte", extra_peers={"Paris": {"Lyon": {"url": refused_url}}}
+    )
+    status, headers, body = await paris.get(
+        "/image/only/Paris", headers={"X-Scope": "{image: Lyon | Corte}"}
+    )
+    assert status == 404, body
+    assert headers[SITES_HEADER] == "Lyon=unreachable, Corte=404"
+    assert "Lyon: unreachable" in body["error"]["message"]
+    assert corte.backend_hits("/image/only/Paris")

@@ -82,6 +82,22 @@ def test_all_404_is_a_404_naming_both_sites() -> None:
     assert "Corte: 404 failed (no image)" in error["message"] and "Marseille" in error["message"]
 
 
+def test_or_with_404_where_reachable_is_a_404_naming_the_unreachable() -> None:
+    results = [
+        SiteResult("Corte", None, error="circuit breaker open", failed=True),
+        SiteResult("Marseille", 404, b'{"message": "no image debian"}', failed=True),
+    ]
+    merged = failure_response(results, "image", "|")
+    error = json.loads(merged.body)["error"]
+    assert merged.status == 404 and error["title"] == "Not Found"
+    assert "Corte: unreachable (circuit breaker open)" in error["message"]
+    assert merged.headers[SITES_HEADER] == "Corte=unreachable, Marseille=404"
+    # an & is all or nothing: a member cut is still a 503
+    assert failure_response(results, "image", "&").status == 503
+    # no answer at all: 503
+    assert failure_response(results[:1], "image", "|").status == 503
+
+
 def test_sites_header_stays_short_for_wide_fanouts() -> None:
     results = [SiteResult(f"s{i}", 200) for i in range(1000)]
     results[7] = SiteResult("s7", None, failed=True)

@@ -35,6 +35,8 @@ from edgescope.replicas.extension import Replicas
 
 SECRET = "test-secret-0123456789abcdef"
 SERVICE = "image"
+SERVICES = ("image", "compute")
+"""Both served by the same generic backend, each under its own prefix."""
 
 
 def bound_socket() -> socket.socket:
@@ -141,10 +143,12 @@ class Site:
     links: dict[str, Link] = field(default_factory=dict)
     """Links this site uses to reach each peer."""
 
-    async def call(self, method: str, path: str, scope: str, **kwargs: Any) -> tuple[int, Any, Any]:
+    async def call(
+        self, method: str, path: str, scope: str, service: str = SERVICE, **kwargs: Any
+    ) -> tuple[int, Any, Any]:
         headers = {"X-Scope": scope, **kwargs.pop("headers", {})}
         async with self.session.request(
-            method, self.proxy.url + f"/{SERVICE}" + path, headers=headers, **kwargs
+            method, self.proxy.url + f"/{service}" + path, headers=headers, **kwargs
         ) as response:
             raw = await response.read()
             try:
@@ -175,7 +179,7 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
             runners.append(runner)
             backend_sock = bound_socket()
             await web.SockSite(runner, backend_sock).start()
-            backend = f"http://127.0.0.1:{backend_sock.getsockname()[1]}/{SERVICE}"
+            backend = f"http://127.0.0.1:{backend_sock.getsockname()[1]}"
             site_links = {
                 other: Link(int(proxy_socks[other].getsockname()[1]))
                 for other in names
@@ -188,7 +192,10 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
                 "site": name,
                 "listen": "127.0.0.1:0",
                 "secret": SECRET,
-                "services": [{"type": SERVICE, "prefix": f"/{SERVICE}", "backend": backend}],
+                "services": [
+                    {"type": svc, "prefix": f"/{svc}", "backend": f"{backend}/{svc}"}
+                    for svc in SERVICES
+                ],
                 "peers": [
                     {"name": o, "url": link.url, "connect_timeout": 0.5, "read_timeout": 5.0}
                     for o, link in site_links.items()

@@ -95,11 +95,16 @@ def failure_response(results: Sequence[SiteResult], service: str, operator: str)
     """The OpenStack error body for a failed multi-site call, listing each site's outcome.
 
     Status: 503 (with Retry-After, added by the server) when a failed site was unreachable,
-    else the first failed site's HTTP status (e.g. 404 when no site has the resource).
+    else the first failed site's HTTP status (e.g. 404 when no site has the resource). For a
+    ``|``, every site that answered saying 404 is a 404 even when others were unreachable:
+    the resource is not where it can be asked now, so a client's lookup by id goes on by name.
     """
     failed = [r for r in results if r.failed]
     unreachable = [r for r in failed if r.status is None]
-    if unreachable:
+    answered = [r for r in failed if r.status is not None]
+    if operator == "|" and answered and all(r.status == 404 for r in answered):
+        status, title = 404, "Not Found"
+    elif unreachable:
         status, title = 503, ErrorCode.SITE_UNREACHABLE.title
     else:
         status = failed[0].status or 502

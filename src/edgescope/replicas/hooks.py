@@ -34,7 +34,7 @@ from edgescope.replicas.model import Hlc, PendingOp, ReplicaSet
 from edgescope.replicas.peers import RecordLink, Replayer, internal_headers, replay_headers
 from edgescope.replicas.record import record_create
 from edgescope.replicas.registry import Registry
-from edgescope.replicas.translate import translate_request, translation_table
+from edgescope.replicas.translate import path_candidates, translate_request, translation_table
 
 Marker = tuple[str | None, Hlc, str | None]
 """A replicated write's (handle, stamp, idempotency key), as a peer proxy sent it."""
@@ -69,14 +69,17 @@ class ReplicaHooks:
         self.sets = tuple(sets)
         self.marker = marker
         self.fan_out_write = plan.merges and call.is_write
-        self.handle = self.sets[0].handle if len(self.sets) == 1 else None
+        in_path = path_candidates(call.path)
+        self.addressed = tuple(s for s in self.sets if s.ids & in_path)
+        """The sets the path addresses (a POST to a collection addresses none: a create)."""
+        self.handle = self.addressed[0].handle if len(self.addressed) == 1 else None
         self.op_key = uuid.uuid4().hex if self.fan_out_write else ""
         self.hlc = replicas.clock.now() if self.fan_out_write else None
         self.deleting = (
             not plan.merges
             and call.method == "DELETE"
             and call.from_peer is None
-            and len(self.sets) == 1
+            and len(self.addressed) == 1
         )
 
     @property
@@ -109,7 +112,7 @@ class ReplicaHooks:
 
     async def record(self, finished: Finished) -> Mapping[str, str]:
         if self.deleting and finished.verdict is Verdict.OK:
-            await self.replicas.link.mark_gone(self.sets[0], finished.succeeded[0].site)
+            await self.replicas.link.mark_gone(self.addressed[0], finished.succeeded[0].site)
             return {}
         if not self.fan_out_write or finished.verdict not in (Verdict.OK, Verdict.DEGRADED):
             return {}
@@ -135,7 +138,7 @@ class ReplicaHooks:
         """A create makes a set; a delete marks members gone; returns the set."""
         method = self.call.method
         succeeded = [r for r in finished.succeeded if 200 <= r.status < 300]
-        if method == "POST" and not self.sets:
+        if method == "POST" and not self.addressed:
             created = [(r.site, r.body, r.headers) for r in succeeded]
             replica_set = record_create(
                 self.call.service,
@@ -148,8 +151,8 @@ class ReplicaHooks:
                 return None
             await self.replicas.link.store_and_push(replica_set)
             return replica_set
-        if method == "DELETE" and len(self.sets) == 1:
-            replica_set = self.sets[0]
+        if method == "DELETE" and len(self.addressed) == 1:
+            replica_set = self.addressed[0]
             for reply in succeeded:
                 replica_set = await self.replicas.link.mark_gone(replica_set, reply.site)
             return replica_set

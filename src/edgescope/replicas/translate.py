@@ -103,11 +103,15 @@ def translate_request(
     return new_path, json.dumps(translated).encode()
 
 
+def path_candidates(path: str) -> set[str]:
+    """The segments of the path (no query): ids of the resource the call addresses."""
+    return {unquote(s) for s in path.partition("?")[0].split("/") if s}
+
+
 def candidates(path: str, body: bytes | None) -> set[str]:
     """Strings of the request that might be replica ids (bounded by MAX_CANDIDATES)."""
-    found: set[str] = set()
-    base, _, query = path.partition("?")
-    found.update(unquote(s) for s in base.split("/") if s)
+    found = path_candidates(path)
+    query = path.partition("?")[2]
     found.update(unquote(p.partition("=")[2]) for p in query.split("&") if "=" in p)
     if body:
         doc = _json(body)
