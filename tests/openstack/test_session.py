@@ -15,6 +15,7 @@ from osc_recorder import Recorder
 
 from edgescope.lang import parse_scope, unparse
 from edgescope.openstack.session import (
+    DIVERGED_FIELD,
     OriginRecorder,
     SiteFailureReporter,
     attach_scope,
@@ -144,4 +145,21 @@ def test_site_failures_are_reported_once_and_only_for_proxy_5xx() -> None:
     assert stream.getvalue() == (
         "edgescope: image: every site failed (Corte: 502; Marseille: 502)\n"
         "edgescope: site Corte is unreachable: timeout\n"
+    )
+
+
+def test_failed_ands_and_diverged_members_are_reported() -> None:
+    stream = io.StringIO()
+    reporter = SiteFailureReporter(stream)
+    undone = {"error": {"message": "compute: 1 of 2 sites failed (...); undone: Paris: p1"}}
+    reporter(_response(400, undone, {SITES_HEADER: "Paris=202, Corte=400", ERROR_HEADER: "x"}))
+    reporter(_response(400, undone, {}))  # a backend's own 400: OSC shows it
+    server = {
+        "server": {"id": "p1", "name": "vm", DIVERGED_FIELD: "status: Paris=ACTIVE, Corte=ERROR"}
+    }
+    reporter(_response(200, server, {SITES_HEADER: "Paris=200, Corte=200"}))
+    reporter(_response(200, server, {SITES_HEADER: "Paris=200, Corte=200"}))
+    assert stream.getvalue() == (
+        "edgescope: compute: 1 of 2 sites failed (...); undone: Paris: p1\n"
+        "edgescope: vm: status: Paris=ACTIVE, Corte=ERROR\n"
     )

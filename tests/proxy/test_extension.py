@@ -6,13 +6,13 @@ call did and rewrites the merged answer: all through the hooks, never the dispat
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
 
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
-from edgescope.proxy.extension import Finished, ProxyServices, SendBranch
+from edgescope.proxy.extension import Finished, ProxyServices, Recorded, SendBranch
 from edgescope.proxy.outcome import Verdict
 from edgescope.proxy.route import Plan
 
@@ -66,11 +66,12 @@ class Tagger:
             self.tagger.events.append(f"local {request.site}")
             return await send()
 
-        async def record(self, finished: Finished) -> Mapping[str, str]:
+        async def record(self, finished: Finished) -> Recorded:
             self.tagger.finished.append(finished)
-            return {"X-Tag-Verdict": finished.verdict.value}
+            return Recorded({"X-Tag-Verdict": finished.verdict.value}, "tagger was here")
 
-        def collapse(self, body: bytes) -> bytes:
+        def collapse(self, body: bytes, replies: Sequence[BranchReply]) -> bytes:
+            assert [r.site for r in replies] == ["Paris", "Corte"]
             return body.replace(b'"items"', b'"tagged"')
 
 
@@ -101,10 +102,11 @@ async def test_the_proxy_calls_the_hooks_of_an_and(sites: SitesFactory) -> None:
 async def test_a_failed_branch_is_recorded_as_failed(sites: SitesFactory) -> None:
     tagger = Tagger()
     paris, _ = await sites("Paris", "Corte", extensions={"Paris": [tagger]})
-    status, headers, _ = await paris.get(
+    status, headers, body = await paris.get(
         "/image/only/Paris", headers={"X-Scope": "{image: Paris & Corte}"}
     )
     assert status == 404 and headers["X-Tag-Verdict"] == "failed"
+    assert body["error"]["message"].endswith("; tagger was here")  # a note ends the message
     assert tagger.finished[-1].verdict is Verdict.FAILED
 
 

@@ -51,6 +51,8 @@ def resource_app(site: str, items: dict[str, dict[str, Any]], seen: list[tuple[s
         seen.append((request.method, request.path_qs))
         if request.method == "POST":
             doc = await request.json()
+            if doc["thing"].get("slow_at") == site:  # lets a test act between two answers
+                await asyncio.sleep(float(doc["thing"].get("delay", 0.5)))
             if doc["thing"].get("refuse_at") == site:  # lets a test make one member refuse
                 return web.json_response({"message": f"refused at {site}"}, status=403)
             item = {**doc["thing"], "id": uuid.uuid4().hex[:12]}

@@ -38,7 +38,11 @@ async def test_strict_mode_reports_each_site(replica_sites: SitesFactory) -> Non
     assert status == 503
     assert headers[SITES_HEADER] == "Paris=201, Corte=unreachable"
     assert {s["site"]: s["ok"] for s in body["error"]["sites"]} == {"Paris": True, "Corte": False}
-    assert len(paris.items) == 1 and corte.items == {}
+    assert paris.items == {} and corte.items == {}  # all or nothing: Paris's create undone
+    assert (
+        "undone: Paris: " in body["error"]["message"]
+        and "deleted again" in body["error"]["message"]
+    )
     assert paris.replicas.registry.pending() == []  # strict: nothing queued
 
 

@@ -13,6 +13,7 @@ MODULES = [
     "edgescope.replicas.translate",
     "edgescope.replicas.collapse",
     "edgescope.replicas.record",
+    "edgescope.replicas.members",
 ]
 
 

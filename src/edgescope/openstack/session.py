@@ -31,6 +31,8 @@ from edgescope.proxy.merge import ORIGIN_FIELD
 from edgescope.proxy.protocol import ERROR_HEADER, SITES_HEADER
 
 TOKEN_HEADER = "X-Auth-Token"
+DIVERGED_FIELD = "edgescope:diverged"
+"""Set by the proxy's replicas on one resource whose members disagree (replicas/members.py)."""
 
 ORIGIN_FIELDS = (ORIGIN_FIELD,)
 """Item fields that name the site a merged ``&`` item came from (the proxy's, in merge.py)."""
@@ -118,30 +120,57 @@ REPORT_PREFIX = "edgescope: "
 
 @dataclass
 class SiteFailureReporter:
-    """Print the proxy's per-site failure report when no site could serve (a response hook).
+    """Print what the proxy says about sites that OSC would not show (a response hook).
 
     OSC often hides the response body behind its own wording (a failed version discovery
-    becomes "does not have any supported versions"); this line says which sites failed and
-    why. Only 5xx answers from the proxy itself (``X-Edgescope-Sites`` or ``X-Edgescope-Error``)
-    are reported, e.g. a single site that is unreachable:
-    a 404 from every site is an ordinary "not found" that OSC handles (name lookups).
+    becomes "does not have any supported versions"); these lines say which sites failed and
+    why, and what was undone. Reported, once each: 5xx answers naming sites
+    (``X-Edgescope-Sites``) or made by the proxy (``X-Edgescope-Error``); other errors the
+    proxy made itself (a failed ``&``, a bad scope), except a 404, an ordinary "not found"
+    that OSC handles (name lookups); and a replicated resource whose members diverge
+    (``edgescope:diverged``, e.g. one member in ERROR).
     """
 
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     seen: set[str] = field(default_factory=set)
 
     def __call__(self, response: Any, *args: Any, **kwargs: Any) -> Any:
-        from_proxy = SITES_HEADER in response.headers or ERROR_HEADER in response.headers
-        if response.status_code < 500 or not from_proxy:
-            return response
-        try:
-            message = json.loads(response.content)["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            return response
-        if isinstance(message, str) and message not in self.seen:
+        status = response.status_code
+        named = SITES_HEADER in response.headers
+        made = ERROR_HEADER in response.headers
+        if (status >= 500 and (named or made)) or (made and status >= 400 and status != 404):
+            self._say(_error_message(response))
+        elif status < 300 and named:
+            self._say(_diverged(response))
+        return response
+
+    def _say(self, message: str | None) -> None:
+        if message and message not in self.seen:
             self.seen.add(message)
             print(f"{REPORT_PREFIX}{message}", file=self.stream)
-        return response
+
+
+def _error_message(response: Any) -> str | None:
+    try:
+        message = json.loads(response.content)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return message if isinstance(message, str) else None
+
+
+def _diverged(response: Any) -> str | None:
+    """``<id>: status: Paris=ACTIVE, Corte=ERROR`` of one replicated resource, if any."""
+    if "json" not in response.headers.get("Content-Type", ""):
+        return None
+    try:
+        doc = json.loads(response.content)
+    except ValueError:
+        return None
+    if isinstance(doc, dict) and len(doc) == 1 and isinstance(next(iter(doc.values())), dict):
+        doc = next(iter(doc.values()))
+    if not isinstance(doc, dict) or not isinstance(doc.get(DIVERGED_FIELD), str):
+        return None
+    return f"{doc.get('name') or doc.get('id')}: {doc[DIVERGED_FIELD]}"
 
 
 def origin_of(item: Mapping[str, Any]) -> str | None:

@@ -18,7 +18,7 @@ asks for it, so that extensions can rewrite it per branch.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -32,7 +32,7 @@ from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory
 from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
-from edgescope.proxy.extension import CallHooks, Extension, Finished, join_hooks
+from edgescope.proxy.extension import CallHooks, Extension, Finished, Recorded, join_hooks
 from edgescope.proxy.forward import CHUNK, end_to_end, read_body
 from edgescope.proxy.merge import SiteResult, failure_response, merge_results, sites_header
 from edgescope.proxy.metrics import ProxyMetrics
@@ -48,7 +48,7 @@ from edgescope.proxy.replies import (
 )
 from edgescope.proxy.responses import json_error
 from edgescope.proxy.route import Plan
-from edgescope.proxy.sender import Sender, scope_text
+from edgescope.proxy.sender import Sender, once, scope_text
 
 WHOLE_BODY = 1024 * 1024
 """JSON request bodies up to this size are read whole when an extension asks."""
@@ -113,9 +113,8 @@ class Dispatcher:
                 return unreachable(call, exc)
             ok = not READ_POLICY(reply.status)
             verdict = Verdict.OK if ok else Verdict.FAILED
-            extra = dict(
-                await hooks.record(Finished(verdict, (reply,), (reply,) if ok else (), ()))
-            )
+            recorded = await hooks.record(Finished(verdict, (reply,), (reply,) if ok else (), ()))
+            extra = dict(recorded.headers)
             if remote:
                 extra[SITES_HEADER] = f"{site}={reply.status}"
             return whole(call, reply, extra)
@@ -138,7 +137,7 @@ class Dispatcher:
 
         async def attempt(site: str) -> _Open:
             branch = _branch(hooks, site, call.path, body)
-            payload = _once(branch.body) if body is not None else None
+            payload = once(branch.body) if body is not None else None
             if spool is not None:
                 payload = spool.replay()
             response = await self.sender.send(call, plan, branch, payload)
@@ -171,7 +170,7 @@ class Dispatcher:
 
         async def branch(site: str) -> BranchReply:
             request = _branch(hooks, site, call.path, body)
-            payload = _once(request.body) if body is not None else streams(site)
+            payload = once(request.body) if body is not None else streams(site)
             return await self._exchange(call, plan, request, payload, hooks)
 
         write = call.is_write
@@ -183,6 +182,7 @@ class Dispatcher:
             await close()
         results = await self._results(outcome.attempts, read_failed=False)
         call.chosen = [r.site for r in results]
+        ok_sites = {r.site for r in results if not r.failed}
         judgement = judge(
             [Branch(r.site, r.status, r.failed) for r in results],
             ok=outcome.ok,
@@ -190,8 +190,8 @@ class Dispatcher:
             eventual=call.mode == "eventual",
             can_queue=hooks is not None and hooks.queues_writes,
         )
-        replies = tuple(a.result for a in outcome.attempts if a.error is None and a.result)
-        extra: dict[str, str] = {}
+        replies = tuple(r for r, _ in _answered(outcome.attempts))
+        recorded = Recorded()
         if hooks is not None:
             finished = Finished(
                 judgement.verdict,
@@ -200,16 +200,19 @@ class Dispatcher:
                 tuple(r.site for r in results if r.status is None),
                 judgement.pending,
             )
-            extra.update(await hooks.record(finished))
+            recorded = await hooks.record(finished)
+        extra = dict(recorded.headers)
         if judgement.verdict is Verdict.FAILED:
-            return self._failure(call, results, "&", extra)
+            return self._failure(call, results, "&", extra, recorded.note)
         if judgement.verdict is Verdict.MISSED:
             answered = [r for r in results if r.status is not None]
-            response = self._failure(call, answered, "&", extra)
+            response = self._failure(call, answered, "&", extra, recorded.note)
             response.headers[SITES_HEADER] = sites_header(results)
             return response
         merged = merge_results([r for r in results if not r.failed])
-        out_body = hooks.collapse(merged.body) if hooks is not None else merged.body
+        out_body = merged.body
+        if hooks is not None:
+            out_body = hooks.collapse(merged.body, [r for r in replies if r.site in ok_sites])
         headers = merged.headers
         pending = set(judgement.pending)
         headers[SITES_HEADER] = ", ".join(
@@ -291,7 +294,7 @@ class Dispatcher:
 
     def _payload(self, call: Call, branch: BranchRequest) -> AsyncIterable[bytes] | None:
         if branch.body is not None:
-            return _once(branch.body)
+            return once(branch.body)
         return call.request.content.iter_chunked(CHUNK) if call.request.body_exists else None
 
     async def _stream_back(
@@ -346,9 +349,13 @@ class Dispatcher:
         results: list[SiteResult],
         operator: str,
         extra: dict[str, str] | None = None,
+        note: str = "",
     ) -> web.Response:
         merged = failure_response(results, call.service, operator)
-        response = json_error(json.loads(merged.body), merged.status, call.request_id)
+        body = json.loads(merged.body)
+        if note:
+            body["error"]["message"] += f"; {note}"
+        response = json_error(body, merged.status, call.request_id)
         response.headers[SITES_HEADER] = merged.headers[SITES_HEADER]
         response.headers.update(extra or {})
         return response
@@ -380,14 +387,3 @@ def _small_json(request: web.Request) -> bool:
     return (
         length is not None and length <= WHOLE_BODY and ("json" in content_type or not content_type)
     )
-
-
-def _once(body: bytes | None) -> AsyncIterator[bytes] | None:
-    """``body`` as a one-chunk stream (None for no body, so no chunked framing is sent)."""
-    if not body:
-        return None
-
-    async def chunks() -> AsyncIterator[bytes]:
-        yield body
-
-    return chunks()

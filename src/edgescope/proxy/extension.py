@@ -10,18 +10,19 @@ started and stopped with the proxy, and joins each planned call it cares about t
   add internal markers);
 * :meth:`CallHooks.apply_local` -- decide the local branch's outcome (e.g. apply a write once
   and only if it wins last-writer-wins), given the function that sends it;
-* :meth:`CallHooks.record` -- see what the call did (:class:`Finished`) and record it, adding
-  response headers;
-* :meth:`CallHooks.collapse` -- rewrite a merged ``&`` answer.
+* :meth:`CallHooks.record` -- see what the call did (:class:`Finished`) and record it (or
+  undo it), adding response headers and a note to a failure's message (:class:`Recorded`);
+* :meth:`CallHooks.collapse` -- rewrite a merged ``&`` answer, given every branch's answer.
 
-What the proxy offers in return is :class:`ProxyServices`: signed calls to peer proxies and
-the check of a peer's signature, so an extension needs no key and no connection pool.
+What the proxy offers in return is :class:`ProxyServices`: one more branch of the current
+call (:meth:`~ProxyServices.resend`), signed calls to peer proxies and the check of a peer's
+signature, so an extension needs no key and no connection pool.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from aiohttp import web
@@ -56,6 +57,15 @@ class Finished:
     """Members a degraded ``&`` write is to be queued for (eventual mode)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What :meth:`CallHooks.record` adds to the answer."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    note: str = ""
+    """Appended to the message of a failed call (e.g. what was undone where)."""
+
+
 class CallHooks(Protocol):
     """One extension's part in one call."""
 
@@ -71,9 +81,10 @@ class CallHooks(Protocol):
 
     async def apply_local(self, request: BranchRequest, send: SendBranch) -> BranchReply: ...
 
-    async def record(self, finished: Finished) -> Mapping[str, str]: ...
+    async def record(self, finished: Finished) -> Recorded: ...
 
-    def collapse(self, body: bytes) -> bytes: ...
+    def collapse(self, body: bytes, replies: Sequence[BranchReply]) -> bytes:
+        """The merged answer of an ``&`` (``body``), given every branch's answer."""
 
 
 class ProxyServices(Protocol):
@@ -83,6 +94,10 @@ class ProxyServices(Protocol):
     def site(self) -> str: ...
 
     def is_peer(self, site: str) -> bool: ...
+
+    async def resend(self, call: Call, plan: Plan, branch: BranchRequest) -> BranchReply:
+        """One more branch of ``call`` (e.g. a DELETE undoing what it created at a site),
+        sent like the call's own branches; its answer read whole. Raises SiteUnreachable."""
 
     async def send_to_peer(
         self,
@@ -144,15 +159,18 @@ class JoinedHooks:
             send = _wrapped(part, request, send)
         return await send()
 
-    async def record(self, finished: Finished) -> Mapping[str, str]:
+    async def record(self, finished: Finished) -> Recorded:
         headers: dict[str, str] = {}
+        notes = []
         for part in self.parts:
-            headers.update(await part.record(finished))
-        return headers
+            recorded = await part.record(finished)
+            headers.update(recorded.headers)
+            notes.append(recorded.note)
+        return Recorded(headers, " ".join(n for n in notes if n))
 
-    def collapse(self, body: bytes) -> bytes:
+    def collapse(self, body: bytes, replies: Sequence[BranchReply]) -> bytes:
         for part in self.parts:
-            body = part.collapse(body)
+            body = part.collapse(body, replies)
         return body
 
 

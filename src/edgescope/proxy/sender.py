@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 
 import aiohttp
 from aiohttp import web
@@ -50,6 +50,17 @@ LOCAL_CONNECT_TIMEOUT = 5.0
 LOCAL_READ_TIMEOUT = 300.0
 PEER_ANSWER_LIMIT = 64 * 1024 * 1024
 """Largest answer :meth:`Sender.send_to_peer` reads for an extension."""
+
+
+def once(body: bytes | None) -> AsyncIterator[bytes] | None:
+    """``body`` as a one-chunk stream (None for no body, so no chunked framing is sent)."""
+    if not body:
+        return None
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    return chunks()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -95,6 +106,10 @@ class Sender:
         strip_internal(headers)
         headers.popall(MODE_HEADER, None)  # the mode is the entry proxy's business
         headers[REQUEST_ID_HEADER] = call.request_id
+        method = branch.method or request.method
+        if branch.method is not None and branch.method != request.method:
+            for name in ("Content-Length", "Content-Type", "Content-Encoding"):
+                headers.popall(name, None)  # another request: the call's body is not its
         if branch.body is not None:
             headers["Content-Length"] = str(len(branch.body))
         headers.update(branch.headers)
@@ -107,7 +122,7 @@ class Sender:
             issuer = request.headers.get(TOKEN_SITE_HEADER) if call.from_peer else None
             headers[TOKEN_SITE_HEADER] = issuer or call.from_peer or self.config.site
         path = PEER_PATH + call.service + branch.path
-        return await self.open_peer(branch.site, request.method, path, headers, body, call.hops)
+        return await self.open_peer(branch.site, method, path, headers, body, call.hops)
 
     async def open_peer(
         self,
@@ -170,6 +185,7 @@ class Sender:
         body: AsyncIterable[bytes] | None,
     ) -> aiohttp.ClientResponse:
         request = call.request
+        method = branch.method or request.method
         service = self.config.service(call.service)
         assert service is not None
         is_identity = call.service == "identity"
@@ -180,7 +196,7 @@ class Sender:
             is_identity
             and call.from_peer
             and self.tokens is not None
-            and is_validation_call(request.method, branch.path, "X-Subject-Token" in headers)
+            and is_validation_call(method, branch.path, "X-Subject-Token" in headers)
         ):
             # The peer's service token means nothing here: validate with this site's own.
             headers["X-Auth-Token"] = await self.tokens.get()
@@ -193,7 +209,7 @@ class Sender:
         url = URL(str(service.backend).rstrip("/") + branch.path, encoded=True)
         return await self.upstream.open(
             self.config.site,
-            request.method,
+            method,
             url,
             headers=headers,
             body=body,
@@ -211,6 +227,12 @@ class Sender:
 
     def is_peer(self, site: str) -> bool:
         return self.config.peer(site) is not None
+
+    async def resend(self, call: Call, plan: Plan, branch: BranchRequest) -> BranchReply:
+        body = once(branch.body)
+        response = await self.send(call, plan, branch, body)
+        data = await read_body(response, branch.site, PEER_ANSWER_LIMIT)
+        return BranchReply(branch.site, response.status, dict(end_to_end(response.headers)), data)
 
     async def send_to_peer(
         self,

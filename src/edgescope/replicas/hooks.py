@@ -16,26 +16,32 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import quote
 
+from edgescope.errors import SiteUnreachable
 from edgescope.lang import unparse
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import SCOPE_HEADER
-from edgescope.proxy.extension import Finished, SendBranch
+from edgescope.proxy.extension import Finished, Recorded, SendBranch
 from edgescope.proxy.outcome import Verdict
 from edgescope.proxy.protocol import SET_HEADER
 from edgescope.proxy.route import Plan, branch_scope
 from edgescope.replicas.clock import Clock
 from edgescope.replicas.collapse import collapse_collection
 from edgescope.replicas.guard import WriteGuard
+from edgescope.replicas.members import merge_members
 from edgescope.replicas.model import Hlc, PendingOp, ReplicaSet
 from edgescope.replicas.peers import RecordLink, Replayer, internal_headers, replay_headers
-from edgescope.replicas.record import record_create
+from edgescope.replicas.record import created_id, record_create
 from edgescope.replicas.registry import Registry
 from edgescope.replicas.translate import path_candidates, translate_request, translation_table
 
+log = logging.getLogger("edgescope.replicas")
 Marker = tuple[str | None, Hlc, str | None]
 """A replicated write's (handle, stamp, idempotency key), as a peer proxy sent it."""
 
@@ -73,6 +79,12 @@ class ReplicaHooks:
         self.addressed = tuple(s for s in self.sets if s.ids & in_path)
         """The sets the path addresses (a POST to a collection addresses none: a create)."""
         self.handle = self.addressed[0].handle if len(self.addressed) == 1 else None
+        self.creating = self.fan_out_write and call.method == "POST" and not self.addressed
+        last = call.path.partition("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        self.read_one = next(
+            (s for s in self.addressed if last in s.ids and call.method == "GET"), None
+        )
+        """The set a GET reads as one resource (``GET /servers/<handle>``), if any."""
         self.op_key = uuid.uuid4().hex if self.fan_out_write else ""
         self.hlc = replicas.clock.now() if self.fan_out_write else None
         self.deleting = (
@@ -110,29 +122,55 @@ class ReplicaHooks:
             return await self.replicas.guard.guarded_write(self.handle, self.hlc, key, send)
         return await send()
 
-    async def record(self, finished: Finished) -> Mapping[str, str]:
+    async def record(self, finished: Finished) -> Recorded:
         if self.deleting and finished.verdict is Verdict.OK:
             await self.replicas.link.mark_gone(self.addressed[0], finished.succeeded[0].site)
-            return {}
+            return Recorded()
+        if self.creating and finished.verdict is Verdict.FAILED and finished.succeeded:
+            return Recorded(note=await self._undo(finished.succeeded))
         if not self.fan_out_write or finished.verdict not in (Verdict.OK, Verdict.DEGRADED):
-            return {}
+            return Recorded()
         replica_set = await self._record_write(finished)
         handle = self.handle or (replica_set.handle if replica_set else None)
         for site in finished.pending:
-            await self._enqueue(site, handle)
-        return {SET_HEADER: replica_set.handle} if replica_set is not None else {}
+            await self._enqueue(self._op(site, self.call.method, self.call.path, handle))
+        return Recorded({SET_HEADER: replica_set.handle} if replica_set is not None else {})
 
-    def collapse(self, body: bytes) -> bytes:
+    def collapse(self, body: bytes, replies: Sequence[BranchReply]) -> bytes:
         if self.call.method != "GET" or not self.replicas.registry.has_sets:
             return body
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return body
+        if self.read_one is not None:
+            answers = [(r.site, _json(r.body)) for r in replies]
+            return json.dumps(merge_members(self.read_one, answers)).encode()
+        doc = _json(body)
         if not isinstance(doc, dict):
             return body
         collapsed = collapse_collection(doc, self.replicas.registry.lookup)
         return body if collapsed == doc else json.dumps(collapsed).encode()
+
+    async def _undo(self, created: Sequence[BranchReply]) -> str:
+        """All or nothing: delete what a failed ``&`` create made; returns what was done."""
+        collection = self.call.path.partition("?")[0].rstrip("/")
+        done = []
+        for reply in created:
+            site, id_ = reply.site, created_id(reply.body, reply.headers)
+            if id_ is None:
+                done.append(f"{site}: created, not undone (its answer names no id)")
+                continue
+            path = f"{collection}/{quote(id_, safe='')}"
+            undo = BranchRequest(site, path, None, method="DELETE")
+            try:
+                gone = await self.replicas.link.services().resend(self.call, self.plan, undo)
+            except SiteUnreachable as exc:
+                await self._enqueue(self._op(site, "DELETE", path, None, key="undo"))
+                done.append(f"{site}: {id_} to be deleted once reachable ({exc.reason})")
+                continue
+            if gone.status < 300 or gone.status == 404:
+                done.append(f"{site}: {id_} deleted again")
+            else:
+                done.append(f"{site}: {id_} NOT deleted ({gone.status}), delete it by hand")
+        log.warning("undid a failed '&' create (request %s): %s", self.call.request_id, done)
+        return "all or nothing, undone: " + "; ".join(done)
 
     async def _record_write(self, finished: Finished) -> ReplicaSet | None:
         """A create makes a set; a delete marks members gone; returns the set."""
@@ -158,24 +196,41 @@ class ReplicaHooks:
             return replica_set
         return None
 
-    async def _enqueue(self, site: str, handle: str | None) -> None:
-        """Queue this write durably for the unreachable member ``site`` (handle form)."""
+    def _op(
+        self, site: str, method: str, path: str, handle: str | None, key: str = ""
+    ) -> PendingOp:
+        """A write of this call to replay at ``site`` (the call's own, or an undo)."""
         assert self.hlc is not None
         call = self.call
         headers = replay_headers(call.request.headers)
+        if method != call.method:
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
         scope = branch_scope(self.plan, call.service, site)
         if scope is not None:
             headers[SCOPE_HEADER] = unparse(scope)
-        op = PendingOp(
-            key=f"{self.op_key}:{site}",
+        return PendingOp(
+            key=":".join(p for p in (self.op_key, key, site) if p),
             handle=handle,
             target=site,
             service=call.service,
-            method=call.method,
-            path=call.path,
-            body=await call.request.read() if call.request.body_exists else b"",
+            method=method,
+            path=path,
+            body=b"",
             headers=headers,
             hlc=self.hlc,
         )
+
+    async def _enqueue(self, op: PendingOp) -> None:
+        """Queue ``op`` durably (the body of this call's own write goes with it)."""
+        call = self.call
+        if op.method == call.method and call.request.body_exists:
+            op = replace(op, body=await call.request.read())
         await asyncio.to_thread(self.replicas.registry.enqueue, op)
         self.replicas.replayer.wake()
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None

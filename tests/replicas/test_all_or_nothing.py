@@ -1,0 +1,89 @@
+"""A strict ``&`` create is all or nothing; one resource read at its members is one answer."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from edgescope.proxy.protocol import SITES_HEADER
+from edgescope.replicas.members import DIVERGED_FIELD, MEMBERS_FIELD
+
+SitesFactory = Any
+BOTH = "{image: Paris & Corte}"
+
+
+async def eventually(check: Any, timeout: float = 8.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_member_refusing_undoes_the_others(replica_sites: SitesFactory) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    for refuser, other in ((corte, paris), (paris, corte)):
+        status, headers, body = await paris.call(
+            "POST", "/things", BOTH, json={"thing": {"name": "vm", "refuse_at": refuser.name}}
+        )
+        assert status == 403, body
+        message = body["error"]["message"]
+        assert f"undone: {other.name}: " in message and "deleted again" in message
+        assert paris.items == {} and corte.items == {}
+        assert ("DELETE", f"/image/things/{message.split(': ')[-1].split()[0]}") in other.seen
+        assert headers[SITES_HEADER].startswith("Paris=")
+    assert paris.replicas.registry.sets() == []
+
+
+async def test_an_undo_that_cannot_reach_its_site_is_queued(replica_sites: SitesFactory) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    create = asyncio.ensure_future(
+        paris.call(
+            "POST",
+            "/things",
+            BOTH,
+            json={"thing": {"name": "vm", "refuse_at": "Paris", "slow_at": "Paris", "delay": 1}},
+        )
+    )
+    await eventually(lambda: len(corte.items) == 1)  # Corte created it; Paris still thinking
+    await paris.links["Corte"].cut()
+    status, _, body = await create
+    assert status == 403
+    assert "to be deleted once reachable" in body["error"]["message"]
+    [undo] = paris.replicas.registry.pending("Corte")
+    assert undo.method == "DELETE" and undo.path == f"/things/{next(iter(corte.items))}"
+    await paris.links["Corte"].heal()
+    await eventually(lambda: not corte.items and not paris.replicas.registry.pending())
+
+
+async def test_one_resource_read_at_its_members_is_one_answer(replica_sites: SitesFactory) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    _, _, body = await paris.call("POST", "/things", BOTH, json={"thing": {"status": "BUILD"}})
+    handle = body["thing"]["id"]
+    corte_id = next(iter(corte.items))
+
+    async def show() -> dict[str, Any]:
+        status, _, body = await paris.call("GET", f"/things/{handle}", BOTH)
+        assert status == 200, body
+        return dict(body["thing"])
+
+    await paris.call(
+        "PATCH", f"/things/{handle}", "{image: Paris}", json={"thing": {"status": "ACTIVE"}}
+    )
+    thing = await show()  # one member still building: the resource is building
+    assert thing["status"] == "BUILD" and thing["id"] == handle
+    assert thing[MEMBERS_FIELD] == {
+        "Paris": {"id": handle, "status": "ACTIVE"},
+        "Corte": {"id": corte_id, "status": "BUILD"},
+    }
+    assert DIVERGED_FIELD not in thing
+    await paris.call(
+        "PATCH", f"/things/{handle}", "{image: Corte}", json={"thing": {"status": "ERROR"}}
+    )
+    thing = await show()  # an error anywhere shows at once, naming the sites
+    assert thing["status"] == "ERROR"
+    assert thing[DIVERGED_FIELD] == "status: Paris=ACTIVE, Corte=ERROR"
+    await paris.call(
+        "PATCH", f"/things/{handle}", "{image: Corte}", json={"thing": {"status": "active"}}
+    )
+    thing = await show()
+    assert thing["status"].lower() == "active" and DIVERGED_FIELD not in thing
