@@ -69,8 +69,6 @@ class BranchRequest:
     headers: dict[str, str] = field(default_factory=dict)
     """Headers added for this branch only; ``X-Edgescope-*`` ones (e.g. replica markers)
     reach a peer proxy, never a backend."""
-    method: str | None = None
-    """Another method than the call's (an extension undoing a create sends a DELETE)."""
 
 
 @dataclass(slots=True)

@@ -14,9 +14,10 @@ started and stopped with the proxy, and joins each planned call it cares about t
   undo it), adding response headers and a note to a failure's message (:class:`Recorded`);
 * :meth:`CallHooks.collapse` -- rewrite a merged ``&`` answer, given every branch's answer.
 
-What the proxy offers in return is :class:`ProxyServices`: one more branch of the current
-call (:meth:`~ProxyServices.resend`), signed calls to peer proxies and the check of a peer's
-signature, so an extension needs no key and no connection pool.
+What the proxy offers in return is :class:`ProxyServices`: a one-site call on a client's
+behalf (:meth:`~ProxyServices.call_site`), the roles of a client's token, signed calls to
+peer proxies and the check of a peer's signature, so an extension needs no key and no
+connection pool.
 """
 
 from __future__ import annotations
@@ -95,9 +96,24 @@ class ProxyServices(Protocol):
 
     def is_peer(self, site: str) -> bool: ...
 
-    async def resend(self, call: Call, plan: Plan, branch: BranchRequest) -> BranchReply:
-        """One more branch of ``call`` (e.g. a DELETE undoing what it created at a site),
-        sent like the call's own branches; its answer read whole. Raises SiteUnreachable."""
+    async def call_site(
+        self,
+        site: str,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        scope: str | None,
+        body: bytes | None = None,
+    ) -> BranchReply:
+        """A one-site call of ``service`` at ``site`` (this one: its backend; a peer: a
+        signed hop), with ``scope`` in every carrier of ``headers``, on behalf of whoever
+        the token in ``headers`` is; its answer read whole. Raises SiteUnreachable."""
+
+    async def token_roles(self, token: str) -> frozenset[str]:
+        """The roles ``token`` holds, as this site's Keystone validates it (none when it is
+        not valid here). Raises SiteUnreachable when it cannot be asked."""
 
     async def send_to_peer(
         self,

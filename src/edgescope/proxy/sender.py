@@ -30,10 +30,17 @@ from edgescope.proxy.carriers import (
     mark_service_token,
     new_request_id,
     rewrite_carriers,
+    split_piggyback_lenient,
 )
 from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.forward import Upstream, end_to_end, read_body
-from edgescope.proxy.identity import ServiceToken, is_validation_call
+from edgescope.proxy.identity import (
+    VALIDATION_BODY_LIMIT,
+    ServiceToken,
+    is_validation_call,
+    token_document,
+    token_roles,
+)
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.protocol import (
     PEER_PATH,
@@ -106,10 +113,7 @@ class Sender:
         strip_internal(headers)
         headers.popall(MODE_HEADER, None)  # the mode is the entry proxy's business
         headers[REQUEST_ID_HEADER] = call.request_id
-        method = branch.method or request.method
-        if branch.method is not None and branch.method != request.method:
-            for name in ("Content-Length", "Content-Type", "Content-Encoding"):
-                headers.popall(name, None)  # another request: the call's body is not its
+        method = request.method
         if branch.body is not None:
             headers["Content-Length"] = str(len(branch.body))
         headers.update(branch.headers)
@@ -185,7 +189,7 @@ class Sender:
         body: AsyncIterable[bytes] | None,
     ) -> aiohttp.ClientResponse:
         request = call.request
-        method = branch.method or request.method
+        method = request.method
         service = self.config.service(call.service)
         assert service is not None
         is_identity = call.service == "identity"
@@ -228,11 +232,66 @@ class Sender:
     def is_peer(self, site: str) -> bool:
         return self.config.peer(site) is not None
 
-    async def resend(self, call: Call, plan: Plan, branch: BranchRequest) -> BranchReply:
-        body = once(branch.body)
-        response = await self.send(call, plan, branch, body)
-        data = await read_body(response, branch.site, PEER_ANSWER_LIMIT)
-        return BranchReply(branch.site, response.status, dict(end_to_end(response.headers)), data)
+    async def call_site(
+        self,
+        site: str,
+        service: str,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, str],
+        scope: str | None,
+        body: bytes | None = None,
+    ) -> BranchReply:
+        out: CIMultiDict[str] = CIMultiDict(headers)
+        strip_internal(out)
+        out.setdefault(REQUEST_ID_HEADER, new_request_id())
+        if body:
+            out["Content-Length"] = str(len(body))
+        if site == self.config.site:
+            local = self.config.service(service)
+            if local is None:
+                raise SiteUnreachable(site, f"no {service!r} service here")
+            rewrite_carriers(out, scope, strip_tokens=service == "identity")
+            response = await self.upstream.open(
+                site,
+                method,
+                URL(str(local.backend).rstrip("/") + path, encoded=True),
+                headers=out,
+                body=body or None,
+                connect_timeout=LOCAL_CONNECT_TIMEOUT,
+                read_timeout=LOCAL_READ_TIMEOUT,
+            )
+        else:
+            rewrite_carriers(out, scope)
+            mark_service_token(out, self.config.site)
+            if service == "identity":
+                out[TOKEN_SITE_HEADER] = self.config.site
+            response = await self.open_peer(site, method, PEER_PATH + service + path, out, body)
+        data = await read_body(response, site, PEER_ANSWER_LIMIT)
+        return BranchReply(site, response.status, dict(end_to_end(response.headers)), data)
+
+    async def token_roles(self, token: str) -> frozenset[str]:
+        identity = self.config.identity
+        if identity is None or self.tokens is None:
+            return frozenset()  # no [identity]: this site validates no token for itself
+        headers = {
+            "X-Auth-Token": await self.tokens.get(),
+            "X-Subject-Token": split_piggyback_lenient(token)[0],
+        }
+        url = URL(str(identity.auth_url).rstrip("/") + "/auth/tokens?nocatalog", encoded=True)
+        response = await self.upstream.open(
+            self.config.site,
+            "GET",
+            url,
+            headers=headers,
+            body=None,
+            connect_timeout=LOCAL_CONNECT_TIMEOUT,
+            read_timeout=LOCAL_CONNECT_TIMEOUT,
+        )
+        data = await read_body(response, self.config.site, VALIDATION_BODY_LIMIT)
+        token_doc = token_document(data) if response.status == 200 else None
+        return frozenset(token_roles(token_doc)) if token_doc is not None else frozenset()
 
     async def send_to_peer(
         self,

@@ -158,11 +158,14 @@ class ReplicaHooks:
                 done.append(f"{site}: created, not undone (its answer names no id)")
                 continue
             path = f"{collection}/{quote(id_, safe='')}"
-            undo = BranchRequest(site, path, None, method="DELETE")
+            op = self._op(site, "DELETE", path, None, key="undo")
+            scope = op.headers.get(SCOPE_HEADER)
             try:
-                gone = await self.replicas.link.services().resend(self.call, self.plan, undo)
+                gone = await self.replicas.link.services().call_site(
+                    site, op.service, "DELETE", path, headers=op.headers, scope=scope
+                )
             except SiteUnreachable as exc:
-                await self._enqueue(self._op(site, "DELETE", path, None, key="undo"))
+                await self._enqueue(op)
                 done.append(f"{site}: {id_} to be deleted once reachable ({exc.reason})")
                 continue
             if gone.status < 300 or gone.status == 404:
