@@ -342,13 +342,6 @@ class _ExprBuilder(Transformer[Token, Expr]):
         return Or(tuple(flat), self._span(meta.start_pos, meta.end_pos))
 
 
-def _flatten(children: list[Expr], kind: type[And | Or]) -> tuple[Expr, ...]:
-    """``(a & b) & c`` -> ``(a, b, c)``: operands of a same-kind child are spliced in."""
-    return tuple(
-        op for child in children for op in (child.operands if isinstance(child, kind) else (child,))
-    )
-
-
 class _ScopeBuilder(_ExprBuilder):
     def entry(self, children: list[Any]) -> tuple[Token, Expr]:
         name, expr = children
