@@ -1,30 +1,35 @@
-"""``python -m bench``: the proxy benchmarks (issue 3); prints tables, writes docs/benchmarks.md.
+"""``python -m bench``: the proxy benchmarks (issue 3). Prints the tables and a verdict per
+target, stores everything in ``bench/results/proxy-<UTC time>.json`` (machine and measured
+load included) and writes the "Proxy" section of docs/benchmarks.md from it.
 
     python -m bench              # all figures, a few minutes
     python -m bench --no-write   # print only
 
 Figures: 1) added latency per hop and throughput, direct vs HAProxy vs edgescope, plus the
-HTTP-stack choice; 2) ``&`` fan-out width; 3) ``|`` fail-over. Every figure is compared with
-a baseline measured in the same run. The WAN benchmark is separate (bench/wan_accuracy.py,
-needs root). The section goes between its own markers; other sections are left alone.
+HTTP-stack choice; 2) ``&`` fan-out width; 3) ``|`` fail-over; 4) ``&`` request bodies;
+5) scope parsing. Every figure is compared with a baseline measured in the same run; the
+targets and their verdicts are in ``bench/verdicts.py``. The WAN benchmark is separate
+(bench/wan_accuracy.py, needs root). The section goes between its own markers; other
+sections are left alone.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from bench import _results
 from bench.body import body_figures
 from bench.failover import READ_TIMEOUT, failover_figures
 from bench.fanout import DELAY_MS, SLOWEST_MS, fanout_figures
+from bench.parse import CALLS, parse_figures
 from bench.proxy_latency import CONCURRENCY, N_LATENCY, latency_figures, stack_figures
+from bench.verdicts import MAX_FANOUT_OVERHEAD_MS, describe, proxy_verdicts
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 START, END = "<!-- proxy-bench:start -->", "<!-- proxy-bench:end -->"
@@ -54,11 +59,11 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     started = time.time()
-    load_before = os.getloadavg()[0]
+    meter = _results.LoadMeter()
+    figures: dict[str, list[dict[str, Any]]] = {}
     sections: list[tuple[str, list[str], list[list[str]], str]] = []
 
-    rows = latency_figures()
-    by = {r["path"]: r for r in rows}
+    rows = figures["latency"] = latency_figures()
     haproxy = next((r for r in rows if r["path"].startswith("HAProxy")), None)
     table = [
         [
@@ -74,13 +79,11 @@ def main() -> None:
         ]
         for r in rows
     ]
-    local = by["edgescope, X-Scope {image: Paris} (local)"]
     note = (
         f"{N_LATENCY} sequential keep-alive GETs per path, interleaved in 10 rounds; "
         f"throughput: {CONCURRENCY} concurrent keep-alive clients, median of 6 interleaved "
-        f"0.5 s rounds. Targets: edgescope adds "
-        f"<= 0.5 ms p50 (measured {local['added_p50']:.2f} ms with a scope), <= 3x HAProxy's "
-        f"added latency, >= 2,000 requests/s on one core (measured {local['rps']:.0f})."
+        f"0.5 s rounds. Targets (verdicts above): edgescope with a scope adds <= 0.5 ms p50, "
+        f"<= 3x HAProxy's added latency, and serves >= 2,000 requests/s on one core."
     )
     sections.append(
         (
@@ -91,7 +94,7 @@ def main() -> None:
         )
     )
 
-    rows = stack_figures()
+    rows = figures["stack"] = stack_figures()
     table = [[r["path"], f(r["p50"]), f(r["p99"]), f(r["added_p50"]), f(r["rps"], 0)] for r in rows]
     sections.append(
         (
@@ -102,7 +105,7 @@ def main() -> None:
         )
     )
 
-    rows = fanout_figures()
+    rows = figures["fanout"] = fanout_figures()
     table = [
         [
             str(r["width"]),
@@ -110,6 +113,7 @@ def main() -> None:
             f(r["fanout_p50"]),
             f(r["fanout_p99"]),
             f(r["added_p50"]),
+            f(r["proxy_cpu_ms_per_branch"], 3),
             f(r["mem_per_fanout_kb"], 0),
             f"{r['in_flight']} ({r['failed']} failed)",
         ]
@@ -124,17 +128,20 @@ def main() -> None:
                 "fan-out p50",
                 "fan-out p99",
                 "added p50",
+                "proxy CPU ms per branch",
                 "KiB per fan-out",
                 "fan-outs in flight",
             ],
             table,
             f"Each site is a real listening endpoint (one process hosts them all); "
             f"each answers after {DELAY_MS:.0f} ms, the slowest after "
-            f"{SLOWEST_MS:.0f} ms. Target: latency ~ slowest site + 2 ms.",
+            f"{SLOWEST_MS:.0f} ms. Target: latency ~ slowest site + "
+            f"{MAX_FANOUT_OVERHEAD_MS:g} ms. Proxy CPU per branch: the proxy's user + system "
+            "time over the sequential fan-outs, divided by calls x sites.",
         )
     )
 
-    rows = failover_figures()
+    rows = figures["failover"] = failover_figures()
     table = [
         [r["case"], f(r["p50"]), f(r["p99"]), f(r["added_p50"]), str(r["errors"])] for r in rows
     ]
@@ -149,7 +156,7 @@ def main() -> None:
         )
     )
 
-    rows = body_figures()
+    rows = figures["body"] = body_figures()
     table = [
         [r["strategy"], f(r["seconds"]), f(r["first_byte_s"], 3), f(r["rss_mb"], 1)] for r in rows
     ]
@@ -165,29 +172,52 @@ def main() -> None:
         )
     )
 
+    rows = figures["parse"] = parse_figures()
+    sections.append(
+        (
+            "5. Parsing a scope (ms per call, median)",
+            ["case", "p50"],
+            [[r["case"], f(r["p50_ms"], 4)] for r in rows],
+            f"In-process, {CALLS} calls of `parse_scope` per case on "
+            "`{nova: Paris & Corte, glance: Corte | Marseille, keystone: S<i>}`.",
+        )
+    )
+
+    verdicts = proxy_verdicts(figures["latency"], figures["fanout"], figures["failover"])
+    load = meter.stop()
     for title, headers, table, _ in sections:
         show(title, headers, table)
-    cpu = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    haproxy_version = subprocess.run(
-        ["haproxy", "-v"], capture_output=True, text=True, check=False
-    ).stdout.splitlines()[:1]
+    targets = [[v.target, describe(v)] for v in verdicts]
+    show("Targets", ["target", "verdict"], targets)
+    machine = _results.machine()
     context = (
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} on "
-        f"{cpu} shared cores (load average {load_before:.1f} at start, "
-        f"{os.getloadavg()[0]:.1f} at the end; absolute figures vary 2-5x with other work on "
-        f"the machine, so compare within a table), "
-        f"Python {platform.python_version()}, "
-        f"{haproxy_version[0] if haproxy_version else 'no HAProxy'}; "
-        f"run took {time.time() - started:.0f} s. Command: `python -m bench`."
+        f"{machine['cpus']} CPUs ({machine['cpu_model']}), Python {machine['python']}, "
+        f"{machine['haproxy'] or 'no HAProxy'}; {load.sentence()}. Absolute figures move with "
+        f"other work on the machine, so compare within a table. The run took "
+        f"{load.wall_seconds:.0f} s. Command: `python -m bench`."
+    )
+    Console().print(context)
+    if args.no_write:
+        return
+    path = _results.write(
+        "proxy",
+        "python -m bench",
+        started,
+        load,
+        {"figures": figures, "verdicts": [v.as_json() for v in verdicts]},
     )
     body = "\n\n".join(
         f"### {title}\n\n{md_table(headers, table)}\n\n{note}"
         for title, headers, table, note in sections
     )
-    section = f"{START}\n## Proxy (issue 3)\n\n{context}\n\n{body}\n{END}\n"
-    Console().print(context)
-    if not args.no_write:
-        write_section(section)
+    section = (
+        f"{START}\n## Proxy (issue 3)\n\n{context} Every figure below is in "
+        f"`{_results.relative(path)}`.\n\n### Targets\n\n"
+        f"{md_table(['target', 'verdict'], targets)}\n\n{body}\n{END}\n"
+    )
+    write_section(section)
+    Console().print(f"written: {_results.relative(path)} and {DOCS.name}")
 
 
 def write_section(section: str) -> None:

@@ -17,7 +17,9 @@ the extra compute is stopped by PID and its service record deleted at the end.
 
     sudo .venv/bin/python -m bench.centralized [--state-dir state-wan] [--repeat 2] [--no-write]
 
-The table goes into docs/benchmarks.md between its own markers; other sections are left alone.
+The figures go into ``bench/results/centralized-<UTC time>.json`` (machine and measured load
+included: the testbed's processes count as the run's own work) and the table into
+docs/benchmarks.md between its own markers; other sections are left alone.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench import _results
 from edgescope.testbed import Testbed
+from edgescope.testbed.process import running_pid
 from edgescope.testbed.wan import Wan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -271,13 +275,13 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str, load: float, repeat: int) -> None:
+def write_section(body: str, load: _results.Load, repeat: int, stored: str) -> None:
     section = (
         f"{START}\n## Centralized control plane vs edgescope: a boot at Corte "
         "(bench/centralized.py)\n\n"
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
-        f"({os.cpu_count()} CPUs, 1-min load average {load:.1f} at the start, shared with other "
-        "work), on the running WAN testbed (NFQUEUE delayer). Seconds from a fresh client "
+        f"({os.cpu_count()} CPUs; {load.sentence()}), on the running WAN testbed (NFQUEUE "
+        f"delayer); every figure is in `{stored}`. Seconds from a fresh client "
         "session to ACTIVE (auth, flavor and image look-ups, create, polls every 0.25 s), "
         f"median of {repeat} per link setting (min–max), request made from Corte's namespace; "
         f"one attempt when partitioned, bounded at {BOOT_TIMEOUT:.0f} s. Compute driver: nova's "
@@ -313,9 +317,14 @@ def main() -> int:
         return 2
     testbed = Testbed.from_state(find_state(args.state_dir))
     wan = Wan.attach(Path(testbed.wan_state) if testbed.wan_state else Path("/run/edgescope/wan"))
-    load = os.getloadavg()[0]
     run_id = uuid.uuid4().hex[:6]
     wait_quiet(900)  # the extra compute is a Paris host: start it while no fault test runs
+    started_at = time.time()
+    meter = _results.LoadMeter()
+    pids = [row.pid for row in testbed.status() if row.pid]
+    pids += [pid for b in testbed.brokers if (pid := running_pid(b.pidfile)) is not None]
+    pids += [wan.delayer_pid] if wan.delayer_pid else []
+    testbed_cpu = _results.tree_cpu_seconds(pids)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="centralized-") as tmp:
         workdir = Path(tmp)
@@ -330,12 +339,16 @@ def main() -> int:
                     prefix = f"cbench-{run_id}"
                     left = driver(testbed, site, 60, mode="cleanup", cloud=cloud, prefix=prefix)
                     print(f"cleanup at {site}: {left}")
+    load = meter.stop(extra_own_seconds=_results.tree_cpu_seconds(pids) - testbed_cpu)
     body = table(rows)
     print(body)
-    print(f"total {time.monotonic() - started:.0f} s")
+    print(f"total {time.monotonic() - started:.0f} s; {load.sentence()}")
     if not args.no_write:
-        write_section(body, load, args.repeat)
-        print(f"written to {DOCS}")
+        command = f"python -m bench.centralized --repeat {args.repeat}"
+        figures = {"repeat": args.repeat, "rows": rows}
+        path = _results.write("centralized", command, started_at, load, figures)
+        write_section(body, load, args.repeat, _results.relative(path))
+        print(f"written: {_results.relative(path)} and {DOCS}")
     return 0
 
 

@@ -2,8 +2,9 @@
 
 Every simulated site is a real listening endpoint; one process hosts them all. Each site
 answers after 5 ms except the slowest, after 20 ms. The figure is the fan-out latency
-against the slowest site's own latency (measured directly, same run), and the proxy's
-memory per in-flight fan-out (RSS growth while K fan-outs are in flight, divided by K).
+against the slowest site's own latency (measured directly, same run), the proxy's CPU time
+per branch (its user + system time over the sequential fan-outs, divided by calls × sites),
+and its memory per in-flight fan-out (RSS growth while K fan-outs are in flight, divided by K).
 """
 
 from __future__ import annotations
@@ -71,9 +72,14 @@ def one_width(width: int) -> dict[str, Any]:
             n = 40 if width <= 100 else 10
             slowest_url = f"http://127.0.0.1:{ports[-1]}/image/items"
             slowest = run(lambda: latency(slowest_url, n, warmup=3))
+            cpu_before = psutil.Process(proc.pid).cpu_times()
             started = time.perf_counter()
             fan = run(lambda: latency(f"{url}/image/items", n, headers, warmup=2))
             elapsed = time.perf_counter() - started
+            cpu_after = psutil.Process(proc.pid).cpu_times()
+            cpu_seconds = (cpu_after.user + cpu_after.system) - (
+                cpu_before.user + cpu_before.system
+            )
             in_flight = 20 if width <= 100 else 2
             base, peak, failed = run(
                 lambda: peak_rss_during(proc.pid, f"{url}/image/items", headers, in_flight)
@@ -84,6 +90,7 @@ def one_width(width: int) -> dict[str, Any]:
         "fanout_p50": fan.p50,
         "fanout_p99": fan.p99,
         "added_p50": fan.p50 - slowest.p50,
+        "proxy_cpu_ms_per_branch": cpu_seconds * 1000 / ((n + 2) * width),
         "rss_base": base,
         "mem_per_fanout_kb": (peak - base) * 1024 / in_flight,
         "in_flight": in_flight,

@@ -11,10 +11,12 @@ namespaces by ``tests/integration/faults_driver.py``:
 Streams: 1-DC creates/lists at Paris and at Corte; ``{image: Corte}`` and
 ``{image: Corte | Marseille}`` from Paris. For each phase and stream it prints the success
 ratio, p50/p95 latency and their ratio to the baseline, the 503s and the longest call; at the
-end it checks that every acknowledged create still exists. Prints a markdown table, writes
-nothing.
+end it checks that every acknowledged create still exists. Prints a markdown table and
+stores the figures in ``bench/results/soak-<UTC time>.json`` with the machine and the load:
+the testbed's processes (sites, brokers, delayer) count as the run's own work, so "other
+work" is whatever else used the CPUs.
 
-    sudo .venv/bin/python bench/soak.py --minutes 3 [--period 10 --cut 5]
+    sudo .venv/bin/python -m bench.soak --minutes 3 [--period 10 --cut 5]
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import _results
 from edgescope.demo.run import DemoOptions, open_network, open_testbed
 from edgescope.testbed import Testbed
+from edgescope.testbed.process import running_pid
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVER = REPO / "tests" / "integration" / "faults_driver.py"
@@ -95,6 +99,12 @@ def _stats(records: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def _testbed_pids(testbed: Testbed, wan: Any) -> list[int]:
+    pids = [row.pid for row in testbed.status() if row.pid]
+    pids += [pid for b in testbed.brokers if (pid := running_pid(b.pidfile)) is not None]
+    return pids + ([wan.delayer_pid] if wan.delayer_pid else [])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="total, split in 3 phases")
@@ -111,6 +121,10 @@ def main() -> None:
     assert network.wan is not None
     phase_seconds = args.minutes * 60 / 3
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    started = time.time()
+    meter = _results.LoadMeter()
+    pids = _testbed_pids(testbed, network.wan)
+    testbed_cpu = _results.tree_cpu_seconds(pids)
     try:
         for phase in ("baseline", "partitions", "flapping"):
             print(f"phase {phase}: {phase_seconds:.0f} s", flush=True)
@@ -134,6 +148,8 @@ def main() -> None:
             ]
             for site, ids in created.items()
         }
+        testbed_cpu = _results.tree_cpu_seconds(pids) - testbed_cpu
+        load = meter.stop(extra_own_seconds=testbed_cpu)
     finally:
         if created_here:
             testbed.down()
@@ -160,13 +176,31 @@ def main() -> None:
     missing = sum(len(v) for v in lost.values())
     print(f"\nacknowledged 1-DC creates: {total}; missing after the soak: {missing}")
     print("\ncalls over 5 s (what answered them, from X-Edgescope-Sites and the body):")
+    slow = []
     for phase, streams in results.items():
         for stream, records in streams.items():
             for r in sorted(records, key=lambda r: -r["seconds"]):
                 if r["seconds"] > 5:
+                    slow.append({"phase": phase, "stream": stream, **r})
                     error = (r["error"] or "").replace("\n", " ")[:160]
                     print(f"- {phase} / {stream}: {r['seconds']:.1f} s, status {r['status']}, "
                           f"sites {r.get('sites')}, {error}")  # fmt: skip
+    print(f"\n{load.sentence()}")
+    figures = {
+        "network": network.note,
+        "settings": {"phase_seconds": phase_seconds, "period": args.period, "cut": args.cut},
+        "phases": {
+            phase: {stream: _stats(records) for stream, records in streams.items()}
+            for phase, streams in results.items()
+        },
+        "acknowledged_creates": total,
+        "missing_after_soak": missing,
+        "calls_over_5_s": slow,
+    }
+    command = f"python -m bench.soak --minutes {args.minutes:g} --period {args.period:g} "
+    command += f"--cut {args.cut:g}"
+    path = _results.write("soak", command, started, load, figures)
+    print(f"written: {_results.relative(path)}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """Benchmark of the emulated WAN: delay accuracy per pair, partition command latency, throughput.
 
 Needs root. Brings up its own WAN (prefix ``es-bench``, all four Renater sites), measures,
-tears it down, prints the tables and writes them as the "WAN emulation" section of
-docs/benchmarks.md (between its own markers; other sections are left alone).
+tears it down, prints the tables, stores the figures in ``bench/results/wan-<UTC time>.json``
+(machine and measured load included) and writes them as the "WAN emulation" section of
+docs/benchmarks.md (between its own markers; other sections are left alone). Whether other
+work shared the CPUs is decided from the CPU use measured during the run
+(``bench/_results.py``), the delayer's own CPU time counted as the benchmark's.
 
-    sudo .venv/bin/python bench/wan_accuracy.py [--pings 20] [--no-write]
+    sudo .venv/bin/python -m bench.wan_accuracy [--pings 20] [--no-write]
 
 Baselines are measured in the same run: the undelayed bridge (delayer stopped, its rule
 removed) for RTT and throughput.
@@ -24,7 +27,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from bench import _results
 from edgescope.testbed.wan import Wan, load_topology
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -107,39 +112,50 @@ def timed_ms(action: Callable[[], object], repeat: int) -> list[float]:
     return times
 
 
-def run(pings: int) -> str:
+Figures = dict[str, Any]
+
+
+def run(pings: int) -> tuple[str, Figures, float]:
+    """The markdown body, the figures, and the delayer's CPU seconds (not our child)."""
     topology = load_topology(sites=["Paris", "Corte", "Marseille", "Vancouver"])
     lines: list[str] = []
+    figures: Figures = {}
     with tempfile.TemporaryDirectory() as state:
         start = time.perf_counter()
         wan = Wan.up(topology, Path(state), prefix="es-bench")
         up_ms = (time.perf_counter() - start) * 1000
+        delayer_cpu = 0.0
         try:
-            lines += accuracy(wan, pings)
-            lines += partitions(wan)
-            lines += bulk(wan)
+            lines += accuracy(wan, pings, figures)
+            lines += partitions(wan, figures)
+            lines += bulk(wan, figures)
+            delayer_cpu = figures["delayer_cpu_seconds_total"]
         finally:
             start = time.perf_counter()
             wan.down()
             down_ms = (time.perf_counter() - start) * 1000
+    figures["up_ms"], figures["down_ms"] = up_ms, down_ms
     lines += [
         "",
         f"Bringing up 4 sites (namespaces, bridge, delayer): {up_ms:.0f} ms; "
         f"tearing down: {down_ms:.0f} ms.",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines), figures, delayer_cpu
 
 
-def accuracy(wan: Wan, pings: int) -> list[str]:
+def accuracy(wan: Wan, pings: int, figures: Figures) -> list[str]:
     rows = [
         f"### Delay accuracy ({pings} pings per pair, 50 ms apart)",
         "",
         "| pair | configured RTT | min | avg | max | mdev | avg − configured |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    measured = figures["rtt_ms"] = []
     for a, b in PAIRS:
         configured = wan.topology.link(a, b).rtt_ms
         lo, avg, hi, mdev = ping(wan, a, b, pings)
+        measured.append({"pair": f"{a}-{b}", "configured": configured, "min": lo, "avg": avg,
+                         "max": hi, "mdev": mdev})  # fmt: skip
         rows.append(
             f"| {a}–{b} | {configured:g} ms | {lo:.2f} | {avg:.2f} | {hi:.2f} | {mdev:.2f} "
             f"| +{avg - configured:.2f} ms |"
@@ -147,6 +163,8 @@ def accuracy(wan: Wan, pings: int) -> list[str]:
     wan.set_link("Paris", "Corte", rtt_ms=0)
     zero = ping(wan, "Paris", "Corte", pings)
     wan.set_link("Paris", "Corte", rtt_ms=20)
+    measured.append({"pair": "Paris-Corte at 0 ms", "configured": 0.0, "min": zero[0],
+                     "avg": zero[1], "max": zero[2], "mdev": zero[3]})  # fmt: skip
     rows.append(
         f"| Paris–Corte at 0 ms (delayer round trip only) | 0 ms | {zero[0]:.2f} "
         f"| {zero[1]:.2f} | {zero[2]:.2f} | {zero[3]:.2f} | +{zero[1]:.2f} ms |"
@@ -154,7 +172,7 @@ def accuracy(wan: Wan, pings: int) -> list[str]:
     return rows
 
 
-def partitions(wan: Wan, repeat: int = 20) -> list[str]:
+def partitions(wan: Wan, figures: Figures, repeat: int = 20) -> list[str]:
     cut = timed_ms(lambda: wan.partition("Paris", "Corte"), 1)
     heal: list[float] = []
     for _ in range(repeat):
@@ -170,6 +188,9 @@ def partitions(wan: Wan, repeat: int = 20) -> list[str]:
     )
     wan.heal()
     lost = ping_during_cut(wan)
+    figures["partition_ms"] = {"partition": cut, "isolate": isolate, "heal": heal}
+    figures["cli_startup_ms"] = startup
+    figures["ping_in_flight_at_cut"] = lost
 
     def row(name: str, values: list[float]) -> str:
         return (
@@ -220,7 +241,7 @@ def ping_during_cut(wan: Wan) -> str:
     )
 
 
-def bulk(wan: Wan, megabytes: int = 100, runs: int = 3) -> list[str]:
+def bulk(wan: Wan, figures: Figures, megabytes: int = 100, runs: int = 3) -> list[str]:
     """Best of ``runs`` transfers each way (the best run is the least disturbed by other load)."""
     pid = wan.delayer_pid
     assert pid is not None
@@ -228,11 +249,19 @@ def bulk(wan: Wan, megabytes: int = 100, runs: int = 3) -> list[str]:
     delayed = max(throughput(wan, "Paris", "Marseille", megabytes) for _ in range(runs))
     cpu = (cpu_seconds(pid) - cpu0) / runs
     far = throughput(wan, "Paris", "Vancouver", 20)
+    figures["delayer_cpu_seconds_total"] = cpu_seconds(pid)  # its whole life, before it stops
     os.kill(pid, signal.SIGTERM)  # baseline: the plain bridge; the delayer removes its rule
     while Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text()[-60:]:
         time.sleep(0.01)
     direct = max(throughput(wan, "Paris", "Marseille", megabytes) for _ in range(runs))
     direct_rtt = ping(wan, "Paris", "Marseille", 10)
+    figures["throughput_mb_s"] = {
+        "bridge_only": direct,
+        "bridge_only_rtt_ms": direct_rtt[1],
+        f"paris_marseille_{megabytes}mb_best_of_{runs}": delayed,
+        "paris_vancouver_20mb_one_run": far,
+    }
+    figures["delayer_cpu_seconds_per_transfer"] = cpu
     return [
         "",
         f"### Throughput (one TCP stream, best of {runs}; NFQA_CFG_F_GSO keeps GSO packets whole)",
@@ -249,12 +278,12 @@ def bulk(wan: Wan, megabytes: int = 100, runs: int = 3) -> list[str]:
     ]
 
 
-def write_section(body: str, load: float) -> None:
+def write_section(body: str, load: _results.Load, stored: str) -> None:
     section = (
         f"{START}\n## WAN emulation (bench/wan_accuracy.py)\n\n"
         f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.node()} "
-        f"({os.cpu_count()} CPUs, kernel {platform.release()}, NFQUEUE delayer: no netem; "
-        f"1-min load average {load:.1f} at the start: other work shared the CPUs).\n\n"
+        f"({os.cpu_count()} CPUs, kernel {platform.release()}, NFQUEUE delayer: no netem); "
+        f"{load.sentence()}. Every figure below is in `{stored}`.\n\n"
         f"{body}\n{END}\n"
     )
     text = DOCS.read_text() if DOCS.exists() else "# edgescope benchmarks\n"
@@ -273,12 +302,17 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench/wan_accuracy.py needs root (network namespaces)", file=sys.stderr)
         return 2
-    load = os.getloadavg()[0]
-    body = run(args.pings)
+    started = time.time()
+    meter = _results.LoadMeter()
+    body, figures, delayer_cpu = run(args.pings)
+    load = meter.stop(extra_own_seconds=delayer_cpu)
     print(body)
+    print(f"\n{load.sentence()}")
     if not args.no_write:
-        write_section(body, load)
-        print(f"\nwritten to {DOCS}")
+        command = f"python -m bench.wan_accuracy --pings {args.pings}"
+        path = _results.write("wan", command, started, load, {"figures": figures})
+        write_section(body, load, _results.relative(path))
+        print(f"\nwritten: {_results.relative(path)} and {DOCS}")
     return 0
 
 

@@ -25,15 +25,18 @@ class ScopeError(EdgescopeError, ValueError):
 
     ``str(err)`` is one line, e.g. ``expected '&', '|' or '}' at column 14``;
     :meth:`context` gives the source line and a caret under the offending character.
+    An error raised without a source (a check with no position) has neither; one raised
+    with a source always has both, even when that source is the empty text.
     """
 
     def __init__(
-        self, message: str, source: str = "", pos: int = 0, end: int | None = None
+        self, message: str, source: str | None = None, pos: int = 0, end: int | None = None
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.source = source
-        self.pos = max(0, min(pos, len(source)))
+        self.positioned = source is not None
+        self.source = source or ""
+        self.pos = max(0, min(pos, len(self.source)))
         self.end = self.pos + 1 if end is None else max(end, self.pos + 1)
 
     @property
@@ -63,12 +66,12 @@ class ScopeError(EdgescopeError, ValueError):
         where = f"column {self.column}"
         if "\n" in self.source:
             where = f"line {self.line}, {where}"
-        if not self.source:
+        if not self.positioned:
             return self.message
         return f"{self.message} (at {where})\n{self.context()}"
 
     def __str__(self) -> str:
-        if not self.source:
+        if not self.positioned:
             return self.message
         return f"{self.message} at column {self.column}"
 

@@ -54,6 +54,25 @@ def test_check_json() -> None:
     assert json.loads(out)["image"] == {"or": ["Corte", "Marseille"]}
 
 
+def test_check_json_of_a_site_that_needs_quotes_in_text() -> None:
+    code, out, _ = invoke("check", "--json", '{nova: "New York", glance: "São Paulo" | Nice}')
+    assert code == 0
+    assert json.loads(out) == {"compute": "New York", "image": {"or": ["São Paulo", "Nice"]}}
+    assert invoke("check", out.strip()) == (
+        0,
+        '{compute: "New York", image: "São Paulo" | Nice}\n',
+        "",
+    )
+
+
+def test_an_empty_scope_error_has_a_caret() -> None:
+    assert invoke("check", "") == (
+        2,
+        "",
+        "error: expected '{' to open the scope (at column 1)\n\n^\n",
+    )
+
+
 def test_syntax_error_has_column_and_caret_on_stderr() -> None:
     code, out, err = invoke("check", "{nova: Paris & }")
     assert (code, out) == (2, "")

@@ -164,6 +164,23 @@ def test_json_ast_sites_are_names_not_text() -> None:
     assert scope.entries[0].expr == Or((S("New York"), S("a | b")))
 
 
+@pytest.mark.parametrize(
+    ("value", "expr"),
+    [
+        ("New York", S("New York")),
+        (" São Paulo ", S("São Paulo")),
+        ("Paris", S("Paris")),
+        ('"New York" & Paris', And((S("New York"), S("Paris")))),
+        ("Corte | Marseille", Or((S("Corte"), S("Marseille")))),
+        ('"a|b"', S("a|b")),
+    ],
+)
+def test_a_json_string_is_one_site_name_unless_it_has_syntax_characters(
+    value: str, expr: object
+) -> None:
+    assert parse_scope(json.dumps({"compute": value})).entries[0].expr == expr
+
+
 def test_json_value_cannot_inject_an_entry() -> None:
     with pytest.raises(ScopeSyntaxError) as info:
         parse_scope('{"compute": "Paris, image: Corte"}')
@@ -201,6 +218,19 @@ def test_errors_are_scope_errors_with_positions(text: str) -> None:
     err = info.value
     assert 0 <= err.pos <= len(err.source)
     assert "^" in err.context()
+    assert err.render().endswith(err.context()) and "(at column" in err.render()
+
+
+def test_the_empty_text_error_has_a_caret() -> None:
+    with pytest.raises(ScopeSyntaxError) as info:
+        parse_scope("")
+    assert info.value.render() == "expected '{' to open the scope (at column 1)\n\n^"
+    assert str(info.value) == "expected '{' to open the scope at column 1"
+
+
+def test_an_error_without_a_source_has_no_position() -> None:
+    err = ScopeCheckError("the catalog has no sites")
+    assert (err.render(), str(err)) == ("the catalog has no sites", "the catalog has no sites")
 
 
 def test_cache_gives_equal_immutable_scopes_and_never_caches_errors() -> None:

@@ -45,8 +45,30 @@ def test_canonical_json_from_the_issue() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "as_json"),
+    [
+        ('{nova: "New York"}', {"compute": "New York"}),
+        ('{nova: "São Paulo" & Paris}', {"compute": {"and": ["São Paulo", "Paris"]}}),
+        ('{nova: "a|b"}', {"compute": '"a|b"'}),
+        ('{nova: " Paris"}', {"compute": '" Paris"'}),
+    ],
+)
+def test_canonical_json_sites_are_names(text: str, as_json: object) -> None:
+    """A site is its name; a lone name that would read as expression text stays quoted."""
+    assert scope_to_json(parse_scope(text)) == as_json
+
+
+@pytest.mark.parametrize(
     "text",
-    ['{nova: "New York"}', "{nova: a & (b | c & d) | e}", '{nova: "x\\"y" | z}', "{nova: p}"],
+    [
+        '{nova: "New York"}',
+        "{nova: a & (b | c & d) | e}",
+        '{nova: "x\\"y" | z}',
+        "{nova: p}",
+        '{nova: "a|b"}',
+        '{nova: "x\\"y"}',
+        '{nova: " Paris "}',
+    ],
 )
 def test_json_round_trip(text: str) -> None:
     scope = parse_scope(text)

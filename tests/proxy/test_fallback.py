@@ -81,20 +81,28 @@ async def test_breaker_skips_a_down_peer_without_calling_it(
 
 
 async def test_probes_keep_a_down_peer_open(sites: SitesFactory, refused_url: str) -> None:
+    """Each failed probe re-opens the breaker, so past ``open_seconds`` a call still fails
+    fast; without probes it would be let through as a half-open trial."""
+    open_seconds = 0.5
     paris, _corte = await sites(
         "Paris",
         "Corte",
-        breaker={"failure_threshold": 1, "open_seconds": 60, "probe_interval": 0.05},
+        breaker={"failure_threshold": 1, "open_seconds": open_seconds, "probe_interval": 0.05},
         peer_urls={"Paris": {"Corte": refused_url}},
     )
+    scope = {"X-Scope": "{image: Corte}"}
     # Corte's proxy is "down" (Paris has the wrong port): one failure opens the breaker...
-    status, _, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
-    assert status == 503
-    assert paris.proxy.breakers["Corte"].state == "open"
-    # ...and probes keep it open while it stays down.
-    await asyncio.sleep(0.2)
-    assert paris.proxy.breakers["Corte"].state == "open"
-    assert "refused" in paris.proxy.breakers["Corte"].last_error
+    status, _, body = await paris.get("/image/echo", headers=scope)
+    assert status == 503 and "circuit breaker open" not in body["error"]["message"]
+    breaker = paris.proxy.breakers["Corte"]
+    assert breaker.state == "open"
+    first_opened_at = breaker.opened_at
+    # ...and probes keep re-opening it while Corte stays down.
+    await asyncio.sleep(2 * open_seconds)
+    assert breaker.state == "open" and breaker.opened_at > first_opened_at + open_seconds
+    assert "refused" in breaker.last_error
+    status, _, body = await paris.get("/image/echo", headers=scope)
+    assert status == 503 and "circuit breaker open" in body["error"]["message"]
 
 
 async def test_probe_half_opens_a_recovered_peer(sites: SitesFactory) -> None:

@@ -54,3 +54,29 @@ def test_status_and_env_of_a_stopped_testbed(tmp_path: Path) -> None:
     assert "10100" in status.output and "down" in status.output
     env = runner.invoke(app, ["testbed", "env", "--state-dir", str(tmp_path)])
     assert env.output.strip() == f"export OS_CLIENT_CONFIG_FILE={tmp_path.resolve()}/clouds.yaml"
+
+
+WAN_COMMANDS = [["partition", "Paris", "Corte"], ["heal"], ["wan-link", "Paris", "Corte"],
+                ["wan-status"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", WAN_COMMANDS)
+def test_wan_commands_find_the_wan_from_the_testbed_state_dir(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`--state-dir` is the testbed's folder; the WAN is the one recorded at `up --wan`."""
+    wan_state = tmp_path / "wan-of-this-testbed"
+    Testbed.create(tmp_path / "state-wan", ["Paris", "Corte"], wan_state=wan_state)
+    result = runner.invoke(app, ["testbed", *command, "--state-dir", str(tmp_path / "state-wan")])
+    assert result.exit_code == 2, result.output
+    assert f"no WAN is up (no {wan_state}/state.json)" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command", WAN_COMMANDS)
+def test_wan_commands_of_a_testbed_without_wan(tmp_path: Path, command: list[str]) -> None:
+    result = runner.invoke(app, ["testbed", *command, "--state-dir", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "no testbed in" in result.output
+    Testbed.create(tmp_path, ["Paris", "Corte"])
+    result = runner.invoke(app, ["testbed", *command, "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "runs without a WAN" in result.output
+    assert "Traceback" not in result.output

@@ -87,7 +87,7 @@ def build_extensions(config: ProxyConfig, state_dir: Path | None) -> list[Extens
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop when asked or available (it cuts the proxy's per-hop cost; docs/benchmarks.md)."""
+    """uvloop when asked, or with ``auto`` when it is installed; otherwise asyncio's loop."""
     if choice not in ("auto", "uvloop", "asyncio"):
         raise ConfigError(f"--loop {choice!r}: valid choices are auto, uvloop, asyncio")
     if choice == "asyncio":

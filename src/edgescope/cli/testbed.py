@@ -4,10 +4,12 @@
     edgescope testbed status            # table: sites, services, ports, PIDs, health, RSS
     edgescope testbed logs Paris glance [--lines 50]
     edgescope testbed env               # export OS_CLIENT_CONFIG_FILE=...
+    edgescope testbed partition Paris Corte   # under --wan; also heal, wan-link, wan-status
     edgescope testbed down [--purge]
 
-The state folder defaults to ``$EDGESCOPE_STATE_DIR`` or ``./state``. The WAN commands
-(``partition``, ``heal``, ...) come from ``cli/wan.py`` when it is present.
+``--state-dir`` is the testbed's state folder for every command, WAN commands included
+(they find the WAN from it); it defaults to ``$EDGESCOPE_STATE_DIR`` or ``./state``. The WAN
+commands come from ``cli/wan.py``.
 """
 
 from __future__ import annotations

@@ -7,9 +7,13 @@
     edgescope wan status [--json]
     edgescope wan down
 
-``register_commands(testbed_app)`` adds ``partition``, ``heal``, ``wan-link`` and
-``wan-status`` to the testbed group. The state directory defaults to
-``$EDGESCOPE_WAN_STATE`` or ``/run/edgescope/wan``.
+Here ``--wan-state`` is the WAN's own state folder (default ``$EDGESCOPE_WAN_STATE`` or
+``/run/edgescope/wan``). ``register_commands(testbed_app)`` adds ``partition``, ``heal``,
+``wan-link`` and ``wan-status`` to the testbed group, where ``--state-dir`` is the testbed's
+state folder, as for every testbed command; the WAN is the one that testbed recorded at
+``testbed up --wan``:
+
+    edgescope testbed partition Paris Corte --state-dir state-wan
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgescope.errors import ConfigError, EdgescopeError
+from edgescope.testbed.layout import TestbedUsageError
 from edgescope.testbed.wan import DEFAULT_STATE_DIR, Wan, load_topology
 
 app = typer.Typer(
@@ -37,13 +42,18 @@ _err = Console(stderr=True, soft_wrap=True)
 
 StateDir = Annotated[
     Path,
+    typer.Option("--wan-state", envvar="EDGESCOPE_WAN_STATE", help="Where the WAN state lives."),
+]
+TestbedStateDir = Annotated[
+    Path,
     typer.Option(
-        "--wan-state",
         "--state-dir",
-        envvar="EDGESCOPE_WAN_STATE",
-        help="Where the WAN state lives.",
+        envvar="EDGESCOPE_STATE_DIR",
+        help="The testbed's state folder (as for `testbed up`); its WAN is found from there.",
     ),
 ]
+TESTBED_STATE = Path("state")
+"""The testbed's default state folder (as in cli/testbed.py)."""
 
 
 @contextmanager
@@ -51,7 +61,7 @@ def _clean_errors() -> Iterator[None]:
     """Render edgescope errors as one line: exit 2 for bad input, 1 for system failures."""
     try:
         yield
-    except ConfigError as exc:
+    except (ConfigError, TestbedUsageError) as exc:
         _err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     except EdgescopeError as exc:
@@ -193,9 +203,63 @@ def status(
         _out.print(sites, links)
 
 
+def wan_state_of_testbed(state_dir: Path) -> Path:
+    """The WAN state folder that the testbed in ``state_dir`` was brought up on."""
+    from edgescope.testbed import Testbed
+
+    wan_state = Testbed.from_state(state_dir).wan_state
+    if wan_state is None:
+        raise ConfigError(f"the testbed in {state_dir} runs without a WAN (`testbed up --wan`)")
+    return wan_state
+
+
+def _testbed_wan(state_dir: Path) -> Path:
+    with _clean_errors():
+        return wan_state_of_testbed(state_dir)
+
+
+def testbed_partition(
+    site_a: Annotated[str | None, typer.Argument(metavar="[A]")] = None,
+    site_b: Annotated[str | None, typer.Argument(metavar="[B]")] = None,
+    isolate: Annotated[str | None, typer.Option(help="Cut this site from all others.")] = None,
+    state_dir: TestbedStateDir = TESTBED_STATE,
+) -> None:
+    """Cut the link between A and B, or --isolate one site from all others."""
+    partition(site_a, site_b, isolate, _testbed_wan(state_dir))
+
+
+def testbed_heal(
+    site_a: Annotated[str | None, typer.Argument(metavar="[A]")] = None,
+    site_b: Annotated[str | None, typer.Argument(metavar="[B]")] = None,
+    state_dir: TestbedStateDir = TESTBED_STATE,
+) -> None:
+    """Restore all links, the links of A, or the A–B link."""
+    heal(site_a, site_b, _testbed_wan(state_dir))
+
+
+def testbed_link(
+    site_a: Annotated[str, typer.Argument(metavar="A")],
+    site_b: Annotated[str, typer.Argument(metavar="B")],
+    rtt: Annotated[float | None, typer.Option(help="Round-trip time, ms.")] = None,
+    jitter: Annotated[float | None, typer.Option(help="One-way jitter, ms.")] = None,
+    loss: Annotated[float | None, typer.Option(help="Loss per direction, 0..1.")] = None,
+    state_dir: TestbedStateDir = TESTBED_STATE,
+) -> None:
+    """Change the RTT, jitter or loss of the A–B link while the WAN runs."""
+    link(site_a, site_b, rtt, jitter, loss, _testbed_wan(state_dir))
+
+
+def testbed_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    state_dir: TestbedStateDir = TESTBED_STATE,
+) -> None:
+    """Sites, links, cuts and the delayer process of the testbed's WAN."""
+    status(as_json, _testbed_wan(state_dir))
+
+
 def register_commands(testbed_app: typer.Typer) -> None:
-    """Add the WAN commands to the ``edgescope testbed`` group."""
-    testbed_app.command("partition")(partition)
-    testbed_app.command("heal")(heal)
-    testbed_app.command("wan-link")(link)
-    testbed_app.command("wan-status")(status)
+    """Add the WAN commands to the ``edgescope testbed`` group (``--state-dir``: the testbed's)."""
+    testbed_app.command("partition")(testbed_partition)
+    testbed_app.command("heal")(testbed_heal)
+    testbed_app.command("wan-link")(testbed_link)
+    testbed_app.command("wan-status")(testbed_status)

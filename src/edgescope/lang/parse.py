@@ -29,7 +29,7 @@ from edgescope.lang import messages as msg
 from edgescope.lang.ast import And, Expr, Or, Scope, ServiceScope, SiteRef, Span, iter_sites
 from edgescope.lang.limits import DEFAULT_LIMITS, Limits, prescan
 from edgescope.lang.registry import DEFAULT_REGISTRY, ServiceRegistry
-from edgescope.lang.unparse import unparse_expr
+from edgescope.lang.unparse import is_json_site_name, quote_site, unparse_expr
 
 _NAME_CHAR = re.compile(r"[A-Za-z0-9._-]")
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
@@ -188,8 +188,11 @@ def _parse_json_form(text: str, limits: Limits, registry: ServiceRegistry) -> Sc
 
 
 def _json_value_text(key: str, value: object, text: str) -> str:
+    """A service's JSON value as expression text: a string is either one site name
+    (``"New York"``, see :func:`is_json_site_name`) or already expression text."""
     if isinstance(value, str):
-        return value
+        name = value.strip(" \t")
+        return quote_site(name) if is_json_site_name(name) else value
     return unparse_expr(_json_to_expr(key, value, text))
 
 
@@ -340,13 +343,6 @@ class _ExprBuilder(Transformer[Token, Expr]):
             for op in (child.operands if isinstance(child, Or) else (child,))
         ]
         return Or(tuple(flat), self._span(meta.start_pos, meta.end_pos))
-
-
-def _flatten(children: list[Expr], kind: type[And | Or]) -> tuple[Expr, ...]:
-    """``(a & b) & c`` -> ``(a, b, c)``: operands of a same-kind child are spliced in."""
-    return tuple(
-        op for child in children for op in (child.operands if isinstance(child, kind) else (child,))
-    )
 
 
 class _ScopeBuilder(_ExprBuilder):

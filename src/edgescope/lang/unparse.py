@@ -17,6 +17,7 @@ from typing import Any
 from edgescope.lang.ast import And, Expr, Or, Scope, SiteRef
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_TEXT_SYNTAX = re.compile(r'[&|(){}:,"]')
 
 JsonExpr = str | dict[str, list[Any]]
 
@@ -47,18 +48,31 @@ def quote_site(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def is_json_site_name(value: str) -> bool:
+    """Whether a service's JSON string value is one site name, taken as it is.
+
+    It is when it has none of the text syntax's characters ``& | ( ) { } : , "`` and no
+    blank at either end: ``"New York"``, ``"São Paulo"``. Any other string is read as
+    expression text (``"Corte | Marseille"``).
+    """
+    return bool(value) and value == value.strip(" \t") and not _TEXT_SYNTAX.search(value)
+
+
 def scope_to_json(scope: Scope) -> dict[str, JsonExpr]:
     """The canonical JSON AST: ``{"compute": {"and": ["Paris", "Corte"]}, "image": "Corte"}``.
 
-    A top-level string is read back as expression text, so a site that needs quotes is
-    written quoted there (``"\\"New York\\""``); strings inside ``and``/``or`` are names.
+    A site is its name: ``{"compute": "New York"}``. Only a lone site whose name would read
+    as expression text (see :func:`is_json_site_name`, e.g. ``a|b``) is written quoted, in
+    the text syntax; strings inside ``and``/``or`` are always names.
     """
     result: dict[str, JsonExpr] = {}
     for entry in scope.entries:
         expr = entry.expr
-        result[entry.service] = (
-            quote_site(expr.name) if isinstance(expr, SiteRef) else expr_to_json(expr)
-        )
+        if isinstance(expr, SiteRef):
+            name = expr.name
+            result[entry.service] = name if is_json_site_name(name) else quote_site(name)
+        else:
+            result[entry.service] = expr_to_json(expr)
     return result
 
 

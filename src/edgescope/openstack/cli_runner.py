@@ -1,7 +1,6 @@
 """Drive the real ``openstack`` command as a subprocess, the way a user types it.
 
-Neighbours: ``scenarios.py`` and ``tests/integration`` run every scenario through :class:`Cli`;
-the testbed writes the ``clouds.yaml`` it reads. Output is parsed from ``-f json`` /
+``scenarios.py`` runs every scenario through :class:`Cli`. Output is parsed from ``-f json`` /
 ``-f value``, never scraped from tables. :class:`LogTail` reads what a log file gained during
 one step (the proxy's JSON access log), which is how scenarios prove where a call went.
 

@@ -3,9 +3,8 @@
 Each scenario drives the CLI like a user would, then checks real state at the sites (the
 server exists at Paris and its image id is Corte's, ...) and, where the route matters, the
 proxies' JSON access logs. A failed check raises :class:`ScenarioFailed`. The pytest tests in
-``tests/integration`` call these functions one by one; ``edgescope demo`` calls
-:func:`run_scenarios`, which runs them in order and prints what each one did.
-Neighbours: ``cli_runner.py`` (subprocess + logs), ``testbed_handle.py`` (the sites).
+``tests/integration`` call these functions one by one; :func:`run_scenarios` runs them all in
+order.
 
     >>> results = run_scenarios(handle_for(deployment))
     >>> all(r.ok for r in results)

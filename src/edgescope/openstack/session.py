@@ -1,9 +1,8 @@
 """Attach a scope to every request of a keystoneauth session, and remember where items came from.
 
-Neighbours: ``_compat.py`` calls :func:`attach_scope` once OSC has built its session;
-``options.py`` produced the scope; the proxy (:mod:`edgescope.proxy.carriers`) reads what we
-write here. Every *authenticated* request gets two carriers, so the scope survives whatever
-OpenStack does with the request:
+``osc_plugin.py`` calls :func:`attach_scope` once OSC has built its session; the proxy
+(:mod:`edgescope.proxy.carriers`) reads what is written here. Every *authenticated* request
+gets two carriers, so the scope survives whatever OpenStack does with the request:
 
 - ``X-Scope: <canonical text>`` for the proxy the client talks to;
 - the token piggyback ``X-Auth-Token: <token>~scope~<base64url(text)>``, because services

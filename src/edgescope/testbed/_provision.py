@@ -9,10 +9,9 @@ Steps:
   (roles admin and service on it); services and endpoints (public, internal, admin);
   project ``demo`` with user ``demo`` (role member).
 - ``content``: flavor ``m1.tiny``, the public image ``debian``, and room for 100 instances in
-  project ``demo`` (a server nova failed to delete, left in ERROR, still counts against the
-  default quota of 10; ``sqlite_immediate`` removed the usual cause, "database is locked").
+  project ``demo`` (servers left in ERROR still count against the default quota of 10).
 
-Neighbour: ``site.py`` builds the request and runs this module.
+``site.py`` builds the request and runs this module.
 
     $ echo "$REQUEST_JSON" | python -m edgescope.testbed._provision register
 """

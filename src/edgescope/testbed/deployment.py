@@ -10,8 +10,8 @@
     tb.down(purge=False)
 
 State folder: ``testbed.json`` (the plan), ``secret`` (HMAC key shared by the proxies),
-``clouds.yaml``, ``timings.json``, ``rabbit/`` and ``sites/<name>/``. Neighbours: ``site.py``
-(one site), ``rabbit.py``, ``snapshot.py``, ``wan/`` (namespaces, for ``--wan``).
+``clouds.yaml``, ``timings.json``, ``rabbit/`` and ``sites/<name>/``. Under ``--wan`` the plan
+also records the WAN's state folder (``wan_state``), where the WAN commands find it.
 """
 
 from __future__ import annotations

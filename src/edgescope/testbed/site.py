@@ -3,9 +3,8 @@
 A :class:`Site` runs every process of one independent OpenStack (keystone, glance, placement,
 neutron, nova-api/conductor/scheduler/compute) plus its edgescope proxy, from the folder of its
 :class:`~edgescope.testbed.layout.SitePlan`. Initialisation steps leave a marker in
-``run/stages``, so a failed ``up`` resumes where it stopped. Neighbours: ``services.py``
-(command lines), ``configs.py`` (files), ``snapshot.py`` (cache of initialised sites),
-``deployment.py`` (several sites, RabbitMQ, clouds.yaml).
+``run/stages``, so a failed ``up`` resumes where it stopped. Command lines come from
+``services.py``, files from ``configs.py``.
 
     >>> site = Site(plan, transport_url=broker.url(...), peers=[...], secret_file=secret)
     >>> site.initialise(report=print)     # cold: ~2.5 min alone

@@ -7,8 +7,8 @@ consistent copy even with writers), everything else is copied as is, logs and PI
 
 The cache key covers everything baked into the databases: the site's name, index, folder,
 address, ports, catalog mode, RabbitMQ URL and the installed OpenStack versions. Snapshots
-live in ``$EDGESCOPE_CACHE`` or ``~/.cache/edgescope/testbed``. Neighbours: ``site.py``,
-``deployment.py``.
+live in ``$EDGESCOPE_CACHE`` or ``~/.cache/edgescope/testbed``; ``deployment.py`` saves and
+restores them.
 
     >>> if not restore(site.plan, key):   # after `testbed down --purge`
     ...     site.initialise(); save(site.plan, key)

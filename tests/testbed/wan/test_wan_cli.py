@@ -17,18 +17,18 @@ runner = CliRunner()
 
 def test_commands_without_a_wan_fail_cleanly(tmp_path: Path) -> None:
     for args in (["status"], ["partition", "Paris", "Corte"], ["heal"]):
-        result = runner.invoke(app, [*args, "--state-dir", str(tmp_path)])
+        result = runner.invoke(app, [*args, "--wan-state", str(tmp_path)])
         assert result.exit_code == 2, result.output
         assert "no WAN is up" in result.output and "Traceback" not in result.output
     assert (
-        runner.invoke(app, ["down", "--state-dir", str(tmp_path)]).output.strip() == "no WAN is up"
+        runner.invoke(app, ["down", "--wan-state", str(tmp_path)]).output.strip() == "no WAN is up"
     )
 
 
 def test_bad_topology_file_is_a_user_error(tmp_path: Path) -> None:
     topo = tmp_path / "t.toml"
     topo.write_text('[[sites]]\nname = "A"\n[[sites]]\nname = "B"\n')
-    result = runner.invoke(app, ["up", "--topology", str(topo), "--state-dir", str(tmp_path)])
+    result = runner.invoke(app, ["up", "--topology", str(topo), "--wan-state", str(tmp_path)])
     assert result.exit_code == 2
     assert "no link between A and B" in result.output
 
@@ -42,7 +42,7 @@ def test_bad_topology_file_is_a_user_error(tmp_path: Path) -> None:
     ],
 )
 def test_bad_up_options_are_user_errors(tmp_path: Path, option: list[str], message: str) -> None:
-    result = runner.invoke(app, ["up", *option, "--state-dir", str(tmp_path)])
+    result = runner.invoke(app, ["up", *option, "--wan-state", str(tmp_path)])
     assert result.exit_code == 2
     assert message in result.output
 
@@ -56,7 +56,7 @@ def test_register_commands_adds_the_wan_commands_to_testbed() -> None:
 
 @pytest.mark.wan
 def test_cli_round_trip(netns_ok: None, tmp_path: Path) -> None:
-    state = ["--state-dir", str(tmp_path)]
+    state = ["--wan-state", str(tmp_path)]
     result = runner.invoke(
         app, ["up", "--prefix", unique_prefix(), "--sites", "Paris,Corte", *state]
     )

@@ -1,0 +1,81 @@
+"""bench/verdicts.py: a verdict per stated target, from measured numbers (no benchmark runs)."""
+
+from __future__ import annotations
+
+import doctest
+from typing import Any
+
+import bench.verdicts
+import pytest
+from bench.verdicts import SCOPED, check, cpus_shared, describe, proxy_verdicts
+
+
+def latency_rows(scoped_added: float, haproxy_added: float | None, rps: float) -> list[Any]:
+    rows: list[dict[str, Any]] = [{"path": "direct to backend", "added_p50": 0.0, "rps": 13000}]
+    if haproxy_added is not None:
+        rows.append({"path": "HAProxy 1 thread", "added_p50": haproxy_added, "rps": 7500})
+    rows.append({"path": SCOPED, "added_p50": scoped_added, "rps": rps})
+    return rows
+
+
+def test_every_stated_target_gets_a_verdict() -> None:
+    verdicts = proxy_verdicts(
+        latency_rows(scoped_added=0.52, haproxy_added=0.12, rps=4401),
+        [{"width": 10, "added_p50": 1.5}, {"width": 1000, "added_p50": 281.81}],
+        [
+            {"case": "{image: Refused | Good}, breaker open", "added_p50": 0.08},
+            {"case": "{image: Hole | Good}, black-holed, before breaker", "added_p50": 102.5},
+            {"case": "{image: Hole | Good}, black-holed, breaker open", "added_p50": 6.0},
+        ],
+    )
+    assert [(describe(v)) for v in verdicts] == [
+        "missed by 0.02 ms (measured 0.52 ms; target <= 0.5 ms)",
+        "missed by 1.33× (measured 4.33×; target <= 3×)",
+        "met (measured 4,401 req/s; target >= 2,000 req/s)",
+        "met (measured 1.5 ms; target <= 2 ms)",
+        "missed by 280 ms (measured 282 ms; target <= 2 ms)",
+        "met (measured 0.08 ms; target <= 5 ms)",
+        "missed by 1 ms (measured 6 ms; target <= 5 ms)",
+    ]
+    assert [v.met for v in verdicts] == [False, False, True, True, False, True, False]
+    assert "1000 sites" in verdicts[4].target  # the before-breaker case has no target
+
+
+def test_no_haproxy_means_no_ratio_verdict() -> None:
+    verdicts = proxy_verdicts(latency_rows(0.3, None, 2500), [], [])
+    ratio = verdicts[1]
+    assert ratio.met is None and ratio.measured is None
+    assert describe(ratio) == "not measured in this run (target <= 3×)"
+    assert [v.met for v in verdicts] == [True, None, True]
+
+
+@pytest.mark.parametrize(
+    ("measured", "comparison", "limit", "met", "missed_by"),
+    [
+        (0.5, "<=", 0.5, True, 0.0),
+        (0.51, "<=", 0.5, False, 0.01),
+        (2000, ">=", 2000, True, 0.0),
+        (1500, ">=", 2000, False, 500),
+    ],
+)
+def test_check_at_and_past_the_limit(
+    measured: float, comparison: Any, limit: float, met: bool, missed_by: float
+) -> None:
+    verdict = check("t", measured, comparison, limit, "ms")
+    assert verdict.met is met and verdict.missed_by == pytest.approx(missed_by)
+    assert verdict.as_json()["missed_by"] == pytest.approx(missed_by)
+
+
+@pytest.mark.parametrize(
+    ("other_cpu_seconds", "wall_seconds", "shared"),
+    [(0.0, 60.0, False), (14.9, 60.0, False), (15.0, 60.0, True), (90.0, 60.0, True),
+     (1.0, 0.0, False)],
+)  # fmt: skip
+def test_cpus_shared_is_decided_from_measured_cpu_use(
+    other_cpu_seconds: float, wall_seconds: float, shared: bool
+) -> None:
+    assert cpus_shared(other_cpu_seconds, wall_seconds) is shared
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(bench.verdicts).failed == 0
