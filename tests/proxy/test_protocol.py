@@ -3,6 +3,9 @@ peer on another protocol version, a clear mismatch (400) naming both versions.""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 from multidict import CIMultiDict
 
@@ -78,11 +81,20 @@ def test_every_hop_carries_the_protocol_version() -> None:
         verify_hop(headers, "GET", PATH, KEY, now=1000.0, window=30)
 
 
-def test_a_peer_from_before_versions_gets_a_mismatch_not_a_forgery() -> None:
-    headers = sign_hop(KEY, "GET", PATH, "Paris", 1, now=1000.0)
-    del headers[VERSION_HEADER]
-    with pytest.raises(ProtocolMismatch, match=r"protocol '0'.*speaks 1"):
+def test_a_peer_from_before_versions_gets_a_mismatch_a_forger_a_403() -> None:
+    old = hmac.new(KEY, b"GET\n" + PATH.encode() + b"\n1000.000\nParis\n1", hashlib.sha256)
+    headers = {
+        HOP_HEADER: "1",
+        "X-Edgescope-Peer": "Paris",
+        TIMESTAMP_HEADER: "1000.000",
+        SIGNATURE_HEADER: old.hexdigest(),
+    }
+    with pytest.raises(ProtocolMismatch, match=r"protocol 0 .*speaks 1"):
         verify_hop(headers, "GET", PATH, KEY, now=1000.0, window=30)
+    with pytest.raises(ForgedHop, match="does not verify"):
+        verify_hop(
+            {**headers, SIGNATURE_HEADER: "ab" * 32}, "GET", PATH, KEY, now=1000.0, window=30
+        )
 
 
 def test_strip_internal_drops_every_edgescope_header_in_any_case() -> None:

@@ -98,6 +98,20 @@ def signature(
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
+def _check_unversioned(headers: Mapping[str, str], method: str, path: str, secret: bytes) -> None:
+    """A complete marker with no version: a peer from before versions if its signature
+    verifies the old way (-> ProtocolMismatch), else a forgery (-> ForgedHop)."""
+    fields = (method.upper(), path, headers[TIMESTAMP_HEADER], headers[PEER_HEADER])
+    message = "\n".join((*fields, headers[HOP_HEADER])).encode()
+    expected = hmac.new(secret, message, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, headers[SIGNATURE_HEADER].strip().lower()):
+        raise ForgedHop("hop marker signature does not verify: only peer proxies may send it")
+    raise ProtocolMismatch(
+        "the peer speaks edgescope protocol 0 (no version header); this proxy speaks "
+        f"{', '.join(str(v) for v in sorted(SUPPORTED_VERSIONS))}: upgrade the older site"
+    )
+
+
 def sign_hop(
     secret: bytes, method: str, path: str, peer: str, hops: int, *, now: float
 ) -> dict[str, str]:
@@ -125,7 +139,7 @@ def verify_hop(
         return None
     version_text = headers.get(VERSION_HEADER)
     if version_text is None and len(present) == len(HOP_HEADERS) - 1:
-        version_text = "0"  # a complete marker of a proxy from before versions
+        _check_unversioned(headers, method, path, secret)
     if version_text is not None and (
         not version_text.isdigit() or int(version_text) not in SUPPORTED_VERSIONS
     ):
