@@ -75,7 +75,24 @@ def resource_app(site: str, items: dict[str, dict[str, Any]], seen: list[tuple[s
             item.update({k: v for k, v in doc["thing"].items() if k != "id"})
         return web.json_response({"thing": item})
 
+    async def issue_token(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"token": {"expires_at": "2999-01-01T00:00:00Z"}},
+            status=201,
+            headers={"X-Subject-Token": f"service-token-of-{site}"},
+        )
+
+    async def validate_token(request: web.Request) -> web.Response:
+        """A token is valid unless it starts with "bad"; "admin" in it means role admin."""
+        subject = request.headers.get("X-Subject-Token", "")
+        if subject.startswith("bad"):
+            return web.json_response({"error": {"code": 404}}, status=404)
+        role = "admin" if "admin" in subject else "member"
+        return web.json_response({"token": {"roles": [{"name": role}], "user": {"name": subject}}})
+
     app = web.Application()
+    app.router.add_post("/identity/v3/auth/tokens", issue_token)
+    app.router.add_get("/identity/v3/auth/tokens", validate_token)
     app.router.add_route("*", "/{svc}/things", collection)
     app.router.add_route("*", "/{svc}/things/{id}", one)
     return app
@@ -203,6 +220,12 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
                     for o, link in site_links.items()
                 ],
                 "breaker": {"probe_interval": 0, "open_seconds": 0.2},
+                "identity": {
+                    "auth_url": f"{backend}/identity/v3",
+                    "username": "edgescope",
+                    "password": "pw",
+                    "project": "service",
+                },
             }
             state = tmp_path / name
             replicas = Replicas.open(name, state, replay_interval=replay_interval)

@@ -1,8 +1,10 @@
-"""``edgescope replicas list|show|pending``: the replica sets and queued writes of one site.
+"""``edgescope replicas list|show|pending|adopt``: the replica sets and queued writes of one site.
 
     edgescope replicas list --state-dir /var/lib/edgescope --site Paris
     edgescope replicas show 1f0c... --url http://127.0.0.1:20190     # ask a running proxy
     edgescope replicas pending --state-dir /var/lib/edgescope/Paris --json
+    edgescope replicas adopt m1.tiny --url http://paris:20190 --service compute \
+        --collection /flavors --sites Paris,Corte --token "$OS_TOKEN"
 
 Reads the site's registry (``<state-dir>[/<site>]/replicas.sqlite3``, opened read-only, safe
 while the proxy runs) or a running proxy's ``GET /edgescope/replicas``. Thin: rendering and
@@ -22,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgescope.proxy.protocol import ADOPT_PATH
 from edgescope.replicas.registry import FILENAME, Registry
 
 app = typer.Typer(
@@ -161,3 +164,43 @@ def pending(
             p["last_error"][:60],
         )
     _out.print(table)
+
+
+@app.command()
+def adopt(
+    name: Annotated[str, typer.Argument(help="The resources' name, the same at every site.")],
+    url: Annotated[str, typer.Option("--url", help="A proxy of one of the sites.")],
+    service: Annotated[str, typer.Option(help="Service type, e.g. compute, image.")],
+    collection: Annotated[str, typer.Option(help="The collection's path, e.g. /flavors.")],
+    sites: Annotated[str, typer.Option(help="Comma-separated sites, e.g. Paris,Corte.")],
+    token: Annotated[
+        str, typer.Option(envvar="OS_TOKEN", help="An operator's token at the proxy's site.")
+    ],
+) -> None:
+    """Adopt the same-named resources of several sites as one replica set."""
+    body = {
+        "service": service,
+        "collection": collection,
+        "name": name,
+        "sites": [s.strip() for s in sites.split(",") if s.strip()],
+    }
+    target = url.rstrip("/") + ADOPT_PATH
+    request = urllib.request.Request(
+        target,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "X-Auth-Token": token},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = str(exc)
+        raise _fail(message, 1) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise _fail(f"cannot reach {target}: {exc}", 1) from None
+    members = ", ".join(f"{m['site']}={m['id']}" for m in answer["set"]["members"])
+    _out.print(f"{name}: replica set {answer['set']['handle']} ({members})", highlight=False)

@@ -162,6 +162,12 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+def collection_items(doc: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The items of a JSON collection answer (``{"flavors": [...]}``), or None."""
+    key = _collection_key(doc)
+    return doc[key] if key is not None else None
+
+
 def _collection_key(doc: dict[str, Any]) -> str | None:
     """The one key whose value is a list of objects (ignoring link lists), else None."""
     keys = [

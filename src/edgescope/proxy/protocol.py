@@ -48,6 +48,7 @@ HEALTH_PATH = f"{RESERVED_PREFIX}/health"
 STATUS_PATH = f"{RESERVED_PREFIX}/status"
 REPLICAS_PATH = f"{RESERVED_PREFIX}/replicas"
 REPLICA_SETS_PATH = f"{RESERVED_PREFIX}/replicas/sets"
+ADOPT_PATH = f"{RESERVED_PREFIX}/replicas/adopt"
 
 INTERNAL_PREFIX = "x-edgescope-"
 VERSION_HEADER = "X-Edgescope-Protocol"

@@ -6,6 +6,7 @@ testbed): a ``[replicas]`` table in the site's TOML, or ``--state-dir``::
     [replicas]
     state_dir = "/var/lib/edgescope/Paris"   # the registry: replicas.sqlite3
     replay_interval = 1.0                    # seconds between replays of queued writes
+    operator_roles = ["admin"]               # who may adopt resources (adoption.py)
 
     replicas = Replicas.open("Paris", "/var/lib/edgescope/Paris")
     proxy = SiteProxy(config, extensions=[replicas])
@@ -25,6 +26,7 @@ from edgescope.errors import ConfigError
 from edgescope.proxy.call import Call
 from edgescope.proxy.extension import ProxyServices, Refused
 from edgescope.proxy.route import Plan
+from edgescope.replicas.adoption import Adoption
 from edgescope.replicas.clock import Clock
 from edgescope.replicas.guard import WriteGuard
 from edgescope.replicas.hooks import ReplicaHooks, SiteReplicas
@@ -45,13 +47,21 @@ class ReplicasConfig:
 
     state_dir: Path
     replay_interval: float = 1.0
+    operator_roles: tuple[str, ...] = ("admin",)
+    """Roles at this site's Keystone that may adopt resources (``/edgescope/replicas/adopt``)."""
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], base_dir: Path | None = None) -> ReplicasConfig:
-        unknown = sorted(set(raw) - {"state_dir", "replay_interval"})
+        keys = {"state_dir", "replay_interval", "operator_roles"}
+        unknown = sorted(set(raw) - keys)
         if unknown:
             raise ConfigError(
-                f"[replicas]: unknown key {unknown[0]!r}; valid keys: replay_interval, state_dir"
+                f"[replicas]: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(keys))}"
+            )
+        roles = raw.get("operator_roles", ["admin"])
+        if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
+            raise ConfigError(
+                f"replicas.operator_roles: expected a list of role names, got {roles!r}"
             )
         state_dir = raw.get("state_dir")
         if not isinstance(state_dir, str) or not state_dir:
@@ -64,7 +74,7 @@ class ReplicasConfig:
         path = Path(state_dir)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        return cls(path, float(interval))
+        return cls(path, float(interval), tuple(roles))
 
 
 class Replicas:
@@ -72,24 +82,49 @@ class Replicas:
 
     name = "replicas"
 
-    def __init__(self, site: str, registry: Registry, *, replay_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        site: str,
+        registry: Registry,
+        *,
+        replay_interval: float = 1.0,
+        operator_roles: Sequence[str] = ("admin",),
+    ) -> None:
         self.site = site
         self.registry = registry
         self.clock = Clock(site)
         self._services: ProxyServices | None = None
         self.link = RecordLink(registry, self.clock, self._proxy)
         self.replayer = Replayer(self.link, replay_interval)
+        self.adoption = Adoption(self.link, operator_roles)
         self.parts = SiteReplicas(
             site, registry, self.clock, self.link, WriteGuard(registry, self.clock), self.replayer
         )
 
     @classmethod
-    def open(cls, site: str, state_dir: str | Path, *, replay_interval: float = 1.0) -> Replicas:
-        return cls(site, Registry(state_dir), replay_interval=replay_interval)
+    def open(
+        cls,
+        site: str,
+        state_dir: str | Path,
+        *,
+        replay_interval: float = 1.0,
+        operator_roles: Sequence[str] = ("admin",),
+    ) -> Replicas:
+        return cls(
+            site,
+            Registry(state_dir),
+            replay_interval=replay_interval,
+            operator_roles=operator_roles,
+        )
 
     @classmethod
     def from_config(cls, site: str, config: ReplicasConfig) -> Replicas:
-        return cls.open(site, config.state_dir, replay_interval=config.replay_interval)
+        return cls.open(
+            site,
+            config.state_dir,
+            replay_interval=config.replay_interval,
+            operator_roles=config.operator_roles,
+        )
 
     def _proxy(self) -> ProxyServices:
         if self._services is None:
@@ -99,7 +134,7 @@ class Replicas:
     # -- Extension ------------------------------------------------------------------------
 
     def routes(self) -> Sequence[web.RouteDef]:
-        return self.link.routes()
+        return [*self.link.routes(), *self.adoption.routes()]
 
     async def start(self, proxy: ProxyServices) -> None:
         self._services = proxy
