@@ -37,14 +37,32 @@ def test_every_cell_of_the_seed_table_has_a_probe() -> None:
     assert len({(p.row, p.key) for p in MATRIX}) == len(MATRIX)
 
 
-def test_partial_row_expectations_follow_the_seed_claim() -> None:
+def test_the_seed_commands_are_run_verbatim() -> None:
+    labels = {p.label for p in MATRIX}
+    assert "{nova: Paris&Corte, glance: Corte}" in labels  # the seed's *-DC boot
+    assert "{nova: Paris&Corte, glance: Corte|Marseille}" in labels  # its x/*-DC boot
+    assert "{nova: Paris, glance: Corte | Marseille}" in labels  # its '|' boot, by name
+    for p in MATRIX:
+        if p.kind == "boot" and p.scope is not None:
+            assert p.label.startswith(p.scope)
+
+
+def test_partial_row_expectations_follow_the_semantics() -> None:
     assert probe("partial", "1dc-paris").expect_ok and probe("partial", "1dc-corte").expect_ok
     xdc = probe("partial", "xdc")
-    assert not xdc.expect_ok and xdc.must_name == ("Corte",)
-    assert probe("partial", "star-or").image_from == "Marseille"
-    assert probe("global", "star-or").image_from == "Corte"
-    assert set(probe("partial", "star-and").must_name) == {"Paris", "Corte"}
+    assert not xdc.expect_ok and xdc.must_name == ("Corte",) and xdc.why
+    assert probe("partial", "xdc-or").image_from == "Marseille"
+    assert probe("global", "xdc-or").image_from == "Corte"
+    strict = probe("partial", "star-and")
+    assert not strict.expect_ok and strict.why and "all or nothing" in strict.claim
+    eventual = probe("partial", "star-and-or")
+    assert eventual.expect_ok and eventual.mode == "eventual" and eventual.queued == ("Corte",)
+    assert probe("partial", "star-drain").kind == "drain"
+    assert set(probe("partial", "star-list").must_name) == {"Paris", "Corte"}
+    assert probe("global", "star-and").sites == ("Paris", "Corte")
     assert all(p.expect_ok for p in probes_for("global"))
+    # every expected failure says why it differs from the seed's theoretical ✓
+    assert all(p.why for p in MATRIX if not p.expect_ok)
 
 
 def test_1dc_probes_run_without_scope_at_their_own_site() -> None:
@@ -86,8 +104,8 @@ def test_table_flags_a_mismatch() -> None:
 def test_summary_grid_is_the_seed_grid() -> None:
     assert render_summary_grid(_as_claimed()).splitlines() == [
         "Boot VM   1-DC   x-DC   *-DC",
-        "global    ✓✓     ✓      ✓✓",
-        "partial   ✓✓     ✗      ✗✓",
+        "global    ✓✓     ✓✓     ✓✓✓",
+        "partial   ✓✓     ✗✓     ✗✓✗✓",
     ]
 
 
@@ -96,7 +114,7 @@ def test_skipped_row_counts_nothing() -> None:
     results += [
         ProbeResult(p, False, 0.0, "needs the WAN", skipped=True) for p in probes_for("partial")
     ]
-    assert verdict(results) == (5, 5)
+    assert verdict(results) == (7, 7)
     assert "skipped: needs the WAN" in _text(results)
 
 

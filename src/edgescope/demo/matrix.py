@@ -36,63 +36,90 @@ OK, FAIL = "✓", "✗"
 
 @dataclass(frozen=True)
 class Probe:
-    """One real operation in one cell of the matrix, and what the seed says it should do."""
+    """One real operation in one cell of the matrix, and what the semantics say it does."""
 
     key: str
-    """Name within a row: ``1dc-paris``, ``1dc-corte``, ``xdc``, ``star-and``, ``star-or``."""
+    """Name within a row: ``1dc-paris``, ``xdc``, ``xdc-or``, ``star-and``, ``star-and-or``..."""
     row: Row
     column: Column
     kind: str
-    """What to do: ``boot`` (server create --wait) or ``list`` (server list --all-projects)."""
+    """``boot`` (server create --wait), ``list`` (server list --all-projects) or ``drain``
+    (after the heal: the writes queued during the cut were applied)."""
     label: str
-    """Short text shown in the table cell."""
+    """Short text shown in the table cell: the seed's command, verbatim."""
     client_site: str
     """The site whose namespace runs the ``openstack`` command (and whose cloud it uses)."""
     scope: str | None
     image_from: str | None = None
-    """For boots: the site whose ``debian`` image the server must carry."""
-    image_by_id: bool = False
-    """Name the image by that site's id instead of ``debian``: across a cut, OSC's lookup by
-    name stops at the proxy's 503 (Corte unreachable, Marseille 404 for ``debian`` as an id)."""
+    """For boots: the site whose ``debian`` image every member must carry."""
+    sites: tuple[str, ...] = ()
+    """For boots: where the server must be (one site, or each member of an ``&``)."""
+    mode: str = "strict"
+    """``--os-scope-mode``: ``eventual`` applies an ``&`` where reachable, queues the rest."""
+    queued: tuple[str, ...] = ()
+    """Sites an eventual boot must have queued (then applied after the heal)."""
     expect_ok: bool = True
     claim: str = ""
-    """The seed's expected outcome, in words."""
+    """The expected outcome, derived from the semantics, in words."""
+    why: str = ""
+    """Where the expected outcome differs from the seed's theoretical ✓: why."""
     must_name: tuple[str, ...] = ()
     """Sites an error message must name (for expected failures)."""
 
 
+XDC = "{nova: Paris, glance: Corte}"
+XDC_OR = "{nova: Paris, glance: Corte | Marseille}"
+STAR = "{nova: Paris&Corte, glance: Corte}"
+STAR_OR = "{nova: Paris&Corte, glance: Corte|Marseille}"
+LIST = "{nova: Paris & Corte}"
+
+
 def _row(row: Row) -> tuple[Probe, ...]:
     cut = row == "partial"
-    return (
+    common = (
         Probe("1dc-paris", row, "1-DC", "boot", "Paris, no scope", "Paris", None, "Paris",
-              claim="boots at Paris"),
+              ("Paris",), claim="boots at Paris"),
         Probe("1dc-corte", row, "1-DC", "boot", "Corte, no scope", "Corte", None, "Corte",
-              claim="boots at Corte"),
-        Probe(
-            "xdc", row, "x-DC", "boot", "{nova: Paris, glance: Corte}", "Paris",
-            "{nova: Paris, glance: Corte}", "Corte",
-            expect_ok=not cut,
-            claim="fails fast, naming Corte" if cut else "boots at Paris with Corte's image",
-            must_name=("Corte",) if cut else (),
-        ),
-        Probe(
-            "star-and", row, "*-DC", "list", "{nova: Paris & Corte} server list", "Paris",
-            "{nova: Paris & Corte}",
-            expect_ok=not cut,
-            claim=(
-                "fails, saying Paris answered and Corte is unreachable"
-                if cut
-                else "lists both sites' servers, each with its Site"
-            ),
-            must_name=("Paris", "Corte") if cut else (),
-        ),
-        Probe(
-            "star-or", row, "*-DC", "boot",
-            "{nova: Paris, glance: Corte | Marseille}" + (" --image <its id>" if cut else ""),
-            "Paris", "{nova: Paris, glance: Corte | Marseille}", "Marseille" if cut else "Corte",
-            image_by_id=cut,
-            claim="falls back to Marseille's image" if cut else "boots with Corte's image",
-        ),
+              ("Corte",), claim="boots at Corte"),
+        Probe("xdc-or", row, "x-DC", "boot", XDC_OR, "Paris", XDC_OR,
+              "Marseille" if cut else "Corte", ("Paris",),
+              claim="falls back to Marseille's debian, by name" if cut
+              else "boots at Paris with Corte's debian"),
+    )  # fmt: skip
+    if not cut:
+        return (
+            *common[:2],
+            Probe("xdc", row, "x-DC", "boot", XDC, "Paris", XDC, "Corte", ("Paris",),
+                  claim="boots at Paris with Corte's debian"),
+            common[2],
+            Probe("star-and", row, "*-DC", "boot", STAR, "Paris", STAR, "Corte",
+                  ("Paris", "Corte"), claim="one server, ACTIVE at Paris and at Corte, "
+                  "both members with Corte's debian"),
+            Probe("star-and-or", row, "*-DC", "boot", STAR_OR, "Paris", STAR_OR, "Corte",
+                  ("Paris", "Corte"), claim="one server at Paris and Corte, Corte's debian"),
+            Probe("star-list", row, "*-DC", "list", f"{LIST} server list", "Paris", LIST,
+                  claim="one row per server; a replicated one once, Site 'Paris & Corte'"),
+        )  # fmt: skip
+    return (
+        *common[:2],
+        Probe("xdc", row, "x-DC", "boot", XDC, "Paris", XDC, "Corte", ("Paris",),
+              expect_ok=False, claim="fails fast, naming Corte", must_name=("Corte",),
+              why="Corte's image cannot cross the cut; nothing in the scope says where else"),
+        common[2],
+        Probe("star-and", row, "*-DC", "boot", STAR, "Paris", STAR, "Corte",
+              ("Paris", "Corte"), expect_ok=False, must_name=("Corte",),
+              claim="fails, naming Corte; nothing is left at Paris (all or nothing)",
+              why="strict '&' is all or nothing, and Corte is cut"),
+        Probe("star-and-or", row, "*-DC", "boot", f"{STAR_OR} --os-scope-mode eventual",
+              "Paris", STAR_OR, "Marseille", ("Paris",), mode="eventual", queued=("Corte",),
+              claim="boots at Paris with Marseille's debian; Corte's boot queued"),
+        Probe("star-list", row, "*-DC", "list", f"{LIST} server list", "Paris", LIST,
+              expect_ok=False, must_name=("Paris", "Corte"),
+              claim="fails, saying Paris answered and Corte is unreachable",
+              why="a strict '&' read needs every member"),
+        Probe("star-drain", row, "*-DC", "drain", "after the heal: the queued boot",
+              "Paris", STAR_OR, sites=("Corte",),
+              claim="Corte's member of the eventual boot is applied, ACTIVE"),
     )  # fmt: skip
 
 
@@ -150,6 +177,8 @@ def _cell(results: Iterable[ProbeResult]) -> Text:
         expected = OK if result.probe.expect_ok else FAIL
         verdict = "as expected" if result.as_expected else "NOT as expected"
         text.append(f"\n  expected {expected} ({result.probe.claim}): {verdict}", style=colour)
+        if result.probe.why:
+            text.append(f"\n  seed: ✓ in theory; here ✗ because {result.probe.why}", style="dim")
         text.append(f"\n  {result.detail}", style="dim")
         for problem in result.problems:
             text.append(f"\n  ! {problem}", style="red")

@@ -17,9 +17,10 @@ import os
 import re
 import secrets
 import shlex
+import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,13 @@ from edgescope.demo.matrix import Probe, ProbeResult
 from edgescope.errors import EdgescopeError
 from edgescope.openstack.cli_runner import OPENSTACK, CliResult
 from edgescope.openstack.session import REPORT_PREFIX
+from edgescope.replicas.model import PendingOp
+from edgescope.replicas.registry import Registry
 
 BOOT_ARGS = ("--flavor", "m1.tiny", "--nic", "none", "--wait")
 BOOT_TIMEOUT = 150.0
 LIST_TIMEOUT = 90.0
+DRAIN_TIMEOUT = 150.0
 QUERY_TIMEOUT = 60.0
 _SITE_OUTCOME = re.compile(r"([A-Z][A-Za-z0-9_]*): (unreachable|\d{3} ok|\d{3} failed)")
 
@@ -47,6 +51,8 @@ class Sites:
     clouds_yaml: Path
     exec_prefix: Mapping[str, Sequence[str]]
     """Site -> command prefix (``ip netns exec es-paris``), empty on loopback."""
+    registries: Path | None = None
+    """``<testbed state>/sites``: each site's replica registry, read (read-only) by checks."""
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     history: list[CliResult] = field(default_factory=list)
     _images: dict[str, str] = field(default_factory=dict)
@@ -57,12 +63,15 @@ class Sites:
         *args: str,
         cloud: str,
         scope: str | None = None,
+        mode: str = "strict",
         timeout: float = QUERY_TIMEOUT,
     ) -> CliResult:
         """``openstack --os-cloud CLOUD [--os-scope SCOPE] ARGS`` typed at site ``at``."""
         argv = [OPENSTACK, "--os-cloud", cloud]
         if scope is not None:
             argv += ["--os-scope", scope]
+        if mode != "strict":
+            argv += ["--os-scope-mode", mode]
         argv += list(args)
         env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
         env["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
@@ -101,8 +110,30 @@ class Sites:
         }
 
     def server_ids(self, site: str) -> set[str]:
-        rows = self.json(site, "server", "list", "--all-projects", "-c", "ID", cloud=site)
-        return {str(row["ID"]) for row in rows}
+        return set(self.servers(site))
+
+    def servers(self, site: str) -> dict[str, str]:
+        """Id -> status of every server at ``site`` (any project), asked there."""
+        rows = self.json(site, "server", "list", "--all-projects", "-c", "ID", "-c", "Status",
+                         cloud=site)  # fmt: skip
+        return {str(row["ID"]): str(row["Status"]) for row in rows}
+
+    def members(self, handle: str, at: str = "Paris") -> dict[str, str | None]:
+        """Site -> member id of the replica set ``handle``, as ``at``'s registry records it."""
+        replica_set = self._registry(at).lookup(handle)
+        return {m.site: m.id for m in replica_set.members} if replica_set else {}
+
+    def pending(self, at: str, handle: str) -> list[PendingOp]:
+        """The writes ``at`` has queued for the set ``handle`` (eventual mode)."""
+        return [op for op in self._registry(at).pending() if op.handle == handle]
+
+    def _registry(self, site: str) -> Registry:
+        if self.registries is None:
+            raise ProbeError("this run has no replica registries to read")
+        try:
+            return Registry(self.registries / site, read_only=True)
+        except sqlite3.Error as exc:
+            raise ProbeError(f"cannot read {site}'s replica registry: {exc}") from exc
 
     def server_image(self, site: str, server_id: str) -> str:
         shown = self.json(site, "server", "show", server_id, cloud=site)
@@ -136,11 +167,10 @@ def site_outcomes(message: str) -> dict[str, str]:
 def run_probe(sites: Sites, probe: Probe, servers: dict[str, str] | None = None) -> ProbeResult:
     """Run ``probe``, time it, check real state; never raises for a failed operation."""
     servers = servers if servers is not None else {}
-    action: Callable[[Sites, Probe, dict[str, str]], tuple[bool, str, list[str]]]
-    action = _boot if probe.kind == "boot" else _list
+    actions = {"boot": _boot, "list": _list, "drain": _drain}
     started = time.monotonic()
     try:
-        succeeded, detail, problems = action(sites, probe, servers)
+        succeeded, detail, problems = actions[probe.kind](sites, probe, servers)
     except ProbeError as exc:
         succeeded, detail, problems = False, str(exc), [f"a check could not run: {exc}"]
     seconds = time.monotonic() - started
@@ -148,39 +178,105 @@ def run_probe(sites: Sites, probe: Probe, servers: dict[str, str] | None = None)
 
 
 def _boot(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, str, list[str]]:
-    """``server create --wait`` as the site's non-admin user; check where it is, which image."""
+    """``server create --image debian --wait`` as the site's user; check where, which image."""
     at = probe.client_site
     name = f"{SERVER_PREFIX}{probe.row}-{probe.key}-{sites.run_id}"
     expected_image = sites.image_id(probe.image_from) if probe.image_from else None
-    image_ref = expected_image if probe.image_by_id and expected_image else "debian"
     started = time.monotonic()
     result = sites.run(
         at,
-        "server", "create", name, "--image", image_ref, *BOOT_ARGS, "-f", "json",
-        cloud=f"{at}-demo", scope=probe.scope, timeout=BOOT_TIMEOUT,
+        "server", "create", name, "--image", "debian", *BOOT_ARGS, "-f", "json",
+        cloud=f"{at}-demo", scope=probe.scope, mode=probe.mode, timeout=BOOT_TIMEOUT,
     )  # fmt: skip
     elapsed = time.monotonic() - started
     if not result.ok:
-        return False, _failure_detail(result, elapsed), _failure_problems(probe, result)
+        problems = _failure_problems(probe, result)
+        left = _left_behind(sites, at, name) if len(probe.sites) > 1 else ""
+        if left:
+            problems.append(left)
+        detail = _failure_detail(result, elapsed) + ("" if left else _undone(result.stderr))
+        return False, detail, problems
     server = json.loads(result.stdout)
     problems = []
     if server.get("status") != "ACTIVE":
         problems.append(f"server {name} is {server.get('status')}, not ACTIVE")
-    if server["id"] not in sites.server_ids(at):
-        problems.append(f"server {server['id']} is not listed at {at}")
-    image = sites.server_image(at, server["id"])
-    if expected_image is not None and image != expected_image:
-        problems.append(f"image {image[:8]} is not {probe.image_from}'s debian")
-    servers[probe.key] = server["id"]
-    origin = probe.image_from or at
-    detail = f"server {server['id'][:8]} ACTIVE at {at}, image {image[:8]} = {origin}'s debian"
+    members = {at: str(server["id"])}
+    if len(probe.sites) > 1 or probe.queued:
+        members = {s: i for s, i in sites.members(str(server["id"]), at).items() if i}
+    placed = []
+    for site in probe.sites:
+        member = members.get(site)
+        status = sites.servers(site).get(member or "")
+        if member is None or status != "ACTIVE":
+            problems.append(f"no ACTIVE member at {site} ({member or 'no id'}: {status})")
+            continue
+        image = sites.server_image(site, member)
+        if expected_image is not None and image != expected_image:
+            problems.append(f"{site}'s member runs image {image[:8]}, not {probe.image_from}'s")
+        placed.append(f"{site} {member[:8]}")
+    servers[probe.key] = str(server["id"])
+    detail = f"ACTIVE at {', '.join(placed)}; image = {probe.image_from or at}'s debian"
+    if probe.queued:
+        queued = [op.target for op in sites.pending(at, str(server["id"]))]
+        if sorted(set(queued)) != sorted(probe.queued):
+            problems.append(f"queued for {queued or 'no site'}, not {list(probe.queued)}")
+        detail += f"; queued at {at} for {', '.join(sorted(set(queued))) or 'no site'}"
     if not probe.expect_ok:
-        problems.append("it succeeded, but the seed's claim is that it cannot")
+        problems.append("it succeeded, but the semantics say it cannot")
     return True, detail, problems
 
 
+def _drain(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, str, list[str]]:
+    """After the heal: the eventual boot's queued members are applied and ACTIVE."""
+    handle = servers.get("star-and-or")
+    if handle is None:
+        return False, "the eventual boot made no server to follow", ["nothing was queued"]
+    at = probe.client_site
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while sites.pending(at, handle) and time.monotonic() < deadline:
+        time.sleep(2)
+    if sites.pending(at, handle):
+        return False, f"still queued after {DRAIN_TIMEOUT:.0f} s", ["the queue did not drain"]
+    drained = time.monotonic()
+    problems = []
+    placed = []
+    for site in probe.sites:
+        member = sites.members(handle, at).get(site)
+        status = ""
+        while member and time.monotonic() < deadline:
+            status = sites.servers(site).get(member, "")
+            if status in ("ACTIVE", "ERROR"):
+                break
+            time.sleep(2)
+        if member is None or status != "ACTIVE":
+            problems.append(f"{site}'s member is {status or 'missing'} ({member or 'no id'})")
+        else:
+            placed.append(f"{site} {member[:8]}")
+    detail = f"queue drained; ACTIVE at {', '.join(placed) or 'no site'}"
+    return not problems, detail + f" ({time.monotonic() - drained:.0f} s to boot)", problems
+
+
+def _left_behind(sites: Sites, at: str, name: str, wait: float = 60.0) -> str:
+    """A failed strict ``&`` boot must leave nothing: '' or what is left at ``at``."""
+    deadline = time.monotonic() + wait
+    while True:
+        rows = sites.json(at, "server", "list", "--all-projects", "--name", f"^{name}$",
+                          cloud=at)  # fmt: skip
+        if not rows:
+            return ""
+        if time.monotonic() > deadline:
+            return f"server {name} is still at {at} ({rows[0].get('Status')}): not undone"
+        time.sleep(2)
+
+
+def _undone(stderr: str) -> str:
+    """What the proxy said it undid (``all or nothing, undone: Paris: <id> deleted again``)."""
+    found = re.search(r"undone: ([^\n]*)", stderr)
+    return f"; undone: {found.group(1)[:160]}" if found else "; nothing was created"
+
+
 def _list(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, str, list[str]]:
-    """``server list --all-projects`` under an ``&`` scope: the union, with each row's Site."""
+    """``server list --all-projects`` under an ``&``: the union, each row with its Site(s)."""
     at = probe.client_site
     result = sites.run(
         at, "server", "list", "--all-projects", "-f", "json",
@@ -194,21 +290,32 @@ def _list(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, st
         detail = f"{said} — {_failure_detail(result, None)}"
         return False, detail, _failure_problems(probe, result)
     rows = json.loads(result.stdout)
-    by_site: dict[str, set[str]] = {}
-    for row in rows:
-        by_site.setdefault(str(row.get("Site")), set()).add(str(row["ID"]))
+    at_site = {site: sites.server_ids(site) for site in ("Paris", "Corte")}
     problems = []
-    for site in ("Paris", "Corte"):
-        labelled = by_site.get(site, set())
-        actual = sites.server_ids(site)
-        if not labelled <= actual:
-            problems.append(f"servers labelled {site} are not all at {site}")
-        if not labelled:
-            problems.append(f"no server labelled {site}")
-    counts = ", ".join(
-        f"{n} at {site}" for site, n in sorted((s, len(v)) for s, v in by_site.items())
+    listed = {str(row["ID"]) for row in rows}
+    replicated = 0
+    for row in rows:
+        where = str(row.get("Site")).split(" & ")
+        if len(where) == 1:
+            if where[0] in at_site and str(row["ID"]) not in at_site[where[0]]:
+                problems.append(f"server {row['ID']} labelled {where[0]} is not there")
+            continue
+        replicated += 1
+        members = sites.members(str(row["ID"]), at)
+        for site in where:
+            member = members.get(site)
+            if member is None or member not in at_site.get(site, set()):
+                problems.append(f"replicated server {row['ID']} has no member at {site}")
+            elif member != row["ID"] and member in listed:
+                problems.append(f"member {member} of {row['ID']} is listed twice")
+    if not replicated:
+        problems.append("no replicated server listed once with Site 'Paris & Corte'")
+    counts = {site: sum(1 for r in rows if r.get("Site") == site) for site in ("Paris", "Corte")}
+    detail = (
+        f"{len(rows)} rows: {replicated} replicated (Paris & Corte), "
+        f"{counts['Paris']} at Paris, {counts['Corte']} at Corte"
     )
-    return True, f"{len(rows)} servers: {counts}", problems
+    return True, detail, problems
 
 
 def _failure_detail(result: CliResult, elapsed: float | None) -> str:

@@ -10,6 +10,9 @@ Steps:
   project ``demo`` with user ``demo`` (role member).
 - ``content``: flavor ``m1.tiny``, the public image ``debian``, and room for 100 instances in
   project ``demo`` (servers left in ERROR still count against the default quota of 10).
+- ``adopt``: once every site is up, ``m1.tiny`` and ``debian`` of every site are adopted as
+  one replica set each (``/edgescope/replicas/adopt`` of this site's proxy), so a scope
+  such as ``{nova: Paris & Corte}`` resolves them by name.
 
 ``site.py`` builds the request and runs this module.
 
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
+import urllib.request
 from typing import Any
 
 import openstack
@@ -118,8 +123,30 @@ def content(req: dict[str, Any]) -> None:
         raise SystemExit(f"image debian is {image.visibility}/{image.status}, not public/active")
 
 
+SHARED = (("compute", "/v2.1/flavors", "m1.tiny"), ("image", "/v2/images", "debian"))
+"""What every site has under the same name, adopted as one replica set across the sites."""
+
+
+def adopt(req: dict[str, Any]) -> None:
+    """Adopt each site's ``m1.tiny`` and ``debian`` as one resource (through this site's proxy)."""
+    token = _connect(req).session.get_token()
+    for service, collection, name in SHARED:
+        body = {"service": service, "collection": collection, "name": name, "sites": req["sites"]}
+        request = urllib.request.Request(
+            req["proxy_url"] + "/edgescope/replicas/adopt",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "X-Auth-Token": token},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                answer.read()
+        except urllib.error.HTTPError as exc:
+            raise SystemExit(f"adopting {name}: {exc.code} {exc.read()[:300]!r}") from None
+
+
 def main(argv: list[str]) -> int:
-    steps = {"register": register, "content": content}
+    steps = {"register": register, "content": content, "adopt": adopt}
     if len(argv) != 1 or argv[0] not in steps:
         print(f"usage: python -m edgescope.testbed._provision {'|'.join(steps)}", file=sys.stderr)
         return 2

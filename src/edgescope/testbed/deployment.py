@@ -280,6 +280,10 @@ class Testbed:
         self._record_timings(results)
         if errors:
             raise TestbedError("\n".join(errors))
+        if len(self.plans) > 1:
+            first = self.plans[0].name
+            report(first, "adopting m1.tiny and debian of every site as one resource each")
+            self.site(first).adopt_shared([p.name for p in self.plans])
         return results
 
     def _up_site(self, name: str, report: SiteReport) -> dict[str, Any]:

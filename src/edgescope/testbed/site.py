@@ -27,6 +27,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from edgescope.testbed import configs
 from edgescope.testbed.configs import Credentials
@@ -290,7 +291,11 @@ class Site:
             ),
         )
 
-    def _provision(self, step: str) -> None:
+    def adopt_shared(self, sites: Sequence[str]) -> None:
+        """Adopt the flavor and image every site has as one set each (from this site)."""
+        self._provision("adopt", {"proxy_url": self.plan.proxy_url, "sites": list(sites)})
+
+    def _provision(self, step: str, extra: dict[str, Any] | None = None) -> None:
         plan, creds = self.plan, self.credentials
         image = plan.data / "debian.img"
         if not image.exists():
@@ -306,6 +311,7 @@ class Site:
                 stype: plan.catalog_url(svc) for svc, (stype, _) in SERVICE_TYPES.items()
             },
             "image_file": str(image),
+            **(extra or {}),
         }
         self._run(
             python_module(plan, "edgescope.testbed._provision", step),
