@@ -39,6 +39,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from wiretap import Wiretap
 
 from edgescope.proxy.config import parse_config
 from edgescope.replicas.extension import Replicas
@@ -79,6 +80,14 @@ def black_hole() -> Iterator[str]:
     sock.listen(16)
     yield f"http://127.0.0.1:{port_of(sock)}"
     sock.close()
+
+
+@pytest.fixture
+async def wiretap() -> AsyncIterator[Wiretap]:
+    tap = Wiretap()
+    await tap.start()
+    yield tap
+    await tap.stop()
 
 
 def catalog_of(site: str) -> list[dict[str, Any]]:

@@ -15,7 +15,6 @@ from edgescope.proxy.carriers import (
     ScopeMemory,
     attach_piggyback,
     baggage_scope,
-    mark_service_token,
     read_scope_text,
     rewrite_carriers,
     set_baggage_scope,
@@ -143,16 +142,3 @@ def test_reading_carriers_never_fails_with_anything_but_a_scope_error(
 def test_piggyback_round_trips_any_text(text: str) -> None:
     assert split_piggyback(attach_piggyback("tok", text)) == ("tok", text)
     assert baggage_scope(set_baggage_scope("a=b", text)) == text
-
-
-def test_service_token_is_marked_with_its_issuing_site_once() -> None:
-    headers = {"X-Service-Token": "svc"}
-    mark_service_token(headers, "New York")
-    assert split_piggyback(headers["X-Service-Token"]) == ("svc", '{identity: "New York"}')
-    mark_service_token(headers, "Corte")  # a later hop keeps the issuer
-    assert split_piggyback(headers["X-Service-Token"])[1] == '{identity: "New York"}'
-    none: dict[str, str] = {}
-    mark_service_token(none, "Paris")
-    assert none == {}
-    rewrite_carriers(headers, "{image: Corte}", strip_tokens=True)
-    assert headers["X-Service-Token"] == "svc"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgescope.proxy.carriers import attach_piggyback, split_piggyback
+from wiretap import Wiretap
+
+from edgescope.proxy.carriers import attach_piggyback
 
 SitesFactory = Any
 
@@ -144,30 +146,37 @@ async def test_a_401_or_403_branch_fails_an_and(sites: SitesFactory) -> None:
     assert "1 of 2 sites failed" in body["error"]["message"]
 
 
-async def test_a_services_own_token_is_validated_at_the_site_that_issued_it(
-    sites: SitesFactory,
+async def test_service_credentials_never_leave_their_site(
+    sites: SitesFactory, wiretap: Wiretap
 ) -> None:
-    """nova at Paris calls glance at Corte with ``X-Service-Token`` (its Paris token): the
-    token leaves Paris marked ``{identity: Paris}``, and Corte's validation of it (what
-    keystonemiddleware does) is answered by Paris's Keystone with the plain token."""
-    paris, corte = await sites("Paris", "Corte", identity=True)
-    headers = {
-        "X-Auth-Token": attach_piggyback("paris-user-token", "{image: Corte}"),
-        "X-Service-Token": "paris-nova-token",
+    """What crosses from Corte to Paris (a wiretap between them) carries none of Corte's
+    service credentials: not nova's ``X-Service-Token``, not the token Corte's glance
+    validates with, not Corte's own service token when it delegates."""
+    paris, corte = await sites(
+        "Paris", "Corte", identity=True, peer_urls={"Corte": {"Paris": wiretap.url}}
+    )
+    wiretap.target = paris.url
+    nova_call = {  # nova at Corte calls glance at Paris with its own service token too
+        "X-Auth-Token": attach_piggyback("corte-user-token", "{image: Paris}"),
+        "X-Service-Token": "corte-nova-token",
     }
-    status, _, body = await paris.get("/image/v2/images", headers=headers)
-    assert status == 200 and body["site"] == "Corte"
-    service_token = body["headers"]["X-Service-Token"]
-    assert split_piggyback(service_token) == ("paris-nova-token", "{identity: Paris}")
-
-    validation = {"X-Auth-Token": "corte-glance-token", "X-Subject-Token": service_token}
+    status, _, body = await corte.get("/image/v2/images", headers=nova_call)
+    assert status == 200 and body["site"] == "Paris"
+    assert "X-Service-Token" not in body["headers"]
+    validation = {  # Corte's glance validates a Paris user's token at Paris
+        "X-Auth-Token": "corte-glance-token",
+        "X-Subject-Token": attach_piggyback("paris-user-token", "{identity: Paris}"),
+    }
     status, _, body = await corte.get("/identity/v3/auth/tokens", headers=validation)
     assert status == 200 and body["site"] == "Paris"
-    assert body["headers"]["X-Subject-Token"] == "paris-nova-token"
-
-    # a call served at its own site keeps the token as it came; Keystone never sees a mark
+    assert body["headers"]["X-Auth-Token"] == "service-token-of-Paris"  # Paris's own
+    delegated = {"X-Auth-Token": "paris-admin-token", "X-Scope": "{keystone: Corte}"}
+    status, _, body = await paris.request("POST", "/identity/v3/users", json={}, headers=delegated)
+    assert status == 200, body  # Corte validated the Paris token at Paris, then acted
+    assert len(wiretap.heard) == 3
+    crossing = " ".join(f"{k}: {v}" for h in wiretap.heard for k, v in h.items())
+    for secret in ("corte-nova-token", "corte-glance-token", "service-token-of-Corte"):
+        assert secret not in crossing
+    # a call served at its own site keeps the service token as it came
     status, _, body = await paris.get("/image/v2/images", headers={"X-Service-Token": "t"})
     assert status == 200 and body["site"] == "Paris" and body["headers"]["X-Service-Token"] == "t"
-    marked = {"X-Auth-Token": "a", "X-Subject-Token": "b", "X-Service-Token": service_token}
-    status, _, body = await paris.get("/identity/v3/auth/tokens", headers=marked)
-    assert status == 200 and body["headers"]["X-Service-Token"] == "paris-nova-token"

@@ -12,9 +12,7 @@ Precedence (first present wins):
 4. correlation: a scope remembered for ``X-OpenStack-Request-ID: req-<uuid>``.
 
 ``X-Service-Token`` (the calling service's own token, which nova adds to its image and
-network calls) is no carrier: it only says where it was issued. A plain one leaving for a
-peer gets ``{identity: <this site>}`` piggybacked (:func:`mark_service_token`), so the
-peer's keystonemiddleware validates it at the site that issued it.
+network calls) is no carrier, and never leaves its site (the sender drops it on a hop).
 
     >>> attach_piggyback("gAAAA", "{image: Corte}")
     'gAAAA~scope~e2ltYWdlOiBDb3J0ZX0'
@@ -34,7 +32,6 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus
 
 from edgescope.errors import ScopeLimitError, ScopeSyntaxError
-from edgescope.lang.unparse import quote_site
 
 SCOPE_HEADER = "X-Scope"
 MODE_HEADER = "X-Scope-Mode"
@@ -188,25 +185,6 @@ def rewrite_carriers(
     headers[SCOPE_HEADER] = scope_text
     if BAGGAGE_HEADER in headers:
         headers[BAGGAGE_HEADER] = set_baggage_scope(headers[BAGGAGE_HEADER], scope_text)
-
-
-def mark_service_token(headers: MutableMapping[str, str], issuing_site: str) -> None:
-    """Piggyback ``{identity: issuing_site}`` on a plain ``X-Service-Token`` bound for a peer.
-
-    The service token was issued by the Keystone of the site whose service sent the call; the
-    peer's backend validates it through its own proxy, which reads the piggyback on
-    ``X-Subject-Token`` and asks the issuing site. One already marked (by an earlier hop) is
-    kept: it names the issuer still.
-
-        >>> headers = {"X-Service-Token": "gAAAA"}
-        >>> mark_service_token(headers, "Paris")
-        >>> split_piggyback(headers["X-Service-Token"])
-        ('gAAAA', '{identity: Paris}')
-    """
-    token = headers.get(SERVICE_TOKEN_HEADER)
-    if token and PIGGYBACK_MARK not in token:
-        scope_text = f"{{identity: {quote_site(issuing_site)}}}"
-        headers[SERVICE_TOKEN_HEADER] = attach_piggyback(token, scope_text)
 
 
 def is_request_id(value: str | None) -> bool:

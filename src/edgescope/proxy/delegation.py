@@ -19,26 +19,25 @@ the decision itself, :func:`judge`, is pure. See docs/security.md, "Delegated id
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
-from yarl import URL
 
 from edgescope.errors import SiteUnreachable
+from edgescope.lang.unparse import quote_site
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, SCOPE_HEADER, split_piggyback_lenient
 from edgescope.proxy.config import ProxyConfig
-from edgescope.proxy.forward import Upstream, read_body
+from edgescope.proxy.forward import read_body
 from edgescope.proxy.identity import (
-    ServiceToken,
     is_token_path,
     token_document,
     token_roles,
     token_user,
 )
-from edgescope.proxy.protocol import PEER_PATH, TOKEN_SITE_HEADER, sign_hop
+from edgescope.proxy.protocol import PEER_PATH, TOKEN_SITE_HEADER
 from edgescope.proxy.responses import error_body, json_error
+from edgescope.proxy.sender import Sender
 
 log = logging.getLogger("edgescope.proxy.delegation")
 VALIDATION_PATH = f"{PEER_PATH}identity/v3/auth/tokens"
@@ -98,10 +97,10 @@ def judge(
 class Delegation:
     """Validates foreign tokens at their identity site and grants this site's service token."""
 
-    def __init__(self, config: ProxyConfig, upstream: Upstream, tokens: ServiceToken | None):
+    def __init__(self, config: ProxyConfig, sender: Sender) -> None:
         self.config = config
-        self.upstream = upstream
-        self.tokens = tokens
+        self.sender = sender
+        self.tokens = sender.tokens
 
     async def admit(
         self,
@@ -152,32 +151,17 @@ class Delegation:
     async def _validate(
         self, token_site: str, user_token: str, hops: int, request_id: str
     ) -> tuple[int, bytes]:
-        """``GET /v3/auth/tokens?nocatalog`` at the identity site, through its proxy."""
-        assert self.tokens is not None
-        peer = self.config.peer(token_site)
-        assert peer is not None
+        """``GET /v3/auth/tokens?nocatalog`` at the identity site, through its proxy.
+
+        No ``X-Auth-Token`` goes with it: this site's service token never leaves the site;
+        the identity site's proxy validates with its own.
+        """
         headers = {
-            "X-Auth-Token": await self.tokens.get(),  # replaced by the identity site's proxy
             "X-Subject-Token": user_token,
             REQUEST_ID_HEADER: request_id,
-            SCOPE_HEADER: f"{{identity: {token_site}}}",  # beats the request id's memory
-            **sign_hop(
-                self.config.secret,
-                "GET",
-                VALIDATION_PATH,
-                self.config.site,
-                hops + 1,
-                now=time.time(),
-            ),
+            SCOPE_HEADER: f"{{identity: {quote_site(token_site)}}}",  # beats the memory
         }
-        url = URL(str(peer.url).rstrip("/") + VALIDATION_PATH + "?nocatalog", encoded=True)
-        response = await self.upstream.open(
-            token_site,
-            "GET",
-            url,
-            headers=headers,
-            body=None,
-            connect_timeout=peer.connect_timeout,
-            read_timeout=peer.read_timeout,
+        response = await self.sender.open_peer(
+            token_site, "GET", VALIDATION_PATH + "?nocatalog", headers, None, hops
         )
         return response.status, await read_body(response, token_site, VALIDATION_BODY_LIMIT)

@@ -27,7 +27,7 @@ from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import (
     MODE_HEADER,
     REQUEST_ID_HEADER,
-    mark_service_token,
+    SERVICE_TOKEN_HEADER,
     new_request_id,
     rewrite_carriers,
     split_piggyback_lenient,
@@ -57,6 +57,15 @@ LOCAL_CONNECT_TIMEOUT = 5.0
 LOCAL_READ_TIMEOUT = 300.0
 PEER_ANSWER_LIMIT = 64 * 1024 * 1024
 """Largest answer :meth:`Sender.send_to_peer` reads for an extension."""
+
+
+def keep_credentials_home(headers: CIMultiDict[str], validation: bool) -> None:
+    """A site's service credentials never leave it: no ``X-Service-Token`` on a hop to a
+    peer, nor the calling service's ``X-Auth-Token`` on a token validation (the identity
+    site's proxy validates with its own service token)."""
+    headers.popall(SERVICE_TOKEN_HEADER, None)
+    if validation:
+        headers.popall("X-Auth-Token", None)
 
 
 def once(body: bytes | None) -> AsyncIterator[bytes] | None:
@@ -121,7 +130,7 @@ class Sender:
             strip_internal(headers)  # markers are for peer proxies, never a backend
             return await self._send_local(call, branch, headers, text, body)
         rewrite_carriers(headers, text, piggyback_plain=call.carrier != "request-id")
-        mark_service_token(headers, self.config.site)
+        keep_credentials_home(headers, call.is_validation)
         if call.service == "identity":  # who issued the token: kept from a peer, else us
             issuer = request.headers.get(TOKEN_SITE_HEADER) if call.from_peer else None
             headers[TOKEN_SITE_HEADER] = issuer or call.from_peer or self.config.site
@@ -264,7 +273,11 @@ class Sender:
             )
         else:
             rewrite_carriers(out, scope)
-            mark_service_token(out, self.config.site)
+            keep_credentials_home(
+                out,
+                service == "identity"
+                and is_validation_call(method, path, "X-Subject-Token" in out),
+            )
             if service == "identity":
                 out[TOKEN_SITE_HEADER] = self.config.site
             response = await self.open_peer(site, method, PEER_PATH + service + path, out, body)

@@ -98,7 +98,7 @@ class SiteProxy:
             config,
             self.sender,
             self.metrics,
-            Delegation(config, self.upstream, tokens),
+            Delegation(config, self.sender),
             self.memory,
             self.extensions,
         )

@@ -285,9 +285,9 @@ _PASTE_SETTINGS = {
     # keystonemiddleware's delay_auth_decision (glance ships it on) turns "the identity site
     # cannot be reached" into an invalid token: a 401, on which '|' rightly does not fall
     # back. Off, the same failure is a 503, so a scope such as {glance: Corte | Marseille}
-    # moves on when Corte cannot reach the user's Keystone. It needs the service token nova
-    # adds (X-Service-Token) to be validated where it was issued: the proxy marks it so
-    # (carriers.mark_service_token). Every glance call here is authenticated.
+    # moves on when Corte cannot reach the user's Keystone. The service token nova adds
+    # (X-Service-Token) never crosses to a peer (sender.keep_credentials_home), so a remote
+    # glance validates the user's token only. Every glance call here is authenticated.
     "glance/glance-api-paste.ini": {"delay_auth_decision": "false"},
 }
 
