@@ -6,8 +6,9 @@
     │   ├── ScopeLimitError             the text is over a size, depth or width limit
     │   └── ScopeCheckError             it parses, but a static check against a catalog fails
     ├── ConfigError (also ValueError)   a configuration file is invalid
-    └── SiteUnreachable                 a peer site cannot be reached (refused, timeout,
-                                        breaker open)
+    ├── SiteUnreachable                 a peer site cannot be reached (refused, timeout,
+    │                                   breaker open)
+    └── ClientBodyFailed                the client's request body broke off or stalled
 
 Third-party exceptions are mapped onto these at one boundary each (the parser, the
 upstream client), so callers only ever handle edgescope's own types.
@@ -95,10 +96,16 @@ class ConfigError(EdgescopeError, ValueError):
 class SiteUnreachable(EdgescopeError):
     """A site could not be reached: connection refused, timeout, or its breaker is open."""
 
-    def __init__(self, site: str, reason: str) -> None:
+    def __init__(self, site: str, reason: str, *, connecting: bool = False) -> None:
         super().__init__(f"site {site} is unreachable: {reason}")
         self.site = site
         self.reason = reason
+        self.connecting = connecting
+        """It failed before a connection existed (refused, no route, connect timeout)."""
+
+
+class ClientBodyFailed(EdgescopeError):
+    """The client's request body broke off or stalled: the client's failure, not a site's."""
 
 
 def _printable(ch: str) -> str:

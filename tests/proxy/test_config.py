@@ -98,7 +98,7 @@ def base(**overrides: Any) -> dict[str, Any]:
             "expected a non-negative float",
         ),
         ({"limits": {"max_fanout": 2.5}}, "expected a non-negative int"),
-        ({"limits": {"max_fanout": 2, "speed": 1}}, "valid keys: hop_window, max_fanout"),
+        ({"limits": {"max_fanout": 2, "speed": 1}}, "valid keys: client_idle_timeout, hop_window"),
         ({"secret": ""}, "must not be empty"),
     ],
 )

@@ -17,10 +17,46 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 
 from edgescope.aio import spawn
+from edgescope.errors import ClientBodyFailed
 
 _EOF = b""
 SPOOL_IN_MEMORY = 1024 * 1024
 """Bodies up to this size stay in memory when spooled; larger ones go to a temp file."""
+
+
+class ClientBody:
+    """The client's request body, as a stream that remembers how it ended.
+
+    A peer's failure while the client's body was still arriving (or after it broke off) is
+    the client's doing: the sender then does not count it against the peer's breaker. Once
+    broken, every later read raises again, so a fallback never sends a truncated body.
+    """
+
+    def __init__(self, source: AsyncIterable[bytes], idle_timeout: float | None = None) -> None:
+        self._source = source.__aiter__()
+        self._idle_timeout = idle_timeout
+        self.complete = False
+        self.error: BaseException | None = None
+
+    def __aiter__(self) -> ClientBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.error is not None:
+            raise ClientBodyFailed("the client's request body broke off") from self.error
+        try:
+            return await asyncio.wait_for(self._source.__anext__(), self._idle_timeout)
+        except StopAsyncIteration:
+            self.complete = True
+            raise
+        except TimeoutError as exc:
+            self.error = exc
+            raise ClientBodyFailed(
+                f"the client sent nothing for {self._idle_timeout:g} s (client_idle_timeout)"
+            ) from exc
+        except Exception as exc:
+            self.error = exc
+            raise ClientBodyFailed("the client's request body broke off") from exc
 
 
 class BodyTee:

@@ -12,6 +12,8 @@ from typing import Literal
 
 from aiohttp import web
 
+from edgescope.proxy.body import ClientBody
+from edgescope.proxy.forward import CHUNK
 from edgescope.proxy.identity import is_validation_call
 
 Mode = Literal["strict", "eventual"]
@@ -37,6 +39,15 @@ class Call:
     chosen: list[str] = field(default_factory=list)
     acting_token: str | None = None
     """Set by delegation: this site's service token replaces the peer user's token."""
+    client_body: ClientBody | None = None
+    """The client's body as the branches stream it (None: none, or read whole)."""
+
+    def body_stream(self, idle_timeout: float | None = None) -> ClientBody | None:
+        """The client's request body as a stream, made once per call."""
+        if self.client_body is None and self.request.body_exists:
+            chunks = self.request.content.iter_chunked(CHUNK)
+            self.client_body = ClientBody(chunks, idle_timeout)
+        return self.client_body
 
     @property
     def method(self) -> str:

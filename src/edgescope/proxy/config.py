@@ -101,6 +101,8 @@ class Limits:
     """Seconds a signed hop marker stays valid (clock skew plus transit)."""
     max_merge_bytes: int = 64 * 1024 * 1024
     """Largest branch body an ``&`` reads whole to merge."""
+    client_idle_timeout: float = 30.0
+    """Seconds a client may send nothing while its request is expected; then 408."""
 
 
 @dataclass(frozen=True, slots=True)

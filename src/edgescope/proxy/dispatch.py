@@ -18,13 +18,13 @@ asks for it, so that extensions can rewrite it per branch.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from edgescope.errors import SiteUnreachable
+from edgescope.errors import ClientBodyFailed, SiteUnreachable
 from edgescope.lang import And, SiteRef, evaluate
 from edgescope.lang.evaluate import Attempt
 from edgescope.proxy.body import BodyTee, ReplayableBody
@@ -33,7 +33,7 @@ from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory
 from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.extension import CallHooks, Extension, Finished, Recorded, join_hooks
-from edgescope.proxy.forward import CHUNK, end_to_end, read_body
+from edgescope.proxy.forward import end_to_end, read_body
 from edgescope.proxy.merge import SiteResult, failure_response, merge_results, sites_header
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.outcome import READ_POLICY, Branch, Verdict, branch_failed, judge
@@ -133,7 +133,7 @@ class Dispatcher:
     ) -> web.StreamResponse:
         spool = None
         if body is None and call.request.body_exists:
-            spool = ReplayableBody(call.request.content.iter_chunked(CHUNK))
+            spool = ReplayableBody(self._body(call) or _nothing())
 
         async def attempt(site: str) -> _Open:
             branch = _branch(hooks, site, call.path, body)
@@ -150,6 +150,7 @@ class Dispatcher:
 
         try:
             outcome = await evaluate(plan.expr, attempt, lambda o: READ_POLICY(o.response.status))
+            _raise_client_failure(outcome.attempts)
             results = await self._results(outcome.attempts, read_failed=True)
             call.chosen = [r.site for r in results]
             if not outcome.ok:
@@ -180,6 +181,7 @@ class Dispatcher:
             )
         finally:
             await close()
+        _raise_client_failure(outcome.attempts)
         results = await self._results(outcome.attempts, read_failed=False)
         call.chosen = [r.site for r in results]
         ok_sites = {r.site for r in results if not r.failed}
@@ -234,7 +236,7 @@ class Dispatcher:
 
         if body is not None or not call.request.body_exists:
             return (lambda site: None), nothing
-        source = call.request.content.iter_chunked(CHUNK)
+        source = self._body(call) or _nothing()
         if isinstance(plan.expr, And) and all(isinstance(o, SiteRef) for o in plan.expr.operands):
             sites = list(dict.fromkeys(plan.sites))
             tee = BodyTee(source, len(sites))
@@ -292,10 +294,13 @@ class Dispatcher:
             return None
         return await request.read()
 
+    def _body(self, call: Call) -> AsyncIterable[bytes] | None:
+        return call.body_stream(self.config.limits.client_idle_timeout)
+
     def _payload(self, call: Call, branch: BranchRequest) -> AsyncIterable[bytes] | None:
         if branch.body is not None:
             return once(branch.body)
-        return call.request.content.iter_chunked(CHUNK) if call.request.body_exists else None
+        return self._body(call)
 
     async def _stream_back(
         self,
@@ -370,6 +375,18 @@ class _Open:
         self.site = site
         self.response = response
         self.body: bytes | None = None
+
+
+def _raise_client_failure(attempts: Sequence[Attempt[Any]]) -> None:
+    """A branch failed because the client's body did: the call fails as the client's."""
+    for attempt in attempts:
+        if isinstance(attempt.error, ClientBodyFailed):
+            raise attempt.error
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # an empty async generator
 
 
 def _branch(hooks: CallHooks | None, site: str, path: str, body: bytes | None) -> BranchRequest:

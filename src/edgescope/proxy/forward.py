@@ -62,7 +62,9 @@ def mapped_errors(site: str) -> Iterator[None]:
         yield
     except SiteUnreachable:
         raise
-    except (aiohttp.ServerTimeoutError, aiohttp.ConnectionTimeoutError, TimeoutError) as exc:
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise SiteUnreachable(site, "timed out connecting", connecting=True) from exc
+    except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
         raise SiteUnreachable(site, f"timed out ({type(exc).__name__})") from exc
     except aiohttp.ClientConnectorError as exc:
         reason = (
@@ -70,7 +72,7 @@ def mapped_errors(site: str) -> Iterator[None]:
             if isinstance(exc.os_error, ConnectionRefusedError)
             else (f"cannot connect: {exc.os_error.strerror or exc.os_error}")
         )
-        raise SiteUnreachable(site, reason) from exc
+        raise SiteUnreachable(site, reason, connecting=True) from exc
     except aiohttp.ServerDisconnectedError as exc:
         raise SiteUnreachable(site, "server disconnected") from exc
     except (aiohttp.ClientError, OSError, ValueError) as exc:

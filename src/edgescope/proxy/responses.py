@@ -33,6 +33,7 @@ class ErrorCode(enum.Enum):
     HOP_FORBIDDEN = (403, "Forbidden Hop Marker")
     PROTOCOL_MISMATCH = (400, "Protocol Version Mismatch")
     UNKNOWN_SERVICE = (404, "Unknown Service")
+    CLIENT_BODY = (408, "Request Body Incomplete")
     SCOPE_TOO_LARGE = (431, "Scope Header Too Large")
     UPSTREAM_ERROR = (502, "Bad Gateway")
     SITE_UNREACHABLE = (503, "Site Unreachable")

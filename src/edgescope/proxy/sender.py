@@ -20,8 +20,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from edgescope.errors import SiteUnreachable
+from edgescope.errors import ClientBodyFailed, SiteUnreachable
 from edgescope.lang import Scope, unparse
+from edgescope.proxy.body import ClientBody
 from edgescope.proxy.breaker import Breaker, BreakerWatch
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import (
@@ -135,7 +136,10 @@ class Sender:
             issuer = request.headers.get(TOKEN_SITE_HEADER) if call.from_peer else None
             headers[TOKEN_SITE_HEADER] = issuer or call.from_peer or self.config.site
         path = PEER_PATH + call.service + branch.path
-        return await self.open_peer(branch.site, method, path, headers, body, call.hops)
+        watch = call.client_body if branch.body is None else None
+        return await self.open_peer(
+            branch.site, method, path, headers, body, call.hops, watch=watch
+        )
 
     async def open_peer(
         self,
@@ -146,8 +150,13 @@ class Sender:
         body: AsyncIterable[bytes] | bytes | None,
         hops: int = 0,
         timeout: float | None = None,
+        watch: ClientBody | None = None,
     ) -> aiohttp.ClientResponse:
-        """A signed hop to ``site``'s proxy, through its breaker."""
+        """A signed hop to ``site``'s proxy, through its breaker.
+
+        ``watch`` is the client's body being streamed: a failure while it is incomplete or
+        broken is the client's (:class:`ClientBodyFailed`), not counted against ``site``.
+        """
         peer = self.config.peer(site)
         if peer is None:
             raise SiteUnreachable(site, "not a configured peer")
@@ -182,6 +191,11 @@ class Sender:
         try:
             response = await self.watch.unless_opened(site, opening)
         except SiteUnreachable as exc:
+            if watch is not None and not exc.connecting and not watch.complete:
+                raise ClientBodyFailed(
+                    "the request body broke off or did not arrive in time"
+                    f" (while {site} waited for it)"
+                ) from exc
             self.peer_failed(site, exc)
             raise
         breaker.record_success()
