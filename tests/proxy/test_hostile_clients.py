@@ -81,3 +81,36 @@ async def test_an_aborted_upload_under_or_is_never_resent_truncated(sites: Sites
     truncated = [h for h in paris.seen + corte.seen if "size" in h and h["size"] < 10 * 1024 * 1024]
     assert complete == [] and [h["site"] for h in truncated] in ([], ["Paris"])
     assert await breaker_of(paris, "Corte") == "closed"
+
+
+async def test_paths_that_leave_their_prefix_are_refused(sites: SitesFactory) -> None:
+    paris, _ = await sites("Paris", "Corte")
+    for path in ("/image/v2/../../compute/x", "/image/%2e%2e/identity", "/image/a/%252E%252E/b"):
+        reader, writer = await asyncio.open_connection(*host_port(paris.url))
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        answer = await asyncio.wait_for(reader.read(), timeout=5)
+        writer.close()
+        await writer.wait_closed()
+        assert answer.startswith(b"HTTP/1.1 400") and b"'..'" in answer, (path, answer[:300])
+    assert paris.seen == []
+    status, _, _ = await paris.get("/image/v2/images/a.b..c", headers=CORTE)
+    assert status == 200  # dots inside a segment are fine
+
+
+async def test_metrics_labels_come_from_the_configured_services_only(sites: SitesFactory) -> None:
+    paris, _ = await sites("Paris", "Corte")
+    _, _, before = await paris.get("/metrics")
+    for i in range(300):  # a flood of distinct made-up services, refused
+        await paris.get(f"/edgescope/svc/made-up-{i}/x")
+    _, _, after = await paris.get("/metrics")
+    assert b"made-up" not in after
+    assert len(after) < len(before) + 2000
+
+
+async def test_a_scope_naming_too_many_sites_is_refused_before_parsing(
+    sites: SitesFactory,
+) -> None:
+    paris, _ = await sites("Paris", "Corte", limits={"max_scope_sites": 16})
+    wide = "{image: " + " & ".join(f"S{i}" for i in range(40)) + "}"
+    status, _, body = await paris.get("/image/echo", headers={"X-Scope": wide})
+    assert status == 400 and "max_scope_sites" in body["error"]["message"]

@@ -95,6 +95,8 @@ class Limits:
     """Largest scope carrier accepted (header value or decoded piggyback); over it: 431."""
     max_fanout: int = 64
     """Most sites one request may touch; over it: 400."""
+    max_scope_sites: int = 128
+    """Most sites one scope may name (all services together), checked before parsing."""
     max_hops: int = 4
     """Most proxy-to-proxy hops of one call; over it: 508 (a routing loop)."""
     hop_window: float = 30.0

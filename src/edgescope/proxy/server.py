@@ -33,7 +33,7 @@ from edgescope.errors import ClientBodyFailed, ScopeError, SiteUnreachable
 from edgescope.lang import ServiceRegistry, parse_scope
 from edgescope.lang.registry import DEFAULT_REGISTRY
 from edgescope.proxy.breaker import Breaker
-from edgescope.proxy.call import MODES, Call, Mode
+from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import (
     MODE_HEADER,
     REQUEST_ID_HEADER,
@@ -49,15 +49,20 @@ from edgescope.proxy.dispatch import Dispatcher
 from edgescope.proxy.extension import Extension, Refused
 from edgescope.proxy.forward import Upstream
 from edgescope.proxy.identity import ServiceToken
+from edgescope.proxy.ingress import (
+    BadRequest,
+    check_path,
+    check_scope_width,
+    mode_of,
+    without_internal_headers,
+)
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.protocol import (
     HEALTH_PATH,
-    INTERNAL_PREFIX,
     PEER_PATH,
     STATUS_PATH,
     ForgedHop,
     ProtocolMismatch,
-    strip_internal,
 )
 from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
 from edgescope.proxy.route import FanoutTooWide, LoopDetected, plan_route
@@ -225,7 +230,7 @@ class SiteProxy:
             response = self._error(ErrorCode.HOP_FORBIDDEN, str(exc), request_id)
         except ProtocolMismatch as exc:
             response = self._error(ErrorCode.PROTOCOL_MISMATCH, str(exc), request_id)
-        except BadMode as exc:
+        except BadRequest as exc:
             response = self._error(ErrorCode.BAD_REQUEST, str(exc), request_id)
         except ClientBodyFailed as exc:
             response = self._error(ErrorCode.CLIENT_BODY, str(exc), request_id)
@@ -243,7 +248,8 @@ class SiteProxy:
                 ErrorCode.UPSTREAM_ERROR, f"edgescope proxy error: {type(exc).__name__}", request_id
             )
         status = response.status
-        self.metrics.requests.labels(service=service, status=str(status)).inc()
+        label = service if self.config.service(service) is not None else "unknown"
+        self.metrics.requests.labels(service=label, status=str(status)).inc()
         if access_log.isEnabledFor(logging.INFO):
             self._log_access(call, status, started)
         return response
@@ -279,9 +285,10 @@ class SiteProxy:
         if peer_path and hop is None:
             raise ForgedHop(f"{PEER_PATH}... is for peer proxies only (no hop marker)")
         if hop is None:
-            call.request = _without_internal_headers(call.request)
+            call.request = without_internal_headers(call.request)
         request = call.request
-        call.mode = _mode(request.headers.get(MODE_HEADER))
+        check_path(call.path)
+        call.mode = mode_of(request.headers.get(MODE_HEADER))
         if self.config.service(call.service) is None:
             return self._error(
                 ErrorCode.UNKNOWN_SERVICE,
@@ -294,6 +301,7 @@ class SiteProxy:
         scope = None
         if found is not None:
             call.carrier, call.scope_text = found.carrier, found.text
+            check_scope_width(found.text, self.config.limits.max_scope_sites)
             scope = self._parse(found.text)
         plan = plan_route(
             scope,
@@ -367,25 +375,3 @@ def _request_id(request: web.Request) -> str:
     request_id = request.get(_REQUEST_ID_KEY) or new_request_id()
     request[_REQUEST_ID_KEY] = request_id
     return request_id
-
-
-class BadMode(ValueError):
-    """An ``X-Scope-Mode`` other than strict or eventual (-> 400)."""
-
-
-def _mode(value: str | None) -> Mode:
-    if value is None:
-        return "strict"
-    mode = value.strip().lower()
-    if mode not in MODES:
-        raise BadMode(f"{MODE_HEADER} must be one of {', '.join(MODES)}, not {value[:40]!r}")
-    return mode
-
-
-def _without_internal_headers(request: web.Request) -> web.Request:
-    """A client's request with every ``X-Edgescope-*`` header dropped (they are ours)."""
-    if not any(name.lower().startswith(INTERNAL_PREFIX) for name in request.headers):
-        return request
-    headers = request.headers.copy()
-    strip_internal(headers)
-    return request.clone(headers=headers)
