@@ -8,7 +8,8 @@
     ├── ConfigError (also ValueError)   a configuration file is invalid
     ├── SiteUnreachable                 a peer site cannot be reached (refused, timeout,
     │                                   breaker open)
-    └── ClientBodyFailed                the client's request body broke off or stalled
+    ├── ClientBodyFailed                the client's request body broke off or stalled
+    └── AnswerTooLarge                  answers over what the proxy reads whole or merges
 
 Third-party exceptions are mapped onto these at one boundary each (the parser, the
 upstream client), so callers only ever handle edgescope's own types.
@@ -102,6 +103,11 @@ class SiteUnreachable(EdgescopeError):
         self.reason = reason
         self.connecting = connecting
         """It failed before a connection existed (refused, no route, connect timeout)."""
+
+
+class AnswerTooLarge(EdgescopeError):
+    """A site's answer (or all the answers of an ``&`` together) is over what the proxy reads
+    whole: the call's failure, not the site's."""
 
 
 class ClientBodyFailed(EdgescopeError):

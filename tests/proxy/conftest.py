@@ -154,6 +154,20 @@ def backend_app(site: str, seen: list[dict[str, Any]], proxy_url: str = "") -> w
         await out.write_eof()
         return out
 
+    async def many(request: web.Request) -> web.StreamResponse:
+        """``{"items": [{}, {}, ...]}`` with n items, streamed (a huge merge)."""
+        count = int(request.match_info["count"])
+        out = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await out.prepare(request)
+        await out.write(b'{"items": [')
+        block = 100_000
+        for start in range(0, count, block):
+            n = min(block, count - start)
+            await out.write((b"{}, " * n)[: -2 if start + n == count else None])
+        await out.write(b"]}")
+        await out.write_eof()
+        return out
+
     async def call_own_proxy(path: str, headers: dict[str, str]) -> web.Response:
         async with (
             aiohttp.ClientSession() as session,
@@ -214,6 +228,7 @@ def backend_app(site: str, seen: list[dict[str, Any]], proxy_url: str = "") -> w
     app.router.add_route("*", "/{svc}/only/{site}", only)
     app.router.add_route("*", "/{svc}/status/{code}", status)
     app.router.add_get("/{svc}/download/{size}", download)
+    app.router.add_get("/{svc}/many/{count}", many)
     app.router.add_get("/{svc}/relay/{target}/{rest:.*}", relay)
     app.router.add_get("/{svc}/validate", validate)
     app.router.add_route("*", "/{svc}/{tail:.*}", echo)

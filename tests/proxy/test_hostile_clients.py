@@ -11,6 +11,8 @@ import asyncio
 import socket
 from typing import Any
 
+import psutil
+
 SitesFactory = Any
 CORTE = {"X-Scope": "{image: Corte}"}
 
@@ -114,3 +116,28 @@ async def test_a_scope_naming_too_many_sites_is_refused_before_parsing(
     wide = "{image: " + " & ".join(f"S{i}" for i in range(40)) + "}"
     status, _, body = await paris.get("/image/echo", headers={"X-Scope": wide})
     assert status == 400 and "max_scope_sites" in body["error"]["message"]
+
+
+async def test_huge_answers_under_and_are_refused_with_bounded_memory(
+    sites: SitesFactory,
+) -> None:
+    """Two sites answer 3 M items each (6 MB): counted before parsing, refused (507)."""
+    process = psutil.Process()
+    paris, _ = await sites("Paris", "Corte")
+    before = process.memory_info().rss
+    both = {"X-Scope": "{image: Paris & Corte}"}
+    status, _, body = await paris.get("/image/many/3000000", headers=both)
+    assert status == 507 and "merges at most" in body["error"]["message"], body
+    assert process.memory_info().rss - before < 300 * 1024 * 1024
+    status, _, body = await paris.get("/image/many/10", headers=both)
+    assert status == 200 and len(body["items"]) == 20
+
+
+async def test_the_answers_of_an_and_share_one_byte_budget(sites: SitesFactory) -> None:
+    paris, _ = await sites("Paris", "Corte", limits={"max_merge_total": 1_000_000})
+    both = {"X-Scope": "{image: Paris & Corte}"}
+    status, _, body = await paris.get("/image/many/150000", headers=both)  # 600 kB each
+    assert status == 507 and "every site together" in body["error"]["message"], body
+    assert await breaker_of(paris, "Corte") == "closed"  # the call's failure, not Corte's
+    status, _, _ = await paris.get("/image/many/1000", headers=both)
+    assert status == 200

@@ -101,8 +101,12 @@ class Limits:
     """Most proxy-to-proxy hops of one call; over it: 508 (a routing loop)."""
     hop_window: float = 30.0
     """Seconds a signed hop marker stays valid (clock skew plus transit)."""
-    max_merge_bytes: int = 64 * 1024 * 1024
-    """Largest branch body an ``&`` reads whole to merge."""
+    max_merge_bytes: int = 16 * 1024 * 1024
+    """Largest branch body an ``&`` reads whole to merge; over it: 507."""
+    max_merge_total: int = 32 * 1024 * 1024
+    """Largest size of all the branch bodies of one ``&`` together; over it: 507."""
+    max_merge_items: int = 200_000
+    """Most items (JSON objects) a merge parses, counted before parsing; over it: 507."""
     client_idle_timeout: float = 30.0
     """Seconds a client may send nothing while its request is expected; then 408."""
 

@@ -17,6 +17,7 @@ asks for it, so that extensions can rewrite it per branch.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from edgescope.errors import ClientBodyFailed, SiteUnreachable
+from edgescope.errors import AnswerTooLarge, ClientBodyFailed, SiteUnreachable
 from edgescope.lang import And, SiteRef, evaluate
 from edgescope.lang.evaluate import Attempt
 from edgescope.proxy.body import BodyTee, ReplayableBody
@@ -33,8 +34,8 @@ from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory
 from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.extension import CallHooks, Extension, Finished, Recorded, join_hooks
-from edgescope.proxy.forward import end_to_end, read_body
-from edgescope.proxy.merge import SiteResult, failure_response, merge_results, sites_header
+from edgescope.proxy.forward import ReadBudget, end_to_end, read_body
+from edgescope.proxy.merge import Merged, SiteResult, failure_response, merge_results, sites_header
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.outcome import READ_POLICY, Branch, Verdict, branch_failed, judge
 from edgescope.proxy.protocol import PENDING_HEADER, SITES_HEADER
@@ -150,7 +151,7 @@ class Dispatcher:
 
         try:
             outcome = await evaluate(plan.expr, attempt, lambda o: READ_POLICY(o.response.status))
-            _raise_client_failure(outcome.attempts)
+            _raise_call_failure(outcome.attempts)
             results = await self._results(outcome.attempts, read_failed=True)
             call.chosen = [r.site for r in results]
             if not outcome.ok:
@@ -168,11 +169,12 @@ class Dispatcher:
         self, call: Call, plan: Plan, body: bytes | None, hooks: CallHooks | None
     ) -> web.StreamResponse:
         streams, close = await self._branch_bodies(call, plan, body)
+        budget = ReadBudget(self.config.limits.max_merge_total)
 
         async def branch(site: str) -> BranchReply:
             request = _branch(hooks, site, call.path, body)
             payload = once(request.body) if body is not None else streams(site)
-            return await self._exchange(call, plan, request, payload, hooks)
+            return await self._exchange(call, plan, request, payload, hooks, budget)
 
         write = call.is_write
         try:
@@ -181,7 +183,7 @@ class Dispatcher:
             )
         finally:
             await close()
-        _raise_client_failure(outcome.attempts)
+        _raise_call_failure(outcome.attempts)
         results = await self._results(outcome.attempts, read_failed=False)
         call.chosen = [r.site for r in results]
         ok_sites = {r.site for r in results if not r.failed}
@@ -211,10 +213,11 @@ class Dispatcher:
             response = self._failure(call, answered, "&", extra, recorded.note)
             response.headers[SITES_HEADER] = sites_header(results)
             return response
-        merged = merge_results([r for r in results if not r.failed])
-        out_body = merged.body
-        if hooks is not None:
-            out_body = hooks.collapse(merged.body, [r for r in replies if r.site in ok_sites])
+        ok_replies = [r for r in replies if r.site in ok_sites]
+        # Merging parses every answer: off the event loop, so other calls go on meanwhile.
+        merged, out_body = await asyncio.to_thread(
+            self._merge, [r for r in results if not r.failed], ok_replies, hooks
+        )
         headers = merged.headers
         pending = set(judgement.pending)
         headers[SITES_HEADER] = ", ".join(
@@ -225,6 +228,13 @@ class Dispatcher:
         headers.update(extra)
         headers.setdefault(REQUEST_ID_HEADER, call.request_id)
         return web.Response(status=merged.status, body=out_body, headers=headers)
+
+    def _merge(
+        self, results: list[SiteResult], replies: list[BranchReply], hooks: CallHooks | None
+    ) -> tuple[Merged, bytes]:
+        merged = merge_results(results, self.config.limits.max_merge_items)
+        body = hooks.collapse(merged.body, replies) if hooks is not None else merged.body
+        return merged, body
 
     async def _branch_bodies(
         self, call: Call, plan: Plan, body: bytes | None
@@ -261,12 +271,14 @@ class Dispatcher:
         branch: BranchRequest,
         payload: AsyncIterable[bytes] | None,
         hooks: CallHooks | None,
+        budget: ReadBudget | None = None,
     ) -> BranchReply:
         """Send ``branch`` and read its answer whole; the local one through the hooks."""
+        limit = self.config.limits.max_merge_bytes
 
         async def send() -> BranchReply:
             response = await self.sender.send(call, plan, branch, payload)
-            data = await self._read(branch.site, response, self.config.limits.max_merge_bytes)
+            data = await self._read(branch.site, response, limit, budget)
             return BranchReply(
                 branch.site, response.status, dict(end_to_end(response.headers)), data
             )
@@ -275,9 +287,15 @@ class Dispatcher:
             return await hooks.apply_local(branch, send)
         return await send()
 
-    async def _read(self, site: str, response: aiohttp.ClientResponse, limit: int) -> bytes:
+    async def _read(
+        self,
+        site: str,
+        response: aiohttp.ClientResponse,
+        limit: int,
+        budget: ReadBudget | None = None,
+    ) -> bytes:
         """A whole answer; a peer's read gives up as soon as its breaker opens."""
-        reading = read_body(response, site, limit)
+        reading = read_body(response, site, limit, budget)
         if site == self.config.site:
             return await reading
         try:
@@ -377,10 +395,11 @@ class _Open:
         self.body: bytes | None = None
 
 
-def _raise_client_failure(attempts: Sequence[Attempt[Any]]) -> None:
-    """A branch failed because the client's body did: the call fails as the client's."""
+def _raise_call_failure(attempts: Sequence[Attempt[Any]]) -> None:
+    """A branch failed because of the call itself (the client's body broke off, the answers
+    are too large to merge), not because of its site: the call fails as a whole."""
     for attempt in attempts:
-        if isinstance(attempt.error, ClientBodyFailed):
+        if isinstance(attempt.error, ClientBodyFailed | AnswerTooLarge):
             raise attempt.error
 
 

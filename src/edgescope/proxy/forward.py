@@ -23,7 +23,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from edgescope.errors import SiteUnreachable
+from edgescope.errors import AnswerTooLarge, SiteUnreachable
 
 CHUNK = 256 * 1024
 HOP_BY_HOP = frozenset(
@@ -210,14 +210,29 @@ async def iter_body(response: aiohttp.ClientResponse, site: str) -> AsyncIterato
         response.release()
 
 
-async def read_body(response: aiohttp.ClientResponse, site: str, limit: int) -> bytes:
-    """The whole body (for merging), at most ``limit`` bytes."""
+class ReadBudget:
+    """Bytes that the answers of one call may take together (an ``&``'s branches)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.left = total
+
+
+async def read_body(
+    response: aiohttp.ClientResponse, site: str, limit: int, budget: ReadBudget | None = None
+) -> bytes:
+    """The whole body, at most ``limit`` bytes (and what is left of ``budget``)."""
     parts: list[bytes] = []
     size = 0
     async for chunk in iter_body(response, site):
         size += len(chunk)
-        if size > limit:
+        if budget is not None:
+            budget.left -= len(chunk)
+        over = f"{limit} bytes" if size > limit else None
+        if budget is not None and budget.left < 0:
+            over = f"{budget.total} bytes for every site together"
+        if over is not None:
             response.close()
-            raise SiteUnreachable(site, f"answer over {limit} bytes cannot be merged")
+            raise AnswerTooLarge(f"{site}'s answer goes over {over}, the most read whole")
         parts.append(chunk)
     return b"".join(parts)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgescope.errors import AnswerTooLarge
 from edgescope.proxy.protocol import SITES_HEADER
 from edgescope.proxy.responses import ErrorCode, error_body
 
@@ -72,8 +73,18 @@ def sites_header(results: Sequence[SiteResult], limit: int = 2048) -> str:
     return "; ".join(parts)[:limit]
 
 
-def merge_results(results: Sequence[SiteResult]) -> Merged:
-    """One response from several successful branches (in scope order)."""
+def merge_results(results: Sequence[SiteResult], max_items: int | None = None) -> Merged:
+    """One response from several successful branches (in scope order).
+
+    Raises :class:`AnswerTooLarge` when the bodies hold more than ``max_items`` JSON objects,
+    counted (an upper bound: every ``{``) before anything is parsed.
+    """
+    if max_items is not None:
+        objects = sum(r.body.count(b"{") for r in results)
+        if objects > max_items:
+            raise AnswerTooLarge(
+                f"the answers hold up to {objects} objects; the proxy merges at most {max_items}"
+            )
     first = results[0]
     headers = {k: v for k, v in first.headers.items() if k.lower() != "content-length"}
     headers[SITES_HEADER] = sites_header(results)

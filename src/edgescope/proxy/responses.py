@@ -37,6 +37,7 @@ class ErrorCode(enum.Enum):
     SCOPE_TOO_LARGE = (431, "Scope Header Too Large")
     UPSTREAM_ERROR = (502, "Bad Gateway")
     SITE_UNREACHABLE = (503, "Site Unreachable")
+    TOO_LARGE = (507, "Answer Too Large")
     LOOP_DETECTED = (508, "Loop Detected")
 
     def http_status(self) -> int:

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from aiohttp import web
 
 from edgescope.aio import spawn
-from edgescope.errors import ClientBodyFailed, ScopeError, SiteUnreachable
+from edgescope.errors import AnswerTooLarge, ClientBodyFailed, ScopeError, SiteUnreachable
 from edgescope.lang import ServiceRegistry, parse_scope
 from edgescope.lang.registry import DEFAULT_REGISTRY
 from edgescope.proxy.breaker import Breaker
@@ -232,6 +232,8 @@ class SiteProxy:
             response = self._error(ErrorCode.PROTOCOL_MISMATCH, str(exc), request_id)
         except BadRequest as exc:
             response = self._error(ErrorCode.BAD_REQUEST, str(exc), request_id)
+        except AnswerTooLarge as exc:
+            response = self._error(ErrorCode.TOO_LARGE, str(exc), request_id)
         except ClientBodyFailed as exc:
             response = self._error(ErrorCode.CLIENT_BODY, str(exc), request_id)
         except Refused as exc:
