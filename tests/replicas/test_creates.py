@@ -42,20 +42,27 @@ async def test_a_create_that_references_a_set_makes_a_new_set(replica_sites: Sit
     assert paris.replicas.registry.lookup(flavor) is not None  # the flavor set is untouched
 
 
-async def test_another_services_ids_are_left_to_that_services_hop(
+async def test_another_services_ids_take_the_site_the_scope_names_for_it(
     replica_sites: SitesFactory,
 ) -> None:
-    """nova's body names an image; the image hop (nova -> glance) translates it, for the
-    site the image scope names, not the nova branch."""
+    """nova's body names an image: each branch gets the image id of the site the scope
+    names for images (its own when none), and an image '|' is left to the image hop."""
     paris, corte = await replica_sites("Paris", "Corte")
     _, headers, _ = await paris.call(
         "POST", "/things", "{image: Paris & Corte}", json={"thing": {"name": "debian"}}
     )
     image = headers[SET_HEADER]
     corte_image = next(iter(corte.items))
-    status, _, body = await paris.call(
-        "POST", "/things", "{compute: Corte}", "compute", json={"thing": {"image": image}}
-    )
-    assert status == 201 and body["thing"]["image"] == image  # as sent
+    cases = {
+        "{compute: Corte}": corte_image,  # images stay local to the branch: Corte's
+        "{compute: Corte, image: Paris}": image,  # Paris's id is the handle
+        "{compute: Paris, image: Corte}": corte_image,
+        "{compute: Corte, image: Paris | Corte}": image,  # as sent: the image hop decides
+    }
+    for scope, expected in cases.items():
+        status, _, body = await paris.call(
+            "POST", "/things", scope, "compute", json={"thing": {"image": image}}
+        )
+        assert status == 201 and body["thing"]["image"] == expected, scope
     status, _, body = await paris.call("GET", f"/things/{image}", "{image: Corte}")
     assert status == 200 and body["thing"]["id"] == corte_image

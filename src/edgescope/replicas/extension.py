@@ -154,22 +154,18 @@ class Replicas:
                 raise Refused(400, "Bad Request", "malformed replica headers from a peer proxy")
             if plan.is_local:
                 return ReplicaHooks(self.parts, call, plan, (), marker)
-        sets = self.involved_sets(call.service, call.path, body)
+        sets = self.involved_sets(call.path, body)
         if plan.merges or sets:
             return ReplicaHooks(self.parts, call, plan, sets)
         return None
 
-    def involved_sets(self, service: str, path: str, body: bytes | None) -> list[ReplicaSet]:
-        """The sets of ``service`` whose ids the request names (path, query, JSON body).
-
-        Sets of other services are left alone: their ids are translated at the hop that
-        routes *their* service (nova's image call to glance), for the site it goes to.
-        """
+    def involved_sets(self, path: str, body: bytes | None) -> list[ReplicaSet]:
+        """The sets whose ids the request names (path, query, JSON body)."""
         if not self.registry.has_sets:
             return []
         found = {}
         for text in candidates(path, body):
             replica_set = self.registry.lookup(text)
-            if replica_set is not None and replica_set.service == service:
+            if replica_set is not None:
                 found[replica_set.handle] = replica_set
         return list(found.values())

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from edgescope.errors import SiteUnreachable
-from edgescope.lang import unparse
+from edgescope.lang import SiteRef, unparse
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import SCOPE_HEADER
 from edgescope.proxy.extension import Finished, Recorded, SendBranch
@@ -104,7 +104,11 @@ class ReplicaHooks:
 
     def branch(self, request: BranchRequest) -> BranchRequest:
         if self.sets:
-            table = translation_table(self.sets, request.site)
+            table: dict[str, str] = {}
+            for replica_set in self.sets:
+                target = self._target(replica_set.service, request.site)
+                if target is not None:
+                    table.update(translation_table([replica_set], target))
             request.path, request.body = translate_request(request.path, request.body, table)
         if self.fan_out_write and request.site != self.replicas.site:
             assert self.hlc is not None
@@ -198,6 +202,19 @@ class ReplicaHooks:
                 replica_set = await self.replicas.link.mark_gone(replica_set, reply.site)
             return replica_set
         return None
+
+    def _target(self, service: str, site: str) -> str | None:
+        """Whose ids a set of ``service`` takes in the branch to ``site``: that site's for
+        the routed service or one the scope leaves local, the named site for one the scope
+        pins to a site; None (left as is) when the scope has ``&`` or ``|`` for it: the hop
+        that routes that service translates then, for each site it tries."""
+        if service == self.call.service:
+            return site
+        scope = branch_scope(self.plan, self.call.service, site)
+        expr = scope.expr_for(service) if scope is not None else None
+        if expr is None:
+            return site
+        return expr.name if isinstance(expr, SiteRef) else None
 
     def _op(
         self, site: str, method: str, path: str, handle: str | None, key: str = ""
