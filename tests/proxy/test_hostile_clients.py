@@ -141,3 +141,32 @@ async def test_the_answers_of_an_and_share_one_byte_budget(sites: SitesFactory) 
     assert await breaker_of(paris, "Corte") == "closed"  # the call's failure, not Corte's
     status, _, _ = await paris.get("/image/many/1000", headers=both)
     assert status == 200
+
+
+async def test_a_slow_head_is_cut_and_others_are_served(sites: SitesFactory) -> None:
+    paris, _ = await sites("Paris", "Corte", limits={"client_idle_timeout": 0.5})
+    reader, writer = await asyncio.open_connection(*host_port(paris.url))
+    writer.write(b"GET /image/echo HTTP/1.1\r\nHost: x\r\nX-Sco")  # and nothing more
+    await writer.drain()
+    closed = await asyncio.wait_for(reader.read(), timeout=10)  # the proxy hangs up
+    assert closed == b""
+    writer.close()
+    await writer.wait_closed()
+    status, _, _ = await paris.get("/image/echo", headers=CORTE)
+    assert status == 200
+
+
+async def test_connections_past_the_cap_get_a_503(sites: SitesFactory) -> None:
+    paris, _ = await sites("Paris", "Corte", limits={"max_connections": 4})
+    held = [await asyncio.open_connection(*host_port(paris.url)) for _ in range(4)]
+    await asyncio.sleep(0.1)
+    reader, writer = await asyncio.open_connection(*host_port(paris.url))
+    answer = await asyncio.wait_for(reader.read(), timeout=5)
+    assert answer.startswith(b"HTTP/1.1 503") and b"Too Many Connections" in answer
+    writer.close()
+    for _, held_writer in held:
+        held_writer.close()
+        await held_writer.wait_closed()
+    await asyncio.sleep(0.1)
+    status, _, _ = await paris.get("/image/echo", headers=CORTE)
+    assert status == 200

@@ -108,7 +108,10 @@ class Limits:
     max_merge_items: int = 200_000
     """Most items (JSON objects) a merge parses, counted before parsing; over it: 507."""
     client_idle_timeout: float = 30.0
-    """Seconds a client may send nothing while its request is expected; then 408."""
+    """Seconds a client may keep a connection without a complete request head (idle, or a
+    slow head), or send nothing of its body; then the connection is closed (408 for a body)."""
+    max_connections: int = 1024
+    """Most connections one listener holds at once; past it a new one gets a 503."""
 
 
 @dataclass(frozen=True, slots=True)

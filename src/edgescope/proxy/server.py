@@ -56,6 +56,7 @@ from edgescope.proxy.ingress import (
     mode_of,
     without_internal_headers,
 )
+from edgescope.proxy.listener import GuardedSite
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.protocol import (
     HEALTH_PATH,
@@ -129,18 +130,20 @@ class SiteProxy:
         for service in self.config.services:
             if service.port is not None:
                 listeners.append((service.type, self._service_app(service), service.port))
+        limits = self.config.limits
         for name, app, port in listeners:
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(
+                app,
+                access_log=None,
+                handle_signals=False,
+                keepalive_timeout=limits.client_idle_timeout,  # also bounds a slow head
+            )
             await runner.setup()
             self._runners.append(runner)
-            sock = (sockets or {}).get(name)
-            site: web.BaseSite = (
-                web.SockSite(runner, sock)
-                if sock is not None
-                else web.TCPSite(runner, self.config.host, port)
-            )
+            sock = (sockets or {}).get(name) or _listening(self.config.host, port)
+            site = GuardedSite(runner, sock, max_connections=limits.max_connections)
             await site.start()
-            bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
+            bound = sock.getsockname()
             self.addresses[name] = (bound[0], bound[1])
         if self.config.peers and self.config.breaker.probe_interval > 0:
             self._probe_task = spawn(
@@ -368,6 +371,11 @@ class SiteProxy:
                     reason = exc.reason if isinstance(exc, SiteUnreachable) else str(exc)
                     breaker.record_probe(False, now=time.monotonic(), reason=reason)
                 self.metrics.set_breaker(peer.name, breaker.state)
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, reuse_port=False)
 
 
 def _request_id(request: web.Request) -> str:
