@@ -105,13 +105,17 @@ class SiteUnreachable(EdgescopeError):
         """It failed before a connection existed (refused, no route, connect timeout)."""
 
 
+class ClientBodyFailed(EdgescopeError):
+    """The client's request body broke off or stalled: the client's failure, not a site's."""
+
+
+class BodyTooLarge(ClientBodyFailed):
+    """A request body the proxy must keep to resend (``|``) is over its spool limit."""
+
+
 class AnswerTooLarge(EdgescopeError):
     """A site's answer (or all the answers of an ``&`` together) is over what the proxy reads
     whole: the call's failure, not the site's."""
-
-
-class ClientBodyFailed(EdgescopeError):
-    """The client's request body broke off or stalled: the client's failure, not a site's."""
 
 
 def _printable(ch: str) -> str:

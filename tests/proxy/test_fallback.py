@@ -129,7 +129,7 @@ async def test_body_is_replayed_after_a_404(sites: SitesFactory) -> None:
         "PUT",
         "/image/only/Marseille",
         data=io.BytesIO(payload),
-        headers={"X-Scope": "{image: Corte | Marseille}"},
+        headers={"X-Scope": "{image: Corte | Marseille}", "X-Auth-Token": "t"},
     )
     assert status == 200 and body["site"] == "Marseille"
     assert headers[SITES_HEADER] == "Corte=404, Marseille=200"

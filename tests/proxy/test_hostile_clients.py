@@ -8,6 +8,7 @@ closed); see also the merge, spool, label, head and path tests below.
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 from typing import Any
 
@@ -170,3 +171,49 @@ async def test_connections_past_the_cap_get_a_503(sites: SitesFactory) -> None:
     await asyncio.sleep(0.1)
     status, _, _ = await paris.get("/image/echo", headers=CORTE)
     assert status == 200
+
+
+async def chunks(total: int, size: int = 256 * 1024) -> Any:
+    for _ in range(total // size):
+        yield b"x" * size
+
+
+async def test_spooling_is_bounded_and_never_for_a_call_refused_anyway(
+    sites: SitesFactory,
+) -> None:
+    paris, corte = await sites(
+        "Paris", "Corte", limits={"max_spool_bytes": 2 * 1024 * 1024, "max_spools": 1}
+    )
+    either = "{image: Corte | Paris}"
+    # no token, chunked: every backend would refuse it, so nothing is read nor spooled
+    status, _, body = await paris.request(
+        "PUT", "/image/echo", data=chunks(8 * 1024 * 1024), headers={"X-Scope": either}
+    )
+    assert status == 401 and "needs a token" in body["error"]["message"]
+    # announced over the spool limit: refused before a byte is sent anywhere
+    status, _, body = await paris.request(
+        "PUT",
+        "/image/echo",
+        data=io.BytesIO(b"x" * (3 * 1024 * 1024)),
+        headers={"X-Scope": either, "X-Auth-Token": "t"},
+    )
+    assert status == 413 and "max_spool_bytes" in body["error"]["message"]
+    assert corte.seen == [] and paris.seen == []
+    # chunked with a token, past the limit while it streams: 413, Corte never gets it whole
+    status, _, body = await paris.request(
+        "PUT",
+        "/image/echo",
+        data=chunks(8 * 1024 * 1024),
+        headers={"X-Scope": either, "X-Auth-Token": "t"},
+    )
+    assert status == 413, body
+    assert [h for h in corte.seen if h.get("size", 0) >= 8 * 1024 * 1024] == []
+    assert await breaker_of(paris, "Corte") == "closed"
+    # and within the limits, a fallback still resends the whole body
+    status, _, body = await paris.request(
+        "PUT",
+        "/image/only/Paris",
+        data=io.BytesIO(b"y" * (1024 * 1024)),
+        headers={"X-Scope": "{image: Corte | Paris}", "X-Auth-Token": "t"},
+    )
+    assert status == 200 and body["site"] == "Paris" and body["size"] == 1024 * 1024

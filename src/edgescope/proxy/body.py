@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 
 from edgescope.aio import spawn
-from edgescope.errors import ClientBodyFailed
+from edgescope.errors import BodyTooLarge, ClientBodyFailed
 
 _EOF = b""
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -32,9 +32,18 @@ class ClientBody:
     broken, every later read raises again, so a fallback never sends a truncated body.
     """
 
-    def __init__(self, source: AsyncIterable[bytes], idle_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        source: AsyncIterable[bytes],
+        idle_timeout: float | None = None,
+        max_bytes: int | None = None,
+    ) -> None:
         self._source = source.__aiter__()
         self._idle_timeout = idle_timeout
+        self.max_bytes = max_bytes
+        """Past this many bytes the body is refused (:class:`BodyTooLarge`): set when the
+        proxy must keep the body to resend it."""
+        self.size = 0
         self.complete = False
         self.error: BaseException | None = None
 
@@ -42,10 +51,12 @@ class ClientBody:
         return self
 
     async def __anext__(self) -> bytes:
+        if isinstance(self.error, BodyTooLarge):
+            raise self.error
         if self.error is not None:
             raise ClientBodyFailed("the client's request body broke off") from self.error
         try:
-            return await asyncio.wait_for(self._source.__anext__(), self._idle_timeout)
+            chunk = await asyncio.wait_for(self._source.__anext__(), self._idle_timeout)
         except StopAsyncIteration:
             self.complete = True
             raise
@@ -57,6 +68,14 @@ class ClientBody:
         except Exception as exc:
             self.error = exc
             raise ClientBodyFailed("the client's request body broke off") from exc
+        self.size += len(chunk)
+        if self.max_bytes is not None and self.size > self.max_bytes:
+            self.error = BodyTooLarge(
+                f"a body the proxy must keep to resend is over {self.max_bytes} bytes "
+                "(max_spool_bytes)"
+            )
+            raise self.error
+        return chunk
 
 
 class BodyTee:

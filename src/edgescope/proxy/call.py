@@ -42,11 +42,13 @@ class Call:
     client_body: ClientBody | None = None
     """The client's body as the branches stream it (None: none, or read whole)."""
 
-    def body_stream(self, idle_timeout: float | None = None) -> ClientBody | None:
+    def body_stream(
+        self, idle_timeout: float | None = None, max_bytes: int | None = None
+    ) -> ClientBody | None:
         """The client's request body as a stream, made once per call."""
         if self.client_body is None and self.request.body_exists:
             chunks = self.request.content.iter_chunked(CHUNK)
-            self.client_body = ClientBody(chunks, idle_timeout)
+            self.client_body = ClientBody(chunks, idle_timeout, max_bytes)
         return self.client_body
 
     @property

@@ -110,6 +110,10 @@ class Limits:
     client_idle_timeout: float = 30.0
     """Seconds a client may keep a connection without a complete request head (idle, or a
     slow head), or send nothing of its body; then the connection is closed (408 for a body)."""
+    max_spool_bytes: int = 1024 * 1024 * 1024
+    """Largest request body kept to be resent (``|``, or ``&`` with a ``|`` inside); 413."""
+    max_spools: int = 16
+    """Most calls keeping a body to resend at once; past it a 503."""
     max_connections: int = 1024
     """Most connections one listener holds at once; past it a new one gets a 503."""
 

@@ -25,15 +25,28 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from edgescope.errors import AnswerTooLarge, ClientBodyFailed, SiteUnreachable
+from edgescope.errors import (
+    AnswerTooLarge,
+    BodyTooLarge,
+    ClientBodyFailed,
+    EdgescopeError,
+    SiteUnreachable,
+)
 from edgescope.lang import And, SiteRef, evaluate
 from edgescope.lang.evaluate import Attempt
-from edgescope.proxy.body import BodyTee, ReplayableBody
+from edgescope.proxy.body import SPOOL_IN_MEMORY, BodyTee, ReplayableBody
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory
 from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
-from edgescope.proxy.extension import CallHooks, Extension, Finished, Recorded, join_hooks
+from edgescope.proxy.extension import (
+    CallHooks,
+    Extension,
+    Finished,
+    Recorded,
+    Refused,
+    join_hooks,
+)
 from edgescope.proxy.forward import ReadBudget, end_to_end, read_body
 from edgescope.proxy.merge import Merged, SiteResult, failure_response, merge_results, sites_header
 from edgescope.proxy.metrics import ProxyMetrics
@@ -73,6 +86,7 @@ class Dispatcher:
         self.delegation = delegation
         self.memory = memory
         self.extensions = tuple(extensions)
+        self._spools = 0
 
     async def run(self, call: Call, plan: Plan) -> web.StreamResponse:
         if call.service == "identity" and plan.is_local and call.from_peer is not None:
@@ -134,7 +148,7 @@ class Dispatcher:
     ) -> web.StreamResponse:
         spool = None
         if body is None and call.request.body_exists:
-            spool = ReplayableBody(self._body(call) or _nothing())
+            spool = self._spool(call)
 
         async def attempt(site: str) -> _Open:
             branch = _branch(hooks, site, call.path, body)
@@ -161,7 +175,7 @@ class Dispatcher:
             return await self._stream_back(call, winner.response, winner.site, extra, winner.body)
         finally:
             if spool is not None:
-                spool.close()
+                self._unspool(spool)
 
     # -- & ----------------------------------------------------------------------------------
 
@@ -246,19 +260,22 @@ class Dispatcher:
 
         if body is not None or not call.request.body_exists:
             return (lambda site: None), nothing
-        source = self._body(call) or _nothing()
         if isinstance(plan.expr, And) and all(isinstance(o, SiteRef) for o in plan.expr.operands):
             sites = list(dict.fromkeys(plan.sites))
-            tee = BodyTee(source, len(sites))
+            tee = BodyTee(self._body(call) or _nothing(), len(sites))
             readers = {site: tee.reader(i) for i, site in enumerate(sites)}
             return readers.get, tee.aclose
         # a nested |: a branch may never be tried, so spool first, then replay
-        spool = ReplayableBody(source)
-        async for _ in spool.replay():
-            pass
+        spool = self._spool(call)
+        try:
+            async for _ in spool.replay():
+                pass
+        except BaseException:
+            self._unspool(spool)
+            raise
 
         async def close() -> None:
-            spool.close()
+            self._unspool(spool)
 
         return (lambda site: spool.replay()), close
 
@@ -314,6 +331,33 @@ class Dispatcher:
 
     def _body(self, call: Call) -> AsyncIterable[bytes] | None:
         return call.body_stream(self.config.limits.client_idle_timeout)
+
+    def _spool(self, call: Call) -> ReplayableBody:
+        """Keep the client's body to resend it, within the spool limits.
+
+        Refused before reading a byte: a body announced over ``max_spool_bytes`` (413); a
+        large or chunked one with no token, which every backend would refuse anyway (401);
+        one more while ``max_spools`` calls already keep theirs (503).
+        """
+        limits, request = self.config.limits, call.request
+        length = request.content_length
+        if length is not None and length > limits.max_spool_bytes:
+            raise BodyTooLarge(
+                f"the body is {length} bytes; max_spool_bytes is {limits.max_spool_bytes}"
+            )
+        if "X-Auth-Token" not in request.headers and (length is None or length > SPOOL_IN_MEMORY):
+            raise Refused(
+                401, "Unauthorized", "a large or chunked upload to several sites needs a token"
+            )
+        if self._spools >= limits.max_spools:
+            raise Busy(f"{self._spools} uploads are being kept to be resent; retry soon")
+        self._spools += 1
+        source = call.body_stream(limits.client_idle_timeout, limits.max_spool_bytes)
+        return ReplayableBody(source or _nothing())
+
+    def _unspool(self, spool: ReplayableBody) -> None:
+        spool.close()
+        self._spools -= 1
 
     def _payload(self, call: Call, branch: BranchRequest) -> AsyncIterable[bytes] | None:
         if branch.body is not None:
@@ -382,6 +426,10 @@ class Dispatcher:
         response.headers[SITES_HEADER] = merged.headers[SITES_HEADER]
         response.headers.update(extra or {})
         return response
+
+
+class Busy(EdgescopeError):
+    """Too many calls keep a body to resend (-> 503, retry)."""
 
 
 class _Open:

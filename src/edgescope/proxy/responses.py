@@ -34,9 +34,11 @@ class ErrorCode(enum.Enum):
     PROTOCOL_MISMATCH = (400, "Protocol Version Mismatch")
     UNKNOWN_SERVICE = (404, "Unknown Service")
     CLIENT_BODY = (408, "Request Body Incomplete")
+    BODY_TOO_LARGE = (413, "Request Body Too Large")
     SCOPE_TOO_LARGE = (431, "Scope Header Too Large")
     UPSTREAM_ERROR = (502, "Bad Gateway")
     SITE_UNREACHABLE = (503, "Site Unreachable")
+    BUSY = (503, "Too Many Uploads")
     TOO_LARGE = (507, "Answer Too Large")
     LOOP_DETECTED = (508, "Loop Detected")
 

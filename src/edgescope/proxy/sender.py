@@ -192,6 +192,8 @@ class Sender:
             response = await self.watch.unless_opened(site, opening)
         except SiteUnreachable as exc:
             if watch is not None and not exc.connecting and not watch.complete:
+                if isinstance(watch.error, ClientBodyFailed):
+                    raise watch.error from exc  # e.g. over the spool limit
                 raise ClientBodyFailed(
                     "the request body broke off or did not arrive in time"
                     f" (while {site} waited for it)"

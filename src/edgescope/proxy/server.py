@@ -29,7 +29,13 @@ from collections.abc import Mapping, Sequence
 from aiohttp import web
 
 from edgescope.aio import spawn
-from edgescope.errors import AnswerTooLarge, ClientBodyFailed, ScopeError, SiteUnreachable
+from edgescope.errors import (
+    AnswerTooLarge,
+    BodyTooLarge,
+    ClientBodyFailed,
+    ScopeError,
+    SiteUnreachable,
+)
 from edgescope.lang import ServiceRegistry, parse_scope
 from edgescope.lang.registry import DEFAULT_REGISTRY
 from edgescope.proxy.breaker import Breaker
@@ -45,7 +51,7 @@ from edgescope.proxy.carriers import (
 )
 from edgescope.proxy.config import ProxyConfig, ServiceConfig
 from edgescope.proxy.delegation import Delegation
-from edgescope.proxy.dispatch import Dispatcher
+from edgescope.proxy.dispatch import Busy, Dispatcher
 from edgescope.proxy.extension import Extension, Refused
 from edgescope.proxy.forward import Upstream
 from edgescope.proxy.identity import ServiceToken
@@ -237,6 +243,10 @@ class SiteProxy:
             response = self._error(ErrorCode.BAD_REQUEST, str(exc), request_id)
         except AnswerTooLarge as exc:
             response = self._error(ErrorCode.TOO_LARGE, str(exc), request_id)
+        except BodyTooLarge as exc:
+            response = self._error(ErrorCode.BODY_TOO_LARGE, str(exc), request_id)
+        except Busy as exc:
+            response = self._error(ErrorCode.BUSY, str(exc), request_id)
         except ClientBodyFailed as exc:
             response = self._error(ErrorCode.CLIENT_BODY, str(exc), request_id)
         except Refused as exc:
