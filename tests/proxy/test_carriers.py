@@ -124,6 +124,15 @@ def test_memory_is_bounded() -> None:
     assert list(memory) == ["r1", "r2"]
 
 
+def test_one_owners_flood_evicts_its_own_entries_only() -> None:
+    memory = ScopeMemory(capacity=100, per_owner=10)
+    memory.remember("victim", "{image: Corte}", owner="10.0.0.1")
+    for i in range(1000):
+        memory.remember(f"flood-{i}", "{image: Paris}", owner="10.0.0.66")
+    assert memory["victim"] == "{image: Corte}"
+    assert len(memory) == 11
+
+
 @given(
     value=st.text(max_size=300),
     header=st.sampled_from(

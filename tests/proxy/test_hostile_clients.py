@@ -217,3 +217,20 @@ async def test_spooling_is_bounded_and_never_for_a_call_refused_anyway(
         headers={"X-Scope": "{image: Corte | Paris}", "X-Auth-Token": "t"},
     )
     assert status == 200 and body["site"] == "Paris" and body["size"] == 1024 * 1024
+
+
+async def test_a_client_cannot_plant_a_scope_under_another_clients_request_id(
+    sites: SitesFactory,
+) -> None:
+    """The scope remembered for correlation is stored under an id the proxy made, never
+    under the id a client chose."""
+    paris, _ = await sites("Paris", "Corte")
+    victim = "req-00000000-0000-4000-8000-000000000001"
+    planted = {"X-Scope": "{image: Corte}", "X-OpenStack-Request-ID": victim}
+    status, _, body = await paris.get("/image/echo", headers=planted)
+    assert status == 200 and body["site"] == "Corte"
+    assert body["headers"]["X-OpenStack-Request-ID"] != victim  # a fresh id went on
+    assert victim not in paris.proxy.memory
+    # the victim's own call (a service call with that id and no scope) stays local
+    status, _, body = await paris.get("/image/echo", headers={"X-OpenStack-Request-ID": victim})
+    assert status == 200 and body["site"] == "Paris"

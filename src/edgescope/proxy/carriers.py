@@ -197,20 +197,42 @@ def new_request_id() -> str:
 
 
 class ScopeMemory(Mapping[str, str]):
-    """Bounded LRU of request id -> scope text: carrier 4, correlation by global request id."""
+    """Bounded LRU of request id -> scope text: carrier 4, correlation by global request id.
 
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._items: OrderedDict[str, str] = OrderedDict()
+    Only ids the proxy made itself are remembered (the dispatcher gives a call a fresh id
+    before remembering its scope), so no client can plant a scope under an id another
+    client's calls will carry. Each owner (a client address) keeps at most ``per_owner``
+    entries, so one client's flood evicts its own entries, not everybody's.
+    """
+
+    def __init__(self, capacity: int = 10_000, per_owner: int | None = None) -> None:
+        self._items: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._owned: dict[str, OrderedDict[str, None]] = {}
         self._capacity = capacity
+        self._per_owner = per_owner or max(capacity // 16, min(capacity, 16))
 
-    def remember(self, request_id: str, scope_text: str) -> None:
-        self._items[request_id] = scope_text
-        self._items.move_to_end(request_id)
+    def remember(self, request_id: str, scope_text: str, owner: str = "") -> None:
+        self._forget(request_id)
+        self._items[request_id] = (scope_text, owner)
+        owned = self._owned.setdefault(owner, OrderedDict())
+        owned[request_id] = None
+        while len(owned) > self._per_owner:
+            self._forget(next(iter(owned)))
         while len(self._items) > self._capacity:
-            self._items.popitem(last=False)
+            self._forget(next(iter(self._items)))
+
+    def _forget(self, request_id: str) -> None:
+        found = self._items.pop(request_id, None)
+        if found is None:
+            return
+        owned = self._owned.get(found[1])
+        if owned is not None:
+            owned.pop(request_id, None)
+            if not owned:
+                del self._owned[found[1]]
 
     def __getitem__(self, request_id: str) -> str:
-        return self._items[request_id]
+        return self._items[request_id][0]
 
     def __len__(self) -> int:
         return len(self._items)
