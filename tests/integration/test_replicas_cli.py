@@ -35,10 +35,15 @@ IMAGES = "{glance: Paris & Corte}"
 EDGESCOPE = str(Path(sys.executable).with_name("edgescope"))
 
 
+def registry_of(ctx: Context, site: str) -> list[str]:
+    """The options naming ``site``'s replica registry (read-only, safe while it runs)."""
+    return ["--state-dir", str(ctx.testbed.clouds_yaml.parent / "sites"), "--site", site]
+
+
 def replica_set(ctx: Context, site: str, handle: str) -> dict[str, Any] | None:
     """The set as ``site``'s proxy records it, or None when it has none by that id."""
     proc = subprocess.run(
-        [EDGESCOPE, "replicas", "show", handle, "--url", ctx.testbed.proxy_url(site), "--json"],
+        [EDGESCOPE, "replicas", "show", handle, *registry_of(ctx, site), "--json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -54,7 +59,7 @@ def replica_set(ctx: Context, site: str, handle: str) -> dict[str, Any] | None:
 def pending_at(ctx: Context, site: str, handle: str) -> list[dict[str, Any]]:
     """The writes ``site``'s proxy has queued (eventual mode) for the set ``handle``."""
     proc = subprocess.run(
-        [EDGESCOPE, "replicas", "pending", "--url", ctx.testbed.proxy_url(site), "--json"],
+        [EDGESCOPE, "replicas", "pending", *registry_of(ctx, site), "--json"],
         capture_output=True,
         text=True,
         timeout=60,

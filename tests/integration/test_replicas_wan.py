@@ -80,10 +80,10 @@ def users_named(sites: Sites, site: str, name: str) -> list[dict[str, Any]]:
 
 
 def replicas(wtb: WanTestbed, site: str, what: str) -> list[dict[str, Any]]:
-    """``edgescope replicas list|pending --json`` of ``site``'s proxy, asked in its namespace."""
-    url = wtb.testbed.sites[site].proxy_url
+    """``edgescope replicas list|pending --json`` of ``site``: its registry, read-only."""
+    registries = str(wtb.testbed.state_dir / "sites")
     proc = subprocess.run(
-        [*wtb.prefix(site), EDGESCOPE, "replicas", what, "--url", url, "--json"],
+        [EDGESCOPE, "replicas", what, "--state-dir", registries, "--site", site, "--json"],
         capture_output=True,
         text=True,
         timeout=60,

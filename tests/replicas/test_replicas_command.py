@@ -71,7 +71,15 @@ async def test_url_asks_a_running_proxy(replica_sites: SitesFactory) -> None:
     _, _, body = await paris.call(
         "POST", "/things", "{image: Paris & Corte}", json={"thing": {"name": "alice"}}
     )
-    code, out, _ = await asyncio.to_thread(invoke, "list", "--url", paris.proxy.url, "--json")
+    code, _, err = await asyncio.to_thread(invoke, "list", "--url", paris.proxy.url)
+    assert code == 1 and "needs an operator's X-Auth-Token" in err  # sets name ids: operators
+    code, _, err = await asyncio.to_thread(
+        invoke, "list", "--url", paris.proxy.url, "--token", "a-member-token"
+    )
+    assert code == 1 and "needs role admin at Paris" in err
+    code, out, _ = await asyncio.to_thread(
+        invoke, "list", "--url", paris.proxy.url, "--json", "--token", "an-admin-token"
+    )
     assert code == 0
     [record] = json.loads(out)
     assert record["handle"] == body["thing"]["id"]

@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from edgescope.proxy.protocol import ADOPT_PATH
+from edgescope.proxy.protocol import ADOPT_PATH, REPLICAS_PATH
 from edgescope.replicas.registry import FILENAME, Registry
 
 app = typer.Typer(
@@ -46,6 +46,10 @@ UrlOption = Annotated[
     str | None, typer.Option("--url", help="Ask a running proxy instead, e.g. http://host:20190.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(envvar="OS_TOKEN", help="With --url: an operator's token at that site."),
+]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -53,14 +57,19 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _load(state_dir: Path | None, site: str | None, url: str | None) -> dict[str, Any]:
+def _load(
+    state_dir: Path | None, site: str | None, url: str | None, token: str | None = None
+) -> dict[str, Any]:
     """``{"site", "sets": [...], "pending": [...]}`` from the registry file or a proxy."""
     if url is not None:
-        target = url.rstrip("/") + "/edgescope/replicas"
+        target = url.rstrip("/") + REPLICAS_PATH
+        request = urllib.request.Request(target, headers={"X-Auth-Token": token or ""})
         try:
-            with urllib.request.urlopen(target, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 data: dict[str, Any] = json.loads(response.read())
                 return data
+        except urllib.error.HTTPError as exc:
+            raise _fail(f"{target}: {_message(exc)}", 1) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             raise _fail(f"cannot read {target}: {exc}", 1) from None
     if state_dir is None:
@@ -90,9 +99,10 @@ def list_sets(
     site: SiteOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
+    token: TokenOption = None,
 ) -> None:
     """The replica sets this site knows: handle, service and member sites."""
-    data = _load(state_dir, site, url)
+    data = _load(state_dir, site, url, token)
     if as_json:
         _out.print_json(data=data["sets"])
         return
@@ -112,9 +122,10 @@ def show(
     site: SiteOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
+    token: TokenOption = None,
 ) -> None:
     """One replica set: each member's site, id and state, and its queued writes."""
-    data = _load(state_dir, site, url)
+    data = _load(state_dir, site, url, token)
     found = next(
         (
             s
@@ -144,9 +155,10 @@ def pending(
     site: SiteOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
+    token: TokenOption = None,
 ) -> None:
     """Writes queued (eventual mode) for unreachable member sites, in replay order."""
-    data = _load(state_dir, site, url)
+    data = _load(state_dir, site, url, token)
     if as_json:
         _out.print_json(data=data["pending"])
         return
@@ -195,12 +207,16 @@ def adopt(
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = json.loads(response.read())
     except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = str(exc)
-        raise _fail(message, 1) from None
+        raise _fail(_message(exc), 1) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise _fail(f"cannot reach {target}: {exc}", 1) from None
     members = ", ".join(f"{m['site']}={m['id']}" for m in answer["set"]["members"])
     _out.print(f"{name}: replica set {answer['set']['handle']} ({members})", highlight=False)
+
+
+def _message(exc: urllib.error.HTTPError) -> str:
+    """The proxy's own message in an error answer, else the HTTP error."""
+    try:
+        return str(json.loads(exc.read())["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return str(exc)

@@ -32,19 +32,14 @@ from edgescope.lang.unparse import quote_site
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, new_request_id
 from edgescope.proxy.merge import collection_items
 from edgescope.proxy.protocol import ADOPT_PATH
-from edgescope.proxy.responses import error_body, json_error
 from edgescope.replicas.model import Member, ReplicaSet
-from edgescope.replicas.peers import RecordLink
+from edgescope.replicas.peers import RecordLink, Refusal, check_operator
 
 MAX_SITES = 64
 
 
-class AdoptionError(Exception):
+class AdoptionError(Refusal):
     """Why a name cannot be adopted (an HTTP status and a message naming the sites)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,24 +105,14 @@ class Adoption:
         request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         try:
             status, replica_set = await self._adopt(request)
-        except AdoptionError as exc:
-            title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}
-            body = error_body(exc.status, title.get(exc.status, "Adoption Failed"), str(exc))
-            return json_error(body, exc.status, request_id)
+        except Refusal as refusal:
+            return refusal.response(request_id)
         return web.json_response({"set": replica_set.to_json()}, status=status)
 
     async def _adopt(self, request: web.Request) -> tuple[int, ReplicaSet]:
         services = self.link.services()
         token = request.headers.get("X-Auth-Token", "")
-        if not token:
-            raise AdoptionError(401, "adopting needs an operator's X-Auth-Token")
-        try:
-            roles = await services.token_roles(token)
-        except SiteUnreachable as exc:
-            raise AdoptionError(503, f"cannot validate the token here: {exc.reason}") from None
-        if not roles & self.operator_roles:
-            wanted = " or ".join(sorted(self.operator_roles)) or "(none configured)"
-            raise AdoptionError(403, f"adopting needs role {wanted} at {services.site}")
+        await check_operator(services, request, self.operator_roles, "adopting")
         try:
             adopt = Request.parse(json.loads(await request.read()))
         except ValueError:

@@ -94,7 +94,7 @@ class Replicas:
         self.registry = registry
         self.clock = Clock(site)
         self._services: ProxyServices | None = None
-        self.link = RecordLink(registry, self.clock, self._proxy)
+        self.link = RecordLink(registry, self.clock, self._proxy, frozenset(operator_roles))
         self.replayer = Replayer(self.link, replay_interval)
         self.adoption = Adoption(self.link, operator_roles)
         self.parts = SiteReplicas(

@@ -19,7 +19,7 @@ from edgescope.proxy.call import BranchReply
 from edgescope.proxy.extension import SendBranch
 from edgescope.proxy.protocol import REPLAYED_HEADER
 from edgescope.proxy.responses import error_body
-from edgescope.replicas.clock import Clock
+from edgescope.replicas.clock import Clock, ClockTooFarAhead
 from edgescope.replicas.model import Hlc, lww_wins
 from edgescope.replicas.registry import Registry
 
@@ -54,7 +54,11 @@ class WriteGuard:
                     return BranchReply(
                         self.clock.site, status, {**headers, REPLAYED_HEADER: "1"}, body
                     )
-            self.clock.observe(hlc)
+            try:
+                self.clock.observe(hlc)
+            except ClockTooFarAhead as exc:
+                body = json.dumps(error_body(409, SUPERSEDED, str(exc))).encode()
+                return BranchReply(self.clock.site, 409, {"Content-Type": "application/json"}, body)
             if handle is not None and self.registry.lookup(handle) is not None:
                 last = await asyncio.to_thread(self.registry.last_write, handle)
                 if not lww_wins(hlc, last):

@@ -35,8 +35,8 @@ from edgescope.proxy.protocol import (
     REPLICAS_PATH,
     ForgedHop,
 )
-from edgescope.proxy.responses import ErrorCode, error_response
-from edgescope.replicas.clock import Clock
+from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
+from edgescope.replicas.clock import Clock, ClockTooFarAhead
 from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import Registry
@@ -53,6 +53,35 @@ _REPLAY_HEADERS = ("content-type", "accept", "x-auth-token", "openstack-api-vers
 
 Services = Callable[[], ProxyServices]
 """The proxy's services, once the extension is started."""
+
+
+class Refusal(Exception):
+    """An internal endpoint refuses the request: an HTTP status and a message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def response(self, request_id: str) -> web.Response:
+        titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
+        title = titles.get(self.status, "Conflict" if self.status == 409 else "Refused")
+        return json_error(error_body(self.status, title, str(self)), self.status, request_id)
+
+
+async def check_operator(
+    services: ProxyServices, request: web.Request, roles: frozenset[str], what: str
+) -> None:
+    """Let ``request`` through when its token holds one of ``roles`` at this site."""
+    token = request.headers.get("X-Auth-Token", "")
+    if not token:
+        raise Refusal(401, f"{what} needs an operator's X-Auth-Token")
+    try:
+        held = await services.token_roles(token)
+    except SiteUnreachable as exc:
+        raise Refusal(503, f"cannot validate the token here: {exc.reason}") from None
+    if not held & roles:
+        wanted = " or ".join(sorted(roles)) or "(none configured)"
+        raise Refusal(403, f"{what} needs role {wanted} at {services.site}")
 
 
 def carries_internal_headers(headers: Mapping[str, str]) -> bool:
@@ -92,10 +121,17 @@ def replay_headers(headers: Mapping[str, str]) -> dict[str, str]:
 class RecordLink:
     """Keeps replica-set records here and at every member site."""
 
-    def __init__(self, registry: Registry, clock: Clock, services: Services) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        clock: Clock,
+        services: Services,
+        operator_roles: frozenset[str] = frozenset({"admin"}),
+    ) -> None:
         self.registry = registry
         self.clock = clock
         self.services = services
+        self.operator_roles = operator_roles
 
     async def store_and_push(self, replica_set: ReplicaSet) -> None:
         await asyncio.to_thread(self.registry.put_set, replica_set)
@@ -152,7 +188,10 @@ class RecordLink:
                 ErrorCode.BAD_REQUEST, f"malformed replica record: {exc}", request_id=request_id
             )
         if replica_set.version is not None:
-            self.clock.observe(replica_set.version)
+            try:
+                self.clock.observe(replica_set.version)
+            except ClockTooFarAhead as exc:
+                return error_response(ErrorCode.BAD_REQUEST, str(exc), request_id=request_id)
         if "set" in payload:
             stored = await asyncio.to_thread(self.registry.put_set, replica_set)
         else:
@@ -161,6 +200,16 @@ class RecordLink:
         return web.json_response({"stored": stored, "site": self.clock.site})
 
     async def _listing(self, request: web.Request) -> web.Response:
+        """Sets and queue, for a signed peer or an operator (they name ids and paths)."""
+        services = self.services()
+        try:
+            services.verify_peer(request)
+        except ForgedHop:
+            try:
+                await check_operator(services, request, self.operator_roles, "listing replicas")
+            except Refusal as refusal:
+                request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
+                return refusal.response(request_id)
         pending = await asyncio.to_thread(self.registry.pending)
         return web.json_response(
             {
