@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from shop import catalog_app, frontend_app, instrumented_servers
 
+import sitekeys
 from edgescope.proxy.config import parse_config
 from edgescope.proxy.server import SiteProxy
 
@@ -53,13 +54,15 @@ async def shop() -> AsyncIterator[dict[str, Any]]:
             {
                 "site": name,
                 "listen": "127.0.0.1:0",
-                "secret": "shop-secret-0123456789",
+                "private_key": sitekeys.private(name),
                 "services": [
                     {"type": "frontend", "prefix": "/frontend", "backend": frontend},
                     {"type": "catalog", "prefix": "/catalog", "backend": catalog},
                 ],
                 "peers": [
-                    {"name": other, "url": proxy_url[other]} for other in names if other != name
+                    {"name": other, "url": proxy_url[other], "public_key": sitekeys.public(other)}
+                    for other in names
+                    if other != name
                 ],
                 "breaker": {"probe_interval": 0},
             }

@@ -41,10 +41,10 @@ import pytest
 from aiohttp import web
 from wiretap import Wiretap
 
+import sitekeys
 from edgescope.proxy.config import parse_config
 from edgescope.replicas.extension import Replicas
 
-SECRET = "test-secret-0123456789abcdef"
 SERVICES = ("image", "compute", "identity")
 
 
@@ -307,6 +307,7 @@ async def sites() -> AsyncIterator[SitesFactory]:
             peers = [
                 {
                     "name": other,
+                    "public_key": sitekeys.public(other),
                     "url": f"http://127.0.0.1:{port_of(proxy_socks[other])}",
                     "connect_timeout": 1.0,
                     "read_timeout": read_timeout,
@@ -323,6 +324,7 @@ async def sites() -> AsyncIterator[SitesFactory]:
                 peers.append(
                     {
                         "name": peer_name,
+                        "public_key": sitekeys.public(peer_name),
                         "connect_timeout": 1.0,
                         "read_timeout": read_timeout,
                         **extra,
@@ -331,7 +333,7 @@ async def sites() -> AsyncIterator[SitesFactory]:
             raw: dict[str, Any] = {
                 "site": name,
                 "listen": "127.0.0.1:0",
-                "secret": SECRET,
+                "private_key": sitekeys.private(name),
                 "services": [
                     {"type": svc, "prefix": f"/{svc}", "backend": f"{backend}/{svc}"}
                     for svc in SERVICES

@@ -10,6 +10,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+import sitekeys
 from edgescope.cli import app
 from edgescope.proxy.config import load_config
 
@@ -57,7 +58,11 @@ ENDPOINTS = [
 
 def test_gen_config_from_endpoint_list(tmp_path: Path) -> None:
     (tmp_path / "endpoints.json").write_text(json.dumps(ENDPOINTS))
-    (tmp_path / "secret").write_text("0123456789abcdef0123")
+    keygen = CliRunner().invoke(app, ["proxy", "keygen", "--out", str(tmp_path / "paris.key")])
+    assert keygen.exit_code == 0 and keygen.stdout.startswith("ed25519:"), keygen.output
+    assert (tmp_path / "paris.key").stat().st_mode & 0o777 == 0o600
+    again = CliRunner().invoke(app, ["proxy", "keygen", "--out", str(tmp_path / "paris.key")])
+    assert again.exit_code == 2 and "--force" in again.output  # never overwritten by mistake
     result = CliRunner().invoke(
         app,
         [
@@ -67,12 +72,14 @@ def test_gen_config_from_endpoint_list(tmp_path: Path) -> None:
             "Paris",
             "--listen",
             "127.0.0.1:20190",
-            "--secret-file",
-            "secret",
+            "--private-key-file",
+            "paris.key",
             "--endpoints",
             str(tmp_path / "endpoints.json"),
             "--peer",
             "Corte=http://127.0.0.1:20290",
+            "--peer-key",
+            f"Corte={sitekeys.public('Corte')}",
             "--output",
             str(tmp_path / "paris.toml"),
         ],
@@ -100,8 +107,8 @@ def test_gen_config_errors_exit_2(tmp_path: Path) -> None:
             "Paris",
             "--listen",
             "127.0.0.1:1",
-            "--secret-file",
-            "s",
+            "--private-key-file",
+            "k",
             "--interface",
             "admin",
         ],
@@ -110,7 +117,16 @@ def test_gen_config_errors_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no admin endpoint" in result.output
     result = CliRunner().invoke(
         app,
-        ["proxy", "gen-config", "--site", "Paris", "--listen", "127.0.0.1:1", "--secret-file", "s"],
+        [
+            "proxy",
+            "gen-config",
+            "--site",
+            "Paris",
+            "--listen",
+            "127.0.0.1:1",
+            "--private-key-file",
+            "k",
+        ],
         input="not json",
     )
     assert result.exit_code == 2 and "openstack endpoint list -f json" in result.output
@@ -122,13 +138,14 @@ async def test_status_table(sites: SitesFactory, tmp_path: Path, refused_url: st
         "Paris", "Corte", extra_peers={"Paris": {"Lyon": {"url": refused_url}}}
     )
     await paris.get("/image/echo", headers={"X-Scope": "{image: Lyon}"})
-    (tmp_path / "secret").write_text("0123456789abcdef0123")
     port = paris.proxy.addresses["main"][1]
+    key, corte_key, lyon_key = (sitekeys.private("Paris"), sitekeys.public("Corte"),
+                                sitekeys.public("Lyon"))  # fmt: skip
     (tmp_path / "paris.toml").write_text(
-        f'site = "Paris"\nlisten = "127.0.0.1:{port}"\nsecret_file = "secret"\n'
+        f'site = "Paris"\nlisten = "127.0.0.1:{port}"\nprivate_key = "{key}"\n'
         '[[services]]\ntype = "image"\nprefix = "/image"\nbackend = "http://127.0.0.1:1"\n'
-        f'[[peers]]\nname = "Corte"\nurl = "{corte.url}"\n'
-        f'[[peers]]\nname = "Lyon"\nurl = "{refused_url}"\n'
+        f'[[peers]]\nname = "Corte"\nurl = "{corte.url}"\npublic_key = "{corte_key}"\n'
+        f'[[peers]]\nname = "Lyon"\nurl = "{refused_url}"\npublic_key = "{lyon_key}"\n'
     )
     runner = CliRunner()
     result = await asyncio.to_thread(

@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 
+import sitekeys
 from edgescope.errors import ConfigError
+from edgescope.proxy import keys
 from edgescope.proxy.config import load_config, parse_config
 
 SITE_TOML = """
 site = "Paris"
 listen = "127.0.0.1:20190"
-secret_file = "secret"
+private_key_file = "paris.key"
 [[services]]
 type = "keystone"
 prefix = "/identity"
@@ -25,6 +27,7 @@ backend = "http://127.0.0.1:8774"
 [[peers]]
 name = "Corte"
 url = "http://127.0.0.1:20290"
+public_key = "CORTE_KEY"
 connect_timeout = 2.0
 read_timeout = 30.0
 [identity]
@@ -38,11 +41,16 @@ project_domain = "Default"
 
 
 def test_documented_format_loads(tmp_path: Path) -> None:
-    (tmp_path / "secret").write_text("0123456789abcdef0123\n")
-    (tmp_path / "paris.toml").write_text(SITE_TOML)
+    paris, corte = keys.generate(), keys.generate()
+    (tmp_path / "paris.key").write_bytes(keys.private_pem(paris))
+    toml = SITE_TOML.replace("CORTE_KEY", keys.public_text(corte.public_key()))
+    (tmp_path / "paris.toml").write_text(toml)
     config = load_config(tmp_path / "paris.toml")
     assert config.site == "Paris" and (config.host, config.port) == ("127.0.0.1", 20190)
-    assert config.secret == b"0123456789abcdef0123"
+    assert keys.public_text(config.private_key.public_key()) == keys.public_text(paris.public_key())
+    [corte_key] = config.public_keys("Corte")
+    assert keys.public_text(corte_key) == keys.public_text(corte.public_key())
+    assert config.public_keys("Lyon") == ()
     assert [s.type for s in config.services] == ["identity", "compute"]
     assert config.services[1].port == 20191 and config.services[0].prefix == "/identity"
     assert config.peer("Corte") is not None and config.peer("Corte").read_timeout == 30.0  # type: ignore[union-attr]
@@ -53,11 +61,14 @@ def base(**overrides: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "site": "Paris",
         "listen": "127.0.0.1:0",
-        "secret": "s",
+        "private_key": sitekeys.private("Paris"),
         "services": [{"type": "image", "prefix": "/image", "backend": "http://127.0.0.1:1"}],
     }
     raw.update(overrides)
     return raw
+
+
+KEY = sitekeys.public("Corte")
 
 
 @pytest.mark.parametrize(
@@ -65,7 +76,7 @@ def base(**overrides: Any) -> dict[str, Any]:
     [
         ({"listen": "nowhere"}, "must be 'HOST:PORT'"),
         ({"site": "Par is"}, "not a site name"),
-        ({"colour": "blue"}, "valid keys: breaker, identity, limits, listen"),
+        ({"colour": "blue"}, "valid keys: breaker, identity, limits, listen, peer_listen"),
         ({"services": []}, "at least one service"),
         (
             {"services": [{"type": "image", "backend": "http://x"}]},
@@ -92,14 +103,19 @@ def base(**overrides: Any) -> dict[str, Any]:
             },
             "duplicate type",
         ),
-        ({"peers": [{"name": "Paris", "url": "http://x"}]}, "this site's own name"),
+        ({"peers": [{"name": "Paris", "url": "http://x", "public_key": KEY}]}, "own name"),
         (
             {"peers": [{"name": "Corte", "url": "http://x", "read_timeout": "slow"}]},
             "expected a non-negative float",
         ),
+        ({"peers": [{"name": "Corte", "url": "http://x"}]}, "give the peer's 'public_key'"),
+        ({"peers": [{"name": "C", "url": "http://x", "public_key": "rsa:x"}]}, "ed25519:<base64>"),
+        ({"peers": [{"name": "C", "url": "http://x", "public_key": "ed25519:AAAA"}]}, "32 bytes"),
+        ({"secret": "s" * 20}, "each site signs with its own key"),
+        ({"private_key": "ed25519:!!"}, "not base64"),
+        ({"tls": {"cert_file": "/nope", "key_file": "/nope"}}, "not a readable file"),
         ({"limits": {"max_fanout": 2.5}}, "expected a non-negative int"),
         ({"limits": {"max_fanout": 2, "speed": 1}}, "valid keys: client_idle_timeout, hop_window"),
-        ({"secret": ""}, "must not be empty"),
     ],
 )
 def test_mistakes_are_named(overrides: dict[str, Any], message: str) -> None:
@@ -107,15 +123,28 @@ def test_mistakes_are_named(overrides: dict[str, Any], message: str) -> None:
         parse_config(base(**overrides))
 
 
-def test_missing_secret_file_and_short_secret(tmp_path: Path) -> None:
-    raw = base(secret_file=str(tmp_path / "nope"))
-    del raw["secret"]
+def test_missing_or_bad_key_files(tmp_path: Path) -> None:
+    raw = base()
+    del raw["private_key"]
+    with pytest.raises(ConfigError, match="missing 'private_key_file'"):
+        parse_config(raw)
+    raw["private_key_file"] = str(tmp_path / "nope")
     with pytest.raises(ConfigError, match="cannot read"):
         parse_config(raw)
-    (tmp_path / "short").write_text("abc")
-    raw["secret_file"] = str(tmp_path / "short")
-    with pytest.raises(ConfigError, match="at least 16 bytes"):
+    (tmp_path / "junk").write_text("abc")
+    raw["private_key_file"] = str(tmp_path / "junk")
+    with pytest.raises(ConfigError, match="not an unencrypted PEM key"):
         parse_config(raw)
+
+
+def test_mutual_tls_needs_a_ca(tmp_path: Path) -> None:
+    for name in ("c.pem", "k.pem"):
+        (tmp_path / name).write_text("x")
+    tls = {"cert_file": "c.pem", "key_file": "k.pem"}
+    with pytest.raises(ConfigError, match=r"needs tls\.ca_file"):
+        parse_config(base(tls=tls), base_dir=tmp_path)
+    config = parse_config(base(tls={**tls, "require_client_cert": False}), base_dir=tmp_path)
+    assert config.tls is not None and config.tls.cert_file == tmp_path / "c.pem"
 
 
 def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:

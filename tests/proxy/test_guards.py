@@ -1,10 +1,12 @@
-"""Guards: scope size, fan-out width, hop limit (loops), forged hop markers."""
+"""Guards: scope size, fan-out width, misrouted and forged hop markers."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import sitekeys
+from edgescope.proxy.keys import load_private
 from edgescope.proxy.protocol import sign_hop
 
 SitesFactory = Any
@@ -29,26 +31,25 @@ async def test_fanout_width_limit(sites: SitesFactory) -> None:
     assert not paris.seen
 
 
-async def test_loop_is_508(sites: SitesFactory) -> None:
-    # Misconfiguration: Paris thinks Corte lives at Marseille's proxy, Marseille thinks it
-    # lives at Paris's. Relayed hops bounce until the hop limit catches the loop.
+async def test_a_hop_sent_to_the_wrong_proxy_is_refused(sites: SitesFactory) -> None:
+    """Misconfiguration: Paris thinks Corte lives at Marseille's proxy. The hop is signed for
+    Corte, so Marseille refuses it rather than serving or relaying it (no loop can start)."""
     paris, corte, marseille = await sites(
-        "Paris",
-        "Corte",
-        "Marseille",
-        limits={"max_hops": 3},
-        peer_urls={"Paris": {"Corte": "@Marseille"}, "Marseille": {"Corte": "@Paris"}},
+        "Paris", "Corte", "Marseille", peer_urls={"Paris": {"Corte": "@Marseille"}}
     )
     status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
-    assert status == 508 and "routing loop towards Corte" in body["error"]["message"]
+    assert status == 403 and "does not verify" in body["error"]["message"]
     assert not corte.seen and not paris.seen and not marseille.seen
 
 
 async def test_forged_hop_marker_is_403_and_grants_nothing(sites: SitesFactory) -> None:
     paris, corte = await sites("Paris", "Corte")
-    forged = sign_hop(b"not-the-secret-0000", "GET", "/image/echo", "Corte", 1, now=time.time())
+    forged = sign_hop(
+        load_private(sitekeys.private("Lyon")), "GET", "/image/echo", "Corte", "Paris", 1,
+        now=time.time(),
+    )  # fmt: skip
     status, _, body = await paris.get("/image/echo", headers=forged)
-    assert status == 403 and "does not verify" in body["error"]["message"]
+    assert status == 403 and "a key Paris does not know" in body["error"]["message"]
     status, _, _ = await paris.get("/image/echo", headers={"X-Edgescope-Hop": "1"})
     assert status == 403
     status, _, body = await paris.get("/edgescope/svc/image/echo")  # peer path, no marker
@@ -57,11 +58,11 @@ async def test_forged_hop_marker_is_403_and_grants_nothing(sites: SitesFactory) 
 
 
 async def test_replayed_marker_on_another_path_is_403(sites: SitesFactory) -> None:
-    (paris,) = await sites("Paris")
-    good = sign_hop(
-        paris.proxy.config.secret, "GET", "/edgescope/svc/image/echo", "Corte", 1, now=time.time()
-    )
-    status, _, body = await paris.get("/edgescope/svc/image/echo", headers=good)
+    paris, _ = await sites("Paris", "Corte")
+    corte_key = load_private(sitekeys.private("Corte"))
+    path = "/edgescope/svc/image/echo"
+    good = sign_hop(corte_key, "GET", path, "Corte", "Paris", 1, now=time.time())
+    status, _, body = await paris.get(path, headers=good)
     assert status == 200 and body["site"] == "Paris"  # a genuine marker is served here
     status, _, _ = await paris.get("/edgescope/svc/compute/echo", headers=good)
     assert status == 403

@@ -1,16 +1,19 @@
-"""The wire protocol: a valid hop marker verifies; anything else is forged (403) or, from a
-peer on another protocol version, a clear mismatch (400) naming both versions."""
+"""The wire protocol: a hop signed by the sending site's key verifies; anything else is forged
+(403) or, from a peer on another protocol version, a clear mismatch (400) naming both."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
 
 import pytest
 from multidict import CIMultiDict
 
+from edgescope.proxy.keys import generate, public_text
 from edgescope.proxy.protocol import (
+    CONTENT_DIGEST_HEADER,
+    HLC_HEADER,
     HOP_HEADER,
+    KEY_ID_HEADER,
     PROTOCOL_VERSION,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -18,83 +21,107 @@ from edgescope.proxy.protocol import (
     ForgedHop,
     HopMarker,
     ProtocolMismatch,
+    content_digest,
+    hop_message,
     sign_hop,
-    signature,
     strip_internal,
     verify_hop,
 )
 
-KEY = b"k" * 32
-PATH = "/edgescope/svc/image/v2/images"
+PARIS, PARIS_NEW, CORTE = generate(), generate(), generate()
+KEYS = {"Paris": [PARIS.public_key()], "Corte": [CORTE.public_key()]}
+PATH = "/edgescope/svc/image/v2/images?limit=5"
 
 
-def test_valid_marker_verifies() -> None:
-    headers = sign_hop(KEY, "GET", PATH, "Paris", 2, now=1000.0)
-    assert verify_hop(headers, "GET", PATH, KEY, now=1010.0, window=30) == HopMarker("Paris", 2)
-    assert verify_hop({}, "GET", PATH, KEY, now=0, window=30) is None
+def verify(headers: dict[str, str], *, method: str = "GET", path: str = PATH, to: str = "Corte",
+           now: float = 1000.0, keys: dict = KEYS) -> HopMarker | None:  # fmt: skip
+    return verify_hop(headers, method, path, to, lambda p: keys.get(p, []), now=now, window=30)
+
+
+def signed(**kwargs: object) -> dict[str, str]:
+    return sign_hop(PARIS, "GET", PATH, "Paris", "Corte", 2, now=1000.0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_valid_marker_verifies() -> None:
+    assert verify(signed()) == HopMarker("Paris", 2)
+    assert verify({}) is None
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({SIGNATURE_HEADER: "00" * 32}, "does not verify"),
-        ({HOP_HEADER: "1"}, "does not verify"),  # hop count is signed: cannot be reset
+        ({SIGNATURE_HEADER: base64.b64encode(b"x" * 64).decode()}, "does not verify"),
+        ({HOP_HEADER: "1"}, "does not verify"),  # the hop count is signed: cannot be reset
+        ({HLC_HEADER: "1.0.Zzz"}, "does not verify"),  # every internal header is signed
         ({HOP_HEADER: "x"}, "small integer"),
         ({TIMESTAMP_HEADER: "soon"}, "not a unix time"),
+        ({KEY_ID_HEADER: "0" * 16}, "key Corte does not know"),
+        ({"X-Edgescope-Peer": "Lyon"}, "not a peer of Corte"),
     ],
 )
-def test_tampered_marker_is_forged(change: dict[str, str], message: str) -> None:
-    headers = {**sign_hop(KEY, "GET", PATH, "Paris", 2, now=1000.0), **change}
+def test_a_tampered_marker_is_forged(change: dict[str, str], message: str) -> None:
     with pytest.raises(ForgedHop, match=message):
-        verify_hop(headers, "GET", PATH, KEY, now=1000.0, window=30)
+        verify({**signed(), **change})
 
 
-def test_other_key_method_path_age_and_partial() -> None:
-    headers = sign_hop(KEY, "GET", PATH, "Paris", 1, now=1000.0)
-    for args in (
-        (headers, "GET", PATH, b"other" * 8),
-        (headers, "DELETE", PATH, KEY),
-        (headers, "GET", PATH + "x", KEY),
+def test_method_path_query_destination_and_age_are_bound() -> None:
+    headers = signed()
+    for kwargs in (
+        {"method": "DELETE"},
+        {"path": PATH.replace("limit=5", "limit=6")},  # the query is signed too
+        {"to": "Marseille", "keys": {**KEYS, "Marseille": []}},
     ):
         with pytest.raises(ForgedHop):
-            verify_hop(*args, now=1000.0, window=30)
+            verify(headers, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ForgedHop, match="old"):
-        verify_hop(headers, "GET", PATH, KEY, now=1100.0, window=30)
+        verify(headers, now=1100.0)
     with pytest.raises(ForgedHop, match="incomplete"):
-        verify_hop({HOP_HEADER: "1"}, "GET", PATH, KEY, now=1000.0, window=30)
+        verify({HOP_HEADER: "1", VERSION_HEADER: str(PROTOCOL_VERSION)})
+
+
+def test_a_site_can_impersonate_no_one_else() -> None:
+    """Corte signs a marker claiming to be Paris: Paris's keys do not verify it."""
+    forged = sign_hop(CORTE, "GET", PATH, "Paris", "Marseille", 1, now=1000.0)
+    forged[KEY_ID_HEADER] = signed()[KEY_ID_HEADER]
+    with pytest.raises(ForgedHop, match="does not verify with Paris's key"):
+        verify(forged, to="Marseille")
+
+
+def test_a_rotation_accepts_both_keys_meanwhile() -> None:
+    rotating = {**KEYS, "Paris": [PARIS.public_key(), PARIS_NEW.public_key()]}
+    new = sign_hop(PARIS_NEW, "GET", PATH, "Paris", "Corte", 1, now=1000.0)
+    assert verify(new, keys=rotating) == HopMarker("Paris", 1)
+    assert verify(signed(), keys=rotating) == HopMarker("Paris", 2)
+    with pytest.raises(ForgedHop):
+        verify(new)  # before the new key was added
+
+
+def test_a_body_sent_whole_is_bound_by_its_digest() -> None:
+    marker = verify(signed(body=b'{"set": 1}'))
+    assert marker is not None and marker.content_digest == content_digest(b'{"set": 1}')
+    headers = signed(body=b'{"set": 1}')
+    headers[CONTENT_DIGEST_HEADER] = content_digest(b'{"set": 2}')
+    with pytest.raises(ForgedHop):
+        verify(headers)
 
 
 @pytest.mark.parametrize("stamp", ["nan", "inf", "-inf"])
 def test_a_non_finite_timestamp_never_verifies(stamp: str) -> None:
-    headers = sign_hop(KEY, "GET", PATH, "Paris", 1, now=1000.0)
-    headers[TIMESTAMP_HEADER] = stamp
-    headers[SIGNATURE_HEADER] = signature(KEY, PROTOCOL_VERSION, "GET", PATH, stamp, "Paris", 1)
+    headers = {**signed(), TIMESTAMP_HEADER: stamp}
+    message = hop_message(headers, "GET", PATH, "Corte")
+    headers[SIGNATURE_HEADER] = base64.b64encode(PARIS.sign(message)).decode()
     with pytest.raises(ForgedHop, match="finite"):
-        verify_hop(headers, "GET", PATH, KEY, now=1e12, window=30)
+        verify(headers, now=1e12)
 
 
-def test_every_hop_carries_the_protocol_version() -> None:
-    headers = sign_hop(KEY, "GET", PATH, "Paris", 1, now=1000.0)
-    assert headers[VERSION_HEADER] == str(PROTOCOL_VERSION)
-    headers[VERSION_HEADER] = str(PROTOCOL_VERSION + 1)  # also signed: cannot be changed
+def test_another_protocol_version_is_a_clear_mismatch() -> None:
+    assert signed()[VERSION_HEADER] == str(PROTOCOL_VERSION)
     with pytest.raises(ProtocolMismatch, match=f"speaks {PROTOCOL_VERSION}"):
-        verify_hop(headers, "GET", PATH, KEY, now=1000.0, window=30)
+        verify({**signed(), VERSION_HEADER: "1"})  # an HMAC-era peer
 
 
-def test_a_peer_from_before_versions_gets_a_mismatch_a_forger_a_403() -> None:
-    old = hmac.new(KEY, b"GET\n" + PATH.encode() + b"\n1000.000\nParis\n1", hashlib.sha256)
-    headers = {
-        HOP_HEADER: "1",
-        "X-Edgescope-Peer": "Paris",
-        TIMESTAMP_HEADER: "1000.000",
-        SIGNATURE_HEADER: old.hexdigest(),
-    }
-    with pytest.raises(ProtocolMismatch, match=r"protocol 0 .*speaks 1"):
-        verify_hop(headers, "GET", PATH, KEY, now=1000.0, window=30)
-    with pytest.raises(ForgedHop, match="does not verify"):
-        verify_hop(
-            {**headers, SIGNATURE_HEADER: "ab" * 32}, "GET", PATH, KEY, now=1000.0, window=30
-        )
+def test_public_keys_print_as_peer_entries_name_them() -> None:
+    assert public_text(PARIS.public_key()).startswith("ed25519:")
 
 
 def test_strip_internal_drops_every_edgescope_header_in_any_case() -> None:

@@ -124,6 +124,7 @@ async def test_port_based_service(tmp_path: Any) -> None:
     import aiohttp
     from aiohttp import web
 
+    import sitekeys
     from edgescope.proxy.config import parse_config
     from edgescope.proxy.server import SiteProxy
 
@@ -142,7 +143,7 @@ async def test_port_based_service(tmp_path: Any) -> None:
             {
                 "site": "Paris",
                 "listen": "127.0.0.1:0",
-                "secret": "s",
+                "private_key": sitekeys.private("Paris"),
                 "services": [
                     {"type": "compute", "port": 0, "backend": f"http://127.0.0.1:{port}/v2.1"}
                 ],

@@ -16,6 +16,8 @@ import psutil
 import pytest
 from aiohttp import web
 
+import sitekeys
+
 SIZE = 256 * 1024 * 1024
 BLOCK = b"\x5a" * (1 << 20)
 
@@ -48,9 +50,8 @@ async def backend(seen: dict[str, Any]) -> web.AppRunner:
 
 
 async def start_proxy(tmp_path: Path, backend_port: int) -> tuple[asyncio.subprocess.Process, str]:
-    (tmp_path / "secret").write_text("0123456789abcdef0123456789")
     (tmp_path / "site.toml").write_text(
-        'site = "Paris"\nlisten = "127.0.0.1:0"\nsecret_file = "secret"\n'
+        f'site = "Paris"\nlisten = "127.0.0.1:0"\nprivate_key = "{sitekeys.private("Paris")}"\n'
         f'[[services]]\ntype = "image"\nprefix = "/image"\n'
         f'backend = "http://127.0.0.1:{backend_port}/image"\n'
     )

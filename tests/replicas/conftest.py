@@ -29,11 +29,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+import sitekeys
 from edgescope.proxy.config import parse_config
 from edgescope.proxy.server import SiteProxy
 from edgescope.replicas.extension import Replicas
 
-SECRET = "test-secret-0123456789abcdef"
 SERVICE = "image"
 SERVICES = ("image", "compute")
 """Both served by the same generic backend, each under its own prefix."""
@@ -210,13 +210,19 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
             raw = {
                 "site": name,
                 "listen": "127.0.0.1:0",
-                "secret": SECRET,
+                "private_key": sitekeys.private(name),
                 "services": [
                     {"type": svc, "prefix": f"/{svc}", "backend": f"{backend}/{svc}"}
                     for svc in SERVICES
                 ],
                 "peers": [
-                    {"name": o, "url": link.url, "connect_timeout": 0.5, "read_timeout": 5.0}
+                    {
+                        "name": o,
+                        "url": link.url,
+                        "public_key": sitekeys.public(o),
+                        "connect_timeout": 0.5,
+                        "read_timeout": 5.0,
+                    }
                     for o, link in site_links.items()
                 ],
                 "breaker": {"probe_interval": 0, "open_seconds": 0.2},

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import sitekeys
 from edgescope.cli.proxy import build_extensions
 from edgescope.errors import ConfigError
 from edgescope.proxy.config import parse_config
@@ -15,7 +16,7 @@ from edgescope.replicas.registry import FILENAME
 RAW = {
     "site": "Paris",
     "listen": "127.0.0.1:0",
-    "secret": "s" * 20,
+    "private_key": sitekeys.private("Paris"),
     "services": [{"type": "image", "prefix": "/image", "backend": "http://127.0.0.1:9"}],
 }
 

@@ -2,8 +2,10 @@
 
     edgescope proxy run --config paris.toml [--state-dir /var/lib/edgescope/Paris]
     edgescope proxy status --config paris.toml [--json]
+    edgescope proxy keygen --out /etc/edgescope/paris.key     # prints the public key
     openstack endpoint list -f json | edgescope proxy gen-config --site Paris \\
-        --listen 127.0.0.1:20190 --secret-file /etc/edgescope/secret --peer Corte=http://...
+        --listen 127.0.0.1:20190 --private-key-file /etc/edgescope/paris.key \\
+        --peer Corte=https://... --peer-key Corte=ed25519:...
 
 Thin: loading, rendering and exit codes only (2 for bad input, 1 for failures).
 """
@@ -26,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgescope.errors import ConfigError, EdgescopeError
+from edgescope.proxy import keys
 from edgescope.proxy.config import ProxyConfig, load_config
 from edgescope.proxy.extension import Extension
 from edgescope.proxy.forward import Upstream
@@ -186,29 +189,35 @@ async def _status(config: ProxyConfig) -> list[dict[str, Any]]:
 def gen_config(
     site: Annotated[str, typer.Option(help="This site's name.")],
     listen: Annotated[str, typer.Option(help="HOST:PORT of the proxy's main listener.")],
-    secret_file: Annotated[str, typer.Option(help="Path of the shared HMAC secret.")],
+    private_key_file: Annotated[
+        str, typer.Option(help="Path of this site's key (`edgescope proxy keygen`).")
+    ],
     endpoints: Annotated[
         str, typer.Option(help="JSON of 'openstack endpoint list -f json' ('-' = stdin).")
     ] = "-",
     interface: str = "public",
     region: Annotated[str | None, typer.Option(help="Keep only this region.")] = None,
     peer: Annotated[list[str] | None, typer.Option(help="NAME=URL of a peer proxy.")] = None,
+    peer_key: Annotated[
+        list[str] | None, typer.Option(help="NAME=ed25519:... : a peer's public key.")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
 ) -> None:
     """Write a site TOML from the site's Keystone catalog (see docs/proxy.md)."""
     with _clean_errors():
         text = sys.stdin.read() if endpoints == "-" else Path(endpoints).read_text()
+        keys = dict(_pair(item, "--peer-key", "NAME=ed25519:...") for item in peer_key or [])
         peers = []
         for item in peer or []:
-            name, sep, url = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--peer {item!r}: expected NAME=URL")
-            peers.append((name, url))
+            name, url = _pair(item, "--peer", "NAME=URL")
+            if name not in keys:
+                raise ConfigError(f"--peer {name}: give its public key too (--peer-key {name}=...)")
+            peers.append((name, url, keys[name]))
         toml = site_toml(
             load_endpoints(text),
             site=site,
             listen=listen,
-            secret_file=secret_file,
+            private_key_file=private_key_file,
             interface=interface,
             region=region,
             peers=peers,
@@ -221,11 +230,36 @@ def gen_config(
 
 
 def load_config_text_check(toml: str) -> None:
-    """Validate generated text as the proxy will (secret file aside)."""
+    """Validate generated text as the proxy will (its key file aside)."""
     import tomllib
 
     from edgescope.proxy.config import parse_config
 
     data = tomllib.loads(toml)
-    data.pop("secret_file", None)
-    parse_config({**data, "secret": "x" * 16})
+    data.pop("private_key_file", None)
+    parse_config({**data, "private_key": "ed25519:" + "A" * 43 + "="})
+
+
+def _pair(item: str, option: str, form: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name or not value:
+        raise ConfigError(f"{option} {item!r}: expected {form}")
+    return name, value
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the private key.")],
+    force: Annotated[bool, typer.Option(help="Replace an existing key file.")] = False,
+) -> None:
+    """Make this site's Ed25519 key pair: the private key (PEM, mode 0600) to OUT, the public
+    key on stdout, for every peer's [[peers]] public_key."""
+    with _clean_errors():
+        if out.exists() and not force:
+            raise ConfigError(f"{out} exists; --force replaces it (peers must learn the new key)")
+        key = keys.generate()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.touch(mode=0o600)
+        out.chmod(0o600)
+        out.write_bytes(keys.private_pem(key))
+        print(keys.public_text(key.public_key()))

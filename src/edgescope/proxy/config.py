@@ -5,7 +5,8 @@ loads it (``edgescope proxy run --config site.toml``) and ``gen_config.py`` writ
 Keystone catalog. Every error is a :class:`~edgescope.errors.ConfigError` naming the key and,
 where there is a closed set, the valid choices.
 
-    >>> config = parse_config({"site": "Paris", "listen": "127.0.0.1:0", "secret": "s3cret",
+    >>> key = "ed25519:" + "A" * 43 + "="
+    >>> config = parse_config({"site": "Paris", "listen": "127.0.0.1:0", "private_key": key,
     ...     "services": [{"type": "glance", "prefix": "/image", "backend": "http://127.0.0.1:9292"}]})
     >>> config.services[0].type
     'image'
@@ -13,11 +14,14 @@ where there is a closed set, the valid choices.
 The file format (also in docs/proxy.md)::
 
     site = "Paris"
-    listen = "127.0.0.1:20190"
-    secret_file = "/path/shared-secret"
+    listen = "127.0.0.1:20190"                 # clients and this site's services
+    peer_listen = "10.0.0.1:20191"             # optional: peer proxies only (TLS with [tls])
+    private_key_file = "paris.key"             # this site's Ed25519 key (proxy keygen)
     [[services]]        type = "identity"  prefix = "/identity"  backend = "http://127.0.0.1:20100"
-    [[peers]]           name = "Corte"  url = "http://127.0.0.1:20290"
+    [[peers]]           name = "Corte"  url = "https://10.0.0.2:20291"
+                        public_key = "ed25519:..."  (or public_keys = [old, new])
                         connect_timeout = 2.0  read_timeout = 30.0
+    [tls]               cert_file, key_file, ca_file, require_client_cert = true
     [identity]          auth_url, username, password, project, user_domain, project_domain,
                         delegate_roles = ["admin"]
     [limits]            max_scope_bytes = 4096  max_fanout = 64  max_hops = 4  hop_window = 30.0
@@ -38,6 +42,13 @@ from yarl import URL
 
 from edgescope.errors import ConfigError
 from edgescope.lang.registry import DEFAULT_REGISTRY
+from edgescope.proxy.keys import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+    load_private,
+    load_private_file,
+    load_public,
+)
 from edgescope.proxy.protocol import RESERVED_PREFIX
 
 CANONICAL_SERVICES = DEFAULT_REGISTRY.services
@@ -70,6 +81,20 @@ class PeerConfig:
     url: URL
     connect_timeout: float = 2.0
     read_timeout: float = 30.0
+    public_keys: tuple[Ed25519PublicKey, ...] = field(default=(), repr=False, compare=False)
+    """The keys the peer signs with: one, or two while it rotates its key."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """TLS between proxies: the peer listener's certificate, and whom to trust."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path | None = None
+    """Certificates of peers (and their client certificates) are checked against it."""
+    require_client_cert: bool = True
+    """Mutual TLS: the peer listener accepts only clients with a certificate of ``ca_file``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +160,7 @@ class ProxyConfig:
     site: str
     host: str
     port: int
-    secret: bytes = field(repr=False)
+    private_key: Ed25519PrivateKey = field(repr=False, compare=False)
     services: tuple[ServiceConfig, ...]
     peers: tuple[PeerConfig, ...] = ()
     identity: IdentityCredentials | None = None
@@ -145,6 +170,9 @@ class ProxyConfig:
     """Raw ``[replicas]``-style tables, for the extensions' own parsers."""
     base_dir: Path | None = None
     """The config file's folder: relative paths in extension tables are from here."""
+    peer_listen: tuple[str, int] | None = None
+    """A listener for peer proxies only; when set, the main one refuses peer hops."""
+    tls: TlsConfig | None = None
 
     peer_index: dict[str, PeerConfig] = field(init=False, repr=False, compare=False)
     """Peers by name (a call to a 1000-site fan-out looks each one up)."""
@@ -158,6 +186,11 @@ class ProxyConfig:
     def service(self, service_type: str) -> ServiceConfig | None:
         return next((s for s in self.services if s.type == service_type), None)
 
+    def public_keys(self, peer: str) -> tuple[Ed25519PublicKey, ...]:
+        """The keys ``peer`` may sign with (none: not a peer)."""
+        found = self.peer_index.get(peer)
+        return found.public_keys if found is not None else ()
+
     @property
     def site_names(self) -> tuple[str, ...]:
         """This site first, then its peers."""
@@ -170,7 +203,7 @@ def canonical_service(name: str) -> str:
 
 
 def load_config(path: str | Path) -> ProxyConfig:
-    """Read and validate a site TOML file; relative ``secret_file`` paths are from the file."""
+    """Read and validate a site TOML file; relative paths in it are from its folder."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -182,15 +215,19 @@ def load_config(path: str | Path) -> ProxyConfig:
 
 
 def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> ProxyConfig:
-    """Validate a decoded TOML document; ``secret`` (inline) may replace ``secret_file``."""
+    """Validate a decoded TOML document; ``private_key`` (inline) may replace the file."""
     _only(
         data,
         "",
         {
             "site",
             "listen",
+            "private_key_file",
+            "private_key",
             "secret_file",
             "secret",
+            "peer_listen",
+            "tls",
             "services",
             "peers",
             "identity",
@@ -218,7 +255,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
         site=site,
         host=host,
         port=port,
-        secret=_secret(data, base_dir),
+        private_key=_private_key(data, base_dir),
         services=services,
         peers=peers,
         identity=identity,
@@ -226,6 +263,8 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
         breaker=breaker,
         extension_tables=_extension_tables(data),
         base_dir=base_dir,
+        peer_listen=_listen(_req(data, "peer_listen", str, "")) if "peer_listen" in data else None,
+        tls=_tls(data["tls"], base_dir) if "tls" in data else None,
     )
 
 
@@ -271,16 +310,25 @@ def _peer(raw: Any, index: int) -> PeerConfig:
     where = f"peers[{index}]"
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a table")
-    _only(raw, where, {"name", "url", "connect_timeout", "read_timeout"})
+    _only(
+        raw, where, {"name", "url", "connect_timeout", "read_timeout", "public_key", "public_keys"}
+    )
     numbers = _numbers(
         {k: raw[k] for k in ("connect_timeout", "read_timeout") if k in raw},
         where,
         PeerConfig("x", URL("http://x")),
     )
+    keys = raw.get("public_keys", [raw["public_key"]] if "public_key" in raw else [])
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+        raise ConfigError(
+            f"{where}: give the peer's 'public_key' (or 'public_keys' = [old, new] while it "
+            'rotates), e.g. "ed25519:..." as `edgescope proxy keygen` prints it'
+        )
     return PeerConfig(
         _site_name(_req(raw, "name", str, where), f"{where}.name"),
         _http_url(_req(raw, "url", str, where), f"{where}.url"),
         **numbers,
+        public_keys=tuple(load_public(k) for k in keys),
     )
 
 
@@ -306,24 +354,45 @@ def _identity(raw: Any) -> IdentityCredentials:
     )
 
 
-def _secret(data: Mapping[str, Any], base_dir: Path | None) -> bytes:
-    if "secret" in data:
-        secret = str(_req(data, "secret", str, "")).encode()
-    elif "secret_file" in data:
-        path = Path(_req(data, "secret_file", str, ""))
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        try:
-            secret = path.read_bytes().strip()
-        except OSError as exc:
-            raise ConfigError(f"secret_file: cannot read {path}: {exc.strerror}") from exc
-    else:
-        raise ConfigError("missing 'secret_file' (the per-deployment HMAC secret shared by peers)")
-    if len(secret) < 16 and "secret" not in data:
-        raise ConfigError("secret_file: the shared secret must be at least 16 bytes")
-    if not secret:
-        raise ConfigError("secret: must not be empty")
-    return secret
+def _private_key(data: Mapping[str, Any], base_dir: Path | None) -> Ed25519PrivateKey:
+    if "secret" in data or "secret_file" in data:
+        raise ConfigError(
+            "'secret'/'secret_file' (one HMAC secret shared by every site) is gone: each site "
+            "signs with its own key: 'private_key_file' (make one with `edgescope proxy "
+            "keygen`), and each [[peers]] entry names the peer's 'public_key'"
+        )
+    if "private_key" in data:
+        return load_private(_req(data, "private_key", str, ""))
+    if "private_key_file" not in data:
+        raise ConfigError("missing 'private_key_file' (this site's key: `edgescope proxy keygen`)")
+    return load_private_file(_path(_req(data, "private_key_file", str, ""), base_dir))
+
+
+def _tls(raw: Any, base_dir: Path | None) -> TlsConfig:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("[tls]: expected a table")
+    _only(raw, "tls", {"cert_file", "key_file", "ca_file", "require_client_cert"})
+    required = raw.get("require_client_cert", True)
+    if not isinstance(required, bool):
+        raise ConfigError(f"tls.require_client_cert: expected true or false, got {required!r}")
+    tls = TlsConfig(
+        cert_file=_path(_req(raw, "cert_file", str, "tls"), base_dir),
+        key_file=_path(_req(raw, "key_file", str, "tls"), base_dir),
+        ca_file=_path(raw["ca_file"], base_dir) if isinstance(raw.get("ca_file"), str) else None,
+        require_client_cert=required,
+    )
+    for name in ("cert_file", "key_file", "ca_file"):
+        path = getattr(tls, name)
+        if path is not None and not path.is_file():
+            raise ConfigError(f"tls.{name}: {path} is not a readable file")
+    if required and tls.ca_file is None:
+        raise ConfigError("tls.require_client_cert needs tls.ca_file (to check client certs)")
+    return tls
+
+
+def _path(text: str, base_dir: Path | None) -> Path:
+    path = Path(text)
+    return base_dir / path if not path.is_absolute() and base_dir is not None else path
 
 
 def _listen(text: str) -> tuple[str, int]:

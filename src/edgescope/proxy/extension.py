@@ -31,6 +31,7 @@ from aiohttp import web
 from edgescope.errors import EdgescopeError
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.outcome import Verdict
+from edgescope.proxy.protocol import HopMarker
 from edgescope.proxy.route import Plan
 
 SendBranch = Callable[[], Awaitable[BranchReply]]
@@ -128,8 +129,9 @@ class ProxyServices(Protocol):
         """A signed call to ``site``'s proxy at ``path`` (a reserved path, or
         ``/edgescope/svc/<service>/...`` to be served there); raises SiteUnreachable."""
 
-    def verify_peer(self, request: web.Request) -> str:
-        """The peer site that signed ``request``; raises ForgedHop when none did."""
+    def verify_peer(self, request: web.Request) -> HopMarker:
+        """The marker of the peer that signed ``request``; raises ForgedHop when none did.
+        Its ``content_digest`` binds a body sent whole: check it after reading the body."""
 
 
 class Extension(Protocol):

@@ -11,7 +11,7 @@ catalog should hold afterwards, so clients go through the proxy.
     >>> rows = [{"Service Type": "image", "Interface": "public", "Region": "RegionOne",
     ...          "URL": "http://127.0.0.1:9292", "Enabled": True}]
     >>> print(site_toml(rows, site="Paris", listen="127.0.0.1:20190",
-    ...                 secret_file="/etc/edgescope/secret").splitlines()[0])
+    ...                 private_key_file="/etc/edgescope/paris.key").splitlines()[0])
     # edgescope proxy config for site Paris, generated from its Keystone catalog
 """
 
@@ -32,12 +32,13 @@ def site_toml(
     *,
     site: str,
     listen: str,
-    secret_file: str,
+    private_key_file: str,
     interface: str = "public",
     region: str | None = None,
-    peers: Iterable[tuple[str, str]] = (),
+    peers: Iterable[tuple[str, str, str]] = (),
 ) -> str:
-    """The TOML text for ``site``; raises ConfigError on an ambiguous or empty catalog."""
+    """``peers`` are (name, proxy URL, public key)."""
+    # The TOML text for ``site``; raises ConfigError on an ambiguous or empty catalog.
     chosen: dict[str, tuple[URL, Mapping[str, Any]]] = {}
     regions = sorted({str(e.get("Region")) for e in endpoints})
     for endpoint in endpoints:
@@ -67,7 +68,7 @@ def site_toml(
         f"# edgescope proxy config for site {site}, generated from its Keystone catalog",
         f"site = {_q(site)}",
         f"listen = {_q(listen)}",
-        f"secret_file = {_q(secret_file)}",
+        f"private_key_file = {_q(private_key_file)}",
     ]
     for service, (url, _) in chosen.items():
         origin = str(url.origin())
@@ -80,12 +81,13 @@ def site_toml(
             f"backend = {_q(origin)}",
             f"# catalog URL through the proxy: http://{listen}/{service}{rest}",
         ]
-    for name, peer_url in peers:
+    for name, peer_url, public_key in peers:
         lines += [
             "",
             "[[peers]]",
             f"name = {_q(name)}",
             f"url = {_q(peer_url)}",
+            f"public_key = {_q(public_key)}",
             "connect_timeout = 2.0",
             "read_timeout = 30.0",
         ]

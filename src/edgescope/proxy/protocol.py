@@ -1,14 +1,17 @@
 """The proxy-to-proxy wire protocol: every ``X-Edgescope-*`` header, reserved path and marker.
 
 This module is the one place that names them; the rest of the code imports the names.
-The hop marker is a set of signed headers that says "peer site P sent this, hop N: serve it
-here". Signing is pure: the key and the clock are arguments.
+The hop marker is a set of headers signed with the sending site's Ed25519 key that says
+"peer site P sent this to site D, hop N: serve it here". Signing is pure: the key and the
+clock are arguments.
 
 Request headers, set by a proxy on a hop to a peer proxy (a client's are dropped at ingress):
 
     X-Edgescope-Protocol   protocol version of the sender (checked: a mismatch is a 400)
     X-Edgescope-Hop        hops made so far      X-Edgescope-Peer    sending site
-    X-Edgescope-Timestamp  unix seconds          X-Edgescope-Signature  HMAC-SHA256, hex
+    X-Edgescope-Timestamp  unix seconds          X-Edgescope-Key-Id  which key of the sender
+    X-Edgescope-Signature  Ed25519 over hop_message(), base64
+    X-Edgescope-Content-Sha256  the digest of a body sent whole (record pushes)
     X-Edgescope-Token-Site the identity site that issued the call's X-Auth-Token
     X-Edgescope-Replica, -Hlc, -Idempotency-Key   a replicated write (edgescope.replicas)
 
@@ -20,23 +23,30 @@ Response headers, set by a proxy for its client:
     X-Edgescope-Replica-Set  the handle of the replica set a create made
     X-Edgescope-Replayed   the answer is the remembered one of an already applied write
 
-    >>> path = "/edgescope/svc/image/v2/images"
-    >>> headers = sign_hop(b"k" * 16, "GET", path, "Paris", 1, now=100.0)
-    >>> verify_hop(headers, "GET", path, b"k" * 16, now=101.0, window=30)
-    HopMarker(peer='Paris', hops=1)
+    >>> from edgescope.proxy.keys import generate
+    >>> paris = generate()
+    >>> path = "/edgescope/svc/image/v2/images?limit=5"
+    >>> headers = sign_hop(paris, "GET", path, "Paris", "Corte", 1, now=100.0)
+    >>> keys = {"Paris": [paris.public_key()]}
+    >>> verify_hop(headers, "GET", path, "Corte", lambda p: keys.get(p, []), now=101.0, window=30)
+    HopMarker(peer='Paris', hops=1, content_digest=None)
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
-import hmac
 import math
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
-from edgescope.errors import EdgescopeError
+from cryptography.exceptions import InvalidSignature
 
-PROTOCOL_VERSION = 1
+from edgescope.errors import EdgescopeError
+from edgescope.proxy.keys import Ed25519PrivateKey, Ed25519PublicKey, key_id
+
+PROTOCOL_VERSION = 2
 """Bumped when a hop's meaning changes; a receiver refuses versions it does not speak."""
 SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
 
@@ -55,8 +65,19 @@ VERSION_HEADER = "X-Edgescope-Protocol"
 HOP_HEADER = "X-Edgescope-Hop"
 PEER_HEADER = "X-Edgescope-Peer"
 TIMESTAMP_HEADER = "X-Edgescope-Timestamp"
+KEY_ID_HEADER = "X-Edgescope-Key-Id"
 SIGNATURE_HEADER = "X-Edgescope-Signature"
-HOP_HEADERS = (VERSION_HEADER, HOP_HEADER, PEER_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
+_SIGNATURE = SIGNATURE_HEADER.lower()
+HOP_HEADERS = (
+    VERSION_HEADER,
+    HOP_HEADER,
+    PEER_HEADER,
+    TIMESTAMP_HEADER,
+    KEY_ID_HEADER,
+    SIGNATURE_HEADER,
+)
+CONTENT_DIGEST_HEADER = "X-Edgescope-Content-Sha256"
+"""Set on a hop whose body is sent whole: its SHA-256 (hex), bound by the signature."""
 TOKEN_SITE_HEADER = "X-Edgescope-Token-Site"
 REPLICA_HEADER = "X-Edgescope-Replica"
 HLC_HEADER = "X-Edgescope-Hlc"
@@ -83,6 +104,8 @@ class HopMarker:
 
     peer: str
     hops: int
+    content_digest: str | None = None
+    """The signed SHA-256 of a body sent whole, for a receiver that reads it whole."""
 
 
 def strip_internal(headers: MutableMapping[str, str]) -> None:
@@ -92,43 +115,68 @@ def strip_internal(headers: MutableMapping[str, str]) -> None:
             del headers[name]  # a multidict deletes every value of the name
 
 
-def signature(
-    secret: bytes, version: int, method: str, path: str, timestamp: str, peer: str, hops: int
-) -> str:
-    message = f"{version}\n{method.upper()}\n{path}\n{timestamp}\n{peer}\n{hops}".encode()
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
-
-
-def _check_unversioned(headers: Mapping[str, str], method: str, path: str, secret: bytes) -> None:
-    """A complete marker with no version: a peer from before versions if its signature
-    verifies the old way (-> ProtocolMismatch), else a forgery (-> ForgedHop)."""
-    fields = (method.upper(), path, headers[TIMESTAMP_HEADER], headers[PEER_HEADER])
-    message = "\n".join((*fields, headers[HOP_HEADER])).encode()
-    expected = hmac.new(secret, message, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, headers[SIGNATURE_HEADER].strip().lower()):
-        raise ForgedHop("hop marker signature does not verify: only peer proxies may send it")
-    raise ProtocolMismatch(
-        "the peer speaks edgescope protocol 0 (no version header); this proxy speaks "
-        f"{', '.join(str(v) for v in sorted(SUPPORTED_VERSIONS))}: upgrade the older site"
+def hop_message(headers: Mapping[str, str], method: str, target: str, destination: str) -> bytes:
+    """What a hop's signature covers: method, path with query, destination site, and every
+    ``X-Edgescope-*`` header but the signature (version, hop count, sender, time, key id,
+    token site, replica markers, content digest)."""
+    internal = sorted(
+        (name.lower(), value)
+        for name, value in headers.items()
+        if name.lower().startswith(INTERNAL_PREFIX) and name.lower() != _SIGNATURE
     )
+    lines = ["edgescope-hop", method.upper(), target, destination]
+    lines += [f"{name}:{value}" for name, value in internal]
+    return "\n".join(lines).encode()
+
+
+def content_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 def sign_hop(
-    secret: bytes, method: str, path: str, peer: str, hops: int, *, now: float
+    key: Ed25519PrivateKey,
+    method: str,
+    target: str,
+    sender: str,
+    destination: str,
+    hops: int,
+    *,
+    now: float,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
 ) -> dict[str, str]:
-    """The hop headers for a request this site (``peer``) sends to another proxy."""
-    timestamp = f"{now:.3f}"
-    return {
+    """The hop headers for a request ``sender`` sends to ``destination``'s proxy.
+
+    ``target`` is the path with its query; ``headers`` the request's other headers (its
+    ``X-Edgescope-*`` ones are signed too); a ``body`` sent whole is bound by its digest.
+    """
+    marker = {
         VERSION_HEADER: str(PROTOCOL_VERSION),
         HOP_HEADER: str(hops),
-        PEER_HEADER: peer,
-        TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: signature(secret, PROTOCOL_VERSION, method, path, timestamp, peer, hops),
+        PEER_HEADER: sender,
+        TIMESTAMP_HEADER: f"{now:.3f}",
+        KEY_ID_HEADER: key_id(key.public_key()),
     }
+    if body is not None:
+        marker[CONTENT_DIGEST_HEADER] = content_digest(body)
+    signed = {**dict(headers or {}), **marker}
+    signature = key.sign(hop_message(signed, method, target, destination))
+    return {**marker, SIGNATURE_HEADER: base64.b64encode(signature).decode()}
+
+
+PublicKeys = Callable[[str], Sequence[Ed25519PublicKey]]
+"""A peer's name -> its public keys (two during a rotation; none for a stranger)."""
 
 
 def verify_hop(
-    headers: Mapping[str, str], method: str, path: str, secret: bytes, *, now: float, window: float
+    headers: Mapping[str, str],
+    method: str,
+    target: str,
+    destination: str,
+    public_keys: PublicKeys,
+    *,
+    now: float,
+    window: float,
 ) -> HopMarker | None:
     """None when the request has no hop headers; the marker when valid.
 
@@ -139,8 +187,6 @@ def verify_hop(
     if not present:
         return None
     version_text = headers.get(VERSION_HEADER)
-    if version_text is None and len(present) == len(HOP_HEADERS) - 1:
-        _check_unversioned(headers, method, path, secret)
     if version_text is not None and (
         not version_text.isdigit() or int(version_text) not in SUPPORTED_VERSIONS
     ):
@@ -152,7 +198,6 @@ def verify_hop(
     if len(present) != len(HOP_HEADERS):
         missing = ", ".join(n for n in HOP_HEADERS if n not in headers)
         raise ForgedHop(f"incomplete hop marker (missing {missing}): only peer proxies may send it")
-    assert version_text is not None
     hop_text, peer, timestamp = headers[HOP_HEADER], headers[PEER_HEADER], headers[TIMESTAMP_HEADER]
     if not hop_text.isdigit() or len(hop_text) > 3:
         raise ForgedHop(f"{HOP_HEADER} must be a small integer")
@@ -162,14 +207,19 @@ def verify_hop(
         raise ForgedHop(f"{TIMESTAMP_HEADER} is not a unix time") from None
     if not math.isfinite(sent_at):
         raise ForgedHop(f"{TIMESTAMP_HEADER} is not a finite unix time")
-    expected = signature(secret, int(version_text), method, path, timestamp, peer, int(hop_text))
-    if not hmac.compare_digest(expected, headers[SIGNATURE_HEADER].strip().lower()):
-        raise ForgedHop(
-            "hop marker signature does not verify: only peer proxies sharing the "
-            "deployment secret may send it"
-        )
+    keys = {key_id(k): k for k in public_keys(peer)}
+    if not keys:
+        raise ForgedHop(f"{peer[:64]!r} is not a peer of {destination}")
+    key = keys.get(headers[KEY_ID_HEADER])
+    if key is None:
+        raise ForgedHop(f"{peer} signed with a key {destination} does not know for it")
+    try:
+        signature = base64.b64decode(headers[SIGNATURE_HEADER], validate=True)
+        key.verify(signature, hop_message(headers, method, target, destination))
+    except (InvalidSignature, binascii.Error, ValueError):
+        raise ForgedHop(f"hop marker signature does not verify with {peer}'s key") from None
     if abs(now - sent_at) > window:
         raise ForgedHop(
             f"hop marker is {abs(now - sent_at):.0f} s old; the window is {window:.0f} s"
         )
-    return HopMarker(peer=peer, hops=int(hop_text))
+    return HopMarker(peer, int(hop_text), headers.get(CONTENT_DIGEST_HEADER))

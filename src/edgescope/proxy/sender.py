@@ -170,12 +170,15 @@ class Sender:
             )
         headers.update(
             sign_hop(
-                self.config.secret,
+                self.config.private_key,
                 method,
-                path.split("?", 1)[0],
+                path,
                 self.config.site,
+                site,
                 hops + 1,
                 now=time.time(),
+                headers=headers,
+                body=body if isinstance(body, bytes) else None,
             )
         )
         started = time.monotonic()
@@ -345,14 +348,15 @@ class Sender:
         return verify_hop(
             request.headers,
             request.method,
-            request.raw_path.split("?", 1)[0],
-            self.config.secret,
+            request.raw_path,
+            self.config.site,
+            self.config.public_keys,
             now=time.time(),
             window=self.config.limits.hop_window,
         )
 
-    def verify_peer(self, request: web.Request) -> str:
+    def verify_peer(self, request: web.Request) -> HopMarker:
         marker = self.verify(request)
         if marker is None:
             raise ForgedHop(f"{request.path[:100]} is for signed peer proxies only")
-        return marker.peer
+        return marker

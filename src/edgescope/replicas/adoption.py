@@ -117,6 +117,10 @@ class Adoption:
             adopt = Request.parse(json.loads(await request.read()))
         except ValueError:
             raise AdoptionError(400, "the body is not JSON") from None
+        if services.site not in adopt.sites:
+            raise AdoptionError(
+                400, f"adopt through the proxy of one of the sites, not {services.site}"
+            )
         unknown = [s for s in adopt.sites if s != services.site and not services.is_peer(s)]
         if unknown:
             raise AdoptionError(400, f"unknown sites: {', '.join(unknown)}")

@@ -34,10 +34,11 @@ from edgescope.proxy.protocol import (
     REPLICA_SETS_PATH,
     REPLICAS_PATH,
     ForgedHop,
+    content_digest,
 )
 from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
-from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
+from edgescope.replicas.model import Hlc, Member, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import Registry
 from edgescope.replicas.translate import translate_request, translation_table
@@ -176,11 +177,19 @@ class RecordLink:
     async def _receive(self, request: web.Request) -> web.Response:
         request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         try:
-            self.services().verify_peer(request)
+            marker = self.services().verify_peer(request)
         except ForgedHop as exc:
             return error_response(ErrorCode.HOP_FORBIDDEN, str(exc), request_id=request_id)
+        data = await request.read()
+        if marker.content_digest != content_digest(data):
+            message = "the record's body is not the one its sender signed"
+            return error_response(ErrorCode.HOP_FORBIDDEN, message, request_id=request_id)
+        members = _members(data)
+        if members and marker.peer not in {m.site for m in members}:
+            message = f"{marker.peer} may push records of sets it is a member of only"
+            return error_response(ErrorCode.HOP_FORBIDDEN, message, request_id=request_id)
         try:
-            payload = json.loads(await request.read())
+            payload = json.loads(data)
             doc = payload.get("set") or payload["delete"]
             replica_set = ReplicaSet.from_json(doc)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -324,3 +333,12 @@ class Replayer:
                 await self.link.store_and_push(updated.versioned(self.link.clock.now()))
         elif op.method == "DELETE":
             await self.link.mark_gone(replica_set, op.target)
+
+
+def _members(data: bytes) -> list[Member]:
+    """The members a pushed record names (none when it is malformed: refused later)."""
+    try:
+        payload = json.loads(data)
+        return list(ReplicaSet.from_json(payload.get("set") or payload["delete"]).members)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
