@@ -44,6 +44,8 @@ from wiretap import Wiretap
 import sitekeys
 from edgescope.proxy.config import parse_config
 from edgescope.replicas.extension import Replicas
+from edgescope.testbed.layout import SitePlan
+from edgescope.testbed.pki import Pki
 
 SERVICES = ("image", "compute", "identity")
 
@@ -292,8 +294,16 @@ async def sites() -> AsyncIterator[SitesFactory]:
         read_timeout: float = 5.0,
         replicas_dir: Path | None = None,
         extensions: dict[str, list[Any]] | None = None,
+        tls_dir: Path | None = None,
     ) -> list[Site]:
+        """``tls_dir``: peers talk over mutual TLS, each on its peer listener (certificates
+        made there by the testbed's :class:`~edgescope.testbed.pki.Pki`)."""
         proxy_socks = {name: bound_socket() for name in names}
+        peer_socks = {name: bound_socket() for name in names} if tls_dir else {}
+        security = {}
+        if tls_dir is not None:
+            plans = [SitePlan.make(name, i + 1, tls_dir) for i, name in enumerate(names)]
+            security = Pki(tls_dir / "pki").ensure(plans)
         result = []
         for name in names:
             seen: list[dict[str, Any]] = []
@@ -308,7 +318,11 @@ async def sites() -> AsyncIterator[SitesFactory]:
                 {
                     "name": other,
                     "public_key": sitekeys.public(other),
-                    "url": f"http://127.0.0.1:{port_of(proxy_socks[other])}",
+                    "url": (
+                        f"https://127.0.0.1:{port_of(peer_socks[other])}"
+                        if tls_dir
+                        else f"http://127.0.0.1:{port_of(proxy_socks[other])}"
+                    ),
                     "connect_timeout": 1.0,
                     "read_timeout": read_timeout,
                 }
@@ -351,10 +365,20 @@ async def sites() -> AsyncIterator[SitesFactory]:
                 }
                 if name in (delegate_roles or {}):
                     raw["identity"]["delegate_roles"] = (delegate_roles or {})[name]
+            if tls_dir is not None:
+                raw["peer_listen"] = f"127.0.0.1:{port_of(peer_socks[name])}"
+                raw["tls"] = {
+                    "cert_file": str(security[name].cert_file),
+                    "key_file": str(security[name].tls_key_file),
+                    "ca_file": str(security[name].ca_file),
+                }
             replicas = Replicas.open(name, replicas_dir / name) if replicas_dir else None
             added = [*([replicas] if replicas else []), *(extensions or {}).get(name, [])]
             proxy = SiteProxy(parse_config(raw), extensions=added)
-            await proxy.start(sockets={"main": proxy_socks[name]})
+            sockets = {"main": proxy_socks[name]}
+            if tls_dir is not None:
+                sockets["peer"] = peer_socks[name]
+            await proxy.start(sockets=sockets)
             site = Site(name, proxy, backend, seen, session, replicas)
             started.append(site)
             result.append(site)

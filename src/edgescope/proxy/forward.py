@@ -16,6 +16,7 @@ import socket
 import struct
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any
 
@@ -154,8 +155,10 @@ class Upstream:
         body: AsyncIterable[bytes] | bytes | None,
         connect_timeout: float,
         read_timeout: float,
+        ssl: SSLContext | None = None,
     ) -> aiohttp.ClientResponse:
-        """Send the request and return once the response headers arrived (body unread)."""
+        """Send the request and return once the response headers arrived (body unread);
+        ``ssl`` verifies an ``https`` peer (and presents this site's certificate)."""
         assert self._session is not None, "Upstream.start() was not called"
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
@@ -170,12 +173,22 @@ class Upstream:
                 allow_redirects=False,
                 compress=None,
                 chunked=None,
+                ssl=ssl if ssl is not None else True,
             )
 
-    async def get_json(self, site: str, url: URL, *, timeout: float) -> object:
+    async def get_json(
+        self, site: str, url: URL, *, timeout: float, ssl: SSLContext | None = None
+    ) -> object:
         """A small GET for health probes and status; raises SiteUnreachable."""
         response = await self.open(
-            site, "GET", url, headers={}, body=None, connect_timeout=timeout, read_timeout=timeout
+            site,
+            "GET",
+            url,
+            headers={},
+            body=None,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            ssl=ssl,
         )
         async with response:
             with mapped_errors(site):

@@ -12,6 +12,7 @@ check of a peer's signature.
 from __future__ import annotations
 
 import functools
+import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 
@@ -33,7 +34,7 @@ from edgescope.proxy.carriers import (
     rewrite_carriers,
     split_piggyback_lenient,
 )
-from edgescope.proxy.config import ProxyConfig
+from edgescope.proxy.config import ProxyConfig, TlsConfig
 from edgescope.proxy.forward import Upstream, end_to_end, read_body
 from edgescope.proxy.identity import (
     VALIDATION_BODY_LIMIT,
@@ -58,6 +59,27 @@ LOCAL_CONNECT_TIMEOUT = 5.0
 LOCAL_READ_TIMEOUT = 300.0
 PEER_ANSWER_LIMIT = 64 * 1024 * 1024
 """Largest answer :meth:`Sender.send_to_peer` reads for an extension."""
+
+
+def client_tls(tls: TlsConfig | None) -> ssl.SSLContext | None:
+    """The TLS context of this proxy as a client of its peers."""
+    if tls is None:
+        return None
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    return context
+
+
+def server_tls(tls: TlsConfig) -> ssl.SSLContext:
+    """The TLS context of the peer listener: this site's certificate; with
+    ``require_client_cert``, only peers with a certificate from ``ca_file`` get in."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    if tls.ca_file is not None:
+        context.load_verify_locations(cafile=str(tls.ca_file))
+    if tls.require_client_cert:
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 def keep_credentials_home(headers: CIMultiDict[str], validation: bool) -> None:
@@ -103,6 +125,9 @@ class Sender:
         self.metrics = metrics
         self.tokens = tokens
         self.watch = BreakerWatch(breakers)
+        self.peer_ssl = client_tls(config.tls)
+        """Verifies ``https`` peers against ``[tls] ca_file`` and presents this site's
+        certificate (mutual TLS); None: the system's trust store."""
 
     @property
     def site(self) -> str:
@@ -190,6 +215,7 @@ class Sender:
             body=body,
             connect_timeout=min(peer.connect_timeout, timeout or peer.connect_timeout),
             read_timeout=timeout or peer.read_timeout,
+            ssl=self.peer_ssl,
         )
         try:
             response = await self.watch.unless_opened(site, opening)

@@ -73,11 +73,12 @@ from edgescope.proxy.protocol import (
 )
 from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
 from edgescope.proxy.route import FanoutTooWide, LoopDetected, plan_route
-from edgescope.proxy.sender import Sender
+from edgescope.proxy.sender import Sender, server_tls
 
 access_log = logging.getLogger("edgescope.proxy.access")
 log = logging.getLogger("edgescope.proxy")
 _REQUEST_ID_KEY = web.RequestKey("edgescope_request_id", str)
+_FOR_PEERS = web.AppKey("edgescope_for_peers", bool)
 
 
 class SiteProxy:
@@ -130,14 +131,17 @@ class SiteProxy:
         await self.upstream.start()
         for extension in self.extensions:
             await extension.start(self.sender)
-        listeners: list[tuple[str, web.Application, int]] = [
-            ("main", self._main_app(), self.config.port)
+        host = self.config.host
+        listeners: list[tuple[str, web.Application, str, int]] = [
+            ("main", self._main_app(), host, self.config.port)
         ]
+        if self.config.peer_listen is not None:
+            listeners.append(("peer", self._main_app(peers=True), *self.config.peer_listen))
         for service in self.config.services:
             if service.port is not None:
-                listeners.append((service.type, self._service_app(service), service.port))
+                listeners.append((service.type, self._service_app(service), host, service.port))
         limits = self.config.limits
-        for name, app, port in listeners:
+        for name, app, host, port in listeners:
             runner = web.AppRunner(
                 app,
                 access_log=None,
@@ -146,8 +150,11 @@ class SiteProxy:
             )
             await runner.setup()
             self._runners.append(runner)
-            sock = (sockets or {}).get(name) or _listening(self.config.host, port)
-            site = GuardedSite(runner, sock, max_connections=limits.max_connections)
+            sock = (sockets or {}).get(name) or _listening(host, port)
+            tls = server_tls(self.config.tls) if name == "peer" and self.config.tls else None
+            site = GuardedSite(
+                runner, sock, max_connections=limits.max_connections, ssl_context=tls
+            )
             await site.start()
             bound = sock.getsockname()
             self.addresses[name] = (bound[0], bound[1])
@@ -174,8 +181,18 @@ class SiteProxy:
         host, port = self.addresses["main"]
         return f"http://{host}:{port}"
 
-    def _main_app(self) -> web.Application:
+    @property
+    def peer_url(self) -> str:
+        """Where peers reach this proxy: the peer listener if any, else the main one."""
+        if "peer" not in self.addresses:
+            return self.url
+        host, port = self.addresses["peer"]
+        return f"{'https' if self.config.tls else 'http'}://{host}:{port}"
+
+    def _main_app(self, *, peers: bool = False) -> web.Application:
+        """The main listener's app; with ``peers``, the peer listener's (peer hops only)."""
         app = web.Application(client_max_size=1024**4)
+        app[_FOR_PEERS] = peers
         app.router.add_get(HEALTH_PATH, self._health)
         app.router.add_get(STATUS_PATH, self._status)
         app.router.add_get("/metrics", self._metrics)
@@ -186,6 +203,7 @@ class SiteProxy:
 
     def _service_app(self, service: ServiceConfig) -> web.Application:
         app = web.Application(client_max_size=1024**4)
+        app[_FOR_PEERS] = False
 
         async def handle(request: web.Request) -> web.StreamResponse:
             return await self._handle(request, service.type, request.raw_path, "")
@@ -299,6 +317,11 @@ class SiteProxy:
         hop = self.sender.verify(call.request)
         if peer_path and hop is None:
             raise ForgedHop(f"{PEER_PATH}... is for peer proxies only (no hop marker)")
+        on_peer_listener = call.request.app[_FOR_PEERS]
+        if hop is None and on_peer_listener:
+            raise ForgedHop("this listener is for peer proxies only; clients use the main one")
+        if hop is not None and self.config.peer_listen is not None and not on_peer_listener:
+            raise ForgedHop("peer hops are accepted on this site's peer listener only")
         if hop is None:
             call.request = without_internal_headers(call.request)
         request = call.request
@@ -375,6 +398,7 @@ class SiteProxy:
                         peer.name,
                         peer.url / "edgescope" / "health",
                         timeout=min(peer.connect_timeout, 1.0),
+                        ssl=self.sender.peer_ssl,
                     )
                     breaker.record_probe(True, now=time.monotonic())
                 except Exception as exc:  # any failure is evidence, never a crash
