@@ -8,6 +8,8 @@ an event loop with what it measures. Processes are stopped by PID.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import os
 import resource
@@ -25,8 +27,16 @@ from typing import Any
 import aiohttp
 import psutil
 
+from edgescope.proxy.keys import PREFIX, load_private, public_text
+
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = "bench-secret-0123456789abcdef"
+
+
+def site_key(site: str) -> tuple[str, str]:
+    """A bench site's Ed25519 key pair, the same for the same name: (private, public)."""
+    seed = hashlib.sha256(f"edgescope-bench-{site}".encode()).digest()
+    private = PREFIX + base64.b64encode(seed).decode()
+    return private, public_text(load_private(private).public_key())
 
 
 def raise_fd_limit() -> None:
@@ -110,7 +120,7 @@ def site_toml(
     lines = [
         f'site = "{site}"',
         'listen = "127.0.0.1:0"',
-        f'secret = "{SECRET}"',
+        f'private_key = "{site_key(site)[0]}"',
         extra,
         "[[services]]",
         'type = "image"',
@@ -122,6 +132,7 @@ def site_toml(
             "[[peers]]",
             f'name = "{name}"',
             f'url = "{url}"',
+            f'public_key = "{site_key(name)[1]}"',
             f"connect_timeout = {connect_timeout}",
             f"read_timeout = {read_timeout}",
         ]

@@ -14,6 +14,7 @@ from edgescope.proxy.config import parse_config
 from edgescope.testbed import configs
 from edgescope.testbed.configs import Credentials, render_site
 from edgescope.testbed.layout import SitePlan
+from edgescope.testbed.pki import Pki
 
 URL = "rabbit://paris:pw@127.0.0.1:25672/paris"
 
@@ -22,8 +23,9 @@ URL = "rabbit://paris:pw@127.0.0.1:25672/paris"
 def files(tmp_path: Path) -> dict[str, configparser.RawConfigParser]:
     paris = SitePlan.make("Paris", 1, tmp_path)
     corte = SitePlan.make("Corte", 2, tmp_path)
+    security = Pki(tmp_path / "pki").ensure([paris, corte])
     texts = render_site(paris, Credentials.generate(), transport_url=URL, peers=[corte],
-                        secret_file=tmp_path / "secret")  # fmt: skip
+                        security=security)  # fmt: skip
     parsed = {}
     for name, text in texts.items():
         if name.endswith((".conf", ".ini")):
@@ -82,9 +84,12 @@ def test_services_authenticate_through_the_proxy(
 def test_proxy_config_is_accepted_by_the_proxy(
     files: dict[str, configparser.RawConfigParser], tmp_path: Path
 ) -> None:
-    (tmp_path / "secret").write_text("0123456789abcdef0123456789abcdef\n")
     config = parse_config(tomllib.loads(str(files["proxy"])), base_dir=tmp_path)
     assert config.site == "Paris" and config.port == 20190
+    assert config.peer_listen == ("127.0.0.1", 20191)  # peers over mutual TLS
+    assert config.tls is not None and config.tls.require_client_cert
+    [corte] = config.peers
+    assert str(corte.url) == "https://127.0.0.1:20291" and len(corte.public_keys) == 1
     assert {s.type for s in config.services} == {
         "identity", "image", "placement", "compute", "network"
     }  # fmt: skip

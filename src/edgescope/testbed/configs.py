@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from edgescope.testbed.layout import SERVICE_TYPES, SitePlan
+from edgescope.testbed.pki import SiteSecurity
 
 Ini = dict[str, dict[str, str]]
 
@@ -216,12 +218,20 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def proxy_toml(plan: SitePlan, creds: Credentials, peers: list[SitePlan], secret_file: Path) -> str:
-    """The site's proxy config, in the format ``edgescope proxy run --config`` reads."""
+def proxy_toml(
+    plan: SitePlan,
+    creds: Credentials,
+    peers: list[SitePlan],
+    security: Mapping[str, SiteSecurity],
+) -> str:
+    """The site's proxy config, in the format ``edgescope proxy run --config`` reads: its own
+    key, a peer listener over mutual TLS, each peer's TLS address and public key."""
+    own = security[plan.name]
     lines = [
         f"site = {_toml_str(plan.name)}",
         f'listen = "{plan.bind_host}:{plan.port("proxy")}"',
-        f"secret_file = {_toml_str(str(secret_file))}",
+        f'peer_listen = "{plan.bind_host}:{plan.port("proxy-peer")}"',
+        f"private_key_file = {_toml_str(str(own.key_file))}",
     ]
     for service, (service_type, prefix) in SERVICE_TYPES.items():
         lines += [
@@ -236,7 +246,8 @@ def proxy_toml(plan: SitePlan, creds: Credentials, peers: list[SitePlan], secret
             "",
             "[[peers]]",
             f"name = {_toml_str(peer.name)}",
-            f'url = "{peer.proxy_url}"',
+            f'url = "{peer.peer_url}"',
+            f"public_key = {_toml_str(security[peer.name].public_key)}",
             "connect_timeout = 2.0",
             "read_timeout = 30.0",
         ]
@@ -251,6 +262,12 @@ def proxy_toml(plan: SitePlan, creds: Credentials, peers: list[SitePlan], secret
         'project_domain = "Default"',
         'delegate_roles = ["admin"]  # peer admins may act on this Keystone (docs/security.md)',
         "",
+        "[tls]",
+        f"cert_file = {_toml_str(str(own.cert_file))}",
+        f"key_file = {_toml_str(str(own.tls_key_file))}",
+        f"ca_file = {_toml_str(str(own.ca_file))}",
+        "require_client_cert = true",
+        "",
         "[replicas]",
         f"state_dir = {_toml_str(str(plan.root))}",
         "",
@@ -264,7 +281,7 @@ def render_site(
     *,
     transport_url: str,
     peers: list[SitePlan] | None = None,
-    secret_file: Path | None = None,
+    security: Mapping[str, SiteSecurity] | None = None,
 ) -> dict[str, str]:
     """Every config file of the site, by path relative to the site folder."""
     files = {
@@ -276,8 +293,8 @@ def render_site(
         "etc/neutron/neutron.conf": render_ini(neutron_conf(plan, creds, transport_url)),
         "etc/neutron/plugins/ml2/ml2_conf.ini": render_ini(ml2_conf()),
     }
-    if secret_file is not None:
-        files["etc/proxy.toml"] = proxy_toml(plan, creds, peers or [], secret_file)
+    if security is not None:
+        files["etc/proxy.toml"] = proxy_toml(plan, creds, peers or [], security)
     return files
 
 

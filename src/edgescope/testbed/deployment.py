@@ -1,4 +1,4 @@
-"""The whole testbed: several independent sites, their RabbitMQ, shared secret and clouds.yaml.
+"""The whole testbed: several independent sites, their RabbitMQ, their keys and clouds.yaml.
 
 :class:`Testbed` is the Python API used by ``edgescope testbed`` and by the scenario tests:
 
@@ -9,7 +9,8 @@
     tb.stop_service("Corte", "glance"); tb.start_service("Corte", "glance")
     tb.down(purge=False)
 
-State folder: ``testbed.json`` (the plan), ``secret`` (HMAC key shared by the proxies),
+State folder: ``testbed.json`` (the plan), ``pki/`` (each site's signing key, a CA and each
+proxy's TLS certificate for its peers),
 ``clouds.yaml``, ``timings.json``, ``rabbit/`` and ``sites/<name>/``. Under ``--wan`` the plan
 also records the WAN's state folder (``wan_state``), where the WAN commands find it.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +39,7 @@ from edgescope.testbed.layout import (
     TestbedError,
     TestbedUsageError,
 )
+from edgescope.testbed.pki import Pki
 from edgescope.testbed.rabbit import RabbitBroker
 from edgescope.testbed.site import ServiceStatus, Site
 
@@ -196,8 +197,9 @@ class Testbed:
         return list(unique.values())
 
     @property
-    def secret_file(self) -> Path:
-        return self.state_dir / "secret"
+    def pki(self) -> Pki:
+        """The sites' signing keys, and TLS between their proxies (``<state>/pki``)."""
+        return Pki(self.state_dir / "pki")
 
     @property
     def clouds_yaml(self) -> Path:
@@ -213,7 +215,7 @@ class Testbed:
                     plan,
                     transport_url=broker.url(plan.rabbit_vhost, plan.rabbit_vhost, creds.rabbit),
                     peers=[p for p in self.plans if p is not plan],
-                    secret_file=self.secret_file,
+                    security=self.pki.ensure(self.plans),
                 )
         known = ", ".join(p.name for p in self.plans)
         raise TestbedUsageError(f"unknown site {name!r}; this testbed has {known}")
@@ -261,9 +263,7 @@ class Testbed:
             return self._up(report)
 
     def _up(self, report: SiteReport) -> dict[str, dict[str, Any]]:
-        if not self.secret_file.exists():
-            self.secret_file.touch(mode=0o600)
-            self.secret_file.write_text(secrets.token_hex(32) + "\n")
+        self.pki.ensure(self.plans)
         for broker in self.brokers:
             report("*", f"RabbitMQ {broker.host}:{broker.port}")
             broker.start()

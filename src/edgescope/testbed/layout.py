@@ -31,6 +31,7 @@ PORT_OFFSETS: dict[str, int] = {
     "nova-api": 3,
     "neutron": 6,
     "proxy": 90,
+    "proxy-peer": 91,
 }
 """Offset of each HTTP listener inside a site's block of 100 ports."""
 
@@ -158,6 +159,11 @@ class SitePlan:
     def proxy_url(self) -> str:
         """The site's edgescope proxy main listener."""
         return self.direct_url("proxy")
+
+    @property
+    def peer_url(self) -> str:
+        """The site's proxy as its peers reach it: its peer listener, over TLS."""
+        return f"https://{self.bind_host}:{self.port('proxy-peer')}"
 
     def public_base(self, service: str) -> str:
         """The base URL clients see for a service (no version suffix)."""

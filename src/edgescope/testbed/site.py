@@ -6,7 +6,7 @@ neutron, nova-api/conductor/scheduler/compute) plus its edgescope proxy, from th
 ``run/stages``, so a failed ``up`` resumes where it stopped. Command lines come from
 ``services.py``, files from ``configs.py``.
 
-    >>> site = Site(plan, transport_url=broker.url(...), peers=[...], secret_file=secret)
+    >>> site = Site(plan, transport_url=broker.url(...), peers=[...], security=pki.ensure(plans))
     >>> site.initialise(report=print)     # cold: ~2.5 min alone
     >>> site.stop(); site.start(report=print)   # warm: ~25 s
 """
@@ -21,7 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -40,6 +40,7 @@ from edgescope.testbed.layout import (
     TestbedError,
     check_service,
 )
+from edgescope.testbed.pki import SiteSecurity
 from edgescope.testbed.process import (
     http_answers,
     port_in_use,
@@ -97,12 +98,12 @@ class Site:
         *,
         transport_url: str,
         peers: Sequence[SitePlan] = (),
-        secret_file: Path | None = None,
+        security: Mapping[str, SiteSecurity] | None = None,
     ) -> None:
         self.plan = plan
         self.transport_url = transport_url
         self.peers = list(peers)
-        self.secret_file = secret_file
+        self.security = security
 
     # Files --------------------------------------------------------------------------------
     @property
@@ -142,7 +143,7 @@ class Site:
             self.credentials,
             transport_url=self.transport_url,
             peers=self.peers,
-            secret_file=self.secret_file,
+            security=self.security,
         )
         for rel, text in files.items():
             path = plan.root / rel
