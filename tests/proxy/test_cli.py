@@ -153,7 +153,7 @@ async def test_status_table(sites: SitesFactory, tmp_path: Path, refused_url: st
     )
     assert result.exit_code == 0, result.output
     rows = {row["peer"]: row for row in json.loads(result.output)}
-    assert rows["Corte"]["reachable"] and rows["Corte"]["breaker"] == "closed"
+    assert rows["Corte"]["reachable"] and rows["Corte"]["breaker"] == "unused"  # never called
     assert not rows["Lyon"]["reachable"] and "refused" in rows["Lyon"]["error"]
     result = await asyncio.to_thread(
         runner.invoke, app, ["proxy", "status", "--config", str(tmp_path / "paris.toml")]

@@ -94,7 +94,7 @@ async def test_probes_keep_a_down_peer_open(sites: SitesFactory, refused_url: st
     # Corte's proxy is "down" (Paris has the wrong port): one failure opens the breaker...
     status, _, body = await paris.get("/image/echo", headers=scope)
     assert status == 503 and "circuit breaker open" not in body["error"]["message"]
-    breaker = paris.proxy.breakers["Corte"]
+    breaker = paris.proxy.peers.breaker("Corte")
     assert breaker.state == "open"
     first_opened_at = breaker.opened_at
     # ...and probes keep re-opening it while Corte stays down.
@@ -111,7 +111,7 @@ async def test_probe_half_opens_a_recovered_peer(sites: SitesFactory) -> None:
         "Corte",
         breaker={"failure_threshold": 1, "open_seconds": 60, "probe_interval": 0.05},
     )
-    breaker = paris.proxy.breakers["Corte"]
+    breaker = paris.proxy.peers.breaker("Corte")
     breaker.record_failure(now=0.0, reason="simulated outage")  # as if a call had failed
     for _ in range(100):
         if breaker.state != "open":

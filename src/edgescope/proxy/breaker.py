@@ -93,10 +93,14 @@ class BreakerWatch:
     the peer down; a ``|`` then moves on at once.
     """
 
-    def __init__(self, breakers: Mapping[str, Breaker]) -> None:
+    def __init__(self, breakers: Mapping[str, Breaker] | None = None) -> None:
         self._opened: dict[str, asyncio.Future[None]] = {}
-        for site, breaker in breakers.items():
-            breaker.on_open = functools.partial(self._open, site)
+        for site, breaker in (breakers or {}).items():
+            self.attach(site, breaker)
+
+    def attach(self, site: str, breaker: Breaker) -> None:
+        """Watch ``breaker`` (``site``'s): calls waiting on ``site`` give up when it opens."""
+        breaker.on_open = functools.partial(self._open, site)
 
     def _open(self, site: str) -> None:
         opened = self._opened.pop(site, None)

@@ -150,7 +150,12 @@ class BreakerConfig:
     failure_threshold: int = 3
     open_seconds: float = 5.0
     probe_interval: float = 2.0
-    """Seconds between light health probes of each peer (0 disables probing)."""
+    """Seconds between rounds of health probes of the peers in use (0 disables probing)."""
+    probe_recent: float = 60.0
+    """A peer is in use for this many seconds after a call to it (or while its breaker is
+    not closed): only peers in use are probed."""
+    probe_concurrency: int = 16
+    """Most probes in flight at once."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,7 +128,7 @@ class Delegation:
         roles = self.config.identity.delegate_roles if self.config.identity else ()
         if self.tokens is None or not roles:
             return refuse(403, "it delegates no role to peer sites ([identity] delegate_roles)")
-        if self.config.peer(token_site) is None:
+        if token_site not in self.sender.peers:
             return refuse(403, f"{token_site} is not a peer of {site}")
         user_token, _ = split_piggyback_lenient(headers["X-Auth-Token"])
         try:

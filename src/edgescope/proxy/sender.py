@@ -24,7 +24,7 @@ from yarl import URL
 from edgescope.errors import ClientBodyFailed, SiteUnreachable
 from edgescope.lang import Scope, unparse
 from edgescope.proxy.body import ClientBody
-from edgescope.proxy.breaker import Breaker, BreakerWatch
+from edgescope.proxy.breaker import BreakerWatch
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import (
     MODE_HEADER,
@@ -44,6 +44,7 @@ from edgescope.proxy.identity import (
     token_roles,
 )
 from edgescope.proxy.metrics import ProxyMetrics
+from edgescope.proxy.peerbook import PeerBook
 from edgescope.proxy.protocol import (
     PEER_PATH,
     TOKEN_SITE_HEADER,
@@ -115,16 +116,15 @@ class Sender:
         self,
         config: ProxyConfig,
         upstream: Upstream,
-        breakers: dict[str, Breaker],
         metrics: ProxyMetrics,
         tokens: ServiceToken | None,
     ) -> None:
         self.config = config
         self.upstream = upstream
-        self.breakers = breakers
         self.metrics = metrics
         self.tokens = tokens
-        self.watch = BreakerWatch(breakers)
+        self.watch = BreakerWatch()
+        self.peers = PeerBook(config.peers, config.breaker, self.watch.attach)
         self.peer_ssl = client_tls(config.tls)
         """Verifies ``https`` peers against ``[tls] ca_file`` and presents this site's
         certificate (mutual TLS); None: the system's trust store."""
@@ -182,10 +182,11 @@ class Sender:
         ``watch`` is the client's body being streamed: a failure while it is incomplete or
         broken is the client's (:class:`ClientBodyFailed`), not counted against ``site``.
         """
-        peer = self.config.peer(site)
+        peer = self.peers.get(site)
         if peer is None:
-            raise SiteUnreachable(site, "not a configured peer")
-        breaker = self.breakers[site]
+            raise SiteUnreachable(site, "not a known peer")
+        breaker = self.peers.breaker(site)
+        self.peers.used(site)
         if not breaker.allow(now=time.monotonic()):
             self.metrics.set_breaker(site, breaker.state)
             raise SiteUnreachable(
@@ -276,15 +277,15 @@ class Sender:
         )
 
     def peer_failed(self, site: str, exc: SiteUnreachable) -> None:
-        breaker = self.breakers.get(site)
-        if breaker is not None:
+        if site in self.peers:
+            breaker = self.peers.breaker(site)
             breaker.record_failure(now=time.monotonic(), reason=exc.reason)
             self.metrics.set_breaker(site, breaker.state)
 
     # -- ProxyServices: what extensions may ask ------------------------------------------
 
     def is_peer(self, site: str) -> bool:
-        return self.config.peer(site) is not None
+        return site in self.peers
 
     async def call_site(
         self,
@@ -376,7 +377,7 @@ class Sender:
             request.method,
             request.raw_path,
             self.config.site,
-            self.config.public_keys,
+            self.peers.public_keys,
             now=time.time(),
             window=self.config.limits.hop_window,
         )

@@ -34,11 +34,9 @@ from edgescope.errors import (
     BodyTooLarge,
     ClientBodyFailed,
     ScopeError,
-    SiteUnreachable,
 )
 from edgescope.lang import ServiceRegistry, parse_scope
 from edgescope.lang.registry import DEFAULT_REGISTRY
-from edgescope.proxy.breaker import Breaker
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import (
     MODE_HEADER,
@@ -64,6 +62,7 @@ from edgescope.proxy.ingress import (
 )
 from edgescope.proxy.listener import GuardedSite
 from edgescope.proxy.metrics import ProxyMetrics
+from edgescope.proxy.probes import Prober
 from edgescope.proxy.protocol import (
     HEALTH_PATH,
     PEER_PATH,
@@ -89,10 +88,6 @@ class SiteProxy:
         self.extensions = tuple(extensions)
         self.upstream = Upstream()
         self.metrics = ProxyMetrics(config.site)
-        self.breakers = {
-            p.name: Breaker(config.breaker.failure_threshold, config.breaker.open_seconds)
-            for p in config.peers
-        }
         self.memory = ScopeMemory()
         registry = DEFAULT_REGISTRY
         for service in config.services:
@@ -106,7 +101,8 @@ class SiteProxy:
         tokens = (
             ServiceToken(config.identity, self.upstream, config.site) if config.identity else None
         )
-        self.sender = Sender(config, self.upstream, self.breakers, self.metrics, tokens)
+        self.sender = Sender(config, self.upstream, self.metrics, tokens)
+        self.peers = self.sender.peers
         self.dispatcher = Dispatcher(
             config,
             self.sender,
@@ -123,7 +119,8 @@ class SiteProxy:
         )
         self.addresses: dict[str, tuple[str, int]] = {}
         """Bound (host, port) per listener: ``"main"`` and each port-based service type."""
-        self._stopping = False
+        self.prober = Prober(self.sender, config.breaker)
+        self._stop_probing = asyncio.Event()
         self._probe_task: asyncio.Task[None] | None = None
 
     async def start(self, sockets: Mapping[str, socket.socket] | None = None) -> None:
@@ -158,13 +155,13 @@ class SiteProxy:
             await site.start()
             bound = sock.getsockname()
             self.addresses[name] = (bound[0], bound[1])
-        if self.config.peers and self.config.breaker.probe_interval > 0:
+        if self.config.breaker.probe_interval > 0:
             self._probe_task = spawn(
-                self._probe_loop(), name=f"edgescope-probes-{self.config.site}"
+                self.prober.run(self._stop_probing), name=f"edgescope-probes-{self.config.site}"
             )
 
     async def stop(self) -> None:
-        self._stopping = True
+        self._stop_probing.set()
         if self._probe_task is not None:
             self._probe_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -345,7 +342,7 @@ class SiteProxy:
             scope,
             call.service,
             self.config.site,
-            [p.name for p in self.config.peers],
+            self.peers.names(),
             hops=hop.hops if hop else 0,
             max_hops=self.config.limits.max_hops,
             max_fanout=self.config.limits.max_fanout,
@@ -363,15 +360,17 @@ class SiteProxy:
         return web.json_response({"site": self.config.site, "status": "ok"})
 
     async def _status(self, request: web.Request) -> web.Response:
+        breakers = self.peers.breakers()
         peers = [
             {
                 "name": p.name,
                 "url": str(p.url),
-                "breaker": self.breakers[p.name].state,
-                "failures": self.breakers[p.name].failures,
-                "last_error": self.breakers[p.name].last_error,
+                "breaker": breakers[p.name].state if p.name in breakers else "unused",
+                "failures": breakers[p.name].failures if p.name in breakers else 0,
+                "last_error": breakers[p.name].last_error if p.name in breakers else "",
+                "rtt_ms": self.prober.rtt_ms.get(p.name),
             }
-            for p in self.config.peers
+            for p in self.peers.peers()
         ]
         services = [
             {"type": s.type, "prefix": s.prefix, "port": s.port, "backend": str(s.backend)}
@@ -383,28 +382,6 @@ class SiteProxy:
         return web.Response(
             body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type}
         )
-
-    async def _probe_loop(self) -> None:
-        """Light health probes feed the breakers, so a recovered peer is retried early."""
-        interval = self.config.breaker.probe_interval
-        while not self._stopping:
-            await asyncio.sleep(interval)
-            for peer in self.config.peers:
-                if self._stopping:
-                    return
-                breaker = self.breakers[peer.name]
-                try:
-                    await self.upstream.get_json(
-                        peer.name,
-                        peer.url / "edgescope" / "health",
-                        timeout=min(peer.connect_timeout, 1.0),
-                        ssl=self.sender.peer_ssl,
-                    )
-                    breaker.record_probe(True, now=time.monotonic())
-                except Exception as exc:  # any failure is evidence, never a crash
-                    reason = exc.reason if isinstance(exc, SiteUnreachable) else str(exc)
-                    breaker.record_probe(False, now=time.monotonic(), reason=reason)
-                self.metrics.set_breaker(peer.name, breaker.state)
 
 
 def _listening(host: str, port: int) -> socket.socket:
