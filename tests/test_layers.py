@@ -21,6 +21,7 @@ LAYERS = {
     "catalog": 2,
     "proxy": 3,
     "replicas": 4,
+    "directory": 4,
     "openstack": 5,
     "testbed": 5,
     "demo": 6,

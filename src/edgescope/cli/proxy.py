@@ -27,6 +27,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from edgescope.directory.gossip import Directory, DirectoryConfig
 from edgescope.errors import ConfigError, EdgescopeError
 from edgescope.proxy import keys
 from edgescope.proxy.config import ProxyConfig, load_config
@@ -78,15 +79,21 @@ def run(
 
 
 def build_extensions(config: ProxyConfig, state_dir: Path | None) -> list[Extension]:
-    """The proxy's extensions from its config: replicas with a ``[replicas]`` table or
-    ``--state-dir``."""
+    """The proxy's extensions from its config: the site directory with a ``[directory]``
+    table; replicas with a ``[replicas]`` table or ``--state-dir``."""
+    extensions: list[Extension] = []
+    directory = config.extension_tables.get("directory")
+    if directory is not None:
+        services = [s.type for s in config.services]
+        settings = DirectoryConfig.parse(directory, config.base_dir)
+        extensions.append(Directory(config.site, config.private_key, settings, services))
     raw = config.extension_tables.get("replicas")
     if state_dir is None and raw is None:
-        return []
-    settings = ReplicasConfig.parse(
+        return extensions
+    replicas = ReplicasConfig.parse(
         {**(raw or {}), **({"state_dir": str(state_dir)} if state_dir else {})}, config.base_dir
     )
-    return [Replicas.from_config(config.site, settings)]
+    return [*extensions, Replicas.from_config(config.site, replicas)]
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -56,7 +56,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _SITE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 
 
-EXTENSION_TABLES = frozenset({"replicas"})
+EXTENSION_TABLES = frozenset({"replicas", "directory"})
 """Tables of the site TOML that belong to an extension: kept raw for whoever builds it."""
 
 

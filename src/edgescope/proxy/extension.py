@@ -24,12 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from edgescope.errors import EdgescopeError
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
+from edgescope.proxy.config import PeerConfig
 from edgescope.proxy.outcome import Verdict
 from edgescope.proxy.protocol import HopMarker
 from edgescope.proxy.route import Plan
@@ -111,6 +112,16 @@ class ProxyServices(Protocol):
         """A one-site call of ``service`` at ``site`` (this one: its backend; a peer: a
         signed hop), with ``scope`` in every carrier of ``headers``, on behalf of whoever
         the token in ``headers`` is; its answer read whole. Raises SiteUnreachable."""
+
+    def learn_peer(self, peer: PeerConfig) -> None:
+        """Add (or update) a peer this proxy may route to (a static one is kept as is)."""
+
+    def forget_peer(self, name: str) -> None:
+        """Forget a peer learnt earlier."""
+
+    async def fetch_json(self, url: str, payload: Any, *, timeout: float) -> Any:
+        """POST ``payload`` as JSON to ``url`` (with this proxy's TLS identity, unsigned) and
+        return the decoded answer; raises SiteUnreachable."""
 
     async def token_roles(self, token: str) -> frozenset[str]:
         """The roles ``token`` holds, as this site's Keystone validates it (none when it is

@@ -59,6 +59,8 @@ STATUS_PATH = f"{RESERVED_PREFIX}/status"
 REPLICAS_PATH = f"{RESERVED_PREFIX}/replicas"
 REPLICA_SETS_PATH = f"{RESERVED_PREFIX}/replicas/sets"
 ADOPT_PATH = f"{RESERVED_PREFIX}/replicas/adopt"
+DIRECTORY_PATH = f"{RESERVED_PREFIX}/directory"
+DIRECTORY_SYNC_PATH = f"{RESERVED_PREFIX}/directory/sync"
 
 INTERNAL_PREFIX = "x-edgescope-"
 VERSION_HEADER = "X-Edgescope-Protocol"

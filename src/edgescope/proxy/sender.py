@@ -12,9 +12,11 @@ check of a peer's signature.
 from __future__ import annotations
 
 import functools
+import json
 import ssl
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -34,7 +36,7 @@ from edgescope.proxy.carriers import (
     rewrite_carriers,
     split_piggyback_lenient,
 )
-from edgescope.proxy.config import ProxyConfig, TlsConfig
+from edgescope.proxy.config import PeerConfig, ProxyConfig, TlsConfig
 from edgescope.proxy.forward import Upstream, end_to_end, read_body
 from edgescope.proxy.identity import (
     VALIDATION_BODY_LIMIT,
@@ -286,6 +288,33 @@ class Sender:
 
     def is_peer(self, site: str) -> bool:
         return site in self.peers
+
+    def learn_peer(self, peer: PeerConfig) -> None:
+        self.peers.update(peer)
+
+    def forget_peer(self, name: str) -> None:
+        self.peers.remove(name)
+
+    async def fetch_json(self, url: str, payload: Any, *, timeout: float) -> Any:
+        data = json.dumps(payload).encode()
+        target = URL(url)
+        response = await self.upstream.open(
+            target.host or url,
+            "POST",
+            target,
+            headers={"Content-Type": "application/json", REQUEST_ID_HEADER: new_request_id()},
+            body=data,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            ssl=self.peer_ssl,
+        )
+        body = await read_body(response, target.host or url, PEER_ANSWER_LIMIT)
+        if response.status >= 300:
+            raise SiteUnreachable(target.host or url, f"answered {response.status}")
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise SiteUnreachable(target.host or url, "answered something else than JSON") from exc
 
     async def call_site(
         self,

@@ -125,6 +125,13 @@ class SiteProxy:
 
     async def start(self, sockets: Mapping[str, socket.socket] | None = None) -> None:
         """Listen; ``sockets`` maps ``"main"``/service type to pre-bound sockets (port 0 tests)."""
+        try:
+            await self._start(sockets)
+        except BaseException:
+            await self.stop()  # nothing half-started is left behind
+            raise
+
+    async def _start(self, sockets: Mapping[str, socket.socket] | None) -> None:
         await self.upstream.start()
         for extension in self.extensions:
             await extension.start(self.sender)

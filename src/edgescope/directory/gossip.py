@@ -1,0 +1,340 @@
+"""Spread the site directory proxy to proxy (push-pull anti-entropy), as a proxy extension.
+
+Every ``gossip_interval`` seconds a proxy picks ``fanout`` sites at random among those it
+knows (its seeds while it knows none) and syncs with each: it sends the hash and the versions
+of its directory; the other side answers ``same``, or the entries it has that are newer, with
+its own versions, and the first side pushes back what the other lacks. Entries carry their own
+signatures (:mod:`model`), so the sync endpoint needs no hop marker: anyone may offer entries,
+only admitted ones are kept. Admitted sites become peers of the proxy (its
+:class:`~edgescope.proxy.peerbook.PeerBook`); a site that left is forgotten. The directory is
+kept in ``<state_dir>/directory.json``, so a restarted or partitioned proxy keeps its last one.
+
+    [directory]
+    state_dir = "/var/lib/edgescope/Paris"
+    url = "https://10.66.0.1:20191"          # how peers reach this site (its peer listener)
+    endorsement_file = "paris.endorsement"   # edgescope directory endorse ...
+    authorities = ["ed25519:..."]            # whose endorsements this site trusts
+    seeds = ["https://10.66.0.2:20291"]      # one known peer is enough
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from edgescope.aio import spawn
+from edgescope.directory import model
+from edgescope.directory.model import Entry, Refused
+from edgescope.errors import ConfigError, SiteUnreachable
+from edgescope.proxy.call import Call
+from edgescope.proxy.config import PeerConfig
+from edgescope.proxy.extension import CallHooks, ProxyServices
+from edgescope.proxy.keys import Ed25519PrivateKey, Ed25519PublicKey, key_id, load_public
+from edgescope.proxy.protocol import DIRECTORY_PATH, DIRECTORY_SYNC_PATH
+from edgescope.proxy.route import Plan
+
+log = logging.getLogger("edgescope.directory")
+MAX_SYNC_BYTES = 4 * 1024 * 1024
+SYNC_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryConfig:
+    """The ``[directory]`` table of a site's proxy config."""
+
+    state_dir: Path
+    url: str
+    endorsement_file: Path
+    authorities: tuple[Ed25519PublicKey, ...]
+    seeds: tuple[str, ...] = ()
+    gossip_interval: float = 2.0
+    fanout: int = 3
+    region: str = ""
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], base_dir: Path | None = None) -> DirectoryConfig:
+        keys = {"state_dir", "url", "endorsement_file", "authorities", "seeds",
+                "gossip_interval", "fanout", "region"}  # fmt: skip
+        unknown = sorted(set(raw) - keys)
+        if unknown:
+            raise ConfigError(f"[directory]: unknown key {unknown[0]!r}; valid keys: "
+                              f"{', '.join(sorted(keys))}")  # fmt: skip
+        for key in ("state_dir", "url", "endorsement_file"):
+            if not isinstance(raw.get(key), str) or not raw[key]:
+                raise ConfigError(f"[directory]: missing '{key}'")
+        authorities = raw.get("authorities")
+        if not isinstance(authorities, list) or not authorities:
+            raise ConfigError("[directory]: 'authorities' must list the trusted keys")
+        seeds = raw.get("seeds", [])
+        if not isinstance(seeds, list) or not all(isinstance(s, str) for s in seeds):
+            raise ConfigError("[directory]: 'seeds' must be a list of peer URLs")
+        return cls(
+            _path(raw["state_dir"], base_dir),
+            raw["url"],
+            _path(raw["endorsement_file"], base_dir),
+            tuple(load_public(str(a)) for a in authorities),
+            tuple(seeds),
+            float(raw.get("gossip_interval", 2.0)),
+            int(raw.get("fanout", 3)),
+            str(raw.get("region", "")),
+        )
+
+
+class Directory:
+    """The site directory of one proxy: admitted entries, gossip, and the peers they make."""
+
+    name = "directory"
+
+    def __init__(
+        self,
+        site: str,
+        key: Ed25519PrivateKey,
+        config: DirectoryConfig,
+        services: Sequence[str],
+    ) -> None:
+        self.site = site
+        self.key = key
+        self.config = config
+        self.services = tuple(services)
+        self.entries: dict[str, Entry] = {}
+        self.revoked: set[tuple[str, str]] = set()
+        self.revocations: list[model.Revocation] = []
+        self.syncs = 0
+        """Sync exchanges this proxy started (what ``bench/scale.py`` counts)."""
+        self._proxy: ProxyServices | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._file = config.state_dir / "directory.json"
+
+    # -- Extension ------------------------------------------------------------------------
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        return [web.post(DIRECTORY_SYNC_PATH, self._sync), web.get(DIRECTORY_PATH, self._list)]
+
+    async def start(self, proxy: ProxyServices) -> None:
+        self._proxy = proxy
+        self._load()
+        self.publish()
+        if self.config.gossip_interval > 0:
+            self._task = spawn(self._loop(), name=f"edgescope-gossip-{self.site}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._save()
+
+    def wants_body(self, call: Call, plan: Plan) -> bool:
+        return False
+
+    def join(self, call: Call, plan: Plan, body: bytes | None) -> CallHooks | None:
+        return None
+
+    # -- this site's own entry -----------------------------------------------------------
+
+    def publish(self, state: str = "up") -> Entry:
+        """Sign this site's entry anew (a higher version) and keep it."""
+        endorsement = _load_endorsement(self.config.endorsement_file)
+        current = self.entries.get(self.site)
+        version = max(time.time_ns() // 1_000_000, (current.version + 1) if current else 0)
+        entry = model.advertise(
+            self.key,
+            endorsement,
+            self.config.url,
+            self.services,
+            version=version,
+            state=state,
+            region=self.config.region,
+        )
+        try:
+            self.entries[self.site] = model.admit(
+                entry, self.config.authorities, now=time.time(), revoked=frozenset(self.revoked)
+            )
+        except Refused as exc:
+            raise ConfigError(f"[directory]: this site's own entry is not admitted: {exc}") from exc
+        self._save()
+        return entry
+
+    async def leave(self) -> None:
+        """Tell the edge this site leaves: an entry saying so, pushed to a few peers now."""
+        self.publish("left")
+        await self.gossip_round()
+
+    # -- gossip ---------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.config.gossip_interval)
+            except TimeoutError:
+                try:
+                    await self.gossip_round()
+                except Exception:  # one bad round must not stop the gossip
+                    log.exception("gossip round failed")
+
+    async def gossip_round(self) -> int:
+        """Sync with up to ``fanout`` known sites (or the seeds); returns how many answered."""
+        known = [e.url for s, e in self.entries.items() if s != self.site and e.state == "up"]
+        targets = random.sample(known, min(self.config.fanout, len(known))) if known else []
+        if len(known) < self.config.fanout:
+            targets += [s for s in self.config.seeds if s not in targets]
+        results = await asyncio.gather(*(self.sync_with(url) for url in targets))
+        return sum(results)
+
+    async def sync_with(self, url: str) -> bool:
+        """One push-pull exchange with the proxy at ``url``; False when it did not answer."""
+        proxy = self._services()
+        self.syncs += 1
+        versions = model.digest(self.entries)
+        offer = {"from": self.site, "fingerprint": model.fingerprint(versions),
+                 "versions": versions}  # fmt: skip
+        try:
+            answer = await proxy.fetch_json(_sync_url(url), offer, timeout=SYNC_TIMEOUT)
+        except SiteUnreachable:
+            return False
+        if not isinstance(answer, dict) or answer.get("same"):
+            return True
+        self._take(answer)
+        theirs = answer.get("versions")
+        if isinstance(theirs, dict):
+            missing = model.wanted_by(theirs, self.entries)
+            if missing or self.revocations:
+                push = {"from": self.site, "entries": [e.to_json() for e in missing],
+                        "revocations": [r.to_json() for r in self.revocations]}  # fmt: skip
+                try:
+                    await proxy.fetch_json(_sync_url(url), push, timeout=SYNC_TIMEOUT)
+                except SiteUnreachable:
+                    return True
+        return True
+
+    async def _sync(self, request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > MAX_SYNC_BYTES:
+            return web.json_response({"error": "sync over 4 MiB"}, status=413)
+        try:
+            offer = json.loads(await request.read())
+        except ValueError:
+            return web.json_response({"error": "not JSON"}, status=400)
+        if not isinstance(offer, dict):
+            return web.json_response({"error": "not a JSON object"}, status=400)
+        self._take(offer)
+        versions = model.digest(self.entries)
+        theirs = offer.get("versions")
+        if not isinstance(theirs, dict):
+            return web.json_response({"taken": True})
+        if offer.get("fingerprint") == model.fingerprint(versions):
+            return web.json_response({"same": True})
+        wanted = model.wanted_by(theirs, self.entries)
+        return web.json_response(
+            {
+                "entries": [e.to_json() for e in wanted],
+                "versions": versions,
+                "revocations": [r.to_json() for r in self.revocations],
+            }
+        )
+
+    async def _list(self, request: web.Request) -> web.Response:
+        """Every admitted site (public: names, URLs, keys, services)."""
+        entries = [e.to_json() for e in self.entries.values()]
+        return web.json_response({"site": self.site, "entries": entries})
+
+    def _take(self, doc: Mapping[str, Any]) -> None:
+        """Admit what an offer or answer carries: revocations first, then entries."""
+        for raw in doc.get("revocations") or []:
+            try:
+                revocation = model.admit_revocation(
+                    model.revocation_from_json(raw), self.config.authorities
+                )
+            except Refused as exc:
+                log.info("revocation refused: %s", exc)
+                continue
+            self._revoke(revocation)
+        for raw in (doc.get("entries") or [])[:10_000]:
+            try:
+                entry = model.admit(
+                    model.entry_from_json(raw),
+                    self.config.authorities,
+                    now=time.time(),
+                    revoked=frozenset(self.revoked),
+                )
+            except Refused as exc:
+                log.info("directory entry refused: %s", exc)
+                continue
+            if entry.site != self.site and model.newer(entry, self.entries.get(entry.site)):
+                self.entries[entry.site] = entry
+                self._apply(entry)
+
+    def _revoke(self, revocation: model.Revocation) -> None:
+        mark = (revocation.site, revocation.key)
+        if mark in self.revoked:
+            return
+        self.revoked.add(mark)
+        self.revocations.append(revocation)
+        entry = self.entries.get(revocation.site)
+        if entry is not None and key_id(entry.public_key) == revocation.key:
+            del self.entries[revocation.site]
+            self._services().forget_peer(revocation.site)
+
+    def _apply(self, entry: Entry) -> None:
+        proxy = self._services()
+        if entry.state == "left":
+            proxy.forget_peer(entry.site)
+        else:
+            proxy.learn_peer(
+                PeerConfig(entry.site, URL(entry.url), public_keys=(entry.public_key,))
+            )
+
+    def _services(self) -> ProxyServices:
+        if self._proxy is None:
+            raise RuntimeError("the directory extension is not started")
+        return self._proxy
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def _load(self) -> None:
+        try:
+            doc = json.loads(self._file.read_text())
+        except (OSError, ValueError):
+            return
+        self._take(doc if isinstance(doc, dict) else {})
+
+    def _save(self) -> None:
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
+        doc = {"entries": [e.to_json() for e in self.entries.values()],
+               "revocations": [r.to_json() for r in self.revocations]}  # fmt: skip
+        temp = self._file.with_suffix(".tmp")
+        temp.write_text(json.dumps(doc))
+        temp.replace(self._file)
+
+
+def _sync_url(url: str) -> str:
+    return url.rstrip("/") + DIRECTORY_SYNC_PATH
+
+
+def _load_endorsement(path: Path) -> model.Endorsement:
+    try:
+        doc = json.loads(path.read_text())
+        return model.Endorsement(
+            str(doc["site"]),
+            str(doc["public_key"]),
+            float(doc["expires"]),
+            str(doc["authority"]),
+            str(doc["signature"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"[directory] endorsement_file {path}: {exc}") from exc
+
+
+def _path(text: str, base_dir: Path | None) -> Path:
+    path = Path(text)
+    return base_dir / path if not path.is_absolute() and base_dir is not None else path

@@ -1,0 +1,96 @@
+"""Sites learn about each other with no central component (issue 14): a site joins knowing
+one peer, leaves, is revoked, and keeps its directory through a partition or a restart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgescope.directory import model
+from edgescope.proxy import keys
+
+EdgeFactory = Any
+
+
+async def test_a_site_joining_by_one_seed_becomes_usable_from_every_site(
+    make_edge: EdgeFactory,
+) -> None:
+    edge = await make_edge("Paris", "Corte", "Marseille")
+    await edge.gossip(rounds=3)
+    for site in ("Paris", "Corte", "Marseille"):
+        assert set(edge.directories[site].entries) == {"Paris", "Corte", "Marseille"}
+    await edge.add("Lyon", seeds=["Corte"])  # knows only Corte; nobody edits a config
+    await edge.gossip(rounds=3)
+    for site in ("Paris", "Corte", "Marseille"):
+        assert "Lyon" in edge.proxies[site].peers
+        status, body = await edge.get(site, "{image: Lyon}")
+        assert status == 200 and body["site"] == "Lyon", (site, body)
+    status, body = await edge.get("Lyon", "{image: Paris & Marseille}")
+    assert status == 200
+
+
+async def test_a_site_that_leaves_is_forgotten_everywhere(make_edge: EdgeFactory) -> None:
+    edge = await make_edge("Paris", "Corte", "Marseille")
+    await edge.gossip(rounds=3)
+    await edge.directories["Marseille"].leave()
+    await edge.gossip(rounds=3)
+    for site in ("Paris", "Corte"):
+        assert "Marseille" not in edge.proxies[site].peers
+        status, body = await edge.get(site, "{image: Marseille}")
+        assert status == 400 and "unknown site 'Marseille'" in body["error"]["message"]
+
+
+async def test_an_authority_revokes_a_sites_key(make_edge: EdgeFactory) -> None:
+    edge = await make_edge("Paris", "Corte", "Marseille")
+    await edge.gossip(rounds=3)
+    marseille_key = edge.proxies["Marseille"].config.private_key.public_key()
+    revocation = model.revoke(edge.authority, "Marseille", marseille_key)
+    async with edge.session.post(
+        edge.url("Paris") + "/edgescope/directory/sync",
+        json={"revocations": [revocation.to_json()]},
+    ) as answer:
+        assert answer.status == 200
+    await edge.gossip(rounds=3)
+    assert "Marseille" not in edge.proxies["Paris"].peers
+    assert "Marseille" not in edge.proxies["Corte"].peers
+
+
+async def test_entries_not_endorsed_by_a_trusted_authority_are_refused(
+    make_edge: EdgeFactory,
+) -> None:
+    edge = await make_edge("Paris", "Corte")
+    await edge.add("Rogue", seeds=["Paris"], authority=keys.generate())  # its own "authority"
+    await edge.gossip(rounds=3)
+    assert "Rogue" not in edge.proxies["Paris"].peers
+    assert "Rogue" not in edge.proxies["Corte"].peers
+    # a forged entry (signed by Rogue, claiming to be Corte) is refused too
+    rogue = edge.directories["Rogue"]
+    forged = model.advertise(
+        rogue.key,
+        model.endorse(keys.generate(), "Corte", rogue.key.public_key(), expires=2e9),
+        "http://127.0.0.1:9",
+        ["image"],
+        version=2**40,
+    )
+    async with edge.session.post(
+        edge.url("Paris") + "/edgescope/directory/sync", json={"entries": [forged.to_json()]}
+    ) as answer:
+        assert answer.status == 200
+    assert str(edge.proxies["Paris"].peers.get("Corte").url) == edge.url("Corte")  # type: ignore[union-attr]
+
+
+async def test_a_restarted_or_cut_site_keeps_its_directory(make_edge: EdgeFactory) -> None:
+    edge = await make_edge("Paris", "Corte", "Marseille")
+    await edge.gossip(rounds=3)
+    corte = edge.proxies.pop("Corte")
+    await corte.stop()  # Corte is gone; Paris still knows Marseille and serves it
+    status, body = await edge.get("Paris", "{image: Marseille}")
+    assert status == 200 and body["site"] == "Marseille"
+    await edge.directories["Paris"].gossip_round()  # Corte does not answer: nothing lost
+    assert set(edge.directories["Paris"].entries) == {"Paris", "Corte", "Marseille"}
+    paris = edge.directories["Paris"]
+    await edge.proxies["Paris"].stop()
+    again = type(paris)(paris.site, paris.key, paris.config, paris.services)
+    proxy = type(edge.proxies["Paris"])(edge.proxies["Paris"].config, extensions=[again])
+    await proxy.start()
+    edge.proxies["Paris"] = proxy
+    assert {"Corte", "Marseille"} <= set(proxy.peers.names())  # read back from its file
