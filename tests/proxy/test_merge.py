@@ -112,3 +112,10 @@ def test_failure_message_is_bounded_but_sites_list_is_complete() -> None:
     error = json.loads(failure_response(results, "image", "&").body)["error"]
     assert "s50: unreachable (refused)" in error["message"]
     assert "and 80 more sites" in error["message"] and len(error["sites"]) == 100
+
+
+def test_sites_header_names_pending_sites_and_stays_bounded() -> None:
+    results = [SiteResult("Paris", 201), SiteResult("Corte", None, failed=True)]
+    assert sites_header(results, pending={"Corte"}) == "Paris=201, Corte=pending"
+    wide = [SiteResult(f"s{i}", 200) for i in range(1000)]
+    assert len(sites_header(wide, pending={"s1"})) <= 2048

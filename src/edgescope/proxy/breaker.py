@@ -19,7 +19,6 @@ still waiting on that peer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -90,11 +89,13 @@ class BreakerWatch:
 
     A call in flight when a link drops would otherwise wait its full ``read_timeout`` (its
     pooled connection needs no connect) though probes and other calls have already declared
-    the peer down; a ``|`` then moves on at once.
+    the peer down; a ``|`` then moves on at once. The waiting task is cancelled, as
+    ``asyncio.timeout`` does, and the cancellation becomes :class:`SiteUnreachable`: no extra
+    task per call, which matters for a 1,000-site fan-out.
     """
 
     def __init__(self, breakers: Mapping[str, Breaker] | None = None) -> None:
-        self._opened: dict[str, asyncio.Future[None]] = {}
+        self._waiting: dict[str, set[_Waiter]] = {}
         for site, breaker in (breakers or {}).items():
             self.attach(site, breaker)
 
@@ -103,23 +104,31 @@ class BreakerWatch:
         breaker.on_open = functools.partial(self._open, site)
 
     def _open(self, site: str) -> None:
-        opened = self._opened.pop(site, None)
-        if opened is not None and not opened.done():
-            opened.set_result(None)
+        for waiter in self._waiting.pop(site, set()):
+            if not waiter.fired:
+                waiter.fired = True
+                waiter.task.cancel(msg="edgescope: the breaker opened")
 
     async def unless_opened(self, site: str, call: Coroutine[Any, Any, T]) -> T:
         """``await call``, or raise :class:`SiteUnreachable` once ``site``'s breaker opens."""
-        opened = self._opened.get(site)
-        if opened is None or opened.done():
-            opened = self._opened[site] = asyncio.get_running_loop().create_future()
-        answer = asyncio.ensure_future(call)
+        task = asyncio.current_task()
+        assert task is not None
+        waiter = _Waiter(task)
+        waiting = self._waiting.setdefault(site, set())
+        waiting.add(waiter)
         try:
-            await asyncio.wait((answer, opened), return_when=asyncio.FIRST_COMPLETED)
+            return await call
+        except asyncio.CancelledError:
+            if waiter.fired and task.uncancel() == 0:
+                raise SiteUnreachable(
+                    site, "given up: its circuit breaker opened meanwhile"
+                ) from None
+            raise
         finally:
-            if not answer.done():
-                answer.cancel()  # closes its connection
-                with contextlib.suppress(asyncio.CancelledError, SiteUnreachable):
-                    await answer
-        if answer.cancelled():
-            raise SiteUnreachable(site, "given up: its circuit breaker opened meanwhile")
-        return answer.result()
+            waiting.discard(waiter)
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    task: asyncio.Task[Any]
+    fired: bool = False

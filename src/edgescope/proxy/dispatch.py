@@ -237,9 +237,7 @@ class Dispatcher:
         )
         headers = merged.headers
         pending = set(judgement.pending)
-        headers[SITES_HEADER] = ", ".join(
-            f"{r.site}={'pending' if r.site in pending else r.label}" for r in results
-        )
+        headers[SITES_HEADER] = sites_header(results, pending=pending)
         if pending:
             headers[PENDING_HEADER] = ", ".join(judgement.pending)
         headers.update(extra)

@@ -20,7 +20,7 @@ evaluator) and calls :func:`merge_results` when every branch succeeded, or
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,15 +57,22 @@ class Merged:
     headers: dict[str, str]
 
 
-def sites_header(results: Sequence[SiteResult], limit: int = 2048) -> str:
-    """``Paris=200, Corte=unreachable``; past ``limit`` chars, counts per outcome instead
-    (HTTP clients reject header lines over about 8 KB; a 1000-site fan-out would exceed it)."""
-    full = ", ".join(f"{r.site}={r.label}" for r in results)
+def sites_header(
+    results: Sequence[SiteResult], limit: int = 2048, pending: Collection[str] = ()
+) -> str:
+    """``Paris=200, Corte=unreachable`` (``Corte=pending`` for a queued write); past
+    ``limit`` chars, counts per outcome instead (HTTP clients reject header lines over about
+    8 KB; a 1000-site fan-out would exceed it)."""
+
+    def label_of(r: SiteResult) -> str:
+        return "pending" if r.site in pending else r.label
+
+    full = ", ".join(f"{r.site}={label_of(r)}" for r in results)
     if len(full) <= limit:
         return full
     by_label: dict[str, list[str]] = {}
     for r in results:
-        by_label.setdefault(r.label, []).append(r.site)
+        by_label.setdefault(label_of(r), []).append(r.site)
     parts = []
     for label, names in by_label.items():
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")

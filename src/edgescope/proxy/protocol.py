@@ -41,9 +41,8 @@ import math
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
-
 from edgescope.errors import EdgescopeError
+from edgescope.proxy import batchsign
 from edgescope.proxy.keys import Ed25519PrivateKey, Ed25519PublicKey, key_id
 
 PROTOCOL_VERSION = 2
@@ -69,7 +68,9 @@ PEER_HEADER = "X-Edgescope-Peer"
 TIMESTAMP_HEADER = "X-Edgescope-Timestamp"
 KEY_ID_HEADER = "X-Edgescope-Key-Id"
 SIGNATURE_HEADER = "X-Edgescope-Signature"
-_SIGNATURE = SIGNATURE_HEADER.lower()
+PROOF_HEADER = "X-Edgescope-Proof"
+"""Where the hop sits in the batch its sender signed at once (:mod:`batchsign`)."""
+_UNSIGNED = frozenset({SIGNATURE_HEADER.lower(), PROOF_HEADER.lower()})
 HOP_HEADERS = (
     VERSION_HEADER,
     HOP_HEADER,
@@ -77,6 +78,7 @@ HOP_HEADERS = (
     TIMESTAMP_HEADER,
     KEY_ID_HEADER,
     SIGNATURE_HEADER,
+    PROOF_HEADER,
 )
 CONTENT_DIGEST_HEADER = "X-Edgescope-Content-Sha256"
 """Set on a hop whose body is sent whole: its SHA-256 (hex), bound by the signature."""
@@ -124,7 +126,7 @@ def hop_message(headers: Mapping[str, str], method: str, target: str, destinatio
     internal = sorted(
         (name.lower(), value)
         for name, value in headers.items()
-        if name.lower().startswith(INTERNAL_PREFIX) and name.lower() != _SIGNATURE
+        if name.lower().startswith(INTERNAL_PREFIX) and name.lower() not in _UNSIGNED
     )
     lines = ["edgescope-hop", method.upper(), target, destination]
     lines += [f"{name}:{value}" for name, value in internal]
@@ -152,6 +154,18 @@ def sign_hop(
     ``target`` is the path with its query; ``headers`` the request's other headers (its
     ``X-Edgescope-*`` ones are signed too); a ``body`` sent whole is bound by its digest.
     """
+    marker = hop_marker(key, sender, hops, now=now, body=body)
+    signed = {**dict(headers or {}), **marker}
+    message = hop_message(signed, method, target, destination)
+    root, [proof] = batchsign.tree([batchsign.leaf(message)])
+    signature = base64.b64encode(key.sign(batchsign.signed_root(root))).decode()
+    return {**marker, SIGNATURE_HEADER: signature, PROOF_HEADER: proof}
+
+
+def hop_marker(
+    key: Ed25519PrivateKey, sender: str, hops: int, *, now: float, body: bytes | None = None
+) -> dict[str, str]:
+    """The signed headers of a hop but the signature (which then covers them)."""
     marker = {
         VERSION_HEADER: str(PROTOCOL_VERSION),
         HOP_HEADER: str(hops),
@@ -161,9 +175,7 @@ def sign_hop(
     }
     if body is not None:
         marker[CONTENT_DIGEST_HEADER] = content_digest(body)
-    signed = {**dict(headers or {}), **marker}
-    signature = key.sign(hop_message(signed, method, target, destination))
-    return {**marker, SIGNATURE_HEADER: base64.b64encode(signature).decode()}
+    return marker
 
 
 PublicKeys = Callable[[str], Sequence[Ed25519PublicKey]]
@@ -217,9 +229,11 @@ def verify_hop(
         raise ForgedHop(f"{peer} signed with a key {destination} does not know for it")
     try:
         signature = base64.b64decode(headers[SIGNATURE_HEADER], validate=True)
-        key.verify(signature, hop_message(headers, method, target, destination))
-    except (InvalidSignature, binascii.Error, ValueError):
-        raise ForgedHop(f"hop marker signature does not verify with {peer}'s key") from None
+    except (binascii.Error, ValueError):
+        signature = b""
+    message = hop_message(headers, method, target, destination)
+    if not batchsign.check(key, signature, headers[PROOF_HEADER], message):
+        raise ForgedHop(f"hop marker signature does not verify with {peer}'s key")
     if abs(now - sent_at) > window:
         raise ForgedHop(
             f"hop marker is {abs(now - sent_at):.0f} s old; the window is {window:.0f} s"

@@ -25,6 +25,7 @@ from yarl import URL
 
 from edgescope.errors import ClientBodyFailed, SiteUnreachable
 from edgescope.lang import Scope, unparse
+from edgescope.proxy.batchsign import BatchSigner
 from edgescope.proxy.body import ClientBody
 from edgescope.proxy.breaker import BreakerWatch
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
@@ -49,10 +50,13 @@ from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.peerbook import PeerBook
 from edgescope.proxy.protocol import (
     PEER_PATH,
+    PROOF_HEADER,
+    SIGNATURE_HEADER,
     TOKEN_SITE_HEADER,
     ForgedHop,
     HopMarker,
-    sign_hop,
+    hop_marker,
+    hop_message,
     strip_internal,
     verify_hop,
 )
@@ -127,6 +131,7 @@ class Sender:
         self.tokens = tokens
         self.watch = BreakerWatch()
         self.peers = PeerBook(config.peers, config.breaker, self.watch.attach)
+        self.signer = BatchSigner(config.private_key)
         self.peer_ssl = client_tls(config.tls)
         """Verifies ``https`` peers against ``[tls] ca_file`` and presents this site's
         certificate (mutual TLS); None: the system's trust store."""
@@ -196,19 +201,18 @@ class Sender:
                 "circuit breaker open"
                 + (f" after: {breaker.last_error}" if breaker.last_error else ""),
             )
-        headers.update(
-            sign_hop(
-                self.config.private_key,
-                method,
-                path,
-                self.config.site,
-                site,
-                hops + 1,
-                now=time.time(),
-                headers=headers,
-                body=body if isinstance(body, bytes) else None,
-            )
+        marker = hop_marker(
+            self.config.private_key,
+            self.config.site,
+            hops + 1,
+            now=time.time(),
+            body=body if isinstance(body, bytes) else None,
         )
+        headers.update(marker)
+        # One signature for every hop signed in this turn of the loop (a fan-out's branches).
+        signature, proof = await self.signer.sign(hop_message(headers, method, path, site))
+        headers[SIGNATURE_HEADER] = signature
+        headers[PROOF_HEADER] = proof
         started = time.monotonic()
         opening = self.upstream.open(
             site,
