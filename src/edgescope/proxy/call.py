@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from edgescope.proxy.body import ClientBody
-from edgescope.proxy.forward import CHUNK
+from edgescope.proxy.carriers import MODE_HEADER
+from edgescope.proxy.forward import CHUNK, end_to_end
 from edgescope.proxy.identity import is_validation_call
+from edgescope.proxy.protocol import strip_internal
 
 Mode = Literal["strict", "eventual"]
 MODES: tuple[Mode, ...] = ("strict", "eventual")
@@ -41,6 +44,17 @@ class Call:
     """Set by delegation: this site's service token replaces the peer user's token."""
     client_body: ClientBody | None = None
     """The client's body as the branches stream it (None: none, or read whole)."""
+    _forwardable: CIMultiDict[str] | None = None
+
+    def forwardable_headers(self) -> CIMultiDict[str]:
+        """The request's headers a branch may forward, computed once per call (a fan-out to
+        a thousand sites copies it a thousand times): end to end, no internal ones, no mode."""
+        if self._forwardable is None:
+            headers = end_to_end(self.request.headers)
+            strip_internal(headers)
+            headers.popall(MODE_HEADER, None)  # the mode is the entry proxy's business
+            self._forwardable = headers
+        return self._forwardable
 
     def body_stream(
         self, idle_timeout: float | None = None, max_bytes: int | None = None

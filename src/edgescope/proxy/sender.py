@@ -27,10 +27,9 @@ from edgescope.errors import ClientBodyFailed, SiteUnreachable
 from edgescope.lang import Scope, unparse
 from edgescope.proxy.batchsign import BatchSigner
 from edgescope.proxy.body import ClientBody
-from edgescope.proxy.breaker import BreakerWatch
+from edgescope.proxy.breaker import Breaker, BreakerWatch
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import (
-    MODE_HEADER,
     REQUEST_ID_HEADER,
     SERVICE_TOKEN_HEADER,
     new_request_id,
@@ -130,7 +129,7 @@ class Sender:
         self.metrics = metrics
         self.tokens = tokens
         self.watch = BreakerWatch()
-        self.peers = PeerBook(config.peers, config.breaker, self.watch.attach)
+        self.peers = PeerBook(config.peers, config.breaker, self._new_breaker)
         self.signer = BatchSigner(config.private_key)
         self.peer_ssl = client_tls(config.tls)
         """Verifies ``https`` peers against ``[tls] ca_file`` and presents this site's
@@ -139,6 +138,10 @@ class Sender:
     @property
     def site(self) -> str:
         return self.config.site
+
+    def _new_breaker(self, site: str, breaker: Breaker) -> None:
+        self.watch.attach(site, breaker)
+        self.metrics.set_breaker(site, breaker.state)
 
     async def send(
         self,
@@ -151,9 +154,7 @@ class Sender:
         request = call.request
         scope = branch_scope(plan, call.service, branch.site)
         text = scope_text(scope) if scope is not None else None
-        headers = end_to_end(request.headers)
-        strip_internal(headers)
-        headers.popall(MODE_HEADER, None)  # the mode is the entry proxy's business
+        headers = call.forwardable_headers().copy()
         headers[REQUEST_ID_HEADER] = call.request_id
         method = request.method
         if branch.body is not None:
@@ -236,8 +237,11 @@ class Sender:
                 ) from exc
             self.peer_failed(site, exc)
             raise
-        breaker.record_success()
-        self.metrics.set_breaker(site, breaker.state)
+        if breaker.state != "closed":
+            breaker.record_success()
+            self.metrics.set_breaker(site, breaker.state)
+        else:
+            breaker.record_success()
         self.metrics.peer_latency(peer=site).observe(time.monotonic() - started)
         return response
 
