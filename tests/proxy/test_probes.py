@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
+
+from edgescope.aio import spawn
 
 SitesFactory = Any
 
@@ -48,3 +51,25 @@ async def test_silent_peers_in_use_are_all_probed_in_one_round(
     assert await paris.proxy.prober.round() == ["A", "B", "C"]
     for name in silent:
         assert "timed out" in paris.proxy.peers.breaker(name).last_error
+
+
+async def test_a_peer_with_every_slot_taken_fails_the_branch_not_its_breaker(
+    sites: SitesFactory, black_hole: str
+) -> None:
+    slow = {"Lyon": {"url": black_hole, "connect_timeout": 0.3, "read_timeout": 30.0}}
+    paris, _ = await sites(
+        "Paris", "Corte", extra_peers={"Paris": slow}, limits={"max_per_peer": 1}
+    )
+    hung = spawn(paris.get("/image/echo", headers={"X-Scope": "{image: Lyon}"}))
+    await asyncio.sleep(0.2)  # the first call holds Lyon's only slot
+    status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Lyon}"})
+    assert status == 503 and "max_per_peer" in str(body)
+    breaker = paris.proxy.peers.breaker("Lyon")
+    try:
+        assert breaker.state == "closed" and breaker.failures == 0
+        status, _, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
+        assert status == 200  # other peers have their own slots
+    finally:
+        hung.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await hung

@@ -141,6 +141,9 @@ class Limits:
     """Most calls keeping a body to resend at once; past it a 503."""
     max_connections: int = 1024
     """Most connections one listener holds at once; past it a new one gets a 503."""
+    max_per_peer: int = 256
+    """Most calls awaiting an answer from one peer at once; past it a call waits for a slot
+    at most the peer's ``connect_timeout``, then that branch fails (not the peer's breaker)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ peer was last used, so probes go only to peers in recent use (``recently_used``)
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, KeysView
 
@@ -27,6 +28,7 @@ class PeerBook:
         static: Iterable[PeerConfig],
         breaker: BreakerConfig,
         on_new_breaker: Callable[[str, Breaker], None] = lambda _site, _breaker: None,
+        max_in_flight: int = 256,
     ) -> None:
         self._peers = {peer.name: peer for peer in static}
         self._static = frozenset(self._peers)
@@ -34,6 +36,8 @@ class PeerBook:
         self._breakers: dict[str, Breaker] = {}
         self._used: dict[str, float] = {}
         self._on_new_breaker = on_new_breaker
+        self._max_in_flight = max_in_flight
+        self._gates: dict[str, asyncio.Semaphore] = {}
 
     def get(self, name: str) -> PeerConfig | None:
         return self._peers.get(name)
@@ -62,6 +66,13 @@ class PeerBook:
             self._on_new_breaker(name, found)
         return found
 
+    def gate(self, name: str) -> asyncio.Semaphore:
+        """The slots of calls awaiting an answer from ``name`` (``max_in_flight`` of them)."""
+        found = self._gates.get(name)
+        if found is None:
+            found = self._gates[name] = asyncio.Semaphore(self._max_in_flight)
+        return found
+
     def breakers(self) -> dict[str, Breaker]:
         """The breakers made so far (peers called or probed at least once)."""
         return dict(self._breakers)
@@ -76,6 +87,7 @@ class PeerBook:
             self._peers.pop(name, None)
             self._breakers.pop(name, None)
             self._used.pop(name, None)
+            self._gates.pop(name, None)
 
     def used(self, name: str, now: float | None = None) -> None:
         self._used[name] = time.monotonic() if now is None else now

@@ -11,6 +11,7 @@ check of a peer's signature.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import ssl
@@ -129,7 +130,9 @@ class Sender:
         self.metrics = metrics
         self.tokens = tokens
         self.watch = BreakerWatch()
-        self.peers = PeerBook(config.peers, config.breaker, self._new_breaker)
+        self.peers = PeerBook(
+            config.peers, config.breaker, self._new_breaker, config.limits.max_per_peer
+        )
         self.signer = BatchSigner(config.private_key)
         self.peer_ssl = client_tls(config.tls)
         """Verifies ``https`` peers against ``[tls] ca_file`` and presents this site's
@@ -215,13 +218,16 @@ class Sender:
         headers[SIGNATURE_HEADER] = signature
         headers[PROOF_HEADER] = proof
         started = time.monotonic()
+        connect_timeout = min(peer.connect_timeout, timeout or peer.connect_timeout)
+        gate = self.peers.gate(site)
+        await self._take_slot(site, gate, connect_timeout)
         opening = self.upstream.open(
             site,
             method,
             URL(str(peer.url).rstrip("/") + path, encoded=True),
             headers=headers,
             body=body,
-            connect_timeout=min(peer.connect_timeout, timeout or peer.connect_timeout),
+            connect_timeout=connect_timeout,
             read_timeout=timeout or peer.read_timeout,
             ssl=self.peer_ssl,
         )
@@ -237,6 +243,8 @@ class Sender:
                 ) from exc
             self.peer_failed(site, exc)
             raise
+        finally:
+            gate.release()
         if breaker.state != "closed":
             breaker.record_success()
             self.metrics.set_breaker(site, breaker.state)
@@ -244,6 +252,21 @@ class Sender:
             breaker.record_success()
         self.metrics.peer_latency(peer=site).observe(time.monotonic() - started)
         return response
+
+    async def _take_slot(self, site: str, gate: asyncio.Semaphore, wait: float) -> None:
+        """A slot among the calls awaiting ``site``; waits at most ``wait`` seconds for one.
+        A full gate is this proxy's load, not the peer's failure: its breaker is untouched."""
+        if not gate.locked():
+            await gate.acquire()  # free: returns at once, no timer (1,000-site fan-outs)
+            return
+        try:
+            await asyncio.wait_for(gate.acquire(), wait)
+        except TimeoutError:
+            raise SiteUnreachable(
+                site,
+                f"{self.config.limits.max_per_peer} calls are awaiting it already"
+                " (max_per_peer); retry soon",
+            ) from None
 
     async def _send_local(
         self,
