@@ -33,7 +33,7 @@ def test_demo_matrix_is_as_the_seed_claims_after_an_earlier_run(wtb: WanTestbed)
 
     results = run_matrix(sites, Network(wtb.wan, "test"), Reporter())
 
-    assert len(results) == len(MATRIX) == 14 and not [r for r in results if r.skipped]
+    assert len(results) == len(MATRIX) == 15 and not [r for r in results if r.skipped]
     wrong = [(str(r.probe.row), r.probe.label, r.detail, r.problems) for r in results
              if not r.as_expected]  # fmt: skip
     assert wrong == [], wrong
