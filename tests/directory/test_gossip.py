@@ -94,3 +94,31 @@ async def test_a_restarted_or_cut_site_keeps_its_directory(make_edge: EdgeFactor
     await proxy.start()
     edge.proxies["Paris"] = proxy
     assert {"Corte", "Marseille"} <= set(proxy.peers.names())  # read back from its file
+
+
+async def test_a_converged_edge_exchanges_only_fingerprints(make_edge: EdgeFactory) -> None:
+    edge = await make_edge("Paris", "Corte", "Marseille")
+    await edge.gossip(rounds=3)
+    exchanges = {site: d.exchanges for site, d in edge.directories.items()}
+    syncs = {site: d.syncs for site, d in edge.directories.items()}
+    await edge.gossip(rounds=2)
+    assert {site: d.exchanges for site, d in edge.directories.items()} == exchanges
+    assert all(d.syncs > syncs[site] for site, d in edge.directories.items())
+    await edge.directories["Corte"].leave()  # news: the next syncs exchange versions again
+    await edge.gossip(rounds=2)
+    assert edge.directories["Paris"].entries["Corte"].state == "left"
+    assert sum(d.exchanges for d in edge.directories.values()) > sum(exchanges.values())
+
+
+async def test_an_old_or_known_entry_is_not_checked_again(make_edge: EdgeFactory) -> None:
+    edge = await make_edge("Paris", "Corte")
+    await edge.gossip(rounds=3)
+    paris = edge.directories["Paris"]
+    known = paris.entries["Corte"]
+    stale = model.Entry(**{**{f: getattr(known, f) for f in known.__slots__}, "version": 1})
+    replayed = {"entries": [known.to_json(), stale.to_json()]}  # a replay and a bad signature
+    async with edge.session.post(
+        edge.url("Paris") + "/edgescope/directory/sync", json=replayed
+    ) as answer:
+        assert answer.status == 200
+    assert paris.entries["Corte"] is known

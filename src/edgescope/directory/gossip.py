@@ -1,9 +1,10 @@
 """Spread the site directory proxy to proxy (push-pull anti-entropy), as a proxy extension.
 
 Every ``gossip_interval`` seconds a proxy picks ``fanout`` sites at random among those it
-knows (its seeds while it knows none) and syncs with each: it sends the hash and the versions
-of its directory; the other side answers ``same``, or the entries it has that are newer, with
-its own versions, and the first side pushes back what the other lacks. Entries carry their own
+knows (its seeds while it knows none) and syncs with each: it sends the hash of its directory
+(a few bytes, whatever the size of the edge); the other side answers ``same`` -- the steady
+state -- or its versions; then the first side pushes what the other lacks with its own
+versions, and gets back what it lacks itself. Entries carry their own
 signatures (:mod:`model`), so the sync endpoint needs no hop marker: anyone may offer entries,
 only admitted ones are kept. Admitted sites become peers of the proxy (its
 :class:`~edgescope.proxy.peerbook.PeerBook`); a site that left is forgotten. The directory is
@@ -45,7 +46,9 @@ from edgescope.proxy.route import Plan
 
 log = logging.getLogger("edgescope.directory")
 MAX_SYNC_BYTES = 4 * 1024 * 1024
+MAX_SYNC_ENTRIES = 20_000
 SYNC_TIMEOUT = 5.0
+SAVE_INTERVAL = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,13 @@ class Directory:
         self.revoked: set[tuple[str, str]] = set()
         self.revocations: list[model.Revocation] = []
         self.syncs = 0
-        """Sync exchanges this proxy started (what ``bench/scale.py`` counts)."""
+        """Syncs this proxy started (what ``bench/scale.py`` counts)."""
+        self.exchanges = 0
+        """Those of them that found a difference (versions and entries exchanged)."""
+        self._fingerprint: str | None = None
+        self._endorsed: set[model.Endorsement] = set()
+        self._dirty = False
+        self._saved_at = 0.0
         self._proxy: ProxyServices | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -163,6 +172,7 @@ class Directory:
             )
         except Refused as exc:
             raise ConfigError(f"[directory]: this site's own entry is not admitted: {exc}") from exc
+        self._changed()
         self._save()
         return entry
 
@@ -182,6 +192,8 @@ class Directory:
                     await self.gossip_round()
                 except Exception:  # one bad round must not stop the gossip
                     log.exception("gossip round failed")
+                if self._dirty and time.monotonic() - self._saved_at >= SAVE_INTERVAL:
+                    self._save()  # a crash loses at most SAVE_INTERVAL seconds of news
 
     async def gossip_round(self) -> int:
         """Sync with up to ``fanout`` known sites (or the seeds); returns how many answered."""
@@ -196,49 +208,55 @@ class Directory:
         """One push-pull exchange with the proxy at ``url``; False when it did not answer."""
         proxy = self._services()
         self.syncs += 1
-        versions = model.digest(self.entries)
-        offer = {"from": self.site, "fingerprint": model.fingerprint(versions),
-                 "versions": versions}  # fmt: skip
+        hello = {"from": self.site, "fingerprint": self.fingerprint()}
         try:
-            answer = await proxy.fetch_json(_sync_url(url), offer, timeout=SYNC_TIMEOUT)
+            answer = await proxy.fetch_json(_sync_url(url), hello, timeout=SYNC_TIMEOUT)
+            if not isinstance(answer, dict) or answer.get("same"):
+                return True
+            self._take(answer)  # their revocations
+            theirs = answer.get("versions")
+            if not isinstance(theirs, dict):
+                return True
+            self.exchanges += 1
+            push = {"from": self.site, "versions": model.digest(self.entries),
+                    "entries": [e.to_json() for e in model.wanted_by(theirs, self.entries)],
+                    "revocations": [r.to_json() for r in self.revocations]}  # fmt: skip
+            answer = await proxy.fetch_json(_sync_url(url), push, timeout=SYNC_TIMEOUT)
         except SiteUnreachable:
             return False
-        if not isinstance(answer, dict) or answer.get("same"):
-            return True
-        self._take(answer)
-        theirs = answer.get("versions")
-        if isinstance(theirs, dict):
-            missing = model.wanted_by(theirs, self.entries)
-            if missing or self.revocations:
-                push = {"from": self.site, "entries": [e.to_json() for e in missing],
-                        "revocations": [r.to_json() for r in self.revocations]}  # fmt: skip
-                try:
-                    await proxy.fetch_json(_sync_url(url), push, timeout=SYNC_TIMEOUT)
-                except SiteUnreachable:
-                    return True
+        if isinstance(answer, dict):
+            self._take(answer)  # what they had newer
         return True
 
+    def fingerprint(self) -> str:
+        """The hash of this directory (versions and revocations), kept until it changes."""
+        if self._fingerprint is None:
+            self._fingerprint = model.fingerprint(model.digest(self.entries), self.revoked)
+        return self._fingerprint
+
     async def _sync(self, request: web.Request) -> web.Response:
+        """Admit what a peer offers; answer ``same``, our versions (to a hello), or the
+        entries the peer lacks (to a push that carries its versions)."""
         if request.content_length is not None and request.content_length > MAX_SYNC_BYTES:
             return web.json_response({"error": "sync over 4 MiB"}, status=413)
         try:
-            offer = json.loads(await request.read())
+            offer = json.loads(await request.content.read(MAX_SYNC_BYTES + 1))
         except ValueError:
             return web.json_response({"error": "not JSON"}, status=400)
         if not isinstance(offer, dict):
             return web.json_response({"error": "not a JSON object"}, status=400)
         self._take(offer)
-        versions = model.digest(self.entries)
         theirs = offer.get("versions")
-        if not isinstance(theirs, dict):
+        if isinstance(theirs, dict):
+            wanted = model.wanted_by(theirs, self.entries)
+            return web.json_response({"entries": [e.to_json() for e in wanted]})
+        if "fingerprint" not in offer:
             return web.json_response({"taken": True})
-        if offer.get("fingerprint") == model.fingerprint(versions):
+        if offer["fingerprint"] == self.fingerprint():
             return web.json_response({"same": True})
-        wanted = model.wanted_by(theirs, self.entries)
         return web.json_response(
             {
-                "entries": [e.to_json() for e in wanted],
-                "versions": versions,
+                "versions": model.digest(self.entries),
                 "revocations": [r.to_json() for r in self.revocations],
             }
         )
@@ -250,29 +268,34 @@ class Directory:
 
     def _take(self, doc: Mapping[str, Any]) -> None:
         """Admit what an offer or answer carries: revocations first, then entries."""
-        for raw in doc.get("revocations") or []:
+        raws = doc.get("revocations") or []
+        for raw in raws[:MAX_SYNC_ENTRIES] if isinstance(raws, list) else ():
             try:
-                revocation = model.admit_revocation(
-                    model.revocation_from_json(raw), self.config.authorities
-                )
+                revocation = model.revocation_from_json(raw)
+                if (revocation.site, revocation.key) in self.revoked:
+                    continue  # known: no signature to check
+                revocation = model.admit_revocation(revocation, self.config.authorities)
             except Refused as exc:
                 log.info("revocation refused: %s", exc)
                 continue
             self._revoke(revocation)
-        for raw in (doc.get("entries") or [])[:10_000]:
+        raws = doc.get("entries") or []
+        now, revoked = time.time(), frozenset(self.revoked)
+        for raw in raws[:MAX_SYNC_ENTRIES] if isinstance(raws, list) else ():
             try:
+                entry = model.entry_from_json(raw)
+                if entry.site == self.site or not model.newer(entry, self.entries.get(entry.site)):
+                    continue  # nothing new: no signature to check
                 entry = model.admit(
-                    model.entry_from_json(raw),
-                    self.config.authorities,
-                    now=time.time(),
-                    revoked=frozenset(self.revoked),
-                )
+                    entry, self.config.authorities, now=now, revoked=revoked,
+                    verified=self._endorsed,
+                )  # fmt: skip
             except Refused as exc:
                 log.info("directory entry refused: %s", exc)
                 continue
-            if entry.site != self.site and model.newer(entry, self.entries.get(entry.site)):
-                self.entries[entry.site] = entry
-                self._apply(entry)
+            self.entries[entry.site] = entry
+            self._changed()
+            self._apply(entry)
 
     def _revoke(self, revocation: model.Revocation) -> None:
         mark = (revocation.site, revocation.key)
@@ -280,6 +303,7 @@ class Directory:
             return
         self.revoked.add(mark)
         self.revocations.append(revocation)
+        self._changed()
         entry = self.entries.get(revocation.site)
         if entry is not None and key_id(entry.public_key) == revocation.key:
             del self.entries[revocation.site]
@@ -308,7 +332,12 @@ class Directory:
             return
         self._take(doc if isinstance(doc, dict) else {})
 
+    def _changed(self) -> None:
+        self._fingerprint = None
+        self._dirty = True
+
     def _save(self) -> None:
+        self._dirty, self._saved_at = False, time.monotonic()
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         doc = {"entries": [e.to_json() for e in self.entries.values()],
                "revocations": [r.to_json() for r in self.revocations]}  # fmt: skip

@@ -21,7 +21,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableSet, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,14 +157,22 @@ def admit(
     *,
     now: float,
     revoked: frozenset[tuple[str, str]] = frozenset(),
+    verified: MutableSet[Endorsement] | None = None,
 ) -> Entry:
-    """``entry`` when it may be trusted; raises :class:`Refused` saying why not."""
+    """``entry`` when it may be trusted; raises :class:`Refused` saying why not.
+
+    ``verified`` keeps the endorsements whose signature already verified (a site's next
+    versions carry the same one): each is checked once per receiver, not once per version.
+    """
     cert = entry.endorsement
     trusted = {key_id(k): k for k in authorities}
     authority = trusted.get(cert.authority)
     if authority is None:
         raise Refused(f"{entry.site}: endorsed by an authority this site does not trust")
-    _verify(authority, cert.signature, cert.body(), f"{entry.site}'s endorsement")
+    if verified is None or cert not in verified:
+        _verify(authority, cert.signature, cert.body(), f"{entry.site}'s endorsement")
+        if verified is not None:
+            verified.add(cert)
     if cert.site != entry.site:
         raise Refused(f"{entry.site}: the endorsement names {cert.site}")
     if cert.expires < now:
@@ -196,9 +204,11 @@ def digest(entries: Mapping[str, Entry]) -> dict[str, int]:
     return {site: entry.version for site, entry in entries.items()}
 
 
-def fingerprint(versions: Mapping[str, int]) -> str:
-    """One hash of a whole directory's versions: equal means nothing to exchange."""
-    return hashlib.sha256(canonical(dict(versions))).hexdigest()
+def fingerprint(versions: Mapping[str, int], revoked: Iterable[tuple[str, str]] = ()) -> str:
+    """One hash of a whole directory's versions and revocations: equal means nothing to
+    exchange."""
+    doc = {"versions": dict(versions), "revoked": sorted(f"{s}/{k}" for s, k in revoked)}
+    return hashlib.sha256(canonical(doc)).hexdigest()
 
 
 def wanted_by(theirs: Mapping[str, int], entries: Mapping[str, Entry]) -> list[Entry]:
