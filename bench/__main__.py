@@ -216,17 +216,8 @@ def main() -> None:
         f"`{_results.relative(path)}`.\n\n### Targets\n\n"
         f"{md_table(['target', 'verdict'], targets)}\n\n{body}\n{END}\n"
     )
-    write_section(section)
+    _results.write_docs_section(section, START, END)
     Console().print(f"written: {_results.relative(path)} and {DOCS.name}")
-
-
-def write_section(section: str) -> None:
-    text = DOCS.read_text() if DOCS.exists() else "# edgescope benchmarks\n\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + section.rstrip("\n") + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOCS.write_text(text)
 
 
 if __name__ == "__main__":

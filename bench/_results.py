@@ -169,3 +169,17 @@ def write(name: str, command: str, started: float, load: Load, figures: dict[str
 def relative(path: Path) -> str:
     """``bench/results/...json``, as the docs name it."""
     return str(path.relative_to(RESULTS.parent.parent))
+
+
+DOCS = RESULTS.parent.parent / "docs" / "benchmarks.md"
+
+
+def write_docs_section(section: str, start: str, end: str) -> None:
+    """Put ``section`` (which begins with ``start`` and ends with ``end``) in
+    docs/benchmarks.md in place of the previous one; other sections are left alone."""
+    text = DOCS.read_text() if DOCS.exists() else "# edgescope benchmarks\n\n"
+    if start in text and end in text:
+        text = text[: text.index(start)] + section.rstrip("\n") + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOCS.write_text(text)

@@ -49,6 +49,8 @@ MAX_SYNC_BYTES = 4 * 1024 * 1024
 MAX_SYNC_ENTRIES = 20_000
 SYNC_TIMEOUT = 5.0
 SAVE_INTERVAL = 10.0
+AVOID = 30.0
+"""Seconds a site that did not answer a sync is left out of the choice of sync partners."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,8 @@ class Directory:
         self._endorsed: set[model.Endorsement] = set()
         self._dirty = False
         self._saved_at = 0.0
+        self._silent: dict[str, float] = {}
+        """When each site URL last failed to answer a sync."""
         self._proxy: ProxyServices | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -184,24 +188,48 @@ class Directory:
     # -- gossip ---------------------------------------------------------------------------
 
     async def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self.config.gossip_interval)
-            except TimeoutError:
+        """A round every ``gossip_interval``, on time: a round still waiting for a cut peer
+        does not hold the next one back (at most two rounds in flight)."""
+        rounds: set[asyncio.Task[int]] = set()
+        try:
+            while not self._stopping.is_set():
                 try:
-                    await self.gossip_round()
-                except Exception:  # one bad round must not stop the gossip
-                    log.exception("gossip round failed")
-                if self._dirty and time.monotonic() - self._saved_at >= SAVE_INTERVAL:
-                    self._save()  # a crash loses at most SAVE_INTERVAL seconds of news
+                    await asyncio.wait_for(self._stopping.wait(), self.config.gossip_interval)
+                except TimeoutError:
+                    if len(rounds) < 2:
+                        task = spawn(self._round_logged())
+                        rounds.add(task)
+                        task.add_done_callback(rounds.discard)
+                    if self._dirty and time.monotonic() - self._saved_at >= SAVE_INTERVAL:
+                        self._save()  # a crash loses at most SAVE_INTERVAL seconds of news
+        finally:
+            for task in rounds:
+                task.cancel()
+            await asyncio.gather(*rounds, return_exceptions=True)
+
+    async def _round_logged(self) -> int:
+        try:
+            return await self.gossip_round()
+        except Exception:  # one bad round must not stop the gossip
+            log.exception("gossip round failed")
+            return 0
 
     async def gossip_round(self) -> int:
-        """Sync with up to ``fanout`` known sites (or the seeds); returns how many answered."""
+        """Sync with up to ``fanout`` known sites (or the seeds); returns how many answered.
+        Sites that did not answer lately are left out while others can be asked."""
+        now = time.monotonic()
         known = [e.url for s, e in self.entries.items() if s != self.site and e.state == "up"]
-        targets = random.sample(known, min(self.config.fanout, len(known))) if known else []
+        answering = [url for url in known if now - self._silent.get(url, -AVOID) >= AVOID]
+        pool = answering if len(answering) >= self.config.fanout else known
+        targets = random.sample(pool, min(self.config.fanout, len(pool))) if pool else []
         if len(known) < self.config.fanout:
             targets += [s for s in self.config.seeds if s not in targets]
         results = await asyncio.gather(*(self.sync_with(url) for url in targets))
+        for url, answered in zip(targets, results, strict=True):
+            if answered:
+                self._silent.pop(url, None)
+            else:
+                self._silent[url] = time.monotonic()
         return sum(results)
 
     async def sync_with(self, url: str) -> bool:

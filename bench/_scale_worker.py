@@ -1,0 +1,249 @@
+"""One process of the 1,000-site simulation (``bench/scale.py``): many real site proxies.
+
+    python -m bench._scale_worker --spec spec.json --address 10.77.0.3 --sites s3,s13,...
+
+Each site gets a tiny real backend (an aiohttp app answering ``{"items": [{"id": <site>}]}``
+under ``/image``) and a real :class:`~edgescope.proxy.server.SiteProxy` with the site
+directory extension, its own listener, its key endorsed by the bench's authority, one seed,
+no ``[[peers]]``. The driver talks to the worker over stdin/stdout (one JSON command per
+line, one JSON answer per line), so a partition of the worker's namespace never cuts the
+bench's own control.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+from aiohttp import web
+
+from bench._harness import raise_fd_limit, site_key
+from edgescope.directory import model
+from edgescope.directory.gossip import Directory, DirectoryConfig
+from edgescope.proxy import keys
+from edgescope.proxy.config import parse_config
+from edgescope.proxy.server import SiteProxy
+
+PROXY_PORT, BACKEND_PORT = 20000, 40000
+
+
+def backend_app(site: str) -> web.Application:
+    async def items(request: web.Request) -> web.Response:
+        return web.json_response({"items": [{"id": site}]})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", items)
+    return app
+
+
+def site_index(site: str) -> int:
+    return int(site[1:])
+
+
+class Worker:
+    """The proxies and backends of one process, and the answers to the driver's commands."""
+
+    def __init__(self, spec: dict[str, Any], address: str) -> None:
+        self.spec = spec
+        self.address = address
+        self.authority = keys.load_private(spec["authority"])
+        self.state = Path(spec["state_dir"])
+        self.proxies: dict[str, SiteProxy] = {}
+        self.directories: dict[str, Directory] = {}
+        self.runners: dict[str, web.AppRunner] = {}
+        self.process = psutil.Process()
+        self.rss_empty = self.process.memory_info().rss
+
+    def url(self, site: str) -> str:
+        return f"http://{self.address}:{PROXY_PORT + site_index(site)}"
+
+    async def add(self, site: str, seed: str) -> None:
+        index = site_index(site)
+        runner = web.AppRunner(backend_app(site), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.address, BACKEND_PORT + index, backlog=1024).start()
+        self.runners[site] = runner
+        private, _ = site_key(site)
+        key = keys.load_private(private)
+        cert = model.endorse(self.authority, site, key.public_key(), expires=time.time() + 86400)
+        folder = self.state / site
+        folder.mkdir(parents=True, exist_ok=True)
+        endorsement = folder / "endorsement.json"
+        endorsement.write_text(model.canonical(cert.to_json()).decode())
+        spec = self.spec
+        config = parse_config(
+            {
+                "site": site,
+                "listen": f"{self.address}:{PROXY_PORT + index}",
+                "private_key": private,
+                "services": [
+                    {
+                        "type": "image",
+                        "prefix": "/image",
+                        "backend": f"http://{self.address}:{BACKEND_PORT + index}",
+                    }
+                ],
+                "limits": spec["limits"],
+                "breaker": spec["breaker"],
+            }
+        )
+        settings = DirectoryConfig(
+            folder,
+            self.url(site),
+            endorsement,
+            (self.authority.public_key(),),
+            (seed,) if seed else (),
+            gossip_interval=spec["gossip_interval"],
+            fanout=spec["gossip_fanout"],
+        )
+        directory = Directory(site, config.private_key, settings, ["image"])
+        proxy = SiteProxy(config, extensions=[directory])
+        await proxy.start()
+        self.proxies[site], self.directories[site] = proxy, directory
+
+    async def remove(self, site: str, *, leave: bool) -> None:
+        if leave:
+            await self.directories[site].leave()
+        await self.proxies.pop(site).stop()
+        del self.directories[site]
+        await self.runners.pop(site).cleanup()
+
+    def census(self, site: str) -> dict[str, int]:
+        """How many of this worker's proxies know ``site`` as up, as left, or not at all."""
+        counts = {"up": 0, "left": 0, "absent": 0, "version": 0}
+        for directory in self.directories.values():
+            entry = directory.entries.get(site)
+            counts["absent" if entry is None else entry.state] += 1
+            if entry is not None:
+                counts["version"] = max(counts["version"], entry.version)
+        return counts
+
+    def versions(self, site: str, version: int) -> int:
+        """How many of this worker's proxies have ``site``'s entry at ``version`` or newer."""
+        return sum(
+            1
+            for d in self.directories.values()
+            if (entry := d.entries.get(site)) is not None and entry.version >= version
+        )
+
+    def stats(self) -> dict[str, Any]:
+        rss = self.process.memory_info().rss
+        cpu = self.process.cpu_times()
+        return {
+            "proxies": len(self.proxies),
+            "known": [len(d.entries) for d in self.directories.values()],
+            "syncs": sum(d.syncs for d in self.directories.values()),
+            "exchanges": sum(d.exchanges for d in self.directories.values()),
+            "probes": {s: p.prober.sent for s, p in self.proxies.items()},
+            "in_use": {
+                s: len(p.peers.recently_used(p.config.breaker.probe_recent))
+                for s, p in self.proxies.items()
+            },
+            "rss_mb": rss / 2**20,
+            "rss_per_proxy_kb": (rss - self.rss_empty) / 1024 / max(1, len(self.proxies)),
+            "cpu_s": cpu.user + cpu.system,
+        }
+
+    async def call(self, site: str, scope: str) -> dict[str, Any]:
+        """One GET through ``site``'s proxy with ``scope`` (from inside this namespace)."""
+        started = time.monotonic()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                self.url(site) + "/image/items", headers={"X-Scope": scope} if scope else {}
+            ) as answer,
+        ):
+            body = await answer.read()
+        return {"status": answer.status, "ms": (time.monotonic() - started) * 1000,
+                "sites": answer.headers.get("X-Edgescope-Sites", ""),
+                "body": body[:300].decode(errors="replace")}  # fmt: skip
+
+    async def bare(self, urls: list[str], rounds: int) -> dict[str, Any]:
+        """The baseline: ``rounds`` fan-outs straight to ``urls`` with bare aiohttp."""
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def one(url: str) -> int:
+                async with session.get(url) as answer:
+                    await answer.read()
+                    return answer.status
+
+            await asyncio.gather(*(one(u) for u in urls))  # connections up, as the proxy's are
+            before, started = self.process.cpu_times(), time.monotonic()
+            walls = []
+            for _ in range(rounds):
+                t0 = time.monotonic()
+                statuses = await asyncio.gather(*(one(u) for u in urls))
+                walls.append((time.monotonic() - t0) * 1000)
+            after = self.process.cpu_times()
+        cpu = (after.user + after.system) - (before.user + before.system)
+        return {"cpu_s": cpu, "wall_ms": sorted(walls), "failed": sum(s != 200 for s in statuses),
+                "elapsed_s": time.monotonic() - started}  # fmt: skip
+
+    async def handle(self, command: dict[str, Any]) -> Any:
+        kind = command["cmd"]
+        if kind == "add":
+            for site, seed in command["sites"]:
+                await self.add(site, seed)
+            return {"added": len(command["sites"])}
+        if kind == "remove":
+            await self.remove(command["site"], leave=command.get("leave", True))
+            return {"removed": command["site"]}
+        if kind == "publish":
+            entry = self.directories[command["site"]].publish()
+            return {"version": entry.version}
+        if kind == "census":
+            return self.census(command["site"])
+        if kind == "versions":
+            return {"count": self.versions(command["site"], command["version"])}
+        if kind == "full":
+            want = command["count"]
+            return {"count": sum(1 for d in self.directories.values() if len(d.entries) >= want)}
+        if kind == "stats":
+            return self.stats()
+        if kind == "call":
+            return await self.call(command["site"], command["scope"])
+        if kind == "bare":
+            return await self.bare(command["urls"], command["rounds"])
+        if kind == "stop":
+            for site in list(self.proxies):
+                await self.remove(site, leave=False)
+            return {"stopped": True}
+        raise ValueError(f"unknown command {kind!r}")
+
+
+async def serve(worker: Worker) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print(json.dumps({"ready": True, "pid": worker.process.pid}), flush=True)
+    while line := await reader.readline():
+        command = json.loads(line)
+        try:
+            answer = {"ok": await worker.handle(command)}
+        except Exception as exc:  # the driver prints it; the worker keeps serving
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(answer), flush=True)
+        if command["cmd"] == "stop":
+            return
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench._scale_worker")
+    parser.add_argument("--spec", type=Path, required=True)
+    parser.add_argument("--address", required=True)
+    args = parser.parse_args()
+    raise_fd_limit()
+    worker = Worker(json.loads(args.spec.read_text()), args.address)
+    asyncio.run(serve(worker))
+
+
+if __name__ == "__main__":
+    main()
