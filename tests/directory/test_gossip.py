@@ -3,9 +3,12 @@ one peer, leaves, is revoked, and keeps its directory through a partition or a r
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 from edgescope.directory import model
+from edgescope.directory.leave import leave
 from edgescope.proxy import keys
 
 EdgeFactory = Any
@@ -122,3 +125,28 @@ async def test_an_old_or_known_entry_is_not_checked_again(make_edge: EdgeFactory
     ) as answer:
         assert answer.status == 200
     assert paris.entries["Corte"] is known
+
+
+async def test_a_stopped_site_leaves_from_its_operators_machine(make_edge: EdgeFactory) -> None:
+    edge = await make_edge("Paris", "Corte", "Marseille")
+    await edge.gossip(rounds=3)
+    marseille = edge.proxies.pop("Marseille")
+    settings = edge.directories.pop("Marseille").config
+    await marseille.stop()  # retired: its proxy is gone
+    table = {
+        "state_dir": str(settings.state_dir),
+        "url": settings.url,
+        "endorsement_file": str(settings.endorsement_file),
+        "authorities": [keys.public_text(k) for k in settings.authorities],
+        "seeds": list(settings.seeds),
+    }
+    config = dataclasses.replace(marseille.config, extension_tables={"directory": table})
+    entry, reached = await leave(config)
+    assert entry.state == "left" and len(reached) == 2  # Paris and Corte took it
+    for site in ("Paris", "Corte"):
+        assert edge.directories[site].entries["Marseille"].state == "left"
+        assert "Marseille" not in edge.proxies[site].peers
+    status, body = await edge.get("Paris", "{image: Marseille}")
+    assert status == 400 and "unknown site 'Marseille'" in body["error"]["message"]
+    kept = json.loads((settings.state_dir / "directory.json").read_text())
+    assert [e["state"] for e in kept["entries"] if e["site"] == "Marseille"] == ["left"]

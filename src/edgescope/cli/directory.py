@@ -6,12 +6,14 @@
     edgescope directory revoke Lyon --authority-key authority.key --public-key ed25519:... \\
         --url https://10.66.0.1:20191            # spreads from there like any entry
     edgescope directory list --url http://127.0.0.1:20190
+    edgescope directory leave --config lyon.toml               # a site retires
 
 Thin: loading, rendering and exit codes only (2 for bad input, 1 for failures).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import time
@@ -25,12 +27,14 @@ from rich.console import Console
 from rich.table import Table
 
 from edgescope.directory import model
+from edgescope.directory.leave import leave as leave_edge
 from edgescope.errors import ConfigError
 from edgescope.proxy import keys
+from edgescope.proxy.config import load_config
 from edgescope.proxy.protocol import DIRECTORY_PATH, DIRECTORY_SYNC_PATH
 
 app = typer.Typer(
-    name="directory", help="The signed site directory: endorse, revoke, list.",
+    name="directory", help="The signed site directory: endorse, revoke, list, leave.",
     no_args_is_help=True,
 )  # fmt: skip
 _out = Console()
@@ -85,6 +89,22 @@ def revoke(
         raise _fail(str(exc)) from None
     _request(url + DIRECTORY_SYNC_PATH, {"revocations": [revocation.to_json()]}, ca_file)
     _out.print(f"revoked {site}'s key {revocation.key} (spreading from {url})", highlight=False)
+
+
+@app.command()
+def leave(
+    config: Annotated[Path, typer.Option(help="The leaving site's proxy config (TOML).")],
+) -> None:
+    """The site of CONFIG leaves the edge: a signed "left" entry pushed to the sites it knows
+    (its proxy may be stopped already; starting it again rejoins)."""
+    try:
+        entry, reached = asyncio.run(leave_edge(load_config(config)))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if not reached:
+        raise _fail(f"{entry.site} left, but no site took the news (none answered)", 1)
+    _out.print(f"{entry.site} left; {len(reached)} site(s) took the news and spread it",
+               highlight=False)  # fmt: skip
 
 
 @app.command("list")

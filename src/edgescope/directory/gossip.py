@@ -136,7 +136,7 @@ class Directory:
 
     async def start(self, proxy: ProxyServices) -> None:
         self._proxy = proxy
-        self._load()
+        self.load()
         self.publish()
         if self.config.gossip_interval > 0:
             self._task = spawn(self._loop(), name=f"edgescope-gossip-{self.site}")
@@ -213,6 +213,11 @@ class Directory:
         except Exception:  # one bad round must not stop the gossip
             log.exception("gossip round failed")
             return 0
+
+    def partner_urls(self) -> list[str]:
+        """Every site this one could sync with: the known sites that are up, and its seeds."""
+        known = [e.url for s, e in self.entries.items() if s != self.site and e.state == "up"]
+        return list(dict.fromkeys([*known, *self.config.seeds]))
 
     async def gossip_round(self) -> int:
         """Sync with up to ``fanout`` known sites (or the seeds); returns how many answered.
@@ -335,10 +340,14 @@ class Directory:
         entry = self.entries.get(revocation.site)
         if entry is not None and key_id(entry.public_key) == revocation.key:
             del self.entries[revocation.site]
-            self._services().forget_peer(revocation.site)
+            if self._proxy is not None:
+                self._proxy.forget_peer(revocation.site)
 
     def _apply(self, entry: Entry) -> None:
-        proxy = self._services()
+        """Make the entry's site a peer of the proxy, or forget it (offline: nothing to do)."""
+        proxy = self._proxy
+        if proxy is None:
+            return
         if entry.state == "left":
             proxy.forget_peer(entry.site)
         else:
@@ -353,7 +362,8 @@ class Directory:
 
     # -- persistence ----------------------------------------------------------------------
 
-    def _load(self) -> None:
+    def load(self) -> None:
+        """Read back the directory kept in ``state_dir`` (nothing when there is none)."""
         try:
             doc = json.loads(self._file.read_text())
         except (OSError, ValueError):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -223,10 +223,14 @@ def proxy_toml(
     creds: Credentials,
     peers: list[SitePlan],
     security: Mapping[str, SiteSecurity],
+    seeds: Sequence[str] = (),
 ) -> str:
     """The site's proxy config, in the format ``edgescope proxy run --config`` reads: its own
-    key, a peer listener over mutual TLS, each peer's TLS address and public key."""
+    key, a peer listener over mutual TLS, each static peer's TLS address and public key, and
+    the site directory (its endorsement; ``seeds``, or else its static peers, to gossip with)
+    through which sites that join later become peers."""
     own = security[plan.name]
+    seeds = list(seeds) or [peer.peer_url for peer in peers]
     lines = [
         f"site = {_toml_str(plan.name)}",
         f'listen = "{plan.bind_host}:{plan.port("proxy")}"',
@@ -271,6 +275,13 @@ def proxy_toml(
         "[replicas]",
         f"state_dir = {_toml_str(str(plan.root))}",
         "",
+        "[directory]",
+        f"state_dir = {_toml_str(str(plan.root))}",
+        f'url = "{plan.peer_url}"',
+        f"endorsement_file = {_toml_str(str(own.endorsement_file))}",
+        f"authorities = [{_toml_str(own.authority)}]",
+        f"seeds = [{', '.join(_toml_str(seed) for seed in seeds)}]",
+        "",
     ]
     return "\n".join(lines)
 
@@ -282,6 +293,7 @@ def render_site(
     transport_url: str,
     peers: list[SitePlan] | None = None,
     security: Mapping[str, SiteSecurity] | None = None,
+    seeds: Sequence[str] = (),
 ) -> dict[str, str]:
     """Every config file of the site, by path relative to the site folder."""
     files = {
@@ -294,7 +306,7 @@ def render_site(
         "etc/neutron/plugins/ml2/ml2_conf.ini": render_ini(ml2_conf()),
     }
     if security is not None:
-        files["etc/proxy.toml"] = proxy_toml(plan, creds, peers or [], security)
+        files["etc/proxy.toml"] = proxy_toml(plan, creds, peers or [], security, seeds)
     return files
 
 

@@ -3,7 +3,10 @@
 ``testbed up`` makes, once, in ``<state>/pki/``: a private CA (``ca.crt``, ``ca.key``), and for
 each site its Ed25519 signing key (``<site>.key``, what ``edgescope proxy keygen`` makes) and a
 TLS certificate for its peer listener (``<site>.crt``, ``<site>-tls.key``, ECDSA P-256, signed
-by the CA, valid for the site's address). Existing files are kept, so restarts keep every key.
+by the CA, valid for the site's address). It is also the site directory's authority
+(``directory-authority.key``): it endorses each site's signing key (``<site>.endorsement``), so
+a site that joins later is admitted by every other site's directory. Existing files are kept,
+so restarts keep every key.
 
     security = Pki(state / "pki").ensure(plans)
     security["Paris"].public_key        # 'ed25519:...', for the peers' [[peers]] entries
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from edgescope.directory import model
 from edgescope.proxy import keys
 from edgescope.testbed.layout import SitePlan
 
@@ -37,6 +43,10 @@ class SiteSecurity:
     cert_file: Path
     tls_key_file: Path
     ca_file: Path
+    endorsement_file: Path
+    """The directory authority's endorsement of the site's signing key."""
+    authority: str
+    """The directory authority's public key, which every site trusts."""
 
 
 class Pki:
@@ -46,6 +56,7 @@ class Pki:
         self.root = root
         self.ca_file = root / "ca.crt"
         self._ca_key_file = root / "ca.key"
+        self._authority_file = root / "directory-authority.key"
 
     def ensure(self, plans: Sequence[SitePlan]) -> dict[str, SiteSecurity]:
         """Every site's keys and certificate, made where missing."""
@@ -110,7 +121,27 @@ class Pki:
             cert_file,
             tls_key_file,
             self.ca_file,
+            self._endorsement(plan.name, signing.public_key()),
+            keys.public_text(self.authority().public_key()),
         )
+
+    def authority(self) -> keys.Ed25519PrivateKey:
+        """The directory authority's key (made once)."""
+        if not self._authority_file.exists():
+            _write(self._authority_file, keys.private_pem(keys.generate()))
+        return keys.load_private_file(self._authority_file)
+
+    def _endorsement(self, site: str, site_key: keys.Ed25519PublicKey) -> Path:
+        path = self.root / f"{site}.endorsement"
+        try:
+            current = json.loads(path.read_text())
+        except (OSError, ValueError):
+            current = {}
+        if current.get("public_key") != keys.public_text(site_key):
+            expires = time.time() + VALID_DAYS * 86400
+            cert = model.endorse(self.authority(), site, site_key, expires=expires)
+            path.write_text(model.canonical(cert.to_json()).decode())
+        return path
 
 
 def _builder(

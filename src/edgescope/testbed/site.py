@@ -99,11 +99,15 @@ class Site:
         transport_url: str,
         peers: Sequence[SitePlan] = (),
         security: Mapping[str, SiteSecurity] | None = None,
+        seeds: Sequence[str] = (),
     ) -> None:
         self.plan = plan
         self.transport_url = transport_url
         self.peers = list(peers)
+        """Static peers (``[[peers]]``); a site that joined later has none."""
         self.security = security
+        self.seeds = list(seeds)
+        """Where the site directory starts gossiping (default: the static peers)."""
 
     # Files --------------------------------------------------------------------------------
     @property
@@ -144,6 +148,7 @@ class Site:
             transport_url=self.transport_url,
             peers=self.peers,
             security=self.security,
+            seeds=self.seeds,
         )
         for rel, text in files.items():
             path = plan.root / rel

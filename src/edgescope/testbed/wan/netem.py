@@ -77,6 +77,13 @@ def apply(topology: Topology, names: WanNames) -> None:
     )
 
 
+def reset(topology: Topology, names: WanNames) -> None:
+    """Remove the shaping of every site port (before :func:`apply` of a new topology)."""
+    for site in topology.sites:
+        run(netns_cmd(names.wan, "tc", "qdisc", "del", "dev", names.port(site.name), "root"),
+            check=False)  # fmt: skip
+
+
 def update_link(topology: Topology, names: WanNames, a: str, b: str) -> None:
     """Re-apply the netem parameters of the a–b link, both directions."""
     link = topology.link(a, b)

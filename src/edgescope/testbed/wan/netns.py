@@ -90,6 +90,51 @@ def create(topology: Topology, names: WanNames) -> None:
         raise
 
 
+def add_sites(topology: Topology, names: WanNames, sites: Iterable[str]) -> None:
+    """Create the namespaces of ``sites`` (in ``topology``) and plug them into the bridge of
+    a running WAN: a site joining the edge."""
+    new = [topology.site(name) for name in sites]
+    root = [f"netns add {names.site(s.name)}" for s in new]
+    root += [f"netns exec {names.site(s.name)} sysctl -q -w {' '.join(_NO_IPV6)}" for s in new]
+    root += [
+        f"link add {SITE_IFACE} netns {names.site(s.name)} type veth "
+        f"peer name {names.port(s.name)} netns {names.wan}"
+        for s in new
+    ]
+    try:
+        _batch(None, root)
+        wan = []
+        for site in new:
+            wan += [
+                f"link set {names.port(site.name)} master {BRIDGE}",
+                f"link set {names.port(site.name)} up",
+            ]
+        _batch(names.wan, wan)
+        for site in new:
+            _batch(
+                names.site(site.name),
+                [
+                    "link set lo up",
+                    f"addr add {site.address}/{topology.prefixlen} dev {SITE_IFACE}",
+                    f"link set {SITE_IFACE} up",
+                ],
+            )
+    except WanError:
+        remove_sites(names, [s.name for s in new])
+        raise
+
+
+def remove_sites(names: WanNames, sites: Iterable[str]) -> None:
+    """Delete the namespaces of ``sites`` (their bridge ports go with them)."""
+    present = [names.site(s) for s in sites if exists(names.site(s))]
+    if present:
+        run(
+            ["ip", "-force", "-batch", "-"],
+            input="".join(f"netns del {ns}\n" for ns in present),
+            check=False,
+        )
+
+
 def destroy(names: WanNames, sites: Iterable[str]) -> None:
     """Delete the wan namespace and the site namespaces; missing ones are fine (idempotent)."""
     present = [ns for ns in (names.wan, *(names.site(s) for s in sites)) if exists(ns)]

@@ -112,6 +112,46 @@ class Wan:
         with _locked(self.state_dir):
             self._teardown()
 
+    # -- sites joining and leaving -------------------------------------------------------------
+
+    def add_sites(self, topology: Topology) -> list[str]:
+        """Bring up the sites of ``topology`` this WAN lacks, with their links (``topology``
+        must hold every site already up); returns the names added."""
+        with _locked(self.state_dir):
+            self._refresh()
+            missing = [n for n in self.topology.names if n not in topology.names]
+            if missing:
+                raise ConfigError(f"the new topology lacks sites that are up: {missing}")
+            new = [n for n in topology.names if n not in self.topology.names]
+            if not new:
+                return []
+            netns.add_sites(topology, self.names, new)
+            self._reshape(topology)
+            return new
+
+    def remove_site(self, site: str) -> None:
+        """Take ``site``'s namespace off the WAN (its cuts go too)."""
+        with _locked(self.state_dir):
+            self._refresh()
+            name = self.topology.site(site).name
+            netns.remove_sites(self.names, [name])
+            kept = [n for n in self.topology.names if n != name]
+            self.cuts = frozenset(c for c in self.cuts if name not in c)
+            partition.apply_cuts(self.names.wan, partition.cut_rules(self.cuts, self.topology))
+            self._reshape(parse_topology(self.topology.to_dict(), sites=kept))
+
+    def _reshape(self, topology: Topology) -> None:
+        """Delays for ``topology`` (call under the lock)."""
+        old = self.topology
+        self.topology = topology
+        if self.backend == "nfqueue":
+            self._write_delayer_config()
+            self._signal_delayer(signal.SIGHUP)
+        else:
+            netem.reset(old, self.names)
+            netem.apply(topology, self.names)
+        self._save()
+
     # -- partitions and links ------------------------------------------------------------------
 
     def partition(self, a: str, b: str) -> None:
