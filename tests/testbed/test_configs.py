@@ -124,3 +124,30 @@ def test_glance_fails_with_503_not_401_when_the_identity_site_is_unreachable() -
     ]
     assert changed == [("delay_auth_decision = true", "delay_auth_decision = false")]
     assert configs.adjust_paste("nova/api-paste.ini", shipped) == shipped
+
+
+def test_every_proxy_has_the_directory_and_a_joined_site_only_its_seed(tmp_path: Path) -> None:
+    from edgescope.cli.proxy import build_extensions
+    from edgescope.directory.gossip import Directory
+    from edgescope.testbed import Testbed
+
+    Testbed.create(tmp_path, ["Paris", "Corte"])
+    testbed = Testbed.from_state(tmp_path)
+    testbed.joined["Vancouver"] = "Paris"  # what `join` records before starting the site
+    testbed.plans.append(SitePlan.make("Vancouver", 3, tmp_path))
+    testbed._save()
+    testbed = Testbed.from_state(tmp_path)
+    assert testbed.joined == {"Vancouver": "Paris"}
+    paris, vancouver = testbed.site("Paris"), testbed.site("Vancouver")
+    assert [p.name for p in paris.peers] == ["Corte"]  # nobody lists the newcomer
+    assert vancouver.peers == [] and vancouver.seeds == [testbed.site("Paris").plan.peer_url]
+    for site in (paris, vancouver):
+        text = render_site(site.plan, Credentials.generate(), transport_url=URL,
+                           peers=site.peers, security=site.security, seeds=site.seeds)  # fmt: skip
+        config = parse_config(tomllib.loads(text["etc/proxy.toml"]), base_dir=tmp_path)
+        [directory] = [e for e in build_extensions(config, None) if isinstance(e, Directory)]
+        assert directory.config.url == site.plan.peer_url
+        expected = site.seeds or [p.peer_url for p in site.peers]
+        assert list(directory.config.seeds) == expected
+        entry = directory.publish()  # its endorsement is admitted under the testbed authority
+        assert entry.site == site.plan.name

@@ -212,6 +212,57 @@ def down(
 
 
 @app.command()
+def join(
+    site: Annotated[str, typer.Argument(help="The new site's name, e.g. Vancouver.")],
+    seed: Annotated[str, typer.Option(help="The one site it knows, e.g. Paris.")],
+    state_dir: StateDir = DEFAULT_STATE,
+    topology: Annotated[
+        str,
+        typer.Option(
+            help="On a WAN testbed: the topology file naming the site and its "
+            "links, or 'default' (the shipped one)."
+        ),
+    ] = "default",
+) -> None:
+    """Add SITE to the running testbed knowing one peer: no other site's config changes;
+    every site's directory admits it within a few gossip rounds."""
+    with _clean_errors():
+        testbed = Testbed.from_state(state_dir)
+        address = None
+        if testbed.wan_state is not None:
+            from edgescope.testbed.wan import Wan, load_topology
+
+            wan = Wan.attach(testbed.wan_state)
+            path = None if topology == "default" else Path(topology)
+            wan.add_sites(load_topology(path, sites=[*wan.topology.names, site]))
+            address = (wan.site_address(site), tuple(wan.exec_prefix(site)))
+        started = time.monotonic()
+        result = testbed.join(
+            site, seed, address, lambda name, message: _err.print(f"{name}: {message}")
+        )
+        _out.print(
+            f"{site} joined ({result['kind']}, {time.monotonic() - started:.0f} s) knowing "
+            f"{seed}; the other sites learn it from their directories"
+        )
+
+
+@app.command()
+def leave(
+    site: Annotated[str, typer.Argument(help="A site that joined, e.g. Vancouver.")],
+    state_dir: StateDir = DEFAULT_STATE,
+) -> None:
+    """SITE leaves: the sites it knows are told (a signed entry), its processes stop."""
+    with _clean_errors():
+        testbed = Testbed.from_state(state_dir)
+        stopped = testbed.leave(site)
+        if testbed.wan_state is not None:
+            from edgescope.testbed.wan import Wan
+
+            Wan.attach(testbed.wan_state).remove_site(site)
+        _out.print(f"{site} left ({len(stopped)} processes stopped)")
+
+
+@app.command()
 def logs(
     site: Annotated[str, typer.Argument(help="Site name, e.g. Paris.")],
     service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}.")],

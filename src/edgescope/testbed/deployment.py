@@ -21,7 +21,7 @@ import fcntl
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,10 +81,14 @@ class Testbed:
         plans: Sequence[SitePlan],
         *,
         wan_state: Path | None = None,
+        joined: Mapping[str, str] | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.plans = list(plans)
         self.wan_state = wan_state
+        self.joined = dict(joined or {})
+        """Sites that joined a running testbed (``join``), with the one peer each named:
+        no ``[[peers]]`` of theirs, in nobody's ``[[peers]]``; the site directory does it."""
         self._brokers = {plan.name: self._broker_for(plan) for plan in self.plans}
 
     # Construction --------------------------------------------------------------------------
@@ -105,7 +109,7 @@ class Testbed:
         """
         existing = cls._load_json(state_dir)
         if existing is not None:
-            old = [s["name"] for s in existing["sites"]]
+            old = [s["name"] for s in existing["sites"] if not s.get("seed")]
             if old != list(sites) or existing.get("catalog", "proxy") != catalog:
                 raise TestbedUsageError(
                     f"{state_dir} holds a testbed of sites {','.join(old)} "
@@ -125,7 +129,12 @@ class Testbed:
             )
             for index, name in enumerate(sites, start=1)
         ]
-        testbed = cls(state_dir, plans, wan_state=wan_state)
+        joined = cls.from_state(state_dir) if existing is not None else None
+        if joined is not None:  # sites that joined later stay part of it
+            plans += [p for p in joined.plans if p.name in joined.joined]
+        testbed = cls(
+            state_dir, plans, wan_state=wan_state, joined=joined.joined if joined else None
+        )
         testbed._save()
         return testbed
 
@@ -148,7 +157,8 @@ class Testbed:
             for s in data["sites"]
         ]
         wan = data.get("wan_state")
-        return cls(state_dir, plans, wan_state=Path(wan) if wan else None)
+        joined = {s["name"]: s["seed"] for s in data["sites"] if s.get("seed")}
+        return cls(state_dir, plans, wan_state=Path(wan) if wan else None, joined=joined)
 
     @staticmethod
     def _load_json(state_dir: Path) -> dict[str, Any] | None:
@@ -174,6 +184,7 @@ class Testbed:
                     "index": p.index,
                     "bind_host": p.bind_host,
                     "exec_prefix": list(p.exec_prefix),
+                    **({"seed": self.joined[p.name]} if p.name in self.joined else {}),
                 }
                 for p in self.plans
             ],
@@ -211,14 +222,24 @@ class Testbed:
             if plan.name.lower() == name.lower():
                 creds = Credentials.load_or_create(plan.root / "credentials.json")
                 broker = self._brokers[plan.name]
+                static = [p for p in self.plans if p.name not in self.joined]
+                seed = self.joined.get(plan.name)
                 return Site(
                     plan,
                     transport_url=broker.url(plan.rabbit_vhost, plan.rabbit_vhost, creds.rabbit),
-                    peers=[p for p in self.plans if p is not plan],
+                    peers=[] if seed else [p for p in static if p is not plan],
                     security=self.pki.ensure(self.plans),
+                    seeds=[self._plan(seed).peer_url] if seed else [],
                 )
         known = ", ".join(p.name for p in self.plans)
         raise TestbedUsageError(f"unknown site {name!r}; this testbed has {known}")
+
+    def _plan(self, name: str) -> SitePlan:
+        found = next((p for p in self.plans if p.name.lower() == name.lower()), None)
+        if found is None:
+            known = ", ".join(p.name for p in self.plans)
+            raise TestbedUsageError(f"unknown site {name!r}; this testbed has {known}")
+        return found
 
     @property
     def sites(self) -> dict[str, SiteInfo]:
@@ -280,10 +301,10 @@ class Testbed:
         self._record_timings(results)
         if errors:
             raise TestbedError("\n".join(errors))
-        if len(self.plans) > 1:
-            first = self.plans[0].name
-            report(first, "adopting m1.tiny and debian of every site as one resource each")
-            self.site(first).adopt_shared([p.name for p in self.plans])
+        static = [p.name for p in self.plans if p.name not in self.joined]
+        if len(static) > 1:
+            report(static[0], "adopting m1.tiny and debian of every site as one resource each")
+            self.site(static[0]).adopt_shared(static)
         return results
 
     def _up_site(self, name: str, report: SiteReport) -> dict[str, Any]:
@@ -314,6 +335,65 @@ class Testbed:
         seconds = round(time.monotonic() - started, 1)
         say(f"up ({kind}, {seconds:.0f} s)")
         return {"kind": kind, "seconds": seconds}
+
+    def join(
+        self,
+        name: str,
+        seed: str,
+        address: tuple[str, tuple[str, ...]] | None = None,
+        report: SiteReport = _noop,
+    ) -> dict[str, Any]:
+        """Add site ``name`` to the running testbed knowing one peer, ``seed``: no other
+        site's config changes; their directories admit it (the testbed's authority endorsed
+        its key). ``address`` is its (bind host, netns prefix) on the WAN."""
+        with self._locked():
+            seed_plan = self._plan(seed)
+            if any(p.name.lower() == name.lower() for p in self.plans):
+                if name not in self.joined:
+                    raise TestbedUsageError(f"{name} is already a site of this testbed")
+                plan = self._plan(name)
+            else:
+                first = self.plans[0]
+                bind_host, prefix = address or ("127.0.0.1", ())
+                plan = SitePlan.make(
+                    name,
+                    max(p.index for p in self.plans) + 1,
+                    self.state_dir,
+                    bind_host=bind_host,
+                    exec_prefix=tuple(prefix),
+                    port_base=first.port_base,
+                    catalog=first.catalog,
+                )
+                self.plans.append(plan)
+                self.joined[plan.name] = seed_plan.name
+                self._brokers[plan.name] = self._broker_for(plan)
+                self._save()
+            self.pki.ensure(self.plans)
+            broker = self._brokers[plan.name]
+            report("*", f"RabbitMQ {broker.host}:{broker.port}")
+            broker.start()
+            result = self._up_site(plan.name, report)
+            self._write_clouds_yaml()
+            return result
+
+    def leave(self, name: str) -> list[str]:
+        """Site ``name`` (one that joined) leaves: its proxy stops, a signed "left" entry
+        goes to the sites it knows (``edgescope directory leave``, from its own namespace),
+        its processes stop and it is no longer part of the testbed (its folder is kept)."""
+        with self._locked():
+            plan = self._plan(name)
+            if plan.name not in self.joined:
+                raise TestbedUsageError(f"{plan.name} did not join: take the testbed down instead")
+            site = self.site(plan.name)
+            stopped = site.stop()
+            site.announce_leave()
+            if plan.exec_prefix:
+                self._brokers[plan.name].stop()
+            self.plans.remove(plan)
+            del self.joined[plan.name], self._brokers[plan.name]
+            self._save()
+            self._write_clouds_yaml()
+            return stopped
 
     def down(self, *, purge: bool = False) -> dict[str, list[str]]:
         """Stop every process by PID; with ``purge`` also delete the state folder."""

@@ -50,7 +50,7 @@ from edgescope.testbed.process import (
     stop_process,
     wait_http,
 )
-from edgescope.testbed.services import manage, python_module, service_launch
+from edgescope.testbed.services import VENV_BIN, manage, python_module, service_launch
 
 Report = Callable[[str], None]
 
@@ -452,6 +452,13 @@ class Site:
         with ThreadPoolExecutor(max_workers=len(_STOP_ORDER)) as pool:
             stopped = list(pool.map(self.stop_service, _STOP_ORDER))
         return [s for s, was in zip(_STOP_ORDER, stopped, strict=True) if was]
+
+    def announce_leave(self) -> str:
+        """Tell the sites this one knows that it left (``edgescope directory leave``, run
+        from its own namespace: the others are reached as they would be from the site)."""
+        argv = [*self.plan.exec_prefix, str(VENV_BIN / "edgescope"), "directory", "leave",
+                "--config", str(self.plan.etc / "proxy.toml")]  # fmt: skip
+        return self._run(argv, "directory leave", timeout=60.0)
 
     def running_services(self) -> list[str]:
         return [s for s in SERVICES if running_pid(self.plan.pid_path(s)) is not None]
