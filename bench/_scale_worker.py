@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 import psutil
 from aiohttp import web
+from yarl import URL
 
 from bench._harness import raise_fd_limit, site_key
 from edgescope.directory import model
@@ -31,7 +32,7 @@ from edgescope.proxy import keys
 from edgescope.proxy.config import parse_config
 from edgescope.proxy.server import SiteProxy
 
-PROXY_PORT, BACKEND_PORT = 20000, 40000
+PROXY_PORT, BACKEND_PORT = 21000, 26000  # below the ephemeral range, clear of a testbed
 
 
 def backend_app(site: str) -> web.Application:
@@ -187,6 +188,24 @@ class Worker:
         return {"cpu_s": cpu, "wall_ms": sorted(walls), "failed": sum(s != 200 for s in statuses),
                 "elapsed_s": time.monotonic() - started}  # fmt: skip
 
+    async def raw(self, urls: list[str], rounds: int) -> dict[str, Any]:
+        """The floor of Python itself: the same GETs over kept-alive sockets with a bare
+        asyncio protocol (a prebuilt request, the answer framed by Content-Length)."""
+        links = [await RawLink.open(url) for url in urls]
+        try:
+            before = self.process.cpu_times()
+            walls = []
+            for _ in range(rounds):
+                t0 = time.monotonic()
+                await asyncio.gather(*(link.get() for link in links))
+                walls.append((time.monotonic() - t0) * 1000)
+            after = self.process.cpu_times()
+        finally:
+            for link in links:
+                link.close()
+        cpu = (after.user + after.system) - (before.user + before.system)
+        return {"cpu_s": cpu, "wall_ms": sorted(walls)}
+
     async def handle(self, command: dict[str, Any]) -> Any:
         kind = command["cmd"]
         if kind == "add":
@@ -210,6 +229,8 @@ class Worker:
             return self.stats()
         if kind == "call":
             return await self.call(command["site"], command["scope"])
+        if kind == "raw":
+            return await self.raw(command["urls"], command["rounds"])
         if kind == "bare":
             return await self.bare(command["urls"], command["rounds"])
         if kind == "stop":
@@ -217,6 +238,48 @@ class Worker:
                 await self.remove(site, leave=False)
             return {"stopped": True}
         raise ValueError(f"unknown command {kind!r}")
+
+
+class RawLink(asyncio.Protocol):
+    """One kept-alive connection that sends a prebuilt GET and waits for a whole answer."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.done: asyncio.Future[None] | None = None
+
+    @classmethod
+    async def open(cls, url: str) -> RawLink:
+        target = URL(url)
+        request = (f"GET {target.raw_path_qs} HTTP/1.1\r\nHost: {target.host}\r\n\r\n").encode()
+        loop = asyncio.get_running_loop()
+        _, link = await loop.create_connection(lambda: cls(request), target.host, target.port)
+        return link
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        head, sep, body = self.buffer.partition(b"\r\n\r\n")
+        if not sep:
+            return
+        length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+        if len(body) >= length and self.done is not None and not self.done.done():
+            self.buffer = b""
+            self.done.set_result(None)
+
+    async def get(self) -> None:
+        assert self.transport is not None
+        self.done = asyncio.get_running_loop().create_future()
+        self.transport.write(self.request)
+        await self.done
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
 
 async def serve(worker: Worker) -> None:

@@ -264,9 +264,9 @@ async def phase_fanout(edge: Edge, session: aiohttp.ClientSession) -> list[dict[
         before = (await entry.ask({"cmd": "stats"}))["cpu_s"]
         results = [await once() for _ in range(calls)]
         cpu = (await entry.ask({"cmd": "stats"}))["cpu_s"] - before
-        bare = await entry.ask(
-            {"cmd": "bare", "urls": [edge.backend(s) for s in targets], "rounds": calls}
-        )
+        backends = [edge.backend(s) for s in targets]
+        bare = await entry.ask({"cmd": "bare", "urls": backends, "rounds": calls})
+        raw = await entry.ask({"cmd": "raw", "urls": backends, "rounds": calls})
         walls = sorted(ms for _, ms, _ in results)
         farthest = max(zone_of(s, edge.zones) for s in targets)
         rows.append(
@@ -279,6 +279,8 @@ async def phase_fanout(edge: Edge, session: aiohttp.ClientSession) -> list[dict[
                 "bare_p50_ms": statistics.median(bare["wall_ms"]),
                 "entry_cpu_ms_per_branch": cpu * 1000 / (calls * width),
                 "bare_cpu_ms_per_branch": bare["cpu_s"] * 1000 / (calls * width),
+                "raw_cpu_ms_per_branch": raw["cpu_s"] * 1000 / (calls * width),
+                "raw_p50_ms": statistics.median(raw["wall_ms"]),
             }
         )
     return rows
