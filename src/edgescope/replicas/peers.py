@@ -38,6 +38,7 @@ from edgescope.proxy.protocol import (
 )
 from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
+from edgescope.replicas.guard import Claims
 from edgescope.replicas.model import Hlc, Member, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import Registry
@@ -234,13 +235,17 @@ class Replayer:
 
     Runs every ``interval`` seconds and whenever something is queued. A site that is still
     unreachable (or answers 5xx) stops its queue until the next round, so the order per
-    replica set is kept; the breaker skips a site known to be down without waiting.
+    replica set is kept; the breaker skips a site known to be down without waiting. When
+    several proxies of the site share the queue, one of them replays a target's queue at a
+    time (the lease ``replay:<site>``); if it dies, another takes the queue over once the
+    lease runs out, and resends the write in flight with its key (applied once there).
     """
 
-    def __init__(self, link: RecordLink, interval: float) -> None:
+    def __init__(self, link: RecordLink, interval: float, claims: Claims | None = None) -> None:
         self.link = link
         self.registry = link.registry
         self.interval = interval
+        self.claims = claims or Claims(owner=f"{link.clock.site}/{id(self):x}")
         self._pruned_at = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -283,15 +288,32 @@ class Replayer:
         async with self._round:
             finished = 0
             for target in await asyncio.to_thread(self.registry.targets):
-                for op in await asyncio.to_thread(self.registry.pending, target):
-                    if not await self._replay(op):
-                        break
-                    finished += 1
+                finished += await self._replay_queue(target)
             return finished
+
+    async def _replay_queue(self, target: str) -> int:
+        """Replay ``target``'s queue in order while this proxy holds its lease."""
+        lease, owner = f"replay:{target}", self.claims.owner
+        seconds = self.claims.lease_seconds
+        registry = self.registry
+        if not await asyncio.to_thread(registry.acquire, lease, owner, seconds):
+            return 0  # another proxy of the site replays it
+        finished = 0
+        try:
+            for op in await asyncio.to_thread(registry.pending, target):
+                if not await self._replay(op):
+                    break
+                finished += 1
+                if not await asyncio.to_thread(registry.acquire, lease, owner, seconds):
+                    log.warning("lost the replay lease of %s to another proxy", target)
+                    break
+        finally:
+            await asyncio.to_thread(registry.release, lease, owner)
+        return finished
 
     async def send(self, op: PendingOp) -> BranchReply:
         """Send ``op`` to its site (a signed peer hop, ids translated for that site)."""
-        replica_set = self.registry.lookup(op.handle) if op.handle else None
+        replica_set = await self._set_of(op)
         table = translation_table([replica_set], op.target) if replica_set else {}
         path, body = translate_request(op.path, op.body, table)
         headers = {**op.headers, **internal_headers(op.handle, op.hlc, op.key)}
@@ -302,7 +324,6 @@ class Replayer:
     async def _replay(self, op: PendingOp) -> bool:
         """True when ``op`` is finished (applied, superseded or refused for good)."""
         registry = self.registry
-        replica_set = registry.lookup(op.handle) if op.handle else None
         try:
             reply = await self.send(op)
         except SiteUnreachable as exc:
@@ -321,9 +342,14 @@ class Replayer:
             )
             return True
         await asyncio.to_thread(registry.finish, op.key)
+        replica_set = await self._set_of(op)
         if replica_set is not None:
             await self._update_set(op, replica_set, created_id(reply.body, reply.headers))
         return True
+
+    async def _set_of(self, op: PendingOp) -> ReplicaSet | None:
+        """The op's set as the database has it now (another proxy may have changed it)."""
+        return await asyncio.to_thread(self.registry.fresh, op.handle) if op.handle else None
 
     async def _update_set(self, op: PendingOp, replica_set: ReplicaSet, new_id: str | None) -> None:
         if op.is_create and op.path.split("?", 1)[0] == replica_set.collection:
