@@ -51,6 +51,8 @@ APPLIED_RETENTION = 30 * 24 * 3600.0
 """Seconds an applied idempotency key (and its answer) is kept: a replay of the same write
 later than this would apply it again (docs/semantics.md)."""
 PRUNE_EVERY = 3600.0
+STOP_GRACE = 5.0
+"""Seconds a stopping proxy lets its replay round end before cancelling it."""
 _REPLAY_HEADERS = ("content-type", "accept", "x-auth-token", "openstack-api-version")
 
 Services = Callable[[], ProxyServices]
@@ -250,25 +252,37 @@ class Replayer:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._round = asyncio.Lock()
+        self._stopping = False
 
     def start(self) -> None:
         if self.interval > 0:
             self._task = spawn(self._loop(), name=f"edgescope-replay-{self.link.clock.site}")
 
     async def stop(self) -> None:
+        """Let the round in progress end (then cancel it), and give up this proxy's leases."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:  # a cancelled round could still take a lease in its thread
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        # A lease held at the cancel would keep the queue from the next proxy until it ran out.
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.registry.release_all, self.claims.owner)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.replay_once()
                 await self.prune_applied()

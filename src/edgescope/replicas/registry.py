@@ -432,6 +432,10 @@ class Registry:
         c = db.leases.c
         self._write(db.leases.delete().where(c.name == name, c.owner == owner))
 
+    def release_all(self, owner: str) -> int:
+        """Give up every lease ``owner`` holds (a proxy stopping cleanly); returns how many."""
+        return self._write(db.leases.delete().where(db.leases.c.owner == owner))
+
     def holder(self, name: str) -> str | None:
         """Who holds the lease ``name`` now (None when free or expired)."""
         c = db.leases.c
