@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := rabbitmq-server iptables nftables iproute2 iputils-ping haproxy curl libnetfilter-queue-dev
+APT_PACKAGES := rabbitmq-server mariadb-server iptables nftables iproute2 iputils-ping haproxy curl libnetfilter-queue-dev systemd
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast lint typecheck bench setup system-deps venv openstack clean

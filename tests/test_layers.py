@@ -1,6 +1,6 @@
 """The package's layers point one way and its modules import no cycle.
 
-lang < catalog < proxy < replicas < openstack, testbed < demo < cli: a module imports only
+lang < catalog < proxy < replicas < openstack, testbed, deploy < demo < cli: a module imports only
 from its own layer or lower ones (``errors`` and ``aio`` are under every layer). Every
 import counts, those under ``if TYPE_CHECKING:`` and inside functions included.
 """
@@ -24,6 +24,7 @@ LAYERS = {
     "directory": 4,
     "openstack": 5,
     "testbed": 5,
+    "deploy": 5,
     "demo": 6,
     "cli": 7,
     "__init__": 8,

@@ -48,14 +48,32 @@ def test_state_dir_option_overrides_the_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({}, "missing 'state_dir'"),
+        ({}, "give 'state_dir' .* or 'database'"),
         ({"state_dir": "x", "replay": 1}, "unknown key 'replay'"),
-        ({"state_dir": "x", "replay_interval": -1}, "non-negative number"),
+        (
+            {"state_dir": "x", "replay_interval": -1},
+            "replay_interval: expected a number of at least 0",
+        ),
+        ({"state_dir": "x", "database": "sqlite:///x"}, "not both"),
+        ({"database": "mysql://u:pw@h:nope/db"}, "not a database URL"),
+        ({"database": "/var/lib/x"}, "expected a database URL"),
+        ({"database": "mysql+pymysql://u@h/db", "claim_seconds": 0}, "claim_seconds"),
     ],
 )
 def test_bad_replicas_tables_are_clear_errors(table: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_extensions(parse_config({**RAW, "replicas": table}), None)
+
+
+def test_database_url_is_taken_as_given(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/shared.sqlite3"
+    table = {"database": url, "sync_interval": 0.1, "lease_seconds": 3, "claim_seconds": 9}
+    [replicas] = build_extensions(parse_config({**RAW, "replicas": table}), None)
+    assert isinstance(replicas, Replicas)
+    assert replicas.registry.url == url and replicas.sync_interval == 0.1
+    assert (replicas.claims.seconds, replicas.claims.lease_seconds) == (9.0, 3.0)
+    assert replicas.replayer.claims is replicas.parts.guard.claims is replicas.claims
+    replicas.registry.close()
 
 
 def test_replicas_table_must_be_a_table() -> None:

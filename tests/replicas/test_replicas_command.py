@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from edgescope.cli.replicas import app
@@ -22,7 +24,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def fill(directory: Path) -> None:
+def fill(directory: Path | str) -> None:
     registry = Registry(directory)
     registry.put_set(
         ReplicaSet(
@@ -84,3 +86,16 @@ async def test_url_asks_a_running_proxy(replica_sites: SitesFactory) -> None:
     [record] = json.loads(out)
     assert record["handle"] == body["thing"]["id"]
     assert [m["site"] for m in record["members"]] == ["Paris", "Corte"]
+
+
+@pytest.mark.mariadb
+def test_a_shared_database_is_read_with_database(mariadb_database: Callable[[], str]) -> None:
+    url = mariadb_database()
+    fill(url)
+    code, out, _ = invoke("pending", "--database", url, "--json")
+    assert code == 0 and json.loads(out)[0]["key"] == "k:Corte"
+    code, out, _ = invoke("list", "--database", url, "--json")
+    assert code == 0 and json.loads(out)[0]["handle"] == "p1"
+    wrong = url.replace("edgescope-test", "not-the-password")
+    code, _, err = invoke("list", "--database", wrong)
+    assert code == 1 and "cannot read the registry" in err and "not-the-password" not in err

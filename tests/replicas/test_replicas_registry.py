@@ -1,11 +1,17 @@
-"""The SQLite registry: lookups by any id, versions, and durability across reopening."""
+"""The registry: lookups by any id, versions, and durability across reopening, on the
+embedded SQLite file and on a real MariaDB server (the same tests, both back ends)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+import sqlalchemy as sa
+
+from edgescope.replicas import database as db
 from edgescope.replicas.model import Hlc, Member, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.peers import APPLIED_RETENTION, Replayer
 from edgescope.replicas.registry import Registry
@@ -13,6 +19,21 @@ from edgescope.replicas.registry import Registry
 ALICE = ReplicaSet(
     "p1", "identity", "/v3/users", (Member("Paris", "p1"), Member("Corte", "c1")), Hlc(10, 0, "P")
 )
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a registry lives: a state folder (SQLite) or a MariaDB database URL."""
+    if request.param == "sqlite":
+        return str(tmp_path)
+    make: Callable[[], str] = request.getfixturevalue("mariadb_database")
+    return make()
+
+
+def age(registry: Registry, table: sa.Table, seconds: float) -> None:
+    """Move every row's time back by ``seconds`` (the tables store when things happened)."""
+    with registry.engine.begin() as connection:
+        connection.execute(table.update().values(at=table.c.at - seconds))
 
 
 def op(key: str, target: str, handle: str | None = "p1", method: str = "PATCH") -> PendingOp:
@@ -29,8 +50,8 @@ def op(key: str, target: str, handle: str | None = "p1", method: str = "PATCH") 
     )
 
 
-def test_lookup_by_handle_or_member_and_versions(tmp_path: Path) -> None:
-    registry = Registry(tmp_path)
+def test_lookup_by_handle_or_member_and_versions(location: str) -> None:
+    registry = Registry(location)
     assert registry.put_set(ALICE)
     assert registry.lookup("p1") == registry.lookup("c1") == ALICE
     older = ReplicaSet("p1", "identity", "/v3/users", ALICE.members[:1], Hlc(9, 0, "P"))
@@ -45,8 +66,8 @@ def test_lookup_by_handle_or_member_and_versions(tmp_path: Path) -> None:
     registry.close()
 
 
-def test_everything_survives_reopening(tmp_path: Path) -> None:
-    registry = Registry(tmp_path)
+def test_everything_survives_reopening(location: str) -> None:
+    registry = Registry(location)
     registry.put_set(ALICE)
     seqs = [registry.enqueue(op(f"k{i}", "Corte")) for i in range(5)]
     registry.enqueue(op("n1", "Nice", handle=None, method="POST"))
@@ -55,7 +76,7 @@ def test_everything_survives_reopening(tmp_path: Path) -> None:
     registry.record_applied("applied-1", 201, b'{"id": "x"}', {"Location": "/x"})
     registry.close()
 
-    reopened = Registry(tmp_path)
+    reopened = Registry(location)
     assert reopened.lookup("c1") == ALICE
     assert [p.key for p in reopened.pending("Corte")] == ["k0", "k2", "k3", "k4"]
     assert reopened.targets() == ["Corte", "Nice"]
@@ -66,26 +87,28 @@ def test_everything_survives_reopening(tmp_path: Path) -> None:
     assert reopened.applied("nope") is None
     reopened.close()
 
-    read_only = Registry(tmp_path, read_only=True)
+    read_only = Registry(location, read_only=True)
     assert len(read_only.pending()) == 5
     read_only.close()
 
 
-def test_old_applied_keys_are_pruned_recent_ones_kept(tmp_path: Path) -> None:
-    registry = Registry(tmp_path)
+def test_old_applied_keys_are_pruned_recent_ones_kept(location: str) -> None:
+    registry = Registry(location)
     registry.record_applied("old:Corte", 201, b"{}", {})
     registry.record_applied("new:Corte", 201, b"{}", {})
-    with registry._db:  # age one key (the table stores the time it was applied)
-        registry._db.execute("UPDATE applied SET at = at - 100 WHERE key = 'old:Corte'")
+    with registry.engine.begin() as connection:  # age one key
+        c = db.applied.c
+        connection.execute(db.applied.update().where(c.key == "old:Corte").values(at=c.at - 100))
     assert registry.prune_applied(before=time.time() - 50) == 1
     assert registry.applied("old:Corte") is None
     assert registry.applied("new:Corte") == (201, b"{}", {})
 
 
-async def test_the_replayer_prunes_past_the_retention_at_most_hourly(tmp_path: Path) -> None:
-    registry = Registry(tmp_path)
+async def test_the_replayer_prunes_past_the_retention_at_most_hourly(location: str) -> None:
+    registry = Registry(location)
     registry.record_applied("k:Corte", 201, b"{}", {})
-    replayer = Replayer(SimpleNamespace(registry=registry), interval=0)  # type: ignore[arg-type]
+    link = SimpleNamespace(registry=registry, clock=SimpleNamespace(site="Paris"))
+    replayer = Replayer(link, interval=0)  # type: ignore[arg-type]
     now = time.time()
     assert await replayer.prune_applied(now) == 0  # 30 days not over
     assert registry.applied("k:Corte") is not None
@@ -93,8 +116,7 @@ async def test_the_replayer_prunes_past_the_retention_at_most_hourly(tmp_path: P
     assert await replayer.prune_applied(later) == 1
     assert registry.applied("k:Corte") is None
     registry.record_applied("k2:Corte", 201, b"{}", {})
-    with registry._db:
-        registry._db.execute("UPDATE applied SET at = at - ?", (2 * APPLIED_RETENTION,))
+    age(registry, db.applied, 2 * APPLIED_RETENTION)
     assert await replayer.prune_applied(later + 60) == 0  # pruned less than an hour ago
     assert registry.applied("k2:Corte") is not None
     assert await replayer.prune_applied(later + 3601) == 1

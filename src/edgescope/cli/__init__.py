@@ -6,6 +6,7 @@ edgescope testbed up|down|...     (cli/testbed.py)
 edgescope wan up|down|partition   (cli/wan.py)
 edgescope demo                    (cli/demo.py)
 edgescope replicas|directory ... (cli/replicas.py, cli/directory.py)
+edgescope deploy haproxy|systemd  (cli/deploy.py)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ app = typer.Typer(
 )
 
 # (module, command-group name): each module defines ``app`` (a typer.Typer) or ``register(app)``.
-_GROUPS = ("scope", "proxy", "testbed", "wan", "demo", "replicas", "directory")
+_GROUPS = ("scope", "proxy", "testbed", "wan", "demo", "replicas", "directory", "deploy")
 
 
 def _load_groups() -> None:

@@ -23,8 +23,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
+from edgescope.errors import ConfigError
+from edgescope.proxy.extension import Refused
 from edgescope.proxy.protocol import ADOPT_PATH, REPLICAS_PATH
+from edgescope.replicas.database import redact
 from edgescope.replicas.registry import FILENAME, Registry
 
 app = typer.Typer(
@@ -42,6 +46,15 @@ StateDir = Annotated[
     ),
 ]
 SiteOption = Annotated[str | None, typer.Option("--site", help="Site name under --state-dir.")]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        envvar="EDGESCOPE_REPLICAS_DATABASE",
+        help="The database the site's proxies share ([replicas] database), e.g. "
+        "mysql+pymysql://edgescope:PASSWORD@10.0.0.10/edgescope.",
+    ),
+]
 UrlOption = Annotated[
     str | None, typer.Option("--url", help="Ask a running proxy instead, e.g. http://host:20190.")
 ]
@@ -58,9 +71,15 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _load(
-    state_dir: Path | None, site: str | None, url: str | None, token: str | None = None
+    state_dir: Path | None,
+    site: str | None,
+    url: str | None,
+    token: str | None = None,
+    database: str | None = None,
 ) -> dict[str, Any]:
-    """``{"site", "sets": [...], "pending": [...]}`` from the registry file or a proxy."""
+    """``{"site", "sets": [...], "pending": [...]}`` from the registry or a proxy."""
+    if database is not None:
+        return _read(database, site or "(shared database)")
     if url is not None:
         target = url.rstrip("/") + REPLICAS_PATH
         request = urllib.request.Request(target, headers={"X-Auth-Token": token or ""})
@@ -79,30 +98,38 @@ def _load(
         found = sorted(p.parent.name for p in state_dir.glob(f"*/{FILENAME}"))
         hint = f"; sites found there: {', '.join(found)} (use --site)" if found else ""
         raise _fail(f"no replica registry at {directory / FILENAME}{hint}")
+    return _read(directory, site or directory.name)
+
+
+def _read(location: str | Path, site: str) -> dict[str, Any]:
     try:
-        registry = Registry(directory, read_only=True)
-    except sqlite3.Error as exc:
-        raise _fail(f"cannot open {directory / FILENAME}: {exc}", 1) from None
-    try:
-        return {
-            "site": site or directory.name,
-            "sets": [s.to_json() for s in registry.sets()],
-            "pending": [p.summary() for p in registry.pending()],
-        }
-    finally:
-        registry.close()
+        registry = Registry(location, read_only=True)
+        try:
+            return {
+                "site": site,
+                "sets": [s.to_json() for s in registry.sets()],
+                "pending": [p.summary() for p in registry.pending()],
+            }
+        finally:
+            registry.close()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    except (sqlite3.Error, SQLAlchemyError, Refused) as exc:
+        message = exc.message if isinstance(exc, Refused) else str(exc).splitlines()[0]
+        raise _fail(f"cannot read the registry at {redact(str(location))}: {message}", 1) from None
 
 
 @app.command("list")
 def list_sets(
     state_dir: StateDir = None,
     site: SiteOption = None,
+    database: DatabaseOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
     token: TokenOption = None,
 ) -> None:
     """The replica sets this site knows: handle, service and member sites."""
-    data = _load(state_dir, site, url, token)
+    data = _load(state_dir, site, url, token, database)
     if as_json:
         _out.print_json(data=data["sets"])
         return
@@ -120,12 +147,13 @@ def show(
     handle: Annotated[str, typer.Argument(help="The handle, or any member's id.")],
     state_dir: StateDir = None,
     site: SiteOption = None,
+    database: DatabaseOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
     token: TokenOption = None,
 ) -> None:
     """One replica set: each member's site, id and state, and its queued writes."""
-    data = _load(state_dir, site, url, token)
+    data = _load(state_dir, site, url, token, database)
     found = next(
         (
             s
@@ -153,12 +181,13 @@ def show(
 def pending(
     state_dir: StateDir = None,
     site: SiteOption = None,
+    database: DatabaseOption = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
     token: TokenOption = None,
 ) -> None:
     """Writes queued (eventual mode) for unreachable member sites, in replay order."""
-    data = _load(state_dir, site, url, token)
+    data = _load(state_dir, site, url, token, database)
     if as_json:
         _out.print_json(data=data["pending"])
         return

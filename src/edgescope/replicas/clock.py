@@ -24,13 +24,16 @@ class ClockTooFarAhead(ValueError):
 class Clock:
     """One site's HLC (wall time in ms from ``time.time``)."""
 
-    def __init__(self, site: str, max_lead: float = MAX_LEAD_SECONDS) -> None:
+    def __init__(self, site: str, max_lead: float = MAX_LEAD_SECONDS, tiebreak: str = "") -> None:
         self.site = site
         self.max_lead = max_lead
         self.last: Hlc | None = None
+        self.stamp_site = f"{site}/{tiebreak}" if tiebreak else site
+        """What this proxy's stamps name: the site, plus a tiebreak of its own when several
+        proxies of the site stamp writes (two stamps of one site never compare equal)."""
 
     def now(self) -> Hlc:
-        self.last = tick(self.last, now_ms=time.time_ns() // 1_000_000, site=self.site)
+        self.last = tick(self.last, now_ms=time.time_ns() // 1_000_000, site=self.stamp_site)
         return self.last
 
     def observe(self, remote: Hlc) -> Hlc:
@@ -42,5 +45,5 @@ class Clock:
                 f"stamp {remote.encode()} is {ahead:.0f} s ahead of {self.site}'s clock "
                 f"(at most {self.max_lead:g} s)"
             )
-        self.last = observe(self.last, remote, now_ms=now_ms, site=self.site)
+        self.last = observe(self.last, remote, now_ms=now_ms, site=self.stamp_site)
         return self.last

@@ -4,8 +4,11 @@ Built from configuration by whoever starts the proxy (``edgescope proxy run``, t
 testbed): a ``[replicas]`` table in the site's TOML, or ``--state-dir``::
 
     [replicas]
-    state_dir = "/var/lib/edgescope/Paris"   # the registry: replicas.sqlite3
+    state_dir = "/var/lib/edgescope/Paris"   # the embedded registry: replicas.sqlite3
+    # or, shared by every proxy of the site (several proxies behind the site's HAProxy):
+    # database = "mysql+pymysql://edgescope:PASSWORD@10.0.0.10/edgescope"
     replay_interval = 1.0                    # seconds between replays of queued writes
+    sync_interval = 0.5                      # seconds between reads of the others' changes
     operator_roles = ["admin"]               # who may adopt resources (adoption.py)
 
     replicas = Replicas.open("Paris", "/var/lib/edgescope/Paris")
@@ -15,6 +18,11 @@ testbed): a ``[replicas]`` table in the site's TOML, or ``--state-dir``::
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +30,15 @@ from typing import Any
 
 from aiohttp import web
 
+from edgescope.aio import spawn
 from edgescope.errors import ConfigError
 from edgescope.proxy.call import Call
 from edgescope.proxy.extension import ProxyServices, Refused
 from edgescope.proxy.route import Plan
 from edgescope.replicas.adoption import Adoption
 from edgescope.replicas.clock import Clock
-from edgescope.replicas.guard import WriteGuard
+from edgescope.replicas.database import check_url
+from edgescope.replicas.guard import Claims, WriteGuard
 from edgescope.replicas.hooks import ReplicaHooks, SiteReplicas
 from edgescope.replicas.model import ReplicaSet
 from edgescope.replicas.peers import (
@@ -40,19 +50,41 @@ from edgescope.replicas.peers import (
 from edgescope.replicas.registry import Registry
 from edgescope.replicas.translate import candidates
 
+log = logging.getLogger("edgescope.replicas")
+
+
+_NUMBERS = {
+    "replay_interval": (1.0, 0.0),
+    "sync_interval": (0.5, 0.0),
+    "claim_seconds": (330.0, 0.1),
+    "lease_seconds": (30.0, 0.1),
+}
+"""Numeric keys of ``[replicas]``: default and least value."""
+
 
 @dataclass(frozen=True, slots=True)
 class ReplicasConfig:
     """The ``[replicas]`` table of a site's proxy config."""
 
-    state_dir: Path
+    location: str
+    """A state folder (embedded SQLite) or a database URL (``database``)."""
     replay_interval: float = 1.0
     operator_roles: tuple[str, ...] = ("admin",)
     """Roles at this site's Keystone that may adopt resources (``/edgescope/replicas/adopt``)."""
+    sync_interval: float = 0.5
+    """Seconds between two reads of the sets other proxies of the site changed (0: never)."""
+    claim_seconds: float = 330.0
+    """How long a proxy's claim on a write it applies lasts (longer than any backend write)."""
+    lease_seconds: float = 30.0
+    """How long a proxy holds a replay queue or a set between two renewals."""
+
+    @property
+    def state_dir(self) -> Path | None:
+        return None if "://" in self.location else Path(self.location)
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], base_dir: Path | None = None) -> ReplicasConfig:
-        keys = {"state_dir", "replay_interval", "operator_roles"}
+        keys = {"state_dir", "database", "operator_roles", *_NUMBERS}
         unknown = sorted(set(raw) - keys)
         if unknown:
             raise ConfigError(
@@ -63,18 +95,45 @@ class ReplicasConfig:
             raise ConfigError(
                 f"replicas.operator_roles: expected a list of role names, got {roles!r}"
             )
-        state_dir = raw.get("state_dir")
-        if not isinstance(state_dir, str) or not state_dir:
-            raise ConfigError("[replicas]: missing 'state_dir' (the folder of the registry)")
-        interval = raw.get("replay_interval", 1.0)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 0:
+        numbers = {}
+        for key, (default, least) in _NUMBERS.items():
+            value = raw.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < least:
+                raise ConfigError(
+                    f"replicas.{key}: expected a number of at least {least:g}, got {value!r}"
+                )
+            numbers[key] = float(value)
+        return cls(_location(raw, base_dir), operator_roles=tuple(roles), **numbers)
+
+
+def default_owner(site: str) -> str:
+    """This proxy's name in claims and leases: unique among the proxies of the site."""
+    return f"{site}/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
+
+
+def _location(raw: Mapping[str, Any], base_dir: Path | None) -> str:
+    state_dir, database = raw.get("state_dir"), raw.get("database")
+    if database is not None and state_dir is not None:
+        raise ConfigError(
+            "[replicas]: give 'state_dir' or 'database', not both (--state-dir sets state_dir)"
+        )
+    if database is not None:
+        if not isinstance(database, str) or "://" not in database:
             raise ConfigError(
-                f"replicas.replay_interval: expected a non-negative number, got {interval!r}"
+                "replicas.database: expected a database URL such as "
+                "mysql+pymysql://edgescope:PASSWORD@10.0.0.10/edgescope"
             )
-        path = Path(state_dir)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        return cls(path, float(interval), tuple(roles))
+        check_url(database)
+        return database
+    if not isinstance(state_dir, str) or not state_dir:
+        raise ConfigError(
+            "[replicas]: give 'state_dir' (the folder of the embedded registry) or "
+            "'database' (a database URL the proxies of the site share)"
+        )
+    path = Path(state_dir)
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return str(path)
 
 
 class Replicas:
@@ -89,41 +148,52 @@ class Replicas:
         *,
         replay_interval: float = 1.0,
         operator_roles: Sequence[str] = ("admin",),
+        sync_interval: float = 0.5,
+        claims: Claims | None = None,
     ) -> None:
         self.site = site
         self.registry = registry
-        self.clock = Clock(site)
+        self.claims = claims or Claims(owner=default_owner(site))
+        shared = "://" in registry.url and not registry.url.startswith("sqlite")
+        # Two proxies of a site stamp writes with the same site name: a tiebreak of their own
+        # keeps their stamps apart (a single proxy's stamps stay as they were).
+        self.clock = Clock(site, tiebreak=self.claims.owner.rsplit("/", 1)[-1] if shared else "")
+        self.sync_interval = sync_interval
         self._services: ProxyServices | None = None
+        self._sync_task: asyncio.Task[None] | None = None
         self.link = RecordLink(registry, self.clock, self._proxy, frozenset(operator_roles))
-        self.replayer = Replayer(self.link, replay_interval)
+        self.replayer = Replayer(self.link, replay_interval, self.claims)
         self.adoption = Adoption(self.link, operator_roles)
-        self.parts = SiteReplicas(
-            site, registry, self.clock, self.link, WriteGuard(registry, self.clock), self.replayer
-        )
+        guard = WriteGuard(registry, self.clock, self.claims)
+        self.parts = SiteReplicas(site, registry, self.clock, self.link, guard, self.replayer)
 
     @classmethod
     def open(
         cls,
         site: str,
-        state_dir: str | Path,
+        location: str | Path,
         *,
         replay_interval: float = 1.0,
         operator_roles: Sequence[str] = ("admin",),
     ) -> Replicas:
+        """Replicas with their registry in ``location``: a state folder or a database URL."""
         return cls(
             site,
-            Registry(state_dir),
+            Registry(location),
             replay_interval=replay_interval,
             operator_roles=operator_roles,
         )
 
     @classmethod
     def from_config(cls, site: str, config: ReplicasConfig) -> Replicas:
-        return cls.open(
+        claims = Claims(default_owner(site), config.claim_seconds, config.lease_seconds)
+        return cls(
             site,
-            config.state_dir,
+            Registry(config.location),
             replay_interval=config.replay_interval,
             operator_roles=config.operator_roles,
+            sync_interval=config.sync_interval,
+            claims=claims,
         )
 
     def _proxy(self) -> ProxyServices:
@@ -139,10 +209,25 @@ class Replicas:
     async def start(self, proxy: ProxyServices) -> None:
         self._services = proxy
         self.replayer.start()
+        if self.sync_interval > 0:
+            self._sync_task = spawn(self._follow(), name=f"edgescope-replicas-sync-{self.site}")
 
     async def stop(self) -> None:
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
         await self.replayer.stop()
         await asyncio.to_thread(self.registry.close)
+
+    async def _follow(self) -> None:
+        """Keep the set index up to date with what the other proxies of the site record."""
+        while True:
+            await asyncio.sleep(self.sync_interval)
+            try:
+                await asyncio.to_thread(self.registry.sync)
+            except Exception as exc:  # the database is away: keep serving from the index
+                log.warning("replica registry sync failed: %s", exc)
 
     def wants_body(self, call: Call, plan: Plan) -> bool:
         return plan.merges or self.registry.has_sets

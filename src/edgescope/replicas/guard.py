@@ -6,32 +6,61 @@ key with its answer: a replayed write after a lost answer returns the remembered
 A write to a set stamped older than the last one applied there is refused with 409
 ``Superseded Write``; the order of delivery then does not change the final state.
 
+Several proxies of one site may receive the same write (a replay racing a slow live branch,
+two replayers): the key is claimed in the shared database before the backend sees it
+(:meth:`~edgescope.replicas.registry.Registry.claim_apply`), so one proxy applies it and the
+others wait for its answer; writes to one set are serialised by a lease on the set, so the
+last-writer-wins check and the write happen together, whichever proxy runs them.
+
     reply = await guard.guarded_write(handle, stamp, key, send)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import time
 import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from edgescope.proxy.call import BranchReply
-from edgescope.proxy.extension import SendBranch
+from edgescope.proxy.extension import Refused, SendBranch
 from edgescope.proxy.protocol import REPLAYED_HEADER
 from edgescope.proxy.responses import error_body
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
 from edgescope.replicas.model import Hlc, lww_wins
-from edgescope.replicas.registry import Registry
+from edgescope.replicas.registry import ClaimState, Registry
 
 SUPERSEDED = "Superseded Write"
+log = logging.getLogger("edgescope.replicas")
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """How long claims last between the proxies of a site, and how long to wait for one."""
+
+    owner: str
+    """This proxy's name in claims and leases (unique among the proxies of the site)."""
+    seconds: float = 330.0
+    """A claim on a write outlives the longest backend write (300 s read timeout): past it
+    another proxy takes the write over, taking its owner for dead."""
+    lease_seconds: float = 30.0
+    """How long a proxy holds a set while it writes to it (renewed by nobody: a write to one
+    set longer than this may overlap another proxy's, which only the LWW order feels)."""
+    wait: float = 10.0
+    """How long a proxy waits for another one applying the same write, then answers 503."""
 
 
 class WriteGuard:
     """Idempotency and last-writer-wins for the writes applied at this site."""
 
-    def __init__(self, registry: Registry, clock: Clock) -> None:
+    def __init__(self, registry: Registry, clock: Clock, claims: Claims | None = None) -> None:
         self.registry = registry
         self.clock = clock
+        self.claims = claims or Claims(owner=f"{clock.site}/{id(self):x}")
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def guarded_write(
@@ -39,8 +68,9 @@ class WriteGuard:
     ) -> BranchReply:
         """Apply a replicated write once (by ``key``) and only if it wins by LWW.
 
-        Writes to one set (or, for a create, with one key) are serialised, so a replay
-        that races a slow live branch with the same key still applies once.
+        Writes to one set (or, for a create, with one key) are serialised here and across
+        the proxies of the site, so a replay that races a slow live branch with the same
+        key still applies once.
         """
         lock_name = handle or key or ""
         lock = self._locks.get(lock_name)
@@ -48,39 +78,109 @@ class WriteGuard:
             lock = self._locks[lock_name] = asyncio.Lock()
         async with lock:
             if key is not None:
-                prior = await asyncio.to_thread(self.registry.applied, key)
+                prior = await self._claim(key)
                 if prior is not None:
-                    status, body, headers = prior
-                    return BranchReply(
-                        self.clock.site, status, {**headers, REPLAYED_HEADER: "1"}, body
-                    )
+                    return prior
             try:
                 self.clock.observe(hlc)
-            except ClockTooFarAhead as exc:
+            except ClockTooFarAhead as exc:  # not applied, not remembered: may come back later
+                if key is not None:
+                    await asyncio.to_thread(self.registry.release_apply, key, self.claims.owner)
                 body = json.dumps(error_body(409, SUPERSEDED, str(exc))).encode()
                 return BranchReply(self.clock.site, 409, {"Content-Type": "application/json"}, body)
-            if handle is not None and self.registry.lookup(handle) is not None:
-                last = await asyncio.to_thread(self.registry.last_write, handle)
-                if not lww_wins(hlc, last):
-                    assert last is not None
-                    return await self._superseded(hlc, last, key)
-            reply = await send()
-            if 200 <= reply.status < 300:
-                if handle is not None:
-                    await asyncio.to_thread(self.registry.set_last_write, handle, hlc)
+            try:
+                async with self._set_lease(handle):
+                    reply = await self._apply(handle, hlc, send)
+            except BaseException:
                 if key is not None:
+                    await asyncio.to_thread(self.registry.release_apply, key, self.claims.owner)
+                raise
+            if key is not None:
+                if 200 <= reply.status < 300 or _superseded(reply):
                     await asyncio.to_thread(
-                        self.registry.record_applied, key, reply.status, reply.body, reply.headers
+                        self.registry.complete_apply,
+                        key,
+                        self.claims.owner,
+                        reply.status,
+                        reply.body,
+                        reply.headers,
                     )
+                else:  # not applied: a retry may apply it
+                    await asyncio.to_thread(self.registry.release_apply, key, self.claims.owner)
             return reply
 
-    async def _superseded(self, hlc: Hlc, last: Hlc, key: str | None) -> BranchReply:
+    async def _claim(self, key: str) -> BranchReply | None:
+        """Claim ``key`` for this proxy: None when claimed, else the answer to give."""
+        deadline = time.monotonic() + self.claims.wait
+        pause = 0.05
+        while True:
+            claim = await asyncio.to_thread(
+                self.registry.claim_apply, key, self.claims.owner, self.claims.seconds
+            )
+            if claim.state is ClaimState.MINE:
+                if claim.taken_over:
+                    log.warning(
+                        "write %s: taking over from a proxy that died applying it "
+                        "(it may have reached the backend: in doubt)",
+                        key,
+                    )
+                return None
+            if claim.state is ClaimState.DONE:
+                assert claim.answer is not None
+                status, body, headers = claim.answer
+                return BranchReply(self.clock.site, status, {**headers, REPLAYED_HEADER: "1"}, body)
+            if time.monotonic() > deadline:
+                raise Refused(
+                    503,
+                    "Write In Progress",
+                    f"write {key[:80]} is being applied by another proxy of {self.clock.site}; "
+                    "retry later",
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    @contextlib.asynccontextmanager
+    async def _set_lease(self, handle: str | None) -> AsyncIterator[None]:
+        """Hold ``set:<handle>`` while the LWW check and the write run (no lease for a create)."""
+        if handle is None:
+            yield
+            return
+        name, owner = f"set:{handle}", self.claims.owner
+        deadline = time.monotonic() + self.claims.wait
+        while not await asyncio.to_thread(
+            self.registry.acquire, name, owner, self.claims.lease_seconds
+        ):
+            if time.monotonic() > deadline:
+                raise Refused(
+                    503,
+                    "Write In Progress",
+                    f"another proxy of {self.clock.site} is writing to {handle[:80]}; retry later",
+                )
+            await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(self.registry.release, name, owner)
+
+    async def _apply(self, handle: str | None, hlc: Hlc, send: SendBranch) -> BranchReply:
+        if handle is not None:
+            last = await asyncio.to_thread(self.registry.last_write, handle)
+            if not lww_wins(hlc, last):
+                assert last is not None
+                return self._superseded(hlc, last)
+        reply = await send()
+        if 200 <= reply.status < 300 and handle is not None:
+            await asyncio.to_thread(self.registry.set_last_write, handle, hlc)
+        return reply
+
+    def _superseded(self, hlc: Hlc, last: Hlc) -> BranchReply:
         message = (
             f"write stamped {hlc.encode()} lost to {last.encode()} at {self.clock.site} "
             "(last-writer-wins)"
         )
         body = json.dumps(error_body(409, SUPERSEDED, message)).encode()
-        reply = BranchReply(self.clock.site, 409, {"Content-Type": "application/json"}, body)
-        if key is not None:
-            await asyncio.to_thread(self.registry.record_applied, key, 409, body, reply.headers)
-        return reply
+        return BranchReply(self.clock.site, 409, {"Content-Type": "application/json"}, body)
+
+
+def _superseded(reply: BranchReply) -> bool:
+    return reply.status == 409 and SUPERSEDED.encode() in reply.body

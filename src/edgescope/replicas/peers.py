@@ -38,6 +38,7 @@ from edgescope.proxy.protocol import (
 )
 from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
+from edgescope.replicas.guard import Claims
 from edgescope.replicas.model import Hlc, Member, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import Registry
@@ -50,6 +51,8 @@ APPLIED_RETENTION = 30 * 24 * 3600.0
 """Seconds an applied idempotency key (and its answer) is kept: a replay of the same write
 later than this would apply it again (docs/semantics.md)."""
 PRUNE_EVERY = 3600.0
+STOP_GRACE = 5.0
+"""Seconds a stopping proxy lets its replay round end before cancelling it."""
 _REPLAY_HEADERS = ("content-type", "accept", "x-auth-token", "openstack-api-version")
 
 Services = Callable[[], ProxyServices]
@@ -234,36 +237,52 @@ class Replayer:
 
     Runs every ``interval`` seconds and whenever something is queued. A site that is still
     unreachable (or answers 5xx) stops its queue until the next round, so the order per
-    replica set is kept; the breaker skips a site known to be down without waiting.
+    replica set is kept; the breaker skips a site known to be down without waiting. When
+    several proxies of the site share the queue, one of them replays a target's queue at a
+    time (the lease ``replay:<site>``); if it dies, another takes the queue over once the
+    lease runs out, and resends the write in flight with its key (applied once there).
     """
 
-    def __init__(self, link: RecordLink, interval: float) -> None:
+    def __init__(self, link: RecordLink, interval: float, claims: Claims | None = None) -> None:
         self.link = link
         self.registry = link.registry
         self.interval = interval
+        self.claims = claims or Claims(owner=f"{link.clock.site}/{id(self):x}")
         self._pruned_at = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._round = asyncio.Lock()
+        self._stopping = False
 
     def start(self) -> None:
         if self.interval > 0:
             self._task = spawn(self._loop(), name=f"edgescope-replay-{self.link.clock.site}")
 
     async def stop(self) -> None:
+        """Let the round in progress end (then cancel it), and give up this proxy's leases."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:  # a cancelled round could still take a lease in its thread
+                await asyncio.wait_for(asyncio.shield(self._task), STOP_GRACE)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        # A lease held at the cancel would keep the queue from the next proxy until it ran out.
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.registry.release_all, self.claims.owner)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.replay_once()
                 await self.prune_applied()
@@ -283,15 +302,32 @@ class Replayer:
         async with self._round:
             finished = 0
             for target in await asyncio.to_thread(self.registry.targets):
-                for op in await asyncio.to_thread(self.registry.pending, target):
-                    if not await self._replay(op):
-                        break
-                    finished += 1
+                finished += await self._replay_queue(target)
             return finished
+
+    async def _replay_queue(self, target: str) -> int:
+        """Replay ``target``'s queue in order while this proxy holds its lease."""
+        lease, owner = f"replay:{target}", self.claims.owner
+        seconds = self.claims.lease_seconds
+        registry = self.registry
+        if not await asyncio.to_thread(registry.acquire, lease, owner, seconds):
+            return 0  # another proxy of the site replays it
+        finished = 0
+        try:
+            for op in await asyncio.to_thread(registry.pending, target):
+                if not await self._replay(op):
+                    break
+                finished += 1
+                if not await asyncio.to_thread(registry.acquire, lease, owner, seconds):
+                    log.warning("lost the replay lease of %s to another proxy", target)
+                    break
+        finally:
+            await asyncio.to_thread(registry.release, lease, owner)
+        return finished
 
     async def send(self, op: PendingOp) -> BranchReply:
         """Send ``op`` to its site (a signed peer hop, ids translated for that site)."""
-        replica_set = self.registry.lookup(op.handle) if op.handle else None
+        replica_set = await self._set_of(op)
         table = translation_table([replica_set], op.target) if replica_set else {}
         path, body = translate_request(op.path, op.body, table)
         headers = {**op.headers, **internal_headers(op.handle, op.hlc, op.key)}
@@ -302,7 +338,6 @@ class Replayer:
     async def _replay(self, op: PendingOp) -> bool:
         """True when ``op`` is finished (applied, superseded or refused for good)."""
         registry = self.registry
-        replica_set = registry.lookup(op.handle) if op.handle else None
         try:
             reply = await self.send(op)
         except SiteUnreachable as exc:
@@ -321,9 +356,14 @@ class Replayer:
             )
             return True
         await asyncio.to_thread(registry.finish, op.key)
+        replica_set = await self._set_of(op)
         if replica_set is not None:
             await self._update_set(op, replica_set, created_id(reply.body, reply.headers))
         return True
+
+    async def _set_of(self, op: PendingOp) -> ReplicaSet | None:
+        """The op's set as the database has it now (another proxy may have changed it)."""
+        return await asyncio.to_thread(self.registry.fresh, op.handle) if op.handle else None
 
     async def _update_set(self, op: PendingOp, replica_set: ReplicaSet, new_id: str | None) -> None:
         if op.is_create and op.path.split("?", 1)[0] == replica_set.collection:

@@ -1,14 +1,23 @@
-"""The replica registry: a small durable SQLite store in the site's state dir.
+"""The replica registry: one site's replica sets, pending queue and applied keys, in a database.
 
 Neighbours: :mod:`hooks` writes here (replica sets received from peers or recorded after an
 ``&`` create, queued writes for unreachable members, idempotency keys of applied writes,
-the last applied stamp per set) and reads through the in-memory index, so the per-request
-lookups that :mod:`translate` and :mod:`collapse` need never touch the disk.
-``edgescope replicas list|show|pending`` opens the same file read-only.
+the last applied stamp per set) and reads sets through the in-memory index, so the
+per-request lookups that :mod:`translate` and :mod:`collapse` need never touch the database.
+``edgescope replicas list|show|pending`` opens the same database read-only. The schema and
+the engines are in :mod:`database`.
 
-The methods are blocking (stdlib ``sqlite3``, WAL journal, ``synchronous=FULL``); the proxy
-calls them through ``asyncio.to_thread``. Each write is one transaction, committed before the
-method returns, so a restarted proxy finds every queued operation.
+Several proxies of one site may share the database (``[replicas] database =
+"mysql+pymysql://..."``). Everything but the set index is read from the database when it is
+used, so a queued write or an applied key is seen at once by every proxy; each proxy's index
+follows the others' changes through :meth:`Registry.sync` (the extension runs it every
+``sync_interval``), and :meth:`fresh` reads one set from the database when it must be
+current. What two proxies must not do at once is claimed in the database: an idempotency
+key being applied (:meth:`claim_apply`) and named leases (:meth:`acquire`).
+
+The methods are blocking; the proxy calls them through ``asyncio.to_thread``. Each write is
+one transaction, committed before the method returns, so a restarted proxy finds every
+queued operation.
 
     >>> import tempfile
     >>> from edgescope.replicas.model import Member
@@ -23,64 +32,88 @@ method returns, so a restarted proxy finds every queued operation.
 
 from __future__ import annotations
 
+import enum
 import json
-import sqlite3
+import logging
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from edgescope.proxy.extension import Refused
+from edgescope.replicas import database as db
+from edgescope.replicas.database import FILENAME, redact
 from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
 
-FILENAME = "replicas.sqlite3"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sets (
-    handle TEXT PRIMARY KEY, record TEXT NOT NULL, last_write TEXT
-);
-CREATE TABLE IF NOT EXISTS pending (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, target TEXT NOT NULL,
-    handle TEXT, service TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL,
-    body BLOB NOT NULL, headers TEXT NOT NULL, hlc TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'queued', attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS pending_by_target ON pending (target, state, seq);
-CREATE TABLE IF NOT EXISTS applied (
-    key TEXT PRIMARY KEY, status INTEGER NOT NULL, body BLOB NOT NULL, headers TEXT NOT NULL,
-    at REAL NOT NULL
-);
-"""
+__all__ = ["FILENAME", "Claim", "ClaimState", "Registry", "RegistryUnavailable"]
+log = logging.getLogger("edgescope.replicas")
+SYNC_OVERLAP = 5.0
+"""Seconds a sync looks back past its last one: a change committed late (a slow transaction,
+clocks of two hosts a little apart) is still seen."""
+_CONFLICT_RETRIES = 5
+T = TypeVar("T")
+
+
+class RegistryUnavailable(Refused):
+    """The registry's database cannot be reached: the proxy answers a clear 503."""
+
+    def __init__(self, where: str, cause: BaseException) -> None:
+        reason = str(getattr(cause, "orig", cause)).splitlines()[0][:200]
+        super().__init__(
+            503,
+            "Replica Database Unavailable",
+            f"this proxy cannot reach its replica database {where}: {reason}",
+        )
+
+
+class ClaimState(enum.Enum):
+    MINE = "mine"
+    DONE = "done"
+    BUSY = "busy"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The outcome of :meth:`Registry.claim_apply`."""
+
+    state: ClaimState
+    answer: tuple[int, bytes, dict[str, str]] | None = None
+    """The remembered answer when ``DONE``."""
+    taken_over: bool = False
+    """``MINE`` after another proxy's claim expired: that proxy may have applied it (in doubt)."""
 
 
 class Registry:
     """One site's replica sets, pending queue and applied idempotency keys."""
 
-    def __init__(self, state_dir: str | Path, *, read_only: bool = False) -> None:
-        directory = Path(state_dir)
-        self.path = directory / FILENAME
-        if read_only:
-            uri = f"file:{self.path}?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        else:
-            directory.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
+    def __init__(self, location: str | Path, *, read_only: bool = False) -> None:
+        """``location``: a state folder (SQLite file there) or a database URL."""
+        self.url = db.database_url(location)
+        self.path = Path(location) / FILENAME if "://" not in str(location) else None
+        self.engine = db.make_engine(self.url, read_only=read_only)
+        if not read_only:
+            self._run(db.create_schema)
         self._lock = threading.Lock()
         self._sets: dict[str, ReplicaSet] = {}
         self._by_id: dict[str, str] = {}
-        for (record,) in self._db.execute("SELECT record FROM sets"):
-            self._index(ReplicaSet.from_json(json.loads(record)))
+        self._synced_at = 0.0
+        self.sync()
+
+    def __repr__(self) -> str:
+        return f"Registry({redact(self.url)!r})"
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.engine.dispose()
 
     # -- replica sets (reads are in memory) ---------------------------------------------
 
     def lookup(self, handle_or_id: str) -> ReplicaSet | None:
-        """The set known by this handle or member id, if any."""
+        """The set known by this handle or member id, if any (from the index)."""
         handle = self._by_id.get(handle_or_id)
         return self._sets.get(handle) if handle is not None else None
 
@@ -91,30 +124,61 @@ class Registry:
     def sets(self) -> list[ReplicaSet]:
         return sorted(self._sets.values(), key=lambda s: (s.service, s.handle))
 
-    def put_set(self, replica_set: ReplicaSet) -> bool:
-        """Store ``replica_set`` unless a record with a greater version is already here."""
+    def sync(self) -> int:
+        """Bring the index up to date with every change in the database since the last
+        sync (made by any proxy); returns how many sets changed here."""
+        started = time.time()
+        since = self._synced_at - SYNC_OVERLAP if self._synced_at else None
+        query = sa.select(db.sets.c.handle, db.sets.c.record, db.sets.c.deleted)
+        if since is not None:
+            query = query.where(db.sets.c.changed >= since)
+        rows = self._run(lambda connection: connection.execute(query).all(), write=False)
+        changed = 0
         with self._lock:
-            current = self._sets.get(replica_set.handle)
-            if (
-                current is not None
-                and current.version is not None
-                and (replica_set.version is None or replica_set.version < current.version)
-            ):
-                return False
-            with self._db:
-                self._db.execute(
-                    "INSERT INTO sets (handle, record) VALUES (?, ?) "
-                    "ON CONFLICT(handle) DO UPDATE SET record = excluded.record",
-                    (replica_set.handle, json.dumps(replica_set.to_json())),
-                )
-            if current is not None:
-                self._unindex(current)
-            self._index(replica_set)
-            return True
+            for handle, record, deleted in rows:
+                changed += self._apply_row(str(handle), str(record), bool(deleted))
+            self._synced_at = started
+        return changed
+
+    def fresh(self, handle: str) -> ReplicaSet | None:
+        """The set ``handle`` as the database has it now (the index is updated too)."""
+        query = sa.select(db.sets.c.record, db.sets.c.deleted).where(db.sets.c.handle == handle)
+        row = self._run(lambda connection: connection.execute(query).first(), write=False)
+        with self._lock:
+            if row is None:
+                self._apply_row(handle, None, True)
+                return None
+            self._apply_row(handle, str(row[0]), bool(row[1]))
+            return self._sets.get(handle)
+
+    def put_set(self, replica_set: ReplicaSet) -> bool:
+        """Store ``replica_set`` unless a record with a greater version is already there."""
+        version = replica_set.version.encode() if replica_set.version else None
+        values = {
+            "record": json.dumps(replica_set.to_json()),
+            "version": version,
+            "changed": time.time(),
+            "deleted": False,
+        }
+        c = db.sets.c
+        newer_or_same = c.version.is_(None) | c.deleted
+        if version is not None:
+            newer_or_same = newer_or_same | (c.version <= version)
+        update = db.sets.update().where(c.handle == replica_set.handle, newer_or_same)
+
+        def write(connection: sa.Connection) -> bool:
+            if connection.execute(update.values(**values)).rowcount:
+                return True
+            insert = _insert_ignore(db.sets).values(handle=replica_set.handle, **values)
+            return bool(connection.execute(insert).rowcount)  # 0: there, and newer
+
+        stored = self._run(write)
+        self.fresh(replica_set.handle) if not stored else self._index_now(replica_set)
+        return stored
 
     def mark_gone(self, handle: str, site: str, version: Hlc) -> ReplicaSet | None:
         """Record that ``site``'s member was deleted; returns the updated set."""
-        current = self.lookup(handle)
+        current = self.fresh(handle)
         if current is None:
             return None
         member = current.member(site)
@@ -126,144 +190,313 @@ class Registry:
         return updated
 
     def delete_set(self, handle: str) -> None:
+        """Delete the set (a tombstone the other proxies' :meth:`sync` sees)."""
+        statement = (
+            db.sets.update()
+            .where(db.sets.c.handle == handle)
+            .values(deleted=True, last_write=None, changed=time.time())
+        )
+        self._write(statement)
         with self._lock:
-            with self._db:
-                self._db.execute("DELETE FROM sets WHERE handle = ?", (handle,))
-            current = self._sets.pop(handle, None)
-            if current is not None:
-                self._unindex(current)
+            self._apply_row(handle, None, True)
 
     def last_write(self, handle: str) -> Hlc | None:
         """The stamp of the last write applied to this set at this site (the LWW reference)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT last_write FROM sets WHERE handle = ?", (handle,)
-            ).fetchone()
-        return Hlc.parse(row[0]) if row and row[0] else None
+        query = sa.select(db.sets.c.last_write).where(
+            db.sets.c.handle == handle, db.sets.c.deleted.is_(False)
+        )
+        value = self._run(lambda connection: connection.execute(query).scalar(), write=False)
+        return Hlc.parse(value) if value else None
 
     def set_last_write(self, handle: str, hlc: Hlc) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "UPDATE sets SET last_write = ? WHERE handle = ? "
-                "AND (last_write IS NULL OR last_write < ?)",
-                (hlc.encode(), handle, hlc.encode()),
-            )
+        c, stamp = db.sets.c, hlc.encode()
+        self._write(
+            db.sets.update()
+            .where(c.handle == handle, c.last_write.is_(None) | (c.last_write < stamp))
+            .values(last_write=stamp)
+        )
 
-    def _index(self, replica_set: ReplicaSet) -> None:
-        self._sets[replica_set.handle] = replica_set
-        for id_ in replica_set.ids:
-            self._by_id[id_] = replica_set.handle
+    def _index_now(self, replica_set: ReplicaSet) -> None:
+        with self._lock:
+            self._apply_row(replica_set.handle, json.dumps(replica_set.to_json()), False)
 
-    def _unindex(self, replica_set: ReplicaSet) -> None:
-        for id_ in replica_set.ids:
-            if self._by_id.get(id_) == replica_set.handle:
-                del self._by_id[id_]
+    def _apply_row(self, handle: str, record: str | None, deleted: bool) -> int:
+        """Index one row (under ``self._lock``); 1 when the index changed."""
+        current = self._sets.get(handle)
+        new = None if deleted or record is None else ReplicaSet.from_json(json.loads(record))
+        if new == current:
+            return 0
+        if current is not None:
+            del self._sets[handle]
+            for id_ in current.ids:
+                if self._by_id.get(id_) == handle:
+                    del self._by_id[id_]
+        if new is not None:
+            self._sets[handle] = new
+            for id_ in new.ids:
+                self._by_id[id_] = handle
+        return 1
 
     # -- pending queue (eventual mode) --------------------------------------------------
 
     def enqueue(self, op: PendingOp) -> int:
         """Queue ``op`` durably; returns its sequence number (an existing key is kept)."""
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR IGNORE INTO pending (key, target, handle, service, method, path, "
-                "body, headers, hlc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    op.key,
-                    op.target,
-                    op.handle,
-                    op.service,
-                    op.method,
-                    op.path,
-                    op.body,
-                    json.dumps(op.headers),
-                    op.hlc.encode(),
-                ),
-            )
-            row = self._db.execute("SELECT seq FROM pending WHERE key = ?", (op.key,)).fetchone()
-        return int(row[0])
+        values = {
+            "key": op.key,
+            "target": op.target,
+            "handle": op.handle,
+            "service": op.service,
+            "method": op.method,
+            "path": op.path,
+            "body": op.body,
+            "headers": json.dumps(op.headers),
+            "hlc": op.hlc.encode(),
+        }
+
+        def write(connection: sa.Connection) -> int:
+            connection.execute(_insert_ignore(db.pending).values(**values))  # or queued already
+            query = sa.select(db.pending.c.seq).where(db.pending.c.key == op.key)
+            return int(connection.execute(query).scalar_one())
+
+        return self._run(write)
 
     def pending(self, target: str | None = None, *, include_done: bool = False) -> list[PendingOp]:
         """Queued operations in replay order (per target site, by sequence number)."""
-        sql = "SELECT * FROM pending WHERE 1=1"
-        args: list[str] = []
+        c = db.pending.c
+        query = sa.select(db.pending).order_by(c.target, c.seq)
         if target is not None:
-            sql += " AND target = ?"
-            args.append(target)
+            query = query.where(c.target == target)
         if not include_done:
-            sql += " AND state = 'queued'"
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY target, seq", args).fetchall()
+            query = query.where(c.state == "queued")
+        rows = self._run(lambda c: c.execute(query).mappings().all(), write=False)
         return [_op(row) for row in rows]
 
     def targets(self) -> list[str]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT DISTINCT target FROM pending WHERE state = 'queued'"
-            ).fetchall()
-        return sorted(r[0] for r in rows)
+        c = db.pending.c
+        query = sa.select(c.target).where(c.state == "queued").distinct()
+        found = self._run(lambda connection: connection.execute(query).scalars().all(), write=False)
+        return sorted(str(t) for t in found)
 
     def finish(self, key: str, *, state: str = "done", error: str = "") -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "UPDATE pending SET state = ?, last_error = ?, attempts = attempts + 1 "
-                "WHERE key = ?",
-                (state, error, key),
-            )
+        c = db.pending.c
+        self._write(
+            db.pending.update()
+            .where(c.key == key)
+            .values(state=state, last_error=error[:500], attempts=c.attempts + 1)
+        )
 
     def retry_later(self, key: str, error: str) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "UPDATE pending SET attempts = attempts + 1, last_error = ? WHERE key = ?",
-                (error[:500], key),
-            )
+        c = db.pending.c
+        self._write(
+            db.pending.update()
+            .where(c.key == key)
+            .values(attempts=c.attempts + 1, last_error=error[:500])
+        )
 
     def set_handle(self, key_prefix: str, handle: str) -> None:
         """Give queued ops of one create (keys ``<prefix>:<site>``) their set's handle."""
-        with self._lock, self._db:
-            self._db.execute(
-                "UPDATE pending SET handle = ? WHERE key LIKE ? AND handle IS NULL",
-                (handle, key_prefix.replace("%", "") + ":%"),
-            )
+        c = db.pending.c
+        pattern = key_prefix.replace("%", "").replace("_", "\\_") + ":%"
+        self._write(
+            db.pending.update()
+            .where(c.key.like(pattern, escape="\\"), c.handle.is_(None))
+            .values(handle=handle)
+        )
 
     # -- idempotency at the receiving site ----------------------------------------------
 
     def applied(self, key: str) -> tuple[int, bytes, dict[str, str]] | None:
         """The remembered answer of an already applied write, or None."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT status, body, headers FROM applied WHERE key = ?", (key,)
-            ).fetchone()
+        c = db.applied.c
+        query = sa.select(c.status, c.body, c.headers).where(c.key == key, c.state == "done")
+        row = self._run(lambda connection: connection.execute(query).first(), write=False)
         return (int(row[0]), bytes(row[1]), json.loads(row[2])) if row else None
 
     def record_applied(self, key: str, status: int, body: bytes, headers: dict[str, str]) -> None:
-        with self._lock, self._db:
-            self._db.execute(
-                "INSERT OR IGNORE INTO applied (key, status, body, headers, at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (key, status, body, json.dumps(headers), time.time()),
+        """Remember the answer of ``key`` (kept if one is remembered already)."""
+        values = {"status": status, "body": body, "headers": json.dumps(headers)}
+
+        def write(connection: sa.Connection) -> None:
+            insert = _insert_ignore(db.applied).values(key=key, state="done", at=time.time())
+            if not connection.execute(insert.values(**values)).rowcount:
+                c = db.applied.c
+                connection.execute(
+                    db.applied.update()
+                    .where(c.key == key, c.state == "applying")
+                    .values(state="done", owner="", **values)
+                )
+
+        self._run(write)
+
+    def claim_apply(self, key: str, owner: str, seconds: float) -> Claim:
+        """Claim the right to apply ``key`` for ``seconds`` (one proxy of the site at a time).
+
+        ``DONE`` with the answer when it was applied already; ``BUSY`` while another proxy
+        holds an unexpired claim (or the database reports a conflict); ``MINE`` otherwise.
+        A claim past its time is taken over: its owner died while applying, so the write
+        may or may not have reached the backend (``taken_over``).
+        """
+        now = time.time()
+        c = db.applied.c
+
+        def claim_it(connection: sa.Connection) -> Claim:
+            claim = _insert_ignore(db.applied).values(
+                key=key,
+                state="applying",
+                owner=owner,
+                until=now + seconds,
+                status=0,
+                body=b"",
+                headers="{}",
+                at=now,
             )
+            if connection.execute(claim).rowcount:
+                return Claim(ClaimState.MINE)
+            row = connection.execute(
+                sa.select(c.state, c.status, c.body, c.headers, c.until, c.owner).where(
+                    c.key == key
+                )
+            ).first()
+            if row is None:  # released meanwhile
+                return Claim(ClaimState.BUSY)
+            if row.state == "done":
+                answer = (int(row.status), bytes(row.body), json.loads(row.headers))
+                return Claim(ClaimState.DONE, answer)
+            if row.owner == owner:
+                return Claim(ClaimState.MINE)
+            if row.until >= now:
+                return Claim(ClaimState.BUSY)
+            taken = connection.execute(
+                db.applied.update()
+                .where(c.key == key, c.state == "applying", c.until < now)
+                .values(owner=owner, until=now + seconds)
+            ).rowcount
+            return Claim(ClaimState.MINE, taken_over=True) if taken else Claim(ClaimState.BUSY)
+
+        return self._run(claim_it, conflict=Claim(ClaimState.BUSY))
+
+    def complete_apply(
+        self, key: str, owner: str, status: int, body: bytes, headers: dict[str, str]
+    ) -> None:
+        """The write claimed as ``key`` was applied: remember its answer."""
+        c = db.applied.c
+        self._write(
+            db.applied.update()
+            .where(c.key == key, c.owner == owner, c.state == "applying")
+            .values(
+                state="done",
+                owner="",
+                status=status,
+                body=body,
+                headers=json.dumps(headers),
+                at=time.time(),
+            )
+        )
+
+    def release_apply(self, key: str, owner: str) -> None:
+        """Give up a claim without applying (the write failed; a retry may apply it)."""
+        c = db.applied.c
+        self._write(
+            db.applied.delete().where(c.key == key, c.owner == owner, c.state == "applying")
+        )
 
     def prune_applied(self, before: float) -> int:
-        """Forget the keys applied before ``before`` (epoch seconds); returns how many."""
-        with self._lock, self._db:
-            return self._db.execute("DELETE FROM applied WHERE at < ?", (before,)).rowcount
+        """Forget the keys applied (and sets deleted) before ``before``; returns how many keys."""
+        c = db.applied.c
+        pruned = self._write(db.applied.delete().where(c.at < before, c.state == "done"))
+        s = db.sets.c
+        self._write(db.sets.delete().where(s.deleted, s.changed < before))
+        return pruned
+
+    # -- leases between the proxies of a site -------------------------------------------
+
+    def acquire(self, name: str, owner: str, seconds: float) -> bool:
+        """Take (or renew) the lease ``name`` for ``seconds``; False while another holds it."""
+        now = time.time()
+        c = db.leases.c
+
+        def take(connection: sa.Connection) -> bool:
+            taken = connection.execute(
+                db.leases.update()
+                .where(c.name == name, (c.owner == owner) | (c.until < now))
+                .values(owner=owner, until=now + seconds)
+            ).rowcount
+            if taken:
+                return True
+            insert = _insert_ignore(db.leases).values(name=name, owner=owner, until=now + seconds)
+            return bool(connection.execute(insert).rowcount)
+
+        return self._run(take, conflict=False)
+
+    def release(self, name: str, owner: str) -> None:
+        c = db.leases.c
+        self._write(db.leases.delete().where(c.name == name, c.owner == owner))
+
+    def release_all(self, owner: str) -> int:
+        """Give up every lease ``owner`` holds (a proxy stopping cleanly); returns how many."""
+        return self._write(db.leases.delete().where(db.leases.c.owner == owner))
+
+    def holder(self, name: str) -> str | None:
+        """Who holds the lease ``name`` now (None when free or expired)."""
+        c = db.leases.c
+        query = sa.select(c.owner).where(c.name == name, c.until >= time.time())
+        value = self._run(lambda connection: connection.execute(query).scalar(), write=False)
+        return None if value is None else str(value)
+
+    # -- statements ---------------------------------------------------------------------
+
+    def _write(self, statement: sa.Executable) -> int:
+        return self._run(lambda connection: int(connection.execute(statement).rowcount))
+
+    def _run(
+        self,
+        work: Callable[[sa.Connection], T],
+        *,
+        write: bool = True,
+        conflict: T | None = None,
+    ) -> T:
+        """``work`` in one transaction (committed when ``write``), run again after a write
+        conflict (Galera certification, SQLite busy), or answering ``conflict`` for one.
+        A database that cannot be reached raises :class:`RegistryUnavailable`."""
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                with self.engine.begin() if write else self.engine.connect() as connection:
+                    return work(connection)
+            except OperationalError as exc:
+                if not db.is_conflict(exc):
+                    raise RegistryUnavailable(redact(self.url), exc) from exc
+                if conflict is not None:
+                    return conflict
+                if attempt == _CONFLICT_RETRIES - 1:
+                    raise RegistryUnavailable(redact(self.url), exc) from exc
+                log.info("registry write conflict, retrying: %s", exc.orig)
+                time.sleep(0.02 * (attempt + 1))
+            except DBAPIError as exc:
+                if exc.connection_invalidated or isinstance(exc, InterfaceError):
+                    raise RegistryUnavailable(redact(self.url), exc) from exc
+                raise
+        raise AssertionError("unreachable")
+
+
+def _insert_ignore(table: sa.Table) -> sa.Insert:
+    """An INSERT that does nothing (rowcount 0) when the primary or a unique key is taken."""
+    insert = table.insert().prefix_with("OR IGNORE", dialect="sqlite")
+    return insert.prefix_with("IGNORE", dialect="mysql").prefix_with("IGNORE", dialect="mariadb")
 
 
 def _op(row: Any) -> PendingOp:
-    seq, key, target, handle, service, method, path, body, headers, hlc = row[:10]
-    state, attempts, last_error = row[10:13]
     return PendingOp(
-        key=str(key),
-        handle=None if handle is None else str(handle),
-        target=str(target),
-        service=str(service),
-        method=str(method),
-        path=str(path),
-        body=bytes(body),
-        headers=json.loads(str(headers)),
-        hlc=Hlc.parse(str(hlc)),
-        seq=int(seq),
-        attempts=int(attempts),
-        state=str(state),
-        last_error=str(last_error),
+        key=str(row["key"]),
+        handle=None if row["handle"] is None else str(row["handle"]),
+        target=str(row["target"]),
+        service=str(row["service"]),
+        method=str(row["method"]),
+        path=str(row["path"]),
+        body=bytes(row["body"]),
+        headers=json.loads(str(row["headers"])),
+        hlc=Hlc.parse(str(row["hlc"])),
+        seq=int(row["seq"]),
+        attempts=int(row["attempts"]),
+        state=str(row["state"]),
+        last_error=str(row["last_error"]),
     )
