@@ -66,8 +66,11 @@ class Pair:
     async def start(self, site: str) -> SiteProxy:
         other = next(s for s in SITES if s != site)
         url = URL(f"http://127.0.0.1:{self.ports[other]}")
+        theirs = load_config(self.configs[other]).private_key.public_key()
+        peer = PeerConfig(other, url, 2.0, 120.0, public_keys=(theirs,))
+        # plain HTTP on ports of their own: the testbed's proxies keep theirs (and their TLS)
         config = dataclasses.replace(
-            load_config(self.configs[site]), port=0, peers=(PeerConfig(other, url, 2.0, 120.0),)
+            load_config(self.configs[site]), port=0, peers=(peer,), peer_listen=None, tls=None
         )
         replicas = Replicas.open(site, self.state / site, replay_interval=0.5)
         proxy = SiteProxy(config, extensions=[replicas])

@@ -199,3 +199,26 @@ async def test_the_same_write_sent_twice_at_once_applies_once(replica_sites: Sit
     assert first.status == second.status == 201 and first.body == second.body  # the same answer
     assert posts(corte) == 1 and len(corte.items) == 1
     assert REPLAYED_HEADER in first.headers or REPLAYED_HEADER in second.headers
+
+
+async def test_a_queued_write_carries_the_ids_of_the_site_it_waits_for(
+    replica_sites: SitesFactory,
+) -> None:
+    """The write replayed to Corte names Corte's members, as the live branch would have."""
+    paris, corte = await replica_sites("Paris", "Corte")
+    status, _, body = await paris.call("POST", "/things", BOTH, json={"thing": {"name": "al"}})
+    assert status == 201
+    record = paris.replicas.registry.lookup(body["thing"]["id"])
+    assert record is not None
+    at_paris, at_corte = record.member_id("Paris"), record.member_id("Corte")
+    assert at_paris and at_corte and at_paris != at_corte
+    await paris.links["Corte"].cut()
+    friend = {"thing": {"name": "bo", "friend": at_paris}}
+    status, headers, _ = await paris.call("POST", "/things", BOTH, json=friend, headers=EVENTUAL)
+    assert status == 201 and headers[PENDING_HEADER] == "Corte"
+    [op] = paris.replicas.registry.pending("Corte")
+    assert at_corte in op.body.decode() and at_paris not in op.body.decode()
+    await paris.links["Corte"].heal()
+    await eventually(lambda: not paris.replicas.registry.pending())
+    [bo] = [i for i in corte.items.values() if i["name"] == "bo"]
+    assert bo["friend"] == at_corte

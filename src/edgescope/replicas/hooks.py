@@ -103,13 +103,7 @@ class ReplicaHooks:
         return self.fan_out_write
 
     def branch(self, request: BranchRequest) -> BranchRequest:
-        if self.sets:
-            table: dict[str, str] = {}
-            for replica_set in self.sets:
-                target = self._target(replica_set.service, request.site)
-                if target is not None:
-                    table.update(translation_table([replica_set], target))
-            request.path, request.body = translate_request(request.path, request.body, table)
+        request.path, request.body = self._translated(request.site, request.path, request.body)
         if self.fan_out_write and request.site != self.replicas.site:
             assert self.hlc is not None
             key = f"{self.op_key}:{request.site}"
@@ -203,6 +197,18 @@ class ReplicaHooks:
             return replica_set
         return None
 
+    def _translated(self, site: str, path: str, body: bytes | None) -> tuple[str, bytes | None]:
+        """``path`` and ``body`` with the ids of the call's replica sets as ``site`` knows
+        them (what the branch to ``site`` sends, live or replayed from the queue)."""
+        if not self.sets:
+            return path, body
+        table: dict[str, str] = {}
+        for replica_set in self.sets:
+            target = self._target(replica_set.service, site)
+            if target is not None:
+                table.update(translation_table([replica_set], target))
+        return translate_request(path, body, table)
+
     def _target(self, service: str, site: str) -> str | None:
         """Whose ids a set of ``service`` takes in the branch to ``site``: that site's for
         the routed service or one the scope leaves local, the named site for one the scope
@@ -243,8 +249,11 @@ class ReplicaHooks:
     async def _enqueue(self, op: PendingOp) -> None:
         """Queue ``op`` durably (the body of this call's own write goes with it)."""
         call = self.call
+        body = None
         if op.method == call.method and call.request.body_exists:
-            op = replace(op, body=await call.request.read())
+            body = await call.request.read()
+        path, body = self._translated(op.target, op.path, body)  # as the live branch would
+        op = replace(op, path=path, body=body or b"")
         await asyncio.to_thread(self.replicas.registry.enqueue, op)
         self.replicas.replayer.wake()
 
