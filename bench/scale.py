@@ -215,7 +215,7 @@ async def phase_bootstrap(edge: Edge, started_in: float) -> dict[str, Any]:
         curve.append((round(time.monotonic() - began, 1), done))
         return bool(done >= total)
 
-    converged = await until(full, timeout=edge.args.timeout, every=1.0)
+    converged = await until(full, timeout=3 * edge.args.timeout, every=1.0)
     return {"start_s": started_in, "converged_s": converged, "curve": curve}
 
 

@@ -48,7 +48,7 @@ log = logging.getLogger("edgescope.directory")
 MAX_SYNC_BYTES = 4 * 1024 * 1024
 MAX_SYNC_ENTRIES = 20_000
 SYNC_TIMEOUT = 5.0
-SAVE_INTERVAL = 10.0
+SAVE_INTERVAL = 60.0
 AVOID = 30.0
 """Seconds a site that did not answer a sync is left out of the choice of sync partners."""
 
