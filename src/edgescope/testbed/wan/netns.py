@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgescope.testbed.wan._commands import WanError, run
-from edgescope.testbed.wan.topology import Topology
+from edgescope.testbed.wan.topology import Site, Topology
 
 NETNS_DIR = Path("/run/netns")
 BRIDGE = "br0"
@@ -55,36 +55,14 @@ def exists(namespace: str) -> bool:
 def create(topology: Topology, names: WanNames) -> None:
     """Create the wan namespace, its bridge, and one connected namespace per site."""
     destroy(names, topology.names)
-    namespaces = [names.wan, *(names.site(s.name) for s in topology.sites)]
-    root = [f"netns add {ns}" for ns in namespaces]
-    root += [f"netns exec {ns} sysctl -q -w {' '.join(_NO_IPV6)}" for ns in namespaces]
-    root += [
-        f"link add {SITE_IFACE} netns {names.site(s.name)} type veth "
-        f"peer name {names.port(s.name)} netns {names.wan}"
-        for s in topology.sites
-    ]
     try:
-        _batch(None, root)
-        wan = [
-            "link set lo up",
-            f"link add {BRIDGE} type bridge stp_state 0",
-            f"link set {BRIDGE} up",
-        ]
-        for site in topology.sites:
-            wan += [
-                f"link set {names.port(site.name)} master {BRIDGE}",
-                f"link set {names.port(site.name)} up",
-            ]
-        _batch(names.wan, wan)
-        for site in topology.sites:
-            _batch(
-                names.site(site.name),
-                [
-                    "link set lo up",
-                    f"addr add {site.address}/{topology.prefixlen} dev {SITE_IFACE}",
-                    f"link set {SITE_IFACE} up",
-                ],
-            )
+        _batch(None, [f"netns add {names.wan}", _no_ipv6(names.wan)])
+        _batch(
+            names.wan,
+            ["link set lo up", f"link add {BRIDGE} type bridge stp_state 0",
+             f"link set {BRIDGE} up"],
+        )  # fmt: skip
+        _plug(topology, names, list(topology.sites))
     except WanError:
         destroy(names, topology.names)
         raise
@@ -94,34 +72,39 @@ def add_sites(topology: Topology, names: WanNames, sites: Iterable[str]) -> None
     """Create the namespaces of ``sites`` (in ``topology``) and plug them into the bridge of
     a running WAN: a site joining the edge."""
     new = [topology.site(name) for name in sites]
-    root = [f"netns add {names.site(s.name)}" for s in new]
-    root += [f"netns exec {names.site(s.name)} sysctl -q -w {' '.join(_NO_IPV6)}" for s in new]
-    root += [
-        f"link add {SITE_IFACE} netns {names.site(s.name)} type veth "
-        f"peer name {names.port(s.name)} netns {names.wan}"
-        for s in new
-    ]
     try:
-        _batch(None, root)
-        wan = []
-        for site in new:
-            wan += [
-                f"link set {names.port(site.name)} master {BRIDGE}",
-                f"link set {names.port(site.name)} up",
-            ]
-        _batch(names.wan, wan)
-        for site in new:
-            _batch(
-                names.site(site.name),
-                [
-                    "link set lo up",
-                    f"addr add {site.address}/{topology.prefixlen} dev {SITE_IFACE}",
-                    f"link set {SITE_IFACE} up",
-                ],
-            )
+        _plug(topology, names, new)
     except WanError:
         remove_sites(names, [s.name for s in new])
         raise
+
+
+def _plug(topology: Topology, names: WanNames, sites: list[Site]) -> None:
+    """One namespace per site, its veth's other end a port of the bridge."""
+    root = [f"netns add {names.site(s.name)}" for s in sites]
+    root += [_no_ipv6(names.site(s.name)) for s in sites]
+    root += [
+        f"link add {SITE_IFACE} netns {names.site(s.name)} type veth "
+        f"peer name {names.port(s.name)} netns {names.wan}"
+        for s in sites
+    ]
+    _batch(None, root)
+    ports = [f"link set {names.port(s.name)} {what}" for s in sites for what in
+             (f"master {BRIDGE}", "up")]  # fmt: skip
+    _batch(names.wan, ports)
+    for site in sites:
+        _batch(
+            names.site(site.name),
+            [
+                "link set lo up",
+                f"addr add {site.address}/{topology.prefixlen} dev {SITE_IFACE}",
+                f"link set {SITE_IFACE} up",
+            ],
+        )
+
+
+def _no_ipv6(namespace: str) -> str:
+    return f"netns exec {namespace} sysctl -q -w {' '.join(_NO_IPV6)}"
 
 
 def remove_sites(names: WanNames, sites: Iterable[str]) -> None:
