@@ -239,3 +239,18 @@ def test_sigterm_releases_the_packets_the_delayer_holds(make_wan: Callable[..., 
     os.kill(wan.delayer_pid, signal.SIGTERM)
     out, _ = receiver.communicate(timeout=10)
     assert out.strip() == "5"  # released at once, not dropped with the queue
+
+
+def test_a_site_joins_and_leaves_a_running_wan(make_wan: Callable[..., Wan]) -> None:
+    wan = make_wan(load_topology(sites=["Paris", "Corte"]))
+    added = wan.add_sites(load_topology(sites=["Paris", "Corte", "Vancouver"]))
+    assert added == ["Vancouver"]
+    assert wan.names.site("Vancouver") in _namespaces()
+    rtt_min, _, received = ping(wan, "Paris", "Vancouver", count=3)
+    assert received == 3 and rtt_min >= 300 - MARGIN_MS  # the shipped Paris-Vancouver link
+    assert Wan.attach(wan.state_dir).topology.names == ["Paris", "Corte", "Vancouver"]
+    wan.partition("Corte", "Vancouver")
+    wan.remove_site("Vancouver")
+    assert wan.names.site("Vancouver") not in _namespaces()
+    assert wan.topology.names == ["Paris", "Corte"] and wan.cuts == frozenset()
+    assert ping(wan, "Paris", "Corte", count=2)[2] == 2  # the others are untouched
