@@ -19,13 +19,23 @@ from typing import Any
 import aiohttp
 
 
-@functools.cache
 def proxy_fixtures() -> Any:
     """tests/proxy/conftest.py (real proxies, a generic backend), loaded by its path."""
-    folder = Path(__file__).resolve().parent / "proxy"
+    return fixtures_of("proxy")
+
+
+def replica_fixtures() -> Any:
+    """tests/replicas/conftest.py (proxies with replicas, links to cut and heal)."""
+    return fixtures_of("replicas")
+
+
+@functools.cache
+def fixtures_of(name: str) -> Any:
+    """The conftest.py of the tests' folder ``name``, as a module of its own."""
+    folder = Path(__file__).resolve().parent / name
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))  # its own imports (wiretap) live beside it
-    spec = importlib.util.spec_from_file_location("proxy_fixtures", folder / "conftest.py")
+    spec = importlib.util.spec_from_file_location(f"{name}_fixtures", folder / "conftest.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there

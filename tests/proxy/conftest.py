@@ -16,7 +16,9 @@ service's own path, ``http://127.0.0.1:P/<service>/...``:
     /<svc>/validate        validates the X-Auth-Token it received through this site's own
                            proxy (GET /identity/v3/auth/tokens, X-Subject-Token = that token,
                            X-Auth-Token = its own service token), answered like relay
-    POST /identity/v3/auth/tokens   a generic token issuer (201 + X-Subject-Token header)
+    POST /identity/v3/auth/tokens   a generic token issuer (201 + X-Subject-Token header:
+                                    service-token-of-<Site> for the proxies' user edgescope,
+                                    <user>-token-of-<Site> for anyone else)
     GET  /identity/v3/auth/tokens   echo plus a token-shaped answer: roles [admin] when the
                                     subject token contains "admin", else [member]; 404 for
                                     a subject starting with "bad"; catalog region = the site
@@ -196,10 +198,12 @@ def backend_app(site: str, seen: list[dict[str, Any]], proxy_url: str = "") -> w
         body = await request.json()
         user = body["auth"]["identity"]["password"]["user"]["name"]
         seen.append({"site": site, "path": request.path_qs, "issued_to": user})
+        # the proxies' own user gets its service token; anyone else a token naming them
+        token = f"service-token-of-{site}" if user == "edgescope" else f"{user}-token-of-{site}"
         return web.json_response(
             {"token": {"expires_at": "2999-01-01T00:00:00Z", "catalog": catalog_of(site)}},
             status=201,
-            headers={"X-Subject-Token": f"service-token-of-{site}"},
+            headers={"X-Subject-Token": token},
         )
 
     async def validate_token(request: web.Request) -> web.Response:
