@@ -1,4 +1,4 @@
-"""The proxy's loopback sites (``sites``) for the tests of edgescope.observe."""
+"""The proxy's loopback sites (``sites``, ``refused_url``) for the tests of edgescope.observe."""
 
 from __future__ import annotations
 

@@ -203,6 +203,7 @@ def test_feed_drops_and_counts_what_a_full_queue_cannot_take() -> None:
         ({"queue_size": 0}, "events.queue_size: expected a positive integer"),
         ({"operator_roles": "admin"}, "events.operator_roles: expected a list"),
         ({"state_interval": "fast"}, "events.state_interval: expected a positive number"),
+        ({"state_interval": 10}, "events.state_interval: at most 4.0 s"),
     ],
 )
 def test_bad_events_config_is_named(table: dict[str, Any], message: str) -> None:

@@ -13,6 +13,7 @@ service's own path, ``http://127.0.0.1:P/<service>/...``:
     /<svc>/relay/<svc2>/<rest>  calls /<svc2>/<rest> through this site's own proxy with only
                            the X-Auth-Token it received (nova -> glance) and answers with
                            {"status": ..., "answer": <that call's JSON>}
+    /<svc>/nova/<svc2>/<rest>  the same, passing X-OpenStack-Request-ID on too (as nova does)
     /<svc>/validate        validates the X-Auth-Token it received through this site's own
                            proxy (GET /identity/v3/auth/tokens, X-Subject-Token = that token,
                            X-Auth-Token = its own service token), answered like relay
@@ -186,6 +187,15 @@ def backend_app(site: str, seen: list[dict[str, Any]], proxy_url: str = "") -> w
         target = f"/{request.match_info['target']}/{request.match_info['rest']}"
         return await call_own_proxy(target, {"X-Auth-Token": token})
 
+    async def nova(request: web.Request) -> web.Response:
+        """Like ``relay``, with the request id passed on as nova passes its global one."""
+        headers = {"X-Auth-Token": request.headers.get("X-Auth-Token", "")}
+        if "X-OpenStack-Request-ID" in request.headers:
+            headers["X-OpenStack-Request-ID"] = request.headers["X-OpenStack-Request-ID"]
+        seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})
+        target = f"/{request.match_info['target']}/{request.match_info['rest']}"
+        return await call_own_proxy(target, headers)
+
     async def validate(request: web.Request) -> web.Response:
         token = request.headers.get("X-Auth-Token", "")
         seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})
@@ -236,6 +246,7 @@ def backend_app(site: str, seen: list[dict[str, Any]], proxy_url: str = "") -> w
     app.router.add_get("/{svc}/download/{size}", download)
     app.router.add_get("/{svc}/many/{count}", many)
     app.router.add_get("/{svc}/relay/{target}/{rest:.*}", relay)
+    app.router.add_get("/{svc}/nova/{target}/{rest:.*}", nova)
     app.router.add_get("/{svc}/validate", validate)
     app.router.add_route("*", "/{svc}/{tail:.*}", echo)
     return app

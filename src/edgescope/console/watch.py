@@ -29,8 +29,9 @@ from edgescope.observe.feed import Feed
 from edgescope.proxy.protocol import EVENTS_PATH
 
 log = logging.getLogger("edgescope.console")
-READ_TIMEOUT = 30.0
-"""A stream silent this long is dead (proxies send state every second, keep-alives every 15)."""
+READ_TIMEOUT = 5.0
+"""A stream silent this long is dead: proxies send their state every second (a cut link
+drops packets silently, so no error would come)."""
 
 
 class Refused(Exception):

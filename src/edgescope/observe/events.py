@@ -42,6 +42,9 @@ from edgescope.proxy.protocol import EVENTS_PATH, EVENTS_STATE_PATH
 from edgescope.proxy.responses import error_body, json_error
 from edgescope.proxy.route import Plan
 
+MAX_STATE_INTERVAL = 4.0
+"""Consoles take a stream silent for 5 s for a dead one (edgescope.console.watch)."""
+
 
 class ReplicaSummary(Protocol):
     """What the replicas extension tells the console (sets, writes queued per site)."""
@@ -85,6 +88,11 @@ class EventsConfig:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"events.{name}: expected a positive number, got {value!r}")
             values[name] = float(value)
+        if values["state_interval"] > MAX_STATE_INTERVAL:
+            raise ConfigError(
+                f"events.state_interval: at most {MAX_STATE_INTERVAL} s (a console takes a "
+                f"stream silent for longer for a dead one), got {values['state_interval']}"
+            )
         return cls(**values)
 
 

@@ -85,8 +85,9 @@ class TracingConfig:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"tracing.service_name: expected a name, got {name!r}")
         values: dict[str, Any] = {}
+        defaults = {"max_queue": 4096, "remember": 10_000, "export_timeout": 5.0}
         for key, kind in (("max_queue", int), ("remember", int), ("export_timeout", float)):
-            value = raw.get(key, getattr(cls, key))
+            value = raw.get(key, defaults[key])
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"tracing.{key}: expected a positive number, got {value!r}")
             values[key] = kind(value)

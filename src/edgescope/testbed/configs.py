@@ -271,6 +271,9 @@ def proxy_toml(
         "[replicas]",
         f"state_dir = {_toml_str(str(plan.root))}",
         "",
+        "[events]  # the console's feed, for this site's admins (edgescope console)",
+        'operator_roles = ["admin"]',
+        "",
     ]
     return "\n".join(lines)
 
