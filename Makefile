@@ -46,7 +46,7 @@ $(CONSOLE_VENDOR)/.stamp: web/package.json web/package-lock.json
 	@touch $@
 
 system-deps: $(VENV)/.system-deps
-$(VENV)/.system-deps:
+$(VENV)/.system-deps: Makefile
 	@mkdir -p $(VENV)
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
