@@ -147,7 +147,7 @@ function callRow(call) {
     el("td", { class: "what", text: `${call.method} ${call.service} ${call.path}` }),
     el("td", { class: "scope", text: call.scope ?? "" }),
     el("td", { class: "route" }, ...routeBadges(call)),
-    el("td", { class: `status ${failed ? "failed" : ""}`, text: String(call.status) }),
+    el("td", { class: `call-status ${failed ? "failed" : ""}`, text: String(call.status) }),
     el("td", { text: String(call.ms) }));
   row.addEventListener("click", () => showDetail(call));
   return row;
