@@ -155,7 +155,7 @@ function callRow(call) {
 
 function matches(call) {
   const words = $("#filter").value.trim().toLowerCase().split(/\s+/).filter(Boolean);
-  const text = [call.reported_by, call.service, call.method, call.path, call.scope, call.status,
+  const text = [call.id, call.reported_by, call.service, call.method, call.path, call.scope, call.status,
                 call.from_peer, ...call.route.map((b) => b.site)].join(" ").toLowerCase();
   return words.every((word) => text.includes(word));
 }
