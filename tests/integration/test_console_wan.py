@@ -24,7 +24,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from wan_testbed import WanTestbed
 
-from browser import chromium, screenshot, wait_for
+from browser import ARTIFACTS, chromium, screenshot, wait_for
 from edgescope.demo.probes import SERVER_PREFIX, Sites
 from edgescope.demo.run import sites_of
 
@@ -48,25 +48,28 @@ def attribute(driver: Any, selector: str, name: str) -> str | None:
 
 @pytest.fixture
 def console_url(wtb: WanTestbed) -> Iterator[str]:
-    """``edgescope console`` at Paris on a free port; stopped (by its PID) afterwards."""
+    """``edgescope console`` at Paris on a free port (its log in artifacts/); stopped, by its
+    PID, afterwards."""
     argv = [EDGESCOPE, "console", "--state-dir", str(wtb.testbed.state_dir), "--at", PARIS,
             "--listen", "127.0.0.1:0"]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            pytest.fail(f"edgescope console did not start: {proc.stderr and proc.stderr.read()}")
-        started = json.loads(line)
-        assert started["seen_from"] == PARIS
-        yield str(started["url"])
-    finally:
-        proc.terminate()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with (ARTIFACTS / "console-wan.log").open("w") as log:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log, text=True)
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line:
+                pytest.fail("edgescope console did not start: see artifacts/console-wan.log")
+            started = json.loads(line)
+            assert started["seen_from"] == PARIS
+            yield str(started["url"])
+        finally:
+            proc.terminate()
+            try:
+                proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
 
 
 @pytest.fixture
