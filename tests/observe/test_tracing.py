@@ -24,7 +24,7 @@ async def collector() -> AsyncIterator[tuple[Collector, str]]:
 
 
 async def traced(sites: Any, url: str, *names: str, **options: Any) -> list[Any]:
-    config = TracingConfig.parse({"otlp_endpoint": url})
+    config = TracingConfig.parse({"otlp_endpoint": url, "max_queue": 100})  # < one batch
     return list(await sites(*names, extensions={n: [Tracing(n, config)] for n in names}, **options))
 
 
@@ -137,8 +137,22 @@ async def test_a_call_refused_before_any_branch_still_has_its_span(
         ({"otlp_endpoint": "grpc://x:4317"}, "otlp_endpoint must be an http"),
         ({"otlp_endpoint": "http://x:4318/v1/traces", "colour": 1}, "unknown key 'colour'"),
         ({"otlp_endpoint": "http://x:4318/v1/traces", "max_queue": 0}, "tracing.max_queue"),
+        ({"otlp_endpoint": "http://x:4318/v1/traces", "sample_ratio": 0}, "tracing.sample_ratio"),
     ],
 )
 def test_bad_tracing_config_is_named(table: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         TracingConfig.parse(table)
+
+
+async def test_a_trace_not_sampled_where_it_starts_is_sampled_nowhere(
+    sites: Any, collector: tuple[Collector, str]
+) -> None:
+    """A client's traceparent not sampled (flags 00): neither proxy records a span."""
+    receiver, url = collector
+    paris, _corte = await traced(sites, url, "Paris", "Corte")
+    unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}", "traceparent": unsampled})
+    await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})  # sampled: 4 spans
+    spans = await receiver.wait(lambda s: len(s) >= 4)
+    assert all(s.trace_id != "0af7651916cd43dd8448eb211c80319c" for s in spans)
