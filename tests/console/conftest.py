@@ -17,6 +17,7 @@ from edgescope.console.targets import Credentials, Target, from_urls
 from loopback import proxy_fixtures, replica_fixtures
 
 sites = proxy_fixtures().sites
+refused_url = proxy_fixtures().refused_url
 replica_sites = replica_fixtures().replica_sites
 OPERATOR = Credentials("admin", "pw")
 
