@@ -199,3 +199,25 @@ async def test_the_same_write_sent_twice_at_once_applies_once(replica_sites: Sit
     assert first.status == second.status == 201 and first.body == second.body  # the same answer
     assert posts(corte) == 1 and len(corte.items) == 1
     assert REPLAYED_HEADER in first.headers or REPLAYED_HEADER in second.headers
+
+
+async def test_a_replayed_write_names_the_target_sites_member_of_other_sets(
+    replica_sites: SitesFactory,
+) -> None:
+    """A boot queued for Corte names a flavor by its handle: replayed, Corte gets its own
+    flavor id, as a live branch would (the demo's eventual *-DC boot after the heal)."""
+    paris, corte = await replica_sites("Paris", "Corte")
+    status, _, body = await paris.call("POST", "/things", BOTH, json={"thing": {"name": "tiny"}})
+    assert status == 201, body
+    flavor = body["thing"]["id"]
+    [corte_flavor] = [i for i, item in corte.items.items() if item["name"] == "tiny"]
+    await paris.links["Corte"].cut()
+    status, _, body = await paris.call(
+        "POST", "/things", BOTH, json={"thing": {"name": "vm", "flavor": flavor}}, headers=EVENTUAL
+    )
+    assert status == 201, body
+    await paris.links["Corte"].heal()
+    registry = paris.replicas.registry
+    await eventually(lambda: not registry.pending())
+    [vm] = [item for item in corte.items.values() if item["name"] == "vm"]
+    assert vm["flavor"] == corte_flavor

@@ -41,7 +41,7 @@ from edgescope.replicas.clock import Clock, ClockTooFarAhead
 from edgescope.replicas.model import Hlc, Member, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import Registry
-from edgescope.replicas.translate import translate_request, translation_table
+from edgescope.replicas.translate import candidates, translate_request, translation_table
 
 log = logging.getLogger("edgescope.replicas")
 INTERNAL_HEADERS = (REPLICA_HEADER, HLC_HEADER, IDEMPOTENCY_KEY_HEADER)
@@ -291,13 +291,23 @@ class Replayer:
 
     async def send(self, op: PendingOp) -> BranchReply:
         """Send ``op`` to its site (a signed peer hop, ids translated for that site)."""
-        replica_set = self.registry.lookup(op.handle) if op.handle else None
-        table = translation_table([replica_set], op.target) if replica_set else {}
-        path, body = translate_request(op.path, op.body, table)
+        path, body = translate_request(op.path, op.body, self._table(op))
         headers = {**op.headers, **internal_headers(op.handle, op.hlc, op.key)}
         return await self.link.services().send_to_peer(
             op.target, op.method, PEER_PATH + op.service + path, headers=headers, body=body
         )
+
+    def _table(self, op: PendingOp) -> dict[str, str]:
+        """The op's own set and every set of its service that it names (a flavor in a boot)
+        -> their member at the target site, as a live branch to that site translates them.
+        Other services' sets are left as they are: the target's proxy translates those in
+        the calls that use them (nova's image call)."""
+        sets = {}
+        for text in [op.handle or "", *candidates(op.path, op.body)]:
+            found = self.registry.lookup(text) if text else None
+            if found is not None and (found.handle == op.handle or found.service == op.service):
+                sets[found.handle] = found
+        return translation_table(sets.values(), op.target)
 
     async def _replay(self, op: PendingOp) -> bool:
         """True when ``op`` is finished (applied, superseded or refused for good)."""
