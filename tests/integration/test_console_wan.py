@@ -94,8 +94,9 @@ def test_console_sees_a_boot_a_cut_and_writes_draining_after_the_heal(
             booted = sites.run(PARIS, "server", "create", server, *BOOT, cloud=PARIS,
                                scope=XDC, timeout=300)  # fmt: skip
             assert booted.ok, booted.stderr
+            # nova's own call: its scope rides on the user's token (the CLI's calls: X-Scope)
             image_call = (
-                '#calls tr[data-site="Paris"][data-service="image"]'
+                '#calls tr[data-site="Paris"][data-service="image"][data-carrier="token"]'
                 ' [data-route-site="Corte"][data-route-status="200"]'
             )
             wait_for(

@@ -140,7 +140,8 @@ function callRow(call) {
   const who = call.from_peer ? `peer ${call.from_peer}` : `${call.client} ${call.agent}`;
   const failed = call.status >= 400;
   const row = el("tr", { "data-id": call.id, "data-site": call.reported_by,
-                         "data-service": call.service, "data-status": String(call.status) },
+                         "data-service": call.service, "data-status": String(call.status),
+                         "data-carrier": call.carrier },
     el("td", { text: time }),
     el("td", { text: call.reported_by }),
     el("td", { text: who }),
