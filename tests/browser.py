@@ -78,3 +78,33 @@ def screenshot(driver: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+# Read the page in one script each: the console redraws its tables on every change, so an
+# element found in one WebDriver call may be gone by the next (stale), under load often.
+
+
+def attribute(driver: Any, selector: str, name: str) -> str | None:
+    """``name`` of the first element matching ``selector`` (None when there is none)."""
+    found: str | None = driver.execute_script(
+        "const e = document.querySelector(arguments[0]);"
+        " return e ? e.getAttribute(arguments[1]) : null;",
+        selector,
+        name,
+    )
+    return found
+
+
+def text_of(driver: Any, selector: str) -> str:
+    """The visible text of the first element matching ``selector`` ('' when there is none)."""
+    found: str = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", selector
+    )
+    return found
+
+
+def count(driver: Any, selector: str) -> int:
+    found: int = driver.execute_script(
+        "return document.querySelectorAll(arguments[0]).length;", selector
+    )
+    return found

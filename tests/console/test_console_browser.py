@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 
+from browser import attribute, count, text_of
 from conftest import Page, StartConsole
 from edgescope.observe.events import Events, EventsConfig
 
@@ -21,16 +22,6 @@ FAST_STATE = EventsConfig(state_interval=0.2)
 
 def css(driver: Any, selector: str) -> list[Any]:
     return list(driver.find_elements(By.CSS_SELECTOR, selector))
-
-
-def text_of(driver: Any, selector: str) -> str:
-    found = css(driver, selector)
-    return str(found[0].text) if found else ""
-
-
-def attribute(driver: Any, selector: str, name: str) -> str | None:
-    found = css(driver, selector)
-    return found[0].get_attribute(name) if found else None
 
 
 async def test_calls_arrive_with_their_route_and_a_dead_peer_shows(
@@ -47,7 +38,7 @@ async def test_calls_arrive_with_their_route_and_a_dead_peer_shows(
     await page.open(await start_console(made))
     await page.wait(
         "every proxy is reachable",
-        lambda d: len(css(d, '.site[data-reachable="true"]')) == 3,
+        lambda d: count(d, '.site[data-reachable="true"]') == 3,
     )
 
     await paris.get("/image/items", headers={"X-Scope": "{image: Paris & Corte}"})
@@ -56,13 +47,13 @@ async def test_calls_arrive_with_their_route_and_a_dead_peer_shows(
     await page.wait(
         "the | call at Paris, with both branches of its route",
         lambda d: (
-            css(d, f'{row} [data-route-site="Corte"][data-route-status="404"]')
-            and css(d, f'{row} [data-route-site="Lyon"][data-route-status="200"]')
+            count(d, f'{row} [data-route-site="Corte"][data-route-status="404"]')
+            and count(d, f'{row} [data-route-site="Lyon"][data-route-status="200"]')
         ),
     )
     await page.wait(
         "the & call at Paris, answered by both sites",
-        lambda d: css(d, f'{row} [data-route-site="Paris"][data-route-status="200"]'),
+        lambda d: count(d, f'{row} [data-route-site="Paris"][data-route-status="200"]'),
     )
 
     def open_the_or_call(driver: Any) -> None:
@@ -76,8 +67,8 @@ async def test_calls_arrive_with_their_route_and_a_dead_peer_shows(
     await page.wait(
         "the call's detail: each branch, and the hops the peers reported",
         lambda d: (
-            text_of(d, '#detail [data-branch="Corte"]').startswith("Corte 404")
-            and text_of(d, '#detail [data-branch="Lyon"]').startswith("Lyon 200")
+            text_of(d, '#detail [data-branch="Corte"]').split()[:2] == ["Corte", "404"]
+            and text_of(d, '#detail [data-branch="Lyon"]').split()[:2] == ["Lyon", "200"]
             and "Lyon: GET image /only/Lyon" in text_of(d, "#detail .hops")
         ),
     )

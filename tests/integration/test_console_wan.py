@@ -24,7 +24,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from wan_testbed import WanTestbed
 
-from browser import ARTIFACTS, chromium, screenshot, wait_for
+from browser import ARTIFACTS, attribute, chromium, count, screenshot, text_of, wait_for
 from edgescope.demo.probes import SERVER_PREFIX, Sites
 from edgescope.demo.run import sites_of
 
@@ -39,11 +39,6 @@ BOOT = ("--image", "debian", "--flavor", "m1.tiny", "--nic", "none", "--wait", "
 
 def css(driver: Any, selector: str) -> list[Any]:
     return list(driver.find_elements(By.CSS_SELECTOR, selector))
-
-
-def attribute(driver: Any, selector: str, name: str) -> str | None:
-    found = css(driver, selector)
-    return found[0].get_attribute(name) if found else None
 
 
 @pytest.fixture
@@ -87,7 +82,7 @@ def test_console_sees_a_boot_a_cut_and_writes_draining_after_the_heal(
         wait_for(
             page,
             "every proxy is reachable from Paris",
-            lambda d: len(css(d, '.site[data-reachable="true"]')) == 3,
+            lambda d: count(d, '.site[data-reachable="true"]') == 3,
             timeout=60,
         )
         try:
@@ -100,15 +95,15 @@ def test_console_sees_a_boot_a_cut_and_writes_draining_after_the_heal(
                 ' [data-route-site="Corte"][data-route-status="200"]'
             )
             wait_for(
-                page, "nova's image call at Paris, routed to Corte", lambda d: css(d, image_call)
+                page, "nova's image call at Paris, routed to Corte", lambda d: count(d, image_call)
             )
             css(page, image_call)[0].click()
             wait_for(
                 page,
                 "the call's detail names Corte's branch and Corte's own report",
                 lambda d: (
-                    css(d, '#detail [data-branch="Corte"]')
-                    and "Corte: GET image" in d.find_element(By.CSS_SELECTOR, "#detail .hops").text
+                    count(d, '#detail [data-branch="Corte"]')
+                    and "Corte: GET image" in text_of(d, "#detail .hops")
                 ),
             )
             screenshot(page, "console-wan-xdc-boot")

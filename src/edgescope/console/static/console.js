@@ -3,7 +3,7 @@
 "use strict";
 
 const MAX_ROWS = 300;
-const state = { picture: null, calls: [], selected: null, graph: null };
+const state = { picture: null, drawn: "", calls: [], selected: null, graph: null };
 const $ = (selector) => document.querySelector(selector);
 
 function el(tag, attrs = {}, ...children) {
@@ -205,6 +205,11 @@ function showDetail(call) {
 }
 
 function drawOverview(picture) {
+  // Redraw only what changed: an operator reading or selecting text keeps it.
+  const key = JSON.stringify({ seen_from: picture.seen_from, links: picture.links,
+    sites: picture.sites.map(({ heard_at, ...rest }) => rest) });
+  if (key === state.drawn) return;
+  state.drawn = key;
   state.picture = picture;
   $("#seen-from").textContent = picture.seen_from ? `seen from ${picture.seen_from}` : "";
   drawGraph(picture);
