@@ -16,6 +16,7 @@ import json
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,7 @@ def test_console_sees_a_boot_a_cut_and_writes_draining_after_the_heal(
                               scope="{glance: Corte}")  # fmt: skip
             assert shown.ok, shown.stderr
             wtb.wan.partition(PARIS, CORTE)
+            cut_at = time.monotonic()
             wait_for(
                 page,
                 "the Paris–Corte link is cut and Paris's breaker towards Corte opens",
@@ -124,6 +126,7 @@ def test_console_sees_a_boot_a_cut_and_writes_draining_after_the_heal(
                 ),
                 timeout=60,
             )
+            shown_open = time.monotonic() - cut_at
             wait_for(
                 page,
                 "Corte is unreachable from the console at Paris",
@@ -144,6 +147,7 @@ def test_console_sees_a_boot_a_cut_and_writes_draining_after_the_heal(
             screenshot(page, "console-wan-cut")
         finally:
             wtb.wan.heal(PARIS, CORTE)
+            healed_at = time.monotonic()
         wait_for(
             page,
             "the queue at Paris drains, Corte is back, the link is up",
@@ -155,6 +159,11 @@ def test_console_sees_a_boot_a_cut_and_writes_draining_after_the_heal(
             timeout=120,
         )
         screenshot(page, "console-wan-healed")
+        print(
+            f"\nthe page showed the cut and Paris's breaker open {shown_open:.1f} s after the "
+            f"cut, the queue drained and the link up {time.monotonic() - healed_at:.1f} s "
+            "after the heal"
+        )
 
 
 @pytest.fixture(autouse=True)
