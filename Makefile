@@ -4,10 +4,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := rabbitmq-server mariadb-server iptables nftables iproute2 iputils-ping haproxy curl libnetfilter-queue-dev systemd
+APT_PACKAGES := rabbitmq-server mariadb-server iptables nftables iproute2 iputils-ping haproxy curl libnetfilter-queue-dev systemd \
+  chromium chromium-driver
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint typecheck bench setup system-deps venv openstack clean
+.PHONY: demo test test-fast lint typecheck bench setup system-deps venv openstack console-assets clean
 
 demo: setup
 	$(BIN)/edgescope demo
@@ -15,8 +16,8 @@ demo: setup
 test: setup lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The fast tier: no OpenStack, no namespaces, no Debian packages (a few seconds).
-test-fast: venv
+# The fast tier: no OpenStack, no namespaces (its browser tests skip without chromium).
+test-fast: venv console-assets
 	$(BIN)/pytest -m "not testbed and not wan" $(PYTEST_ARGS)
 
 lint: venv
@@ -29,10 +30,23 @@ typecheck: venv
 bench: setup
 	$(BIN)/python -m bench
 
-setup: system-deps venv openstack
+setup: system-deps venv openstack console-assets
+
+# The console's front-end libraries, from the npm registry at their locked versions, copied
+# into the package: the browser never fetches anything at run time (docs/design.md, console).
+CONSOLE_VENDOR := src/edgescope/console/static/vendor
+console-assets: $(CONSOLE_VENDOR)/.stamp
+$(CONSOLE_VENDOR)/.stamp: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+	cd web && npm ci --no-audit --no-fund --silent
+	@mkdir -p $(CONSOLE_VENDOR)
+	cp web/node_modules/cytoscape/dist/cytoscape.min.js $(CONSOLE_VENDOR)/
+	cp web/node_modules/cytoscape/LICENSE $(CONSOLE_VENDOR)/cytoscape.LICENSE
+	@touch $@
 
 system-deps: $(VENV)/.system-deps
-$(VENV)/.system-deps:
+$(VENV)/.system-deps: Makefile
 	@mkdir -p $(VENV)
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -57,4 +71,4 @@ $(VENV)/.openstack-stamp: $(VENV)/.venv-stamp requirements/openstack.txt
 	@touch $@
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache web/node_modules $(CONSOLE_VENDOR)

@@ -1,6 +1,8 @@
 """``python -m bench``: the proxy benchmarks (issue 3). Prints the tables and a verdict per
 target, stores everything in ``bench/results/proxy-<UTC time>.json`` (machine and measured
-load included) and writes the "Proxy" section of docs/benchmarks.md from it.
+load included) and writes the "Proxy" section of docs/benchmarks.md from it, and plots of its tables
+beside the JSON (bench/plots.py: ``proxy-<UTC time>.latency.png``, ``.fanout.png``,
+``.failover.png``).
 
     python -m bench              # all figures, a few minutes
     python -m bench --no-write   # print only
@@ -28,6 +30,7 @@ from bench.body import body_figures
 from bench.failover import READ_TIMEOUT, failover_figures
 from bench.fanout import DELAY_MS, SLOWEST_MS, fanout_figures
 from bench.parse import CALLS, parse_figures
+from bench.plots import write_plots
 from bench.proxy_latency import CONCURRENCY, N_LATENCY, latency_figures, stack_figures
 from bench.verdicts import MAX_FANOUT_OVERHEAD_MS, describe, proxy_verdicts
 
@@ -217,7 +220,9 @@ def main() -> None:
         f"{md_table(['target', 'verdict'], targets)}\n\n{body}\n{END}\n"
     )
     _results.write_docs_section(section, START, END)
+    plots = write_plots(figures, path)
     Console().print(f"written: {_results.relative(path)} and {DOCS.name}")
+    Console().print("plots: " + ", ".join(_results.relative(p) for p in plots))
 
 
 if __name__ == "__main__":

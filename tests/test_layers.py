@@ -1,8 +1,9 @@
 """The package's layers point one way and its modules import no cycle.
 
-lang < catalog < proxy < replicas < openstack, testbed, deploy < demo < cli: a module imports only
-from its own layer or lower ones (``errors`` and ``aio`` are under every layer). Every
-import counts, those under ``if TYPE_CHECKING:`` and inside functions included.
+lang < catalog < proxy < replicas, directory, observe < openstack, testbed, deploy < demo,
+console < cli: a module imports only from its own layer or lower ones (``errors`` and ``aio``
+are under every layer). Every import counts, those under ``if TYPE_CHECKING:`` and inside
+functions included.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ LAYERS = {
     "proxy": 3,
     "replicas": 4,
     "directory": 4,
+    "observe": 4,
     "openstack": 5,
     "testbed": 5,
     "deploy": 5,
     "demo": 6,
+    "console": 6,
     "cli": 7,
     "__init__": 8,
 }

@@ -10,8 +10,10 @@ from __future__ import annotations
 import pytest
 from wan_testbed import WanTestbed
 
+from browser import ARTIFACTS
 from edgescope.demo.matrix import MATRIX
 from edgescope.demo.probes import SERVER_PREFIX
+from edgescope.demo.report import Phase, render_html
 from edgescope.demo.run import Network, Reporter, clear_earlier_runs, run_matrix, sites_of
 
 pytestmark = [pytest.mark.testbed, pytest.mark.wan, pytest.mark.slow]
@@ -31,13 +33,25 @@ def test_demo_matrix_is_as_the_seed_claims_after_an_earlier_run(wtb: WanTestbed)
     earlier = set(sites.demo_servers("Paris"))
     assert len(earlier) >= 3
 
-    results = run_matrix(sites, Network(wtb.wan, "test"), Reporter())
+    phases: list[Phase] = []
+    results = run_matrix(sites, Network(wtb.wan, "test"), Reporter(), phases)
 
     assert len(results) == len(MATRIX) == 15 and not [r for r in results if r.skipped]
     wrong = [(str(r.probe.row), r.probe.label, r.detail, r.problems) for r in results
              if not r.as_expected]  # fmt: skip
     assert wrong == [], wrong
     assert wtb.wan.status().cuts == []  # healed after the partial row
+    # the report's timeline: the partial row's probes ran inside the cut, the drain after it
+    [cut] = phases
+    for result in results:
+        assert result.started is not None
+        if result.probe.row == "partial":
+            inside = cut.start <= result.started <= cut.end
+            assert inside == (result.probe.kind != "drain"), result.probe.key
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    report = render_html(results, note="the WAN testbed (tests)", phases=phases)
+    (ARTIFACTS / "demo-report.html").write_text(report)
+    assert report.count('class="phase"') == 1
     # The earlier run's servers were asked to go; nova on SQLite fails some deletes
     # ("database is locked", docs/testbed.md), so some may linger: report, do not judge nova.
     still = {i: status for i, status in sites.demo_servers("Paris").items() if i in earlier}

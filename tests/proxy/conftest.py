@@ -13,10 +13,13 @@ service's own path, ``http://127.0.0.1:P/<service>/...``:
     /<svc>/relay/<svc2>/<rest>  calls /<svc2>/<rest> through this site's own proxy with only
                            the X-Auth-Token it received (nova -> glance) and answers with
                            {"status": ..., "answer": <that call's JSON>}
+    /<svc>/nova/<svc2>/<rest>  the same, passing X-OpenStack-Request-ID on too (as nova does)
     /<svc>/validate        validates the X-Auth-Token it received through this site's own
                            proxy (GET /identity/v3/auth/tokens, X-Subject-Token = that token,
                            X-Auth-Token = its own service token), answered like relay
-    POST /identity/v3/auth/tokens   a generic token issuer (201 + X-Subject-Token header)
+    POST /identity/v3/auth/tokens   a generic token issuer (201 + X-Subject-Token header:
+                                    service-token-of-<Site> for the proxies' user edgescope,
+                                    <user>-token-of-<Site> for anyone else)
     GET  /identity/v3/auth/tokens   echo plus a token-shaped answer: roles [admin] when the
                                     subject token contains "admin", else [member]; 404 for
                                     a subject starting with "bad"; catalog region = the site
@@ -184,6 +187,15 @@ def backend_app(site: str, seen: list[dict[str, Any]], proxy_url: str = "") -> w
         target = f"/{request.match_info['target']}/{request.match_info['rest']}"
         return await call_own_proxy(target, {"X-Auth-Token": token})
 
+    async def nova(request: web.Request) -> web.Response:
+        """Like ``relay``, with the request id passed on as nova passes its global one."""
+        headers = {"X-Auth-Token": request.headers.get("X-Auth-Token", "")}
+        if "X-OpenStack-Request-ID" in request.headers:
+            headers["X-OpenStack-Request-ID"] = request.headers["X-OpenStack-Request-ID"]
+        seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})
+        target = f"/{request.match_info['target']}/{request.match_info['rest']}"
+        return await call_own_proxy(target, headers)
+
     async def validate(request: web.Request) -> web.Response:
         token = request.headers.get("X-Auth-Token", "")
         seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})
@@ -196,10 +208,12 @@ def backend_app(site: str, seen: list[dict[str, Any]], proxy_url: str = "") -> w
         body = await request.json()
         user = body["auth"]["identity"]["password"]["user"]["name"]
         seen.append({"site": site, "path": request.path_qs, "issued_to": user})
+        # the proxies' own user gets its service token; anyone else a token naming them
+        token = f"service-token-of-{site}" if user == "edgescope" else f"{user}-token-of-{site}"
         return web.json_response(
             {"token": {"expires_at": "2999-01-01T00:00:00Z", "catalog": catalog_of(site)}},
             status=201,
-            headers={"X-Subject-Token": f"service-token-of-{site}"},
+            headers={"X-Subject-Token": token},
         )
 
     async def validate_token(request: web.Request) -> web.Response:
@@ -232,6 +246,7 @@ def backend_app(site: str, seen: list[dict[str, Any]], proxy_url: str = "") -> w
     app.router.add_get("/{svc}/download/{size}", download)
     app.router.add_get("/{svc}/many/{count}", many)
     app.router.add_get("/{svc}/relay/{target}/{rest:.*}", relay)
+    app.router.add_get("/{svc}/nova/{target}/{rest:.*}", nova)
     app.router.add_get("/{svc}/validate", validate)
     app.router.add_route("*", "/{svc}/{tail:.*}", echo)
     return app

@@ -76,10 +76,12 @@ def resource_app(site: str, items: dict[str, dict[str, Any]], seen: list[tuple[s
         return web.json_response({"thing": item})
 
     async def issue_token(request: web.Request) -> web.Response:
+        user = (await request.json())["auth"]["identity"]["password"]["user"]["name"]
+        token = f"service-token-of-{site}" if user == "edgescope" else f"{user}-token-of-{site}"
         return web.json_response(
             {"token": {"expires_at": "2999-01-01T00:00:00Z"}},
             status=201,
-            headers={"X-Subject-Token": f"service-token-of-{site}"},
+            headers={"X-Subject-Token": token},
         )
 
     async def validate_token(request: web.Request) -> web.Response:
@@ -188,7 +190,13 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
     links: list[Link] = []
     session = aiohttp.ClientSession()
 
-    async def make(*names: str, replay_interval: float = 0.2) -> list[Site]:
+    async def make(
+        *names: str,
+        replay_interval: float = 0.2,
+        breaker: dict[str, Any] | None = None,
+        extensions: Callable[[str, Replicas], list[Any]] | None = None,
+    ) -> list[Site]:
+        """``extensions(site, replicas)``: more extensions for that site's proxy."""
         proxy_socks = {n: bound_socket() for n in names}
         for name in names:
             items: dict[str, dict[str, Any]] = {}
@@ -225,7 +233,7 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
                     }
                     for o, link in site_links.items()
                 ],
-                "breaker": {"probe_interval": 0, "open_seconds": 0.2},
+                "breaker": {"probe_interval": 0, "open_seconds": 0.2, **(breaker or {})},
                 "identity": {
                     "auth_url": f"{backend}/identity/v3",
                     "username": "edgescope",
@@ -235,7 +243,8 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
             }
             state = tmp_path / name
             replicas = Replicas.open(name, state, replay_interval=replay_interval)
-            proxy = SiteProxy(parse_config(raw), extensions=[replicas])
+            more = extensions(name, replicas) if extensions is not None else []
+            proxy = SiteProxy(parse_config(raw), extensions=[replicas, *more])
             await proxy.start(sockets={"main": proxy_socks[name]})
             started.append(Site(name, proxy, items, seen, session, state, replicas, site_links))
         return started[-len(names) :]

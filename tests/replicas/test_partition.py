@@ -222,3 +222,25 @@ async def test_a_queued_write_carries_the_ids_of_the_site_it_waits_for(
     await eventually(lambda: not paris.replicas.registry.pending())
     [bo] = [i for i in corte.items.values() if i["name"] == "bo"]
     assert bo["friend"] == at_corte
+
+
+async def test_a_replayed_write_names_the_target_sites_member_of_other_sets(
+    replica_sites: SitesFactory,
+) -> None:
+    """A boot queued for Corte names a flavor by its handle: replayed, Corte gets its own
+    flavor id, as a live branch would (the demo's eventual *-DC boot after the heal)."""
+    paris, corte = await replica_sites("Paris", "Corte")
+    status, _, body = await paris.call("POST", "/things", BOTH, json={"thing": {"name": "tiny"}})
+    assert status == 201, body
+    flavor = body["thing"]["id"]
+    [corte_flavor] = [i for i, item in corte.items.items() if item["name"] == "tiny"]
+    await paris.links["Corte"].cut()
+    status, _, body = await paris.call(
+        "POST", "/things", BOTH, json={"thing": {"name": "vm", "flavor": flavor}}, headers=EVENTUAL
+    )
+    assert status == 201, body
+    await paris.links["Corte"].heal()
+    registry = paris.replicas.registry
+    await eventually(lambda: not registry.pending())
+    [vm] = [item for item in corte.items.values() if item["name"] == "vm"]
+    assert vm["flavor"] == corte_flavor

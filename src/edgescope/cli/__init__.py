@@ -5,6 +5,7 @@ edgescope proxy run|status        (cli/proxy.py)
 edgescope testbed up|down|...     (cli/testbed.py)
 edgescope wan up|down|partition   (cli/wan.py)
 edgescope demo                    (cli/demo.py)
+edgescope console                 (cli/console.py)
 edgescope replicas|directory ... (cli/replicas.py, cli/directory.py)
 edgescope deploy haproxy|systemd  (cli/deploy.py)
 """
@@ -24,7 +25,7 @@ app = typer.Typer(
 )
 
 # (module, command-group name): each module defines ``app`` (a typer.Typer) or ``register(app)``.
-_GROUPS = ("scope", "proxy", "testbed", "wan", "demo", "replicas", "directory", "deploy")
+_GROUPS = ("scope", "proxy", "testbed", "wan", "demo", "console", "replicas", "directory", "deploy")
 
 
 def _load_groups() -> None:

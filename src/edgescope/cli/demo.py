@@ -23,6 +23,7 @@ from edgescope.demo.matrix import (
     render_table,
     verdict,
 )
+from edgescope.demo.report import render_html
 from edgescope.demo.run import DemoOptions, DemoUsageError, Reporter, run_demo
 from edgescope.errors import EdgescopeError
 from edgescope.testbed.layout import TestbedUsageError, parse_sites
@@ -131,7 +132,11 @@ def demo(
         f"in {outcome.total_seconds:.0f} s; partial = Paris–Corte cut during the run, healed after."
     )
     saved = _save_markdown(options.state_dir, outcome.results, outcome.network.note)
-    _out.print(f"every probe's detail: {saved}", highlight=False)
+    report = options.state_dir / "demo-report.html"
+    report.write_text(
+        render_html(outcome.results, note=outcome.network.note, phases=outcome.phases)
+    )
+    _out.print(f"every probe's detail: {saved}; the report: {report}", highlight=False)
     if outcome.torn_down:
         _out.print("testbed and WAN torn down (--down)")
     else:

@@ -29,6 +29,8 @@ from rich.table import Table
 
 from edgescope.directory.gossip import Directory, DirectoryConfig
 from edgescope.errors import ConfigError, EdgescopeError
+from edgescope.observe.events import Events, EventsConfig
+from edgescope.observe.tracing import Tracing, TracingConfig
 from edgescope.proxy import keys
 from edgescope.proxy.config import ProxyConfig, load_config
 from edgescope.proxy.extension import Extension
@@ -80,7 +82,8 @@ def run(
 
 def build_extensions(config: ProxyConfig, state_dir: Path | None) -> list[Extension]:
     """The proxy's extensions from its config: the site directory with a ``[directory]``
-    table; replicas with a ``[replicas]`` table or ``--state-dir``."""
+    table; replicas with a ``[replicas]`` table or ``--state-dir``; the console's events with
+    ``[events]``; OpenTelemetry traces with ``[tracing]``."""
     extensions: list[Extension] = []
     directory = config.extension_tables.get("directory")
     if directory is not None:
@@ -88,12 +91,21 @@ def build_extensions(config: ProxyConfig, state_dir: Path | None) -> list[Extens
         settings = DirectoryConfig.parse(directory, config.base_dir)
         extensions.append(Directory(config.site, config.private_key, settings, services))
     raw = config.extension_tables.get("replicas")
-    if state_dir is None and raw is None:
-        return extensions
-    replicas = ReplicasConfig.parse(
-        {**(raw or {}), **({"state_dir": str(state_dir)} if state_dir else {})}, config.base_dir
-    )
-    return [*extensions, Replicas.from_config(config.site, replicas)]
+    replicas = None
+    if state_dir is not None or raw is not None:
+        replicas_config = ReplicasConfig.parse(
+            {**(raw or {}), **({"state_dir": str(state_dir)} if state_dir else {})},
+            config.base_dir,
+        )
+        replicas = Replicas.from_config(config.site, replicas_config)
+        extensions.append(replicas)
+    events = config.extension_tables.get("events")
+    if events is not None:
+        extensions.append(Events(config.site, EventsConfig.parse(events), replicas=replicas))
+    tracing = config.extension_tables.get("tracing")
+    if tracing is not None:
+        extensions.append(Tracing(config.site, TracingConfig.parse(tracing)))
+    return extensions
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

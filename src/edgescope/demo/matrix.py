@@ -150,6 +150,8 @@ class ProbeResult:
     problems: tuple[str, ...] = field(default=())
     """Checks that did not hold (wrong site, wrong image, an error not naming a site...)."""
     skipped: bool = False
+    started: float | None = None
+    """Wall-clock time the probe began (unix seconds; the report's timeline)."""
 
     @property
     def symbol(self) -> str:

@@ -19,12 +19,13 @@ import os
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from edgescope.demo.matrix import CUT, MATRIX, ProbeResult, Row, probes_for
 from edgescope.demo.probes import ProbeError, Sites, run_probe
+from edgescope.demo.report import Phase
 from edgescope.errors import ConfigError, EdgescopeError
 from edgescope.testbed import Testbed
 from edgescope.testbed.layout import TestbedUsageError
@@ -93,6 +94,8 @@ class DemoOutcome:
     hint: str
     torn_down: bool
     history: list[Any] = field(default_factory=list)
+    phases: list[Phase] = field(default_factory=list)
+    """Windows of the run worth drawing (the partial row's cut)."""
 
 
 # --- 1. the network -------------------------------------------------------------------------
@@ -249,8 +252,11 @@ def clear_earlier_runs(sites: Sites, reporter: Reporter, rounds: int = 3) -> Non
             reporter.site(site, f"{len(left)} server(s) of an earlier run could not be deleted")
 
 
-def run_matrix(sites: Sites, network: Network, reporter: Reporter) -> list[ProbeResult]:
-    """The global row, then (with the WAN) the partial row with Paris–Corte cut, then heal."""
+def run_matrix(
+    sites: Sites, network: Network, reporter: Reporter, timeline: list[Phase] | None = None
+) -> list[ProbeResult]:
+    """The global row, then (with the WAN) the partial row with Paris–Corte cut, then heal;
+    ``timeline`` gets the cut's window (wall-clock times, for the report)."""
     results: list[ProbeResult] = []
     servers: dict[str, str] = {}
 
@@ -259,7 +265,8 @@ def run_matrix(sites: Sites, network: Network, reporter: Reporter) -> list[Probe
             if (probe.kind == "drain") != after_heal:
                 continue
             reporter.probe_started(f"{row}: {probe.column} {probe.label}")
-            result = run_probe(sites, probe, servers)
+            began = time.time()
+            result = replace(run_probe(sites, probe, servers), started=began)
             reporter.probe_done(result)
             results.append(result)
 
@@ -277,12 +284,15 @@ def run_matrix(sites: Sites, network: Network, reporter: Reporter) -> list[Probe
         return results
     reporter.step(f"partial connectivity: cutting {CUT[0]}–{CUT[1]}")
     network.wan.partition(*CUT)
+    cut_at = time.time()
     try:
         time.sleep(SETTLE_SECONDS)
         run_row("partial")
     finally:
         reporter.step(f"healing {CUT[0]}–{CUT[1]}")
         network.wan.heal(*CUT)
+        if timeline is not None:
+            timeline.append(Phase(f"{CUT[0]}–{CUT[1]} cut", cut_at, time.time()))
     reporter.step("after the heal: what was queued during the cut")
     run_row("partial", after_heal=True)
     order = {(p.row, p.key): i for i, p in enumerate(MATRIX)}
@@ -321,7 +331,8 @@ def run_demo(options: DemoOptions, reporter: Reporter) -> DemoOutcome:
     testbed, kinds = open_testbed(options, network, reporter.site)
     up_seconds = time.monotonic() - up_started
     sites = sites_of(testbed)
-    results = run_matrix(sites, network, reporter)
+    phases: list[Phase] = []
+    results = run_matrix(sites, network, reporter, phases)
     torn_down = False
     if options.down:
         reporter.step("tearing the testbed down")
@@ -338,6 +349,7 @@ def run_demo(options: DemoOptions, reporter: Reporter) -> DemoOutcome:
         hint(testbed, network),
         torn_down,
         list(sites.history),
+        phases,
     )
 
 

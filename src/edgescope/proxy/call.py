@@ -7,6 +7,7 @@ dispatcher and the extensions (:mod:`extension`) exchange about one site of a pl
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -44,6 +45,8 @@ class Call:
     """Set by delegation: this site's service token replaces the peer user's token."""
     client_body: ClientBody | None = None
     """The client's body as the branches stream it (None: none, or read whole)."""
+    branches: list[BranchTrace] = field(default_factory=list)
+    """Every branch sent, in the order sent (what observers report as the call's route)."""
     _forwardable: CIMultiDict[str] | None = None
 
     def forwardable_headers(self) -> CIMultiDict[str]:
@@ -96,6 +99,25 @@ class BranchRequest:
     headers: dict[str, str] = field(default_factory=dict)
     """Headers added for this branch only; ``X-Edgescope-*`` ones (e.g. replica markers)
     reach a peer proxy, never a backend."""
+
+
+@dataclass(slots=True)
+class BranchTrace:
+    """One branch as sent: where, what the breaker said, and how it went (to its headers)."""
+
+    site: str
+    started: float
+    """``time.monotonic()`` when sent."""
+    breaker: str
+    """The peer's breaker state when sent (``local``: this site's backend)."""
+    status: int | None = None
+    error: str = ""
+    seconds: float | None = None
+    """Until the answer's headers, or the failure."""
+
+    def done(self, status: int | None, error: str = "") -> None:
+        self.status, self.error = status, error
+        self.seconds = time.monotonic() - self.started
 
 
 @dataclass(slots=True)

@@ -26,7 +26,7 @@ The file format (also in docs/proxy.md)::
                         delegate_roles = ["admin"]
     [limits]            max_scope_bytes = 4096  max_fanout = 64  max_hops = 4  hop_window = 30.0
     [breaker]           failure_threshold = 3  open_seconds = 5.0  probe_interval = 2.0
-    [replicas]          read by the replicas extension, not here (EXTENSION_TABLES)
+    [replicas] [directory] [events] [tracing]   read by their extensions (EXTENSION_TABLES)
     [haproxy]           read by `edgescope deploy haproxy` (edgescope.deploy), not here
 """
 
@@ -57,7 +57,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _SITE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 
 
-EXTENSION_TABLES = frozenset({"replicas", "directory", "haproxy"})
+EXTENSION_TABLES = frozenset({"replicas", "directory", "events", "tracing", "haproxy"})
 """Tables of the site TOML that belong to an extension: kept raw for whoever builds it."""
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -35,7 +36,7 @@ from edgescope.errors import (
 from edgescope.lang import And, SiteRef, evaluate
 from edgescope.lang.evaluate import Attempt
 from edgescope.proxy.body import SPOOL_IN_MEMORY, BodyTee, ReplayableBody
-from edgescope.proxy.call import BranchReply, BranchRequest, Call
+from edgescope.proxy.call import BranchReply, BranchRequest, BranchTrace, Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory, new_request_id
 from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
@@ -137,7 +138,7 @@ class Dispatcher:
                 extra[SITES_HEADER] = f"{site}={reply.status}"
             return whole(call, reply, extra)
         try:
-            response = await self.sender.send(call, plan, branch, self._payload(call, branch))
+            response = await self._send(call, plan, branch, self._payload(call, branch))
         except SiteUnreachable as exc:
             return unreachable(call, exc)
         # A peer's answer says which site gave it: its backend's own error rarely does.
@@ -158,7 +159,7 @@ class Dispatcher:
             payload = once(branch.body) if body is not None else None
             if spool is not None:
                 payload = spool.replay()
-            response = await self.sender.send(call, plan, branch, payload)
+            response = await self._send(call, plan, branch, payload)
             opened = _Open(site, response)
             # Read a small answer here, so that one whose body stalls still falls back (not a
             # validation: its remote answer gets the local catalog from the unread response).
@@ -295,7 +296,7 @@ class Dispatcher:
         limit = self.config.limits.max_merge_bytes
 
         async def send() -> BranchReply:
-            response = await self.sender.send(call, plan, branch, payload)
+            response = await self._send(call, plan, branch, payload)
             data = await self._read(branch.site, response, limit, budget)
             return BranchReply(
                 branch.site, response.status, dict(end_to_end(response.headers)), data
@@ -304,6 +305,33 @@ class Dispatcher:
         if hooks is not None and branch.site == self.config.site:
             return await hooks.apply_local(branch, send)
         return await send()
+
+    async def _send(
+        self,
+        call: Call,
+        plan: Plan,
+        branch: BranchRequest,
+        payload: AsyncIterable[bytes] | None,
+    ) -> aiohttp.ClientResponse:
+        """``sender.send``, noted in ``call.branches`` for the observers (the call's route)."""
+        site = branch.site
+        peers = self.sender.peers
+        if site == self.config.site:
+            breaker = "local"
+        else:
+            breaker = peers.breaker(site).state if site in peers else "unknown"
+        trace = BranchTrace(site, time.monotonic(), breaker)
+        call.branches.append(trace)
+        try:
+            response = await self.sender.send(call, plan, branch, payload)
+        except SiteUnreachable as exc:
+            trace.done(None, exc.reason)
+            raise
+        except Exception as exc:
+            trace.done(None, type(exc).__name__)
+            raise
+        trace.done(response.status)
+        return response
 
     async def _read(
         self,

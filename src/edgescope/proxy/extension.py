@@ -14,6 +14,10 @@ started and stopped with the proxy, and joins each planned call it cares about t
   undo it), adding response headers and a note to a failure's message (:class:`Recorded`);
 * :meth:`CallHooks.collapse` -- rewrite a merged ``&`` answer, given every branch's answer.
 
+An extension that also has the methods of :class:`Observer` sees every call once it is
+answered (its route in ``Call.branches``, its status and duration) and may ask for the
+proxy's state (the ``/edgescope/status`` document): what the console and tracing need.
+
 What the proxy offers in return is :class:`ProxyServices`: a one-site call on a client's
 behalf (:meth:`~ProxyServices.call_site`), the roles of a client's token, signed calls to
 peer proxies and the check of a peer's signature, so an extension needs no key and no
@@ -24,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -162,6 +166,26 @@ class Extension(Protocol):
 
     def join(self, call: Call, plan: Plan, body: bytes | None) -> CallHooks | None:
         """This extension's hooks for ``call``, or None to stay out of it."""
+
+
+StatusSource = Callable[[], dict[str, Any]]
+"""The proxy's ``/edgescope/status`` document (peers, breakers, RTTs, services), made now."""
+
+
+@runtime_checkable
+class Observer(Protocol):
+    """What an extension adds to see every call (``SiteProxy`` checks for these methods)."""
+
+    def observe(self, call: Call, status: int, seconds: float) -> None:
+        """``call`` was answered with ``status`` after ``seconds``; must be quick and never
+        block (it runs on the proxy's loop, in every call's path); an exception is logged."""
+
+    def bind_status(self, status: StatusSource) -> None:
+        """Called once before :meth:`Extension.start`: how to read the proxy's state."""
+
+    def closing(self) -> None:
+        """The proxy is stopping: end long-lived answers (event streams) now, not after the
+        listeners' grace period."""
 
 
 class JoinedHooks:

@@ -25,6 +25,7 @@ import logging
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -50,7 +51,7 @@ from edgescope.proxy.carriers import (
 from edgescope.proxy.config import ProxyConfig, ServiceConfig
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.dispatch import Busy, Dispatcher
-from edgescope.proxy.extension import Extension, Refused
+from edgescope.proxy.extension import Extension, Observer, Refused
 from edgescope.proxy.forward import Upstream
 from edgescope.proxy.identity import ServiceToken
 from edgescope.proxy.ingress import (
@@ -86,6 +87,7 @@ class SiteProxy:
     def __init__(self, config: ProxyConfig, *, extensions: Sequence[Extension] = ()) -> None:
         self.config = config
         self.extensions = tuple(extensions)
+        self.observers = tuple(e for e in self.extensions if isinstance(e, Observer))
         self.upstream = Upstream()
         self.metrics = ProxyMetrics(config.site)
         self.memory = ScopeMemory()
@@ -133,6 +135,8 @@ class SiteProxy:
 
     async def _start(self, sockets: Mapping[str, socket.socket] | None) -> None:
         await self.upstream.start()
+        for observer in self.observers:
+            observer.bind_status(self.status_document)
         for extension in self.extensions:
             await extension.start(self.sender)
         host = self.config.host
@@ -168,6 +172,8 @@ class SiteProxy:
             )
 
     async def stop(self) -> None:
+        for observer in self.observers:
+            observer.closing()
         self._stop_probing.set()
         if self._probe_task is not None:
             self._probe_task.cancel()
@@ -289,7 +295,16 @@ class SiteProxy:
         self.metrics.requests.labels(service=label, status=str(status)).inc()
         if access_log.isEnabledFor(logging.INFO):
             self._log_access(call, status, started)
+        if self.observers:
+            self._observe(call, status, time.monotonic() - started)
         return response
+
+    def _observe(self, call: Call, status: int, seconds: float) -> None:
+        for observer in self.observers:
+            try:
+                observer.observe(call, status, seconds)
+            except Exception:  # an observer's bug never fails the call it watches
+                log.exception("observer %s failed", type(observer).__name__)
 
     def _log_access(self, call: Call, status: int, started: float) -> None:
         """One structured line per hop (JSON, logger ``edgescope.proxy.access``)."""
@@ -367,6 +382,11 @@ class SiteProxy:
         return web.json_response({"site": self.config.site, "status": "ok"})
 
     async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.status_document())
+
+    def status_document(self) -> dict[str, Any]:
+        """What ``/edgescope/status`` answers: peers (breaker, failures, last error, RTT) and
+        services."""
         breakers = self.peers.breakers()
         peers = [
             {
@@ -383,7 +403,7 @@ class SiteProxy:
             {"type": s.type, "prefix": s.prefix, "port": s.port, "backend": str(s.backend)}
             for s in self.config.services
         ]
-        return web.json_response({"site": self.config.site, "peers": peers, "services": services})
+        return {"site": self.config.site, "peers": peers, "services": services}
 
     async def _metrics(self, request: web.Request) -> web.Response:
         return web.Response(

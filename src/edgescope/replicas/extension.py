@@ -244,6 +244,21 @@ class Replicas:
             return ReplicaHooks(self.parts, call, plan, sets)
         return None
 
+    async def summary(self, queue_limit: int = 20) -> dict[str, Any]:
+        """Sets per service and writes queued per target site (the operator's console)."""
+        pending = await asyncio.to_thread(self.registry.pending)
+        sets: dict[str, int] = {}
+        for replica_set in self.registry.sets():
+            sets[replica_set.service] = sets.get(replica_set.service, 0) + 1
+        queued: dict[str, int] = {}
+        for op in pending:
+            queued[op.target] = queued.get(op.target, 0) + 1
+        return {
+            "sets": sets,
+            "pending": queued,
+            "queue": [op.summary() for op in pending[:queue_limit]],
+        }
+
     def involved_sets(self, path: str, body: bytes | None) -> list[ReplicaSet]:
         """The sets whose ids the request names (path, query, JSON body)."""
         if not self.registry.has_sets:

@@ -282,6 +282,9 @@ def proxy_toml(
         f"authorities = [{_toml_str(own.authority)}]",
         f"seeds = [{', '.join(_toml_str(seed) for seed in seeds)}]",
         "",
+        "[events]  # the console's feed, for this site's admins (edgescope console)",
+        'operator_roles = ["admin"]',
+        "",
     ]
     return "\n".join(lines)
 

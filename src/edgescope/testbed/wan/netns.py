@@ -144,3 +144,26 @@ def _batch(namespace: str | None, commands: list[str]) -> None:
     """Run ``ip`` commands in one process, inside ``namespace`` (or the root namespace)."""
     where = ["-n", namespace] if namespace else []
     run(["ip", *where, "-batch", "-"], input="".join(f"{c}\n" for c in commands))
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def enter(namespace: str) -> None:
+    """Move the calling thread into ``namespace``: sockets it makes from now on, and threads
+    it starts, are there; sockets made before stay where they were (a listener bound first
+    keeps serving the root namespace). setns(2) through ctypes: os.setns is Python 3.12+."""
+    import ctypes
+    import os
+
+    path = NETNS_DIR / namespace
+    if not path.exists():
+        raise WanError(f"no network namespace {namespace!r} (is the WAN up?)")
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            errno = ctypes.get_errno()
+            raise WanError(f"cannot enter {namespace}: {os.strerror(errno)} (needs root)")
+    finally:
+        os.close(fd)

@@ -1,0 +1,158 @@
+"""OpenTelemetry spans of real proxies, exported with OTLP to a real receiver on loopback."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from edgescope.errors import ConfigError
+from edgescope.observe.tracing import Tracing, TracingConfig
+from otlp import Collector, ReceivedSpan
+
+SERVER, CLIENT = 2, 3  # SpanKind in OTLP
+
+
+@pytest.fixture
+async def collector() -> AsyncIterator[tuple[Collector, str]]:
+    receiver = Collector()
+    url = await receiver.start(socket.create_server(("127.0.0.1", 0)))
+    yield receiver, url
+    await receiver.stop()
+
+
+async def traced(sites: Any, url: str, *names: str, **options: Any) -> list[Any]:
+    config = TracingConfig.parse({"otlp_endpoint": url, "max_queue": 100})  # < one batch
+    return list(await sites(*names, extensions={n: [Tracing(n, config)] for n in names}, **options))
+
+
+def one(spans: list[ReceivedSpan], **wanted: Any) -> ReceivedSpan:
+    found = [s for s in spans if all(getattr(s, k) == v for k, v in wanted.items())]
+    assert len(found) == 1, (wanted, [(s.site, s.name, s.kind) for s in spans])
+    return found[0]
+
+
+async def test_a_call_across_sites_is_one_trace(
+    sites: Any, collector: tuple[Collector, str]
+) -> None:
+    receiver, url = collector
+    paris, _corte = await traced(sites, url, "Paris", "Corte")
+    status, headers, _ = await paris.get("/image/echo?x=1", headers={"X-Scope": "{image: Corte}"})
+    assert status == 200
+    spans = await receiver.wait(lambda s: len(s) >= 4)
+    at_paris = one(spans, site="Paris", kind=SERVER)
+    to_corte = one(spans, site="Paris", kind=CLIENT)
+    at_corte = one(spans, site="Corte", kind=SERVER)
+    to_glance = one(spans, site="Corte", kind=CLIENT)
+    assert {s.trace_id for s in spans} == {at_paris.trace_id}
+    assert to_corte.parent_id == at_paris.span_id
+    assert at_corte.parent_id == to_corte.span_id  # traceparent crossed the signed hop
+    assert to_glance.parent_id == at_corte.span_id
+    assert at_paris.name == "image GET" and to_corte.name == "image → Corte"
+    assert at_paris.attributes["edgescope.scope"] == "{image: Corte}"
+    assert at_paris.attributes["edgescope.route"] == "Corte=200"
+    assert at_paris.attributes["http.response.status_code"] == 200
+    assert at_paris.attributes["url.path"] == "/echo"  # no query string
+    assert at_corte.attributes["edgescope.from_peer"] == "Paris"
+    assert to_corte.attributes["edgescope.breaker"] == "closed"
+    assert to_corte.attributes["edgescope.breaker.refused"] is False
+    assert to_glance.attributes["edgescope.breaker"] == "local"
+    assert at_paris.attributes["edgescope.request_id"] == headers["x-openstack-request-id"]
+    assert at_paris.start_ns <= to_corte.start_ns <= to_corte.end_ns <= at_paris.end_ns
+
+
+async def test_a_service_call_joins_the_call_whose_request_id_it_carries(
+    sites: Any, collector: tuple[Collector, str]
+) -> None:
+    """nova passes on the request id, not traceparent: its image call joins the boot."""
+    receiver, url = collector
+    paris, _corte = await traced(sites, url, "Paris", "Corte")
+    status, _, body = await paris.get(
+        "/compute/nova/image/echo",
+        headers={"X-Scope": "{compute: Paris, image: Corte}", "X-Auth-Token": "user-token"},
+    )
+    assert status == 200 and body["status"] == 200
+    spans = await receiver.wait(lambda s: len(s) >= 6)
+    boot = one(spans, site="Paris", kind=SERVER, name="compute GET")
+    image = one(spans, site="Paris", kind=SERVER, name="image GET")
+    at_corte = one(spans, site="Corte", kind=SERVER)
+    assert image.parent_id == boot.span_id
+    assert {s.trace_id for s in spans} == {boot.trace_id}
+    assert at_corte.trace_id == boot.trace_id
+
+
+async def test_a_client_traceparent_is_the_parent(
+    sites: Any, collector: tuple[Collector, str]
+) -> None:
+    receiver, url = collector
+    [paris] = await traced(sites, url, "Paris")
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    await paris.get("/image/echo", headers={"traceparent": parent})
+    spans = await receiver.wait(lambda s: len(s) >= 2)
+    call = one(spans, kind=SERVER)
+    assert call.trace_id == "0af7651916cd43dd8448eb211c80319c"
+    assert call.parent_id == "b7ad6b7169203331"
+
+
+async def test_a_branch_the_breaker_refused_says_so(
+    sites: Any, collector: tuple[Collector, str], refused_url: str
+) -> None:
+    receiver, url = collector
+    config = TracingConfig.parse({"otlp_endpoint": url})
+    [paris] = await sites(
+        "Paris",
+        extra_peers={"Paris": {"Lyon": {"url": refused_url}}},
+        breaker={"failure_threshold": 1, "open_seconds": 60},
+        extensions={"Paris": [Tracing("Paris", config)]},
+    )
+    for _ in range(2):
+        status, _, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Lyon}"})
+        assert status == 503
+    spans = await receiver.wait(lambda s: len(s) >= 4)
+    branches = sorted((s for s in spans if s.kind == CLIENT), key=lambda s: s.start_ns)
+    assert [b.attributes["edgescope.breaker.refused"] for b in branches] == [False, True]
+    assert branches[1].attributes["edgescope.breaker"] == "open"
+    assert all(b.status_code == 2 for b in branches)  # STATUS_CODE_ERROR
+    assert all(s.status_code == 2 for s in spans if s.kind == SERVER)
+
+
+async def test_a_call_refused_before_any_branch_still_has_its_span(
+    sites: Any, collector: tuple[Collector, str]
+) -> None:
+    receiver, url = collector
+    [paris] = await traced(sites, url, "Paris")
+    status, _, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Nowhere}"})
+    assert status == 400
+    [span] = await receiver.wait(lambda s: len(s) >= 1)
+    assert span.kind == SERVER and span.attributes["http.response.status_code"] == 400
+    assert span.end_ns >= span.start_ns
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({}, "otlp_endpoint must be an http"),
+        ({"otlp_endpoint": "grpc://x:4317"}, "otlp_endpoint must be an http"),
+        ({"otlp_endpoint": "http://x:4318/v1/traces", "colour": 1}, "unknown key 'colour'"),
+        ({"otlp_endpoint": "http://x:4318/v1/traces", "max_queue": 0}, "tracing.max_queue"),
+        ({"otlp_endpoint": "http://x:4318/v1/traces", "sample_ratio": 0}, "tracing.sample_ratio"),
+    ],
+)
+def test_bad_tracing_config_is_named(table: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TracingConfig.parse(table)
+
+
+async def test_a_trace_not_sampled_where_it_starts_is_sampled_nowhere(
+    sites: Any, collector: tuple[Collector, str]
+) -> None:
+    """A client's traceparent not sampled (flags 00): neither proxy records a span."""
+    receiver, url = collector
+    paris, _corte = await traced(sites, url, "Paris", "Corte")
+    unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}", "traceparent": unsampled})
+    await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})  # sampled: 4 spans
+    spans = await receiver.wait(lambda s: len(s) >= 4)
+    assert all(s.trace_id != "0af7651916cd43dd8448eb211c80319c" for s in spans)
