@@ -5,9 +5,9 @@ Pure: a site's proxy config (its ``[haproxy]`` table) in, HAProxy configuration 
 HAProxy from :func:`site_config`. What decides "scoped" is :data:`SCOPED_ACLS`: exactly the
 carriers the proxy reads from headers (``carriers.read_scope_text``), so no call that
 edgescope would route elsewhere is served locally, and an unscoped call never reaches
-edgescope. Correlation by request id (carrier 4) cannot be seen by HAProxy: a call that
-carries nothing but a request id goes to its local service (docs/deploy.md says why that is
-where edgescope would send it too).
+edgescope. Correlation by request id (carrier 4) is seen by the form of the id: edgescope
+remembers scopes only for ids it minted, of a version OpenStack never mints, so a service's
+downstream call of a scoped request goes to edgescope too (docs/deploy.md).
 
     [haproxy]
     flavor = "kolla"                 # kolla | openstack-ansible | plain
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgescope.errors import ConfigError
+from edgescope.proxy.carriers import CORRELATION_ID_REGEX
 from edgescope.proxy.config import ProxyConfig, ServiceConfig
 
 FLAVORS = ("kolla", "openstack-ansible", "plain")
@@ -67,10 +68,14 @@ SCOPED_ACLS = (
     "acl edgescope_scoped req.hdr(X-Auth-Token) -m sub ~scope~",
     "acl edgescope_scoped req.hdr(X-Subject-Token) -m sub ~scope~",
     "acl edgescope_scoped req.hdr(baggage) -m reg '^[[:space:]]*scope[[:space:]]*='",
+    f"acl edgescope_scoped req.hdr(X-OpenStack-Request-ID) -m reg '{CORRELATION_ID_REGEX}'",
 )
 """A call is scoped when it has any carrier the proxy reads from headers: an ``X-Scope``
 header (even empty: edgescope answers it 400), a piggyback on either token header, or a
-``scope`` member in W3C baggage (``req.hdr`` splits baggage at commas, like the proxy)."""
+``scope`` member in W3C baggage (``req.hdr`` splits baggage at commas, like the proxy); or
+when its global request id is one edgescope minted for a scoped call (the request-id
+carrier: a service's own downstream call, e.g. nova-scheduler -> placement, carries nothing
+else; edgescope routes it by the scope it remembers)."""
 DOWN_BODY = json.dumps(
     {
         "error": {
