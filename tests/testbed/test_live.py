@@ -47,13 +47,16 @@ def osc(testbed: Testbed) -> Osc:
     return Osc(testbed.clouds_yaml)
 
 
-def test_catalog_of_each_site_points_at_its_own_proxy(testbed: Testbed, osc: Osc) -> None:
+def test_catalog_of_each_site_points_at_its_own_front(testbed: Testbed, osc: Osc) -> None:
+    """Its HAProxy (the default) or its proxy (the plain mode); never the services."""
     for name, info in testbed.sites.items():
         rows = json.loads(osc.run(info.cloud, "endpoint", "list", "-f", "json").stdout)
         assert {row["Service Type"] for row in rows} == {
             "identity", "image", "placement", "compute", "network"
         }  # fmt: skip
-        assert all(row["URL"].startswith(info.proxy_url + "/") for row in rows), name
+        assert {row["Service Type"]: row["URL"] for row in rows} == info.catalog, name
+        services = {f":{port}" for s, port in info.ports.items() if s not in ("proxy", "haproxy")}
+        assert not any(row["URL"].split("/")[2].endswith(tuple(services)) for row in rows)
         assert {row["Region"] for row in rows} == {name}
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgescope.errors import ConfigError
-from edgescope.proxy.carriers import CORRELATION_ID_REGEX
+from edgescope.proxy.carriers import CORRELATION_ID_REGEX, REQUEST_ID_HEADER
 from edgescope.proxy.config import ProxyConfig, ServiceConfig
 
 FLAVORS = ("kolla", "openstack-ansible", "plain")
@@ -327,17 +327,24 @@ def site_config(
     bind_host: str,
     stats_socket: str | None = None,
     fast_path: bool = True,
+    access_log: bool = False,
 ) -> str:
     """A whole HAProxy for a ``plain`` site (the testbed): one frontend per service on
     ``bind_host`` at its API port, scoped calls to edgescope (or, without ``fast_path``,
-    every call to edgescope: the plain mode), the others to the service itself."""
+    every call to edgescope: the plain mode), the others to the service itself. With
+    ``access_log``, one line per call on stdout naming the backend that took it and the
+    call's request id (HAProxy's ``option httplog``)."""
     paths = plan_fast_path(config, settings)
     extra = frontend_lines(paths, settings) if fast_path else []
+    if access_log:
+        extra = [f"http-request capture req.hdr({REQUEST_ID_HEADER}) len 64", *extra]
     out = [
         "global",
         "    maxconn 4096",
         *([f"    stats socket {stats_socket} mode 600 level admin"] if stats_socket else []),
+        *(["    log stdout format raw local0"] if access_log else []),
         "defaults",
+        *(["    log global", "    option httplog"] if access_log else []),
         "    mode http",
         "    option http-keep-alive",
         "    timeout connect 5s",
