@@ -7,15 +7,18 @@ load included) and writes the "Proxy" section of docs/benchmarks.md from it.
 
 Figures: 1) added latency per hop and throughput, direct vs HAProxy vs edgescope, plus the
 HTTP-stack choice; 2) ``&`` fan-out width; 3) ``|`` fail-over; 4) ``&`` request bodies;
-5) scope parsing. Every figure is compared with a baseline measured in the same run; the
-targets and their verdicts are in ``bench/verdicts.py``. The WAN benchmark is separate
-(bench/wan_accuracy.py, needs root). The section goes between its own markers; other
+5) scope parsing; then, with HAProxy installed, the fast path behind the site's HAProxy
+(bench/haproxy.py, its own section and results file). Every figure is compared with a
+baseline measured in the same run; the targets and their verdicts are in
+``bench/verdicts.py``. The WAN benchmark is separate (bench/wan_accuracy.py, needs root). The section goes between its own markers; other
 sections are left alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -220,5 +223,14 @@ def main() -> None:
     Console().print(f"written: {_results.relative(path)} and {DOCS.name}")
 
 
-if __name__ == "__main__":
+def run_all() -> None:
+    """Every proxy figure, then (with HAProxy installed) the fast path's (bench/haproxy.py)."""
     main()
+    if shutil.which("haproxy"):
+        from bench import haproxy
+
+        haproxy.main(write="--no-write" not in sys.argv)
+
+
+if __name__ == "__main__":
+    run_all()
