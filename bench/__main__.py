@@ -10,8 +10,8 @@ HTTP-stack choice; 2) ``&`` fan-out width; 3) ``|`` fail-over; 4) ``&`` request 
 5) scope parsing; then, with HAProxy installed, the fast path behind the site's HAProxy
 (bench/haproxy.py, its own section and results file). Every figure is compared with a
 baseline measured in the same run; the targets and their verdicts are in
-``bench/verdicts.py``. The WAN benchmark is separate (bench/wan_accuracy.py, needs root). The section goes between its own markers; other
-sections are left alone.
+``bench/verdicts.py``. The WAN benchmark is separate (bench/wan_accuracy.py, needs root).
+The section goes between its own markers; other sections are left alone.
 """
 
 from __future__ import annotations
