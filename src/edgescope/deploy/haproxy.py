@@ -190,22 +190,33 @@ def _fast_path(service: ServiceConfig, settings: HaproxySettings) -> FastPath:
 
 def frontend_lines(paths: Sequence[FastPath], settings: HaproxySettings) -> list[str]:
     """The lines every HTTP frontend of the site gets (Kolla's ``haproxy_frontend_http_extra``,
-    OpenStack-Ansible's ``haproxy_frontend_extra_raw``): route scoped calls to edgescope."""
+    OpenStack-Ansible's ``haproxy_frontend_extra_raw``): route scoped calls to edgescope.
+
+    Each condition tests the cheap terms first (the port, whether a proxy is up) and the scope
+    ACL last: HAProxy stops at the first false term, so an unscoped call evaluates the scope
+    ACL once (in its port's ``use_backend``), not once per rule and service."""
     lines = list(SCOPED_ACLS)
     routes = []
     closed = settings.on_edgescope_down == "closed"
     for path in paths:
         backend = edgescope_backend(path.service, settings)
-        here = f"edgescope_scoped {{ dst_port {path.frontend_port} }}"
+        port = f"{{ dst_port {path.frontend_port} }}"
         down = f"{{ nbsrv({backend}) eq 0 }}"
         if closed:
             lines.append(
                 f"http-request return status 503 content-type application/json "
-                f"hdr Retry-After 5 string '{DOWN_BODY}' if {here} {down}"
+                f"hdr Retry-After 5 string '{DOWN_BODY}' if {port} {down} edgescope_scoped"
             )
         else:  # served locally as an unscoped call, and said so
-            lines.append(f"http-request set-var(txn.edgescope_bypass) str(1) if {here} {down}")
-        routes.append(f"use_backend {backend} if {here}" + ("" if closed else f" !{down}"))
+            lines.append(
+                f"http-request set-var(txn.edgescope_bypass) str(1) if {port} {down} "
+                "edgescope_scoped"
+            )
+        routes.append(
+            f"use_backend {backend} if {port} "
+            + ("" if closed else f"!{down} ")
+            + "edgescope_scoped"
+        )
     if not closed:
         bypass = "if { var(txn.edgescope_bypass) -m found }"
         lines += [
