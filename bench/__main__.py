@@ -9,15 +9,18 @@ beside the JSON (bench/plots.py: ``proxy-<UTC time>.latency.png``, ``.fanout.png
 
 Figures: 1) added latency per hop and throughput, direct vs HAProxy vs edgescope, plus the
 HTTP-stack choice; 2) ``&`` fan-out width; 3) ``|`` fail-over; 4) ``&`` request bodies;
-5) scope parsing. Every figure is compared with a baseline measured in the same run; the
-targets and their verdicts are in ``bench/verdicts.py``. The WAN benchmark is separate
-(bench/wan_accuracy.py, needs root). The section goes between its own markers; other
-sections are left alone.
+5) scope parsing; then, with HAProxy installed, the fast path behind the site's HAProxy
+(bench/haproxy.py, its own section and results file). Every figure is compared with a
+baseline measured in the same run; the targets and their verdicts are in
+``bench/verdicts.py``. The WAN benchmark is separate (bench/wan_accuracy.py, needs root).
+The section goes between its own markers; other sections are left alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -225,5 +228,14 @@ def main() -> None:
     Console().print("plots: " + ", ".join(_results.relative(p) for p in plots))
 
 
-if __name__ == "__main__":
+def run_all() -> None:
+    """Every proxy figure, then (with HAProxy installed) the fast path's (bench/haproxy.py)."""
     main()
+    if shutil.which("haproxy"):
+        from bench import haproxy
+
+        haproxy.main(write="--no-write" not in sys.argv)
+
+
+if __name__ == "__main__":
+    run_all()

@@ -130,3 +130,20 @@ def cpus_shared(other_cpu_seconds: float, wall_seconds: float) -> bool:
     if wall_seconds <= 0:
         return False
     return other_cpu_seconds / wall_seconds >= SHARED_CPUS
+
+
+MAX_FAST_PATH_RATIO = 1.05
+"""A 1-DC (unscoped) call through HAProxy with the fast path, over plain HAProxy (p50)."""
+MIN_TWO_PROXIES_RATIO = 1.5
+"""Scoped throughput with two proxies of a site behind HAProxy, over one."""
+
+
+def haproxy_verdicts(ratios: Mapping[str, float]) -> list[Verdict]:
+    """The targets of issue 12's benchmark (bench/haproxy.py): the fast path costs unscoped
+    calls nothing measurable, and a second proxy of the site adds throughput."""
+    return [
+        check("1-DC call through HAProxy with the fast path, over plain HAProxy (p50)",
+              ratios.get("fast_path_p50"), "<=", MAX_FAST_PATH_RATIO, "×"),
+        check("scoped throughput, two proxies of the site behind HAProxy over one",
+              ratios.get("two_proxies_rps"), ">=", MIN_TWO_PROXIES_RATIO, "×"),
+    ]  # fmt: skip

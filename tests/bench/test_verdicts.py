@@ -7,7 +7,14 @@ from typing import Any
 
 import bench.verdicts
 import pytest
-from bench.verdicts import SCOPED, check, cpus_shared, describe, proxy_verdicts
+from bench.verdicts import (
+    SCOPED,
+    check,
+    cpus_shared,
+    describe,
+    haproxy_verdicts,
+    proxy_verdicts,
+)
 
 
 def latency_rows(scoped_added: float, haproxy_added: float | None, rps: float) -> list[Any]:
@@ -79,3 +86,12 @@ def test_cpus_shared_is_decided_from_measured_cpu_use(
 
 def test_doctests() -> None:
     assert doctest.testmod(bench.verdicts).failed == 0
+
+
+def test_the_fast_path_and_two_proxies_get_their_verdicts() -> None:
+    verdicts = haproxy_verdicts({"fast_path_p50": 1.03, "two_proxies_rps": 1.2})
+    assert [describe(v) for v in verdicts] == [
+        "met (measured 1.03×; target <= 1.05×)",
+        "missed by 0.3× (measured 1.2×; target >= 1.5×)",
+    ]
+    assert [v.met for v in haproxy_verdicts({})] == [None, None]

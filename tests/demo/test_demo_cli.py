@@ -32,6 +32,16 @@ def test_a_folder_holding_another_testbed_is_refused(tmp_path: Path) -> None:
     assert "holds a testbed of Paris,Corte,Marseille,Nice" in result.output
 
 
+def test_a_catalog_mode_is_checked_and_must_match_the_folders(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--catalog", "direct", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "invalid --catalog 'direct'" in result.output
+    Testbed.create(tmp_path, ["Paris", "Corte", "Marseille"])  # HAProxy in front: the default
+    args = ["demo", "--no-wan", "--catalog", "proxy", "--state-dir", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "holds a testbed with --catalog haproxy" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_no_wan_runs_on_loopback_and_says_why(tmp_path: Path) -> None:
     network = open_network(DemoOptions(wan=False, state_dir=tmp_path))
     assert network.wan is None and "--no-wan" in network.note

@@ -26,7 +26,13 @@ from multidict import CIMultiDict
 import sitekeys
 from edgescope.deploy.haproxy import BYPASS_HEADER, HaproxySettings, site_config
 from edgescope.errors import EdgescopeError
-from edgescope.proxy.carriers import attach_piggyback, read_scope_text
+from edgescope.proxy.carriers import (
+    REQUEST_ID_HEADER,
+    attach_piggyback,
+    is_correlation_id,
+    new_correlation_id,
+    read_scope_text,
+)
 from edgescope.proxy.config import parse_config
 from edgescope.proxy.server import SiteProxy
 
@@ -42,9 +48,13 @@ def free_port() -> int:
 
 
 def through_edgescope(headers: Mapping[str, str]) -> bool:
-    """What edgescope itself makes of these headers: a carrier (even a broken one) or none."""
-    try:  # header names are case-insensitive, as on the wire
-        return read_scope_text(CIMultiDict(headers), 4096) is not None
+    """What edgescope itself makes of these headers: a carrier (even a broken one), an id it
+    may remember a scope for (one it minted), or none."""
+    wire = CIMultiDict(headers)  # header names are case-insensitive, as on the wire
+    if is_correlation_id(wire.get(REQUEST_ID_HEADER)):
+        return True
+    try:
+        return read_scope_text(wire, 4096) is not None
     except EdgescopeError:
         return True
 
@@ -58,6 +68,7 @@ async def recorder(port: int) -> web.AppRunner:
                 "via_edgescope": "X-Forwarded-Host" in request.headers,
                 "scope": request.headers.get("X-Scope"),
                 "token": request.headers.get("X-Auth-Token"),
+                "request_id": request.headers.get(REQUEST_ID_HEADER),
             }
         )
 
@@ -199,7 +210,10 @@ CASES = [
     {"baggage": "userid=alice, scope=%7Bimage%3A%20Paris%7D;p=1"},
     {"baggage": " scope =%7Bimage%3A%20Paris%7D"},
     {"baggage": "myscope=1,scopes=2"},
-    {"X-OpenStack-Request-ID": "req-6a0d4c52-2f5b-4c2e-9a51-0d3c7c0e3f1a"},
+    {"X-OpenStack-Request-ID": "req-6a0d4c52-2f5b-4c2e-9a51-0d3c7c0e3f1a"},  # OpenStack's
+    {"X-OpenStack-Request-ID": new_correlation_id()},  # edgescope's: may carry a scope
+    {"x-openstack-request-id": new_correlation_id(), "X-Auth-Token": "gAAAAtoken"},
+    {"X-OpenStack-Request-ID": "req-6a0d4c52-2f5b-8c2e-9a51"},  # not an id at all
     {"X-Auth-Token": "gAAAA-scope-x"},
 ]
 
@@ -211,6 +225,22 @@ async def test_every_carrier_and_only_a_carrier_takes_the_call_to_edgescope(
     for headers in CASES:
         status, _, body = await route(site, headers)
         assert via_edgescope(status, body) == through_edgescope(headers), (headers, status, body)
+
+
+async def test_a_downstream_call_with_only_the_request_id_reaches_edgescope_and_its_scope(
+    site_factory: Callable[[str], Any],
+) -> None:
+    """A service's own call made for a scoped request (nova-scheduler -> placement) carries
+    nothing but the request id edgescope minted: HAProxy sends it to edgescope, which
+    routes it by the scope it remembered, as if HAProxy were not there."""
+    site = await site_factory("closed")
+    status, _, first = await route(site, {"X-Scope": SCOPE})
+    assert status == 200 and first["via_edgescope"] and is_correlation_id(first["request_id"])
+    status, _, downstream = await route(site, {"X-OpenStack-Request-ID": first["request_id"]})
+    assert status == 200 and downstream["via_edgescope"], downstream
+    assert downstream["scope"] is not None and "Paris" in downstream["scope"], downstream
+    status, _, unscoped = await route(site, {})
+    assert not unscoped["via_edgescope"] and not is_correlation_id(unscoped["request_id"])
 
 
 def baggage_shapes(count: int = 80) -> list[str]:
@@ -260,4 +290,9 @@ async def test_fail_open_serves_locally_without_any_carrier_and_says_so(
             break
         await asyncio.sleep(0.1)
     assert status == 200 and BYPASS_HEADER in headers
-    assert body == {"via_edgescope": False, "scope": None, "token": "gAAAAtoken"}
+    assert body == {
+        "via_edgescope": False,
+        "scope": None,
+        "token": "gAAAAtoken",
+        "request_id": None,
+    }

@@ -40,27 +40,28 @@ def _forged_hop(peer: str) -> dict[str, str]:
 
 
 def test_forged_peer_header_from_a_plain_client_is_rejected(ctx: Context) -> None:
-    paris = ctx.testbed.proxy_url(PARIS)
+    image = ctx.testbed.proxy_endpoint(PARIS, "image")
+    identity = ctx.testbed.proxy_endpoint(PARIS, "identity")
     token = _token(ctx, ctx.user(PARIS))
     # a real user token, plus a hop marker claiming to come from Corte
-    status, body = _get(f"{paris}/image/v2/images", {"X-Auth-Token": token, **_forged_hop(CORTE)})
+    status, body = _get(f"{image}/v2/images", {"X-Auth-Token": token, **_forged_hop(CORTE)})
     assert status == 403, body
     assert "images" not in body and "error" in body
     # a validation call with a forged marker must not get Paris's service credentials
     status, body = _get(
-        f"{paris}/identity/v3/auth/tokens",
+        f"{identity}/v3/auth/tokens",
         {"X-Auth-Token": "not-a-token", "X-Subject-Token": token, **_forged_hop(CORTE)},
     )
     assert status == 403, body
     # the same request without the forged marker works: the token itself is fine
-    status, body = _get(f"{paris}/image/v2/images", {"X-Auth-Token": token})
+    status, body = _get(f"{image}/v2/images", {"X-Auth-Token": token})
     assert status == 200 and "images" in body
 
 
 def test_token_of_a_user_unknown_at_the_identity_site_is_refused(ctx: Context) -> None:
     name, password = ctx.demo_member(PARIS, "tok-paris-only")
     token = _token(ctx, ctx.user(PARIS), "--os-username", name, f"--os-password={password}")
-    images = f"{ctx.testbed.proxy_url(PARIS)}/image/v2/images"
+    images = f"{ctx.testbed.proxy_endpoint(PARIS, 'image')}/v2/images"
 
     def as_plugin(scope: str) -> dict[str, str]:
         # what `openstack --os-scope` sends: X-Scope and the scope piggybacked on the token

@@ -73,7 +73,7 @@ def test_paris_non_admin_is_refused_at_corte_with_403(ctx: Context) -> None:
     name = ctx.name("deleg-bob")
     token = ctx.cli.value("token", "issue", "-c", "id", cloud=ctx.user(PARIS))
     status, body = _post(
-        f"{ctx.testbed.proxy_url(PARIS)}/identity/v3/users",
+        f"{ctx.testbed.proxy_endpoint(PARIS, 'identity')}/v3/users",
         {"X-Auth-Token": token, "X-Scope": "{identity: Corte}"},
         {"user": {"name": name, "domain_id": "default"}},
     )

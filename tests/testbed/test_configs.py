@@ -73,12 +73,24 @@ def test_neutron_has_no_mechanism_driver(files: dict[str, configparser.RawConfig
     assert ml2.get("ml2", "tenant_network_types") == ""
 
 
-def test_services_authenticate_through_the_proxy(
+def test_services_authenticate_through_the_sites_haproxy(
     files: dict[str, configparser.RawConfigParser],
 ) -> None:
     for name in ("etc/glance/glance-api.conf", "etc/nova/nova.conf"):
         auth_url = files[name].get("keystone_authtoken", "auth_url")
-        assert auth_url == "http://127.0.0.1:20190/identity/v3"
+        assert auth_url == "http://127.0.0.1:20110/v3"
+    public = files["etc/glance/glance-api.conf"].get("DEFAULT", "public_endpoint")
+    assert public == "http://127.0.0.1:20111"
+
+
+def test_in_the_plain_mode_services_authenticate_through_the_proxy(tmp_path: Path) -> None:
+    paris = SitePlan.make("Paris", 1, tmp_path, catalog="proxy")
+    security = Pki(tmp_path / "pki").ensure([paris])
+    texts = render_site(paris, Credentials.generate(), transport_url=URL, security=security)
+    assert "auth_url = http://127.0.0.1:20190/identity/v3" in texts["etc/nova/nova.conf"]
+    config = parse_config(tomllib.loads(texts["etc/proxy.toml"]), base_dir=tmp_path)
+    assert config.service("image").prefix == "/image"  # type: ignore[union-attr]
+    assert "haproxy" not in config.extension_tables
 
 
 def test_proxy_config_is_accepted_by_the_proxy(
@@ -95,7 +107,10 @@ def test_proxy_config_is_accepted_by_the_proxy(
     }  # fmt: skip
     assert [p.name for p in config.peers] == ["Corte"]
     assert config.identity is not None and config.identity.username == "edgescope"
-    assert str(config.service("image").backend) == "http://127.0.0.1:20101"  # type: ignore[union-attr]
+    image = config.service("image")
+    assert image is not None and str(image.backend) == "http://127.0.0.1:20101"
+    assert image.port == 20181 and image.prefix is None  # its own listener, behind HAProxy
+    assert config.extension_tables["haproxy"]["ports"]["image"] == 20111
 
 
 def test_each_site_gets_its_own_passwords(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from edgescope.testbed.layout import (
     PORT_OFFSETS,
+    SERVICE_TYPES,
     SERVICES,
     SitePlan,
     TestbedUsageError,
@@ -17,17 +18,39 @@ from edgescope.testbed.layout import (
 
 
 def test_ports_of_fifty_sites_never_collide() -> None:
-    ports = [
-        SitePlan.make(f"S{i}", i, Path("/s")).port(service)
-        for i in range(1, 51)
-        for service in PORT_OFFSETS
-    ]
+    ports = []
+    for i in range(1, 51):
+        plan = SitePlan.make(f"S{i}", i, Path("/s"))
+        ports += [plan.port(service) for service in PORT_OFFSETS if service != "haproxy"]
+        ports += [plan.haproxy_port(service) for service in SERVICE_TYPES]
+        ports += [plan.proxy_listener_port(service) for service in SERVICE_TYPES]
     assert len(ports) == len(set(ports))
+    assert all(20100 <= port < 25100 for port in ports)
     assert SitePlan.make("Paris", 1, Path("/s")).port("proxy") == 20190
 
 
-def test_proxy_catalog_points_every_service_at_the_proxy() -> None:
+def test_haproxy_catalog_points_every_service_at_the_sites_haproxy_as_kolla_does() -> None:
     plan = SitePlan.make("Paris", 1, Path("/s"))
+    assert plan.catalog == "haproxy"  # the default
+    assert plan.catalog_url("keystone") == "http://127.0.0.1:20110/v3"
+    assert plan.catalog_url("nova-api") == "http://127.0.0.1:20113/v2.1"
+    assert plan.catalog_url("glance") == "http://127.0.0.1:20111"
+    assert plan.port("haproxy") == plan.haproxy_port("keystone")
+    assert plan.proxy_listener_port("glance") == 20181
+    assert plan.runs("haproxy") and plan.runs("proxy")
+
+
+def test_each_mode_runs_its_own_front() -> None:
+    runs = {
+        mode: [s for s in ("proxy", "haproxy") if SitePlan.make("P", 1, Path("/s"), catalog=mode)
+               .runs(s)]
+        for mode in ("haproxy", "proxy", "direct")
+    }  # fmt: skip
+    assert runs == {"haproxy": ["proxy", "haproxy"], "proxy": ["proxy"], "direct": []}
+
+
+def test_proxy_catalog_points_every_service_at_the_proxy() -> None:
+    plan = SitePlan.make("Paris", 1, Path("/s"), catalog="proxy")
     assert plan.catalog_url("keystone") == "http://127.0.0.1:20190/identity/v3"
     assert plan.catalog_url("nova-api") == "http://127.0.0.1:20190/compute/v2.1"
     assert plan.catalog_url("glance") == "http://127.0.0.1:20190/image"

@@ -18,7 +18,7 @@ runner = CliRunner()
     [
         (["up", "--sites", "Paris,1Corte"], "invalid site name '1Corte'"),
         (["up", "--sites", "Paris,paris"], "distinct"),
-        (["up", "--catalog", "haproxy"], "invalid --catalog"),
+        (["up", "--catalog", "kolla"], "invalid --catalog"),
         (["up", "--port-base", "40000"], "ephemeral range"),
         (["status"], "no testbed in"),
         (["down"], "no testbed in"),

@@ -26,7 +26,7 @@ from edgescope.demo.matrix import (
 from edgescope.demo.report import render_html
 from edgescope.demo.run import DemoOptions, DemoUsageError, Reporter, run_demo
 from edgescope.errors import EdgescopeError
-from edgescope.testbed.layout import TestbedUsageError, parse_sites
+from edgescope.testbed.layout import CatalogMode, TestbedUsageError, parse_sites
 
 _out = Console()
 _err = Console(stderr=True, soft_wrap=True)
@@ -100,11 +100,25 @@ def demo(
             help="Testbed folder (the WAN fault tests reuse a WAN testbed left here).",
         ),
     ] = Path("state-wan"),
+    catalog: Annotated[
+        str | None,
+        typer.Option(
+            help="'haproxy' (each site behind its HAProxy, the default for a new testbed) or "
+            "'proxy' (the plain mode: the catalog points at the proxy)."
+        ),
+    ] = None,
 ) -> None:
     """Bring up 3 sites, run the seed's Boot VM matrix under global and partial connectivity."""
     try:
         names = tuple(parse_sites(sites))
-        options = DemoOptions(names, wan, topology, down, state_dir)
+        modes: dict[str | None, CatalogMode | None] = {
+            None: None,
+            "haproxy": "haproxy",
+            "proxy": "proxy",
+        }
+        if catalog not in modes:
+            raise DemoUsageError(f"invalid --catalog {catalog!r}: choose haproxy or proxy")
+        options = DemoOptions(names, wan, topology, down, state_dir, modes[catalog])
         columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
         with Progress(*columns, console=_err, transient=False) as progress:
             reporter = _RichReporter(progress)

@@ -29,6 +29,7 @@ from rich.table import Table
 from edgescope.errors import EdgescopeError
 from edgescope.testbed import Testbed
 from edgescope.testbed.layout import (
+    CATALOG_MODES,
     PORT_BASE,
     SERVICES,
     TestbedUsageError,
@@ -101,8 +102,13 @@ def up(
         ),
     ] = None,
     catalog: Annotated[
-        str, typer.Option(help="'proxy' (the catalog points at each site's proxy) or 'direct'.")
-    ] = "proxy",
+        str | None,
+        typer.Option(
+            help="'haproxy' (the default: each site's HAProxy, scoped calls to its proxy, as "
+            "on a Kolla site), 'proxy' (the catalog points at each site's proxy) or 'direct' "
+            "(no edgescope). Default: the state folder's, else haproxy."
+        ),
+    ] = None,
     port_base: Annotated[
         int, typer.Option(help="Site i uses ports PORT_BASE+100*i+0..99; RabbitMQ +5672.")
     ] = PORT_BASE,
@@ -110,8 +116,10 @@ def up(
     """Start every site (cold the first time, from a snapshot or warm after), idempotently."""
     with _clean_errors():
         names = parse_sites(sites)
-        if catalog not in ("proxy", "direct"):
-            raise TestbedUsageError(f"invalid --catalog {catalog!r}: choose proxy or direct")
+        if catalog is not None and catalog not in CATALOG_MODES:
+            raise TestbedUsageError(
+                f"invalid --catalog {catalog!r}: choose {', '.join(CATALOG_MODES)}"
+            )
         addresses, wan_state = _wan_addresses(wan, names) if wan else ({}, None)
         highest = port_base + 5673  # RabbitMQ's distribution port is the highest one
         if port_base < 1024 or highest >= _ephemeral_low():
@@ -122,7 +130,7 @@ def up(
         testbed = Testbed.create(
             state_dir,
             names,
-            catalog=catalog,  # type: ignore[arg-type]
+            catalog=catalog,
             port_base=port_base,
             addresses=addresses,
             wan_state=wan_state,

@@ -28,7 +28,7 @@ from edgescope.demo.probes import ProbeError, Sites, run_probe
 from edgescope.demo.report import Phase
 from edgescope.errors import ConfigError, EdgescopeError
 from edgescope.testbed import Testbed
-from edgescope.testbed.layout import TestbedUsageError
+from edgescope.testbed.layout import CatalogMode, TestbedUsageError
 from edgescope.testbed.wan import DEFAULT_STATE_DIR, Wan, WanError, load_topology
 
 DEFAULT_SITES = ("Paris", "Corte", "Marseille")
@@ -57,6 +57,9 @@ class DemoOptions:
         default_factory=lambda: Path(os.environ.get("EDGESCOPE_DEMO_STATE_DIR", "state-wan"))
     )
     """Apart from the tests' loopback testbed (``state``); the WAN fault tests reuse it."""
+    catalog: CatalogMode | None = None
+    """Where each site's catalog points (``haproxy``, ``proxy``: the plain mode); None: the
+    testbed's own, or HAProxy for a new one."""
 
 
 class Reporter:
@@ -182,6 +185,12 @@ def open_testbed(
                 f"{'--wan' if on_wan else '--no-wan'}, another --state-dir, or "
                 "`edgescope testbed down --purge` first"
             )
+        mode = existing.plans[0].catalog
+        if options.catalog not in (None, mode):
+            raise DemoUsageError(
+                f"{options.state_dir} holds a testbed with --catalog {mode}; use it, another "
+                "--state-dir, or `edgescope testbed down --purge` first"
+            )
         testbed = existing
     else:
         addresses = None
@@ -193,6 +202,7 @@ def open_testbed(
             list(options.sites),
             addresses=addresses,
             wan_state=network.wan.state_dir if network.wan is not None else None,
+            catalog=options.catalog,
         )
     try:
         return testbed, testbed.up(report)

@@ -5,9 +5,9 @@ Pure: a site's proxy config (its ``[haproxy]`` table) in, HAProxy configuration 
 HAProxy from :func:`site_config`. What decides "scoped" is :data:`SCOPED_ACLS`: exactly the
 carriers the proxy reads from headers (``carriers.read_scope_text``), so no call that
 edgescope would route elsewhere is served locally, and an unscoped call never reaches
-edgescope. Correlation by request id (carrier 4) cannot be seen by HAProxy: a call that
-carries nothing but a request id goes to its local service (docs/deploy.md says why that is
-where edgescope would send it too).
+edgescope. Correlation by request id (carrier 4) is seen by the form of the id: edgescope
+remembers scopes only for ids it minted, of a version OpenStack never mints, so a service's
+downstream call of a scoped request goes to edgescope too (docs/deploy.md).
 
     [haproxy]
     flavor = "kolla"                 # kolla | openstack-ansible | plain
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgescope.errors import ConfigError
+from edgescope.proxy.carriers import CORRELATION_ID_REGEX, REQUEST_ID_HEADER
 from edgescope.proxy.config import ProxyConfig, ServiceConfig
 
 FLAVORS = ("kolla", "openstack-ansible", "plain")
@@ -67,10 +68,14 @@ SCOPED_ACLS = (
     "acl edgescope_scoped req.hdr(X-Auth-Token) -m sub ~scope~",
     "acl edgescope_scoped req.hdr(X-Subject-Token) -m sub ~scope~",
     "acl edgescope_scoped req.hdr(baggage) -m reg '^[[:space:]]*scope[[:space:]]*='",
+    f"acl edgescope_scoped req.hdr(X-OpenStack-Request-ID) -m reg '{CORRELATION_ID_REGEX}'",
 )
 """A call is scoped when it has any carrier the proxy reads from headers: an ``X-Scope``
 header (even empty: edgescope answers it 400), a piggyback on either token header, or a
-``scope`` member in W3C baggage (``req.hdr`` splits baggage at commas, like the proxy)."""
+``scope`` member in W3C baggage (``req.hdr`` splits baggage at commas, like the proxy); or
+when its global request id is one edgescope minted for a scoped call (the request-id
+carrier: a service's own downstream call, e.g. nova-scheduler -> placement, carries nothing
+else; edgescope routes it by the scope it remembers)."""
 DOWN_BODY = json.dumps(
     {
         "error": {
@@ -185,22 +190,33 @@ def _fast_path(service: ServiceConfig, settings: HaproxySettings) -> FastPath:
 
 def frontend_lines(paths: Sequence[FastPath], settings: HaproxySettings) -> list[str]:
     """The lines every HTTP frontend of the site gets (Kolla's ``haproxy_frontend_http_extra``,
-    OpenStack-Ansible's ``haproxy_frontend_extra_raw``): route scoped calls to edgescope."""
+    OpenStack-Ansible's ``haproxy_frontend_extra_raw``): route scoped calls to edgescope.
+
+    Each condition tests the cheap terms first (the port, whether a proxy is up) and the scope
+    ACL last: HAProxy stops at the first false term, so an unscoped call evaluates the scope
+    ACL once (in its port's ``use_backend``), not once per rule and service."""
     lines = list(SCOPED_ACLS)
     routes = []
     closed = settings.on_edgescope_down == "closed"
     for path in paths:
         backend = edgescope_backend(path.service, settings)
-        here = f"edgescope_scoped {{ dst_port {path.frontend_port} }}"
+        port = f"{{ dst_port {path.frontend_port} }}"
         down = f"{{ nbsrv({backend}) eq 0 }}"
         if closed:
             lines.append(
                 f"http-request return status 503 content-type application/json "
-                f"hdr Retry-After 5 string '{DOWN_BODY}' if {here} {down}"
+                f"hdr Retry-After 5 string '{DOWN_BODY}' if {port} {down} edgescope_scoped"
             )
         else:  # served locally as an unscoped call, and said so
-            lines.append(f"http-request set-var(txn.edgescope_bypass) str(1) if {here} {down}")
-        routes.append(f"use_backend {backend} if {here}" + ("" if closed else f" !{down}"))
+            lines.append(
+                f"http-request set-var(txn.edgescope_bypass) str(1) if {port} {down} "
+                "edgescope_scoped"
+            )
+        routes.append(
+            f"use_backend {backend} if {port} "
+            + ("" if closed else f"!{down} ")
+            + "edgescope_scoped"
+        )
     if not closed:
         bypass = "if { var(txn.edgescope_bypass) -m found }"
         lines += [
@@ -322,17 +338,24 @@ def site_config(
     bind_host: str,
     stats_socket: str | None = None,
     fast_path: bool = True,
+    access_log: bool = False,
 ) -> str:
     """A whole HAProxy for a ``plain`` site (the testbed): one frontend per service on
     ``bind_host`` at its API port, scoped calls to edgescope (or, without ``fast_path``,
-    every call to edgescope: the plain mode), the others to the service itself."""
+    every call to edgescope: the plain mode), the others to the service itself. With
+    ``access_log``, one line per call on stdout naming the backend that took it and the
+    call's request id (HAProxy's ``option httplog``)."""
     paths = plan_fast_path(config, settings)
     extra = frontend_lines(paths, settings) if fast_path else []
+    if access_log:
+        extra = [f"http-request capture req.hdr({REQUEST_ID_HEADER}) len 64", *extra]
     out = [
         "global",
         "    maxconn 4096",
         *([f"    stats socket {stats_socket} mode 600 level admin"] if stats_socket else []),
+        *(["    log stdout format raw local0"] if access_log else []),
         "defaults",
+        *(["    log global", "    option httplog"] if access_log else []),
         "    mode http",
         "    option http-keep-alive",
         "    timeout connect 5s",

@@ -32,6 +32,11 @@ class TestbedHandle(Protocol):
 
     def proxy_url(self, site: str) -> str: ...
 
+    def proxy_endpoint(self, site: str, service_type: str) -> str:
+        """Where ``site``'s proxy itself serves a service (no version suffix), whatever
+        stands in front of it."""
+        ...
+
     def stop_service(self, site: str, service: str) -> None: ...
 
     def start_service(self, site: str, service: str) -> None: ...
@@ -63,6 +68,9 @@ class _TestbedAdapter:
 
     def proxy_url(self, site: str) -> str:
         return str(self._testbed.sites[site].proxy_url)
+
+    def proxy_endpoint(self, site: str, service_type: str) -> str:
+        return str(self._testbed.sites[site].proxy_endpoints[service_type])
 
     def stop_service(self, site: str, service: str) -> None:
         self._testbed.stop_service(site, service)

@@ -9,7 +9,10 @@ Precedence (first present wins):
 2. token piggyback ``X-Auth-Token: <token>~scope~<base64url(canonical text), no padding>``,
    then the same on ``X-Subject-Token``;
 3. W3C ``baggage: scope=<percent-encoded canonical text>``;
-4. correlation: a scope remembered for ``X-OpenStack-Request-ID: req-<uuid>``.
+4. correlation: a scope remembered for ``X-OpenStack-Request-ID: req-<uuid>``. The ids the
+   proxy remembers are ones it minted (:func:`new_correlation_id`): UUID version 8, which
+   OpenStack never mints (its ids are version 4), so a site's HAProxy can send every call
+   that may carry a remembered scope to edgescope (``CORRELATION_ID_REGEX``).
 
 ``X-Service-Token`` (the calling service's own token, which nova adds to its image and
 network calls) is no carrier, and never leaves its site (the sender drops it on a hop).
@@ -25,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import secrets
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -45,6 +49,9 @@ PIGGYBACK_MARK = "~scope~"
 BAGGAGE_KEY = "scope"
 _REQUEST_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
+CORRELATION_ID_REGEX = "^req-[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+"""The form of the ids of :func:`new_correlation_id` (a UUID of version 8), as a regex."""
+_CORRELATION_ID = re.compile(CORRELATION_ID_REGEX)
 
 
 class ScopeHeaderTooLarge(ScopeLimitError):
@@ -194,6 +201,26 @@ def is_request_id(value: str | None) -> bool:
 
 def new_request_id() -> str:
     return f"req-{uuid.uuid4()}"
+
+
+def new_correlation_id() -> str:
+    """A global request id the proxy remembers a scope for: ``req-<uuid>`` of version 8
+    (RFC 9562's vendor-specific version, 122 random bits), which oslo accepts like any
+    ``req-<uuid>`` and OpenStack's own version-4 ids never match.
+
+    >>> is_correlation_id(new_correlation_id()), is_correlation_id(new_request_id())
+    (True, False)
+    """
+    bits = int.from_bytes(secrets.token_bytes(16), "big")
+    bits = (bits & ~(0xF << 76)) | (0x8 << 76)  # version 8
+    bits = (bits & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122/9562 variant
+    return f"req-{uuid.UUID(int=bits)}"
+
+
+def is_correlation_id(value: str | None) -> bool:
+    """Whether ``value`` is an id of :func:`new_correlation_id` (one a scope may be
+    remembered for)."""
+    return bool(value and _CORRELATION_ID.match(value))
 
 
 class ScopeMemory(Mapping[str, str]):

@@ -17,6 +17,7 @@ The file format (also in docs/proxy.md)::
     listen = "127.0.0.1:20190"                 # clients and this site's services
     peer_listen = "10.0.0.1:20191"             # optional: peer proxies only (TLS with [tls])
     private_key_file = "paris.key"             # this site's Ed25519 key (proxy keygen)
+    trust_forwarded = false                    # true behind a TLS-terminating HAProxy
     [[services]]        type = "identity"  prefix = "/identity"  backend = "http://127.0.0.1:20100"
     [[peers]]           name = "Corte"  url = "https://10.0.0.2:20291"
                         public_key = "ed25519:..."  (or public_keys = [old, new])
@@ -182,6 +183,10 @@ class ProxyConfig:
     peer_listen: tuple[str, int] | None = None
     """A listener for peer proxies only; when set, the main one refuses peer hops."""
     tls: TlsConfig | None = None
+    trust_forwarded: bool = False
+    """Keep the ``X-Forwarded-Host``/``-Proto`` a call arrives with (set by the site's
+    HAProxy, e.g. ``https`` where it terminates TLS) instead of this listener's own, so the
+    services build links to the URL the client used."""
 
     peer_index: dict[str, PeerConfig] = field(init=False, repr=False, compare=False)
     """Peers by name (a call to a 1000-site fan-out looks each one up)."""
@@ -242,6 +247,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
             "identity",
             "limits",
             "breaker",
+            "trust_forwarded",
             *EXTENSION_TABLES,
         },
     )
@@ -260,6 +266,9 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
     identity = _identity(data["identity"]) if "identity" in data else None
     limits = Limits(**_numbers(data.get("limits", {}), "limits", Limits()))
     breaker = BreakerConfig(**_numbers(data.get("breaker", {}), "breaker", BreakerConfig()))
+    trust_forwarded = data.get("trust_forwarded", False)
+    if not isinstance(trust_forwarded, bool):
+        raise ConfigError(f"trust_forwarded: expected true or false, got {trust_forwarded!r}")
     return ProxyConfig(
         site=site,
         host=host,
@@ -274,6 +283,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
         base_dir=base_dir,
         peer_listen=_listen(_req(data, "peer_listen", str, "")) if "peer_listen" in data else None,
         tls=_tls(data["tls"], base_dir) if "tls" in data else None,
+        trust_forwarded=trust_forwarded,
     )
 
 

@@ -37,7 +37,7 @@ from edgescope.lang import And, SiteRef, evaluate
 from edgescope.lang.evaluate import Attempt
 from edgescope.proxy.body import SPOOL_IN_MEMORY, BodyTee, ReplayableBody
 from edgescope.proxy.call import BranchReply, BranchRequest, BranchTrace, Call
-from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory, new_request_id
+from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory, new_correlation_id
 from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.extension import (
@@ -105,7 +105,7 @@ class Dispatcher:
             call.acting_token = verdict.acting_token
         if plan.downstream is not None and call.carrier != "request-id":
             if call.from_peer is None:  # a client's id could be another client's: a new one
-                call.request_id = new_request_id()
+                call.request_id = new_correlation_id()  # HAProxy can tell it (deploy/haproxy)
             owner = call.request.remote or ""
             self.memory.remember(call.request_id, scope_text(plan.downstream), owner)
         body = await self._whole_body(call, plan)

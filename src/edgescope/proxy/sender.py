@@ -294,8 +294,10 @@ class Sender:
             headers["X-Auth-Token"] = await self.tokens.get()
         elif is_identity and call.acting_token is not None:
             headers["X-Auth-Token"] = call.acting_token  # delegated (see delegation.py)
-        headers["X-Forwarded-Host"] = request.host
-        headers["X-Forwarded-Proto"] = request.scheme
+        if not (self.config.trust_forwarded and "X-Forwarded-Host" in headers):
+            headers["X-Forwarded-Host"] = request.host
+        if not (self.config.trust_forwarded and "X-Forwarded-Proto" in headers):
+            headers["X-Forwarded-Proto"] = request.scheme
         if call.prefix:
             headers["X-Forwarded-Prefix"] = call.prefix
         url = URL(str(service.backend).rstrip("/") + branch.path, encoded=True)

@@ -108,7 +108,7 @@ def keystone_conf(plan: SitePlan) -> Ini:
         "cache": {"enabled": "true", "backend": "dogpile.cache.memory"},
         **_common(plan),
     }
-    if plan.catalog == "proxy":
+    if plan.catalog != "direct":
         conf["DEFAULT"]["public_endpoint"] = plan.public_base("keystone") + "/"
     return conf
 
@@ -128,7 +128,7 @@ def glance_conf(plan: SitePlan, creds: Credentials) -> Ini:
         "keystone_authtoken": _authtoken(plan, "glance", creds),
         **_common(plan),
     }
-    if plan.catalog == "proxy":
+    if plan.catalog != "direct":
         conf["DEFAULT"]["public_endpoint"] = plan.public_base("glance")
     return conf
 
@@ -238,11 +238,17 @@ def proxy_toml(
         f"private_key_file = {_toml_str(str(own.key_file))}",
     ]
     for service, (service_type, prefix) in SERVICE_TYPES.items():
+        # behind HAProxy each service has a listener of its own (docs/deploy.md)
+        where = (
+            f"port = {plan.proxy_listener_port(service)}"
+            if plan.catalog == "haproxy"
+            else f'prefix = "{prefix}"'
+        )
         lines += [
             "",
             "[[services]]",
             f'type = "{service_type}"',
-            f'prefix = "{prefix}"',
+            where,
             f'backend = "{plan.direct_url(service)}"',
         ]
     for peer in peers:
@@ -286,7 +292,30 @@ def proxy_toml(
         'operator_roles = ["admin"]',
         "",
     ]
+    if plan.catalog == "haproxy":
+        lines += haproxy_table(plan)
     return "\n".join(lines)
+
+
+def haproxy_table(plan: SitePlan) -> list[str]:
+    """``[haproxy]`` of a site run as Kolla runs one (``edgescope deploy haproxy`` reads it,
+    and the testbed's HAProxy is made from it): the ``plain`` flavor, scoped calls refused
+    with a clear 503 when the proxy is down, the catalog's ports, and a quick health check so
+    a restarted proxy takes its calls back within a second."""
+    ports = [
+        f"{service_type} = {plan.haproxy_port(service)}"
+        for service, (service_type, _) in SERVICE_TYPES.items()
+    ]
+    return [
+        "[haproxy]",
+        'flavor = "plain"',
+        'on_edgescope_down = "closed"',
+        'check = "check inter 1s fall 2 rise 1"',
+        "",
+        "[haproxy.ports]",
+        *ports,
+        "",
+    ]
 
 
 def render_site(

@@ -24,15 +24,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgescope.testbed import snapshot
 from edgescope.testbed.configs import Credentials
 from edgescope.testbed.layout import (
+    DEFAULT_CATALOG,
     HTTP_SERVICES,
     PORT_BASE,
+    SERVICE_TYPES,
     SERVICES,
     CatalogMode,
     SitePlan,
@@ -64,6 +66,13 @@ class SiteInfo:
     root: Path
     bind_host: str
     exec_prefix: tuple[str, ...]
+    catalog: dict[str, str] = field(default_factory=dict)
+    """Service type -> the URL the site's Keystone catalog holds for it (``identity``:
+    ``http://127.0.0.1:20110/v3`` behind HAProxy)."""
+    proxy_endpoints: dict[str, str] = field(default_factory=dict)
+    """Service type -> where the site's proxy itself serves it (its per-service listener
+    behind HAProxy, a path prefix of its main listener in the plain mode), for calls that
+    must reach the proxy whatever they carry."""
 
 
 def _noop(_site: str, _message: str) -> None:
@@ -98,7 +107,7 @@ class Testbed:
         state_dir: Path,
         sites: Sequence[str],
         *,
-        catalog: CatalogMode = "proxy",
+        catalog: CatalogMode | None = None,
         port_base: int = PORT_BASE,
         addresses: dict[str, tuple[str, tuple[str, ...]]] | None = None,
         wan_state: Path | None = None,
@@ -106,8 +115,11 @@ class Testbed:
         """Plan a testbed; if the folder already holds one, it must have the same sites.
 
         ``addresses`` maps a site to ``(bind_host, exec_prefix)`` (its netns under ``--wan``).
+        ``catalog`` None: the folder's recorded mode, or :data:`DEFAULT_CATALOG` (HAProxy).
         """
         existing = cls._load_json(state_dir)
+        if catalog is None:
+            catalog = existing.get("catalog", "proxy") if existing else DEFAULT_CATALOG
         if existing is not None:
             old = [s["name"] for s in existing["sites"] if not s.get("seed")]
             if old != list(sites) or existing.get("catalog", "proxy") != catalog:
@@ -246,8 +258,15 @@ class Testbed:
         return {plan.name: self._info(plan) for plan in self.plans}
 
     def _info(self, plan: SitePlan) -> SiteInfo:
-        ports = {s: plan.port(s) for s in (*HTTP_SERVICES, "proxy")}
+        ports = {s: plan.port(s) for s in (*HTTP_SERVICES, "proxy", "haproxy") if plan.runs(s)}
         logs = {s: plan.log_path(s) for s in SERVICES}
+        catalog = {stype: plan.catalog_url(svc) for svc, (stype, _) in SERVICE_TYPES.items()}
+        proxy_endpoints = {
+            stype: f"http://{plan.bind_host}:{plan.proxy_listener_port(svc)}"
+            if plan.catalog == "haproxy"
+            else plan.proxy_url + prefix
+            for svc, (stype, prefix) in SERVICE_TYPES.items()
+        }
         return SiteInfo(
             plan.name,
             plan.name,
@@ -260,6 +279,8 @@ class Testbed:
             plan.root,
             plan.bind_host,
             plan.exec_prefix,
+            catalog,
+            proxy_endpoints,
         )
 
     def env(self) -> dict[str, str]:

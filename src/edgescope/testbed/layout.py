@@ -19,7 +19,13 @@ from typing import Literal
 
 from edgescope.errors import EdgescopeError
 
-CatalogMode = Literal["proxy", "direct"]
+CatalogMode = Literal["haproxy", "proxy", "direct"]
+"""Where each site's Keystone catalog points: ``haproxy`` (the default, as Kolla-Ansible runs
+a site: the site's HAProxy, which sends scoped calls to the proxy and the others straight to
+the service), ``proxy`` (the plain mode: the proxy, by path prefix) or ``direct`` (the
+services themselves, no edgescope)."""
+CATALOG_MODES: tuple[CatalogMode, ...] = ("haproxy", "proxy", "direct")
+DEFAULT_CATALOG: CatalogMode = "haproxy"
 
 PORT_BASE = 20000
 """Site ``i`` uses ports ``PORT_BASE + 100*i`` onwards (Paris=1: 20100..20199)."""
@@ -30,10 +36,19 @@ PORT_OFFSETS: dict[str, int] = {
     "placement": 2,
     "nova-api": 3,
     "neutron": 6,
+    "haproxy": 10,
     "proxy": 90,
     "proxy-peer": 91,
 }
-"""Offset of each HTTP listener inside a site's block of 100 ports."""
+"""Offset of each HTTP listener inside a site's block of 100 ports. ``haproxy`` is its first
+frontend (keystone's); see :data:`HAPROXY_SHIFT` and :data:`PROXY_LISTENER_SHIFT`."""
+
+HAPROXY_SHIFT = 10
+"""Under ``--catalog haproxy``, the site's HAProxy serves each API at the service's port + 10
+(keystone 20110 for Paris), where the catalog points, as a Kolla VIP serves it."""
+PROXY_LISTENER_SHIFT = 80
+"""...and the proxy has a listener per service at the service's port + 80 (keystone 20180),
+where HAProxy sends the service's scoped calls: the service keeps the client's URL."""
 
 HTTP_SERVICES = ("keystone", "glance", "placement", "neutron", "nova-api")
 """The WSGI services, served by uWSGI, in start order."""
@@ -41,7 +56,7 @@ HTTP_SERVICES = ("keystone", "glance", "placement", "neutron", "nova-api")
 DAEMONS = ("nova-conductor", "nova-scheduler", "nova-compute")
 """The oslo.service daemons (no HTTP listener)."""
 
-SERVICES = (*HTTP_SERVICES, *DAEMONS, "proxy")
+SERVICES = (*HTTP_SERVICES, *DAEMONS, "proxy", "haproxy")
 """Every per-site service name ``testbed logs SITE SERVICE`` and ``stop_service`` accept."""
 
 SQLITE_PLUGIN = "edgescope_immediate"
@@ -115,8 +130,8 @@ class SitePlan:
     port_base: int = PORT_BASE
     exec_prefix: tuple[str, ...] = field(default=())
     """Prepended to every command of this site, e.g. ``("ip", "netns", "exec", "es-paris")``."""
-    catalog: CatalogMode = "proxy"
-    """Whether the Keystone catalog points at the site's proxy (the product) or at the services."""
+    catalog: CatalogMode = DEFAULT_CATALOG
+    """Where the Keystone catalog points (:data:`CatalogMode`)."""
 
     @classmethod
     def make(
@@ -128,7 +143,7 @@ class SitePlan:
         bind_host: str = "127.0.0.1",
         port_base: int = PORT_BASE,
         exec_prefix: tuple[str, ...] = (),
-        catalog: CatalogMode = "proxy",
+        catalog: CatalogMode = DEFAULT_CATALOG,
     ) -> SitePlan:
         """Plan site ``name`` at position ``index`` (1-based) under ``state_dir``."""
         if index < 1 or index > 50:
@@ -169,7 +184,26 @@ class SitePlan:
         """The base URL clients see for a service (no version suffix)."""
         if self.catalog == "direct":
             return self.direct_url(service)
+        if self.catalog == "haproxy":
+            return f"http://{self.bind_host}:{self.haproxy_port(service)}"
         return self.proxy_url + SERVICE_TYPES[service][1]
+
+    def haproxy_port(self, service: str) -> int:
+        """The site's HAProxy frontend of an HTTP service (``--catalog haproxy``)."""
+        return self.port(service) + HAPROXY_SHIFT
+
+    def proxy_listener_port(self, service: str) -> int:
+        """The proxy's own listener for an HTTP service (``--catalog haproxy``)."""
+        return self.port(service) + PROXY_LISTENER_SHIFT
+
+    def runs(self, service: str) -> bool:
+        """Whether this site runs ``service`` in its catalog mode (no proxy under ``direct``,
+        HAProxy only under ``haproxy``)."""
+        if service == "proxy":
+            return self.catalog != "direct"
+        if service == "haproxy":
+            return self.catalog == "haproxy"
+        return True
 
     def catalog_url(self, service: str) -> str:
         """The URL registered in Keystone's catalog for ``service``."""

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edgescope.testbed import configs
+from edgescope.testbed import configs, haproxy
 from edgescope.testbed.configs import Credentials
 from edgescope.testbed.layout import (
     DAEMONS,
@@ -50,7 +50,13 @@ from edgescope.testbed.process import (
     stop_process,
     wait_http,
 )
-from edgescope.testbed.services import VENV_BIN, manage, python_module, service_launch
+from edgescope.testbed.services import (
+    VENV_BIN,
+    Launch,
+    manage,
+    python_module,
+    service_launch,
+)
 
 Report = Callable[[str], None]
 
@@ -60,6 +66,7 @@ _PASTE_FILES = {  # shipped by the packages in <venv>/etc, copied next to each s
     "neutron/api-paste.ini": "neutron/api-paste.ini",
 }
 _STOP_ORDER = (
+    "haproxy",
     "proxy",
     "nova-api",
     "nova-compute",
@@ -155,6 +162,8 @@ class Site:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             path.chmod(0o600)
+        if plan.runs("haproxy") and self.security is not None:
+            haproxy.write_config(plan)  # from the proxy.toml just written
 
     # Commands ------------------------------------------------------------------------------
     def _run(
@@ -249,8 +258,9 @@ class Site:
                 "keystone bootstrap",
             ),
         )
-        report("starting keystone" + (" and proxy" if plan.catalog == "proxy" else ""))
-        self._start_services(["keystone", "proxy"])
+        front = {"haproxy": ", proxy and HAProxy", "proxy": " and proxy"}.get(plan.catalog, "")
+        report("starting keystone" + front)
+        self._start_services(["keystone", "proxy", "haproxy"])
         report("registering services and users")
         self._stage("register", lambda: self._provision("register"))
 
@@ -400,17 +410,22 @@ class Site:
 
     def _start_services(self, services: Sequence[str]) -> None:
         """Start the services that are not running (all at once), then wait for them."""
-        wanted = [s for s in services if s != "proxy" or self.plan.catalog == "proxy"]
+        wanted = [s for s in services if self.plan.runs(s)]
         for service in wanted:
             self._launch(service)
         for service in wanted:
             self._wait_up(service)
 
+    def _recipe(self, service: str) -> Launch:
+        if service == "haproxy":
+            return haproxy.launch(self.plan)
+        return service_launch(self.plan, service)
+
     def _launch(self, service: str) -> None:
         pidfile = self.plan.pid_path(service)
         if running_pid(pidfile) is not None:
             return
-        has_port = service in (*HTTP_SERVICES, "proxy")
+        has_port = service in (*HTTP_SERVICES, "proxy", "haproxy")
         if has_port and not self.plan.exec_prefix:
             port = self.plan.port(service)
             if port_in_use(self.plan.bind_host, port):
@@ -419,11 +434,11 @@ class Site:
                     "did not start (another testbed? see `edgescope testbed status "
                     "--state-dir ...`, or use --port-base)"
                 )
-        launch = service_launch(self.plan, service)
+        launch = self._recipe(service)
         start_process(launch.argv, log=self.plan.log_path(service), pidfile=pidfile, env=launch.env)
 
     def _wait_up(self, service: str, timeout: float = 420.0) -> None:
-        launch = service_launch(self.plan, service)
+        launch = self._recipe(service)
         pidfile = self.plan.pid_path(service)
         what = f"{self.plan.name} {service}"
         if launch.health_url is not None:
@@ -436,6 +451,12 @@ class Site:
             )
         elif running_pid(pidfile) is None:
             raise TestbedError(f"{what} exited during start-up (see {self.plan.log_path(service)})")
+        if (
+            service in ("proxy", "haproxy")
+            and self.plan.runs("haproxy")
+            and all(running_pid(self.plan.pid_path(s)) for s in ("proxy", "haproxy"))
+        ):
+            haproxy.wait_proxy_seen(self.plan)  # scoped calls reach it from now on
 
     def start_service(self, service: str, *, wait: bool = True) -> None:
         """Start one service of the site (e.g. glance again after :meth:`stop_service`)."""
@@ -467,10 +488,12 @@ class Site:
     def status(self) -> list[ServiceStatus]:
         rows = []
         for service in SERVICES:
-            if service == "proxy" and self.plan.catalog != "proxy":
+            if not self.plan.runs(service):
                 continue
             pid = running_pid(self.plan.pid_path(service))
-            port = self.plan.port(service) if service in (*HTTP_SERVICES, "proxy") else None
+            port = (
+                self.plan.port(service) if service in (*HTTP_SERVICES, "proxy", "haproxy") else None
+            )
             healthy = pid is not None
             if healthy and port is not None:
                 healthy = http_answers(
@@ -486,8 +509,7 @@ class Site:
         return rows
 
     def healthy(self) -> bool:
-        wanted = [s for s in SERVICES if s != "proxy" or self.plan.catalog == "proxy"]
-        return all(row.healthy for row in self.status() if row.service in wanted)
+        return all(row.healthy for row in self.status())
 
 
 __all__ = ["DAEMONS", "Report", "ServiceStatus", "Site"]
