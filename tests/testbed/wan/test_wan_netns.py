@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from wan_support import PROBE, in_site, ping, probe
 
-from edgescope.testbed.wan import Wan, WanError, load_topology
+from edgescope.testbed.wan import Wan, load_topology
 from edgescope.testbed.wan import netns as netns_module
 
 pytestmark = pytest.mark.wan
@@ -177,8 +177,13 @@ def test_a_stopped_delayer_never_blackholes_traffic(
         assert "NFQUEUE" not in _forward_rules(wan)  # it removes its rule on the way out
     _minimum, average, received = ping(wan, "Paris", "Corte", count=3)
     assert received == 3 and average < 5  # flows, undelayed (SIGKILL: the rule's --queue-bypass)
-    with pytest.raises(WanError, match="delayer is not running"):
-        wan.set_link("Paris", "Corte", rtt_ms=30)
+    gone = wan.delayer_pid
+    wan.set_link("Paris", "Corte", rtt_ms=60)  # the next change starts the delayer again
+    assert wan.delayer_pid not in (None, gone) and _alive(wan.delayer_pid)
+    assert _forward_rules(wan).count("NFQUEUE") == 1  # a killed delayer's rule is not doubled
+    minimum, _average, received = ping(wan, "Paris", "Corte", count=3)
+    assert received == 3 and minimum >= 60 - 1, minimum  # delayed again
+    assert "started" in (wan.state_dir / "delayer.log").read_text()
 
 
 def test_partition_takes_effect_within_milliseconds(wan: Wan) -> None:

@@ -36,6 +36,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,18 +158,35 @@ class Delayer:
         selector = selectors.SelectSelector()
         selector.register(self.queue, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
+        errors = 0
         while not self.stopping:
-            timeout = max(0.0, self.held[0][0] - time.monotonic()) if self.held else None
-            selector.select(timeout)
-            self.admit(time.monotonic())
-            self.release_due(time.monotonic())
-            while self._pending:
-                if self._pending.pop(0) == signal.SIGHUP:
-                    self.reload()
-                else:
-                    self.stopping = True
-            with contextlib.suppress(BlockingIOError):
-                self._wake_r.recv(4096)
+            try:
+                self.turn(selector)
+            except Exception:  # the WAN must outlive one bad round; the log says why
+                errors += 1
+                if errors <= 20 or errors % 1000 == 0:
+                    _say(f"error #{errors} in a round, going on:\n{traceback.format_exc()}")
+                time.sleep(0.001)
+
+    def turn(self, selector: selectors.BaseSelector) -> None:
+        """One round: wait for a packet, a signal or the next release; act on them."""
+        timeout = max(0.0, self.held[0][0] - time.monotonic()) if self.held else None
+        selector.select(timeout)
+        self.admit(time.monotonic())
+        self.release_due(time.monotonic())
+        while self._pending:
+            if self._pending.pop(0) == signal.SIGHUP:
+                self.reload()
+            else:
+                self.stopping = True
+        with contextlib.suppress(BlockingIOError):
+            self._wake_r.recv(4096)
+
+
+def _say(message: str) -> None:
+    """A timestamped line in the delayer's log (its stderr)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    print(f"{stamp} delayer[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
 
 
 def _run_before_others() -> None:
@@ -199,8 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     queue = NfQueue(args.queue)
     delayer = Delayer(queue, args.config)
     delayer.install_signals()
+    # A delayer that was killed (SIGKILL) left its rule behind: one rule, never two.
+    while subprocess.run(["iptables", "-w", "-D", *rule_args(args.queue)], check=False,
+                         stderr=subprocess.DEVNULL).returncode == 0:  # fmt: skip
+        pass
     subprocess.run(["iptables", "-w", "-A", *rule_args(args.queue)], check=True)
     try:
+        _say("started")
         print(f"ready {os.getpid()}", flush=True)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # the starter stops reading after "ready"
@@ -213,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             pass  # drain what was queued before the rule went away
         delayer.release_all()
         queue.close()
+        _say("stopped" if delayer.stopping else f"exiting: {sys.exc_info()[1]!r}")
     return 0
 
 

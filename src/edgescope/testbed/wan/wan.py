@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import re
 import select
@@ -37,6 +38,8 @@ from edgescope.testbed.wan.topology import Topology, parse_topology
 
 Backend = Literal["auto", "nfqueue", "netem"]
 DEFAULT_STATE_DIR = Path(os.environ.get("EDGESCOPE_WAN_STATE", "/run/edgescope/wan"))
+log = logging.getLogger(__name__)
+
 _DELAYER_MODULE = "edgescope.testbed.wan.delayer"
 _READY_TIMEOUT = 10.0
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
@@ -286,8 +289,19 @@ class Wan:
         return path
 
     def _signal_delayer(self, signum: int) -> None:
+        """Signal the delayer (call under the lock); one found dead is started again, since
+        the WAN's delays must not silently vanish, and the reason it gave is logged."""
         if self.delayer_pid is None or not _is_delayer(self.delayer_pid):
-            raise WanError("the WAN delayer is not running; run `edgescope wan up` again")
+            tail: list[str] = []
+            with contextlib.suppress(OSError):
+                tail = (self.state_dir / "delayer.log").read_text(errors="replace").splitlines()
+            log.warning(
+                "the WAN delayer (pid %s) was gone; starting it again. Its log ended: %s",
+                self.delayer_pid,
+                " / ".join(tail[-5:]) or "(empty)",
+            )
+            self._start_delayer()  # it reads the config just written
+            return
         os.kill(self.delayer_pid, signum)
 
     def _stop_delayer(self) -> None:
