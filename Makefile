@@ -4,10 +4,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := rabbitmq-server mariadb-server iptables nftables iproute2 iputils-ping haproxy curl libnetfilter-queue-dev systemd
+APT_PACKAGES := rabbitmq-server mariadb-server iptables nftables iproute2 iputils-ping haproxy curl libnetfilter-queue-dev systemd \
+  openvswitch-switch ovn-central ovn-host ceph-mon ceph-osd ceph-common python3-rados python3-rbd qemu-utils
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint typecheck bench setup system-deps venv openstack clean
+.PHONY: demo test test-fast lint typecheck bench setup system-deps venv openstack ceph-bindings clean
 
 demo: setup
 	$(BIN)/edgescope demo
@@ -29,7 +30,7 @@ typecheck: venv
 bench: setup
 	$(BIN)/python -m bench
 
-setup: system-deps venv openstack
+setup: system-deps venv openstack ceph-bindings
 
 system-deps: $(VENV)/.system-deps
 $(VENV)/.system-deps:
@@ -54,6 +55,18 @@ openstack: $(VENV)/.openstack-stamp
 $(VENV)/.openstack-stamp: $(VENV)/.venv-stamp requirements/openstack.txt
 	$(BIN)/pip install -q -r requirements/openstack.txt
 	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+# cinder's RBD driver imports Debian's librados/librbd bindings (not on PyPI): link just those
+# two modules into the venv (a .pth folder), not all of dist-packages.
+ceph-bindings: $(VENV)/.ceph-bindings-stamp
+$(VENV)/.ceph-bindings-stamp: $(VENV)/.system-deps $(VENV)/.venv-stamp
+	@mkdir -p $(VENV)/debian-ceph
+	@for m in rados rbd; do \
+	  f=$$(ls /usr/lib/python3/dist-packages/$$m.cpython-*.so 2>/dev/null | head -1); \
+	  if [ -n "$$f" ]; then ln -sf "$$f" $(VENV)/debian-ceph/; else echo "no Debian $$m bindings: the testbed runs without block storage"; fi; \
+	done
+	@echo "$(abspath $(VENV))/debian-ceph" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-ceph.pth"
 	@touch $@
 
 clean:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edgescope.testbed import configs
+from edgescope.testbed.backends import Backends, features
 from edgescope.testbed.configs import Credentials
 from edgescope.testbed.layout import (
     DAEMONS,
@@ -65,10 +66,21 @@ _STOP_ORDER = (
     "nova-compute",
     "nova-scheduler",
     "nova-conductor",
+    "cinder-api",
+    "cinder-volume",
+    "cinder-scheduler",
     "neutron",
     "placement",
     "glance",
     "keystone",
+    "ovn-controller",
+    "ovn-northd",
+    "ovs-vswitchd",
+    "ovn-nb-db",
+    "ovn-sb-db",
+    "ovs-db",
+    "ceph-osd",
+    "ceph-mon",
 )
 
 
@@ -108,6 +120,11 @@ class Site:
         self.security = security
         self.seeds = list(seeds)
         """Where the site directory starts gossiping (default: the static peers)."""
+        self.backends = Backends(plan, run=self._run, launch=self._launch, features=features())
+        """The site's OVN and Ceph, under neutron and cinder (when this machine runs them)."""
+        absent = self.backends.features.without()
+        self.services = [s for s in SERVICES if s not in absent]
+        """The services this site runs (SERVICES, less what this machine cannot run)."""
 
     # Files --------------------------------------------------------------------------------
     @property
@@ -128,6 +145,7 @@ class Site:
             "data/glance-tasks",
             "data/nova/instances",
             "data/neutron",
+            "data/cinder",
             "log",
             "run/lock",
             "run/stages",
@@ -149,7 +167,9 @@ class Site:
             peers=self.peers,
             security=self.security,
             seeds=self.seeds,
+            ovn=self.backends.features.ovn,
         )
+        files.update(self.backends.files(self.credentials, self.transport_url))
         for rel, text in files.items():
             path = plan.root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,15 +207,18 @@ class Site:
     def initialise(self, report: Report = _quiet) -> None:
         """Create databases, keys, catalog and content, leaving every service running."""
         self.write_configs()
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
             databases = pool.submit(self._init_databases, report)
+            backends = pool.submit(self.backends.start, report)
             self._init_identity(report)
             databases.result()
+            backends.result()
         report("starting services")
-        self._start_services([s for s in SERVICES if s not in ("keystone", "proxy")])
+        self._start_services([s for s in self.services if s not in ("keystone", "proxy")])
         self._stage("discover-hosts", lambda: self._discover_hosts(report))
         report("creating flavor, image, demo project")
         self._stage("content", lambda: self._provision("content"))
+        self.backends.wait_ready()
         (self.plan.run / "stages" / "initialised").touch()
 
     def _init_identity(self, report: Report) -> None:
@@ -296,6 +319,7 @@ class Site:
                 self._run(manage(plan, "nova-manage", "db", "sync"), "nova db sync"),
             ),
         )
+        self._stage("cinder-db", self.backends.init_databases)
 
     def adopt_shared(self, sites: Sequence[str]) -> None:
         """Adopt the flavor and image every site has as one set each (from this site)."""
@@ -314,7 +338,9 @@ class Site:
             "service_password": creds.service,
             "demo_password": creds.demo,
             "endpoints": {
-                stype: plan.catalog_url(svc) for svc, (stype, _) in SERVICE_TYPES.items()
+                stype: plan.catalog_url(svc)
+                for svc, (stype, _) in SERVICE_TYPES.items()
+                if svc in self.services
             },
             "image_file": str(image),
             **(extra or {}),
@@ -370,10 +396,12 @@ class Site:
         self.write_configs()
         self._update_cell_urls(report)
         since = datetime.now(UTC) - timedelta(seconds=2)
+        self.backends.start(report)
         report("starting services")
-        self._start_services(list(SERVICES))
+        self._start_services(self.services)
         report("waiting for nova-compute")
         self._wait_compute(since)
+        self.backends.wait_ready()
 
     def _update_cell_urls(self, report: Report) -> None:
         """Give nova's cell mappings today's database URLs: they were stored at initialisation,
@@ -451,6 +479,7 @@ class Site:
         """Stop every service of the site (in parallel); returns those that were running."""
         with ThreadPoolExecutor(max_workers=len(_STOP_ORDER)) as pool:
             stopped = list(pool.map(self.stop_service, _STOP_ORDER))
+        self.backends.after_stop()
         return [s for s, was in zip(_STOP_ORDER, stopped, strict=True) if was]
 
     def announce_leave(self) -> str:
@@ -461,12 +490,12 @@ class Site:
         return self._run(argv, "directory leave", timeout=60.0)
 
     def running_services(self) -> list[str]:
-        return [s for s in SERVICES if running_pid(self.plan.pid_path(s)) is not None]
+        return [s for s in self.services if running_pid(self.plan.pid_path(s)) is not None]
 
     # Status ---------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:
         rows = []
-        for service in SERVICES:
+        for service in self.services:
             if service == "proxy" and self.plan.catalog != "proxy":
                 continue
             pid = running_pid(self.plan.pid_path(service))
@@ -486,7 +515,7 @@ class Site:
         return rows
 
     def healthy(self) -> bool:
-        wanted = [s for s in SERVICES if s != "proxy" or self.plan.catalog == "proxy"]
+        wanted = [s for s in self.services if s != "proxy" or self.plan.catalog == "proxy"]
         return all(row.healthy for row in self.status() if row.service in wanted)
 
 
