@@ -22,7 +22,13 @@ from dataclasses import dataclass
 
 from edgescope.testbed import ceph, cinder, ovn
 from edgescope.testbed.configs import Credentials, render_ini
-from edgescope.testbed.layout import CEPH_DAEMONS, OVN_DAEMONS, SitePlan, TestbedError
+from edgescope.testbed.layout import (
+    CEPH_DAEMONS,
+    OVN_DAEMONS,
+    SitePlan,
+    TestbedError,
+    TestbedUsageError,
+)
 from edgescope.testbed.process import running_pid, stop_process
 
 Run = Callable[[list[str], str], str]
@@ -203,6 +209,10 @@ class Backends:
         """Plug a neutron port into the site's switch, as os-vif would (see ovn.plug_command)."""
         if not self.features.ovn:
             raise TestbedError(f"{self.plan.name} runs without OVN: no port can be plugged")
+        try:
+            uuid.UUID(port_id)
+        except ValueError:
+            raise TestbedUsageError(f"{port_id!r} is not a port id (a UUID)") from None
         self.run(ovn.plug_command(self.plan, port_id, mac, device_id), "plug port")
 
 

@@ -119,7 +119,7 @@ def chassis_commands(plan: SitePlan) -> list[list[str]]:
          "external-ids:ovn-bridge-datapath-type=netdev",
          "external-ids:ovn-cms-options=enable-chassis-as-gw"],
         ["ovn-nbctl", f"--db={socket(plan, 'ovnnb_db')}", "--no-wait", "init"],
-        ["ovn-sbctl", f"--db={socket(plan, 'ovnsb_db')}", "--no-wait", "init"],
+        ["ovn-sbctl", f"--db={socket(plan, 'ovnsb_db')}", "init"],
     ]  # fmt: skip
 
 
@@ -131,7 +131,9 @@ def plug_command(plan: SitePlan, port_id: str, mac: str, device_id: str = "") ->
     argv = ["ovs-vsctl", f"--db={socket(plan, 'db')}", "--timeout=30",
             "--", "--may-exist", "add-port", BRIDGE, tap,
             "--", "set", "Interface", tap, "type=internal", f"external_ids:iface-id={port_id}",
-            f"external_ids:attached-mac={mac}", "external_ids:iface-status=active"]  # fmt: skip
+            "external_ids:iface-status=active"]  # fmt: skip
+    if mac:
+        argv.append(f"external_ids:attached-mac={mac}")
     if device_id:
         argv.append(f"external_ids:vm-uuid={device_id}")
     return argv
