@@ -186,6 +186,25 @@ def test_an_and_volume_create_is_one_volume(sites: Sites) -> None:
             time.sleep(2)
 
 
+def test_a_strict_and_volume_create_that_one_site_refuses_leaves_nothing(sites: Sites) -> None:
+    vtype = f"es-paris-only-{sites.run_id}"  # Corte's cinder has no such type: 404 there
+    assert sites.run("Paris", "volume", "type", "create", vtype, "--public", cloud="Paris").ok
+    name = f"es-undo-{sites.run_id}"
+    try:
+        made = sites.run("Paris", "volume", "create", "--size", "1", "--type", vtype, name,
+                         cloud="Paris-demo", scope="{cinder: Paris & Corte}")  # fmt: skip
+        assert not made.ok and "Traceback" not in made.stderr
+        assert "Corte: 404" in made.stderr and "undone: Paris: " in made.stderr, made.stderr
+        assert "deleted again" in made.stderr, made.stderr  # once no longer 'creating'
+        deadline = time.monotonic() + 90
+        while sites.json("Paris", "volume", "list", "--all-projects", "--name", name,
+                         cloud="Paris"):  # fmt: skip
+            assert time.monotonic() < deadline, "Paris kept the volume nobody asked for"
+            time.sleep(2)
+    finally:
+        sites.run("Paris", "volume", "type", "delete", vtype, cloud="Paris")
+
+
 def test_a_quota_set_under_and_sets_both_sites(sites: Sites) -> None:
     def instances(site: str) -> int:
         """Paris's project ``demo``'s instance quota at ``site``'s nova (asked from Paris:
