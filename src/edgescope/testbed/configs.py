@@ -5,7 +5,8 @@ Pure functions: a :class:`~edgescope.testbed.layout.SitePlan` plus the site's
 start, so a config change in code reaches existing state folders. The keys that matter
 (see docs/testbed.md): Keystone's cache is on, every SQLite URL has ``?timeout=30``,
 nova-compute uses ``fake.FakeDriverWithoutFakeNodes`` and sees no DB settings, neutron
-runs ML2 with no mechanism drivers.
+runs ML2/OVN on the site's own OVN (``ovn.py``; ML2 with no mechanism driver where OVN
+cannot run), nova sends a service token (cinder needs it to detach).
 
     >>> files = render_site(plan, creds, transport_url="rabbit://paris:pw@127.0.0.1:25672/paris")
     >>> sorted(files)[0]

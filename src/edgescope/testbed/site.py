@@ -1,10 +1,11 @@
 """One site of the testbed: initialise it (cold), start it (warm), stop it, report on it.
 
 A :class:`Site` runs every process of one independent OpenStack (keystone, glance, placement,
-neutron, nova-api/conductor/scheduler/compute) plus its edgescope proxy, from the folder of its
-:class:`~edgescope.testbed.layout.SitePlan`. Initialisation steps leave a marker in
-``run/stages``, so a failed ``up`` resumes where it stopped. Command lines come from
-``services.py``, files from ``configs.py``.
+neutron, nova-api/conductor/scheduler/compute, cinder-api/scheduler/volume) plus its edgescope
+proxy, from the folder of its :class:`~edgescope.testbed.layout.SitePlan`; what lies under
+neutron and cinder (the site's OVN and Ceph) is ``backends.py``'s. Initialisation steps
+leave a marker in ``run/stages``, so a failed ``up`` resumes where it stopped. Command lines
+come from ``services.py``, files from ``configs.py``.
 
     >>> site = Site(plan, transport_url=broker.url(...), peers=[...], security=pki.ensure(plans))
     >>> site.initialise(report=print)     # cold: ~2.5 min alone
