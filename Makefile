@@ -5,10 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := rabbitmq-server mariadb-server iptables nftables iproute2 iputils-ping haproxy curl libnetfilter-queue-dev systemd \
-  chromium chromium-driver
+  chromium chromium-driver \
+  openvswitch-switch ovn-central ovn-host ceph-mon ceph-osd ceph-common python3-rados python3-rbd qemu-utils
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint typecheck bench setup system-deps venv openstack console-assets clean
+.PHONY: demo test test-fast lint typecheck bench setup system-deps venv openstack console-assets ceph-bindings clean
 
 demo: setup
 	$(BIN)/edgescope demo
@@ -30,7 +31,7 @@ typecheck: venv
 bench: setup
 	$(BIN)/python -m bench
 
-setup: system-deps venv openstack console-assets
+setup: system-deps venv openstack console-assets ceph-bindings
 
 # The console's front-end libraries, from the npm registry at their locked versions, copied
 # into the package: the browser never fetches anything at run time (docs/design.md, console).
@@ -68,6 +69,18 @@ openstack: $(VENV)/.openstack-stamp
 $(VENV)/.openstack-stamp: $(VENV)/.venv-stamp requirements/openstack.txt
 	$(BIN)/pip install -q -r requirements/openstack.txt
 	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+# cinder's RBD driver imports Debian's librados/librbd bindings (not on PyPI): link just those
+# two modules into the venv (a .pth folder), not all of dist-packages.
+ceph-bindings: $(VENV)/.ceph-bindings-stamp
+$(VENV)/.ceph-bindings-stamp: $(VENV)/.system-deps $(VENV)/.venv-stamp
+	@mkdir -p $(VENV)/debian-ceph
+	@for m in rados rbd; do \
+	  f=$$(ls /usr/lib/python3/dist-packages/$$m.cpython-*.so 2>/dev/null | head -1); \
+	  if [ -n "$$f" ]; then ln -sf "$$f" $(VENV)/debian-ceph/; else echo "no Debian $$m bindings: the testbed runs without block storage"; fi; \
+	done
+	@echo "$(abspath $(VENV))/debian-ceph" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/debian-ceph.pth"
 	@touch $@
 
 clean:

@@ -128,6 +128,33 @@ def test_bad_collaboration_compute_placement_points_at_the_later_entry() -> None
     assert part == "nova"
 
 
+def test_bad_collaboration_compute_block_storage_says_why() -> None:
+    """nova attaches a volume to its own hypervisor: the volume must be at nova's site."""
+    message, part = failing_part("{nova: Paris, cinder: Corte}")
+    assert message.startswith(
+        "compute and block-storage must run at the same site (compute: Paris; block-storage: Corte)"
+    )
+    rule = next(r for r in DEFAULT_RULES if r.name == "compute-block-storage-colocated")
+    assert rule.explanation in message and "hypervisor" in message
+    assert part == "cinder"
+    failing_part("{cinder: Paris & Corte, nova: Paris}")  # either order
+    failing_part("{nova: Paris & Corte, cinder: Paris & Corte}")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{cinder: Paris, glance: Corte}",  # cinder downloads the image like nova does
+        "{cinder: Paris & Corte, glance: Corte | Marseille}",
+        "{nova: Paris, cinder: Paris, glance: Corte}",  # boot from a volume of Corte's image
+        "{nova: Paris & Corte, glance: Corte}",  # each nova with its own cinder
+        "{cinder: Paris, neutron: Corte}",
+    ],
+)
+def test_volumes_may_take_images_from_any_site(text: str) -> None:
+    check(text)
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -163,3 +163,20 @@ def test_failed_ands_and_diverged_members_are_reported() -> None:
         "edgescope: compute: 1 of 2 sites failed (...); undone: Paris: p1\n"
         "edgescope: vm: status: Paris=ACTIVE, Corte=ERROR\n"
     )
+
+
+def test_a_401_to_a_request_without_token_is_not_reported() -> None:
+    """keystoneauth discovers versions without a token first; cinder's /v3/ answers 401."""
+    stream = io.StringIO()
+    reporter = SiteFailureReporter(stream)
+    failed = {"error": {"message": "block-storage: every site failed (Paris: 401 failed)"}}
+    anonymous = _response(401, failed, {SITES_HEADER: "Paris=401", ERROR_HEADER: "x"})
+    anonymous.request = requests.Request("GET", "http://proxy/volume/v3/").prepare()
+    reporter(anonymous)
+    assert stream.getvalue() == ""
+    with_token = _response(401, failed, {SITES_HEADER: "Paris=401", ERROR_HEADER: "x"})
+    with_token.request = requests.Request(
+        "GET", "http://proxy/volume/v3/", headers={"X-Auth-Token": "t"}
+    ).prepare()
+    reporter(with_token)
+    assert stream.getvalue() == "edgescope: block-storage: every site failed (Paris: 401 failed)\n"

@@ -7,7 +7,7 @@ items in memory and gives each created item its own random id, like any service 
     GET    /<svc>/things[?name=x]   {"things": [...]}
     GET    /<svc>/things/<id>       {"thing": {...}} or 404
     PATCH  /<svc>/things/<id>       merge {"thing": {...}} into the item
-    DELETE /<svc>/things/<id>       204 or 404
+    DELETE /<svc>/things/<id>       204 or 404 (400 while the item's "busy_for" counts down)
 
 Every peer URL goes through a :class:`Link` (a TCP relay) that a test can ``cut()`` and
 ``heal()``: a partition between proxies, on loopback, with no root needed.
@@ -68,6 +68,9 @@ def resource_app(site: str, items: dict[str, dict[str, Any]], seen: list[tuple[s
         if item is None:
             return web.json_response({"message": f"no such thing at {site}"}, status=404)
         if request.method == "DELETE":
+            if item.get("busy_for", 0) > 0:  # like cinder's 400 while a volume is 'creating'
+                item["busy_for"] -= 1
+                return web.json_response({"message": f"busy at {site}"}, status=400)
             del items[item["id"]]
             return web.Response(status=204)
         if request.method in ("PATCH", "PUT"):

@@ -34,6 +34,19 @@ async def test_a_member_refusing_undoes_the_others(replica_sites: SitesFactory) 
     assert paris.replicas.registry.sets() == []
 
 
+async def test_an_undo_waits_for_a_member_still_being_made(replica_sites: SitesFactory) -> None:
+    """cinder refuses to delete a volume while it is 'creating' (400): the undo asks again."""
+    paris, _ = await replica_sites("Paris", "Corte")
+    status, _, body = await paris.call(
+        "POST", "/things", BOTH, json={"thing": {"refuse_at": "Corte", "busy_for": 2}}
+    )
+    assert status == 403
+    assert "undone: Paris: " in body["error"]["message"]
+    assert "deleted again" in body["error"]["message"]
+    assert paris.items == {}
+    assert [m for m, _ in paris.seen].count("DELETE") == 3
+
+
 async def test_an_undo_that_cannot_reach_its_site_is_queued(replica_sites: SitesFactory) -> None:
     paris, corte = await replica_sites("Paris", "Corte")
     create = asyncio.ensure_future(

@@ -67,10 +67,39 @@ def test_nova_compute_can_restart_and_sees_no_database(
     assert nova.get("DEFAULT", "transport_url") == URL
 
 
-def test_neutron_has_no_mechanism_driver(files: dict[str, configparser.RawConfigParser]) -> None:
+def test_neutron_runs_ml2_ovn_on_the_sites_own_ovn(
+    files: dict[str, configparser.RawConfigParser], tmp_path: Path
+) -> None:
     ml2 = files["etc/neutron/plugins/ml2/ml2_conf.ini"]
+    assert ml2.get("ml2", "mechanism_drivers") == "ovn"
+    assert ml2.get("ml2", "tenant_network_types") == "geneve"
+    # the driver exits at start if the Geneve header room is below 38
+    assert int(ml2.get("ml2_type_geneve", "max_header_size")) >= 38
+    run = tmp_path.resolve() / "sites" / "Paris" / "run" / "ovn"
+    assert ml2.get("ovn", "ovn_nb_connection") == f"unix:{run}/ovnnb_db.sock"
+    assert ml2.get("ovn", "ovn_sb_connection") == f"unix:{run}/ovnsb_db.sock"
+    neutron = files["etc/neutron/neutron.conf"]
+    assert neutron.get("DEFAULT", "service_plugins") == "ovn-router"
+    assert neutron.get("DEFAULT", "notify_nova_on_port_status_changes") == "true"
+    assert neutron.get("nova", "username") == "nova"
+
+
+def test_without_ovn_neutron_has_no_mechanism_driver(tmp_path: Path) -> None:
+    plan = SitePlan.make("Paris", 1, tmp_path)
+    texts = render_site(plan, Credentials.generate(), transport_url=URL, ovn=False)
+    ml2 = configparser.RawConfigParser(strict=True)
+    ml2.read_string(texts["etc/neutron/plugins/ml2/ml2_conf.ini"])
     assert ml2.get("ml2", "mechanism_drivers") == ""
     assert ml2.get("ml2", "tenant_network_types") == ""
+    assert "ovn" not in ml2.sections()
+
+
+def test_nova_sends_a_service_token(files: dict[str, configparser.RawConfigParser]) -> None:
+    """cinder refuses nova's detach of an in-use volume without one (HTTP 409)."""
+    nova = files["etc/nova/nova.conf"]
+    assert nova.get("service_user", "send_service_user_token") == "true"
+    assert nova.get("service_user", "username") == "nova"
+    assert nova.get("cinder", "os_region_name") == "Paris"
 
 
 def test_services_authenticate_through_the_sites_haproxy(
@@ -103,7 +132,7 @@ def test_proxy_config_is_accepted_by_the_proxy(
     [corte] = config.peers
     assert str(corte.url) == "https://127.0.0.1:20291" and len(corte.public_keys) == 1
     assert {s.type for s in config.services} == {
-        "identity", "image", "placement", "compute", "network"
+        "identity", "image", "placement", "compute", "network", "block-storage"
     }  # fmt: skip
     assert [p.name for p in config.peers] == ["Corte"]
     assert config.identity is not None and config.identity.username == "edgescope"

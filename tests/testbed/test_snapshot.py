@@ -63,3 +63,18 @@ def test_key_changes_with_what_the_databases_contain(tmp_path: Path) -> None:
     keys.add(snapshot.snapshot_key(base, "rabbit://y"))
     assert key not in keys and len(keys) == 5
     assert snapshot.snapshot_key(base, "rabbit://x") == key
+
+
+def test_ceph_is_not_copied_but_ovn_databases_are(tmp_path: Path) -> None:
+    """A live Ceph cannot be copied consistently: a restored site creates its cluster again."""
+    plan = _initialised_site(tmp_path / "state")
+    (plan.data / "ceph").mkdir()
+    (plan.data / "ceph" / "osd-0.img").write_bytes(b"bluestore")
+    (plan.data / "ovn").mkdir()
+    (plan.data / "ovn" / "ovnnb.ovsdb").write_text("OVSDB JSON 1 0\n{}\n")
+    key = snapshot.snapshot_key(plan, "rabbit://x")
+    snapshot.save(plan, key)
+    (plan.data / "keystone.db").unlink()
+    assert snapshot.restore(plan, key)
+    assert not (plan.data / "ceph").exists()
+    assert (plan.data / "ovn" / "ovnnb.ovsdb").read_text().startswith("OVSDB JSON")

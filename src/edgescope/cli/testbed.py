@@ -4,6 +4,7 @@
     edgescope testbed status            # table: sites, services, ports, PIDs, health, RSS
     edgescope testbed logs Paris glance [--lines 50]
     edgescope testbed env               # export OS_CLIENT_CONFIG_FILE=...
+    edgescope testbed plug Paris PORT_ID [--mac MAC --server ID]   # as os-vif would
     edgescope testbed partition Paris Corte   # under --wan; also heal, wan-link, wan-status
     edgescope testbed down [--purge]
 
@@ -154,6 +155,10 @@ def up(
                     progress.update(task, total=1, completed=1)
         summary = ", ".join(f"{n} {r['kind']} {r['seconds']:.0f} s" for n, r in results.items())
         _out.print(f"testbed up in {time.monotonic() - started:.0f} s ({summary})")
+        from edgescope.testbed.backends import why_not
+
+        for reason in why_not():
+            _err.print(f"[yellow]note:[/yellow] {reason}", highlight=False)
         _out.print(f"export OS_CLIENT_CONFIG_FILE={testbed.clouds_yaml}")
         first = names[0]
         _out.print(
@@ -288,6 +293,21 @@ def logs(
                 log.seek(max(0, os.path.getsize(path) - 200 * lines))
                 tail = log.read().decode(errors="replace").splitlines()[-lines:]
             typer.echo("\n".join(tail))  # raw: rich would re-wrap the log lines
+
+
+@app.command()
+def plug(
+    site: Annotated[str, typer.Argument(help="Site name, e.g. Paris.")],
+    port: Annotated[str, typer.Argument(help="The neutron port's id.")],
+    mac: Annotated[str, typer.Option(help="The port's MAC address.")] = "",
+    server: Annotated[str, typer.Option(help="The id of the server the port is for.")] = "",
+    state_dir: StateDir = DEFAULT_STATE,
+) -> None:
+    """Plug PORT into SITE's switch as os-vif would on a real hypervisor (nova's fake driver
+    plugs nothing): ovn-controller claims it and neutron marks it ACTIVE."""
+    with _clean_errors():
+        Testbed.from_state(state_dir).site(site).backends.plug(port, mac, server)
+        _out.print(f"port {port} plugged into {site}'s br-int")
 
 
 @app.command()

@@ -11,7 +11,7 @@ as written from every site of the first.
 extra rule files (:func:`edgescope.catalog.load_rules`).
 
     >>> [rule.name for rule in DEFAULT_RULES]
-    ['compute-network-colocated', 'compute-placement-colocated']
+    ['compute-network-colocated', 'compute-placement-colocated', 'compute-block-storage-colocated']
 """
 
 from __future__ import annotations
@@ -88,4 +88,4 @@ DEFAULT_RULES: tuple[Rule, ...] = parse_rules(
     files("edgescope.lang").joinpath("rules.toml").read_text(encoding="utf-8"),
     origin="edgescope/lang/rules.toml",
 )
-"""The OpenStack defaults: network, and placement, colocated with compute."""
+"""The OpenStack defaults: network, placement and block storage colocated with compute."""

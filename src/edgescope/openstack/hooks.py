@@ -49,9 +49,14 @@ class SiteColumnHook(hooks.CommandHook):
     def after(self, parsed_args: argparse.Namespace, return_code: Any) -> Any:
         recorder = _recorder(self.cmd)
         is_display = isinstance(return_code, tuple) and len(return_code) == 2
-        if recorder is None or not recorder.sites_by_id or not is_display:
+        if recorder is None or not is_display:
             return return_code
         columns, rows = return_code
+        # Some listers (network list) return a generator that has not sent its request yet:
+        # read it first, so the recorder has seen the merged answer.
+        rows = [tuple(row) for row in rows]
+        if not recorder.sites_by_id:
+            return columns, rows
         return add_site_column(columns, rows, recorder.sites_by_id)
 
 

@@ -127,7 +127,9 @@ class SiteFailureReporter:
     (``X-Edgescope-Sites``) or made by the proxy (``X-Edgescope-Error``); other errors the
     proxy made itself (a failed ``&``, a bad scope), except a 404, an ordinary "not found"
     that OSC handles (name lookups); and a replicated resource whose members diverge
-    (``edgescope:diverged``, e.g. one member in ERROR).
+    (``edgescope:diverged``, e.g. one member in ERROR). A 401 to a request that carried no
+    token is not reported: keystoneauth's version discovery tries without one first, and
+    cinder's ``/v3/`` answers 401 to that (keystoneauth then asks again with the token).
     """
 
     stream: TextIO = field(default_factory=lambda: sys.stderr)
@@ -137,6 +139,8 @@ class SiteFailureReporter:
         status = response.status_code
         named = SITES_HEADER in response.headers
         made = ERROR_HEADER in response.headers
+        if status == 401 and not _had_token(response):
+            return response
         if (status >= 500 and (named or made)) or (made and status >= 400 and status != 404):
             self._say(_error_message(response))
         elif status < 300 and named:
@@ -147,6 +151,12 @@ class SiteFailureReporter:
         if message and message not in self.seen:
             self.seen.add(message)
             print(f"{REPORT_PREFIX}{message}", file=self.stream)
+
+
+def _had_token(response: Any) -> bool:
+    request = getattr(response, "request", None)
+    headers = getattr(request, "headers", None) or {}
+    return "X-Auth-Token" in headers
 
 
 def _error_message(response: Any) -> str | None:

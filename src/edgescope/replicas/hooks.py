@@ -44,6 +44,10 @@ from edgescope.replicas.translate import path_candidates, translate_request, tra
 log = logging.getLogger("edgescope.replicas")
 Marker = tuple[str | None, Hlc, str | None]
 """A replicated write's (handle, stamp, idempotency key), as a peer proxy sent it."""
+UNDO_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+"""Seconds between the undo's DELETEs while a member answers 400 or 409: a resource still
+being made may refuse to go (cinder: "Volume status must be available or error", while
+the volume is 'creating', which takes a few seconds on Ceph)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +163,13 @@ class ReplicaHooks:
             op = self._op(site, "DELETE", path, None, key="undo")
             scope = op.headers.get(SCOPE_HEADER)
             try:
-                gone = await self.replicas.link.services().call_site(
-                    site, op.service, "DELETE", path, headers=op.headers, scope=scope
-                )
+                for delay in (*UNDO_RETRY_DELAYS, None):
+                    gone = await self.replicas.link.services().call_site(
+                        site, op.service, "DELETE", path, headers=op.headers, scope=scope
+                    )
+                    if gone.status not in (400, 409) or delay is None:
+                        break
+                    await asyncio.sleep(delay)  # the member is still being made
             except SiteUnreachable as exc:
                 await self._enqueue(op)
                 done.append(f"{site}: {id_} to be deleted once reachable ({exc.reason})")

@@ -5,7 +5,7 @@ site's network context (its netns under ``--wan``), using openstacksdk, the Open
 that OSC itself is built on. Every step is find-or-create, so running it twice is harmless.
 Steps:
 
-- ``register``: project ``service``; users glance, placement, nova, neutron and edgescope
+- ``register``: project ``service``; users glance, placement, nova, neutron, cinder and edgescope
   (roles admin and service on it); services and endpoints (public, internal, admin);
   project ``demo`` with user ``demo`` (role member).
 - ``content``: flavor ``m1.tiny``, the public image ``debian``, and room for 100 instances in
@@ -29,7 +29,7 @@ from typing import Any
 
 import openstack
 
-SERVICE_USERS = ("glance", "placement", "nova", "neutron", "edgescope")
+SERVICE_USERS = ("glance", "placement", "nova", "neutron", "cinder", "edgescope")
 INTERFACES = ("public", "internal", "admin")
 DEMO_INSTANCES = 100
 # service type -> service name registered in the catalog
@@ -38,6 +38,7 @@ SERVICE_NAMES = {
     "placement": "placement",
     "compute": "nova",
     "network": "neutron",
+    "block-storage": "cinder",
 }
 
 

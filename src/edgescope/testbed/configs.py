@@ -5,7 +5,8 @@ Pure functions: a :class:`~edgescope.testbed.layout.SitePlan` plus the site's
 start, so a config change in code reaches existing state folders. The keys that matter
 (see docs/testbed.md): Keystone's cache is on, every SQLite URL has ``?timeout=30``,
 nova-compute uses ``fake.FakeDriverWithoutFakeNodes`` and sees no DB settings, neutron
-runs ML2 with no mechanism drivers.
+runs ML2/OVN on the site's own OVN (``ovn.py``; ML2 with no mechanism driver where OVN
+cannot run), nova sends a service token (cinder needs it to detach).
 
     >>> files = render_site(plan, creds, transport_url="rabbit://paris:pw@127.0.0.1:25672/paris")
     >>> sorted(files)[0]
@@ -20,12 +21,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edgescope.testbed import ovn as ovn_site
 from edgescope.testbed.layout import SERVICE_TYPES, SitePlan
 from edgescope.testbed.pki import SiteSecurity
 
 Ini = dict[str, dict[str, str]]
 
-SERVICE_USERS = ("glance", "placement", "nova", "neutron", "edgescope")
+SERVICE_USERS = ("glance", "placement", "nova", "neutron", "cinder", "edgescope")
 """Users of project ``service`` (admin + service roles); ``edgescope`` is the proxy's."""
 
 
@@ -164,7 +166,10 @@ def nova_conf(plan: SitePlan, creds: Credentials, transport_url: str) -> Ini:
         "scheduler": {"workers": "1", "discover_hosts_in_cells_interval": "-1"},
         "vnc": {"enabled": "false"},
         "glance": {"region_name": plan.name},
-        "cinder": {"os_region_name": plan.name},
+        "cinder": {"os_region_name": plan.name, **_auth(plan, "nova", creds.service)},
+        # cinder refuses to delete an attachment of an in-use volume unless nova's call
+        # carries a service token (detach, and deleting a server booted from a volume)
+        "service_user": {"send_service_user_token": "true", **_auth(plan, "nova", creds.service)},
         "keystone_authtoken": _authtoken(plan, "nova", creds),
         "placement": _auth(plan, "placement", creds.service),
         "neutron": _auth(plan, "nova", creds.service),
@@ -180,16 +185,20 @@ def nova_db_conf(plan: SitePlan) -> Ini:
     }
 
 
-def neutron_conf(plan: SitePlan, creds: Credentials, transport_url: str) -> Ini:
-    return {
+def neutron_conf(
+    plan: SitePlan, creds: Credentials, transport_url: str, *, ovn: bool = True
+) -> Ini:
+    """neutron.conf; with ``ovn``, the OVN router and port events sent to nova."""
+    notify = "true" if ovn else "false"
+    conf: Ini = {
         "DEFAULT": {
             "use_stderr": "true",
             "core_plugin": "ml2",
-            "service_plugins": "",
+            "service_plugins": "ovn-router" if ovn else "",
             "auth_strategy": "keystone",
             "transport_url": transport_url,
-            "notify_nova_on_port_status_changes": "false",
-            "notify_nova_on_port_data_changes": "false",
+            "notify_nova_on_port_status_changes": notify,
+            "notify_nova_on_port_data_changes": notify,
             "api_paste_config": str(plan.etc / "neutron" / "api-paste.ini"),
             "state_path": str(plan.data / "neutron"),
             "bind_host": plan.bind_host,
@@ -199,18 +208,41 @@ def neutron_conf(plan: SitePlan, creds: Credentials, transport_url: str) -> Ini:
         "keystone_authtoken": _authtoken(plan, "neutron", creds),
         **_common(plan),
     }
+    if ovn:
+        conf["nova"] = _auth(plan, "nova", creds.service)
+    return conf
 
 
-def ml2_conf() -> Ini:
-    """ML2 with no mechanism driver and no tenant network type: servers boot ``--nic none``."""
+def ml2_conf(plan: SitePlan, *, ovn: bool = True) -> Ini:
+    """ML2/OVN with Geneve project networks on the site's own OVN (``ovn.py``); without
+    ``ovn``, no mechanism driver and no project network type (servers boot ``--nic none``)."""
+    if not ovn:
+        return {
+            "ml2": {
+                "type_drivers": "flat,vlan",
+                "tenant_network_types": "",
+                "mechanism_drivers": "",
+                "extension_drivers": "port_security",
+            },
+            "ml2_type_flat": {"flat_networks": "*"},
+        }
     return {
         "ml2": {
-            "type_drivers": "flat,vlan",
-            "tenant_network_types": "",
-            "mechanism_drivers": "",
+            "type_drivers": "local,flat,vlan,geneve",
+            "tenant_network_types": "geneve",
+            "mechanism_drivers": "ovn",
             "extension_drivers": "port_security",
+            "overlay_ip_version": "4",
         },
+        "ml2_type_geneve": {"vni_ranges": "1:65536", "max_header_size": "38"},
         "ml2_type_flat": {"flat_networks": "*"},
+        "securitygroup": {"enable_security_group": "true"},
+        "ovn": {
+            "ovn_nb_connection": ovn_site.socket(plan, "ovnnb_db"),
+            "ovn_sb_connection": ovn_site.socket(plan, "ovnsb_db"),
+            "ovn_metadata_enabled": "false",
+            "enable_distributed_floating_ip": "false",
+        },
     }
 
 
@@ -326,16 +358,19 @@ def render_site(
     peers: list[SitePlan] | None = None,
     security: Mapping[str, SiteSecurity] | None = None,
     seeds: Sequence[str] = (),
+    ovn: bool = True,
 ) -> dict[str, str]:
-    """Every config file of the site, by path relative to the site folder."""
+    """Every config file of the site, by path relative to the site folder (cinder's and
+    Ceph's: ``cinder.py``, ``ceph.py``)."""
+    neutron = neutron_conf(plan, creds, transport_url, ovn=ovn)
     files = {
         "etc/keystone/keystone.conf": render_ini(keystone_conf(plan)),
         "etc/glance/glance-api.conf": render_ini(glance_conf(plan, creds)),
         "etc/placement/placement.conf": render_ini(placement_conf(plan, creds)),
         "etc/nova/nova.conf": render_ini(nova_conf(plan, creds, transport_url)),
         "etc/nova/nova-db.conf": render_ini(nova_db_conf(plan)),
-        "etc/neutron/neutron.conf": render_ini(neutron_conf(plan, creds, transport_url)),
-        "etc/neutron/plugins/ml2/ml2_conf.ini": render_ini(ml2_conf()),
+        "etc/neutron/neutron.conf": render_ini(neutron),
+        "etc/neutron/plugins/ml2/ml2_conf.ini": render_ini(ml2_conf(plan, ovn=ovn)),
     }
     if security is not None:
         files["etc/proxy.toml"] = proxy_toml(plan, creds, peers or [], security, seeds)
@@ -362,3 +397,9 @@ def adjust_paste(rel: str, text: str) -> str:
         if "=" in line and key in settings:
             lines[i] = f"{key} = {settings[key]}\n"
     return "".join(lines)
+
+
+# Shared with the modules of the newer services (cinder.py).
+auth_settings = _auth
+authtoken = _authtoken
+common = _common

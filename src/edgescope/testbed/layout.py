@@ -36,7 +36,9 @@ PORT_OFFSETS: dict[str, int] = {
     "placement": 2,
     "nova-api": 3,
     "neutron": 6,
+    "cinder-api": 7,
     "haproxy": 10,
+    "ceph-mon": 20,
     "proxy": 90,
     "proxy-peer": 91,
 }
@@ -50,13 +52,19 @@ PROXY_LISTENER_SHIFT = 80
 """...and the proxy has a listener per service at the service's port + 80 (keystone 20180),
 where HAProxy sends the service's scoped calls: the service keeps the client's URL."""
 
-HTTP_SERVICES = ("keystone", "glance", "placement", "neutron", "nova-api")
+HTTP_SERVICES = ("keystone", "glance", "placement", "neutron", "nova-api", "cinder-api")
 """The WSGI services, served by uWSGI, in start order."""
 
-DAEMONS = ("nova-conductor", "nova-scheduler", "nova-compute")
+DAEMONS = ("nova-conductor", "nova-scheduler", "nova-compute", "cinder-scheduler", "cinder-volume")
 """The oslo.service daemons (no HTTP listener)."""
 
-SERVICES = (*HTTP_SERVICES, *DAEMONS, "proxy", "haproxy")
+OVN_DAEMONS = ("ovs-db", "ovn-nb-db", "ovn-sb-db", "ovs-vswitchd", "ovn-northd", "ovn-controller")
+"""A site's Open vSwitch (userspace datapath) and its own OVN deployment (``ovn.py``)."""
+
+CEPH_DAEMONS = ("ceph-mon", "ceph-osd")
+"""A site's one-OSD Ceph cluster, cinder's RBD backend (``ceph.py``)."""
+
+SERVICES = (*OVN_DAEMONS, *CEPH_DAEMONS, *HTTP_SERVICES, *DAEMONS, "proxy", "haproxy")
 """Every per-site service name ``testbed logs SITE SERVICE`` and ``stop_service`` accept."""
 
 SQLITE_PLUGIN = "edgescope_immediate"
@@ -68,11 +76,12 @@ SERVICE_TYPES: dict[str, tuple[str, str]] = {
     "placement": ("placement", "/placement"),
     "nova-api": ("compute", "/compute"),
     "neutron": ("network", "/network"),
+    "cinder-api": ("block-storage", "/volume"),
 }
 """service -> (canonical service type, path prefix on the site's proxy)."""
 
 # The version suffix each catalog URL carries (as devstack registers them).
-_CATALOG_SUFFIX = {"identity": "/v3", "compute": "/v2.1"}
+_CATALOG_SUFFIX = {"identity": "/v3", "compute": "/v2.1", "block-storage": "/v3"}
 
 _SITE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,31}$")
 
@@ -257,3 +266,20 @@ class SitePlan:
     @property
     def rabbit_vhost(self) -> str:
         return self.name.lower()
+
+    @property
+    def ovs_prefix(self) -> tuple[str, ...]:
+        """Where the site's Open vSwitch runs: the site's namespace under ``--wan``, else a
+        namespace of its own (two userspace datapaths cannot share one: both want the
+        ``ovs-netdev`` tap), named after the site's port block so two testbeds never meet."""
+        if self.exec_prefix:
+            return self.exec_prefix
+        return ("ip", "netns", "exec", self.ovs_netns)
+
+    @property
+    def ovs_netns(self) -> str:
+        return f"es-ovs-{self.port_base + 100 * self.index}"
+
+    @property
+    def volume_host(self) -> str:
+        return f"{self.name}-volume1"

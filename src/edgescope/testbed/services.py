@@ -17,7 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgescope.testbed.layout import DAEMONS, SitePlan, TestbedError
+from edgescope.testbed import ceph, cinder, ovn
+from edgescope.testbed.layout import CEPH_DAEMONS, DAEMONS, OVN_DAEMONS, SitePlan, TestbedError
 
 VENV_BIN = Path(sys.executable).parent
 """The environment's bin folder: OpenStack is installed next to edgescope."""
@@ -75,6 +76,15 @@ def uwsgi_argv(plan: SitePlan, service: str, module: str) -> list[str]:
 
 def service_launch(plan: SitePlan, service: str) -> Launch:
     """The launch recipe of one service of the site."""
+    if service in OVN_DAEMONS:
+        return Launch(ovn.launch_argv(plan, service), ovn.environment(plan), None)
+    if service in CEPH_DAEMONS:
+        return Launch(ceph.launch_argv(plan, service), {}, None)
+    if service == "cinder-api":
+        uwsgi = uwsgi_argv(plan, service, "cinder.wsgi.api")
+        return Launch(cinder.launch_argv(plan, service, uwsgi), {}, plan.direct_url(service) + "/")
+    if service.startswith("cinder-"):
+        return Launch(cinder.launch_argv(plan, service, []), {}, None)
     if service in _WSGI:
         module, env_dirs = _WSGI[service]
         env = {key: str(plan.etc / sub) for key, sub in env_dirs.items()}

@@ -1,10 +1,11 @@
 """One site of the testbed: initialise it (cold), start it (warm), stop it, report on it.
 
 A :class:`Site` runs every process of one independent OpenStack (keystone, glance, placement,
-neutron, nova-api/conductor/scheduler/compute) plus its edgescope proxy, from the folder of its
-:class:`~edgescope.testbed.layout.SitePlan`. Initialisation steps leave a marker in
-``run/stages``, so a failed ``up`` resumes where it stopped. Command lines come from
-``services.py``, files from ``configs.py``.
+neutron, nova-api/conductor/scheduler/compute, cinder-api/scheduler/volume) plus its edgescope
+proxy, from the folder of its :class:`~edgescope.testbed.layout.SitePlan`; what lies under
+neutron and cinder (the site's OVN and Ceph) is ``backends.py``'s. Initialisation steps
+leave a marker in ``run/stages``, so a failed ``up`` resumes where it stopped. Command lines
+come from ``services.py``, files from ``configs.py``.
 
     >>> site = Site(plan, transport_url=broker.url(...), peers=[...], security=pki.ensure(plans))
     >>> site.initialise(report=print)     # cold: ~2.5 min alone
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from edgescope.testbed import configs, haproxy
+from edgescope.testbed.backends import Backends, features
 from edgescope.testbed.configs import Credentials
 from edgescope.testbed.layout import (
     DAEMONS,
@@ -72,10 +74,21 @@ _STOP_ORDER = (
     "nova-compute",
     "nova-scheduler",
     "nova-conductor",
+    "cinder-api",
+    "cinder-volume",
+    "cinder-scheduler",
     "neutron",
     "placement",
     "glance",
     "keystone",
+    "ovn-controller",
+    "ovn-northd",
+    "ovs-vswitchd",
+    "ovn-nb-db",
+    "ovn-sb-db",
+    "ovs-db",
+    "ceph-osd",
+    "ceph-mon",
 )
 
 
@@ -115,6 +128,11 @@ class Site:
         self.security = security
         self.seeds = list(seeds)
         """Where the site directory starts gossiping (default: the static peers)."""
+        self.backends = Backends(plan, run=self._run, launch=self._launch, features=features())
+        """The site's OVN and Ceph, under neutron and cinder (when this machine runs them)."""
+        absent = self.backends.features.without()
+        self.services = [s for s in SERVICES if s not in absent]
+        """The services this site runs (SERVICES, less what this machine cannot run)."""
 
     # Files --------------------------------------------------------------------------------
     @property
@@ -135,6 +153,7 @@ class Site:
             "data/glance-tasks",
             "data/nova/instances",
             "data/neutron",
+            "data/cinder",
             "log",
             "run/lock",
             "run/stages",
@@ -156,7 +175,9 @@ class Site:
             peers=self.peers,
             security=self.security,
             seeds=self.seeds,
+            ovn=self.backends.features.ovn,
         )
+        files.update(self.backends.files(self.credentials, self.transport_url))
         for rel, text in files.items():
             path = plan.root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -196,15 +217,18 @@ class Site:
     def initialise(self, report: Report = _quiet) -> None:
         """Create databases, keys, catalog and content, leaving every service running."""
         self.write_configs()
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
             databases = pool.submit(self._init_databases, report)
+            backends = pool.submit(self.backends.start, report)
             self._init_identity(report)
             databases.result()
+            backends.result()
         report("starting services")
-        self._start_services([s for s in SERVICES if s not in ("keystone", "proxy")])
+        self._start_services([s for s in self.services if s not in ("keystone", "proxy")])
         self._stage("discover-hosts", lambda: self._discover_hosts(report))
         report("creating flavor, image, demo project")
         self._stage("content", lambda: self._provision("content"))
+        self.backends.wait_ready()
         (self.plan.run / "stages" / "initialised").touch()
 
     def _init_identity(self, report: Report) -> None:
@@ -306,6 +330,7 @@ class Site:
                 self._run(manage(plan, "nova-manage", "db", "sync"), "nova db sync"),
             ),
         )
+        self._stage("cinder-db", self.backends.init_databases)
 
     def adopt_shared(self, sites: Sequence[str]) -> None:
         """Adopt the flavor and image every site has as one set each (from this site)."""
@@ -324,7 +349,9 @@ class Site:
             "service_password": creds.service,
             "demo_password": creds.demo,
             "endpoints": {
-                stype: plan.catalog_url(svc) for svc, (stype, _) in SERVICE_TYPES.items()
+                stype: plan.catalog_url(svc)
+                for svc, (stype, _) in SERVICE_TYPES.items()
+                if svc in self.services
             },
             "image_file": str(image),
             **(extra or {}),
@@ -380,10 +407,12 @@ class Site:
         self.write_configs()
         self._update_cell_urls(report)
         since = datetime.now(UTC) - timedelta(seconds=2)
+        self.backends.start(report)
         report("starting services")
-        self._start_services(list(SERVICES))
+        self._start_services(self.services)
         report("waiting for nova-compute")
         self._wait_compute(since)
+        self.backends.wait_ready()
 
     def _update_cell_urls(self, report: Report) -> None:
         """Give nova's cell mappings today's database URLs: they were stored at initialisation,
@@ -472,6 +501,7 @@ class Site:
         """Stop every service of the site (in parallel); returns those that were running."""
         with ThreadPoolExecutor(max_workers=len(_STOP_ORDER)) as pool:
             stopped = list(pool.map(self.stop_service, _STOP_ORDER))
+        self.backends.after_stop()
         return [s for s, was in zip(_STOP_ORDER, stopped, strict=True) if was]
 
     def announce_leave(self) -> str:
@@ -482,12 +512,12 @@ class Site:
         return self._run(argv, "directory leave", timeout=60.0)
 
     def running_services(self) -> list[str]:
-        return [s for s in SERVICES if running_pid(self.plan.pid_path(s)) is not None]
+        return [s for s in self.services if running_pid(self.plan.pid_path(s)) is not None]
 
     # Status ---------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:
         rows = []
-        for service in SERVICES:
+        for service in self.services:
             if not self.plan.runs(service):
                 continue
             pid = running_pid(self.plan.pid_path(service))
