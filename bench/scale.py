@@ -213,6 +213,9 @@ async def phase_bootstrap(edge: Edge, started_in: float) -> dict[str, Any]:
         counts = await edge.everyone({"cmd": "full", "count": total})
         done = sum(c["count"] for c in counts)
         curve.append((round(time.monotonic() - began, 1), done))
+        if len(curve) % 30 == 1:  # a line every ~30 s: a long cold start shows its progress
+            print(f"  bootstrap {curve[-1][0]:.0f} s: {done}/{total} proxies know everyone",
+                  flush=True)  # fmt: skip
         return bool(done >= total)
 
     converged = await until(full, timeout=3 * edge.args.timeout, every=1.0)
