@@ -12,12 +12,13 @@ not serve locally.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from edgescope.openstack.cli_runner import json_records
 
 _ID = re.compile(
     r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|(?<=/)\d+(?=/|$)"
@@ -28,16 +29,7 @@ Key = tuple[str, str, str, str, str]
 
 def access_records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     """The proxy's JSON access lines (other lines and other JSON objects are skipped)."""
-    for line in lines:
-        start = line.find("{")
-        if start < 0:
-            continue
-        try:
-            record = json.loads(line[start:])
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "carrier" in record and "request_id" in record:
-            yield record
+    return (r for r in json_records(lines) if "carrier" in r and "request_id" in r)
 
 
 def template(path: str) -> str:

@@ -15,7 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,13 +116,18 @@ class LogTail:
 
     def json_records(self) -> Iterator[dict[str, Any]]:
         """Every JSON object in the new lines (a log prefix before the ``{`` is skipped)."""
-        for line in self.lines():
-            start = line.find("{")
-            if start < 0:
-                continue
-            try:
-                record = json.loads(line[start:])
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                yield record
+        return json_records(self.lines())
+
+
+def json_records(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """Every JSON object of a log's lines (a prefix before the ``{`` is skipped)."""
+    for line in lines:
+        start = line.find("{")
+        if start < 0:
+            continue
+        try:
+            record = json.loads(line[start:])
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            yield record
