@@ -30,10 +30,12 @@ from edgescope.proxy.protocol import PENDING_HEADER, SET_HEADER, SITES_HEADER
 from edgescope.proxy.server import SiteProxy
 from edgescope.replicas.collapse import REPLICAS_FIELD
 from edgescope.replicas.extension import Replicas
+from edgescope.testbed.layout import SERVICE_TYPES
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 SITES = ("Paris", "Corte")
 BOTH = "{image: Paris & Corte}"
+PREFIXES = {service_type: prefix for service_type, prefix in SERVICE_TYPES.values()}
 
 
 class Client:
@@ -68,9 +70,14 @@ class Pair:
         url = URL(f"http://127.0.0.1:{self.ports[other]}")
         theirs = load_config(self.configs[other]).private_key.public_key()
         peer = PeerConfig(other, url, 2.0, 120.0, public_keys=(theirs,))
-        # plain HTTP on ports of their own: the testbed's proxies keep theirs (and their TLS)
+        # plain HTTP on ports of their own: the testbed's proxies keep theirs (and their TLS,
+        # and, behind HAProxy, their per-service listeners: here every service is a prefix)
+        config = load_config(self.configs[site])
+        services = tuple(
+            dataclasses.replace(s, port=None, prefix=PREFIXES[s.type]) for s in config.services
+        )
         config = dataclasses.replace(
-            load_config(self.configs[site]), port=0, peers=(peer,), peer_listen=None, tls=None
+            config, port=0, services=services, peers=(peer,), peer_listen=None, tls=None
         )
         replicas = Replicas.open(site, self.state / site, replay_interval=0.5)
         proxy = SiteProxy(config, extensions=[replicas])
