@@ -185,6 +185,15 @@ class Site:
 SitesFactory = Callable[..., Awaitable[list[Site]]]
 
 
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a registry lives: a state folder (SQLite) or a MariaDB database URL."""
+    if request.param == "sqlite":
+        return str(tmp_path)
+    make: Callable[[], str] = request.getfixturevalue("mariadb_database")
+    return make()
+
+
 @pytest.fixture
 async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
     """``paris, corte = await replica_sites("Paris", "Corte")``; links start healed."""

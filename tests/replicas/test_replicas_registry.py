@@ -4,11 +4,8 @@ embedded SQLite file and on a real MariaDB server (the same tests, both back end
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from pathlib import Path
 from types import SimpleNamespace
 
-import pytest
 import sqlalchemy as sa
 
 from edgescope.replicas import database as db
@@ -19,15 +16,6 @@ from edgescope.replicas.registry import Registry
 ALICE = ReplicaSet(
     "p1", "identity", "/v3/users", (Member("Paris", "p1"), Member("Corte", "c1")), Hlc(10, 0, "P")
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a registry lives: a state folder (SQLite) or a MariaDB database URL."""
-    if request.param == "sqlite":
-        return str(tmp_path)
-    make: Callable[[], str] = request.getfixturevalue("mariadb_database")
-    return make()
 
 
 def age(registry: Registry, table: sa.Table, seconds: float) -> None:

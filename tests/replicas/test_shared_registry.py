@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,14 +16,6 @@ from edgescope.replicas.registry import ClaimState, Registry
 ALICE = ReplicaSet(
     "p1", "identity", "/v3/users", (Member("Paris", "p1"), Member("Corte", "c1")), Hlc(10, 0, "P")
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=pytest.mark.mariadb)])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path)
-    make: Callable[[], str] = request.getfixturevalue("mariadb_database")
-    return make()
 
 
 @pytest.fixture
