@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,6 +247,25 @@ async def steady_state(edge: Edge, window: float) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class FanoutCall:
+    """One measured ``&`` call from the entry, and what it says when it is incomplete."""
+
+    status: int
+    ms: float
+    items: int
+    sites: str
+    """The entry's ``X-Edgescope-Sites``: ``site=outcome`` per branch."""
+    body: bytes
+
+    def why(self) -> dict[str, Any]:
+        outcomes = Counter(part.split("=", 1)[-1] for part in self.sites.split(", ") if part)
+        failed = [part for part in self.sites.split(", ") if part and not part.endswith("=200")]
+        return {"status": self.status, "items": self.items, "ms": round(self.ms),
+                "outcomes": dict(outcomes), "failed_sites": failed[:10],
+                "body": self.body.decode(errors="replace")}  # fmt: skip
+
+
 async def phase_fanout(edge: Edge, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
     entry = edge.workers["entry"]
     rows = []
@@ -255,12 +275,13 @@ async def phase_fanout(edge: Edge, session: aiohttp.ClientSession) -> list[dict[
         headers = {"X-Scope": scope}
         url = edge.url(ENTRY) + "/image/items"
 
-        async def once(url: str = url, headers: dict[str, str] = headers) -> tuple[int, float, int]:
+        async def once(url: str = url, headers: dict[str, str] = headers) -> FanoutCall:
             t0 = time.monotonic()
             async with session.get(url, headers=headers) as answer:
                 body = await answer.read()
             items = len(json.loads(body).get("items", [])) if answer.status == 200 else 0
-            return answer.status, (time.monotonic() - t0) * 1000, items
+            return FanoutCall(answer.status, (time.monotonic() - t0) * 1000, items,
+                              answer.headers.get("X-Edgescope-Sites", ""), body[:300])  # fmt: skip
 
         await once()  # connections to every peer up, as in a running edge
         calls = edge.args.calls
@@ -270,12 +291,13 @@ async def phase_fanout(edge: Edge, session: aiohttp.ClientSession) -> list[dict[
         backends = [edge.backend(s) for s in targets]
         bare = await entry.ask({"cmd": "bare", "urls": backends, "rounds": calls})
         raw = await entry.ask({"cmd": "raw", "urls": backends, "rounds": calls})
-        walls = sorted(ms for _, ms, _ in results)
+        walls = sorted(r.ms for r in results)
         farthest = max(zone_of(s, edge.zones) for s in targets)
         rows.append(
             {
                 "width": width,
-                "ok": sum(status == 200 and items == width for status, _, items in results),
+                "ok": sum(r.status == 200 and r.items == width for r in results),
+                "incomplete": [r.why() for r in results if r.status != 200 or r.items != width],
                 "calls": calls,
                 "farthest_rtt_ms": rtt_ms(0, farthest) if edge.wan is not None else 0.0,
                 "fanout_p50_ms": statistics.median(walls),
@@ -304,10 +326,20 @@ async def phase_join(edge: Edge, session: aiohttp.ClientSession) -> dict[str, An
         ) as answer:
             return answer.status == 200
 
+    failed_before = await unanswered(edge)
     usable_s = await until(usable, timeout=edge.args.timeout, every=0.2)
     known_s = await until(lambda: known_by(edge, new, "up", everyone - 1), edge.args.timeout)
     known_everywhere = None if known_s is None else time.monotonic() - began
-    return {"site": new, "usable_from_entry_s": usable_s, "known_everywhere_s": known_everywhere}
+    return {"site": new, "usable_from_entry_s": usable_s, "known_everywhere_s": known_everywhere,
+            "unanswered_syncs": dict(await unanswered(edge) - failed_before)}  # fmt: skip
+
+
+async def unanswered(edge: Edge) -> Counter[str]:
+    """Syncs that got no answer so far, over every proxy, by reason."""
+    total: Counter[str] = Counter()
+    for stats in await edge.everyone({"cmd": "stats"}):
+        total.update(stats["unanswered"])
+    return total
 
 
 async def known_by(edge: Edge, site: str, state: str, count: int) -> bool:
@@ -318,6 +350,7 @@ async def known_by(edge: Edge, site: str, state: str, count: int) -> bool:
 async def phase_leave(edge: Edge) -> dict[str, Any]:
     leaving = f"s{len(edge.sites) // 2}"
     worker = edge.worker_of(leaving)
+    failed_before = await unanswered(edge)
     began = time.monotonic()
     await worker.ask({"cmd": "remove", "site": leaving, "leave": True})
     worker.sites.remove(leaving)
@@ -326,7 +359,8 @@ async def phase_leave(edge: Edge) -> dict[str, Any]:
         lambda: known_by(edge, leaving, "left", len(edge.sites) - 1), edge.args.timeout
     )
     return {"site": leaving,
-            "known_everywhere_s": None if known is None else time.monotonic() - began}  # fmt: skip
+            "known_everywhere_s": None if known is None else time.monotonic() - began,
+            "unanswered_syncs": dict(await unanswered(edge) - failed_before)}  # fmt: skip
 
 
 async def phase_partition(edge: Edge) -> dict[str, Any]:

@@ -118,6 +118,8 @@ class Directory:
         """Syncs this proxy started (what ``bench/scale.py`` counts)."""
         self.exchanges = 0
         """Those of them that found a difference (versions and entries exchanged)."""
+        self.unanswered: dict[str, int] = {}
+        """Syncs that got no answer, by reason (``bench/scale.py`` reports them)."""
         self._fingerprint: str | None = None
         self._endorsed: set[model.Endorsement] = set()
         self._dirty = False
@@ -181,9 +183,12 @@ class Directory:
         return entry
 
     async def leave(self) -> None:
-        """Tell the edge this site leaves: an entry saying so, pushed to a few peers now."""
+        """Tell the edge this site leaves: an entry saying so, pushed to a few peers now
+        (another round when none answered, three at most)."""
         self.publish("left")
-        await self.gossip_round()
+        for _ in range(3):
+            if await self.gossip_round():
+                return
 
     # -- gossip ---------------------------------------------------------------------------
 
@@ -255,7 +260,9 @@ class Directory:
                     "entries": [e.to_json() for e in model.wanted_by(theirs, self.entries)],
                     "revocations": [r.to_json() for r in self.revocations]}  # fmt: skip
             answer = await proxy.fetch_json(_sync_url(url), push, timeout=SYNC_TIMEOUT)
-        except SiteUnreachable:
+        except SiteUnreachable as exc:
+            reason = exc.reason[:80] if len(self.unanswered) < 32 else "other"
+            self.unanswered[reason] = self.unanswered.get(reason, 0) + 1
             return False
         if isinstance(answer, dict):
             self._take(answer)  # what they had newer
@@ -272,8 +279,13 @@ class Directory:
         entries the peer lacks (to a push that carries its versions)."""
         if request.content_length is not None and request.content_length > MAX_SYNC_BYTES:
             return web.json_response({"error": "sync over 4 MiB"}, status=413)
+        data = bytearray()
+        async for chunk in request.content.iter_any():  # the whole body, however it arrives
+            data += chunk
+            if len(data) > MAX_SYNC_BYTES:
+                return web.json_response({"error": "sync over 4 MiB"}, status=413)
         try:
-            offer = json.loads(await request.content.read(MAX_SYNC_BYTES + 1))
+            offer = json.loads(data)
         except ValueError:
             return web.json_response({"error": "not JSON"}, status=400)
         if not isinstance(offer, dict):
