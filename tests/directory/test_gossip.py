@@ -6,7 +6,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
+import socket
+import struct
 from typing import Any
+
+import pytest
+from yarl import URL
 
 from edgescope.directory import model
 from edgescope.directory.leave import leave
@@ -160,8 +166,10 @@ async def test_an_offer_that_arrives_in_pieces_is_read_whole(make_edge: EdgeFact
     edge = await make_edge("Paris", "Corte")
     await edge.gossip(rounds=3)
     corte = edge.directories["Corte"]
-    offer = json.dumps({"from": "Corte", "versions": model.digest(corte.entries),
-                        "entries": [e.to_json() for e in corte.entries.values()]}).encode()  # fmt: skip
+    entries = [e.to_json() for e in corte.entries.values()]
+    offer = json.dumps(
+        {"from": "Corte", "versions": model.digest(corte.entries), "entries": entries}
+    ).encode()
 
     async def in_pieces() -> Any:
         yield offer[: len(offer) // 2]
@@ -175,3 +183,29 @@ async def test_an_offer_that_arrives_in_pieces_is_read_whole(make_edge: EdgeFact
     ) as answer:
         assert answer.status == 200, await answer.text()
         assert "entries" in await answer.json()
+
+
+async def test_an_offer_broken_off_by_its_sender_leaves_no_traceback(
+    make_edge: EdgeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A peer whose sync timed out closes abortively in the middle of its offer: the
+    receiver drops it quietly and keeps syncing with others."""
+    edge = await make_edge("Paris", "Corte")
+    port = URL(edge.url("Paris")).port
+    head = (
+        "POST /edgescope/directory/sync HTTP/1.1\r\nHost: paris\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+    )
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(head.encode() + b'{"from": "Corte", "versions": {')
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.close()
+        await asyncio.sleep(0.2)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    await edge.gossip(rounds=2)
+    assert set(edge.directories["Paris"].entries) == {"Paris", "Corte"}

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from yarl import URL
 
@@ -280,10 +281,13 @@ class Directory:
         if request.content_length is not None and request.content_length > MAX_SYNC_BYTES:
             return web.json_response({"error": "sync over 4 MiB"}, status=413)
         data = bytearray()
-        async for chunk in request.content.iter_any():  # the whole body, however it arrives
-            data += chunk
-            if len(data) > MAX_SYNC_BYTES:
-                return web.json_response({"error": "sync over 4 MiB"}, status=413)
+        try:
+            async for chunk in request.content.iter_any():  # whole, however it arrives
+                data += chunk
+                if len(data) > MAX_SYNC_BYTES:
+                    return web.json_response({"error": "sync over 4 MiB"}, status=413)
+        except (OSError, aiohttp.ClientPayloadError):  # the peer gave up (its sync timed out)
+            return web.json_response({"error": "the offer broke off"}, status=400)
         try:
             offer = json.loads(data)
         except ValueError:
