@@ -98,6 +98,24 @@ def tables(figures: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]
     return out
 
 
+def notes(figures: dict[str, Any]) -> list[str]:
+    """What went wrong along the way: syncs with no answer, incomplete ``&`` calls."""
+    out = []
+    for phase in ("join", "leave"):
+        failed = figures[phase].get("unanswered_syncs")
+        if failed:
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(failed.items()))
+            out.append(f"Syncs with no answer during the {phase}: {reasons}.")
+    for row in figures["fanout"]:
+        for call in row.get("incomplete", []):
+            out.append(
+                f"Incomplete `&` over {row['width']} sites: status {call['status']} after "
+                f"{call['ms']} ms, {call['items']} items; branch outcomes {call['outcomes']}; "
+                f"failed: {', '.join(call['failed_sites']) or '-'}; body {call['body'][:160]!r}."
+            )
+    return out
+
+
 def report(
     figures: dict[str, Any], load: _results.Load, path: Path | None, *, write_docs: bool
 ) -> None:
@@ -112,6 +130,8 @@ def report(
     cut = figures.get("partition")
     if cut:
         console.print(f"the cut side kept serving: {cut['cut_side_serves']}")
+    for line in notes(figures):
+        console.print(line, markup=False)
     console.print(load.sentence())
     if write_docs and path is not None:
         _results.write_docs_section(markdown(figures, load, path), START, END)
@@ -147,8 +167,10 @@ def markdown(figures: dict[str, Any], load: _results.Load, path: Path) -> str:
         + ("met." if widest["entry_cpu_ms_per_branch"] <= TARGET_MS_PER_BRANCH else
            "not met; docs/scale.md explains the gap.")
     )  # fmt: skip
+    remarks = "".join(f"\n- {line}" for line in notes(figures))
     return (
         f"{START}\n## Scale (issue 14)\n\n{context}\n\n"
         + "\n\n".join(body)
-        + (f"\n\n{verdict}\n{END}\n")
+        + (f"\n\n{verdict}\n" + (f"\nAlong the way:\n{remarks}\n" if remarks else ""))
+        + f"{END}\n"
     )
