@@ -107,11 +107,16 @@ def notes(figures: dict[str, Any]) -> list[str]:
             reasons = ", ".join(f"{n} {why}" for why, n in sorted(failed.items()))
             out.append(f"Syncs with no answer during the {phase}: {reasons}.")
     for row in figures["fanout"]:
+        if any(row.get("tcp_entry", {}).values()) or any(row.get("tcp_peers", {}).values()):
+            out.append(
+                f"TCP counters during the `&` over {row['width']} sites: entry "
+                f"{row['tcp_entry']}, peers {row['tcp_peers']}."
+            )
         for call in row.get("incomplete", []):
             out.append(
                 f"Incomplete `&` over {row['width']} sites: status {call['status']} after "
-                f"{call['ms']} ms, {call['items']} items; branch outcomes {call['outcomes']}; "
-                f"failed: {', '.join(call['failed_sites']) or '-'}; body {call['body'][:160]!r}."
+                f"{call['ms']} ms, {call['items']} items; branches: {call['sites'][:200]}; "
+                f"answer: {call['body'][:300]}"
             )
     return out
 

@@ -46,6 +46,19 @@ def backend_app(site: str) -> web.Application:
     return app
 
 
+TCP_COUNTERS = ("ListenOverflows", "ListenDrops", "TCPSynRetrans", "TCPTimeouts")
+
+
+def tcp_counters() -> dict[str, int]:
+    """This network namespace's TCP counters that tell lost or refused connections."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            row = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return {name: int(row.get(name, 0)) for name in TCP_COUNTERS}
+    return {}
+
+
 def site_index(site: str) -> int:
     return int(site[1:])
 
@@ -154,6 +167,7 @@ class Worker:
             "rss_mb": rss / 2**20,
             "rss_per_proxy_kb": (rss - self.rss_empty) / 1024 / max(1, len(self.proxies)),
             "cpu_s": time.process_time(),
+            "tcp": tcp_counters(),
         }
 
     async def call(self, site: str, scope: str) -> dict[str, Any]:

@@ -247,6 +247,15 @@ async def steady_state(edge: Edge, window: float) -> dict[str, Any]:
     }
 
 
+def tcp_delta(before: list[dict[str, int]], after: list[dict[str, int]]) -> dict[str, int]:
+    """How the TCP counters of these workers' namespaces grew (summed; a namespace shared
+    by several workers, as without the WAN, is counted once per worker)."""
+    return {
+        name: sum(a[name] - b[name] for a, b in zip(after, before, strict=True))
+        for name in (after[0] if after else {})
+    }
+
+
 @dataclass(frozen=True)
 class FanoutCall:
     """One measured ``&`` call from the entry, and what it says when it is incomplete."""
@@ -259,11 +268,8 @@ class FanoutCall:
     body: bytes
 
     def why(self) -> dict[str, Any]:
-        outcomes = Counter(part.split("=", 1)[-1] for part in self.sites.split(", ") if part)
-        failed = [part for part in self.sites.split(", ") if part and not part.endswith("=200")]
         return {"status": self.status, "items": self.items, "ms": round(self.ms),
-                "outcomes": dict(outcomes), "failed_sites": failed[:10],
-                "body": self.body.decode(errors="replace")}  # fmt: skip
+                "sites": self.sites[:300], "body": self.body.decode(errors="replace")}  # fmt: skip
 
 
 async def phase_fanout(edge: Edge, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
@@ -283,11 +289,13 @@ async def phase_fanout(edge: Edge, session: aiohttp.ClientSession) -> list[dict[
             return FanoutCall(answer.status, (time.monotonic() - t0) * 1000, items,
                               answer.headers.get("X-Edgescope-Sites", ""), body[:300])  # fmt: skip
 
+        tcp_before = [s["tcp"] for s in await edge.everyone({"cmd": "stats"})]
         await once()  # connections to every peer up, as in a running edge
         calls = edge.args.calls
         before = (await entry.ask({"cmd": "stats"}))["cpu_s"]
         results = [await once() for _ in range(calls)]
         cpu = (await entry.ask({"cmd": "stats"}))["cpu_s"] - before
+        tcp_after = [s["tcp"] for s in await edge.everyone({"cmd": "stats"})]
         backends = [edge.backend(s) for s in targets]
         bare = await entry.ask({"cmd": "bare", "urls": backends, "rounds": calls})
         raw = await entry.ask({"cmd": "raw", "urls": backends, "rounds": calls})
@@ -298,6 +306,8 @@ async def phase_fanout(edge: Edge, session: aiohttp.ClientSession) -> list[dict[
                 "width": width,
                 "ok": sum(r.status == 200 and r.items == width for r in results),
                 "incomplete": [r.why() for r in results if r.status != 200 or r.items != width],
+                "tcp_entry": tcp_delta(tcp_before[:1], tcp_after[:1]),
+                "tcp_peers": tcp_delta(tcp_before[1:], tcp_after[1:]),
                 "calls": calls,
                 "farthest_rtt_ms": rtt_ms(0, farthest) if edge.wan is not None else 0.0,
                 "fanout_p50_ms": statistics.median(walls),

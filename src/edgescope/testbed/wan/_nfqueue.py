@@ -41,6 +41,8 @@ class NfQueue:
 
     def __init__(self, queue_num: int, *, max_len: int = 65536) -> None:
         self.queue_num = queue_num
+        self.overruns = 0
+        """Times the kernel could not hand packets over (ENOBUFS): those packets were lost."""
         self._seq = 0
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         try:
@@ -72,6 +74,7 @@ class NfQueue:
                 return
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:  # the kernel dropped messages; keep going
+                    self.overruns += 1
                     continue
                 raise
             yield from parse_packets(data)

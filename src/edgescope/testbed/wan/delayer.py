@@ -158,8 +158,14 @@ class Delayer:
         selector = selectors.SelectSelector()
         selector.register(self.queue, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
-        errors = 0
+        errors = overruns_said = 0
         while not self.stopping:
+            overruns = self.queue.overruns
+            if overruns > overruns_said and (
+                overruns <= 20 or overruns // 1000 > overruns_said // 1000
+            ):
+                _say(f"{overruns} queue overruns so far: the kernel dropped packets (ENOBUFS)")
+                overruns_said = overruns
             try:
                 self.turn(selector)
             except Exception:  # the WAN must outlive one bad round; the log says why
