@@ -2,11 +2,14 @@
 
 ``spawn`` is the only sanctioned way to start a background task: asyncio keeps only a
 weak reference to tasks, so a task nobody holds can be garbage-collected mid-flight.
+``loop_lag`` tells how late the running loop has been (a busy proxy's own timeouts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections import deque
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -21,3 +24,48 @@ def spawn(coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.T
     _background.add(task)
     task.add_done_callback(_background.discard)
     return task
+
+
+class LoopLag:
+    """How late this event loop runs what is due, noted by a timer every ``period`` seconds.
+
+    A proxy busy with a wide fan-out can notice a connection that was made in time only after
+    its connect timeout fired: the timeout is then its own lag, not the peer's silence
+    (:meth:`worst_since` tells which). A timer handle, not a task: nothing to cancel when the
+    loop closes.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, period: float = 0.1) -> None:
+        self._loop = loop
+        self._period = period
+        self._due = loop.time() + period
+        self._beats: deque[tuple[float, float]] = deque(maxlen=128)
+        """(when the timer ran, how late it was), newest last."""
+        loop.call_at(self._due, self._beat)
+
+    def _beat(self) -> None:
+        now = self._loop.time()
+        self._beats.append((now, now - self._due))
+        self._due = now + self._period
+        self._loop.call_at(self._due, self._beat)
+
+    def worst_since(self, since: float) -> float:
+        """The longest this loop was late since ``since`` (its ``time()``), now included."""
+        worst = max(0.0, self._loop.time() - self._due)
+        for when, late in reversed(self._beats):
+            if when < since:
+                break
+            worst = max(worst, late)
+        return worst
+
+
+_lags: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopLag] = weakref.WeakKeyDictionary()
+
+
+def loop_lag() -> LoopLag:
+    """The running loop's :class:`LoopLag`, started on first use (one per loop)."""
+    loop = asyncio.get_running_loop()
+    lag = _lags.get(loop)
+    if lag is None:
+        lag = _lags[loop] = LoopLag(loop)
+    return lag

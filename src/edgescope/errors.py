@@ -94,6 +94,10 @@ class ConfigError(EdgescopeError, ValueError):
     """A configuration file or value is invalid."""
 
 
+CONNECT_TIMED_OUT = "timed out connecting"
+"""The reason of a :class:`SiteUnreachable` whose connection was not made in time."""
+
+
 class SiteUnreachable(EdgescopeError):
     """A site could not be reached: connection refused, timeout, or its breaker is open."""
 

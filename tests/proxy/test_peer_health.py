@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import time
 from typing import Any
 
+import pytest
+
 from edgescope.aio import spawn
+from edgescope.proxy import forward
 
 SitesFactory = Any
 
@@ -73,3 +78,50 @@ async def test_a_peer_with_every_slot_taken_fails_the_branch_not_its_breaker(
         hung.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await hung
+
+
+async def test_a_connection_made_while_this_proxy_was_busy_is_not_blamed_on_the_peer(
+    sites: SitesFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wide fan-out can keep a proxy's loop busy past a connect timeout although the peer
+    accepted the connection at once: the connect is tried again, the peer's breaker is not
+    told (before, a 999-site & failed on a few healthy sites and opened their breakers)."""
+    busy: list[float] = []
+    real_socket = forward.abortive_socket
+
+    def socket_then_busy(addr_info: forward.AddrInfo) -> socket.socket:
+        sock = real_socket(addr_info)
+        if not busy:  # right after this connect starts, the loop is held 1.5 s (> 1 s timeout)
+            busy.append(1.5)
+            asyncio.get_running_loop().call_soon(time.sleep, 1.5)
+        return sock
+
+    monkeypatch.setattr(forward, "abortive_socket", socket_then_busy)
+    paris, _ = await sites("Paris", "Corte", breaker={"failure_threshold": 1})
+    status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
+    assert busy and status == 200, body
+    breaker = paris.proxy.peers.breaker("Corte")
+    assert breaker.state == "closed" and breaker.failures == 0
+    assert b"edgescope_own_lag_retries_total 1.0" in paris.proxy.metrics.render()
+
+
+async def test_a_peer_that_does_not_take_connections_still_times_out_once(
+    sites: SitesFactory,
+) -> None:
+    with socket.socket() as full:  # a listener whose queue is full: SYNs go unanswered
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(full.getsockname())
+        silent = {"Lyon": {"url": f"http://127.0.0.1:{full.getsockname()[1]}",
+                           "connect_timeout": 0.3}}  # fmt: skip
+        paris, _ = await sites("Paris", "Corte", extra_peers={"Paris": silent})
+        started = time.monotonic()
+        status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Lyon}"})
+        for filler in fillers:
+            filler.close()
+    assert status == 503 and "timed out connecting" in str(body)
+    assert time.monotonic() - started < 1.0  # one connect timeout: the proxy was not busy
+    assert b"edgescope_own_lag_retries_total 0.0" in paris.proxy.metrics.render()

@@ -24,7 +24,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from edgescope.errors import AnswerTooLarge, SiteUnreachable
+from edgescope.errors import CONNECT_TIMED_OUT, AnswerTooLarge, SiteUnreachable
 
 CHUNK = 256 * 1024
 HOP_BY_HOP = frozenset(
@@ -64,7 +64,7 @@ def mapped_errors(site: str) -> Iterator[None]:
     except SiteUnreachable:
         raise
     except aiohttp.ConnectionTimeoutError as exc:
-        raise SiteUnreachable(site, "timed out connecting", connecting=True) from exc
+        raise SiteUnreachable(site, CONNECT_TIMED_OUT, connecting=True) from exc
     except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
         raise SiteUnreachable(site, f"timed out ({type(exc).__name__})") from exc
     except aiohttp.ClientConnectorError as exc:

@@ -7,6 +7,7 @@ proxies can live in one process, as in the tests) and feeds it on every call and
     edgescope_breaker_state{peer="Corte"}          0 closed, 1 half-open, 2 open
     edgescope_fanout_width                         histogram of sites per multi-site call
     edgescope_requests_total{service, status}      every call the proxy answered
+    edgescope_own_lag_retries_total                connects retried: this proxy was too busy
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ class ProxyMetrics:
             "edgescope_requests",
             "Calls answered by this proxy",
             ["service", "status"],
+            registry=self.registry,
+        )
+        self.own_lag_retries = Counter(
+            "edgescope_own_lag_retries",
+            "Connects to a peer retried because this proxy's own loop was too late to see "
+            "them made in time (a wide fan-out on a busy proxy), not counted against the peer",
             registry=self.registry,
         )
         self.info = Gauge(

@@ -16,7 +16,7 @@ import functools
 import json
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Mapping
 from typing import Any
 
 import aiohttp
@@ -24,7 +24,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from edgescope.errors import ClientBodyFailed, SiteUnreachable
+from edgescope.aio import loop_lag
+from edgescope.errors import CONNECT_TIMED_OUT, ClientBodyFailed, SiteUnreachable
 from edgescope.lang import Scope, unparse
 from edgescope.proxy.batchsign import BatchSigner
 from edgescope.proxy.body import ClientBody
@@ -64,6 +65,8 @@ from edgescope.proxy.route import Plan, branch_scope
 
 LOCAL_CONNECT_TIMEOUT = 5.0
 LOCAL_READ_TIMEOUT = 300.0
+OWN_LAG_SHARE = 0.25
+"""A connect timeout is this proxy's own when its loop was late by this share of it."""
 PEER_ANSWER_LIMIT = 64 * 1024 * 1024
 """Largest answer :meth:`Sender.send_to_peer` reads for an extension."""
 
@@ -221,18 +224,32 @@ class Sender:
         connect_timeout = min(peer.connect_timeout, timeout or peer.connect_timeout)
         gate = self.peers.gate(site)
         await self._take_slot(site, gate, connect_timeout)
-        opening = self.upstream.open(
-            site,
-            method,
-            URL(str(peer.url).rstrip("/") + path, encoded=True),
-            headers=headers,
-            body=body,
-            connect_timeout=connect_timeout,
-            read_timeout=timeout or peer.read_timeout,
-            ssl=self.peer_ssl,
-        )
+
+        def opening() -> Coroutine[Any, Any, aiohttp.ClientResponse]:
+            return self.upstream.open(
+                site,
+                method,
+                URL(str(peer.url).rstrip("/") + path, encoded=True),
+                headers=headers,
+                body=body,
+                connect_timeout=connect_timeout,
+                read_timeout=timeout or peer.read_timeout,
+                ssl=self.peer_ssl,
+            )
+
+        lag, since = loop_lag(), asyncio.get_running_loop().time()
         try:
-            response = await self.watch.unless_opened(site, opening)
+            try:
+                response = await self.watch.unless_opened(site, opening())
+            except SiteUnreachable as exc:
+                if exc.reason != CONNECT_TIMED_OUT or lag.worst_since(since) < (
+                    connect_timeout * OWN_LAG_SHARE
+                ):
+                    raise
+                # This proxy was too busy to see the connection made in time (a wide
+                # fan-out): not the peer's fault. Nothing was sent yet, so once more.
+                self.metrics.own_lag_retries.inc()
+                response = await self.watch.unless_opened(site, opening())
         except SiteUnreachable as exc:
             if watch is not None and not exc.connecting and not watch.complete:
                 if isinstance(watch.error, ClientBodyFailed):
