@@ -125,3 +125,24 @@ async def test_a_peer_that_does_not_take_connections_still_times_out_once(
     assert status == 503 and "timed out connecting" in str(body)
     assert time.monotonic() - started < 1.0  # one connect timeout: the proxy was not busy
     assert b"edgescope_own_lag_retries_total 0.0" in paris.proxy.metrics.render()
+
+
+async def test_a_probe_that_failed_while_this_proxy_was_busy_is_no_evidence(
+    sites: SitesFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy: list[float] = []
+    real_socket = forward.abortive_socket
+
+    def socket_then_busy(addr_info: forward.AddrInfo) -> socket.socket:
+        sock = real_socket(addr_info)
+        if not busy:
+            busy.append(1.5)
+            asyncio.get_running_loop().call_soon(time.sleep, 1.5)
+        return sock
+
+    monkeypatch.setattr(forward, "abortive_socket", socket_then_busy)
+    paris, _ = await sites("Paris", "Corte", breaker={"failure_threshold": 1})
+    assert await paris.proxy.prober.probe("Corte") is False and busy
+    breaker = paris.proxy.peers.breaker("Corte")
+    assert breaker.state == "closed" and breaker.failures == 0
+    assert await paris.proxy.prober.probe("Corte") is True

@@ -4,7 +4,8 @@ Probes go only to peers a call went to recently (``probe_recent`` seconds), or w
 is not closed, all at once but at most ``probe_concurrency`` in flight: probe traffic grows
 with the peers a site talks to, not with the size of the edge. A peer nobody uses is never
 probed; the first call to it is the check (a failed call counts against its breaker, like a
-failed probe), and from then on it is probed.
+failed probe), and from then on it is probed. A probe that failed while this proxy's own
+loop lagged (a wide fan-out) is no evidence against the peer.
 
     prober = Prober(sender, config.breaker)
     await prober.round()          # one round; the proxy runs one every probe_interval
@@ -17,10 +18,11 @@ import time
 
 from yarl import URL
 
+from edgescope.aio import loop_lag
 from edgescope.errors import SiteUnreachable
 from edgescope.proxy.config import BreakerConfig
 from edgescope.proxy.protocol import HEALTH_PATH
-from edgescope.proxy.sender import Sender
+from edgescope.proxy.sender import OWN_LAG_SHARE, Sender
 
 
 class Prober:
@@ -59,15 +61,18 @@ class Prober:
             return False
         breaker = self.sender.peers.breaker(name)
         self.sent += 1
-        started = time.monotonic()
+        started, lag, since = time.monotonic(), loop_lag(), asyncio.get_running_loop().time()
+        timeout = min(peer.connect_timeout, 1.0)
         try:
             await self.sender.upstream.get_json(
                 name,
                 URL(str(peer.url).rstrip("/") + HEALTH_PATH),
-                timeout=min(peer.connect_timeout, 1.0),
+                timeout=timeout,
                 ssl=self.sender.peer_ssl,
             )
         except Exception as exc:  # any failure is evidence, never a crash
+            if lag.worst_since(since) >= timeout * OWN_LAG_SHARE:
+                return False  # this proxy was too busy to tell: no evidence either way
             reason = exc.reason if isinstance(exc, SiteUnreachable) else str(exc)
             breaker.record_probe(False, now=time.monotonic(), reason=reason)
             self.sender.metrics.set_breaker(name, breaker.state)
