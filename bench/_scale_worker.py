@@ -208,7 +208,7 @@ class Worker:
     async def raw(self, urls: list[str], rounds: int) -> dict[str, Any]:
         """The floor of Python itself: the same GETs over kept-alive sockets with a bare
         asyncio protocol (a prebuilt request, the answer framed by Content-Length)."""
-        links = [await RawLink.open(url) for url in urls]
+        links = list(await asyncio.gather(*(RawLink.open(url) for url in urls)))
         try:
             before = time.process_time()
             walls = []

@@ -289,16 +289,19 @@ async def phase_fanout(edge: Edge, session: aiohttp.ClientSession) -> list[dict[
             return FanoutCall(answer.status, (time.monotonic() - t0) * 1000, items,
                               answer.headers.get("X-Edgescope-Sites", ""), body[:300])  # fmt: skip
 
+        # The baselines first: the window after the fan-outs then starts right after the
+        # widest one's last call (opening 999 links over the WAN takes longer than
+        # probe_recent, and the entry's peers would be out of use by then).
+        calls = edge.args.calls
+        backends = [edge.backend(s) for s in targets]
+        bare = await entry.ask({"cmd": "bare", "urls": backends, "rounds": calls})
+        raw = await entry.ask({"cmd": "raw", "urls": backends, "rounds": calls})
         tcp_before = [s["tcp"] for s in await edge.everyone({"cmd": "stats"})]
         await once()  # connections to every peer up, as in a running edge
-        calls = edge.args.calls
         before = (await entry.ask({"cmd": "stats"}))["cpu_s"]
         results = [await once() for _ in range(calls)]
         cpu = (await entry.ask({"cmd": "stats"}))["cpu_s"] - before
         tcp_after = [s["tcp"] for s in await edge.everyone({"cmd": "stats"})]
-        backends = [edge.backend(s) for s in targets]
-        bare = await entry.ask({"cmd": "bare", "urls": backends, "rounds": calls})
-        raw = await entry.ask({"cmd": "raw", "urls": backends, "rounds": calls})
         walls = sorted(r.ms for r in results)
         farthest = max(zone_of(s, edge.zones) for s in targets)
         rows.append(

@@ -80,23 +80,30 @@ async def test_a_peer_with_every_slot_taken_fails_the_branch_not_its_breaker(
             await hung
 
 
-async def test_a_connection_made_while_this_proxy_was_busy_is_not_blamed_on_the_peer(
-    sites: SitesFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A wide fan-out can keep a proxy's loop busy past a connect timeout although the peer
-    accepted the connection at once: the connect is tried again, the peer's breaker is not
-    told (before, a 999-site & failed on a few healthy sites and opened their breakers)."""
-    busy: list[float] = []
+@pytest.fixture
+def busy(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Right after the proxies' first connect starts, the event loop is held 1.5 s (more than
+    the peers' 1 s connect timeout), as a wide fan-out holds it; the list notes that it was."""
+    held: list[float] = []
     real_socket = forward.abortive_socket
 
     def socket_then_busy(addr_info: forward.AddrInfo) -> socket.socket:
         sock = real_socket(addr_info)
-        if not busy:  # right after this connect starts, the loop is held 1.5 s (> 1 s timeout)
-            busy.append(1.5)
+        if not held:
+            held.append(1.5)
             asyncio.get_running_loop().call_soon(time.sleep, 1.5)
         return sock
 
     monkeypatch.setattr(forward, "abortive_socket", socket_then_busy)
+    return held
+
+
+async def test_a_connection_made_while_this_proxy_was_busy_is_not_blamed_on_the_peer(
+    sites: SitesFactory, busy: list[float]
+) -> None:
+    """A wide fan-out can keep a proxy's loop busy past a connect timeout although the peer
+    accepted the connection at once: the connect is tried again, the peer's breaker is not
+    told (before, a 999-site & failed on a few healthy sites and opened their breakers)."""
     paris, _ = await sites("Paris", "Corte", breaker={"failure_threshold": 1})
     status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
     assert busy and status == 200, body
@@ -128,19 +135,8 @@ async def test_a_peer_that_does_not_take_connections_still_times_out_once(
 
 
 async def test_a_probe_that_failed_while_this_proxy_was_busy_is_no_evidence(
-    sites: SitesFactory, monkeypatch: pytest.MonkeyPatch
+    sites: SitesFactory, busy: list[float]
 ) -> None:
-    busy: list[float] = []
-    real_socket = forward.abortive_socket
-
-    def socket_then_busy(addr_info: forward.AddrInfo) -> socket.socket:
-        sock = real_socket(addr_info)
-        if not busy:
-            busy.append(1.5)
-            asyncio.get_running_loop().call_soon(time.sleep, 1.5)
-        return sock
-
-    monkeypatch.setattr(forward, "abortive_socket", socket_then_busy)
     paris, _ = await sites("Paris", "Corte", breaker={"failure_threshold": 1})
     assert await paris.proxy.prober.probe("Corte") is False and busy
     breaker = paris.proxy.peers.breaker("Corte")
