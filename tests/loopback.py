@@ -3,6 +3,7 @@
 from loopback import proxy_fixtures
 sites = proxy_fixtures().sites        # in a conftest.py: the same ``sites`` fixture
 kind, data = await next_event(response, lambda kind, data: kind == "call")
+front = reserve_port()                # a loopback port nothing else takes while it is held
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import functools
 import importlib.util
 import json
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -65,3 +67,18 @@ async def next_event(
                     return kind, data
 
     return await asyncio.wait_for(read(), timeout)
+
+
+def reserve_port() -> socket.socket:
+    """A loopback port held for a test: bound with SO_REUSEADDR, never listening.
+
+    Binding port 0, closing, and handing the number to a server that starts later races with
+    every outgoing connection of the machine (a shared testbed makes many), whose ephemeral
+    source port may be that one: "Address already in use". A port bound here is never
+    handed out as a source port, while a server that binds it with SO_REUSEADDR (edgescope,
+    aiohttp, HAProxy) still can, and again after a restart. Close it at the end of the test.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock

@@ -13,7 +13,6 @@ import contextlib
 import json
 import random
 import shutil
-import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,16 +34,11 @@ from edgescope.proxy.carriers import (
 )
 from edgescope.proxy.config import parse_config
 from edgescope.proxy.server import SiteProxy
+from loopback import reserve_port
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed")
 SCOPE = "{image: Paris}"
 FAST_CHECK = "check inter 100ms fall 3 rise 1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def through_edgescope(headers: Mapping[str, str]) -> bool:
@@ -83,7 +77,8 @@ async def recorder(port: int) -> web.AppRunner:
 class Site:
     def __init__(self, tmp: Path, on_down: str) -> None:
         self.tmp = tmp
-        self.ports = {k: free_port() for k in ("front", "main", "image", "backend")}
+        self.held = {k: reserve_port() for k in ("front", "main", "image", "backend")}
+        self.ports = {k: int(sock.getsockname()[1]) for k, sock in self.held.items()}
         self.on_down = on_down
         raw = {
             "site": "Paris",
@@ -136,12 +131,15 @@ class Site:
         )  # fmt: skip
 
     async def wait_edgescope(self, up: bool) -> None:
-        """Until HAProxy's health check has seen the proxy come up (or go down)."""
+        """Until HAProxy's health check has seen the proxy come up (or go down). Down is
+        HAProxy's own 503 with Retry-After: until its check has marked the proxy down, it
+        still tries it and answers a bare 503 of its own when the connection is refused."""
         async with aiohttp.ClientSession() as session:
             for _ in range(100):
                 with contextlib.suppress(aiohttp.ClientConnectorError):  # not listening yet
                     async with session.get(self.url + "/x", headers={"X-Scope": SCOPE}) as response:
-                        if (response.status != 503) == up:
+                        marked_down = response.status == 503 and "Retry-After" in response.headers
+                        if response.status != 503 if up else marked_down:
                             return
                 await asyncio.sleep(0.1)
         raise AssertionError(f"HAProxy never saw edgescope {'up' if up else 'down'}")
@@ -171,6 +169,9 @@ async def site_factory(tmp_path: Path) -> AsyncIterator[Callable[[str], Any]]:
             await site.haproxy.wait()
     for runner in runners:
         await runner.cleanup()
+    for site in made:
+        for sock in site.held.values():
+            sock.close()
 
 
 async def route(site: Site, headers: Mapping[str, str]) -> tuple[int, CIMultiDict[str], Any]:

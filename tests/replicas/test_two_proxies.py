@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -28,18 +27,13 @@ from aiohttp import web
 import sitekeys
 from edgescope.proxy.carriers import MODE_HEADER
 from edgescope.replicas.registry import Registry
+from loopback import reserve_port
 from replicas.conftest import Link, bound_socket, resource_app
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.slow]
 SCOPE = "{image: Paris & Corte}"
 WRITES = 60
 TIMING = {"replay_interval": 0.2, "sync_interval": 0.2, "lease_seconds": 2.0, "claim_seconds": 4.0}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def site_toml(site: str, port: int, backend: str, peer: str, peer_url: str, database: str) -> str:
@@ -134,8 +128,10 @@ async def stack(
         runners.append(runner)
         backends[site] = f"http://127.0.0.1:{sock.getsockname()[1]}"
     paris_db, corte_db = mariadb_database(), mariadb_database()
-    fronts = {"Paris": free_port(), "Corte": free_port()}
-    ports = {n: free_port() for n in ("paris-1", "paris-2", "corte-1", "corte-2")}
+    names = ("Paris", "Corte", "paris-1", "paris-2", "corte-1", "corte-2")
+    held = {n: reserve_port() for n in names}
+    fronts = {n: int(held[n].getsockname()[1]) for n in ("Paris", "Corte")}
+    ports = {n: int(held[n].getsockname()[1]) for n in held if n.islower()}
     corte_link = Link(fronts["Corte"])  # Paris -> Corte's HAProxy, cut by the test
     await corte_link.heal()
     for site, front in fronts.items():
@@ -172,6 +168,8 @@ async def stack(
                 await asyncio.wait_for(process.wait(), 10)
         await corte_link.cut()
         corte_link.sock.close()
+        for sock in held.values():
+            sock.close()
         for runner in runners:
             await runner.cleanup()
 
