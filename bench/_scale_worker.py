@@ -108,6 +108,7 @@ class Worker:
                 ],
                 "limits": spec["limits"],
                 "breaker": spec["breaker"],
+                "trust": {"learned": ["route", "directory"]},  # the edge gossips
             }
         )
         settings = DirectoryConfig(

@@ -10,6 +10,7 @@ seed (the first site), its key endorsed by the test's authority.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +24,7 @@ from aiohttp import web
 
 import sitekeys
 from edgescope.directory import model
-from edgescope.directory.gossip import Directory, DirectoryConfig
+from edgescope.directory.gossip import Directory, DirectoryConfig, sign_sync
 from edgescope.proxy import keys
 from edgescope.proxy.config import parse_config
 from edgescope.proxy.server import SiteProxy
@@ -83,6 +84,7 @@ class Edge:
                     }
                 ],
                 "breaker": {"probe_interval": 0},
+                "trust": {"learned": ["route", "directory"]},  # the edge gossips
             }
         )
         settings = DirectoryConfig(
@@ -103,6 +105,19 @@ class Edge:
         for _ in range(rounds):
             for directory in list(self.directories.values()):
                 await directory.gossip_round()
+
+    async def offer(
+        self, site: str, doc: Any, *, sender: str, key: Any = None, data: bytes | None = None
+    ) -> tuple[int, Any]:
+        """POST ``doc`` to ``site``'s sync endpoint, signed as ``sender`` (its test key, or
+        ``key``): what a correctly signed, possibly malicious, peer can send."""
+        body = data if data is not None else json.dumps(doc).encode()
+        signer = key or keys.load_private(sitekeys.private(sender))
+        headers = {"Content-Type": "application/json", **sign_sync(signer, sender, body)}
+        async with self.session.post(
+            self.url(site) + "/edgescope/directory/sync", data=body, headers=headers
+        ) as answer:
+            return answer.status, await answer.json()
 
     async def get(self, site: str, scope: str) -> tuple[int, Any]:
         async with self.session.get(

@@ -378,8 +378,9 @@ async def sites() -> AsyncIterator[SitesFactory]:
                     "password": "pw",
                     "project": "service",
                 }
-                if name in (delegate_roles or {}):
-                    raw["identity"]["delegate_roles"] = (delegate_roles or {})[name]
+            if name in (delegate_roles or {}):  # this site acts for its peers' users
+                roles = (delegate_roles or {})[name]
+                raw["trust"] = {"sites": {p["name"]: {"delegate_roles": roles} for p in peers}}
             if tls_dir is not None:
                 raw["peer_listen"] = f"127.0.0.1:{port_of(peer_socks[name])}"
                 raw["tls"] = {

@@ -153,12 +153,38 @@ def test_bad_toml_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "bad.toml")
 
 
-def test_delegate_roles_default_to_admin_and_are_validated() -> None:
+def test_delegation_is_per_peer_and_off_unless_written() -> None:
     creds = {"auth_url": "http://127.0.0.1:1/v3", "username": "u", "password": "p", "project": "s"}
     config = parse_config(base(identity=creds))
-    assert config.identity is not None and config.identity.delegate_roles == ("admin",)
-    config = parse_config(base(identity={**creds, "delegate_roles": []}))
-    assert config.identity is not None and config.identity.delegate_roles == ()
+    assert config.trust.of("Corte", configured=True).delegate_roles == ()
+    trust = {"sites": {"Corte": {"delegate_roles": ["admin"]}}}
+    config = parse_config(base(identity=creds, trust=trust))
+    assert config.trust.of("Corte", configured=True).delegate_roles == ("admin",)
+    assert config.trust.of("Lyon", configured=True).delegate_roles == ()
+    with pytest.raises(ConfigError, match=r"identity\.delegate_roles is gone.*trust\.sites"):
+        parse_config(base(identity={**creds, "delegate_roles": ["admin"]}))
     for bad in ("admin", [""], [1]):
-        with pytest.raises(ConfigError, match=r"identity\.delegate_roles: expected a list"):
-            parse_config(base(identity={**creds, "delegate_roles": bad}))
+        with pytest.raises(ConfigError, match=r"trust\.sites\.Corte\.delegate_roles: expected"):
+            parse_config(base(trust={"sites": {"Corte": {"delegate_roles": bad}}}))
+
+
+def test_the_trust_table_is_validated_with_clear_errors() -> None:
+    config = parse_config(base())
+    assert config.trust.configured == {"route", "replicas", "directory"}
+    assert config.trust.learned == {"route"}
+    config = parse_config(
+        base(trust={"learned": ["route", "directory"], "sites": {"Lyon": {"may": []}}})
+    )
+    assert config.trust.learned == {"route", "directory"}
+    assert config.trust.of("Lyon", configured=False).may == frozenset()
+    for bad, message in (
+        ({"learned": ["route", "admin"]}, r"trust\.learned: unknown capability 'admin'"),
+        ({"configured": ["delegate"]}, r"unknown capability 'delegate' \(delegation is"),
+        ({"learned": "route"}, r"trust\.learned: expected a list"),
+        ({"sites": {"Lyon": {"may": ["route"], "roles": []}}}, r"unknown key 'roles'"),
+        ({"sites": {"bad name": {}}}, r"trust\.sites\.bad name: 'bad name' is not a site"),
+        ({"everyone": True}, r"\[trust\]: unknown key 'everyone'"),
+        ([], r"\[trust\]: expected a table"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            parse_config(base(trust=bad))

@@ -74,7 +74,9 @@ async def test_remote_validation_answer_carries_the_callers_own_catalog(
 async def test_peer_admin_acts_on_the_local_keystone_with_the_sites_service_token(
     sites: SitesFactory,
 ) -> None:
-    paris, _corte = await sites("Paris", "Corte", identity=True)
+    paris, _corte = await sites(
+        "Paris", "Corte", identity=True, delegate_roles={"Corte": ["admin"]}
+    )  # Corte's operator acts for Paris's admins (off unless written)
     headers = {"X-Auth-Token": "paris-admin-token", "X-Scope": "{identity: Corte}"}
     status, _, body = await paris.request("POST", "/identity/v3/users", json={}, headers=headers)
     assert status == 200 and body["site"] == "Corte" and body["path"] == "/identity/v3/users"
@@ -87,7 +89,7 @@ async def test_peer_admin_acts_on_the_local_keystone_with_the_sites_service_toke
 
 
 async def test_peer_non_admin_is_refused_with_a_403_naming_the_site(sites: SitesFactory) -> None:
-    paris, corte = await sites("Paris", "Corte", identity=True)
+    paris, corte = await sites("Paris", "Corte", identity=True, delegate_roles={"Corte": ["admin"]})
     headers = {"X-Auth-Token": "paris-member-token", "X-Scope": "{identity: Corte}"}
     status, _, body = await paris.request("POST", "/identity/v3/users", json={}, headers=headers)
     assert status == 403, body
@@ -103,12 +105,15 @@ async def test_peer_non_admin_is_refused_with_a_403_naming_the_site(sites: Sites
 
 
 async def test_empty_delegate_roles_never_delegate(sites: SitesFactory) -> None:
-    paris, corte = await sites("Paris", "Corte", identity=True, delegate_roles={"Corte": []})
-    headers = {"X-Auth-Token": "paris-admin-token", "X-Scope": "{identity: Corte}"}
-    status, _, body = await paris.request("POST", "/identity/v3/users", json={}, headers=headers)
-    assert status == 403 and "delegates no role" in body["error"]["message"]
-    assert not corte.backend_hits("/identity/v3/users")
-    assert not paris.backend_hits("/identity/v3/auth/tokens")  # not even asked
+    for roles in ({"Corte": []}, None):  # written empty, or the default
+        paris, corte = await sites("Paris", "Corte", identity=True, delegate_roles=roles)
+        headers = {"X-Auth-Token": "paris-admin-token", "X-Scope": "{identity: Corte}"}
+        status, _, body = await paris.request(
+            "POST", "/identity/v3/users", json={}, headers=headers
+        )
+        assert status == 403 and "delegates no role" in body["error"]["message"]
+        assert not corte.backend_hits("/identity/v3/users")
+        assert not paris.backend_hits("/identity/v3/auth/tokens")  # not even asked
 
 
 async def test_plain_clients_and_token_calls_are_never_delegated(sites: SitesFactory) -> None:
@@ -153,7 +158,11 @@ async def test_service_credentials_never_leave_their_site(
     service credentials: not nova's ``X-Service-Token``, not the token Corte's glance
     validates with, not Corte's own service token when it delegates."""
     paris, corte = await sites(
-        "Paris", "Corte", identity=True, peer_urls={"Corte": {"Paris": wiretap.url}}
+        "Paris",
+        "Corte",
+        identity=True,
+        peer_urls={"Corte": {"Paris": wiretap.url}},
+        delegate_roles={"Corte": ["admin"]},
     )
     wiretap.target = paris.url
     nova_call = {  # nova at Corte calls glance at Paris with its own service token too

@@ -21,7 +21,9 @@ SCOPE = "{identity: Paris & Corte}"
 async def test_replicated_keystone_write_is_delegated_at_the_peer(
     sites: SitesFactory, tmp_path: Path
 ) -> None:
-    paris, corte = await sites("Paris", "Corte", identity=True, replicas_dir=tmp_path)
+    paris, corte = await sites(
+        "Paris", "Corte", identity=True, replicas_dir=tmp_path, delegate_roles={"Corte": ["admin"]}
+    )
     headers = {"X-Auth-Token": "paris-admin-token", "X-Scope": SCOPE}
     status, _, body = await paris.request("POST", "/identity/v3/users", json={}, headers=headers)
     assert status == 200, body
@@ -41,7 +43,9 @@ async def test_replicated_keystone_write_is_delegated_at_the_peer(
 async def test_replicated_keystone_write_by_a_member_is_refused_at_the_peer(
     sites: SitesFactory, tmp_path: Path
 ) -> None:
-    paris, corte = await sites("Paris", "Corte", identity=True, replicas_dir=tmp_path)
+    paris, corte = await sites(
+        "Paris", "Corte", identity=True, replicas_dir=tmp_path, delegate_roles={"Corte": ["admin"]}
+    )
     headers = {"X-Auth-Token": "paris-member-token", "X-Scope": SCOPE}
     status, _, body = await paris.request("POST", "/identity/v3/users", json={}, headers=headers)
     assert status == 403, body

@@ -31,7 +31,7 @@ from edgescope.directory.leave import leave as leave_edge
 from edgescope.errors import ConfigError
 from edgescope.proxy import keys
 from edgescope.proxy.config import load_config
-from edgescope.proxy.protocol import DIRECTORY_PATH, DIRECTORY_SYNC_PATH
+from edgescope.proxy.protocol import DIRECTORY_PATH, DIRECTORY_REVOKE_PATH
 
 app = typer.Typer(
     name="directory", help="The signed site directory: endorse, revoke, list, leave.",
@@ -87,7 +87,7 @@ def revoke(
         )
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    _request(url + DIRECTORY_SYNC_PATH, {"revocations": [revocation.to_json()]}, ca_file)
+    _request(url + DIRECTORY_REVOKE_PATH, {"revocations": [revocation.to_json()]}, ca_file)
     _out.print(f"revoked {site}'s key {revocation.key} (spreading from {url})", highlight=False)
 
 

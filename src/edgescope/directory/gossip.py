@@ -4,9 +4,14 @@ Every ``gossip_interval`` seconds a proxy picks ``fanout`` sites at random among
 knows (its seeds while it knows none) and syncs with each: it sends the hash of its directory
 (a few bytes, whatever the size of the edge); the other side answers ``same`` -- the steady
 state -- or its versions; then the first side pushes what the other lacks with its own
-versions, and gets back what it lacks itself. Entries carry their own
-signatures (:mod:`model`), so the sync endpoint needs no hop marker: anyone may offer entries,
-only admitted ones are kept. Admitted sites become peers of the proxy (its
+versions, and gets back what it lacks itself. Each sync is a signed hop (for ``*``: a seed
+may be known only by its URL) from a site this one knows, or a newcomer whose own entry
+(``self`` in the offer) an authority endorsed, and passes the site's trust policy (the
+``directory`` capability, ``proxy/trust.py``); on a site with a peer listener it is served
+there only. An offer is bounded (``MAX_SYNC_BYTES``, ``MAX_OFFER_ENTRIES``,
+``MAX_OFFER_REVOCATIONS``); its signatures are checked off the event loop in batches, once per
+new entry (a known version costs nothing), and one log line per sync says what was taken.
+Admitted sites become peers of the proxy (its
 :class:`~edgescope.proxy.peerbook.PeerBook`); a site that left is forgotten. The directory is
 kept in ``<state_dir>/directory.json``, so a restarted or partitioned proxy keeps its last one.
 
@@ -16,6 +21,8 @@ kept in ``<state_dir>/directory.json``, so a restarted or partitioned proxy keep
     endorsement_file = "paris.endorsement"   # edgescope directory endorse ...
     authorities = ["ed25519:..."]            # whose endorsements this site trusts
     seeds = ["https://10.66.0.2:20291"]      # one known peer is enough
+    previous_key_file = "paris-old.key"      # while rotating: hands the entry to the new key
+    max_sites = 100000                       # entries (and revocations) kept at most
 """
 
 from __future__ import annotations
@@ -41,13 +48,37 @@ from edgescope.errors import ConfigError, SiteUnreachable
 from edgescope.proxy.call import Call
 from edgescope.proxy.config import PeerConfig
 from edgescope.proxy.extension import CallHooks, ProxyServices
-from edgescope.proxy.keys import Ed25519PrivateKey, Ed25519PublicKey, key_id, load_public
-from edgescope.proxy.protocol import DIRECTORY_PATH, DIRECTORY_SYNC_PATH
+from edgescope.proxy.keys import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+    key_id,
+    load_private_file,
+    load_public,
+)
+from edgescope.proxy.protocol import (
+    DIRECTORY_DESTINATION,
+    DIRECTORY_PATH,
+    DIRECTORY_REVOKE_PATH,
+    DIRECTORY_SYNC_PATH,
+    PEER_HEADER,
+    ForgedHop,
+    content_digest,
+    sign_hop,
+)
 from edgescope.proxy.route import Plan
 
 log = logging.getLogger("edgescope.directory")
 MAX_SYNC_BYTES = 4 * 1024 * 1024
-MAX_SYNC_ENTRIES = 20_000
+MAX_OFFER_ENTRIES = 2_000
+"""Most entries one offer or answer carries (a sync sends the rest next round); past it 413."""
+MAX_OFFER_REVOCATIONS = 1_000
+MAX_REVOKE_BYTES = 64 * 1024
+MAX_REVOKE_COUNT = 16
+"""Bounds of one anonymous call to the revocation endpoint (authority signatures only)."""
+VERIFY_BATCH = 128
+"""Entries whose signatures one trip to a worker thread checks."""
+VERIFYING = 2
+"""Offers whose signatures are checked at once (the others wait their turn)."""
 SYNC_TIMEOUT = 5.0
 SAVE_INTERVAL = 60.0
 AVOID = 30.0
@@ -66,11 +97,16 @@ class DirectoryConfig:
     gossip_interval: float = 2.0
     fanout: int = 3
     region: str = ""
+    previous_key_file: Path | None = None
+    """The key this site rotates from: its signature hands the site's entry to the new key."""
+    max_sites: int = 100_000
+    """Most entries (and revocations) kept; a new site past it is refused."""
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], base_dir: Path | None = None) -> DirectoryConfig:
         keys = {"state_dir", "url", "endorsement_file", "authorities", "seeds",
-                "gossip_interval", "fanout", "region"}  # fmt: skip
+                "gossip_interval", "fanout", "region", "previous_key_file",
+                "max_sites"}  # fmt: skip
         unknown = sorted(set(raw) - keys)
         if unknown:
             raise ConfigError(f"[directory]: unknown key {unknown[0]!r}; valid keys: "
@@ -90,9 +126,11 @@ class DirectoryConfig:
             _path(raw["endorsement_file"], base_dir),
             tuple(load_public(str(a)) for a in authorities),
             tuple(seeds),
-            float(raw.get("gossip_interval", 2.0)),
-            int(raw.get("fanout", 3)),
+            _number(raw, "gossip_interval", 2.0),
+            int(_number(raw, "fanout", 3)),
             str(raw.get("region", "")),
+            _path(str(raw["previous_key_file"]), base_dir) if "previous_key_file" in raw else None,
+            int(_number(raw, "max_sites", 100_000)),
         )
 
 
@@ -121,6 +159,9 @@ class Directory:
         """Those of them that found a difference (versions and entries exchanged)."""
         self.unanswered: dict[str, int] = {}
         """Syncs that got no answer, by reason (``bench/scale.py`` reports them)."""
+        self.refused = 0
+        """Entries and revocations refused so far (each sync logs its own count)."""
+        self._verifying = asyncio.Semaphore(VERIFYING)
         self._fingerprint: str | None = None
         self._endorsed: set[model.Endorsement] = set()
         self._dirty = False
@@ -135,7 +176,11 @@ class Directory:
     # -- Extension ------------------------------------------------------------------------
 
     def routes(self) -> Sequence[web.RouteDef]:
-        return [web.post(DIRECTORY_SYNC_PATH, self._sync), web.get(DIRECTORY_PATH, self._list)]
+        return [
+            web.post(DIRECTORY_SYNC_PATH, self._sync),
+            web.post(DIRECTORY_REVOKE_PATH, self._revocations),
+            web.get(DIRECTORY_PATH, self._list),
+        ]
 
     async def start(self, proxy: ProxyServices) -> None:
         self._proxy = proxy
@@ -164,15 +209,20 @@ class Directory:
         endorsement = _load_endorsement(self.config.endorsement_file)
         current = self.entries.get(self.site)
         version = max(time.time_ns() // 1_000_000, (current.version + 1) if current else 0)
-        entry = model.advertise(
-            self.key,
-            endorsement,
-            self.config.url,
-            self.services,
-            version=version,
-            state=state,
-            region=self.config.region,
-        )
+        previous = self.config.previous_key_file
+        try:
+            entry = model.advertise(
+                self.key,
+                endorsement,
+                self.config.url,
+                self.services,
+                version=version,
+                state=state,
+                region=self.config.region,
+                previous=load_private_file(previous) if previous is not None else None,
+            )
+        except Refused as exc:
+            raise ConfigError(f"[directory]: cannot publish this site's entry: {exc}") from exc
         try:
             self.entries[self.site] = model.admit(
                 entry, self.config.authorities, now=time.time(), revoked=frozenset(self.revoked)
@@ -235,6 +285,9 @@ class Directory:
         targets = random.sample(pool, min(self.config.fanout, len(pool))) if pool else []
         if len(known) < self.config.fanout:
             targets += [s for s in self.config.seeds if s not in targets]
+        if len(self._silent) > 2 * len(known) + len(self.config.seeds) + 16:
+            keep = {*known, *self.config.seeds}
+            self._silent = {u: t for u, t in self._silent.items() if u in keep}
         results = await asyncio.gather(*(self.sync_with(url) for url in targets))
         for url, answered in zip(targets, results, strict=True):
             if answered:
@@ -245,29 +298,44 @@ class Directory:
 
     async def sync_with(self, url: str) -> bool:
         """One push-pull exchange with the proxy at ``url``; False when it did not answer."""
-        proxy = self._services()
         self.syncs += 1
         hello = {"from": self.site, "fingerprint": self.fingerprint()}
         try:
-            answer = await proxy.fetch_json(_sync_url(url), hello, timeout=SYNC_TIMEOUT)
+            answer = await self._post(url, hello)
             if not isinstance(answer, dict) or answer.get("same"):
                 return True
-            self._take(answer)  # their revocations
+            await self.take(answer, url)  # their revocations
             theirs = answer.get("versions")
             if not isinstance(theirs, dict):
                 return True
             self.exchanges += 1
+            wanted = model.wanted_by(theirs, self.entries)[:MAX_OFFER_ENTRIES]
             push = {"from": self.site, "versions": model.digest(self.entries),
-                    "entries": [e.to_json() for e in model.wanted_by(theirs, self.entries)],
-                    "revocations": [r.to_json() for r in self.revocations]}  # fmt: skip
-            answer = await proxy.fetch_json(_sync_url(url), push, timeout=SYNC_TIMEOUT)
+                    "entries": [e.to_json() for e in wanted],
+                    "revocations": self._revocations_json()}  # fmt: skip
+            answer = await self._post(url, push)
         except SiteUnreachable as exc:
             reason = exc.reason[:80] if len(self.unanswered) < 32 else "other"
             self.unanswered[reason] = self.unanswered.get(reason, 0) + 1
             return False
         if isinstance(answer, dict):
-            self._take(answer)  # what they had newer
+            await self.take(answer, url)  # what they had newer
         return True
+
+    async def _post(self, url: str, doc: dict[str, Any]) -> Any:
+        """``doc`` with this site's own entry, signed, to ``url``'s sync endpoint."""
+        own = self.entries.get(self.site)
+        data = json.dumps({**doc, "self": own.to_json()} if own else doc).encode()
+        return await self._services().fetch_json(
+            _sync_url(url),
+            data,
+            timeout=SYNC_TIMEOUT,
+            headers=sign_sync(self.key, self.site, data),
+            loads=model.loads,
+        )
+
+    def _revocations_json(self) -> list[dict[str, Any]]:
+        return [r.to_json() for r in self.revocations[-MAX_OFFER_REVOCATIONS:]]
 
     def fingerprint(self) -> str:
         """The hash of this directory (versions and revocations), kept until it changes."""
@@ -279,72 +347,240 @@ class Directory:
         """Admit what a peer offers; answer ``same``, our versions (to a hello), or the
         entries the peer lacks (to a push that carries its versions)."""
         if request.content_length is not None and request.content_length > MAX_SYNC_BYTES:
-            return web.json_response({"error": "sync over 4 MiB"}, status=413)
+            return _error(413, "sync over 4 MiB")
         data = bytearray()
         try:
             async for chunk in request.content.iter_any():  # whole, however it arrives
                 data += chunk
                 if len(data) > MAX_SYNC_BYTES:
-                    return web.json_response({"error": "sync over 4 MiB"}, status=413)
+                    return _error(413, "sync over 4 MiB")
         except (OSError, aiohttp.ClientPayloadError):  # the peer gave up (its sync timed out)
-            return web.json_response({"error": "the offer broke off"}, status=400)
+            return _error(400, "the offer broke off")
         try:
-            offer = json.loads(data)
+            offer = model.loads(bytes(data))
+        except Refused as exc:
+            return _error(400, f"bad offer: {exc}")
         except ValueError:
-            return web.json_response({"error": "not JSON"}, status=400)
+            return _error(400, "not JSON")
         if not isinstance(offer, dict):
-            return web.json_response({"error": "not a JSON object"}, status=400)
-        self._take(offer)
+            return _error(400, "not a JSON object")
+        try:
+            newcomer = await self._newcomer(request, offer)
+            marker = self._services().verify_peer(
+                request, destination=DIRECTORY_DESTINATION, newcomer=newcomer
+            )
+        except ForgedHop as exc:
+            return _error(403, str(exc))
+        if marker.content_digest != content_digest(bytes(data)):
+            return _error(403, "the offer is not the body its sender signed")
+        for key, most in (("entries", MAX_OFFER_ENTRIES), ("revocations", MAX_OFFER_REVOCATIONS)):
+            raws = offer.get(key)
+            if raws is not None and not isinstance(raws, list):
+                return _error(400, f"'{key}' is not a list")
+            if raws is not None and len(raws) > most:
+                return _error(413, f"{len(raws)} {key} in one offer; at most {most}")
+        await self.take(offer, marker.peer)
         theirs = offer.get("versions")
         if isinstance(theirs, dict):
-            wanted = model.wanted_by(theirs, self.entries)
+            wanted = model.wanted_by(theirs, self.entries)[:MAX_OFFER_ENTRIES]
             return web.json_response({"entries": [e.to_json() for e in wanted]})
         if "fingerprint" not in offer:
             return web.json_response({"taken": True})
         if offer["fingerprint"] == self.fingerprint():
             return web.json_response({"same": True})
         return web.json_response(
-            {
-                "versions": model.digest(self.entries),
-                "revocations": [r.to_json() for r in self.revocations],
-            }
+            {"versions": model.digest(self.entries), "revocations": self._revocations_json()}
         )
+
+    async def _revocations(self, request: web.Request) -> web.Response:
+        """An authority's revocations, handed to this site by anyone (they carry the
+        authority's signature, the only thing checked): a few per call, then they spread."""
+        if request.content_length is None or request.content_length > MAX_REVOKE_BYTES:
+            return _error(413, f"give a Content-Length of at most {MAX_REVOKE_BYTES} bytes")
+        try:
+            doc = model.loads(await request.read())
+        except Refused as exc:
+            return _error(400, f"bad revocation: {exc}")
+        except (ValueError, OSError, aiohttp.ClientPayloadError):
+            return _error(400, "not JSON")
+        raws = doc.get("revocations") if isinstance(doc, dict) else None
+        if not isinstance(raws, list) or not 0 < len(raws) <= MAX_REVOKE_COUNT:
+            return _error(400, f"expected {{'revocations': [...]}}, 1 to {MAX_REVOKE_COUNT}")
+        taken = await self.take({"revocations": raws}, "an authority's revocation")
+        if taken.refused:
+            return _error(403, f"{taken.refused} refused: {taken.first_refusal}")
+        return web.json_response({"revoked": taken.revoked, "known": taken.known})
+
+    async def _newcomer(self, request: web.Request, offer: Mapping[str, Any]) -> PeerConfig | None:
+        """The sender, when it is no peer yet but its own entry (``self``) is admitted here:
+        its key may sign the sync (the trust policy then judges it as a learned site)."""
+        sender = request.headers.get(PEER_HEADER, "")
+        raw = offer.get("self")
+        if not sender or self._services().is_peer(sender) or not isinstance(raw, dict):
+            return None
+        try:
+            entry = model.entry_from_json(raw)
+            if entry.site != sender or entry.site == self.site or entry.state != "up":
+                return None
+            revoked = frozenset(self.revoked)
+            async with self._verifying:
+                entry = await asyncio.to_thread(
+                    model.admit, entry, self.config.authorities, now=time.time(),
+                    revoked=revoked, verified=self._endorsed,
+                )  # fmt: skip
+            model.succeeds(entry, self.entries.get(entry.site))
+        except Refused:
+            return None
+        return PeerConfig(entry.site, URL(entry.url), public_keys=(entry.public_key,))
 
     async def _list(self, request: web.Request) -> web.Response:
         """Every admitted site (public: names, URLs, keys, services)."""
         entries = [e.to_json() for e in self.entries.values()]
         return web.json_response({"site": self.site, "entries": entries})
 
-    def _take(self, doc: Mapping[str, Any]) -> None:
-        """Admit what an offer or answer carries: revocations first, then entries."""
-        raws = doc.get("revocations") or []
-        for raw in raws[:MAX_SYNC_ENTRIES] if isinstance(raws, list) else ():
+    async def take(self, doc: Mapping[str, Any], source: str) -> Taken:
+        """Admit what an offer or answer from ``source`` carries: revocations first, then
+        entries; signatures checked in a worker thread, a batch at a time; one log line."""
+        taken = Taken()
+        revocations, entries = self._candidates(doc, taken)
+        async with self._verifying:
+            for batch in _batches(revocations):
+                refusals = await asyncio.to_thread(self._check_revocations, batch)
+                self._apply_revocations(refusals, taken)
+            for batch in _batches(entries):
+                current = {e.site: self.entries.get(e.site) for e in batch}
+                checked = await asyncio.to_thread(
+                    self._check_entries, batch, current, time.time(), frozenset(self.revoked)
+                )
+                self._apply_entries(checked, current, taken)
+        taken.log(source)
+        self.refused += taken.refused
+        return taken
+
+    def take_now(self, doc: Mapping[str, Any], source: str) -> Taken:
+        """:meth:`take` on the calling thread (reading this site's own file at start)."""
+        taken = Taken()
+        revocations, entries = self._candidates(doc, taken)
+        self._apply_revocations(self._check_revocations(revocations), taken)
+        current = {e.site: self.entries.get(e.site) for e in entries}
+        checked = self._check_entries(entries, current, time.time(), frozenset(self.revoked))
+        self._apply_entries(checked, current, taken)
+        taken.log(source)
+        return taken
+
+    def _candidates(
+        self, doc: Mapping[str, Any], taken: Taken
+    ) -> tuple[list[model.Revocation], list[Entry]]:
+        """What is new in ``doc`` (cheap: no signature checked); the rest counted."""
+        revocations: dict[tuple[str, str], model.Revocation] = {}
+        raws = doc.get("revocations")
+        for raw in raws[:MAX_OFFER_REVOCATIONS] if isinstance(raws, list) else ():
             try:
                 revocation = model.revocation_from_json(raw)
-                if (revocation.site, revocation.key) in self.revoked:
-                    continue  # known: no signature to check
-                revocation = model.admit_revocation(revocation, self.config.authorities)
             except Refused as exc:
-                log.info("revocation refused: %s", exc)
+                taken.refuse(str(exc))
                 continue
-            self._revoke(revocation)
-        raws = doc.get("entries") or []
-        now, revoked = time.time(), frozenset(self.revoked)
-        for raw in raws[:MAX_SYNC_ENTRIES] if isinstance(raws, list) else ():
+            mark = (revocation.site, revocation.key)
+            if mark in self.revoked or mark in revocations:
+                taken.known += 1
+            else:
+                revocations[mark] = revocation
+        entries: dict[str, Entry] = {}
+        raws = doc.get("entries")
+        raws = list(raws[:MAX_OFFER_ENTRIES]) if isinstance(raws, list) else []
+        if isinstance(doc.get("self"), dict):
+            raws.append(doc["self"])
+        for raw in raws:
             try:
                 entry = model.entry_from_json(raw)
-                if entry.site == self.site or not model.newer(entry, self.entries.get(entry.site)):
-                    continue  # nothing new: no signature to check
-                entry = model.admit(
+            except Refused as exc:
+                taken.refuse(str(exc))
+                continue
+            seen = entries.get(entry.site)
+            if (
+                entry.site == self.site
+                or not model.newer(entry, self.entries.get(entry.site))
+                or (seen is not None and seen.version >= entry.version)
+            ):
+                taken.known += 1  # nothing new: no signature to check
+                continue
+            entries[entry.site] = entry
+        return list(revocations.values()), list(entries.values())
+
+    def _check_revocations(
+        self, batch: Sequence[model.Revocation]
+    ) -> list[model.Revocation | Refused]:
+        """Worker thread: each revocation, or why it is refused."""
+        out: list[model.Revocation | Refused] = []
+        for revocation in batch:
+            try:
+                out.append(model.admit_revocation(revocation, self.config.authorities))
+            except Refused as exc:
+                out.append(exc)
+        return out
+
+    def _check_entries(
+        self,
+        batch: Sequence[Entry],
+        current: Mapping[str, Entry | None],
+        now: float,
+        revoked: frozenset[tuple[str, str]],
+    ) -> list[Entry | Refused]:
+        """Worker thread: each entry admitted (and succeeding the one held), or why not."""
+        out: list[Entry | Refused] = []
+        for entry in batch:
+            try:
+                admitted = model.admit(
                     entry, self.config.authorities, now=now, revoked=revoked,
                     verified=self._endorsed,
                 )  # fmt: skip
+                if not model.succeeds(admitted, current.get(entry.site)):
+                    raise Refused(f"{entry.site}: version {entry.version} is not newer")
+                out.append(admitted)
             except Refused as exc:
-                log.info("directory entry refused: %s", exc)
+                out.append(exc)
+        return out
+
+    def _apply_revocations(
+        self, checked: Sequence[model.Revocation | Refused], taken: Taken
+    ) -> None:
+        for result in checked:
+            if isinstance(result, Refused):
+                taken.refuse(str(result))
+            elif len(self.revocations) >= self.config.max_sites:
+                taken.refuse(f"this site keeps {self.config.max_sites} revocations at most")
+            else:
+                self._revoke(result)
+                taken.revoked += 1
+
+    def _apply_entries(
+        self,
+        checked: Sequence[Entry | Refused],
+        current: Mapping[str, Entry | None],
+        taken: Taken,
+    ) -> None:
+        revoked = self.revoked
+        for result in checked:
+            if isinstance(result, Refused):
+                taken.refuse(str(result))
                 continue
-            self.entries[entry.site] = entry
+            site, now_held = result.site, self.entries.get(result.site)
+            try:
+                if (site, key_id(result.public_key)) in revoked:
+                    raise Refused(f"{site}: its key was revoked")
+                if now_held is not current.get(site) and not model.succeeds(result, now_held):
+                    continue  # another offer took a newer one meanwhile
+                if now_held is None and len(self.entries) >= self.config.max_sites:
+                    raise Refused(f"this site keeps {self.config.max_sites} entries at most")
+            except Refused as exc:
+                taken.refuse(str(exc))
+                continue
+            self.entries[site] = result
+            taken.admitted += 1
             self._changed()
-            self._apply(entry)
+            self._apply(result)
+        if len(self._endorsed) > 2 * self.config.max_sites:
+            self._endorsed.clear()  # a cache: checked again when next seen
 
     def _revoke(self, revocation: model.Revocation) -> None:
         mark = (revocation.site, revocation.key)
@@ -381,10 +617,10 @@ class Directory:
     def load(self) -> None:
         """Read back the directory kept in ``state_dir`` (nothing when there is none)."""
         try:
-            doc = json.loads(self._file.read_text())
-        except (OSError, ValueError):
+            doc = model.loads(self._file.read_text())
+        except (OSError, ValueError):  # Refused included: a file never stops the proxy
             return
-        self._take(doc if isinstance(doc, dict) else {})
+        self.take_now(doc if isinstance(doc, dict) else {}, str(self._file))
 
     def _changed(self) -> None:
         self._fingerprint = None
@@ -398,6 +634,57 @@ class Directory:
         temp = self._file.with_suffix(".tmp")
         temp.write_text(json.dumps(doc))
         temp.replace(self._file)
+
+
+@dataclass
+class Taken:
+    """What one offer or answer brought: counts for its single log line."""
+
+    admitted: int = 0
+    revoked: int = 0
+    known: int = 0
+    refused: int = 0
+    first_refusal: str = ""
+
+    def refuse(self, reason: str) -> None:
+        self.refused += 1
+        self.first_refusal = self.first_refusal or reason[:200]
+
+    def log(self, source: str) -> None:
+        if self.refused:
+            log.warning(
+                "directory sync with %s: %d admitted, %d revoked, %d known, %d refused "
+                "(first: %s)", source[:100], self.admitted, self.revoked, self.known,
+                self.refused, self.first_refusal,
+            )  # fmt: skip
+        elif self.admitted or self.revoked:
+            log.info(
+                "directory sync with %s: %d admitted, %d revoked, %d known",
+                source[:100], self.admitted, self.revoked, self.known,
+            )  # fmt: skip
+
+
+def sign_sync(key: Ed25519PrivateKey, site: str, data: bytes) -> dict[str, str]:
+    """The hop marker of a directory sync ``site`` sends with body ``data``."""
+    return sign_hop(
+        key, "POST", DIRECTORY_SYNC_PATH, site, DIRECTORY_DESTINATION, 1,
+        now=time.time(), body=data,
+    )  # fmt: skip
+
+
+def _batches(items: Sequence[Any]) -> list[Sequence[Any]]:
+    return [items[i : i + VERIFY_BATCH] for i in range(0, len(items), VERIFY_BATCH)]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _number(raw: Mapping[str, Any], key: str, default: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**53:
+        raise ConfigError(f"[directory] {key}: expected a non-negative number, got {value!r}")
+    return float(value)
 
 
 def _sync_url(url: str) -> str:

@@ -5,7 +5,10 @@ An **endorsement** binds a site's name to its public key until a date; a directo
 it, once, when the site joins. An **entry** is what the site then says about itself -- where
 its proxy is, its services, whether it is up or has left -- with a version that grows, signed
 with the endorsed key. A receiver admits an entry only when both signatures verify against an
-authority it trusts, the endorsement is still valid and not revoked; the newer version wins.
+authority it trusts, the endorsement is still valid and not revoked; the newer version wins,
+but only under the key the receiver holds for that site (:func:`succeeds`): another key,
+even one endorsed earlier and never revoked, takes a site's entry over only with a
+**handover** that the current key signed (``[directory] previous_key_file`` at rotation).
 
     >>> from edgescope.proxy.keys import generate
     >>> authority, paris = generate(), generate()
@@ -21,6 +24,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping, MutableSet, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +41,8 @@ from edgescope.proxy.keys import (
 
 MAX_ENTRY_BYTES = 4096
 STATES = ("up", "left")
+MAX_VERSION = 2**53
+"""Versions are integers below it (exact in every JSON reader)."""
 
 
 class Refused(ValueError):
@@ -72,9 +78,11 @@ class Entry:
     endorsement: Endorsement
     region: str = ""
     signature: str = field(default="", compare=False)
+    handover: str = ""
+    """The previous key's signature over :func:`handover_body` (a key rotation), or ''."""
 
     def body(self) -> dict[str, Any]:
-        return {
+        body = {
             "site": self.site,
             "url": self.url,
             "services": list(self.services),
@@ -83,6 +91,7 @@ class Entry:
             "region": self.region,
             "endorsement": self.endorsement.to_json(),
         }
+        return {**body, "handover": self.handover} if self.handover else body
 
     def to_json(self) -> dict[str, Any]:
         return {**self.body(), "signature": self.signature}
@@ -110,7 +119,7 @@ class Revocation:
 
 
 def canonical(doc: Mapping[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _sign(key: Ed25519PrivateKey, doc: Mapping[str, Any]) -> str:
@@ -140,9 +149,43 @@ def advertise(
     version: int,
     state: str = "up",
     region: str = "",
+    previous: Ed25519PrivateKey | None = None,
 ) -> Entry:
-    entry = Entry(endorsement.site, url, tuple(services), version, state, endorsement, region)
+    """This site's entry; ``previous``: the key it rotates from, which hands the site over."""
+    if not 0 <= version < MAX_VERSION:
+        raise Refused(f"{endorsement.site}: version {version} is not below 2^53")
+    handover = ""
+    if previous is not None and public_text(previous.public_key()) != endorsement.public_key:
+        handover = _sign(previous, handover_body(endorsement.site, endorsement.public_key))
+    entry = Entry(
+        endorsement.site, url, tuple(services), version, state, endorsement, region,
+        handover=handover,
+    )  # fmt: skip
     return Entry(**{**_fields(entry), "signature": _sign(key, entry.body())})
+
+
+def handover_body(site: str, new_key: str) -> dict[str, Any]:
+    """What a site's previous key signs to hand the site over to ``new_key``."""
+    return {"handover": site, "to": new_key}
+
+
+def succeeds(entry: Entry, current: Entry | None) -> bool:
+    """Whether ``entry`` (admitted) replaces ``current``: under the same key, a higher
+    version; under another key, only with a handover the current key signed (whatever the
+    version: an old key's high version must not outlive the rotation). Raises Refused for
+    another key without a valid handover."""
+    if current is None:
+        return True
+    if entry.endorsement.public_key == current.endorsement.public_key:
+        return entry.version > current.version
+    if not entry.handover:
+        raise Refused(
+            f"{entry.site}: signed with another key than the one this site holds for it, "
+            "and no handover from that key"
+        )
+    body = handover_body(entry.site, entry.endorsement.public_key)
+    _verify(current.public_key, entry.handover, body, f"{entry.site}'s handover")
+    return True
 
 
 def revoke(authority: Ed25519PrivateKey, site: str, site_key: Ed25519PublicKey) -> Revocation:
@@ -196,8 +239,12 @@ def admit_revocation(revocation: Revocation, authorities: Sequence[Ed25519Public
 
 
 def newer(entry: Entry, current: Entry | None) -> bool:
-    """The merge rule: a higher version wins (a new key, with a new endorsement, too)."""
-    return current is None or entry.version > current.version
+    """Worth checking: a higher version, or another key (a rotation, :func:`succeeds`)."""
+    return (
+        current is None
+        or entry.version > current.version
+        or entry.endorsement.public_key != current.endorsement.public_key
+    )
 
 
 def digest(entries: Mapping[str, Entry]) -> dict[str, int]:
@@ -216,6 +263,35 @@ def wanted_by(theirs: Mapping[str, int], entries: Mapping[str, Entry]) -> list[E
     return [e for site, e in entries.items() if theirs.get(site, -1) < e.version]
 
 
+def _reject_constant(name: str) -> Any:
+    raise Refused(f"non-finite number {name} (JSON has none)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise Refused(f"number {text[:20]} is out of range")
+    return value
+
+
+def loads(data: bytes | str) -> Any:
+    """A directory document (offer, answer, file): JSON with finite numbers only. Raises
+    :class:`Refused` on a non-finite number, ValueError on what is not JSON."""
+    return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def _version(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_VERSION:
+        raise Refused(f"version {str(value)[:30]} is not an integer from 0 to 2^53")
+    return value
+
+
+def _expiry(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise Refused(f"endorsement expiry {str(value)[:30]} is not a finite unix time")
+    return float(value)
+
+
 def entry_from_json(doc: Any) -> Entry:
     """Raises :class:`Refused` on a malformed entry."""
     try:
@@ -225,7 +301,7 @@ def entry_from_json(doc: Any) -> Entry:
         endorsement = Endorsement(
             str(cert["site"]),
             str(cert["public_key"]),
-            float(cert["expires"]),
+            _expiry(cert["expires"]),
             str(cert["authority"]),
             str(cert["signature"]),
         )
@@ -233,13 +309,14 @@ def entry_from_json(doc: Any) -> Entry:
             str(doc["site"]),
             str(doc["url"]),
             tuple(str(s) for s in doc["services"]),
-            int(doc["version"]),
+            _version(doc["version"]),
             str(doc["state"]),
             endorsement,
             str(doc.get("region", "")),
             str(doc["signature"]),
+            str(doc.get("handover", "")),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         if isinstance(exc, Refused):
             raise
         raise Refused(f"malformed entry: {exc}") from None
@@ -263,4 +340,5 @@ def _fields(entry: Entry) -> dict[str, Any]:
         "state": entry.state,
         "endorsement": entry.endorsement,
         "region": entry.region,
+        "handover": entry.handover,
     }

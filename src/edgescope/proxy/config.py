@@ -23,8 +23,9 @@ The file format (also in docs/proxy.md)::
                         public_key = "ed25519:..."  (or public_keys = [old, new])
                         connect_timeout = 2.0  read_timeout = 30.0
     [tls]               cert_file, key_file, ca_file, require_client_cert = true
-    [identity]          auth_url, username, password, project, user_domain, project_domain,
-                        delegate_roles = ["admin"]
+    [identity]          auth_url, username, password, project, user_domain, project_domain
+    [trust]             configured = ["route", "replicas", "directory"]  learned = ["route"]
+    [trust.sites.Corte] may = [...]  delegate_roles = []   (proxy/trust.py, docs/security.md)
     [limits]            max_scope_bytes = 4096  max_fanout = 64  max_hops = 4  hop_window = 30.0
     [breaker]           failure_threshold = 3  open_seconds = 5.0  probe_interval = 2.0
     [replicas] [directory] [events] [tracing]   read by their extensions (EXTENSION_TABLES)
@@ -52,6 +53,7 @@ from edgescope.proxy.keys import (
     load_public,
 )
 from edgescope.proxy.protocol import RESERVED_PREFIX
+from edgescope.proxy.trust import CAPABILITIES, Capability, PeerTrust, TrustPolicy
 
 CANONICAL_SERVICES = DEFAULT_REGISTRY.services
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -109,9 +111,6 @@ class IdentityCredentials:
     project: str
     user_domain: str = "Default"
     project_domain: str = "Default"
-    delegate_roles: tuple[str, ...] = ("admin",)
-    """Roles a peer site's user must hold for this site to act for them on its own Keystone
-    (``{keystone: ...}`` calls with a foreign token, docs/security.md); empty: never."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +182,8 @@ class ProxyConfig:
     peer_listen: tuple[str, int] | None = None
     """A listener for peer proxies only; when set, the main one refuses peer hops."""
     tls: TlsConfig | None = None
+    trust: TrustPolicy = field(default_factory=TrustPolicy)
+    """``[trust]``: what each peer may do here (``proxy/trust.py``)."""
     trust_forwarded: bool = False
     """Keep the ``X-Forwarded-Host``/``-Proto`` a call arrives with (set by the site's
     HAProxy, e.g. ``https`` where it terminates TLS) instead of this listener's own, so the
@@ -248,6 +249,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
             "limits",
             "breaker",
             "trust_forwarded",
+            "trust",
             *EXTENSION_TABLES,
         },
     )
@@ -283,6 +285,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
         base_dir=base_dir,
         peer_listen=_listen(_req(data, "peer_listen", str, "")) if "peer_listen" in data else None,
         tls=_tls(data["tls"], base_dir) if "tls" in data else None,
+        trust=_trust(data.get("trust", {})),
         trust_forwarded=trust_forwarded,
     )
 
@@ -355,13 +358,13 @@ def _identity(raw: Any) -> IdentityCredentials:
     if not isinstance(raw, Mapping):
         raise ConfigError("[identity]: expected a table")
     keys = ("auth_url", "username", "password", "project", "user_domain", "project_domain")
-    _only(raw, "identity", {*keys, "delegate_roles"})
-    values = {k: _req(raw, k, str, "identity") for k in keys[:4]}
-    roles = raw.get("delegate_roles", ["admin"])
-    if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
+    if "delegate_roles" in raw:
         raise ConfigError(
-            f'identity.delegate_roles: expected a list of role names, e.g. ["admin"], got {roles!r}'
+            "identity.delegate_roles is gone: delegation is decided per peer, off unless "
+            'written: [trust.sites.<peer>] delegate_roles = ["admin"] (docs/security.md)'
         )
+    _only(raw, "identity", set(keys))
+    values = {k: _req(raw, k, str, "identity") for k in keys[:4]}
     return IdentityCredentials(
         auth_url=_http_url(values["auth_url"], "identity.auth_url"),
         username=values["username"],
@@ -369,8 +372,53 @@ def _identity(raw: Any) -> IdentityCredentials:
         project=values["project"],
         user_domain=str(raw.get("user_domain", "Default")),
         project_domain=str(raw.get("project_domain", "Default")),
-        delegate_roles=tuple(roles),
     )
+
+
+def _trust(raw: Any) -> TrustPolicy:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("[trust]: expected a table")
+    _only(raw, "trust", {"configured", "learned", "sites"})
+    sites = raw.get("sites", {})
+    if not isinstance(sites, Mapping):
+        raise ConfigError("[trust.sites]: expected tables, e.g. [trust.sites.Corte]")
+    per_site = {}
+    for name, entry in sites.items():
+        where = f"trust.sites.{name}"
+        _site_name(name, where)
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"[{where}]: expected a table")
+        _only(entry, where, {"may", "delegate_roles"})
+        may = _capabilities(entry["may"], f"{where}.may") if "may" in entry else None
+        roles = entry.get("delegate_roles", [])
+        if not isinstance(roles, list) or not all(isinstance(r, str) and r for r in roles):
+            raise ConfigError(
+                f'{where}.delegate_roles: expected a list of role names, e.g. ["admin"] '
+                f"(default []: never act for this peer's users), got {roles!r}"
+            )
+        per_site[name] = PeerTrust(may, tuple(roles))
+    defaults = TrustPolicy()
+    return TrustPolicy(
+        configured=_capabilities(raw["configured"], "trust.configured")
+        if "configured" in raw
+        else defaults.configured,
+        learned=_capabilities(raw["learned"], "trust.learned")
+        if "learned" in raw
+        else defaults.learned,
+        sites=per_site,
+    )
+
+
+def _capabilities(raw: Any, where: str) -> frozenset[Capability]:
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise ConfigError(f"{where}: expected a list of {', '.join(CAPABILITIES)}; got {raw!r}")
+    for name in raw:
+        if name not in CAPABILITIES:
+            hint = " (delegation is delegate_roles = [...])" if name == "delegate" else ""
+            raise ConfigError(
+                f"{where}: unknown capability {name!r}{hint}; valid: {', '.join(CAPABILITIES)}"
+            )
+    return frozenset(raw)
 
 
 def _private_key(data: Mapping[str, Any], base_dir: Path | None) -> Ed25519PrivateKey:

@@ -6,7 +6,8 @@ from a *verified peer* with a token issued by another identity site I (the hop h
 ``X-Edgescope-Token-Site``, set by the sending proxy: the scope's ``identity`` entry cannot
 say it here, since for this call it *is* the routing), this site's proxy validates the token
 at I through I's proxy (a validation call, like keystonemiddleware's), and if the user holds
-one of ``[identity] delegate_roles`` (default ``["admin"]``, empty = never) it forwards the
+one of the roles this site's trust policy grants I's users (``[trust.sites.I]
+delegate_roles``, :mod:`trust`; default empty = never) it forwards the
 call with its own service token and logs who acted for whom; otherwise 403 (401 for a token
 I does not accept, 503 when I cannot be asked). ``dispatch.py`` calls :meth:`Delegation.admit`;
 the decision itself, :func:`judge`, is pure. See docs/security.md, "Delegated identity".
@@ -38,6 +39,7 @@ from edgescope.proxy.identity import (
 from edgescope.proxy.protocol import PEER_PATH, TOKEN_SITE_HEADER
 from edgescope.proxy.responses import error_body, json_error
 from edgescope.proxy.sender import Sender
+from edgescope.proxy.trust import delegable_roles
 
 log = logging.getLogger("edgescope.proxy.delegation")
 VALIDATION_PATH = f"{PEER_PATH}identity/v3/auth/tokens"
@@ -125,11 +127,16 @@ class Delegation:
             body = error_body(status, title, message)
             return Verdict(refusal=json_error(body, status, request_id))
 
-        roles = self.config.identity.delegate_roles if self.config.identity else ()
-        if self.tokens is None or not roles:
-            return refuse(403, "it delegates no role to peer sites ([identity] delegate_roles)")
         if token_site not in self.sender.peers:
             return refuse(403, f"{token_site} is not a peer of {site}")
+        configured = self.sender.peers.is_configured(token_site)
+        roles = delegable_roles(self.config.trust, token_site, configured=configured)
+        if self.tokens is None or not roles:
+            return refuse(
+                403,
+                f"it delegates no role to {token_site}'s users "
+                f"([trust.sites.{token_site}] delegate_roles)",
+            )
         user_token, _ = split_piggyback_lenient(headers["X-Auth-Token"])
         try:
             status, body = await self._validate(token_site, user_token, hops, request_id)

@@ -123,9 +123,18 @@ class ProxyServices(Protocol):
     def forget_peer(self, name: str) -> None:
         """Forget a peer learnt earlier."""
 
-    async def fetch_json(self, url: str, payload: Any, *, timeout: float) -> Any:
-        """POST ``payload`` as JSON to ``url`` (with this proxy's TLS identity, unsigned) and
-        return the decoded answer; raises SiteUnreachable."""
+    async def fetch_json(
+        self,
+        url: str,
+        payload: Any,
+        *,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        loads: Callable[[bytes], Any] = ...,
+    ) -> Any:
+        """POST ``payload`` (JSON, or its bytes) to ``url`` with this proxy's TLS identity
+        and ``headers`` (e.g. a hop marker the caller signed), and return the answer decoded
+        by ``loads`` (default ``json.loads``); raises SiteUnreachable."""
 
     async def token_roles(self, token: str) -> frozenset[str]:
         """The roles ``token`` holds, as this site's Keystone validates it (none when it is
@@ -144,9 +153,18 @@ class ProxyServices(Protocol):
         """A signed call to ``site``'s proxy at ``path`` (a reserved path, or
         ``/edgescope/svc/<service>/...`` to be served there); raises SiteUnreachable."""
 
-    def verify_peer(self, request: web.Request) -> HopMarker:
-        """The marker of the peer that signed ``request``; raises ForgedHop when none did.
-        Its ``content_digest`` binds a body sent whole: check it after reading the body."""
+    def verify_peer(
+        self,
+        request: web.Request,
+        *,
+        destination: str | None = None,
+        newcomer: PeerConfig | None = None,
+    ) -> HopMarker:
+        """The marker of the peer that signed ``request``, once this site's trust policy
+        lets that peer make it; raises ForgedHop (NotTrusted) when none did (may not). Its
+        ``content_digest`` binds a body sent whole: check it after reading the body.
+        ``destination``: what the request was signed for instead of this site's name;
+        ``newcomer``: a site not known yet whose key an extension admitted (a learned site)."""
 
 
 class Extension(Protocol):

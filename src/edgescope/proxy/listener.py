@@ -18,6 +18,9 @@ from ssl import SSLContext
 
 from aiohttp import web
 
+FOR_PEERS = web.AppKey("edgescope_for_peers", bool)
+"""Set on each listener's app: True on the peer listener (``peer_listen``), else False."""
+
 _BODY = b'{"error": {"code": 503, "title": "Too Many Connections", "message": "retry soon"}}'
 BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1"

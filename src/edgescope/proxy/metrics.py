@@ -76,6 +76,12 @@ class ProxyMetrics:
             "them made in time (a wide fan-out on a busy proxy), not counted against the peer",
             registry=self.registry,
         )
+        self.untrusted = Counter(
+            "edgescope_peer_requests_refused",
+            "Signed peer requests this site's [trust] policy refused, by the capability needed",
+            ["needs"],
+            registry=self.registry,
+        )
         self.info = Gauge(
             "edgescope_proxy_info", "This proxy's site", ["site"], registry=self.registry
         )

@@ -48,6 +48,10 @@ class PeerBook:
     def __len__(self) -> int:
         return len(self._peers)
 
+    def is_configured(self, name: str) -> bool:
+        """Whether ``name`` is one of the operator's ``[[peers]]`` (else learned, or unknown)."""
+        return name in self._static
+
     def names(self) -> KeysView[str]:
         return self._peers.keys()
 

@@ -63,6 +63,11 @@ EVENTS_PATH = f"{RESERVED_PREFIX}/events"
 EVENTS_STATE_PATH = f"{RESERVED_PREFIX}/events/state"
 DIRECTORY_PATH = f"{RESERVED_PREFIX}/directory"
 DIRECTORY_SYNC_PATH = f"{RESERVED_PREFIX}/directory/sync"
+DIRECTORY_REVOKE_PATH = f"{RESERVED_PREFIX}/directory/revoke"
+"""An authority's revocations, from anyone (``edgescope directory revoke``): few, small."""
+DIRECTORY_DESTINATION = "*"
+"""The destination a directory sync is signed for: its sender may know only a URL (a seed);
+what it carries (signed entries) is the same for every site."""
 
 INTERNAL_PREFIX = "x-edgescope-"
 VERSION_HEADER = "X-Edgescope-Protocol"
@@ -99,6 +104,10 @@ REPLAYED_HEADER = "X-Edgescope-Replayed"
 
 class ForgedHop(EdgescopeError):
     """Hop headers are present but not validly signed by a peer (-> 403)."""
+
+
+class NotTrusted(ForgedHop):
+    """A verified peer that this site's trust policy does not allow this request (-> 403)."""
 
 
 class ProtocolMismatch(EdgescopeError):

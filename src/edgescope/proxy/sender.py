@@ -16,7 +16,7 @@ import functools
 import json
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
 import aiohttp
@@ -47,6 +47,8 @@ from edgescope.proxy.identity import (
     token_document,
     token_roles,
 )
+from edgescope.proxy.keys import Ed25519PublicKey
+from edgescope.proxy.listener import FOR_PEERS
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.peerbook import PeerBook
 from edgescope.proxy.protocol import (
@@ -56,12 +58,14 @@ from edgescope.proxy.protocol import (
     TOKEN_SITE_HEADER,
     ForgedHop,
     HopMarker,
+    NotTrusted,
     hop_marker,
     hop_message,
     strip_internal,
     verify_hop,
 )
 from edgescope.proxy.route import Plan, branch_scope
+from edgescope.proxy.trust import decide
 
 LOCAL_CONNECT_TIMEOUT = 5.0
 LOCAL_READ_TIMEOUT = 300.0
@@ -345,14 +349,23 @@ class Sender:
     def forget_peer(self, name: str) -> None:
         self.peers.remove(name)
 
-    async def fetch_json(self, url: str, payload: Any, *, timeout: float) -> Any:
-        data = json.dumps(payload).encode()
+    async def fetch_json(
+        self,
+        url: str,
+        payload: Any,
+        *,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        loads: Callable[[bytes], Any] = json.loads,
+    ) -> Any:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         target = URL(url)
+        out = {"Content-Type": "application/json", REQUEST_ID_HEADER: new_request_id()}
         response = await self.upstream.open(
             target.host or url,
             "POST",
             target,
-            headers={"Content-Type": "application/json", REQUEST_ID_HEADER: new_request_id()},
+            headers={**out, **(headers or {})},
             body=data,
             connect_timeout=timeout,
             read_timeout=timeout,
@@ -362,9 +375,9 @@ class Sender:
         if response.status >= 300:
             raise SiteUnreachable(target.host or url, f"answered {response.status}")
         try:
-            return json.loads(body)
-        except ValueError as exc:
-            raise SiteUnreachable(target.host or url, "answered something else than JSON") from exc
+            return loads(body)
+        except ValueError as exc:  # not JSON, or numbers ``loads`` refuses
+            raise SiteUnreachable(target.host or url, f"answered bad JSON: {exc}") from exc
 
     async def call_site(
         self,
@@ -449,20 +462,59 @@ class Sender:
         data = await read_body(response, site, PEER_ANSWER_LIMIT)
         return BranchReply(site, response.status, dict(end_to_end(response.headers)), data)
 
-    def verify(self, request: web.Request) -> HopMarker | None:
-        """The request's hop marker: None when it has none; raises when it is not valid."""
-        return verify_hop(
+    def verify(
+        self,
+        request: web.Request,
+        *,
+        destination: str | None = None,
+        newcomer: PeerConfig | None = None,
+    ) -> HopMarker | None:
+        """The request's hop marker (None when it has none), once the peer may make this
+        request here: the one place where peers are authenticated and the site's trust
+        policy (:mod:`trust`) is applied. Raises ForgedHop (or its :class:`NotTrusted`).
+
+        ``destination`` replaces this site's name in the signed message (directory syncs
+        are signed for ``*``); ``newcomer`` is a site not yet known, whose directory entry
+        an extension admitted: its key may sign the request, as a learned site's."""
+        known = self.peers.get(newcomer.name) if newcomer is not None else None
+
+        def keys(peer: str) -> tuple[Ed25519PublicKey, ...]:
+            if newcomer is not None and known is None and peer == newcomer.name:
+                return newcomer.public_keys
+            return self.peers.public_keys(peer)
+
+        marker = verify_hop(
             request.headers,
             request.method,
             request.raw_path,
-            self.config.site,
-            self.peers.public_keys,
+            destination or self.config.site,
+            keys,
             now=time.time(),
             window=self.config.limits.hop_window,
         )
+        if marker is None:
+            return None
+        if self.config.peer_listen is not None and not request.app.get(FOR_PEERS, False):
+            raise ForgedHop("peer hops are accepted on this site's peer listener only")
+        decision = decide(
+            self.config.trust,
+            marker.peer,
+            configured=self.peers.is_configured(marker.peer),
+            path=request.raw_path,
+        )
+        if not decision.allowed:
+            self.metrics.untrusted.labels(needs=decision.needs).inc()
+            raise NotTrusted(decision.reason)
+        return marker
 
-    def verify_peer(self, request: web.Request) -> HopMarker:
-        marker = self.verify(request)
+    def verify_peer(
+        self,
+        request: web.Request,
+        *,
+        destination: str | None = None,
+        newcomer: PeerConfig | None = None,
+    ) -> HopMarker:
+        marker = self.verify(request, destination=destination, newcomer=newcomer)
         if marker is None:
             raise ForgedHop(f"{request.path[:100]} is for signed peer proxies only")
         return marker

@@ -61,7 +61,7 @@ from edgescope.proxy.ingress import (
     mode_of,
     without_internal_headers,
 )
-from edgescope.proxy.listener import GuardedSite
+from edgescope.proxy.listener import FOR_PEERS, GuardedSite
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.probes import Prober
 from edgescope.proxy.protocol import (
@@ -78,7 +78,6 @@ from edgescope.proxy.sender import Sender, server_tls
 access_log = logging.getLogger("edgescope.proxy.access")
 log = logging.getLogger("edgescope.proxy")
 _REQUEST_ID_KEY = web.RequestKey("edgescope_request_id", str)
-_FOR_PEERS = web.AppKey("edgescope_for_peers", bool)
 
 
 class SiteProxy:
@@ -202,7 +201,7 @@ class SiteProxy:
     def _main_app(self, *, peers: bool = False) -> web.Application:
         """The main listener's app; with ``peers``, the peer listener's (peer hops only)."""
         app = web.Application(client_max_size=1024**4)
-        app[_FOR_PEERS] = peers
+        app[FOR_PEERS] = peers
         app.router.add_get(HEALTH_PATH, self._health)
         app.router.add_get(STATUS_PATH, self._status)
         app.router.add_get("/metrics", self._metrics)
@@ -213,7 +212,7 @@ class SiteProxy:
 
     def _service_app(self, service: ServiceConfig) -> web.Application:
         app = web.Application(client_max_size=1024**4)
-        app[_FOR_PEERS] = False
+        app[FOR_PEERS] = False
 
         async def handle(request: web.Request) -> web.StreamResponse:
             return await self._handle(request, service.type, request.raw_path, "")
@@ -333,14 +332,11 @@ class SiteProxy:
         )
 
     async def _route(self, call: Call, peer_path: bool) -> web.StreamResponse:
-        hop = self.sender.verify(call.request)
+        hop = self.sender.verify(call.request)  # and the trust policy (proxy/trust.py)
         if peer_path and hop is None:
             raise ForgedHop(f"{PEER_PATH}... is for peer proxies only (no hop marker)")
-        on_peer_listener = call.request.app[_FOR_PEERS]
-        if hop is None and on_peer_listener:
+        if hop is None and call.request.app[FOR_PEERS]:
             raise ForgedHop("this listener is for peer proxies only; clients use the main one")
-        if hop is not None and self.config.peer_listen is not None and not on_peer_listener:
-            raise ForgedHop("peer hops are accepted on this site's peer listener only")
         if hop is None:
             call.request = without_internal_headers(call.request)
         request = call.request

@@ -302,7 +302,20 @@ def proxy_toml(
         'project = "service"',
         'user_domain = "Default"',
         'project_domain = "Default"',
-        'delegate_roles = ["admin"]  # peer admins may act on this Keystone (docs/security.md)',
+        "",
+        "# the testbed's operator trusts its sites: the static peers with everything, their",
+        "# admins acting on this Keystone too; sites that join later route and gossip",
+        "[trust]",
+        'configured = ["route", "replicas", "directory"]',
+        'learned = ["route", "directory"]',
+    ]
+    for peer in peers:
+        lines += [
+            "",
+            f"[trust.sites.{_toml_str(peer.name)}]",
+            'delegate_roles = ["admin"]  # its admins may act on this Keystone (docs/security.md)',
+        ]
+    lines += [
         "",
         "[tls]",
         f"cert_file = {_toml_str(str(own.cert_file))}",
