@@ -346,8 +346,18 @@ class Directory:
     async def _sync(self, request: web.Request) -> web.Response:
         """Admit what a peer offers; answer ``same``, our versions (to a hello), or the
         entries the peer lacks (to a push that carries its versions)."""
+        sender = request.headers.get(PEER_HEADER)
+        if sender is None:  # before reading a byte: anonymous offers cost nothing
+            return _error(403, "directory syncs are for signed peer proxies only")
         if request.content_length is not None and request.content_length > MAX_SYNC_BYTES:
             return _error(413, "sync over 4 MiB")
+        services = self._services()
+        marker = None
+        if services.is_peer(sender):  # known: its signature first, then the body is parsed
+            try:
+                marker = services.verify_peer(request, destination=DIRECTORY_DESTINATION)
+            except ForgedHop as exc:
+                return _error(403, str(exc))
         data = bytearray()
         try:
             async for chunk in request.content.iter_any():  # whole, however it arrives
@@ -364,13 +374,14 @@ class Directory:
             return _error(400, "not JSON")
         if not isinstance(offer, dict):
             return _error(400, "not a JSON object")
-        try:
-            newcomer = await self._newcomer(request, offer)
-            marker = self._services().verify_peer(
-                request, destination=DIRECTORY_DESTINATION, newcomer=newcomer
-            )
-        except ForgedHop as exc:
-            return _error(403, str(exc))
+        if marker is None:  # a newcomer: its own entry says which key signed the offer
+            try:
+                newcomer = await self._newcomer(request, offer)
+                marker = services.verify_peer(
+                    request, destination=DIRECTORY_DESTINATION, newcomer=newcomer
+                )
+            except ForgedHop as exc:
+                return _error(403, str(exc))
         if marker.content_digest != content_digest(bytes(data)):
             return _error(403, "the offer is not the body its sender signed")
         for key, most in (("entries", MAX_OFFER_ENTRIES), ("revocations", MAX_OFFER_REVOCATIONS)):

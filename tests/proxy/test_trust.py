@@ -1,0 +1,77 @@
+"""The trust policy (proxy/trust.py): pure facts in, one decision out, for every peer request."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgescope.proxy.trust import (
+    PeerTrust,
+    TrustPolicy,
+    capability_of,
+    decide,
+    delegable_roles,
+)
+
+REPLICAS = "/edgescope/replicas/sets"
+SYNC = "/edgescope/directory/sync"
+ROUTE = "/edgescope/svc/identity/v3/users"
+
+
+@pytest.mark.parametrize(
+    ("path", "needs"),
+    [
+        ("/edgescope/svc/image/v2/images?limit=1", "route"),
+        ("/image/v2/images", "route"),
+        ("/edgescope/replicas", "replicas"),
+        ("/edgescope/replicas?x=1", "replicas"),
+        (REPLICAS, "replicas"),
+        ("/edgescope/replicasX", "route"),  # a prefix is a whole path segment
+        (SYNC, "directory"),
+        ("/edgescope/directory", "directory"),
+        ("/edgescope/directoryX/sync", "route"),
+    ],
+)
+def test_each_request_needs_one_capability(path: str, needs: str) -> None:
+    assert capability_of(path) == needs
+
+
+def test_defaults_trust_configured_peers_and_let_learned_sites_route_only() -> None:
+    policy = TrustPolicy()
+    for path in (ROUTE, REPLICAS, SYNC):
+        assert decide(policy, "Corte", configured=True, path=path).allowed
+    assert decide(policy, "Lyon", configured=False, path=ROUTE).allowed
+    for path in (REPLICAS, SYNC):
+        decision = decide(policy, "Lyon", configured=False, path=path)
+        assert not decision.allowed
+        assert "Lyon (a site learned from the directory)" in decision.reason
+        assert "[trust.sites.Lyon] may" in decision.reason
+
+
+def test_delegation_is_off_by_default_for_everyone() -> None:
+    policy = TrustPolicy()
+    assert delegable_roles(policy, "Corte", configured=True) == ()
+    assert delegable_roles(policy, "Evil", configured=False) == ()
+
+
+def test_a_site_entry_overrides_the_default_of_its_kind() -> None:
+    policy = TrustPolicy(
+        learned=frozenset({"route", "directory"}),
+        sites={
+            "Corte": PeerTrust(frozenset({"route"}), ("admin",)),
+            "Lyon": PeerTrust(None, ("edgescope-delegate",)),  # may: the default of its kind
+        },
+    )
+    assert not decide(policy, "Corte", configured=True, path=REPLICAS).allowed
+    assert decide(policy, "Corte", configured=True, path=ROUTE).allowed
+    assert delegable_roles(policy, "Corte", configured=True) == ("admin",)
+    assert decide(policy, "Lyon", configured=False, path=SYNC).allowed
+    assert not decide(policy, "Lyon", configured=False, path=REPLICAS).allowed
+    assert delegable_roles(policy, "Lyon", configured=False) == ("edgescope-delegate",)
+    assert delegable_roles(policy, "Paris", configured=True) == ()  # no entry: none
+
+
+def test_a_peer_trusted_with_nothing_may_do_nothing() -> None:
+    policy = TrustPolicy(sites={"Corte": PeerTrust(frozenset())})
+    for path in (ROUTE, REPLICAS, SYNC):
+        decision = decide(policy, "Corte", configured=True, path=path)
+        assert not decision.allowed and "grants it nothing" in decision.reason
