@@ -27,7 +27,12 @@ import sitekeys
 from edgescope.directory import model
 from edgescope.directory.gossip import MAX_OFFER_ENTRIES, sign_sync
 from edgescope.proxy import keys
-from edgescope.proxy.protocol import TOKEN_SITE_HEADER, sign_hop
+from edgescope.proxy.protocol import (
+    IDEMPOTENCY_KEY_HEADER,
+    REPLICA_HEADER,
+    TOKEN_SITE_HEADER,
+    sign_hop,
+)
 from loopback import proxy_fixtures, reserve_port
 
 AUTHORITY = keys.generate()
@@ -205,6 +210,9 @@ async def test_a_directory_endorsed_newcomer_routes_but_never_administers(corte:
         if r.get("headers", {}).get("X-Auth-Token") == "service-token-of-Corte"
     ]  # fmt: skip
     status, answer = await corte.hop("Evil", "POST", "/edgescope/replicas/sets")
+    assert status == 403 and "may not use 'replicas'" in answer["error"]["message"]
+    marked = {REPLICA_HEADER: "rs-1", IDEMPOTENCY_KEY_HEADER: "k"}  # a replicated write
+    status, answer = await corte.hop("Evil", "POST", "/edgescope/svc/image/x", marked)
     assert status == 403 and "may not use 'replicas'" in answer["error"]["message"]
     status, answer = await corte.hop("Evil", "GET", "/edgescope/replicas")
     assert status == 401 and "sets" not in answer  # not a peer for this: an operator's token

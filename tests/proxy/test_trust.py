@@ -35,6 +35,13 @@ def test_each_request_needs_one_capability(path: str, needs: str) -> None:
     assert capability_of(path) == needs
 
 
+def test_a_replicated_write_needs_replicas_whatever_its_path() -> None:
+    assert capability_of("/edgescope/svc/image/v2/images", replicated=True) == "replicas"
+    decision = decide(TrustPolicy(), "Lyon", configured=False, path=ROUTE, replicated=True)
+    assert not decision.allowed and decision.needs == "replicas"
+    assert decide(TrustPolicy(), "Corte", configured=True, path=ROUTE, replicated=True).allowed
+
+
 def test_defaults_trust_configured_peers_and_let_learned_sites_route_only() -> None:
     policy = TrustPolicy()
     for path in (ROUTE, REPLICAS, SYNC):

@@ -65,7 +65,7 @@ from edgescope.proxy.protocol import (
     verify_hop,
 )
 from edgescope.proxy.route import Plan, branch_scope
-from edgescope.proxy.trust import decide
+from edgescope.proxy.trust import REPLICA_MARKERS, decide
 
 LOCAL_CONNECT_TIMEOUT = 5.0
 LOCAL_READ_TIMEOUT = 300.0
@@ -501,6 +501,7 @@ class Sender:
             marker.peer,
             configured=self.peers.is_configured(marker.peer),
             path=request.raw_path,
+            replicated=any(name in request.headers for name in REPLICA_MARKERS),
         )
         if not decision.allowed:
             self.metrics.untrusted.labels(needs=decision.needs).inc()

@@ -24,7 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgescope.proxy.protocol import DIRECTORY_PATH, REPLICAS_PATH
+from edgescope.proxy.protocol import (
+    DIRECTORY_PATH,
+    HLC_HEADER,
+    IDEMPOTENCY_KEY_HEADER,
+    REPLICA_HEADER,
+    REPLICAS_PATH,
+)
 
 Capability = Literal["route", "replicas", "directory"]
 CAPABILITIES: tuple[Capability, ...] = ("route", "replicas", "directory")
@@ -69,8 +75,15 @@ class Decision:
     reason: str = ""
 
 
-def capability_of(path: str) -> Capability:
-    """The capability a peer request for ``path`` (with its query) needs."""
+REPLICA_MARKERS = (REPLICA_HEADER, HLC_HEADER, IDEMPOTENCY_KEY_HEADER)
+"""Hop headers of a replicated write: a scoped call that also writes the replica registry."""
+
+
+def capability_of(path: str, *, replicated: bool = False) -> Capability:
+    """The capability a peer request for ``path`` (with its query) needs; ``replicated``: it
+    carries a replicated write's markers (:data:`REPLICA_MARKERS`)."""
+    if replicated:
+        return "replicas"
     bare = path.split("?", 1)[0]
     for prefix, needs in ((REPLICAS_PATH, "replicas"), (DIRECTORY_PATH, "directory")):
         if bare == prefix or bare.startswith(prefix + "/"):
@@ -78,9 +91,11 @@ def capability_of(path: str) -> Capability:
     return "route"
 
 
-def decide(policy: TrustPolicy, peer: str, *, configured: bool, path: str) -> Decision:
+def decide(
+    policy: TrustPolicy, peer: str, *, configured: bool, path: str, replicated: bool = False
+) -> Decision:
     """Whether the verified ``peer`` may make this request here, and if not, why."""
-    needs = capability_of(path)
+    needs = capability_of(path, replicated=replicated)
     trust = policy.of(peer, configured=configured)
     if trust.may is not None and needs in trust.may:
         return Decision(True, needs)
