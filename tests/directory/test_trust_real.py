@@ -226,6 +226,11 @@ async def test_directory_syncs_come_from_authenticated_peers_on_the_peer_listene
     for url in (corte.url, corte.peer_url):
         async with corte.session.post(url + SYNC, json={"fingerprint": "x"}) as answer:
             assert answer.status == 403  # anonymous
+    big = {"fingerprint": "x", "padding": "x" * 70_000}  # a stranger may send a hello only
+    status, answer = await corte.offer(big, sender="Nobody")
+    assert status == 413 and "from a site not known here" in answer["error"]
+    status, answer = await corte.offer({"fingerprint": "x"}, sender="Nobody")
+    assert status == 403 and "not a peer of" in answer["error"]  # no endorsed entry of its own
     status, answer = await corte.offer({"fingerprint": "x"}, sender="Marseille", url=corte.url)
     assert status == 403 and "peer listener only" in answer["error"]
     bogus = entry(key_of("Lyon"), "Lyon", 1)

@@ -69,6 +69,8 @@ from edgescope.proxy.route import Plan
 
 log = logging.getLogger("edgescope.directory")
 MAX_SYNC_BYTES = 4 * 1024 * 1024
+MAX_NEWCOMER_BYTES = 64 * 1024
+"""Largest offer from a sender not known yet (its hello, with its own entry)."""
 MAX_OFFER_ENTRIES = 2_000
 """Most entries one offer or answer carries (a sync sends the rest next round); past it 413."""
 MAX_OFFER_REVOCATIONS = 1_000
@@ -349,8 +351,6 @@ class Directory:
         sender = request.headers.get(PEER_HEADER)
         if sender is None:  # before reading a byte: anonymous offers cost nothing
             return _error(403, "directory syncs are for signed peer proxies only")
-        if request.content_length is not None and request.content_length > MAX_SYNC_BYTES:
-            return _error(413, "sync over 4 MiB")
         services = self._services()
         marker = None
         if services.is_peer(sender):  # known: its signature first, then the body is parsed
@@ -358,12 +358,16 @@ class Directory:
                 marker = services.verify_peer(request, destination=DIRECTORY_DESTINATION)
             except ForgedHop as exc:
                 return _error(403, str(exc))
+        limit = MAX_SYNC_BYTES if marker is not None else MAX_NEWCOMER_BYTES
+        too_large = f"sync over {limit} bytes" + ("" if marker else " from a site not known here")
+        if request.content_length is not None and request.content_length > limit:
+            return _error(413, too_large)
         data = bytearray()
         try:
             async for chunk in request.content.iter_any():  # whole, however it arrives
                 data += chunk
-                if len(data) > MAX_SYNC_BYTES:
-                    return _error(413, "sync over 4 MiB")
+                if len(data) > limit:
+                    return _error(413, too_large)
         except (OSError, aiohttp.ClientPayloadError):  # the peer gave up (its sync timed out)
             return _error(400, "the offer broke off")
         try:
