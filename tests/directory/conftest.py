@@ -58,7 +58,15 @@ class Edge:
     def url(self, site: str) -> str:
         return self.proxies[site].url
 
-    async def add(self, site: str, seeds: list[str], *, authority: Any = None) -> Directory:
+    async def add(
+        self,
+        site: str,
+        seeds: list[str],
+        *,
+        authority: Any = None,
+        trust: dict[str, Any] | None = None,
+    ) -> Directory:
+        """``trust``: the site's ``[trust]`` (default: learned sites route and gossip)."""
         backend_sock, proxy_sock = bound(), bound()
         runner = web.AppRunner(echo_app(site), access_log=None)
         await runner.setup()
@@ -84,7 +92,7 @@ class Edge:
                     }
                 ],
                 "breaker": {"probe_interval": 0},
-                "trust": {"learned": ["route", "directory"]},  # the edge gossips
+                "trust": {"learned": ["route", "directory"]} if trust is None else trust,
             }
         )
         settings = DirectoryConfig(

@@ -39,6 +39,31 @@ async def test_a_site_joining_by_one_seed_becomes_usable_from_every_site(
     assert status == 200
 
 
+async def test_with_the_default_trust_a_learned_site_does_not_sync(
+    make_edge: EdgeFactory,
+) -> None:
+    """Learned sites route and nothing more until the operator says otherwise: Lyon's
+    offers to Paris (whose [trust] is the default) are refused, Corte's (which lets learned
+    sites gossip) are taken, and from Corte Lyon's entry reaches Paris too: gossip with a
+    site Paris chose to ask is Paris's own doing."""
+    edge = await make_edge("Corte")
+    await edge.add("Paris", seeds=["Corte"], trust={})
+    await edge.add("Lyon", seeds=["Paris", "Corte"])
+    lyon = edge.directories["Lyon"]
+    hello = {"from": "Lyon", "fingerprint": "x", "self": lyon.entries["Lyon"].to_json()}
+    status, answer = await edge.offer("Paris", hello, sender="Lyon")
+    assert status == 403 and "may not use 'directory'" in answer["error"]
+    assert "Lyon" not in edge.directories["Paris"].entries
+    status, _ = await edge.offer("Corte", hello, sender="Lyon")
+    assert status == 200 and "Lyon" in edge.proxies["Corte"].peers
+    await edge.directories["Paris"].gossip_round()  # Paris asks its seed Corte
+    assert "Lyon" in edge.proxies["Paris"].peers
+    await lyon.gossip_round()  # Lyon learns Paris from Corte (Paris itself refuses it)
+    assert "Paris" in edge.proxies["Lyon"].peers
+    status, body = await edge.get("Paris", "{image: Lyon}")  # learned: routed to
+    assert status == 200 and body["site"] == "Lyon"
+
+
 async def test_a_site_that_leaves_is_forgotten_everywhere(make_edge: EdgeFactory) -> None:
     edge = await make_edge("Paris", "Corte", "Marseille")
     await edge.gossip(rounds=3)
