@@ -38,6 +38,7 @@ from edgescope.errors import (
 )
 from edgescope.lang import ServiceRegistry, parse_scope
 from edgescope.lang.registry import DEFAULT_REGISTRY
+from edgescope.proxy.body import SpoolFull
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import (
     MODE_HEADER,
@@ -50,7 +51,7 @@ from edgescope.proxy.carriers import (
 )
 from edgescope.proxy.config import ProxyConfig, ServiceConfig
 from edgescope.proxy.delegation import Delegation
-from edgescope.proxy.dispatch import Busy, Dispatcher
+from edgescope.proxy.dispatch import Dispatcher
 from edgescope.proxy.extension import Extension, Observer, Refused
 from edgescope.proxy.forward import Upstream
 from edgescope.proxy.identity import ServiceToken
@@ -74,6 +75,7 @@ from edgescope.proxy.protocol import (
 from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
 from edgescope.proxy.route import FanoutTooWide, LoopDetected, plan_route
 from edgescope.proxy.sender import Sender, server_tls
+from edgescope.proxy.spool import Busy
 
 access_log = logging.getLogger("edgescope.proxy.access")
 log = logging.getLogger("edgescope.proxy")
@@ -271,10 +273,10 @@ class SiteProxy:
             response = self._error(ErrorCode.BAD_REQUEST, str(exc), request_id)
         except AnswerTooLarge as exc:
             response = self._error(ErrorCode.TOO_LARGE, str(exc), request_id)
+        except (Busy, SpoolFull) as exc:
+            response = self._error(ErrorCode.BUSY, str(exc), request_id)
         except BodyTooLarge as exc:
             response = self._error(ErrorCode.BODY_TOO_LARGE, str(exc), request_id)
-        except Busy as exc:
-            response = self._error(ErrorCode.BUSY, str(exc), request_id)
         except ClientBodyFailed as exc:
             response = self._error(ErrorCode.CLIENT_BODY, str(exc), request_id)
         except Refused as exc:
