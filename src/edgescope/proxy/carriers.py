@@ -47,6 +47,8 @@ BAGGAGE_HEADER = "baggage"
 REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
 PIGGYBACK_MARK = "~scope~"
 BAGGAGE_KEY = "scope"
+OWS = " \t"
+"""HTTP's optional whitespace (RFC 9110): all a baggage key is trimmed of."""
 _REQUEST_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 CORRELATION_ID_REGEX = "^req-[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
@@ -107,11 +109,31 @@ def split_piggyback_lenient(value: str) -> tuple[str, str]:
 
 
 def baggage_scope(header: str) -> str | None:
-    """The percent-decoded ``scope`` member of a W3C baggage header, or None."""
+    """The percent-decoded ``scope`` member of a W3C baggage header, or None.
+
+    Members are split at every comma (baggage has no quoting) and keys trimmed of HTTP's
+    optional whitespace only (space, tab). A key that is ``scope`` only once other Unicode
+    whitespace is trimmed (a no-break space before it, U+3000 before ``=``) is refused
+    (:class:`ScopeSyntaxError`, 400) rather than read one way here and another by HAProxy's
+    fast path (deploy/haproxy.py), which sends every baggage that mentions ``scope`` here.
+
+    >>> baggage_scope("userid=alice, scope=%7Bimage%3A%20Corte%7D;p=1")
+    '{image: Corte}'
+    """
     for member in header.split(","):
         key, eq, rest = member.partition("=")
-        if eq and key.strip() == BAGGAGE_KEY:
-            return unquote_plus(rest.split(";", 1)[0].strip(), errors="strict")
+        if not eq:
+            continue
+        name = key.strip(OWS)
+        if name == BAGGAGE_KEY:
+            return unquote_plus(rest.split(";", 1)[0].strip(OWS), errors="strict")
+        if key.strip() == BAGGAGE_KEY:
+            raise ScopeSyntaxError(
+                "baggage key 'scope' with whitespace other than spaces and tabs around it",
+                header,
+                header.find(member),
+                header.find(member) + len(member),
+            )
     return None
 
 
