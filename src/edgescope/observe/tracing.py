@@ -22,6 +22,11 @@ to ``otlp_endpoint``; past ``max_queue`` waiting spans, new ones are dropped, ne
     otlp_endpoint = "http://127.0.0.1:4318/v1/traces"
     service_name = "edgescope-proxy"      # resource service.name; edgescope.site = the site
     sample_ratio = 1.0                    # share of traces kept (decided where one starts)
+
+Who decides whether a trace is kept: this proxy, for a call from a client (its
+``sample_ratio``, drawn at random: a client's ``traceparent`` gives the trace id and the
+parent, never the decision, nor can a chosen trace id steer it); the proxy where the trace
+started, for a call from a signed peer (its ``traceparent``'s sampled flag is followed).
 """
 
 from __future__ import annotations
@@ -67,8 +72,9 @@ class TracingConfig:
     export_timeout: float = 5.0
     remember: int = 10_000
     sample_ratio: float = 1.0
-    """Share of traces kept, decided where a trace starts and followed by every proxy it
-    crosses (``traceparent``'s sampled flag): the SDK costs ~0.15 ms per call of two spans."""
+    """Share of traces kept, decided by the proxy where a trace enters (a client's own
+    sampled flag is not followed) and followed by every proxy it crosses (a signed peer's
+    ``traceparent`` flag): the SDK costs ~0.15 ms per call of two spans."""
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> TracingConfig:
@@ -153,10 +159,17 @@ class Tracing:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+        from edgescope.observe._sampling import RemoteParent as _RemoteParent
+
         resource = Resource.create(
             {"service.name": self.config.service_name, "edgescope.site": self.site}
         )
-        sampler = ParentBased(TraceIdRatioBased(self.config.sample_ratio))
+        remote = _RemoteParent(self.config.sample_ratio)
+        sampler = ParentBased(
+            TraceIdRatioBased(self.config.sample_ratio),
+            remote_parent_sampled=remote,
+            remote_parent_not_sampled=remote,
+        )
         self.provider = TracerProvider(resource=resource, sampler=sampler)
         exporter = OTLPSpanExporter(
             endpoint=self.config.otlp_endpoint, timeout=self.config.export_timeout
