@@ -197,3 +197,20 @@ async def test_a_signed_peers_decision_is_followed_both_ways(
     lyon, _nice = await with_ratios(sites, url, {"Lyon": 1.0, "Nice": NEVER})
     status, _, body = await lyon.get("/image/echo", headers={"X-Scope": "{image: Nice}"})
     assert status == 200 and body["site"] == "Nice" and flags_at_backend(body)[1]
+
+
+async def test_the_request_ids_remembered_stay_within_remember(
+    sites: Any, collector: tuple[Collector, str]
+) -> None:
+    _, url = collector
+    config = TracingConfig.parse({"otlp_endpoint": url, "remember": 2})
+    [paris, _corte] = await sites(
+        "Paris", "Corte", extensions={"Paris": [Tracing("Paris", config)]}
+    )
+    for _ in range(5):  # each scoped call gets an id of Paris's own, remembered
+        status, _, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
+        assert status == 200
+    _, _, text = await paris.get("/metrics")
+    assert b'edgescope_bound_size{bound="trace_request_ids"} 2.0' in text
+    assert b'edgescope_bound_limit{bound="trace_request_ids"} 2.0' in text
+    assert b'edgescope_bound_refused_total{bound="trace_request_ids"} 3.0' in text

@@ -173,6 +173,9 @@ async def test_connections_past_the_cap_get_a_503(sites: SitesFactory) -> None:
     await asyncio.sleep(0.1)
     status, _, _ = await paris.get("/image/echo", headers=CORTE)
     assert status == 200
+    _, _, metrics = await paris.get("/metrics")
+    assert b'edgescope_bound_refused_total{bound="connections_main"} 1.0' in metrics
+    assert b'edgescope_bound_limit{bound="connections_main"} 4.0' in metrics
 
 
 async def chunks(total: int, size: int = 256 * 1024) -> Any:

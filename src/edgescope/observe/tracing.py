@@ -50,6 +50,7 @@ from edgescope.proxy.extension import (
     SendBranch,
     StatusSource,
 )
+from edgescope.proxy.metrics import Bound
 from edgescope.proxy.route import Plan
 
 if TYPE_CHECKING:
@@ -140,6 +141,8 @@ class Tracing:
         self.provider: TracerProvider | None = None
         self.tracer: Tracer | None = None
         self._remembered: OrderedDict[str, SpanContext] = OrderedDict()
+        self.forgotten = 0
+        """Remembered request ids forgotten to stay within ``remember``."""
 
     # -- Extension and Observer --------------------------------------------------------------
 
@@ -148,6 +151,17 @@ class Tracing:
 
     def bind_status(self, status: StatusSource) -> None:
         return None
+
+    def bounds(self) -> Sequence[Bound]:
+        """The request ids remembered to join a service's call to its user's trace."""
+        return (
+            Bound(
+                "trace_request_ids",
+                self._remembered.__len__,
+                self.config.remember,
+                lambda: self.forgotten,
+            ),
+        )
 
     def closing(self) -> None:
         return None
@@ -264,6 +278,7 @@ class Tracing:
         self._remembered.move_to_end(request_id)
         while len(self._remembered) > self.config.remember:
             self._remembered.popitem(last=False)
+            self.forgotten += 1
 
     def branch_span(self, call: Call, spans: _CallSpans, request: BranchRequest) -> None:
         """Open the branch's CLIENT span and put its ``traceparent`` on the branch."""

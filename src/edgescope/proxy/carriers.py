@@ -259,6 +259,12 @@ class ScopeMemory(Mapping[str, str]):
         self._owned: dict[str, OrderedDict[str, None]] = {}
         self._capacity = capacity
         self._per_owner = per_owner or max(capacity // 16, min(capacity, 16))
+        self.evicted = 0
+        """Entries forgotten to stay within the bounds (an owner's, or everybody's)."""
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
 
     def remember(self, request_id: str, scope_text: str, owner: str = "") -> None:
         self._forget(request_id)
@@ -267,8 +273,10 @@ class ScopeMemory(Mapping[str, str]):
         owned[request_id] = None
         while len(owned) > self._per_owner:
             self._forget(next(iter(owned)))
+            self.evicted += 1
         while len(self._items) > self._capacity:
             self._forget(next(iter(self._items)))
+            self.evicted += 1
 
     def _forget(self, request_id: str) -> None:
         found = self._items.pop(request_id, None)
