@@ -6,9 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
 import re
+import socket
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+import sitekeys
+from conftest import backend_app
 
 SitesFactory = Any
 MiB = 1024 * 1024
@@ -152,3 +163,59 @@ async def test_past_max_spools_a_call_gets_a_503_until_one_is_given_back(
     status, _, body = await first
     assert status == 200 and body["size"] == 2048
     assert await bound_of(paris, "edgescope_bound_size", "spools") == 0
+
+
+async def test_the_findings_attack_on_a_real_proxy_process(
+    tmp_path: Path, refused_url: str
+) -> None:
+    """The finding as reported, against ``edgescope proxy run``: ``{image: Paris & (Corte |
+    Lyon)}`` with a token nobody issued gets a 401 before the body is read, and nothing is
+    kept; an upload with a good token is still kept and resent."""
+    seen: list[dict[str, Any]] = []
+    runner = web.AppRunner(backend_app("Paris", seen), access_log=None)
+    await runner.setup()
+    sock = socket.create_server(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    backend = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    peers = "".join(
+        f'[[peers]]\nname = "{name}"\nurl = "{refused_url}"\n'
+        f'public_key = "{sitekeys.public(name)}"\n'
+        for name in ("Corte", "Lyon")
+    )
+    (tmp_path / "paris.toml").write_text(
+        f'site = "Paris"\nlisten = "127.0.0.1:0"\nprivate_key = "{sitekeys.private("Paris")}"\n'
+        f'[[services]]\ntype = "image"\nprefix = "/image"\nbackend = "{backend}/image"\n'
+        f"{peers}"
+        f'[identity]\nauth_url = "{backend}/identity/v3"\nusername = "edgescope"\n'
+        'password = "pw"\nproject = "service"\n'
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from edgescope.cli import main; main()",
+        "proxy", "run", "--config", str(tmp_path / "paris.toml"), "--log-level", "WARNING",
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=60)  # a failure bound
+        url = "http://" + json.loads(line)["listen"].split("main=")[1].split(",")[0]
+        async with aiohttp.ClientSession() as client:
+            attack = {"X-Scope": FAN_OUT, "X-Auth-Token": "bad-x"}
+            async with client.put(url + "/image/echo", data=chunks(16 * MiB), headers=attack) as r:
+                body = await r.json()
+                assert r.status == 401 and "identity site accepts" in body["error"]["message"]
+            good = {"X-Scope": "{image: Lyon | Paris}", "X-Auth-Token": "good"}
+            payload = io.BytesIO(b"y" * (3 * MiB))
+            async with client.put(url + "/image/echo", data=payload, headers=good) as r:
+                body = await r.json()
+                assert r.status == 200 and body["site"] == "Paris" and body["size"] == 3 * MiB
+            async with client.get(url + "/metrics") as r:
+                text = await r.read()
+        assert metric(text, "edgescope_bound_refused_total", "spools") == 1
+        assert metric(text, "edgescope_bound_size", "spool_bytes") == 0
+        checks = [r["headers"]["X-Subject-Token"] for r in seen if r.get("service") == "identity"]
+        assert checks == ["bad-x", "good"]
+        assert [r["size"] for r in seen if r.get("service") == "image"] == [3 * MiB]
+    finally:
+        process.terminate()
+        await process.wait()
+        await runner.cleanup()
