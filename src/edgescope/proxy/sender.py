@@ -132,6 +132,8 @@ class Sender:
         self.upstream = upstream
         self.metrics = metrics
         self.tokens = tokens
+        self.slot_refusals = 0
+        """Branches that gave up waiting for one of a peer's ``max_per_peer`` slots."""
         self.watch = BreakerWatch()
         self.peers = PeerBook(
             config.peers, config.breaker, self._new_breaker, config.limits.max_per_peer
@@ -279,6 +281,7 @@ class Sender:
         try:
             await asyncio.wait_for(gate.acquire(), wait)
         except TimeoutError:
+            self.slot_refusals += 1
             raise SiteUnreachable(
                 site,
                 f"{self.config.limits.max_per_peer} calls are awaiting it already"

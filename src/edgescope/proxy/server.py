@@ -191,6 +191,13 @@ class SiteProxy:
             lambda: parse.cache_info().currsize,
             parse.cache_info().maxsize or 0,
         )
+        sender = self.sender
+        self.metrics.bound(
+            "peer_slots",  # size: peers at their bound now; refused: branches that gave up
+            sender.peers.full_gates,
+            self.config.limits.max_per_peer,
+            lambda: sender.slot_refusals,
+        )
         info = scope_text.cache_info
         self.metrics.bound("scope_text_cache", lambda: info().currsize, info().maxsize or 0)
         for extension in self.extensions:
