@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 
 import sitekeys
-from conftest import backend_app
+from loopback import proxy_fixtures
 
 SitesFactory = Any
 MiB = 1024 * 1024
@@ -172,6 +172,7 @@ async def test_the_findings_attack_on_a_real_proxy_process(
     Lyon)}`` with a token nobody issued gets a 401 before the body is read, and nothing is
     kept; an upload with a good token is still kept and resent."""
     seen: list[dict[str, Any]] = []
+    backend_app = proxy_fixtures().backend_app  # this folder's conftest, by its path
     runner = web.AppRunner(backend_app("Paris", seen), access_log=None)
     await runner.setup()
     sock = socket.create_server(("127.0.0.1", 0))
