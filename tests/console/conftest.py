@@ -13,7 +13,7 @@ from aiohttp import web
 
 from browser import chromium, screenshot, wait_for
 from edgescope.console.app import Console, console_app
-from edgescope.console.targets import Credentials, Target, from_urls
+from edgescope.console.targets import Credentials, Target
 from loopback import proxy_fixtures, replica_fixtures
 
 sites = proxy_fixtures().sites
@@ -27,26 +27,27 @@ StartConsole = Callable[[Sequence[Any]], Awaitable[str]]
 def targets_of(made: Sequence[Any]) -> tuple[Target, ...]:
     """The console's targets for loopback sites (named by their site, not their host), each
     operator's token from the site's own Keystone (the backend the proxy's [identity] uses)."""
-    found = from_urls([site.proxy.url for site in made], OPERATOR)
     return tuple(
-        Target(site.name, t.url, str(site.proxy.config.identity.auth_url), t.credentials)
-        for site, t in zip(made, found, strict=True)
+        Target(site.name, site.proxy.url, str(site.proxy.config.identity.auth_url), OPERATOR)
+        for site in made
     )
 
 
 @pytest.fixture
 async def start_console() -> AsyncIterator[StartConsole]:
-    """``url = await start_console(sites)``: a console watching those sites' proxies."""
+    """``url = await start_console(sites)``: a console watching those sites' proxies (the
+    URL carries the session's token, as the one ``edgescope console`` prints)."""
     runners: list[web.AppRunner] = []
 
     async def start(made: Sequence[Any]) -> str:
-        app = console_app(Console(targets_of(made), retry=0.3))
+        console = Console(targets_of(made), retry=0.3)
+        app = console_app(console)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         runners.append(runner)
         sock = socket.create_server(("127.0.0.1", 0))
         await web.SockSite(runner, sock).start()
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/"
+        return console.page_url(f"http://127.0.0.1:{sock.getsockname()[1]}/")
 
     yield start
     for runner in runners:

@@ -132,3 +132,31 @@ async def test_writes_queued_during_a_cut_drain_after_the_heal(
         lambda d: attribute(d, '.site[data-site="Paris"] .pending', "data-count") == "0",
     )
     assert any(item.get("name") == "queued-while-cut" for item in corte.items.values())
+
+
+async def test_the_page_needs_the_url_with_the_token_then_the_cookie_does(
+    sites: Any, start_console: StartConsole, page: Page
+) -> None:
+    """Issue 20, finding 7: the session token is only in the printed URL; opening it sets a
+    cookie and leaves the address bar, after which the page and its feed work."""
+    [paris] = await sites(
+        "Paris", identity=True, extensions={"Paris": [Events("Paris", FAST_STATE)]}
+    )
+    url = await start_console([paris])
+    bare = url.split("?", 1)[0]
+    await page.open(bare)
+    await page.wait(
+        "the page without the token is refused",
+        lambda d: "open the URL the console printed" in d.find_element(By.TAG_NAME, "body").text,
+    )
+    await page.open(url)
+    await page.wait("the token left the address bar", lambda d: d.current_url == bare)
+    await page.wait(
+        "the feed, with the cookie, shows the proxy",
+        lambda d: count(d, '.site[data-reachable="true"]') == 1,
+    )
+    await page.open(bare)  # a reload: the cookie is enough
+    await page.wait(
+        "the page again, by its cookie",
+        lambda d: count(d, '.site[data-reachable="true"]') == 1,
+    )

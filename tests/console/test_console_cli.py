@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from typer.testing import CliRunner
+from yarl import URL
 
 from edgescope.cli import app
 from edgescope.console.app import check_assets
@@ -30,6 +31,13 @@ EDGESCOPE = str(Path(sys.executable).with_name("edgescope"))
         (["--proxy", "ftp://x", "--os-password", "pw"], "expected an http(s) URL"),
         (["--os-password", "pw"], "name at least one proxy"),
         (["--proxy", "http://127.0.0.1:1"], "give the operator's password"),
+        (["--proxy", "http://127.0.0.1:1", "--proxy", "http://127.0.0.1:2",
+          "--os-password", "pw"], "one password for several sites"),
+        (["--proxy", "http://10.1.2.3:20190", "--os-password", "pw"], "plain http to another"),
+        (["--proxy", "http://127.0.0.1:1", "--cloud", "a", "--cloud", "b"],
+         "give one --cloud per --proxy"),
+        (["--proxy", "http://127.0.0.1:1", "--cloud", "a", "--clouds-file", "/nonexistent/c"],
+         "no such file"),
         (["--state-dir", "/nonexistent/testbed"], "no testbed in /nonexistent/testbed"),
     ],
 )  # fmt: skip
@@ -46,9 +54,9 @@ def test_missing_front_end_libraries_are_named(tmp_path: Path) -> None:
 
 
 def test_a_token_request_names_the_project_and_domains() -> None:
-    [target] = from_urls(["http://10.0.0.1:20190/ignored"], Credentials("op", "pw", "ops"))
-    assert target.url == "http://10.0.0.1:20190"
-    assert target.auth_url == "http://10.0.0.1:20190/identity/v3"
+    [target] = from_urls(["https://10.0.0.1:20190/ignored"], Credentials("op", "pw", "ops"))
+    assert target.url == "https://10.0.0.1:20190"
+    assert target.auth_url == "https://10.0.0.1:20190/identity/v3"
     body = target.credentials.token_request()
     assert body["auth"]["scope"] == {"project": {"name": "ops", "domain": {"name": "Default"}}}  # type: ignore[index]
     assert "pw" not in repr(target)
@@ -66,9 +74,13 @@ async def test_the_command_watches_proxies_named_by_url(sites: Any) -> None:
         assert proc.stdout is not None
         started = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
         picture: dict[str, Any] = {}
-        async with aiohttp.ClientSession() as session:
+        jar = aiohttp.CookieJar(unsafe=True)  # keeps cookies of an IP address, as browsers do
+        async with aiohttp.ClientSession(cookie_jar=jar) as session:
+            async with session.get(started["url"]) as page:  # sets the session's cookie
+                assert page.status == 200
+            base = str(URL(started["url"]).with_query(None))
             for _ in range(100):
-                async with session.get(started["url"] + "api/picture") as answer:
+                async with session.get(base + "api/picture") as answer:
                     picture = await answer.json()
                 if picture["sites"][0]["reachable"]:
                     break

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from edgescope.console.picture import Picture, link_state
+from edgescope.console.picture import MAX_SITES, Picture, link_state
 from edgescope.console.watch import SseParser
 
 
@@ -86,3 +86,23 @@ def test_server_sent_events_are_parsed_line_by_line() -> None:
     events = [e for line in lines if (e := parser.feed(line)) is not None]
     assert events == [("call", '{"a":\n1}')]
     assert parser.feed("data:x\r\n") is None and parser.feed("\r\n") == ("message", "x")
+
+
+def test_a_proxy_naming_countless_peers_grows_the_picture_only_to_its_bound() -> None:
+    picture = Picture(["Paris"])
+    peers = [{"name": f"site-{i}", "breaker": "closed"} for i in range(MAX_SITES + 50)]
+    picture.state("Paris", {"peers": peers})
+    assert len(picture.sites) == len(picture.views) == MAX_SITES
+    assert picture.overview()["ignored_sites"] == 51  # Paris holds one place
+
+
+def test_an_event_past_the_consoles_bound_breaks_the_stream_not_the_memory() -> None:
+    parser = SseParser(max_event=100)
+    assert parser.feed("event: call\n") is None
+    with pytest.raises(ValueError, match="over 100 bytes"):
+        for _ in range(1000):
+            parser.feed("data: " + "x" * 20 + "\n")
+    assert parser.size <= 100 + 21
+    small = SseParser(max_event=100)
+    small.feed("data: {}\n")
+    assert small.feed("\n") == ("message", "{}")

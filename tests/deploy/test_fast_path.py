@@ -43,9 +43,10 @@ FAST_CHECK = "check inter 100ms fall 3 rise 1"
 
 def through_edgescope(headers: Mapping[str, str]) -> bool:
     """What edgescope itself makes of these headers: a carrier (even a broken one), an id it
-    may remember a scope for (one it minted), or none."""
+    may remember a scope for (one it minted), or none. A baggage that mentions ``scope`` at
+    all goes to edgescope too, whatever its spacing (issue 20, finding 10)."""
     wire = CIMultiDict(headers)  # header names are case-insensitive, as on the wire
-    if is_correlation_id(wire.get(REQUEST_ID_HEADER)):
+    if is_correlation_id(wire.get(REQUEST_ID_HEADER)) or "scope" in wire.get("baggage", ""):
         return True
     try:
         return read_scope_text(wire, 4096) is not None
@@ -216,6 +217,14 @@ CASES = [
     {"x-openstack-request-id": new_correlation_id(), "X-Auth-Token": "gAAAAtoken"},
     {"X-OpenStack-Request-ID": "req-6a0d4c52-2f5b-8c2e-9a51"},  # not an id at all
     {"X-Auth-Token": "gAAAA-scope-x"},
+    *(
+        {"baggage": odd}
+        for odd in (
+            'a="b,scope=%7Bimage%3A%20Paris%7D,c="',  # a quoted comma
+            "\u00a0scope=%7Bimage%3A%20Paris%7D",  # a no-break space before scope
+            "scope\u3000=%7Bimage%3A%20Paris%7D",  # an ideographic space before =
+        )
+    ),
 ]
 
 
@@ -226,6 +235,22 @@ async def test_every_carrier_and_only_a_carrier_takes_the_call_to_edgescope(
     for headers in CASES:
         status, _, body = await route(site, headers)
         assert via_edgescope(status, body) == through_edgescope(headers), (headers, status, body)
+
+
+async def test_baggage_haproxy_once_read_apart_from_edgescope_reaches_edgescope(
+    site_factory: Callable[[str], Any],
+) -> None:
+    """Issue 20, finding 10: HAProxy's ACL did not see a scope in these (it keeps a quoted
+    comma inside one value; it trims ASCII space only), while edgescope read one. Now each
+    reaches edgescope: the quoted comma's scope is read, an odd space is a clear 400."""
+    site = await site_factory("closed")
+    status, _, body = await route(site, {"baggage": 'a="b,scope=%7Bimage%3A%20Paris%7D,c="'})
+    assert status == 200 and body["via_edgescope"], body
+    assert body["scope"].startswith("{image: Paris"), body
+    for odd in ("\u00a0scope=%7Bimage%3A%20Paris%7D", "scope\u3000=%7Bimage%3A%20Paris%7D"):
+        status, _, body = await route(site, {"baggage": odd})
+        assert status == 400 and body["error"]["title"] == "Bad Scope", body
+        assert "whitespace other than spaces and tabs" in body["error"]["message"]
 
 
 async def test_a_downstream_call_with_only_the_request_id_reaches_edgescope_and_its_scope(

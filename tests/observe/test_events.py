@@ -171,7 +171,11 @@ async def test_one_console_too_many_gets_a_503(sites: Any) -> None:
     async with paris.session.get(paris.url + EVENTS, headers=ADMIN) as first:
         await next_event(first, lambda kind, data: kind == "state")
         status, _, body = await paris.get(EVENTS, headers=ADMIN)
+        _, _, text = await paris.get("/metrics")
     assert status == 503 and "max_subscribers" in body["error"]["message"]
+    assert b'edgescope_bound_size{bound="event_subscribers"} 1.0' in text
+    assert b'edgescope_bound_limit{bound="event_subscribers"} 1.0' in text
+    assert b'edgescope_bound_refused_total{bound="event_subscribers"} 1.0' in text
 
 
 async def test_the_state_answer_holds_the_peers(sites: Any) -> None:

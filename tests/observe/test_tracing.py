@@ -145,14 +145,72 @@ def test_bad_tracing_config_is_named(table: dict[str, Any], message: str) -> Non
         TracingConfig.parse(table)
 
 
-async def test_a_trace_not_sampled_where_it_starts_is_sampled_nowhere(
+TRACE = "0af7651916cd43dd8448eb211c80319c"
+NEVER = 1e-12
+"""A sample ratio that keeps no trace of this test run."""
+
+
+async def with_ratios(sites: Any, url: str, ratios: dict[str, float]) -> list[Any]:
+    def tracing(site: str) -> Tracing:
+        table = {"otlp_endpoint": url, "max_queue": 100, "sample_ratio": ratios[site]}
+        return Tracing(site, TracingConfig.parse(table))
+
+    return list(await sites(*ratios, extensions={n: [tracing(n)] for n in ratios}))
+
+
+def flags_at_backend(body: dict[str, Any]) -> tuple[str, bool]:
+    """(trace id, sampled flag) of the traceparent the backend got."""
+    _, trace_id, _, flags = body["headers"]["traceparent"].split("-")
+    return trace_id, bool(int(flags, 16) & 1)
+
+
+async def test_a_clients_sampled_flag_does_not_override_the_ratio(
     sites: Any, collector: tuple[Collector, str]
 ) -> None:
-    """A client's traceparent not sampled (flags 00): neither proxy records a span."""
+    """Issue 20, finding 11: a client's ``-01`` kept every trace whatever sample_ratio said.
+    The client's traceparent is still the parent (same trace id), but the proxy decides."""
     receiver, url = collector
-    paris, _corte = await traced(sites, url, "Paris", "Corte")
-    unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
-    await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}", "traceparent": unsampled})
-    await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})  # sampled: 4 spans
-    spans = await receiver.wait(lambda s: len(s) >= 4)
-    assert all(s.trace_id != "0af7651916cd43dd8448eb211c80319c" for s in spans)
+    [paris] = await with_ratios(sites, url, {"Paris": NEVER})
+    for _ in range(20):
+        status, _, body = await paris.get(
+            "/image/echo", headers={"traceparent": f"00-{TRACE}-b7ad6b7169203331-01"}
+        )
+        assert status == 200 and flags_at_backend(body) == (TRACE, False)
+    # and a client's 00 does not keep a proxy that keeps everything from tracing
+    [lyon] = await with_ratios(sites, url, {"Lyon": 1.0})
+    status, _, body = await lyon.get(
+        "/image/echo", headers={"traceparent": f"00-{TRACE}-b7ad6b7169203331-00"}
+    )
+    assert status == 200 and flags_at_backend(body) == (TRACE, True)
+    spans = await receiver.wait(lambda s: len(s) >= 2)
+    assert {s.site for s in spans} == {"Lyon"} and {s.trace_id for s in spans} == {TRACE}
+
+
+async def test_a_signed_peers_decision_is_followed_both_ways(
+    sites: Any, collector: tuple[Collector, str]
+) -> None:
+    """Where a trace starts decides: Corte follows Paris's flag whatever its own ratio."""
+    _, url = collector
+    paris, _corte = await with_ratios(sites, url, {"Paris": NEVER, "Corte": 1.0})
+    status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
+    assert status == 200 and body["site"] == "Corte" and not flags_at_backend(body)[1]
+    lyon, _nice = await with_ratios(sites, url, {"Lyon": 1.0, "Nice": NEVER})
+    status, _, body = await lyon.get("/image/echo", headers={"X-Scope": "{image: Nice}"})
+    assert status == 200 and body["site"] == "Nice" and flags_at_backend(body)[1]
+
+
+async def test_the_request_ids_remembered_stay_within_remember(
+    sites: Any, collector: tuple[Collector, str]
+) -> None:
+    _, url = collector
+    config = TracingConfig.parse({"otlp_endpoint": url, "remember": 2})
+    [paris, _corte] = await sites(
+        "Paris", "Corte", extensions={"Paris": [Tracing("Paris", config)]}
+    )
+    for _ in range(5):  # each scoped call gets an id of Paris's own, remembered
+        status, _, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
+        assert status == 200
+    _, _, text = await paris.get("/metrics")
+    assert b'edgescope_bound_size{bound="trace_request_ids"} 2.0' in text
+    assert b'edgescope_bound_limit{bound="trace_request_ids"} 2.0' in text
+    assert b'edgescope_bound_refused_total{bound="trace_request_ids"} 3.0' in text

@@ -151,3 +151,27 @@ def test_reading_carriers_never_fails_with_anything_but_a_scope_error(
 def test_piggyback_round_trips_any_text(text: str) -> None:
     assert split_piggyback(attach_piggyback("tok", text)) == ("tok", text)
     assert baggage_scope(set_baggage_scope("a=b", text)) == text
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ('a="b,scope=%7Bimage%3A%20Corte%7D,c="', "{image: Corte}"),  # no quoting in baggage
+        (" \tscope \t=%7Bimage%3A%20Corte%7D ", "{image: Corte}"),  # HTTP's OWS is trimmed
+        ("\u200bscope=x", None),  # not whitespace at all: another key
+    ],
+)
+def test_baggage_keys_are_trimmed_of_http_whitespace_only(
+    header: str, expected: str | None
+) -> None:
+    assert baggage_scope(header) == expected
+
+
+@pytest.mark.parametrize(
+    "header", ["\u00a0scope=%7Bx%7D", "scope\u3000=%7Bx%7D", "a=1,\u2003scope=1"]
+)
+def test_a_scope_key_with_other_unicode_whitespace_is_refused(header: str) -> None:
+    """Issue 20, finding 10: HAProxy's fast path trims no such space; reading it here would
+    route a call HAProxy treats as unscoped, so it is a 400 (test_fast_path runs it live)."""
+    with pytest.raises(ScopeSyntaxError, match="whitespace other than spaces and tabs"):
+        baggage_scope(header)

@@ -123,8 +123,8 @@ async def test_probe_half_opens_a_recovered_peer(sites: SitesFactory) -> None:
 
 
 async def test_body_is_replayed_after_a_404(sites: SitesFactory) -> None:
-    paris, corte, _ = await sites("Paris", "Corte", "Marseille")
-    payload = b"0123456789" * 300_000  # 3 MB: spooled to disk past 1 MiB
+    paris, corte, _ = await sites("Paris", "Corte", "Marseille", identity=True)
+    payload = b"0123456789" * 300_000  # 3 MB: spooled to disk past 1 MiB (token checked)
     status, headers, body = await paris.request(
         "PUT",
         "/image/only/Marseille",

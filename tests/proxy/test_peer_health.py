@@ -74,6 +74,9 @@ async def test_a_peer_with_every_slot_taken_fails_the_branch_not_its_breaker(
         assert breaker.state == "closed" and breaker.failures == 0
         status, _, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
         assert status == 200  # other peers have their own slots
+        _, _, metrics = await paris.get("/metrics")
+        assert b'edgescope_bound_size{bound="peer_slots"} 1.0' in metrics  # Lyon's is full
+        assert b'edgescope_bound_refused_total{bound="peer_slots"} 1.0' in metrics
     finally:
         hung.cancel()
         with contextlib.suppress(asyncio.CancelledError):

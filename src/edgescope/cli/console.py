@@ -2,11 +2,16 @@
 
     edgescope console --state-dir state-wan              # a testbed: its proxies, its admins
     edgescope console --state-dir state-wan --at Corte   # seen from Corte's namespace
-    OS_USERNAME=admin OS_PASSWORD=... edgescope console \\
-        --proxy https://paris.example:20190 --proxy https://corte.example:20190
+    edgescope console --proxy https://paris.example:20190 --cloud paris \\
+                      --proxy https://corte.example:20190 --cloud corte   # clouds.yaml entries
+    OS_USERNAME=admin OS_PASSWORD=... edgescope console --proxy http://127.0.0.1:20190
 
-Thin: options, the listener, and the one JSON line it prints once listening
-(``{"event": "started", "url": "http://127.0.0.1:8470/", ...}``).
+Each site's operator comes from its own ``clouds.yaml`` entry (``--cloud``, one per
+``--proxy``, in order); the ``OS_*`` password serves a console of one proxy only. Plain
+http to a proxy or Keystone off this host is refused unless ``--allow-http``.
+
+Thin: options, the listener, and the one JSON line it prints once listening, whose URL
+carries the session's token (``{"event": "started", "url": "http://127.0.0.1:8470/?token=..."}``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ from aiohttp import web
 from rich.console import Console as Rich
 
 from edgescope.console.app import Console, console_app, started_line
-from edgescope.console.targets import Credentials, Target, from_testbed, from_urls
+from edgescope.console.targets import (
+    Credentials,
+    Target,
+    from_clouds,
+    from_testbed,
+    from_urls,
+)
 from edgescope.errors import ConfigError, EdgescopeError
 
 _err = Rich(stderr=True, soft_wrap=True)
@@ -35,6 +46,21 @@ def console(
     ] = None,
     proxy: Annotated[
         list[str] | None, typer.Option(help="URL of a proxy to watch (repeatable).")
+    ] = None,
+    cloud: Annotated[
+        list[str] | None,
+        typer.Option(help="The clouds.yaml entry of each --proxy's site, in the same order."),
+    ] = None,
+    clouds_file: Annotated[
+        Path | None, typer.Option(help="A clouds.yaml (default: openstacksdk's search path).")
+    ] = None,
+    allow_http: Annotated[
+        bool,
+        typer.Option(help="Accept plain http to a proxy or Keystone off this host (clear text)."),
+    ] = False,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="A name the browser may reach the console by (besides IPs, localhost)."),
     ] = None,
     at: Annotated[
         str | None,
@@ -71,32 +97,44 @@ def console(
                 if seen_from not in view.namespaces:
                     raise ConfigError(f"--at {at!r}: the sites are {', '.join(view.namespaces)}")
                 namespace = view.namespaces[seen_from]
+        elif cloud:
+            if len(cloud) != len(proxy or []):
+                raise ConfigError(
+                    f"give one --cloud per --proxy ({len(proxy or [])} proxies, "
+                    f"{len(cloud)} clouds), in the same order"
+                )
+            pairs = list(zip(proxy or [], cloud, strict=True))
+            targets = from_clouds(pairs, clouds_file, allow_http=allow_http)
         else:
-            if not password:
+            if not password and len(proxy or []) <= 1:
                 raise ConfigError("give the operator's password (--os-password or OS_PASSWORD)")
             creds = Credentials(username, password, project, user_domain, project_domain)
-            targets = from_urls(proxy or [], creds, auth_path)
+            targets = from_urls(proxy or [], creds, auth_path, allow_http=allow_http)
         sock = socket.create_server((host, port), family=_family(host))
         if namespace is not None:  # the listener stays here; the streams leave from the site
             from edgescope.testbed.wan.netns import enter
 
             enter(namespace)
-        app = console_app(Console(targets, seen_from=seen_from, wan_state=wan_state))
+        board = Console(targets, seen_from=seen_from, wan_state=wan_state)
+        app = console_app(board, allowed_hosts=allow_host or ())
     except (EdgescopeError, OSError) as exc:
         _err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     if not ipaddress.ip_address(host).is_loopback:
-        _err.print(f"[yellow]warning:[/yellow] the console listens on {host}: anyone who "
-                   "reaches it sees the calls of these sites (no token is shown)")  # fmt: skip
-    asyncio.run(_serve(app, sock, seen_from))
+        _err.print(f"[yellow]warning:[/yellow] the console listens on {host} in plain http: "
+                   "its session token crosses the network in clear")  # fmt: skip
+    asyncio.run(_serve(app, board, sock, seen_from))
 
 
-async def _serve(app: web.Application, sock: socket.socket, seen_from: str | None) -> None:
+async def _serve(
+    app: web.Application, board: Console, sock: socket.socket, seen_from: str | None
+) -> None:
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     host, port = sock.getsockname()[:2]
-    print(started_line(f"http://{host}:{port}/", seen_from), flush=True)
+    shown = f"[{host}]" if ":" in host else host
+    print(started_line(board.page_url(f"http://{shown}:{port}/"), seen_from), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

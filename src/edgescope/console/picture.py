@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CALLS_KEPT = 500
+MAX_SITES = 1000
+"""Most sites the picture holds (watched, and peers the proxies name); more are ignored and
+counted (``ignored_sites`` in the overview), so a proxy naming a million peers grows nothing."""
 
 
 @dataclass(slots=True)
@@ -68,6 +71,8 @@ class Picture:
     wan_rtt: dict[frozenset[str], float] = field(default_factory=dict)
     """The WAN's configured RTT per pair (testbed)."""
     calls: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=CALLS_KEPT))
+    ignored: int = 0
+    """Peers not added because the picture holds :data:`MAX_SITES` sites."""
 
     def __post_init__(self) -> None:
         for name in self.sites:
@@ -89,6 +94,9 @@ class Picture:
         for peer in data.get("peers", []):
             name = peer.get("name")
             if isinstance(name, str) and name not in self.views:
+                if len(self.views) >= MAX_SITES:
+                    self.ignored += 1
+                    continue
                 self.views[name] = SiteView(name, watched=False, error="not watched")
                 self.sites.append(name)
 
@@ -140,12 +148,13 @@ class Picture:
             "sites": [self._site(name) for name in self.sites],
             "links": self.links(),
             "calls": list(self.calls)[-calls:],
+            "ignored_sites": self.ignored,
         }
 
     def overview(self) -> dict[str, Any]:
         """The snapshot without its calls (sent on every state change)."""
         return {"seen_from": self.seen_from, "sites": [self._site(n) for n in self.sites],
-                "links": self.links()}  # fmt: skip
+                "links": self.links(), "ignored_sites": self.ignored}  # fmt: skip
 
     def _site(self, name: str) -> dict[str, Any]:
         view = self.views[name]

@@ -38,12 +38,19 @@ class Refused(Exception):
     """A proxy or a Keystone said no: the reason is shown as the site's error."""
 
 
+MAX_EVENT = 1024 * 1024
+"""The largest event a proxy may send (its data lines together): past it the stream is
+dropped as broken (ValueError) and opened again, so a proxy cannot grow the console's memory."""
+
+
 class SseParser:
     """Server-sent events, line by line: ``feed(line)`` returns ``(event, data)`` when one ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_event: int = MAX_EVENT) -> None:
         self.kind = "message"
         self.data: list[str] = []
+        self.size = 0
+        self.max_event = max_event
 
     def feed(self, line: str) -> tuple[str, str] | None:
         line = line.rstrip("\r\n")
@@ -51,7 +58,7 @@ class SseParser:
             if not self.data:
                 return None
             event = (self.kind, "\n".join(self.data))
-            self.kind, self.data = "message", []
+            self.kind, self.data, self.size = "message", [], 0
             return event
         if line.startswith(":"):
             return None  # a comment (keep-alive)
@@ -60,6 +67,9 @@ class SseParser:
         if name == "event":
             self.kind = value
         elif name == "data":
+            self.size += len(value) + 1
+            if self.size > self.max_event:
+                raise ValueError(f"an event of over {self.max_event} bytes (the console's bound)")
             self.data.append(value)
         return None
 

@@ -67,12 +67,15 @@ SCOPED_ACLS = (
     "acl edgescope_scoped req.hdr_cnt(X-Scope) gt 0",
     "acl edgescope_scoped req.hdr(X-Auth-Token) -m sub ~scope~",
     "acl edgescope_scoped req.hdr(X-Subject-Token) -m sub ~scope~",
-    "acl edgescope_scoped req.hdr(baggage) -m reg '^[[:space:]]*scope[[:space:]]*='",
+    "acl edgescope_scoped req.hdr(baggage) -m sub scope",
     f"acl edgescope_scoped req.hdr(X-OpenStack-Request-ID) -m reg '{CORRELATION_ID_REGEX}'",
 )
 """A call is scoped when it has any carrier the proxy reads from headers: an ``X-Scope``
 header (even empty: edgescope answers it 400), a piggyback on either token header, or a
-``scope`` member in W3C baggage (``req.hdr`` splits baggage at commas, like the proxy); or
+``scope`` member in W3C baggage: any baggage that so much as mentions ``scope``, so that no
+spacing, quoting or Unicode whitespace HAProxy splits or trims differently keeps a scope
+local (the proxy reads such a call's scope, refuses an ambiguous key with a 400, or serves
+it locally itself when the baggage has no ``scope`` member); or
 when its global request id is one edgescope minted for a scoped call (the request-id
 carrier: a service's own downstream call, e.g. nova-scheduler -> placement, carries nothing
 else; edgescope routes it by the scope it remembers)."""

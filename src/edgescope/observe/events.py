@@ -38,6 +38,7 @@ from edgescope.observe.feed import Feed, FeedFull, Subscriber, call_event, state
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, new_request_id
 from edgescope.proxy.extension import CallHooks, ProxyServices, StatusSource
+from edgescope.proxy.metrics import Bound
 from edgescope.proxy.protocol import EVENTS_PATH, EVENTS_STATE_PATH
 from edgescope.proxy.responses import error_body, json_error
 from edgescope.proxy.route import Plan
@@ -129,6 +130,16 @@ class Events:
 
     def bind_status(self, status: StatusSource) -> None:
         self._status = status
+
+    def bounds(self) -> Sequence[Bound]:
+        """The consoles connected, and the events queued for them (dropped when full)."""
+        feed = self.feed
+        return (
+            Bound("event_subscribers", lambda: len(feed.subscribers), feed.max_subscribers,
+                  lambda: feed.refused),
+            Bound("event_queue", lambda: sum(s.queue.qsize() for s in feed.subscribers),
+                  feed.queue_size * feed.max_subscribers, lambda: feed.dropped),
+        )  # fmt: skip
 
     def closing(self) -> None:
         self.feed.close()

@@ -62,9 +62,12 @@ class Feed:
         self.subscribers: set[Subscriber] = set()
         self.dropped = 0
         """Events dropped for slow consoles since start, all consoles together."""
+        self.refused = 0
+        """Consoles refused because ``max_subscribers`` were connected."""
 
     def subscribe(self) -> Subscriber:
         if len(self.subscribers) >= self.max_subscribers:
+            self.refused += 1
             raise FeedFull(
                 f"{len(self.subscribers)} consoles are connected (max_subscribers); retry later"
             )

@@ -22,6 +22,11 @@ to ``otlp_endpoint``; past ``max_queue`` waiting spans, new ones are dropped, ne
     otlp_endpoint = "http://127.0.0.1:4318/v1/traces"
     service_name = "edgescope-proxy"      # resource service.name; edgescope.site = the site
     sample_ratio = 1.0                    # share of traces kept (decided where one starts)
+
+Who decides whether a trace is kept: this proxy, for a call from a client (its
+``sample_ratio``, drawn at random: a client's ``traceparent`` gives the trace id and the
+parent, never the decision, nor can a chosen trace id steer it); the proxy where the trace
+started, for a call from a signed peer (its ``traceparent``'s sampled flag is followed).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from edgescope.proxy.extension import (
     SendBranch,
     StatusSource,
 )
+from edgescope.proxy.metrics import Bound
 from edgescope.proxy.route import Plan
 
 if TYPE_CHECKING:
@@ -67,8 +73,9 @@ class TracingConfig:
     export_timeout: float = 5.0
     remember: int = 10_000
     sample_ratio: float = 1.0
-    """Share of traces kept, decided where a trace starts and followed by every proxy it
-    crosses (``traceparent``'s sampled flag): the SDK costs ~0.15 ms per call of two spans."""
+    """Share of traces kept, decided by the proxy where a trace enters (a client's own
+    sampled flag is not followed) and followed by every proxy it crosses (a signed peer's
+    ``traceparent`` flag): the SDK costs ~0.15 ms per call of two spans."""
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> TracingConfig:
@@ -134,6 +141,8 @@ class Tracing:
         self.provider: TracerProvider | None = None
         self.tracer: Tracer | None = None
         self._remembered: OrderedDict[str, SpanContext] = OrderedDict()
+        self.forgotten = 0
+        """Remembered request ids forgotten to stay within ``remember``."""
 
     # -- Extension and Observer --------------------------------------------------------------
 
@@ -142,6 +151,17 @@ class Tracing:
 
     def bind_status(self, status: StatusSource) -> None:
         return None
+
+    def bounds(self) -> Sequence[Bound]:
+        """The request ids remembered to join a service's call to its user's trace."""
+        return (
+            Bound(
+                "trace_request_ids",
+                self._remembered.__len__,
+                self.config.remember,
+                lambda: self.forgotten,
+            ),
+        )
 
     def closing(self) -> None:
         return None
@@ -153,10 +173,17 @@ class Tracing:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+        from edgescope.observe._sampling import RemoteParent as _RemoteParent
+
         resource = Resource.create(
             {"service.name": self.config.service_name, "edgescope.site": self.site}
         )
-        sampler = ParentBased(TraceIdRatioBased(self.config.sample_ratio))
+        remote = _RemoteParent(self.config.sample_ratio)
+        sampler = ParentBased(
+            TraceIdRatioBased(self.config.sample_ratio),
+            remote_parent_sampled=remote,
+            remote_parent_not_sampled=remote,
+        )
         self.provider = TracerProvider(resource=resource, sampler=sampler)
         exporter = OTLPSpanExporter(
             endpoint=self.config.otlp_endpoint, timeout=self.config.export_timeout
@@ -251,6 +278,7 @@ class Tracing:
         self._remembered.move_to_end(request_id)
         while len(self._remembered) > self.config.remember:
             self._remembered.popitem(last=False)
+            self.forgotten += 1
 
     def branch_span(self, call: Call, spans: _CallSpans, request: BranchRequest) -> None:
         """Open the branch's CLIENT span and put its ``traceparent`` on the branch."""

@@ -24,6 +24,65 @@ SPOOL_IN_MEMORY = 1024 * 1024
 """Bodies up to this size stay in memory when spooled; larger ones go to a temp file."""
 
 
+class SpoolFull(ClientBodyFailed):
+    """Every spool of this proxy together is at ``max_spool_total`` bytes (-> 503, retry)."""
+
+
+class SpoolBudget:
+    """The proxy's bound on every spool together: how many at once, how many bytes.
+
+    :meth:`hold` takes one of ``max_count`` places (None when all are taken); each hold
+    then takes bytes from the shared ``max_bytes`` as the body arrives, and gives them back
+    when closed.
+
+        budget = SpoolBudget(16, 4 * 1024**3)
+        hold = budget.hold()          # None: 16 spools already
+        hold.take(65536)              # SpoolFull past 4 GiB in all
+        hold.close()
+    """
+
+    def __init__(self, max_count: int, max_bytes: int) -> None:
+        self.max_count, self.max_bytes = max_count, max_bytes
+        self.count = 0
+        self.bytes = 0
+        self.refused = 0
+        """Spools refused or cut off because the budget was full (count or bytes)."""
+
+    def hold(self) -> SpoolHold | None:
+        if self.count >= self.max_count:
+            self.refused += 1
+            return None
+        self.count += 1
+        return SpoolHold(self)
+
+
+class SpoolHold:
+    """One spool's share of a :class:`SpoolBudget`."""
+
+    def __init__(self, budget: SpoolBudget) -> None:
+        self._budget = budget
+        self.bytes = 0
+        self._open = True
+
+    def take(self, size: int) -> None:
+        budget = self._budget
+        if budget.bytes + size > budget.max_bytes:
+            budget.refused += 1
+            raise SpoolFull(
+                f"the bodies this proxy keeps to resend are at {budget.bytes} bytes "
+                f"(max_spool_total {budget.max_bytes}); retry soon"
+            )
+        budget.bytes += size
+        self.bytes += size
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._budget.count -= 1
+            self._budget.bytes -= self.bytes
+            self.bytes = 0
+
+
 class ClientBody:
     """The client's request body, as a stream that remembers how it ended.
 
@@ -37,12 +96,15 @@ class ClientBody:
         source: AsyncIterable[bytes],
         idle_timeout: float | None = None,
         max_bytes: int | None = None,
+        hold: SpoolHold | None = None,
     ) -> None:
         self._source = source.__aiter__()
         self._idle_timeout = idle_timeout
         self.max_bytes = max_bytes
         """Past this many bytes the body is refused (:class:`BodyTooLarge`): set when the
         proxy must keep the body to resend it."""
+        self.hold = hold
+        """The spool's share of the proxy's spool budget (:class:`SpoolFull` past it)."""
         self.size = 0
         self.complete = False
         self.error: BaseException | None = None
@@ -51,7 +113,7 @@ class ClientBody:
         return self
 
     async def __anext__(self) -> bytes:
-        if isinstance(self.error, BodyTooLarge):
+        if isinstance(self.error, BodyTooLarge | SpoolFull):
             raise self.error
         if self.error is not None:
             raise ClientBodyFailed("the client's request body broke off") from self.error
@@ -75,6 +137,12 @@ class ClientBody:
                 "(max_spool_bytes)"
             )
             raise self.error
+        if self.hold is not None:
+            try:
+                self.hold.take(len(chunk))
+            except SpoolFull as exc:
+                self.error = exc
+                raise
         return chunk
 
 
@@ -139,8 +207,9 @@ class BodyTee:
 class ReplayableBody:
     """A body that can be iterated again: bytes already read are spooled (memory, then disk)."""
 
-    def __init__(self, source: AsyncIterable[bytes]) -> None:
+    def __init__(self, source: AsyncIterable[bytes], hold: SpoolHold | None = None) -> None:
         self._source = source.__aiter__()
+        self._hold = hold
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
         self._size = 0
         self._done = False
@@ -166,6 +235,8 @@ class ReplayableBody:
 
     def close(self) -> None:
         self._spool.close()
+        if self._hold is not None:
+            self._hold.close()
 
 
 def _drain(queue: asyncio.Queue[bytes]) -> None:

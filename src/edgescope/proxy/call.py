@@ -14,7 +14,7 @@ from typing import Literal
 from aiohttp import web
 from multidict import CIMultiDict
 
-from edgescope.proxy.body import ClientBody
+from edgescope.proxy.body import ClientBody, SpoolHold
 from edgescope.proxy.carriers import MODE_HEADER
 from edgescope.proxy.forward import CHUNK, end_to_end
 from edgescope.proxy.identity import is_validation_call
@@ -60,12 +60,16 @@ class Call:
         return self._forwardable
 
     def body_stream(
-        self, idle_timeout: float | None = None, max_bytes: int | None = None
+        self,
+        idle_timeout: float | None = None,
+        max_bytes: int | None = None,
+        hold: SpoolHold | None = None,
     ) -> ClientBody | None:
-        """The client's request body as a stream, made once per call."""
+        """The client's request body as a stream, made once per call (``hold``: its bytes
+        count against the proxy's spool budget)."""
         if self.client_body is None and self.request.body_exists:
             chunks = self.request.content.iter_chunked(CHUNK)
-            self.client_body = ClientBody(chunks, idle_timeout, max_bytes)
+            self.client_body = ClientBody(chunks, idle_timeout, max_bytes, hold)
         return self.client_body
 
     @property

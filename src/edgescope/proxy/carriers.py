@@ -47,6 +47,8 @@ BAGGAGE_HEADER = "baggage"
 REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
 PIGGYBACK_MARK = "~scope~"
 BAGGAGE_KEY = "scope"
+OWS = " \t"
+"""HTTP's optional whitespace (RFC 9110): all a baggage key is trimmed of."""
 _REQUEST_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 CORRELATION_ID_REGEX = "^req-[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
@@ -107,11 +109,31 @@ def split_piggyback_lenient(value: str) -> tuple[str, str]:
 
 
 def baggage_scope(header: str) -> str | None:
-    """The percent-decoded ``scope`` member of a W3C baggage header, or None."""
+    """The percent-decoded ``scope`` member of a W3C baggage header, or None.
+
+    Members are split at every comma (baggage has no quoting) and keys trimmed of HTTP's
+    optional whitespace only (space, tab). A key that is ``scope`` only once other Unicode
+    whitespace is trimmed (a no-break space before it, U+3000 before ``=``) is refused
+    (:class:`ScopeSyntaxError`, 400) rather than read one way here and another by HAProxy's
+    fast path (deploy/haproxy.py), which sends every baggage that mentions ``scope`` here.
+
+    >>> baggage_scope("userid=alice, scope=%7Bimage%3A%20Corte%7D;p=1")
+    '{image: Corte}'
+    """
     for member in header.split(","):
         key, eq, rest = member.partition("=")
-        if eq and key.strip() == BAGGAGE_KEY:
-            return unquote_plus(rest.split(";", 1)[0].strip(), errors="strict")
+        if not eq:
+            continue
+        name = key.strip(OWS)
+        if name == BAGGAGE_KEY:
+            return unquote_plus(rest.split(";", 1)[0].strip(OWS), errors="strict")
+        if key.strip() == BAGGAGE_KEY:
+            raise ScopeSyntaxError(
+                "baggage key 'scope' with whitespace other than spaces and tabs around it",
+                header,
+                header.find(member),
+                header.find(member) + len(member),
+            )
     return None
 
 
@@ -237,6 +259,12 @@ class ScopeMemory(Mapping[str, str]):
         self._owned: dict[str, OrderedDict[str, None]] = {}
         self._capacity = capacity
         self._per_owner = per_owner or max(capacity // 16, min(capacity, 16))
+        self.evicted = 0
+        """Entries forgotten to stay within the bounds (an owner's, or everybody's)."""
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
 
     def remember(self, request_id: str, scope_text: str, owner: str = "") -> None:
         self._forget(request_id)
@@ -245,8 +273,10 @@ class ScopeMemory(Mapping[str, str]):
         owned[request_id] = None
         while len(owned) > self._per_owner:
             self._forget(next(iter(owned)))
+            self.evicted += 1
         while len(self._items) > self._capacity:
             self._forget(next(iter(self._items)))
+            self.evicted += 1
 
     def _forget(self, request_id: str) -> None:
         found = self._items.pop(request_id, None)

@@ -140,6 +140,8 @@ class Limits:
     """Largest request body kept to be resent (``|``, or ``&`` with a ``|`` inside); 413."""
     max_spools: int = 16
     """Most calls keeping a body to resend at once; past it a 503."""
+    max_spool_total: int = 4 * 1024 * 1024 * 1024
+    """Most bytes all the kept bodies together may hold; past it the call gets a 503."""
     max_connections: int = 1024
     """Most connections one listener holds at once; past it a new one gets a 503."""
     max_per_peer: int = 256

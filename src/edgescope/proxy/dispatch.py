@@ -28,14 +28,12 @@ from aiohttp import web
 
 from edgescope.errors import (
     AnswerTooLarge,
-    BodyTooLarge,
     ClientBodyFailed,
-    EdgescopeError,
     SiteUnreachable,
 )
 from edgescope.lang import And, SiteRef, evaluate
 from edgescope.lang.evaluate import Attempt
-from edgescope.proxy.body import SPOOL_IN_MEMORY, BodyTee, ReplayableBody
+from edgescope.proxy.body import BodyTee, ReplayableBody
 from edgescope.proxy.call import BranchReply, BranchRequest, BranchTrace, Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory, new_correlation_id
 from edgescope.proxy.config import ProxyConfig
@@ -45,7 +43,6 @@ from edgescope.proxy.extension import (
     Extension,
     Finished,
     Recorded,
-    Refused,
     join_hooks,
 )
 from edgescope.proxy.forward import ReadBudget, end_to_end, read_body
@@ -64,6 +61,7 @@ from edgescope.proxy.replies import (
 from edgescope.proxy.responses import json_error
 from edgescope.proxy.route import Plan
 from edgescope.proxy.sender import Sender, once, scope_text
+from edgescope.proxy.spool import Spools
 
 WHOLE_BODY = 1024 * 1024
 """JSON request bodies up to this size are read whole when an extension asks."""
@@ -87,7 +85,7 @@ class Dispatcher:
         self.delegation = delegation
         self.memory = memory
         self.extensions = tuple(extensions)
-        self._spools = 0
+        self.spools = Spools(config, sender, metrics)
 
     async def run(self, call: Call, plan: Plan) -> web.StreamResponse:
         if call.service == "identity" and plan.is_local and call.from_peer is not None:
@@ -152,7 +150,7 @@ class Dispatcher:
     ) -> web.StreamResponse:
         spool = None
         if body is None and call.request.body_exists:
-            spool = self._spool(call)
+            spool = await self.spools.open(call, plan)
 
         async def attempt(site: str) -> _Open:
             branch = _branch(hooks, site, call.path, body)
@@ -268,7 +266,7 @@ class Dispatcher:
             readers = {site: tee.reader(i) for i, site in enumerate(sites)}
             return readers.get, tee.aclose
         # a nested |: a branch may never be tried, so spool first, then replay
-        spool = self._spool(call)
+        spool = await self.spools.open(call, plan)
         try:
             async for _ in spool.replay():
                 pass
@@ -361,32 +359,8 @@ class Dispatcher:
     def _body(self, call: Call) -> AsyncIterable[bytes] | None:
         return call.body_stream(self.config.limits.client_idle_timeout)
 
-    def _spool(self, call: Call) -> ReplayableBody:
-        """Keep the client's body to resend it, within the spool limits.
-
-        Refused before reading a byte: a body announced over ``max_spool_bytes`` (413); a
-        large or chunked one with no token, which every backend would refuse anyway (401);
-        one more while ``max_spools`` calls already keep theirs (503).
-        """
-        limits, request = self.config.limits, call.request
-        length = request.content_length
-        if length is not None and length > limits.max_spool_bytes:
-            raise BodyTooLarge(
-                f"the body is {length} bytes; max_spool_bytes is {limits.max_spool_bytes}"
-            )
-        if "X-Auth-Token" not in request.headers and (length is None or length > SPOOL_IN_MEMORY):
-            raise Refused(
-                401, "Unauthorized", "a large or chunked upload to several sites needs a token"
-            )
-        if self._spools >= limits.max_spools:
-            raise Busy(f"{self._spools} uploads are being kept to be resent; retry soon")
-        self._spools += 1
-        source = call.body_stream(limits.client_idle_timeout, limits.max_spool_bytes)
-        return ReplayableBody(source or _nothing())
-
     def _unspool(self, spool: ReplayableBody) -> None:
-        spool.close()
-        self._spools -= 1
+        spool.close()  # gives its place and bytes back to the spool budget
 
     def _payload(self, call: Call, branch: BranchRequest) -> AsyncIterable[bytes] | None:
         if branch.body is not None:
@@ -455,10 +429,6 @@ class Dispatcher:
         response.headers[SITES_HEADER] = merged.headers[SITES_HEADER]
         response.headers.update(extra or {})
         return response
-
-
-class Busy(EdgescopeError):
-    """Too many calls keep a body to resend (-> 503, retry)."""
 
 
 class _Open:

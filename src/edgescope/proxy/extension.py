@@ -35,6 +35,7 @@ from aiohttp import web
 from edgescope.errors import EdgescopeError
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.config import PeerConfig
+from edgescope.proxy.metrics import Bound
 from edgescope.proxy.outcome import Verdict
 from edgescope.proxy.protocol import HopMarker
 from edgescope.proxy.route import Plan
@@ -188,6 +189,16 @@ class Extension(Protocol):
 
 StatusSource = Callable[[], dict[str, Any]]
 """The proxy's ``/edgescope/status`` document (peers, breakers, RTTs, services), made now."""
+
+
+@runtime_checkable
+class Bounded(Protocol):
+    """What an extension with queues, caches or maps of its own adds to report them: each
+    :class:`~edgescope.proxy.metrics.Bound` appears at ``/metrics`` as
+    ``edgescope_bound_{size,limit,refused_total}{bound=name}`` (docs/security.md, "Limits")."""
+
+    def bounds(self) -> Sequence[Bound]:
+        """Called once after :meth:`Extension.start`; each bound is read at every scrape."""
 
 
 @runtime_checkable

@@ -38,7 +38,7 @@ class _Refuse(asyncio.Protocol):
 class GuardedSite(web.BaseSite):
     """aiohttp's socket site with a cap on concurrent connections."""
 
-    __slots__ = ("_max_connections", "_name", "_sock")
+    __slots__ = ("_max_connections", "_name", "_sock", "refused")
 
     def __init__(
         self,
@@ -52,6 +52,8 @@ class GuardedSite(web.BaseSite):
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._sock = sock
         self._max_connections = max_connections
+        self.refused = 0
+        """Connections answered 503 because ``max_connections`` were open."""
         host, port = sock.getsockname()[:2]
         self._name = f"{'https' if ssl_context else 'http'}://{host}:{port}"
 
@@ -67,6 +69,7 @@ class GuardedSite(web.BaseSite):
 
         def protocol() -> asyncio.BaseProtocol:
             if len(server.connections) >= limit:
+                self.refused += 1
                 return _Refuse()
             return server()
 

@@ -8,13 +8,21 @@ proxies can live in one process, as in the tests) and feeds it on every call and
     edgescope_fanout_width                         histogram of sites per multi-site call
     edgescope_requests_total{service, status}      every call the proxy answered
     edgescope_own_lag_retries_total                connects retried: this proxy was too busy
+    edgescope_bound_size{bound="spool_bytes"}      what a bounded queue, cache or spool holds
+    edgescope_bound_limit{bound="spool_bytes"}     its bound (docs/security.md, "Limits")
+    edgescope_bound_refused_total{bound=...}       items refused or evicted at the bound
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from edgescope.proxy.body import SpoolBudget
 from edgescope.proxy.breaker import STATE_VALUES, State
 
 LATENCY_BUCKETS = (
@@ -35,6 +43,40 @@ LATENCY_BUCKETS = (
     30,
 )
 FANOUT_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """One bounded structure as the metrics see it: read when ``/metrics`` is scraped."""
+
+    name: str
+    size: Callable[[], float]
+    limit: float
+    refused: Callable[[], float] | None = None
+
+
+class _Bounds:
+    """A collector of every registered :class:`Bound` (three families, labelled by bound)."""
+
+    def __init__(self) -> None:
+        self.bounds: dict[str, Bound] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        size = GaugeMetricFamily(
+            "edgescope_bound_size", "What a bounded queue, cache or spool holds", labels=["bound"]
+        )
+        limit = GaugeMetricFamily("edgescope_bound_limit", "Its bound", labels=["bound"])
+        refused = CounterMetricFamily(
+            "edgescope_bound_refused",
+            "Items refused (or, for a cache, evicted) because the bound was reached",
+            labels=["bound"],
+        )
+        for bound in self.bounds.values():
+            size.add_metric([bound.name], bound.size())
+            limit.add_metric([bound.name], bound.limit)
+            if bound.refused is not None:
+                refused.add_metric([bound.name], bound.refused())
+        yield from (size, limit, refused)
 
 
 class ProxyMetrics:
@@ -86,6 +128,23 @@ class ProxyMetrics:
             "edgescope_proxy_info", "This proxy's site", ["site"], registry=self.registry
         )
         self.info.labels(**labels).set(1)
+        self._bounds = _Bounds()
+        self.registry.register(self._bounds)
+
+    def bound(
+        self,
+        name: str,
+        size: Callable[[], float],
+        limit: float,
+        refused: Callable[[], float] | None = None,
+    ) -> None:
+        """Report a bounded structure (``edgescope_bound_*{bound=name}``)."""
+        self._bounds.bounds[name] = Bound(name, size, limit, refused)
+
+    def watch_spools(self, budget: SpoolBudget) -> None:
+        """The spool budget: how many bodies are kept, and their bytes."""
+        self.bound("spools", lambda: budget.count, budget.max_count, lambda: budget.refused)
+        self.bound("spool_bytes", lambda: budget.bytes, budget.max_bytes)
 
     def set_breaker(self, peer: str, state: State) -> None:
         self.breaker_state.labels(peer=peer).set(STATE_VALUES[state])

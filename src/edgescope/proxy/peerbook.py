@@ -77,6 +77,10 @@ class PeerBook:
             found = self._gates[name] = asyncio.Semaphore(self._max_in_flight)
         return found
 
+    def full_gates(self) -> int:
+        """Peers whose every slot is taken right now (a new call to them waits)."""
+        return sum(1 for gate in self._gates.values() if gate.locked())
+
     def breakers(self) -> dict[str, Breaker]:
         """The breakers made so far (peers called or probed at least once)."""
         return dict(self._breakers)

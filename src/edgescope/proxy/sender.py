@@ -136,6 +136,8 @@ class Sender:
         self.upstream = upstream
         self.metrics = metrics
         self.tokens = tokens
+        self.slot_refusals = 0
+        """Branches that gave up waiting for one of a peer's ``max_per_peer`` slots."""
         self.watch = BreakerWatch()
         self.peers = PeerBook(
             config.peers, config.breaker, self._new_breaker, config.limits.max_per_peer
@@ -283,6 +285,7 @@ class Sender:
         try:
             await asyncio.wait_for(gate.acquire(), wait)
         except TimeoutError:
+            self.slot_refusals += 1
             raise SiteUnreachable(
                 site,
                 f"{self.config.limits.max_per_peer} calls are awaiting it already"
@@ -423,9 +426,21 @@ class Sender:
         return BranchReply(site, response.status, dict(end_to_end(response.headers)), data)
 
     async def token_roles(self, token: str) -> frozenset[str]:
-        identity = self.config.identity
-        if identity is None or self.tokens is None:
+        if self.config.identity is None or self.tokens is None:
             return frozenset()  # no [identity]: this site validates no token for itself
+        status, data = await self._validate_locally(token)
+        token_doc = token_document(data) if status == 200 else None
+        return frozenset(token_roles(token_doc)) if token_doc is not None else frozenset()
+
+    async def validation_status(self, token: str) -> int:
+        """The local Keystone's answer to validating ``token`` (with this proxy's own service
+        token): 200 when it accepts it. Needs ``[identity]``."""
+        status, _ = await self._validate_locally(token)
+        return status
+
+    async def _validate_locally(self, token: str) -> tuple[int, bytes]:
+        identity = self.config.identity
+        assert identity is not None and self.tokens is not None
         headers = {
             "X-Auth-Token": await self.tokens.get(),
             "X-Subject-Token": split_piggyback_lenient(token)[0],
@@ -440,9 +455,7 @@ class Sender:
             connect_timeout=LOCAL_CONNECT_TIMEOUT,
             read_timeout=LOCAL_CONNECT_TIMEOUT,
         )
-        data = await read_body(response, self.config.site, VALIDATION_BODY_LIMIT)
-        token_doc = token_document(data) if response.status == 200 else None
-        return frozenset(token_roles(token_doc)) if token_doc is not None else frozenset()
+        return response.status, await read_body(response, self.config.site, VALIDATION_BODY_LIMIT)
 
     async def send_to_peer(
         self,

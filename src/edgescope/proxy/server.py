@@ -38,6 +38,7 @@ from edgescope.errors import (
 )
 from edgescope.lang import ServiceRegistry, parse_scope
 from edgescope.lang.registry import DEFAULT_REGISTRY
+from edgescope.proxy.body import SpoolFull
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import (
     MODE_HEADER,
@@ -50,8 +51,8 @@ from edgescope.proxy.carriers import (
 )
 from edgescope.proxy.config import ProxyConfig, ServiceConfig
 from edgescope.proxy.delegation import Delegation
-from edgescope.proxy.dispatch import Busy, Dispatcher
-from edgescope.proxy.extension import Extension, Observer, Refused
+from edgescope.proxy.dispatch import Dispatcher
+from edgescope.proxy.extension import Bounded, Extension, Observer, Refused
 from edgescope.proxy.forward import Upstream
 from edgescope.proxy.identity import ServiceToken
 from edgescope.proxy.ingress import (
@@ -73,7 +74,8 @@ from edgescope.proxy.protocol import (
 )
 from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
 from edgescope.proxy.route import FanoutTooWide, LoopDetected, plan_route
-from edgescope.proxy.sender import Sender, server_tls
+from edgescope.proxy.sender import Sender, scope_text, server_tls
+from edgescope.proxy.spool import Busy
 
 access_log = logging.getLogger("edgescope.proxy.access")
 log = logging.getLogger("edgescope.proxy")
@@ -163,12 +165,44 @@ class SiteProxy:
                 runner, sock, max_connections=limits.max_connections, ssl_context=tls
             )
             await site.start()
+            self._report_connections(name, runner, site)
             bound = sock.getsockname()
             self.addresses[name] = (bound[0], bound[1])
+        self._report_bounds()
         if self.config.breaker.probe_interval > 0:
             self._probe_task = spawn(
                 self.prober.run(self._stop_probing), name=f"edgescope-probes-{self.config.site}"
             )
+
+    def _report_connections(self, name: str, runner: web.AppRunner, site: GuardedSite) -> None:
+        def open_now() -> int:
+            return len(runner.server.connections) if runner.server is not None else 0
+
+        limit = self.config.limits.max_connections
+        self.metrics.bound(f"connections_{name}", open_now, limit, lambda: site.refused)
+
+    def _report_bounds(self) -> None:
+        """Every bounded map and cache of the proxy and its extensions, at ``/metrics``."""
+        memory, parse = self.memory, self._parse
+        self.metrics.bound("scope_memory", memory.__len__, memory.capacity, lambda: memory.evicted)
+        self.metrics.bound(
+            "scope_parse_cache",
+            lambda: parse.cache_info().currsize,
+            parse.cache_info().maxsize or 0,
+        )
+        sender = self.sender
+        self.metrics.bound(
+            "peer_slots",  # size: peers at their bound now; refused: branches that gave up
+            sender.peers.full_gates,
+            self.config.limits.max_per_peer,
+            lambda: sender.slot_refusals,
+        )
+        info = scope_text.cache_info
+        self.metrics.bound("scope_text_cache", lambda: info().currsize, info().maxsize or 0)
+        for extension in self.extensions:
+            if isinstance(extension, Bounded):
+                for bound in extension.bounds():
+                    self.metrics.bound(bound.name, bound.size, bound.limit, bound.refused)
 
     async def stop(self) -> None:
         for observer in self.observers:
@@ -270,10 +304,10 @@ class SiteProxy:
             response = self._error(ErrorCode.BAD_REQUEST, str(exc), request_id)
         except AnswerTooLarge as exc:
             response = self._error(ErrorCode.TOO_LARGE, str(exc), request_id)
+        except (Busy, SpoolFull) as exc:
+            response = self._error(ErrorCode.BUSY, str(exc), request_id)
         except BodyTooLarge as exc:
             response = self._error(ErrorCode.BODY_TOO_LARGE, str(exc), request_id)
-        except Busy as exc:
-            response = self._error(ErrorCode.BUSY, str(exc), request_id)
         except ClientBodyFailed as exc:
             response = self._error(ErrorCode.CLIENT_BODY, str(exc), request_id)
         except Refused as exc:
