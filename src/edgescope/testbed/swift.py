@@ -281,7 +281,8 @@ def _default_section(site: SwiftSite, process: str) -> list[str]:
 
 
 def site_toml(site: SwiftSite, peers: Sequence[SwiftSite], public: dict[str, str]) -> str:
-    """The site's proxy: a listener for Swift's API and one per backend service."""
+    """The site's proxy: a listener for Swift's API and one per backend service, and the
+    carrier Swift forwards (its transaction id)."""
     lines = [
         f'site = "{site.name}"',
         f'listen = "127.0.0.1:{site.port("edgescope")}"',
@@ -296,6 +297,17 @@ def site_toml(site: SwiftSite, peers: Sequence[SwiftSite], public: dict[str, str
             f"port = {site.port(service)}",
             f'backend = "{site.url(process)}"',
         ]
+        if service == API_SERVICE:  # tempauth checks tokens itself: no piggyback on them
+            lines.append("plain_token = true")
+    lines += [
+        "",
+        "# Swift appends X-Trans-Id-Extra (32 characters) to the transaction id it sends on",
+        "# every call to its backends: the scope's handle travels there.",
+        "[[carriers]]",
+        'read = "X-Trans-Id"',
+        'write = "X-Trans-Id-Extra"',
+        f'services = ["{API_SERVICE}"]',
+    ]
     for peer in peers:
         lines += [
             "",
