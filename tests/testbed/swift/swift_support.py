@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from edgescope.proxy.carriers import attach_piggyback
 from edgescope.testbed.swift import KEY, USER, SwiftSite
 
 
@@ -21,18 +22,37 @@ class SwiftCli:
     site: SwiftSite
 
     def run(
-        self, command: str, *args: str, scope: str | None = None, check: bool = True
+        self,
+        command: str,
+        *args: str,
+        scope: str | None = None,
+        in_token: bool = False,
+        check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
+        """``swift <command> <args>``; ``scope`` goes in an ``X-Scope`` header (which the
+        CLI adds to the object calls of ``upload``/``download`` and to ``list``), or with
+        ``in_token`` piggybacked on the token, so that every call of the command has it."""
         env = {**os.environ, "ST_AUTH": self.site.auth_url, "ST_USER": USER, "ST_KEY": KEY}
-        headers = ["-H", f"X-Scope: {scope}"] if scope else []
+        for name in ("OS_AUTH_TOKEN", "OS_STORAGE_URL"):
+            env.pop(name, None)
+        options: list[str] = []
+        if scope and in_token:
+            token = self._call(["auth"], env, "auth", scope).stdout.split("OS_AUTH_TOKEN=")[1]
+            piggybacked = attach_piggyback(token.split()[0], scope)
+            options = ["--os-auth-token", piggybacked, "--os-storage-url", self.site.storage_url]
+        elif scope:
+            args = ("-H", f"X-Scope: {scope}", *args)
+        return self._call([*options, command, *args], env, command, scope, check)
+
+    def _call(
+        self, argv: list[str], env: dict[str, str], what: str, scope: str | None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            ["swift", command, *headers, *args],
-            env=env, capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+            ["swift", *argv], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
         if check and done.returncode != 0:
             pytest.fail(
-                f"swift {command} {' '.join(args)} at {self.site.name} (scope {scope}) failed: "
-                f"{done.stderr[-800:]}"
+                f"swift {what} at {self.site.name} (scope {scope}) failed: {done.stderr[-800:]}"
             )
         return done
 
