@@ -28,18 +28,21 @@ class SwiftCli:
         scope: str | None = None,
         in_token: bool = False,
         check: bool = True,
+        retries: int = 2,
     ) -> subprocess.CompletedProcess[str]:
         """``swift <command> <args>``; ``scope`` goes in an ``X-Scope`` header (which the
         CLI adds to the object calls of ``upload``/``download`` and to ``list``), or with
-        ``in_token`` piggybacked on the token, so that every call of the command has it."""
+        ``in_token`` piggybacked on the token, so that every call of the command has it.
+        ``retries``: the CLI's own retries of a failed call (with back-off: 0 when a failure
+        is expected)."""
         env = {**os.environ, "ST_AUTH": self.site.auth_url, "ST_USER": USER, "ST_KEY": KEY}
         for name in ("OS_AUTH_TOKEN", "OS_STORAGE_URL"):
             env.pop(name, None)
-        options: list[str] = []
+        options = ["--retries", str(retries)]
         if scope and in_token:
             token = self._call(["auth"], env, "auth", scope).stdout.split("OS_AUTH_TOKEN=")[1]
             piggybacked = attach_piggyback(token.split()[0], scope)
-            options = ["--os-auth-token", piggybacked, "--os-storage-url", self.site.storage_url]
+            options += ["--os-auth-token", piggybacked, "--os-storage-url", self.site.storage_url]
         elif scope:
             args = ("-H", f"X-Scope: {scope}", *args)
         return self._call([*options, command, *args], env, command, scope, check)

@@ -49,7 +49,7 @@ def test_each_site_stores_and_serves_through_its_proxy(
 
 def test_a_missing_object_is_swifts_own_404(swift_cli: dict[str, SwiftCli], tmp_path: Path) -> None:
     done = swift_cli["Paris"].run(
-        "download", "own-Paris", "nothing-here", "-o", str(tmp_path / "x"), check=False
+        "download", "own-Paris", "nothing-here", "-o", str(tmp_path / "x"), check=False, retries=0
     )
     assert done.returncode != 0
     assert "not found" in done.stderr, done.stderr
