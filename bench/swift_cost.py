@@ -70,7 +70,7 @@ def measure(port_base: int) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.swift_cost")
-    parser.add_argument("--port-base", type=int, default=10200)
+    parser.add_argument("--port-base", type=int, default=16100)
     parser.add_argument("--no-write", action="store_true")
     options = parser.parse_args()
     started = time.time()

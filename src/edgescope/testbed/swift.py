@@ -13,9 +13,9 @@ uses the same ring layout (part power, device name) and Debian's ``/etc/swift/sw
 Neighbours: :mod:`process` starts, stops and waits; :mod:`edgescope.proxy.keys` makes the
 sites' keys. Nothing here is imported by the proxy.
 
-    bed = SwiftTestbed.create(Path("state-swift"), ["Paris", "Corte"], port_base=10000)
+    bed = SwiftTestbed.create(Path("state-swift"), ["Paris", "Corte"], port_base=16000)
     bed.up()
-    bed.sites["Paris"].auth_url     # http://127.0.0.1:10006/auth/v1.0, via Paris's proxy
+    bed.sites["Paris"].auth_url     # http://127.0.0.1:16006/auth/v1.0, via Paris's proxy
     bed.down()
 """
 
