@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := rabbitmq-server mariadb-server iptables nftables iproute2 iputils-ping haproxy curl libnetfilter-queue-dev systemd \
   chromium chromium-driver \
-  openvswitch-switch ovn-central ovn-host ceph-mon ceph-osd ceph-common python3-rados python3-rbd qemu-utils
+  openvswitch-switch ovn-central ovn-host ceph-mon ceph-osd ceph-common python3-rados python3-rbd qemu-utils \
+  swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast lint typecheck bench setup system-deps venv openstack console-assets ceph-bindings clean

@@ -310,9 +310,12 @@ async def sites() -> AsyncIterator[SitesFactory]:
         replicas_dir: Path | None = None,
         extensions: dict[str, list[Any]] | None = None,
         tls_dir: Path | None = None,
+        carriers: list[dict[str, Any]] | None = None,
+        plain_tokens: tuple[str, ...] = (),
     ) -> list[Site]:
         """``tls_dir``: peers talk over mutual TLS, each on its peer listener (certificates
-        made there by the testbed's :class:`~edgescope.testbed.pki.Pki`)."""
+        made there by the testbed's :class:`~edgescope.testbed.pki.Pki`). ``carriers``:
+        every site's ``[[carriers]]``; ``plain_tokens``: services with ``plain_token``."""
         proxy_socks = {name: bound_socket() for name in names}
         peer_socks = {name: bound_socket() for name in names} if tls_dir else {}
         security = {}
@@ -365,8 +368,10 @@ async def sites() -> AsyncIterator[SitesFactory]:
                 "private_key": sitekeys.private(name),
                 "services": [
                     {"type": svc, "prefix": f"/{svc}", "backend": f"{backend}/{svc}"}
+                    | ({"plain_token": True} if svc in plain_tokens else {})
                     for svc in SERVICES
                 ],
+                "carriers": carriers or [],
                 "peers": peers,
                 "limits": limits or {},
                 "breaker": {"probe_interval": 0, **(breaker or {})},

@@ -31,6 +31,12 @@ OPENSTACK_SERVICES: Mapping[str, tuple[str, ...]] = MappingProxyType(
 )
 """Canonical service type -> project-name aliases, for OpenStack."""
 
+SWIFT_BACKENDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"swift-account": (), "swift-container": (), "swift-object": ()}
+)
+"""Swift's backend servers, which its proxy-server (``object-store``) calls at the addresses
+in its rings: a scope names them to put a call's accounts, containers or objects at a site."""
+
 
 class ServiceRegistry:
     """Immutable map from every accepted service name (case-insensitive) to its service type."""
@@ -93,6 +99,7 @@ def _checked_name(name: str) -> str:
     return lowered
 
 
-DEFAULT_REGISTRY = ServiceRegistry(OPENSTACK_SERVICES)
+DEFAULT_REGISTRY = ServiceRegistry({**OPENSTACK_SERVICES, **SWIFT_BACKENDS})
 """The OpenStack services: compute, image, identity, network, placement, block-storage,
-object-store, with their project names (nova, glance, keystone, neutron, cinder, swift)."""
+object-store, with their project names (nova, glance, keystone, neutron, cinder, swift), and
+Swift's backends: swift-account, swift-container, swift-object."""

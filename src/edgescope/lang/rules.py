@@ -10,8 +10,9 @@ as written from every site of the first.
 :func:`edgescope.lang.check.check_scope` applies the rules; the catalog package loads
 extra rule files (:func:`edgescope.catalog.load_rules`).
 
-    >>> [rule.name for rule in DEFAULT_RULES]
-    ['compute-network-colocated', 'compute-placement-colocated', 'compute-block-storage-colocated']
+    >>> [rule.name for rule in DEFAULT_RULES]  # doctest: +NORMALIZE_WHITESPACE
+    ['compute-network-colocated', 'compute-placement-colocated', 'compute-block-storage-colocated',
+     'swift-container-account-colocated', 'swift-object-container-colocated']
 """
 
 from __future__ import annotations
@@ -88,4 +89,5 @@ DEFAULT_RULES: tuple[Rule, ...] = parse_rules(
     files("edgescope.lang").joinpath("rules.toml").read_text(encoding="utf-8"),
     origin="edgescope/lang/rules.toml",
 )
-"""The OpenStack defaults: network, placement and block storage colocated with compute."""
+"""The defaults: network, placement and block storage colocated with compute (OpenStack);
+Swift's account with its containers, and its containers with its objects."""

@@ -12,7 +12,14 @@ Precedence (first present wins):
 4. correlation: a scope remembered for ``X-OpenStack-Request-ID: req-<uuid>``. The ids the
    proxy remembers are ones it minted (:func:`new_correlation_id`): UUID version 8, which
    OpenStack never mints (its ids are version 4), so a site's HAProxy can send every call
-   that may carry a remembered scope to edgescope (``CORRELATION_ID_REGEX``).
+   that may carry a remembered scope to edgescope (``CORRELATION_ID_REGEX``);
+5. a *handle*: the same remembered id, as 32 hex digits (:func:`handle_of`), at the end of
+   a header the site's config declares (:class:`HandleCarrier`), for applications that
+   forward an id of their own on their internal calls rather than OpenStack's request id.
+   Generic: the proxy knows only "a handle may end this header's value; calls to these
+   services get one in that header". Swift, for one, is ``read = "X-Trans-Id"``,
+   ``write = "X-Trans-Id-Extra"``: its proxy-server appends that header's value (up to 32
+   characters) to the transaction id it sends on every call to its backends.
 
 ``X-Service-Token`` (the calling service's own token, which nova adds to its image and
 network calls) is no carrier, and never leaves its site (the sender drops it on a hop).
@@ -21,6 +28,9 @@ network calls) is no carrier, and never leaves its site (the sender drops it on 
     'gAAAA~scope~e2ltYWdlOiBDb3J0ZX0'
     >>> split_piggyback('gAAAA~scope~e2ltYWdlOiBDb3J0ZX0')
     ('gAAAA', '{image: Corte}')
+    >>> rid = "req-0b5c1e52-8d4f-8a1b-9c3d-4e5f60718293"
+    >>> request_id_of_handle("tx4f2a9c-0063a1b2c3-" + handle_of(rid)) == rid
+    True
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import re
 import secrets
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus
 
@@ -60,12 +70,52 @@ class ScopeHeaderTooLarge(ScopeLimitError):
     """A scope carrier is over the proxy's size limit (-> 431)."""
 
 
+REMEMBERED_CARRIERS = frozenset({"request-id", "handle"})
+"""Carriers that bring a scope this proxy remembered (not one the caller wrote)."""
+_HANDLE = re.compile(r"(?:^|-)([0-9a-f]{32})$")
+
+
 @dataclass(frozen=True, slots=True)
 class FoundScope:
-    """A scope text and its carrier: ``x-scope``, ``token``, ``baggage`` or ``request-id``."""
+    """A scope text and its carrier: ``x-scope``, ``token``, ``baggage``, ``request-id`` or
+    ``handle``."""
 
     text: str
     carrier: str
+    request_id: str | None = None
+    """For a handle: the remembered id it stands for (the call then goes on under it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandleCarrier:
+    """A header an application forwards on its own internal calls, declared in the site's
+    config (``[[carriers]]``): a scope handle may end its value."""
+
+    read: str
+    """The header whose value may end with ``-<handle>`` (or be the handle)."""
+    write: str | None = None
+    """The header that calls to ``services`` get the handle in (None: read only)."""
+    services: frozenset[str] = frozenset()
+    """The service types whose backends get ``write`` (empty: every service)."""
+
+    def writes_to(self, service: str) -> bool:
+        return self.write is not None and (not self.services or service in self.services)
+
+
+def handle_of(request_id: str) -> str:
+    """The 32 hex digits of a remembered id (``req-<uuid>``): short enough for an
+    application that bounds what it appends (Swift keeps 32 characters of
+    ``X-Trans-Id-Extra``), and left alone by URL quoting."""
+    return request_id.removeprefix("req-").replace("-", "")
+
+
+def request_id_of_handle(value: str) -> str | None:
+    """The remembered id whose handle ends ``value``, if it has the form of one."""
+    found = _HANDLE.search(value)
+    if found is None:
+        return None
+    request_id = f"req-{uuid.UUID(hex=found.group(1))}"
+    return request_id if is_correlation_id(request_id) else None
 
 
 def split_piggyback(value: str) -> tuple[str, str | None]:
@@ -148,7 +198,10 @@ def set_baggage_scope(header: str | None, scope_text: str) -> str:
 
 
 def read_scope_text(
-    headers: Mapping[str, str], max_bytes: int, remembered: Mapping[str, str] | None = None
+    headers: Mapping[str, str],
+    max_bytes: int,
+    remembered: Mapping[str, str] | None = None,
+    handles: Sequence[HandleCarrier] = (),
 ) -> FoundScope | None:
     """Find the request's scope text by carrier precedence; enforce the size limit.
 
@@ -172,9 +225,16 @@ def read_scope_text(
             raise ScopeSyntaxError("baggage 'scope' is not percent-encoded UTF-8", bag, 0) from exc
         if text is not None:
             return FoundScope(_within(text, max_bytes, BAGGAGE_HEADER), "baggage")
+    if remembered is None:
+        return None
     request_id = headers.get(REQUEST_ID_HEADER)
-    if remembered is not None and request_id and request_id in remembered:
+    if request_id and request_id in remembered:
         return FoundScope(remembered[request_id], "request-id")
+    for carrier in handles:
+        value = headers.get(carrier.read)
+        handled = request_id_of_handle(value[-64:]) if value else None
+        if handled is not None and handled in remembered:
+            return FoundScope(remembered[handled], "handle", handled)
     return None
 
 

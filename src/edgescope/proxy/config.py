@@ -19,6 +19,9 @@ The file format (also in docs/proxy.md)::
     private_key_file = "paris.key"             # this site's Ed25519 key (proxy keygen)
     trust_forwarded = false                    # true behind a TLS-terminating HAProxy
     [[services]]        type = "identity"  prefix = "/identity"  backend = "http://127.0.0.1:20100"
+                        plain_token = false        # true: the backend checks tokens itself
+    [[carriers]]        read = "X-Trans-Id"  write = "X-Trans-Id-Extra"  services = ["swift"]
+                        (a scope handle an application forwards on its own calls: carriers.py)
     [[peers]]           name = "Corte"  url = "https://10.0.0.2:20291"
                         public_key = "ed25519:..."  (or public_keys = [old, new])
                         connect_timeout = 2.0  read_timeout = 30.0
@@ -45,6 +48,13 @@ from yarl import URL
 
 from edgescope.errors import ConfigError
 from edgescope.lang.registry import DEFAULT_REGISTRY
+from edgescope.proxy.carriers import (
+    BAGGAGE_HEADER,
+    REQUEST_ID_HEADER,
+    SCOPE_HEADER,
+    TOKEN_HEADERS,
+    HandleCarrier,
+)
 from edgescope.proxy.keys import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -58,6 +68,10 @@ from edgescope.proxy.trust import CAPABILITIES, Capability, PeerTrust, TrustPoli
 CANONICAL_SERVICES = DEFAULT_REGISTRY.services
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _SITE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+_HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+_OWN_CARRIERS = {
+    h.lower() for h in (SCOPE_HEADER, *TOKEN_HEADERS, BAGGAGE_HEADER, REQUEST_ID_HEADER)
+}
 
 
 EXTENSION_TABLES = frozenset({"replicas", "directory", "events", "tracing", "haproxy"})
@@ -75,6 +89,9 @@ class ServiceConfig:
     """Path prefix on the main listener, e.g. ``/image``; exclusive with ``port``."""
     port: int | None = None
     """Dedicated listen port (same host as ``listen``); exclusive with ``prefix``."""
+    plain_token: bool = False
+    """The backend checks tokens itself (Swift's tempauth): it gets ``X-Auth-Token`` with no
+    scope piggybacked, as an identity backend does; the scope travels in the other carriers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +191,8 @@ class ProxyConfig:
     private_key: Ed25519PrivateKey = field(repr=False, compare=False)
     services: tuple[ServiceConfig, ...]
     peers: tuple[PeerConfig, ...] = ()
+    carriers: tuple[HandleCarrier, ...] = ()
+    """Headers an application forwards on its own calls, where a scope handle may travel."""
     identity: IdentityCredentials | None = None
     limits: Limits = Limits()
     breaker: BreakerConfig = BreakerConfig()
@@ -247,6 +266,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
             "tls",
             "services",
             "peers",
+            "carriers",
             "identity",
             "limits",
             "breaker",
@@ -264,6 +284,8 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
     _check_unique([s.prefix for s in services if s.prefix], "services", "prefix")
     _check_unique([s.port for s in services if s.port], "services", "port")
     peers = tuple(_peer(p, i) for i, p in enumerate(_list(data, "peers")))
+    carriers = tuple(_carrier(c, i) for i, c in enumerate(_list(data, "carriers")))
+    _check_unique([c.read for c in carriers], "carriers", "read")
     _check_unique([p.name for p in peers], "peers", "name")
     if site in {p.name for p in peers}:
         raise ConfigError(f"peers: {site!r} is this site's own name")
@@ -280,6 +302,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
         private_key=_private_key(data, base_dir),
         services=services,
         peers=peers,
+        carriers=carriers,
         identity=identity,
         limits=limits,
         breaker=breaker,
@@ -305,7 +328,7 @@ def _service(raw: Any, index: int) -> ServiceConfig:
     where = f"services[{index}]"
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a table")
-    _only(raw, where, {"type", "prefix", "port", "backend"})
+    _only(raw, where, {"type", "prefix", "port", "backend", "plain_token"})
     service_type = canonical_service(_req(raw, "type", str, where))
     if not _NAME.match(service_type):
         raise ConfigError(
@@ -322,12 +345,41 @@ def _service(raw: Any, index: int) -> ServiceConfig:
             raise ConfigError(f"{where}.prefix: {RESERVED_PREFIX} is reserved for the proxy")
     if port is not None and (not isinstance(port, int) or not 0 <= port < 65536):
         raise ConfigError(f"{where}.port: {port!r} is not a TCP port")
+    plain_token = raw.get("plain_token", False)
+    if not isinstance(plain_token, bool):
+        raise ConfigError(f"{where}.plain_token: expected true or false, got {plain_token!r}")
     return ServiceConfig(
         service_type,
         _http_url(_req(raw, "backend", str, where), f"{where}.backend"),
         prefix=prefix,
         port=port,
+        plain_token=plain_token,
     )
+
+
+def _carrier(raw: Any, index: int) -> HandleCarrier:
+    where = f"carriers[{index}]"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a table")
+    _only(raw, where, {"read", "write", "services"})
+    read = _header_name(_req(raw, "read", str, where), f"{where}.read")
+    write = raw.get("write")
+    if write is not None:
+        write = _header_name(_req(raw, "write", str, where), f"{where}.write")
+    services = raw.get("services", [])
+    if not isinstance(services, list) or not all(isinstance(s, str) and s for s in services):
+        raise ConfigError(f'{where}.services: expected a list of service types, e.g. ["swift"]')
+    if services and write is None:
+        raise ConfigError(f"{where}.services: names where 'write' goes; give 'write' too")
+    if read.lower() in _OWN_CARRIERS or (write or "").lower() in _OWN_CARRIERS:
+        raise ConfigError(f"{where}: {read!r}/{write!r}: the proxy's own carriers are not declared")
+    return HandleCarrier(read, write, frozenset(canonical_service(s) for s in services))
+
+
+def _header_name(name: str, where: str) -> str:
+    if not _HEADER.match(name):
+        raise ConfigError(f"{where}: {name!r} is not an HTTP header name (e.g. 'X-Trans-Id')")
+    return name
 
 
 def _peer(raw: Any, index: int) -> PeerConfig:

@@ -35,7 +35,12 @@ from edgescope.lang import And, SiteRef, evaluate
 from edgescope.lang.evaluate import Attempt
 from edgescope.proxy.body import BodyTee, ReplayableBody
 from edgescope.proxy.call import BranchReply, BranchRequest, BranchTrace, Call
-from edgescope.proxy.carriers import REQUEST_ID_HEADER, ScopeMemory, new_correlation_id
+from edgescope.proxy.carriers import (
+    REMEMBERED_CARRIERS,
+    REQUEST_ID_HEADER,
+    ScopeMemory,
+    new_correlation_id,
+)
 from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.extension import (
@@ -101,7 +106,7 @@ class Dispatcher:
                 call.chosen = [self.config.site]
                 return verdict.refusal
             call.acting_token = verdict.acting_token
-        if plan.downstream is not None and call.carrier != "request-id":
+        if plan.downstream is not None and call.carrier not in REMEMBERED_CARRIERS:
             if call.from_peer is None:  # a client's id could be another client's: a new one
                 call.request_id = new_correlation_id()  # HAProxy can tell it (deploy/haproxy)
             owner = call.request.remote or ""

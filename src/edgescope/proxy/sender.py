@@ -32,8 +32,11 @@ from edgescope.proxy.body import ClientBody
 from edgescope.proxy.breaker import Breaker, BreakerWatch
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import (
+    REMEMBERED_CARRIERS,
     REQUEST_ID_HEADER,
     SERVICE_TOKEN_HEADER,
+    handle_of,
+    is_correlation_id,
     new_request_id,
     rewrite_carriers,
     split_piggyback_lenient,
@@ -175,7 +178,7 @@ class Sender:
         if branch.site == self.config.site:
             strip_internal(headers)  # markers are for peer proxies, never a backend
             return await self._send_local(call, branch, headers, text, body)
-        rewrite_carriers(headers, text, piggyback_plain=call.carrier != "request-id")
+        rewrite_carriers(headers, text, piggyback_plain=call.carrier not in REMEMBERED_CARRIERS)
         keep_credentials_home(headers, call.is_validation)
         if call.service == "identity":  # who issued the token: kept from a peer, else us
             issuer = request.headers.get(TOKEN_SITE_HEADER) if call.from_peer else None
@@ -306,8 +309,15 @@ class Sender:
         assert service is not None
         is_identity = call.service == "identity"
         rewrite_carriers(
-            headers, text, strip_tokens=is_identity, piggyback_plain=call.carrier != "request-id"
+            headers,
+            text,
+            strip_tokens=is_identity or service.plain_token,
+            piggyback_plain=call.carrier not in REMEMBERED_CARRIERS,
         )
+        if is_correlation_id(call.request_id):
+            for carrier in self.config.carriers:
+                if carrier.write is not None and carrier.writes_to(call.service):
+                    headers[carrier.write] = handle_of(call.request_id)
         if (
             is_identity
             and call.from_peer

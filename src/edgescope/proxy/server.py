@@ -384,10 +384,14 @@ class SiteProxy:
                 call.request_id,
             )
         call.from_peer = hop.peer if hop else None
-        found = read_scope_text(request.headers, self.config.limits.max_scope_bytes, self.memory)
+        found = read_scope_text(
+            request.headers, self.config.limits.max_scope_bytes, self.memory, self.config.carriers
+        )
         scope = None
         if found is not None:
             call.carrier, call.scope_text = found.carrier, found.text
+            if found.request_id is not None:  # a handle: the call goes on under its id
+                call.request_id = found.request_id
             check_scope_width(found.text, self.config.limits.max_scope_sites)
             scope = self._parse(found.text)
         plan = plan_route(
