@@ -4,7 +4,8 @@
 
 Starts Python's own http.server on loopback as the site's one backend (it serves a file made
 here), a one-site proxy in front of it, and checks through the proxy: an unscoped call, a call
-scoped to the site (X-Scope), the metrics page. With --openstack, the `openstack` client of
+scoped to the site (X-Scope), the metrics page; a [tracing] or MySQL [replicas] table is refused
+with the name of the extra to install. With --openstack, the `openstack` client of
 that venv must refuse a bad --os-scope with the plugin's message. Standard library only; exit
 status 1 with the reason on any failure.
 """
@@ -63,6 +64,29 @@ def check_calls(proxy_url: str, name: str, content: bytes) -> None:
     if status != 200 or b"# TYPE" not in body:
         fail(f"GET /metrics: {status} {body[:200]!r}")
     print("proxy: GET /metrics -> 200, Prometheus text")
+
+
+OPTIONAL = {  # a table whose extra a clean install lacks: a clear error naming the extra
+    "tracing": ('[tracing]\notlp_endpoint = "http://127.0.0.1:4318/v1"', "edgescope[tracing]"),
+    "mysql": ('[replicas]\ndatabase = "mysql+pymysql://u:p@127.0.0.1:1/x"', "edgescope[mysql]"),
+}
+
+
+def check_optional(bin_dir: Path, config: Path) -> None:
+    """A config that needs an extra is refused at start-up with the extra's name."""
+    for extra, (table, message) in OPTIONAL.items():
+        path = config.with_name(f"proxy-{extra}.toml")
+        path.write_text(config.read_text() + "\n" + table)
+        done = subprocess.run(
+            [str(bin_dir / "edgescope"), "proxy", "run", "--config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        output = done.stdout + done.stderr
+        if done.returncode != 2 or message not in output or "Traceback" in output:
+            fail(f"proxy run with a {extra} table (exit {done.returncode}):\n{output}")
+        print(f"proxy run with a {extra} table -> exit 2: {output.strip()}")
 
 
 def check_openstack(bin_dir: Path, proxy_url: str) -> None:
@@ -130,6 +154,7 @@ def main() -> None:
             check_openstack(bin_dir, proxy_url)
         else:
             check_calls(proxy_url, name, content)
+            check_optional(bin_dir, config)
         proxy.send_signal(signal.SIGTERM)
         if (status := proxy.wait(timeout=TIMEOUT)) != 0:
             fail(f"edgescope proxy run exited {status} on SIGTERM: {proxy.stderr.read()}")  # type: ignore[union-attr]
