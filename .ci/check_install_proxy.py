@@ -6,7 +6,8 @@ Starts Python's own http.server on loopback as the site's one backend (it serves
 here), a one-site proxy in front of it, and checks through the proxy: an unscoped call, a call
 scoped to the site (X-Scope), the metrics page; a [tracing] or MySQL [replicas] table is refused
 with the name of the extra to install. With --openstack, the `openstack` client of
-that venv must refuse a bad --os-scope with the plugin's message. Standard library only; exit
+that venv must refuse a bad --os-scope with the plugin's message and carry a good one (the
+proxy's access log shows it). Standard library only; exit
 status 1 with the reason on any failure.
 """
 
@@ -89,23 +90,38 @@ def check_optional(bin_dir: Path, config: Path) -> None:
         print(f"proxy run with a {extra} table -> exit 2: {output.strip()}")
 
 
-def check_openstack(bin_dir: Path, proxy_url: str) -> None:
-    """The plugin refuses a bad scope itself, with its caret message, before any call."""
-    done = subprocess.run(
+def openstack(bin_dir: Path, proxy_url: str, scope: str) -> subprocess.CompletedProcess[str]:
+    """`openstack image list` with the image endpoint set to the proxy, and no Keystone."""
+    return subprocess.run(
         [
             str(bin_dir / "openstack"),
             *("--os-auth-type", "none", "--os-endpoint", f"{proxy_url}/image"),
-            *("--os-scope", "{glance: Paris", "--os-scope-sites", "Paris", "image", "list"),
+            *("--os-scope", scope, "--os-scope-sites", "Paris", "image", "list"),
         ],
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, "OS_CLOUD": ""},
     )
+
+
+def check_openstack(bin_dir: Path, proxy_url: str) -> None:
+    """The plugin refuses a bad scope with its caret message; it puts a good one on the call
+    (the proxy's access log shows it; there is no glance behind, so the command then fails)."""
+    done = openstack(bin_dir, proxy_url, "{glance: Paris")
     output = done.stdout + done.stderr
     if done.returncode == 0 or "Traceback" in output or "^" not in output:
         fail(f"openstack --os-scope '{{glance: Paris' (exit {done.returncode}):\n{output}")
     print(f"openstack --os-scope '{{glance: Paris' -> exit {done.returncode}: {output.strip()}")
+    done = openstack(bin_dir, proxy_url, "{glance: Paris}")
+    if "Traceback" in done.stdout + done.stderr:
+        fail(f"openstack --os-scope '{{glance: Paris}}':\n{done.stdout}{done.stderr}")
+
+
+def access_log(proxy: subprocess.Popen[str]) -> list[dict[str, object]]:
+    """The proxy's access-log lines (stdout after the started line), once it has stopped."""
+    assert proxy.stdout is not None
+    return [json.loads(line) for line in proxy.stdout.read().splitlines() if line.startswith("{")]
 
 
 def main() -> None:
@@ -159,6 +175,11 @@ def main() -> None:
         if (status := proxy.wait(timeout=TIMEOUT)) != 0:
             fail(f"edgescope proxy run exited {status} on SIGTERM: {proxy.stderr.read()}")  # type: ignore[union-attr]
         print("proxy: stopped cleanly on SIGTERM")
+        carriers = sorted({str(e["carrier"]) for e in access_log(proxy) if "carrier" in e})
+        wanted = ["x-scope"] if "--openstack" in sys.argv else ["none", "x-scope"]
+        if carriers != wanted:
+            fail(f"the proxy's access log: scope carriers {carriers}, expected {wanted}")
+        print(f"proxy: its access log shows the calls, scope carriers {carriers}")
     finally:
         for process in (proxy, backend):
             if process is not None and process.poll() is None:
