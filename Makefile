@@ -10,15 +10,24 @@ APT_PACKAGES := rabbitmq-server mariadb-server iptables nftables iproute2 iputil
   swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint typecheck bench setup system-deps venv openstack console-assets ceph-bindings clean
+.PHONY: demo test test-fast check-install lint typecheck bench setup system-deps venv openstack console-assets ceph-bindings clean
 
 demo: setup
 	$(BIN)/edgescope demo
 
-test: setup lint typecheck
-	$(BIN)/pytest $(PYTEST_ARGS)
+# pytest's output is kept in artifacts/pytest-<UTC time>.log (pipefail: tee keeps pytest's exit
+# status); tests/ci_tiers.py ends it with a count per tier, also in artifacts/test-tiers.json.
+test: setup lint typecheck check-install
+	@mkdir -p artifacts
+	set -o pipefail; $(BIN)/pytest $(PYTEST_ARGS) 2>&1 | tee artifacts/pytest-$$(date -u +%Y%m%dT%H%M%SZ).log
 
-# The fast tier: no OpenStack, no namespaces (its browser tests skip without chromium).
+# The wheel in a new venv without extras: its commands, a proxy with a call through it, the
+# OpenStackClient plugin (.ci/check-install). A dependency used but not declared fails here.
+check-install:
+	PYTHON=$(PYTHON) .ci/check-install
+
+# The fast tier: no OpenStack, no namespaces (its browser tests skip without chromium, and
+# fail instead under CI=true, as every skip does).
 test-fast: venv console-assets
 	$(BIN)/pytest -m "not testbed and not wan" $(PYTEST_ARGS)
 

@@ -165,3 +165,14 @@ def test_bad_config_exits_2(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text('site = "Paris"\n')
     result = CliRunner().invoke(app, ["proxy", "run", "--config", str(tmp_path / "bad.toml")])
     assert result.exit_code == 2 and "missing 'listen'" in result.output
+
+
+def test_an_error_naming_a_table_keeps_its_brackets(tmp_path: Path) -> None:
+    """The message is text, not rich markup: ``[limits]`` is printed, not swallowed."""
+    (tmp_path / "bad.toml").write_text(
+        f'site = "Paris"\nlisten = "127.0.0.1:0"\nprivate_key = "{sitekeys.private("Paris")}"\n'
+        '[[services]]\ntype = "image"\nprefix = "/image"\nbackend = "http://127.0.0.1:9"\n'
+        "[limits]\nspeed = 1\n"
+    )
+    result = CliRunner().invoke(app, ["proxy", "run", "--config", str(tmp_path / "bad.toml")])
+    assert result.exit_code == 2 and "[limits]: unknown key 'speed'" in result.output

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from edgescope.testbed import Testbed, TestbedError, ceph
-from edgescope.testbed.backends import features
+from edgescope.testbed.backends import features, why_not
 
 pytestmark = pytest.mark.testbed
 SITES = ["Paris", "Corte", "Marseille"]
@@ -96,7 +96,7 @@ def test_demo_user_boots_a_server_with_no_network(testbed: Testbed, osc: Osc) ->
 
 def test_demo_user_boots_a_server_on_a_project_network(testbed: Testbed, osc: Osc) -> None:
     if not features().ovn:
-        pytest.skip("this machine runs neutron without OVN (see `edgescope testbed up`)")
+        pytest.skip(f"this machine runs neutron without OVN: {'; '.join(why_not())}")
     name = f"tb-{uuid.uuid4().hex[:8]}"
     network = json.loads(osc.run("Marseille-demo", "network", "create", name, "-f", "json").stdout)
     try:
@@ -122,7 +122,7 @@ def test_demo_user_boots_a_server_on_a_project_network(testbed: Testbed, osc: Os
 
 def test_demo_user_makes_a_volume_of_its_sites_image(testbed: Testbed, osc: Osc) -> None:
     if not features().storage:
-        pytest.skip("this machine runs no block storage (see `edgescope testbed up`)")
+        pytest.skip(f"this machine runs no block storage: {'; '.join(why_not())}")
     name = f"tb-{uuid.uuid4().hex[:8]}"
     volume = json.loads(osc.run("Corte-demo", "volume", "create", "--image", "debian", "--size",
                                 "1", name, "-f", "json").stdout)  # fmt: skip

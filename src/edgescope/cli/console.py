@@ -26,6 +26,7 @@ from typing import Annotated
 import typer
 from aiohttp import web
 from rich.console import Console as Rich
+from rich.markup import escape
 
 from edgescope.console.app import Console, console_app, started_line
 from edgescope.console.targets import (
@@ -118,7 +119,7 @@ def console(
         board = Console(targets, seen_from=seen_from, wan_state=wan_state)
         app = console_app(board, allowed_hosts=allow_host or ())
     except (EdgescopeError, OSError) as exc:
-        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     if not ipaddress.ip_address(host).is_loopback:
         _err.print(f"[yellow]warning:[/yellow] the console listens on {host} in plain http: "

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from edgescope.demo.matrix import (
@@ -127,7 +128,7 @@ def demo(
             finally:
                 reporter.close()
     except EdgescopeError as exc:
-        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2 if isinstance(exc, _USAGE_ERRORS) else 1) from None
     except KeyboardInterrupt:
         _err.print("[red]interrupted[/red] (the Paris–Corte link was healed)")

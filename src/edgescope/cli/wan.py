@@ -28,6 +28,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edgescope.errors import ConfigError, EdgescopeError
@@ -62,10 +63,10 @@ def _clean_errors() -> Iterator[None]:
     try:
         yield
     except (ConfigError, TestbedUsageError) as exc:
-        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     except EdgescopeError as exc:
-        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2 if "no WAN is up" in str(exc) else 1) from None
 
 

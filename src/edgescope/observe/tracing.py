@@ -32,6 +32,7 @@ started, for a call from a signed peer (its ``traceparent``'s sampled flag is fo
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,12 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, SpanContext, Tracer
 
 NS = 1_000_000_000
+_EXTRA_MODULES = (
+    "opentelemetry.trace.propagation.tracecontext",
+    "opentelemetry.sdk.trace",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+)
+"""What the ``tracing`` extra brings (pyproject.toml) and this module imports lazily."""
 _SPANS = web.RequestKey("edgescope_spans", object)
 """Where a call's open spans wait for :meth:`Tracing.observe` (dies with the request)."""
 
@@ -127,14 +134,16 @@ class Tracing:
     name = "tracing"
 
     def __init__(self, site: str, config: TracingConfig) -> None:
-        try:
-            from opentelemetry.trace.propagation.tracecontext import (
-                TraceContextTextMapPropagator,
-            )
-        except ImportError:  # pragma: no cover - the dependency is declared
-            raise ConfigError(
-                "[tracing] needs the OpenTelemetry SDK: pip install 'edgescope[tracing]'"
-            ) from None
+        for module in _EXTRA_MODULES:  # start() imports them; a clean install has none
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:  # shown by .ci/check-install
+                raise ConfigError(
+                    f"[tracing] needs the OpenTelemetry SDK and its OTLP exporter ({exc.name} "
+                    "is not installed): pip install 'edgescope[tracing]'"
+                ) from None
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
         self.site = site
         self.config = config
         self.propagator = TraceContextTextMapPropagator()
