@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from swift_support import SwiftCli, proxy_calls, sha256
 
+from edgescope.demo.swift import run_matrix
 from edgescope.testbed.swift import SwiftTestbed, missing_binaries
 from edgescope.testbed.wan import Wan, load_topology
 
@@ -142,3 +143,23 @@ def test_2_and_3_with_paris_corte_cut(
         check=False, retries=0,
     )  # fmt: skip
     assert done.returncode != 0
+
+
+def test_the_demo_matrix(swift_wan: tuple[Wan, SwiftTestbed], tmp_path: Path) -> None:
+    """``edgescope demo --app swift``'s probes, on this module's sites: every cell as
+    expected, and `|` served by Corte, then by Marseille once Paris–Corte is cut."""
+    wan, bed = swift_wan
+    cells = run_matrix(
+        bed, cut=lambda: wan.partition("Paris", "Corte"), heal=wan.heal, work=tmp_path
+    )
+    assert [(c.row, c.column, c.ok) for c in cells] == [
+        ("global", 1, True), ("global", 2, True), ("global", 3, True),
+        ("partial", 1, False), ("partial", 2, True), ("partial", 3, True),
+    ]  # fmt: skip
+    by = {(c.row, c.column): c.detail for c in cells}
+    assert by["global", 1].startswith(".data at Corte;")
+    assert by["global", 2].startswith(".data at Paris, Corte;")
+    assert by["global", 3].endswith("served by Corte")
+    assert by["partial", 3].endswith("served by Marseille")
+    assert by["partial", 2].endswith("served by Paris")
+    assert wan.status().cuts == []  # healed
