@@ -46,11 +46,9 @@ def render_markdown(cells: list[Cell]) -> str:
     lines = ["| row | scenario | command | expected | result | seconds | detail |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for c in cells:
-        lines.append(
-            f"| {c.row} | {COLUMNS[c.column]} | `{c.command}` | "
-            f"{'OK' if c.expect_ok else 'fails'} | {'OK' if c.ok else 'fails'} | "
-            f"{c.seconds:.2f} | {c.detail.replace('|', '/')} |"
-        )
+        fields = [c.row, COLUMNS[c.column], f"`{c.command}`", "OK" if c.expect_ok else "fails",
+                  "OK" if c.ok else "fails", f"{c.seconds:.2f}", c.detail]  # fmt: skip
+        lines.append("| " + " | ".join(f.replace("|", "\\|") for f in fields) + " |")
     return "\n".join(lines)
 
 
@@ -86,6 +84,7 @@ def main(wan: bool | None, down: bool, state_dir: Path) -> None:
     markdown = options.state_dir / "swift-demo.md"
     markdown.write_text(f"{outcome.network}\n\n{render_markdown(cells)}\n")
     _out.print(f"every probe's detail: {markdown}", highlight=False)
-    _out.print(f"try: {outcome.hint}", highlight=False, soft_wrap=True)
+    hint = outcome.hint if down else f"try: {outcome.hint}"
+    _out.print(hint, highlight=False, soft_wrap=True)
     if good != len(cells):
         raise typer.Exit(1)
