@@ -108,9 +108,19 @@ def demo(
             "'proxy' (the plain mode: the catalog points at the proxy)."
         ),
     ] = None,
+    app: Annotated[
+        str,
+        typer.Option(help="'openstack' (the Boot VM table) or 'swift' (Swift's scenarios 1-3)."),
+    ] = "openstack",
 ) -> None:
     """Bring up 3 sites, run the seed's Boot VM matrix under global and partial connectivity."""
+    if app == "swift":  # its own module: edgescope.demo.swift
+        from edgescope.demo.swift_show import main as swift_demo
+
+        return swift_demo(wan, down, state_dir)
     try:
+        if app != "openstack":
+            raise DemoUsageError(f"invalid --app {app!r}: choose openstack or swift")
         names = tuple(parse_sites(sites))
         modes: dict[str | None, CatalogMode | None] = {
             None: None,

@@ -17,6 +17,10 @@ sites' keys. Nothing here is imported by the proxy.
     bed.up()
     bed.sites["Paris"].auth_url     # http://127.0.0.1:16006/auth/v1.0, via Paris's proxy
     bed.down()
+
+On the emulated WAN (:mod:`edgescope.testbed.wan`), ``create(..., wan=wan)`` runs each site's
+processes in its network namespace: they still talk on the namespace's own loopback, and
+only the proxies reach each other, at the sites' WAN addresses (so delays and cuts apply).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgescope.proxy import keys
 from edgescope.testbed.layout import TestbedError
@@ -42,6 +47,9 @@ from edgescope.testbed.process import (
     stop_process,
     wait_http,
 )
+
+if TYPE_CHECKING:
+    from edgescope.testbed.wan import Wan
 
 SERVERS = ("account", "container", "object")
 """Swift's backend servers, each also the name of its ring."""
@@ -78,6 +86,10 @@ class SwiftSite:
     name: str
     root: Path
     port_base: int
+    address: str = "127.0.0.1"
+    """Where the other sites reach this site's proxy (its WAN address on the WAN)."""
+    exec_prefix: tuple[str, ...] = ()
+    """Prefix of every command of the site (``ip netns exec <ns>`` on the WAN)."""
 
     def port(self, what: str) -> int:
         return self.port_base + _OFFSETS[what]
@@ -123,10 +135,19 @@ class SwiftTestbed:
         self.sites = {site.name: site for site in sites}
 
     @classmethod
-    def create(cls, state: Path, names: Sequence[str], *, port_base: int) -> SwiftTestbed:
-        """Plan the sites and write every config, ring and key (kept if already there)."""
+    def create(
+        cls, state: Path, names: Sequence[str], *, port_base: int, wan: Wan | None = None
+    ) -> SwiftTestbed:
+        """Plan the sites and write every config, ring and key (kept if already there);
+        with ``wan``, each site lives in its namespace of that WAN."""
         sites = [
-            SwiftSite(name, state / name, port_base + _STRIDE * i) for i, name in enumerate(names)
+            SwiftSite(
+                name,
+                state / name,
+                port_base + _STRIDE * i,
+                *((wan.site_address(name), tuple(wan.exec_prefix(name))) if wan else ()),
+            )
+            for i, name in enumerate(names)
         ]
         bed = cls(state, sites)
         bed._write()
@@ -180,6 +201,7 @@ class SwiftTestbed:
                     timeout=timeout,
                     pidfile=site.pidfile(process),
                     what=f"{site.name}'s {process} (log: {site.log(process)})",
+                    exec_prefix=site.exec_prefix,
                 )
             took[site.name] = time.monotonic() - began
         return took
@@ -187,7 +209,9 @@ class SwiftTestbed:
     def start(self, site: SwiftSite, process: str) -> None:
         if running_pid(site.pidfile(process)) is None:
             start_process(
-                _argv(site, process), log=site.log(process), pidfile=site.pidfile(process)
+                [*site.exec_prefix, *_argv(site, process)],
+                log=site.log(process),
+                pidfile=site.pidfile(process),
             )
 
     def stop(self, site: str, processes: Iterable[str] = PROCESSES) -> None:
@@ -285,7 +309,8 @@ def site_toml(site: SwiftSite, peers: Sequence[SwiftSite], public: dict[str, str
     carrier Swift forwards (its transaction id)."""
     lines = [
         f'site = "{site.name}"',
-        f'listen = "127.0.0.1:{site.port("edgescope")}"',
+        # on the WAN, also on the site's address: the peers' hops come in there
+        f'listen = "{"0.0.0.0" if site.exec_prefix else "127.0.0.1"}:{site.port("edgescope")}"',
         'private_key_file = "site.key"',
     ]
     backends = {API_SERVICE: "proxy-server", **{t: s for s, t in SERVICE_TYPES.items()}}
@@ -313,7 +338,7 @@ def site_toml(site: SwiftSite, peers: Sequence[SwiftSite], public: dict[str, str
             "",
             "[[peers]]",
             f'name = "{peer.name}"',
-            f'url = "{peer.url("edgescope")}"',
+            f'url = "http://{peer.address}:{peer.port("edgescope")}"',
             f'public_key = "{public[peer.name]}"',
             "connect_timeout = 2.0",
         ]
@@ -389,12 +414,19 @@ def _health_url(site: SwiftSite, process: str) -> str:
 def _wait_tcp(site: SwiftSite, timeout: float) -> None:
     import socket
 
+    port = site.port("memcached")
+    probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 0.5).close()"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            if sock.connect_ex(("127.0.0.1", site.port("memcached"))) == 0:
+        if site.exec_prefix:  # inside the site's namespace
+            argv = [*site.exec_prefix, sys.executable, "-c", probe]
+            if subprocess.run(argv, capture_output=True, check=False).returncode == 0:
                 return
+        else:
+            with socket.socket() as sock:
+                sock.settimeout(0.5)
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    return
         time.sleep(0.1)
     raise TestbedError(f"{site.name}'s memcached did not listen within {timeout:.0f} s")
 

@@ -51,8 +51,9 @@ class SwiftCli:
         self, argv: list[str], env: dict[str, str], what: str, scope: str | None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            ["swift", *argv], env=env, capture_output=True, text=True, timeout=120, check=False
-        )
+            [*self.site.exec_prefix, "swift", *argv],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
         if check and done.returncode != 0:
             pytest.fail(
                 f"swift {what} at {self.site.name} (scope {scope}) failed: {done.stderr[-800:]}"
