@@ -17,6 +17,7 @@ from edgescope.demo.matrix import (
     render_markdown,
     render_summary_grid,
     render_table,
+    summary,
     verdict,
 )
 
@@ -127,3 +128,42 @@ def test_markdown_escapes_pipes() -> None:
 def test_unknown_probe_is_a_key_error() -> None:
     with pytest.raises(KeyError):
         probe("global", "nope")
+
+
+def test_summary_counts_outcomes_and_lists_departures_from_the_seed_apart() -> None:
+    line, departures = summary(_as_claimed())
+    assert line == f"{len(MATRIX)}/{len(MATRIX)} probes came out as expected"
+    assert "seed" not in line
+    changed = [p for p in MATRIX if not p.expect_ok]
+    assert {(p.row, p.key) for p in changed} == {
+        ("partial", "xdc"),
+        ("partial", "star-and"),
+        ("partial", "star-list"),
+    }
+    for p in changed:
+        [said] = [d for d in departures if d.startswith(f"{p.row} {p.column} {p.label}:")]
+        assert said.endswith(f"expected ✗ where the seed claims ✓ in theory: {p.why}")
+    [eventual] = [d for d in departures if "--os-scope-mode eventual:" in d]
+    assert "the seed's command plus --os-scope-mode eventual" in eventual
+    assert any("not in the seed's table" in d for d in departures)
+    assert len(departures) == 5
+    assert not [d for d in departures if d.startswith("global")]
+
+
+def test_summary_of_a_failed_changed_cell_and_of_a_skipped_row() -> None:
+    results = _as_claimed()
+    xdc = [i for i, r in enumerate(results) if (r.probe.row, r.probe.key) == ("partial", "xdc")]
+    results[xdc[0]] = ProbeResult(probe("partial", "xdc"), True, 9.0, "booted")
+    line, _ = summary(results)
+    assert line == f"{len(MATRIX) - 1}/{len(MATRIX)} probes came out as expected"
+    skipped = [ProbeResult(p, True, 1.0, "ok") for p in probes_for("global")] + [
+        ProbeResult(p, False, 0.0, "needs the WAN", skipped=True) for p in probes_for("partial")
+    ]
+    line, departures = summary(skipped)
+    assert line == "7/7 probes came out as expected (8 skipped)" and departures == []
+
+
+def test_the_table_says_how_a_changed_cell_differs_from_the_seed() -> None:
+    text = _text(_as_claimed())
+    assert "seed: ✓ in theory; here ✗ because strict '&' is all or nothing" in text
+    assert "differs from the seed: the seed's command plus --os-scope-mode eventual" in text

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from edgescope.demo.matrix import probe
 from edgescope.demo.probes import (
+    Boots,
+    ProbeError,
     Sites,
     _failure_detail,
     _failure_problems,
     last_line,
+    run_probe,
     site_outcomes,
 )
 from edgescope.openstack.cli_runner import CliResult
@@ -80,3 +85,41 @@ def test_the_detail_shows_edgescope_s_line_when_osc_hid_it() -> None:
     assert detail.endswith("does not have any supported versions.")
     plain = _failed("Quota exceeded for instances")
     assert _failure_detail(plain, None) == "error: Quota exceeded for instances"
+
+
+# A stand-in for a site whose every `openstack` call fails (the partial row's boot, say).
+FAILING = ("sh", "-c", 'echo "Site Unreachable: image: Corte unreachable" >&2; exit 1', "sh")
+
+
+def test_the_heal_follows_its_own_row_s_boot_never_the_other_row_s() -> None:
+    boots = Boots()
+    boots.record(probe("global", "star-and-or"), "global-server")
+    boots.record(probe("partial", "star-and-or"), "partial-server")
+    assert boots.followed(probe("partial", "star-drain")) == "partial-server"
+    boots.record(probe("partial", "star-and-or"), None, "error: 503")
+    with pytest.raises(ProbeError, match=r"this row's eventual boot .* failed.*error: 503"):
+        boots.followed(probe("partial", "star-drain"))
+
+
+def test_a_failed_eventual_boot_makes_the_heal_cell_fail_saying_why() -> None:
+    sites = Sites(
+        Path("/x/clouds.yaml"), {site: FAILING for site in ("Paris", "Corte", "Marseille")}
+    )
+    boots = Boots()
+    boots.record(probe("global", "star-and-or"), "global-server")  # the global row booted
+    boot = run_probe(sites, probe("partial", "star-and-or"), boots)
+    assert not boot.succeeded and ("partial", "star-and-or") in boots.failed
+    assert boots.made == {("global", "star-and-or"): "global-server"}
+    heal = run_probe(sites, probe("partial", "star-drain"), boots)
+    assert heal.symbol == "✗" and not heal.as_expected
+    assert "this row's eventual boot (star-and-or) failed" in heal.detail
+    assert "Corte unreachable" in heal.detail
+    assert "global-server" not in heal.detail
+    assert len(sites.history) == 1  # the heal asked no site about another row's server
+
+
+def test_a_heal_with_no_boot_in_its_row_says_so() -> None:
+    boots = Boots()
+    boots.record(probe("global", "star-and-or"), "global-server")
+    heal = run_probe(Sites(Path("/x/clouds.yaml"), {}), probe("partial", "star-drain"), boots)
+    assert heal.symbol == "✗" and "did not run" in heal.detail

@@ -47,7 +47,13 @@ def test_the_report_holds_the_table_each_probe_and_the_timeline() -> None:
     assert [float(a["data-start"] or 0) for a in timeline] == [
         10.0 + 20 * i for i, p in enumerate(MATRIX) if p.row == "partial"
     ]
-    assert f"{len(MATRIX)}/{len(MATRIX)} outcomes as the seed claims" in html
+    assert f"{len(MATRIX)}/{len(MATRIX)} probes came out as expected" in html
+    assert "seed claims" not in html.split('class="departures"')[0]  # the verdict line
+    # the departures from the seed, apart: one per changed expectation or command
+    listed = re.findall(r"<li>([^<]*)</li>", html)
+    assert len(listed) == 5
+    assert sum("expected ✗ where the seed claims ✓ in theory" in item for item in listed) == 3
+    assert any("plus --os-scope-mode eventual" in item for item in listed)
     assert "detail &lt;xdc&gt;" in html and "<xdc>" not in html  # escaped
     assert re.search(r'class="phase"', html) and "healed" in html
 
@@ -55,5 +61,6 @@ def test_the_report_holds_the_table_each_probe_and_the_timeline() -> None:
 def test_an_unexpected_outcome_is_marked_and_loopback_has_no_timeline() -> None:
     wrong = ProbeResult(probe("global", "xdc"), succeeded=False, seconds=2.0, detail="503")
     html = render_html([wrong], note="loopback")
-    assert 'class="unexpected"' in html and "0/1 outcomes" in html
+    assert 'class="unexpected"' in html and "0/1 probes came out as expected" in html
+    assert 'class="departures"' not in html  # the global x-DC boot is the seed's, as is
     assert "No partial phase" in html

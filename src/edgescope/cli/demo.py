@@ -18,10 +18,12 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from edgescope.demo.matrix import (
+    DEPARTURES_TITLE,
     ProbeResult,
     render_markdown,
     render_summary_grid,
     render_table,
+    summary,
     verdict,
 )
 from edgescope.demo.report import render_html
@@ -152,10 +154,16 @@ def demo(
     wide.print(render_table(outcome.results, title=title))
     _out.print(render_summary_grid(outcome.results))
     colour = "green" if good == run else "red"
+    line, departures = summary(outcome.results)
     _out.print(
-        f"[{colour}]{good}/{run} outcomes as the seed claims[/{colour}] "
-        f"in {outcome.total_seconds:.0f} s; partial = Paris–Corte cut during the run, healed after."
+        f"[{colour}]{line}[/{colour}] in {outcome.total_seconds:.0f} s; "
+        "partial = Paris–Corte cut during the run, healed after.",
+        highlight=False,
     )
+    if departures:
+        _out.print(DEPARTURES_TITLE, highlight=False)
+        for departure in departures:
+            _out.print(f"  - {departure}", highlight=False, markup=False)
     saved = _save_markdown(options.state_dir, outcome.results, outcome.network.note)
     report = options.state_dir / "demo-report.html"
     report.write_text(
@@ -174,7 +182,11 @@ def _save_markdown(state_dir: Path, results: list[ProbeResult], note: str) -> Pa
     """The probes as a markdown table next to the testbed (for reports and docs)."""
     path = state_dir / "demo-results.md"
     state_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{note}\n\n{render_summary_grid(results)}\n\n{render_markdown(results)}\n")
+    line, departures = summary(results)
+    listed = "".join(f"\n- {d}" for d in departures)
+    told = f"{line}.\n\n{DEPARTURES_TITLE}{listed}" if departures else f"{line}."
+    grid = render_summary_grid(results)
+    path.write_text(f"{note}\n\n{grid}\n\n{told}\n\n{render_markdown(results)}\n")
     return path
 
 

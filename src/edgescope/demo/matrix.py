@@ -3,7 +3,8 @@
 Pure: no I/O. ``probes.py`` runs each :class:`Probe` with the real ``openstack`` CLI and
 returns a :class:`ProbeResult`; ``run.py`` orchestrates; this module says *what* is tried
 in each cell of the table (rows: global / partial connectivity; columns: 1-DC, x-DC, *-DC),
-what the seed claims should happen, and how the measured outcome is printed next to it.
+what is expected to happen (and, where that departs from the seed's theory, why), and how
+the measured outcome is printed next to it.
 
     >>> [p.key for p in probes_for("global")][:2]
     ['1dc-paris', '1dc-corte']
@@ -63,6 +64,11 @@ class Probe:
     """The expected outcome, derived from the semantics, in words."""
     why: str = ""
     """Where the expected outcome differs from the seed's theoretical ✓: why."""
+    changed: str = ""
+    """Where the probe differs from the seed's command or table: what, and why."""
+    follows: str = ""
+    """For a drain: the key of the eventual boot *of the same row* whose queued writes it
+    follows (never another row's server, see :class:`~edgescope.demo.probes.Boots`)."""
     must_name: tuple[str, ...] = ()
     """Sites an error message must name (for expected failures)."""
 
@@ -112,14 +118,18 @@ def _row(row: Row) -> tuple[Probe, ...]:
               why="strict '&' is all or nothing, and Corte is cut"),
         Probe("star-and-or", row, "*-DC", "boot", f"{STAR_OR} --os-scope-mode eventual",
               "Paris", STAR_OR, "Marseille", ("Paris",), mode="eventual", queued=("Corte",),
-              claim="boots at Paris with Marseille's debian; Corte's boot queued"),
+              claim="boots at Paris with Marseille's debian; Corte's boot queued",
+              changed="the seed's command plus --os-scope-mode eventual: a strict '&' is all "
+              "or nothing and Corte is cut; eventual applies it where reachable, queues Corte"),
         Probe("star-list", row, "*-DC", "list", f"{LIST} server list", "Paris", LIST,
               expect_ok=False, must_name=("Paris", "Corte"),
               claim="fails, saying Paris answered and Corte is unreachable",
               why="a strict '&' read needs every member"),
         Probe("star-drain", row, "*-DC", "drain", "after the heal: the queued boot",
-              "Paris", STAR_OR, sites=("Corte",),
-              claim="Corte's member of the eventual boot is applied, ACTIVE"),
+              "Paris", STAR_OR, sites=("Corte",), follows="star-and-or",
+              claim="Corte's member of this row's eventual boot is applied, ACTIVE",
+              changed="not in the seed's table: checks that the boot queued during the cut "
+              "is applied after the heal"),
     )  # fmt: skip
 
 
@@ -161,7 +171,8 @@ class ProbeResult:
 
     @property
     def as_expected(self) -> bool:
-        """The outcome matches the seed's claim, and every check on real state held."""
+        """The outcome matches the probe's expectation (``expect_ok``; where that is not the
+        seed's theory, :func:`departures` says why), and every check on real state held."""
         return not self.skipped and self.succeeded == self.probe.expect_ok and not self.problems
 
 
@@ -181,6 +192,8 @@ def _cell(results: Iterable[ProbeResult]) -> Text:
         text.append(f"\n  expected {expected} ({result.probe.claim}): {verdict}", style=colour)
         if result.probe.why:
             text.append(f"\n  seed: ✓ in theory; here ✗ because {result.probe.why}", style="dim")
+        if result.probe.changed:
+            text.append(f"\n  differs from the seed: {result.probe.changed}", style="dim")
         text.append(f"\n  {result.detail}", style="dim")
         for problem in result.problems:
             text.append(f"\n  ! {problem}", style="red")
@@ -240,24 +253,62 @@ def render_markdown(results: Sequence[ProbeResult]) -> str:
 
 
 def verdict(results: Sequence[ProbeResult]) -> tuple[int, int]:
-    """(probes whose outcome matched the seed's claim, probes run)."""
+    """(probes whose outcome matched their expectation, probes run)."""
     run = [r for r in results if not r.skipped]
     return sum(r.as_expected for r in run), len(run)
+
+
+def departures(probes: Iterable[Probe]) -> list[str]:
+    """One line per probe whose expectation or command is not the seed's, saying why.
+
+    The seed's table for this approach claims ✓ in every cell, in theory.
+
+    >>> departures([probe("partial", "xdc")])[0].split("}: ")[1].split(": ")[0]
+    'expected ✗ where the seed claims ✓ in theory'
+    """
+    lines = []
+    for p in probes:
+        where = f"{p.row} {p.column} {p.label}"
+        if not p.expect_ok:
+            lines.append(f"{where}: expected ✗ where the seed claims ✓ in theory: {p.why}")
+        if p.changed:
+            lines.append(f"{where}: {p.changed}")
+    return lines
+
+
+def summary(results: Sequence[ProbeResult]) -> tuple[str, list[str]]:
+    """The verdict line, and the departures from the seed among the probes that ran.
+
+    The verdict counts outcomes against each probe's own expectation; where that is not the
+    seed's theory, the departures say so, apart: never "as the seed claims".
+    """
+    good, run = verdict(results)
+    skipped = sum(r.skipped for r in results)
+    line = f"{good}/{run} probes came out as expected" + (
+        f" ({skipped} skipped)" if skipped else ""
+    )
+    return line, departures(r.probe for r in results if not r.skipped)
+
+
+DEPARTURES_TITLE = "Where the expectation or the command is not the seed's (✓ in theory), and why:"
 
 
 __all__ = [
     "COLUMNS",
     "CUT",
+    "DEPARTURES_TITLE",
     "MATRIX",
     "ROWS",
     "Column",
     "Probe",
     "ProbeResult",
     "Row",
+    "departures",
     "probe",
     "probes_for",
     "render_markdown",
     "render_summary_grid",
     "render_table",
+    "summary",
     "verdict",
 ]

@@ -147,6 +147,39 @@ class ProbeError(EdgescopeError):
     """A check's own query failed (the site could not even be asked)."""
 
 
+@dataclass
+class Boots:
+    """What each boot of the matrix made, per row: ``(row, key)`` -> server id, or why not.
+
+    Rows share probe keys (``star-and-or`` is in both), so a later probe of a row reads only
+    that row's boots: the partial row's drain never follows the global row's server.
+    """
+
+    made: dict[tuple[str, str], str] = field(default_factory=dict)
+    failed: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def record(self, probe: Probe, server_id: str | None, why: str = "") -> None:
+        slot = (probe.row, probe.key)
+        if server_id is None:
+            self.made.pop(slot, None)
+            self.failed[slot] = why
+        else:
+            self.failed.pop(slot, None)
+            self.made[slot] = server_id
+
+    def followed(self, probe: Probe) -> str:
+        """The server of the boot ``probe`` follows, in ``probe``'s own row; else why not."""
+        slot = (probe.row, probe.follows)
+        if slot in self.made:
+            return self.made[slot]
+        if slot in self.failed:
+            raise ProbeError(
+                f"this row's eventual boot ({probe.follows}) failed, nothing to follow: "
+                f"{self.failed[slot]}"
+            )
+        raise ProbeError(f"this row's eventual boot ({probe.follows}) did not run")
+
+
 def last_line(text: str, width: int = 160) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return (lines[-1] if lines else "(no output)")[:width]
@@ -164,20 +197,27 @@ def site_outcomes(message: str) -> dict[str, str]:
 # --- the probes ---------------------------------------------------------------------------
 
 
-def run_probe(sites: Sites, probe: Probe, servers: dict[str, str] | None = None) -> ProbeResult:
-    """Run ``probe``, time it, check real state; never raises for a failed operation."""
-    servers = servers if servers is not None else {}
+def run_probe(sites: Sites, probe: Probe, boots: Boots | None = None) -> ProbeResult:
+    """Run ``probe``, time it, check real state; never raises for a failed operation.
+
+    A boot records in ``boots`` the server it made (or why it made none), under its row.
+    """
+    boots = boots if boots is not None else Boots()
+    if probe.kind == "boot":
+        boots.made.pop((probe.row, probe.key), None)
     actions = {"boot": _boot, "list": _list, "drain": _drain}
     started = time.monotonic()
     try:
-        succeeded, detail, problems = actions[probe.kind](sites, probe, servers)
+        succeeded, detail, problems = actions[probe.kind](sites, probe, boots)
     except ProbeError as exc:
         succeeded, detail, problems = False, str(exc), [f"a check could not run: {exc}"]
     seconds = time.monotonic() - started
+    if probe.kind == "boot" and (probe.row, probe.key) not in boots.made:
+        boots.record(probe, None, detail)
     return ProbeResult(probe, succeeded, seconds, detail, tuple(problems))
 
 
-def _boot(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, str, list[str]]:
+def _boot(sites: Sites, probe: Probe, boots: Boots) -> tuple[bool, str, list[str]]:
     """``server create --image debian --wait`` as the site's user; check where, which image."""
     at = probe.client_site
     name = f"{SERVER_PREFIX}{probe.row}-{probe.key}-{sites.run_id}"
@@ -197,6 +237,7 @@ def _boot(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, st
         detail = _failure_detail(result, elapsed) + ("" if left else _undone(result.stderr))
         return False, detail, problems
     server = json.loads(result.stdout)
+    boots.record(probe, str(server["id"]))  # before the checks: they may fail to run
     problems = []
     if server.get("status") != "ACTIVE":
         problems.append(f"server {name} is {server.get('status')}, not ACTIVE")
@@ -214,7 +255,6 @@ def _boot(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, st
         if expected_image is not None and image != expected_image:
             problems.append(f"{site}'s member runs image {image[:8]}, not {probe.image_from}'s")
         placed.append(f"{site} {member[:8]}")
-    servers[probe.key] = str(server["id"])
     detail = f"ACTIVE at {', '.join(placed)}; image = {probe.image_from or at}'s debian"
     if probe.queued:
         queued = [op.target for op in sites.pending(at, str(server["id"]))]
@@ -226,11 +266,12 @@ def _boot(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, st
     return True, detail, problems
 
 
-def _drain(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, str, list[str]]:
-    """After the heal: the eventual boot's queued members are applied and ACTIVE."""
-    handle = servers.get("star-and-or")
-    if handle is None:
-        return False, "the eventual boot made no server to follow", ["nothing was queued"]
+def _drain(sites: Sites, probe: Probe, boots: Boots) -> tuple[bool, str, list[str]]:
+    """After the heal: this row's eventual boot's queued members are applied and ACTIVE."""
+    try:
+        handle = boots.followed(probe)
+    except ProbeError as exc:
+        return False, str(exc), ["nothing was queued to apply"]
     at = probe.client_site
     deadline = time.monotonic() + DRAIN_TIMEOUT
     while sites.pending(at, handle) and time.monotonic() < deadline:
@@ -275,7 +316,7 @@ def _undone(stderr: str) -> str:
     return f"; undone: {found.group(1)[:160]}" if found else "; nothing was created"
 
 
-def _list(sites: Sites, probe: Probe, servers: dict[str, str]) -> tuple[bool, str, list[str]]:
+def _list(sites: Sites, probe: Probe, boots: Boots) -> tuple[bool, str, list[str]]:
     """``server list --all-projects`` under an ``&``: the union, each row with its Site(s)."""
     at = probe.client_site
     result = sites.run(
@@ -344,4 +385,4 @@ def _failure_problems(probe: Probe, result: CliResult) -> list[str]:
     return problems
 
 
-__all__ = ["ProbeError", "Sites", "last_line", "run_probe", "site_outcomes"]
+__all__ = ["Boots", "ProbeError", "Sites", "last_line", "run_probe", "site_outcomes"]

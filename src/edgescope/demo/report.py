@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from edgescope.demo.matrix import COLUMNS, ROW_TITLES, ROWS, ProbeResult, verdict
+from edgescope.demo.matrix import (
+    COLUMNS,
+    DEPARTURES_TITLE,
+    ROW_TITLES,
+    ROWS,
+    ProbeResult,
+    summary,
+    verdict,
+)
 
 BAR_WIDTH = 560
 """Pixels of the longest bar (charts scale to it)."""
@@ -38,12 +46,14 @@ def render_html(
     generated: float | None = None,
 ) -> str:
     good, run = verdict(results)
+    line, departures = summary(results)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(generated or time.time()))
     parts = [
         f"<h1>{escape(title)}</h1>",
         f"<p>{escape(note)}</p>",
-        f'<p class="verdict {"good" if good == run else "bad"}">{good}/{run} outcomes as the '
-        f"seed claims (generated {when}).</p>",
+        f'<p class="verdict {"good" if good == run else "bad"}">{escape(line)} '
+        f"(generated {when}).</p>",
+        departures_list(departures),
         "<h2>The seed's table</h2>",
         seed_table(results),
         "<h2>Each probe's time</h2>",
@@ -54,6 +64,14 @@ def render_html(
         details_table(results),
     ]
     return _PAGE.format(title=escape(title), body="\n".join(parts))
+
+
+def departures_list(departures: Sequence[str]) -> str:
+    """The probes whose expectation or command is not the seed's, and why ('' if none)."""
+    if not departures:
+        return ""
+    items = "".join(f"<li>{escape(d)}</li>" for d in departures)
+    return f'<p>{escape(DEPARTURES_TITLE)}</p><ul class="departures">{items}</ul>'
 
 
 def seed_table(results: Sequence[ProbeResult]) -> str:

@@ -10,7 +10,7 @@ reuses :func:`open_network` and :func:`open_testbed`.
 
     >>> outcome = run_demo(DemoOptions(), Reporter())
     >>> verdict(outcome.results)
-    (14, 14)
+    (15, 15)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from edgescope.demo.matrix import CUT, MATRIX, ProbeResult, Row, probes_for
-from edgescope.demo.probes import ProbeError, Sites, run_probe
+from edgescope.demo.probes import Boots, ProbeError, Sites, run_probe
 from edgescope.demo.report import Phase
 from edgescope.errors import ConfigError, EdgescopeError
 from edgescope.testbed import Testbed
@@ -268,7 +268,7 @@ def run_matrix(
     """The global row, then (with the WAN) the partial row with Paris–Corte cut, then heal;
     ``timeline`` gets the cut's window (wall-clock times, for the report)."""
     results: list[ProbeResult] = []
-    servers: dict[str, str] = {}
+    boots = Boots()  # per row: the heal's drain follows the partial row's own boot
 
     def run_row(row: Row, *, after_heal: bool = False) -> None:
         for probe in probes_for(row):
@@ -276,7 +276,7 @@ def run_matrix(
                 continue
             reporter.probe_started(f"{row}: {probe.column} {probe.label}")
             began = time.time()
-            result = replace(run_probe(sites, probe, servers), started=began)
+            result = replace(run_probe(sites, probe, boots), started=began)
             reporter.probe_done(result)
             results.append(result)
 

@@ -1,11 +1,16 @@
 """The per-site scope proxy (docs/proxy.md): routes every service call by the scope it carries.
 
 Pure decisions: ``config`` (site TOML), ``carriers`` (X-Scope, token piggyback, baggage,
-request-id correlation), ``route`` (scope -> plan), ``peer_auth`` (HMAC hop markers),
-``breaker``, ``merge`` (combine ``&`` answers). I/O: ``server`` (the aiohttp app),
-``dispatch`` (runs a plan with scope-lang's evaluator), ``forward`` (upstream client),
-``body`` (tee and spool), ``identity``, ``metrics``. Kept import-free so that importing one
-module does not pull in the server.
+request-id correlation), ``ingress`` (checks before routing), ``route`` (scope -> plan),
+``protocol`` (the hop marker: headers signed with the sending site's Ed25519 key, ``keys``,
+one signature per batch of hops, ``batchsign``), ``breaker``, ``outcome`` (the
+strict/eventual rule), ``merge`` (combine ``&`` answers). I/O: ``server`` (the aiohttp app
+and its listeners, among them ``peer_listen``'s, mutual TLS with ``[tls]``), ``dispatch``
+(runs a plan with scope-lang's evaluator), ``sender`` (one branch: the local backend, or a
+peer proxy over TLS with a signed hop), ``forward`` (upstream client), ``body`` (tee and
+spool), ``identity``, ``delegation``, ``probes``, ``metrics``; ``extension`` is how optional
+parts (replicas, events, tracing, the directory) join a call. Kept import-free so that
+importing one module does not pull in the server.
 
     from edgescope.proxy.config import load_config
     from edgescope.proxy.server import SiteProxy

@@ -8,12 +8,17 @@ clock are arguments.
 Request headers, set by a proxy on a hop to a peer proxy (a client's are dropped at ingress):
 
     X-Edgescope-Protocol   protocol version of the sender (checked: a mismatch is a 400)
-    X-Edgescope-Hop        hops made so far      X-Edgescope-Peer    sending site
-    X-Edgescope-Timestamp  unix seconds          X-Edgescope-Key-Id  which key of the sender
-    X-Edgescope-Signature  Ed25519 over hop_message(), base64
+    X-Edgescope-Hop        hops made so far
+    X-Edgescope-Peer       sending site
+    X-Edgescope-Timestamp  unix seconds
+    X-Edgescope-Key-Id     which key of the sender
+    X-Edgescope-Signature  Ed25519 over the root of a batch of hop_message()s, base64
+    X-Edgescope-Proof      this hop's place in that batch (index, sibling digests; batchsign)
     X-Edgescope-Content-Sha256  the digest of a body sent whole (record pushes)
     X-Edgescope-Token-Site the identity site that issued the call's X-Auth-Token
-    X-Edgescope-Replica, -Hlc, -Idempotency-Key   a replicated write (edgescope.replicas)
+    X-Edgescope-Replica    a replicated write (edgescope.replicas): its replica set's handle
+    X-Edgescope-Hlc        its hybrid logical clock stamp (last writer wins)
+    X-Edgescope-Idempotency-Key  the write's key: applied once, its answer replayed
 
 Response headers, set by a proxy for its client:
 
@@ -22,6 +27,10 @@ Response headers, set by a proxy for its client:
     X-Edgescope-Pending    sites where an eventual write is queued
     X-Edgescope-Replica-Set  the handle of the replica set a create made
     X-Edgescope-Replayed   the answer is the remembered one of an already applied write
+
+Set by the site's HAProxy (``deploy/haproxy.py``), not by a proxy:
+
+    X-Edgescope-Bypassed   no edgescope proxy of the site was up: served locally, unscoped
 
     >>> from edgescope.proxy.keys import generate
     >>> paris = generate()

@@ -1,8 +1,9 @@
 """The routing decision: (scope, service, this site, peers, hop marker) -> :class:`Plan`. Pure.
 
-Neighbours: ``server.py`` parses the carriers, calls :func:`plan_route`, then runs the plan
-with scope-lang's evaluator (``&`` concurrently, ``|`` in order), sending each branch the
-scope of :func:`branch_scope`. No I/O here, so every rule is testable without sockets.
+Neighbours: ``server.py`` parses the carriers and calls :func:`plan_route`; ``dispatch.py``
+(``Dispatcher.run``) runs the plan with scope-lang's evaluator (``&`` concurrently, ``|`` in
+order), and ``sender.py`` sends each branch the scope of :func:`branch_scope`. No I/O
+here, so every rule is testable without sockets.
 
 Rules: no scope, or no entry for the service, or an entry that is just this site, means
 *local*. Every other site named must be a configured peer. At ingress the scope gets an

@@ -1,13 +1,16 @@
 """The site proxy's aiohttp application: every socket and clock of the proxy lives here.
 
 Neighbours: for each call, :mod:`carriers` finds the scope, scope-lang parses it,
-:mod:`peer_auth` checks hop markers, :mod:`route` decides, :mod:`dispatch` runs the
-decision (with scope-lang's evaluator) over :mod:`forward`, and :mod:`responses` shapes
-errors. :mod:`breaker` and :mod:`metrics` hold the per-peer state.
+:mod:`protocol` checks the hop marker (the sending site's Ed25519 signature, through
+:mod:`sender`), :mod:`route` decides, :mod:`dispatch` runs the decision (with scope-lang's
+evaluator) through :mod:`sender` and :mod:`forward`, and :mod:`responses` shapes errors.
+:mod:`peerbook`, :mod:`breaker` and :mod:`metrics` hold the per-peer state.
 
 Listeners: the main one (``listen``) serves every prefix-based service, the proxy's own
 ``/edgescope/health``, ``/edgescope/status``, ``/metrics``, and peer hops on
-``/edgescope/svc/<service-type>/...``; each port-based service gets its own listener.
+``/edgescope/svc/<service-type>/...``; each port-based service gets its own listener. With
+``peer_listen``, peer hops come only on a peer listener of their own, with ``[tls]`` over TLS
+(mutual by default: only clients with a certificate of ``ca_file`` get in).
 
     proxy = SiteProxy(load_config("paris.toml"))
     await proxy.start()          # or start(sockets={...}) with pre-bound sockets (tests)
