@@ -149,11 +149,20 @@ class LoadMeter:
         )
 
 
-def write(name: str, command: str, started: float, load: Load, figures: dict[str, Any]) -> Path:
-    """``bench/results/<name>-<UTC start time>.json``; returns its path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write(
+    name: str,
+    command: str,
+    started: float,
+    load: Load,
+    figures: dict[str, Any],
+    folder: Path | None = None,
+) -> Path:
+    """``<folder>/<name>-<UTC start time>.json`` (folder: bench/results); returns its path.
+    A NaN or infinity in the figures raises ValueError: no such figure is ever stored."""
+    folder = RESULTS if folder is None else folder
+    folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
-    path = RESULTS / f"{name}-{stamp}.json"
+    path = folder / f"{name}-{stamp}.json"
     document = {
         "benchmark": name,
         "command": command,
@@ -162,13 +171,21 @@ def write(name: str, command: str, started: float, load: Load, figures: dict[str
         "load": asdict(load),
         **figures,
     }
-    path.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False)
+    path.write_text(text + "\n")
     return path
 
 
 def relative(path: Path) -> str:
-    """``bench/results/...json``, as the docs name it."""
-    return str(path.relative_to(RESULTS.parent.parent))
+    """``bench/results/...json``, as the docs name it (a path outside the repository as is)."""
+    try:
+        return str(path.resolve().relative_to(RESULTS.parent.parent))
+    except ValueError:
+        return str(path)
+
+
+ARTIFACTS = RESULTS.parent.parent / "artifacts"
+"""Git-ignored: where a smoke run or a failed run stores its JSON (never bench/results)."""
 
 
 DOCS = RESULTS.parent.parent / "docs" / "benchmarks.md"

@@ -17,22 +17,28 @@ from bench.verdicts import (
 )
 
 
+OK = {"failed": None}
+"""A row whose every call answered 2xx."""
+
+
 def latency_rows(scoped_added: float, haproxy_added: float | None, rps: float) -> list[Any]:
-    rows: list[dict[str, Any]] = [{"path": "direct to backend", "added_p50": 0.0, "rps": 13000}]
+    rows: list[dict[str, Any]] = [
+        {"path": "direct to backend", "added_p50": 0.0, "rps": 13000, **OK}
+    ]
     if haproxy_added is not None:
-        rows.append({"path": "HAProxy 1 thread", "added_p50": haproxy_added, "rps": 7500})
-    rows.append({"path": SCOPED, "added_p50": scoped_added, "rps": rps})
+        rows.append({"path": "HAProxy 1 thread", "added_p50": haproxy_added, "rps": 7500, **OK})
+    rows.append({"path": SCOPED, "added_p50": scoped_added, "rps": rps, **OK})
     return rows
 
 
 def test_every_stated_target_gets_a_verdict() -> None:
     verdicts = proxy_verdicts(
         latency_rows(scoped_added=0.52, haproxy_added=0.12, rps=4401),
-        [{"width": 10, "added_p50": 1.5}, {"width": 1000, "added_p50": 281.81}],
+        [{"width": 10, "added_p50": 1.5, **OK}, {"width": 1000, "added_p50": 281.81, **OK}],
         [
-            {"case": "{image: Refused | Good}, breaker open", "added_p50": 0.08},
-            {"case": "{image: Hole | Good}, black-holed, before breaker", "added_p50": 102.5},
-            {"case": "{image: Hole | Good}, black-holed, breaker open", "added_p50": 6.0},
+            {"case": "{image: Refused | Good}, breaker open", "added_p50": 0.08, **OK},
+            {"case": "{image: Hole | Good}, black-holed, before breaker", "added_p50": 102.5, **OK},
+            {"case": "{image: Hole | Good}, black-holed, breaker open", "added_p50": 6.0, **OK},
         ],
     )
     assert [(describe(v)) for v in verdicts] == [
@@ -89,9 +95,10 @@ def test_doctests() -> None:
 
 
 def test_the_fast_path_and_two_proxies_get_their_verdicts() -> None:
-    verdicts = haproxy_verdicts({"fast_path_p50": 1.03, "two_proxies_rps": 1.2})
+    complete = {"fast_path_p50": None, "two_proxies_rps": None}
+    verdicts = haproxy_verdicts({"fast_path_p50": 1.03, "two_proxies_rps": 1.2}, complete)
     assert [describe(v) for v in verdicts] == [
         "met (measured 1.03×; target <= 1.05×)",
         "missed by 0.3× (measured 1.2×; target >= 1.5×)",
     ]
-    assert [v.met for v in haproxy_verdicts({})] == [None, None]
+    assert [v.met for v in haproxy_verdicts({}, complete)] == [None, None]
