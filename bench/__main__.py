@@ -65,7 +65,9 @@ def proxy_outcome(smoke: bool) -> Outcome:
             figures[name], crashed[name] = [], crash_reason(exc)
         Console().print(f"measured {name} in {time.monotonic() - began:.0f} s", markup=False)
     load = meter.stop()
-    verdicts = proxy_verdicts(figures["latency"], figures["fanout"], figures["failover"])
+    verdicts = proxy_verdicts(
+        *(figures.get(name, []) for name in ("latency", "fanout", "failover"))
+    )
     sections = _proxy_report.sections(figures, crashed)
     targets = [[v.target, describe(v)] for v in verdicts]
     command = "python -m bench" + (" --smoke" if smoke else "")

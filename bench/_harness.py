@@ -80,6 +80,8 @@ def process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 def free_port() -> int:
@@ -287,6 +289,8 @@ class Rate:
     rps: float
     """2xx answers per second (errors never count)."""
     tally: Tally
+    seconds: float
+    """How long the clients ran."""
 
 
 async def throughput(
@@ -303,7 +307,8 @@ async def throughput(
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return Rate(tally.ok / (time.perf_counter() - started), tally)
+        elapsed = time.perf_counter() - started
+        return Rate(tally.ok / elapsed, tally, elapsed)
 
 
 def run(coro_fn: Callable[[], Any]) -> Any:

@@ -116,7 +116,7 @@ class Load:
         verdict = "other work shared the CPUs" if self.shared else "no other work to speak of"
         return (
             f"other work used {self.other_cpus:.2f} of the {self.cpus} CPUs on average during "
-            f"the run, the benchmark itself {self.own_cpu_seconds / self.wall_seconds:.2f} "
+            f"the run, the benchmark itself {self.own_cpu_seconds / max(self.wall_seconds, 0.1):.2f} "
             f"(1-min load average {start:.1f} at the start, {end:.1f} at the end): {verdict}"
         )
 

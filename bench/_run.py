@@ -120,7 +120,7 @@ def finish(outcomes: Sequence[Outcome], options: Options) -> int:
     if failures:
         console.print(f"[bold red]FAILED[/]: {len(failures)} measured path(s) did not succeed:")
         for line in failures:
-            console.print(f"  - {line}", markup=False)
+            console.print(f"  - {line}", markup=False, soft_wrap=True)
         console.print("docs/benchmarks.md left unchanged (a failed run writes no figure).")
         return 1
     if options.docs:
@@ -145,4 +145,6 @@ def measured_at(started: float, load: _results.Load, command: str) -> str:
         f"{machine['haproxy'] or 'no HAProxy'}; {load.sentence()}. Absolute figures move with "
         f"other work on the machine, so compare within a table. The run took "
         f"{load.wall_seconds:.0f} s. Command: `{command}`."
-    )
+        + (" A smoke run: a few calls per path, to show every path works; its figures are"
+           " not comparable with anything." if "--smoke" in command else "")
+    )  # fmt: skip

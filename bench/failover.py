@@ -76,8 +76,8 @@ def failover_figures(smoke: bool = False) -> list[dict[str, Any]]:
                     {"X-Scope": "{image: Hole | Good}"},
                 ),
             }
-            n, rounds = (10, 1) if smoke else (400, 5)
-            lat = run(lambda: interleaved_latency(targets, n, rounds=rounds, warmup=5))
+            n, rounds, warmup = (3, 1, 2) if smoke else (400, 5, 5)
+            lat = run(lambda: interleaved_latency(targets, n, rounds, warmup))
             hole_before = run(
                 lambda: latency(
                     plain + path, 2 if smoke else 8, {"X-Scope": "{image: Hole | Good}"}, warmup=1

@@ -75,10 +75,10 @@ def one_width(width: int, smoke: bool = False) -> dict[str, Any]:
         )
         with edgescope(toml) as (proc, url):
             headers = {"X-Scope": scope_for(width)}
-            n = 2 if smoke else 40 if width <= 100 else 10
-            warmup = 1 if smoke else 2
+            n = 1 if smoke else 40 if width <= 100 else 10
+            warmup = 0 if smoke else 2
             slowest_url = f"http://127.0.0.1:{ports[-1]}/image/items"
-            slowest = run(lambda: latency(slowest_url, n, warmup=1 if smoke else 3))
+            slowest = run(lambda: latency(slowest_url, n, warmup=0 if smoke else 3))
             cpu_before = psutil.Process(proc.pid).cpu_times()
             started = time.perf_counter()
             fan = run(lambda: latency(f"{url}/image/items", n, headers, warmup=warmup))
@@ -87,7 +87,7 @@ def one_width(width: int, smoke: bool = False) -> dict[str, Any]:
             cpu_seconds = (cpu_after.user + cpu_after.system) - (
                 cpu_before.user + cpu_before.system
             )
-            in_flight = 2 if smoke else 20 if width <= 100 else 2
+            in_flight = 1 if smoke else 20 if width <= 100 else 2
             base, peak, flight = run(
                 lambda: peak_rss_during(proc.pid, f"{url}/image/items", headers, in_flight)
             )

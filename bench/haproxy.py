@@ -62,7 +62,7 @@ class Counts:
 
 
 FULL = Counts(int(os.environ.get("BENCH_HAPROXY_N", "8000")), 8, 16.0, 2000, 6)
-SMOKE = Counts(20, 1, 0.3, 20, 1)
+SMOKE = Counts(10, 1, 0.2, 10, 1)
 """``--smoke``: every path, a few calls each."""
 CONCURRENCY = 32
 SITE = "Paris"
@@ -300,7 +300,7 @@ def haproxy_figures(smoke: bool = False) -> dict[str, Any]:
             ALONE: (f"http://127.0.0.1:{ports['image']}/v2/images", SCOPED),
             BEHIND: (fast, SCOPED),
         }
-        warmup = 5 if smoke else 50
+        warmup = 2 if smoke else 50
         lat = run(lambda: alternating_latency(latency_targets, counts.calls, warmup))
         unscoped = dict(list(latency_targets.items())[:2])
         cpu, cpu_tallies = run(

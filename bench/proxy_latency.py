@@ -46,7 +46,7 @@ class Counts:
 
 
 FULL = Counts(calls=1500, rounds=10, warmup=30, seconds=3.0, rps_rounds=6)
-SMOKE = Counts(calls=20, rounds=1, warmup=5, seconds=0.2, rps_rounds=1)
+SMOKE = Counts(calls=10, rounds=1, warmup=2, seconds=0.1, rps_rounds=1)
 """``--smoke``: every path, a few calls each."""
 N_LATENCY = FULL.calls
 CONCURRENCY = 16
