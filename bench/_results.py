@@ -114,9 +114,10 @@ class Load:
         """``other work used 0.9 of the 2 CPUs on average during the run (...): shared``."""
         start, end = self.load_average_start[0], self.load_average_end[0]
         verdict = "other work shared the CPUs" if self.shared else "no other work to speak of"
+        own = self.own_cpu_seconds / max(self.wall_seconds, 0.1)  # a run of < 0.1 s: no /0
         return (
             f"other work used {self.other_cpus:.2f} of the {self.cpus} CPUs on average during "
-            f"the run, the benchmark itself {self.own_cpu_seconds / max(self.wall_seconds, 0.1):.2f} "
+            f"the run, the benchmark itself {own:.2f} "
             f"(1-min load average {start:.1f} at the start, {end:.1f} at the end): {verdict}"
         )
 
