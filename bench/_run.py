@@ -6,8 +6,8 @@ docs/benchmarks.md only when every measured path succeeded.
 
 A run with a failed path exits 1, lists every failure (the first error's status and body),
 stores its JSON under artifacts/bench-failed/ (git-ignored, never bench/results/, which the
-docs cite) and leaves docs/benchmarks.md unchanged, saying so. A smoke run stores under
-artifacts/bench-smoke/ and never writes the docs either.
+docs cite; or under ``--results``) and leaves docs/benchmarks.md unchanged, saying so. A
+smoke run stores under artifacts/bench-smoke/ and never writes the docs either.
 """
 
 from __future__ import annotations
@@ -83,10 +83,12 @@ class Options:
                    args.results)  # fmt: skip
 
     def folder(self, failed: bool) -> Path:
-        if failed:
-            return _results.ARTIFACTS / "bench-failed"
+        """``--results``, else: a failed run artifacts/bench-failed/, a smoke run
+        artifacts/bench-smoke/, a full run with no failure bench/results/."""
         if self.results is not None:
             return self.results
+        if failed:
+            return _results.ARTIFACTS / "bench-failed"
         return _results.ARTIFACTS / "bench-smoke" if self.smoke else _results.RESULTS
 
 

@@ -153,7 +153,8 @@ def test_a_run_with_a_failed_path_exits_1_and_leaves_the_docs(
         return measure_all(targets(backend, "ok", "forbidden"), smoke)
 
     monkeypatch.setattr(bench_main, "FIGURES", {"latency": latency})
-    options = Options(smoke=True, docs=True, results=results)  # docs=True: still refused
+    monkeypatch.setattr(_results, "RESULTS", results)
+    options = Options(docs=True)  # a full run that would write the docs: refused
     assert finish([bench_main.proxy_outcome(smoke=True)], options) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and NOT_A_PEER in out and "docs/benchmarks.md left unchanged" in out
