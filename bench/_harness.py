@@ -133,9 +133,11 @@ def site_toml(
     extra: str = "",
     connect_timeout: float = 1.0,
     listen: str = "127.0.0.1:0",
+    read_timeouts: Mapping[str, float] = {},
 ) -> str:
     """A bench site's proxy config: its own key, and each peer's URL and public key (as
-    every deployed site lists its peers: a proxy answers a hop only from a peer it knows)."""
+    every deployed site lists its peers: a proxy answers a hop only from a peer it knows);
+    ``read_timeouts`` overrides ``read_timeout`` for some peers."""
     lines = [
         f'site = "{site}"',
         f'listen = "{listen}"',
@@ -153,7 +155,7 @@ def site_toml(
             f'url = "{url}"',
             f'public_key = "{site_key(name)[1]}"',
             f"connect_timeout = {connect_timeout}",
-            f"read_timeout = {read_timeout}",
+            f"read_timeout = {read_timeouts.get(name, read_timeout)}",
         ]
     return "\n".join(lines) + "\n"
 

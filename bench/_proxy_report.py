@@ -113,7 +113,8 @@ def failover_section(rows: Rows, crashed: str | None) -> Section:
         ["case", "p50", "p99", "added p50 vs baseline"],
         _table(rows, crashed, "case", [("p50", 2), ("p99", 2), ("added_p50", 2)]),
         f"Peer read_timeout {READ_TIMEOUT * 1000:.0f} ms for the black hole (a socket that "
-        "listens and never answers). Every call must answer 2xx (the `|` reaches Good). "
+        "listens and never answers), 30 s for the others. Every call must answer 2xx (the "
+        "`|` reaches Good). "
         "Target: <= 5 ms once the breaker is open.",
     )
 
