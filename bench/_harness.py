@@ -13,20 +13,20 @@ import hashlib
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil
 
+from bench._tally import CALL_ERRORS, TIMEOUT, Tally, truncated
 from edgescope.proxy.keys import PREFIX, load_private, public_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,33 +48,49 @@ def raise_fd_limit() -> None:
 def process(
     args: list[str], *, ready_json: bool = True, wait_port: int | None = None
 ) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
-    """Run ``args``; yield (process, first stdout JSON line); kill it afterwards."""
-    proc = subprocess.Popen(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        info: dict[str, Any] = {}
-        if ready_json:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"{args[:4]} exited before listening")
-            info = json.loads(line)
-        if wait_port is not None:
-            wait_for_port(wait_port)
-        yield proc, info
-    finally:
-        proc.terminate()
+    """Run ``args``; yield (process, first stdout JSON line); kill it afterwards. A process
+    that exits before it is ready raises RuntimeError with the end of its stderr."""
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            info: dict[str, Any] = {}
+            if ready_json:
+                assert proc.stdout is not None
+                line = proc.stdout.readline()
+                if not line:
+                    proc.wait(timeout=5)
+                    log.seek(0)
+                    tail = truncated(log.read()[-2000:], 400)
+                    raise RuntimeError(f"{' '.join(args[:5])} exited before listening: {tail}")
+                info = json.loads(line)
+            if wait_port is not None:
+                wait_for_port(wait_port)
+            yield proc, info
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+def free_port() -> int:
+    """A loopback port free now (for a process that must be named before it starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
@@ -116,10 +132,15 @@ def site_toml(
     read_timeout: float = 30.0,
     extra: str = "",
     connect_timeout: float = 1.0,
+    listen: str = "127.0.0.1:0",
+    read_timeouts: Mapping[str, float] = {},
 ) -> str:
+    """A bench site's proxy config: its own key, and each peer's URL and public key (as
+    every deployed site lists its peers: a proxy answers a hop only from a peer it knows);
+    ``read_timeouts`` overrides ``read_timeout`` for some peers."""
     lines = [
         f'site = "{site}"',
-        'listen = "127.0.0.1:0"',
+        f'listen = "{listen}"',
         f'private_key = "{site_key(site)[0]}"',
         extra,
         "[[services]]",
@@ -134,7 +155,7 @@ def site_toml(
             f'url = "{url}"',
             f'public_key = "{site_key(name)[1]}"',
             f"connect_timeout = {connect_timeout}",
-            f"read_timeout = {read_timeout}",
+            f"read_timeout = {read_timeouts.get(name, read_timeout)}",
         ]
     return "\n".join(lines) + "\n"
 
@@ -170,26 +191,52 @@ def rss_mb(proc: subprocess.Popen[str]) -> float:
 @dataclass
 class Latency:
     samples: list[float]
-    errors: int = 0
-    """Calls that did not answer 200 (not in ``samples``)."""
+    """Seconds per 2xx call after the warm-up."""
+    tally: Tally = field(default_factory=Tally)
+    """Every call, warm-up included: 2xx answers apart from errors (not in ``samples``)."""
 
-    def pct(self, q: float) -> float:
+    def pct(self, q: float) -> float | None:
+        """The ``q``-th percentile in ms; None with no 2xx sample."""
         if not self.samples:
-            return float("nan")
+            return None
         ordered = sorted(self.samples)
         return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000
 
     @property
-    def p50(self) -> float:
+    def p50(self) -> float | None:
         return self.pct(50)
 
     @property
-    def p99(self) -> float:
+    def p99(self) -> float | None:
         return self.pct(99)
 
     @property
-    def mean(self) -> float:
-        return statistics.fmean(self.samples) * 1000
+    def errors(self) -> int:
+        return self.tally.errors
+
+
+def minus(a: float | None, b: float | None) -> float | None:
+    """``a - b``, None when either is unknown (never NaN)."""
+    return None if a is None or b is None else a - b
+
+
+async def timed_get(
+    session: aiohttp.ClientSession, url: str, headers: Mapping[str, str] | None, tally: Tally
+) -> float | None:
+    """One GET, counted in ``tally``; its seconds when it answered 2xx, else None."""
+    started = time.perf_counter()
+    try:
+        async with session.get(url, headers=headers) as response:
+            body = await response.read()
+    except CALL_ERRORS as exc:
+        tally.exception(exc)
+        return None
+    elapsed = time.perf_counter() - started
+    return elapsed if tally.answer(response.status, body) else None
+
+
+def session(limit: int) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit), timeout=TIMEOUT)
 
 
 async def latency(
@@ -198,20 +245,15 @@ async def latency(
     headers: Mapping[str, str] | None = None,
     warmup: int = 50,
 ) -> Latency:
-    """``n`` sequential GETs on one keep-alive connection (non-200 answers are counted)."""
-    connector = aiohttp.TCPConnector(limit=1)
-    errors = 0
-    async with aiohttp.ClientSession(connector=connector) as session:
-        samples = []
+    """``n`` sequential GETs on one keep-alive connection (errors are counted, not timed)."""
+    tally = Tally()
+    samples = []
+    async with session(1) as client:
         for i in range(warmup + n):
-            started = time.perf_counter()
-            async with session.get(url, headers=headers) as response:
-                await response.read()
-            if response.status != 200:
-                errors += 1
-            elif i >= warmup:
-                samples.append(time.perf_counter() - started)
-        return Latency(samples, errors)
+            seconds = await timed_get(client, url, headers, tally)
+            if seconds is not None and i >= warmup:
+                samples.append(seconds)
+    return Latency(samples, tally)
 
 
 async def interleaved_latency(
@@ -225,48 +267,50 @@ async def interleaved_latency(
     The machine is shared: interleaving spreads any background load evenly over every
     target, so the differences between targets stay meaningful.
     """
-    sessions = {
-        name: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) for name in targets
-    }
-    samples: dict[str, list[float]] = {name: [] for name in targets}
-    errors = dict.fromkeys(targets, 0)
+    sessions = {name: session(1) for name in targets}
+    results = {name: Latency([]) for name in targets}
     try:
         for round_no in range(rounds + 1):
             for name, (url, headers) in targets.items():
-                batch = warmup if round_no == 0 else n // rounds
+                batch = warmup if round_no == 0 else max(1, n // rounds)
                 for _ in range(batch):
-                    started = time.perf_counter()
-                    async with sessions[name].get(url, headers=headers) as response:
-                        await response.read()
-                    if response.status != 200:
-                        errors[name] += 1  # counted and reported, never hidden in the times
-                    elif round_no:
-                        samples[name].append(time.perf_counter() - started)
+                    result = results[name]
+                    seconds = await timed_get(sessions[name], url, headers, result.tally)
+                    if seconds is not None and round_no:
+                        result.samples.append(seconds)
     finally:
-        for session in sessions.values():
-            await session.close()
-    return {name: Latency(values, errors[name]) for name, values in samples.items()}
+        for client in sessions.values():
+            await client.close()
+    return results
+
+
+@dataclass(frozen=True)
+class Rate:
+    """Throughput of one path: 2xx answers per second, errors apart."""
+
+    rps: float
+    """2xx answers per second (errors never count)."""
+    tally: Tally
+    seconds: float
+    """How long the clients ran."""
 
 
 async def throughput(
     url: str, seconds: float, concurrency: int, headers: Mapping[str, str] | None = None
-) -> float:
-    """Requests per second with ``concurrency`` keep-alive clients."""
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    done = 0
-    async with aiohttp.ClientSession(connector=connector) as session:
+) -> Rate:
+    """2xx answers per second with ``concurrency`` keep-alive clients; errors counted apart."""
+    tally = Tally()
+    async with session(concurrency) as client:
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
-            nonlocal done
             while time.perf_counter() < deadline:
-                async with session.get(url, headers=headers) as response:
-                    await response.read()
-                done += 1
+                await timed_get(client, url, headers, tally)
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return done / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        return Rate(tally.ok / elapsed, tally, elapsed)
 
 
 def run(coro_fn: Callable[[], Any]) -> Any:

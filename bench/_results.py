@@ -114,9 +114,10 @@ class Load:
         """``other work used 0.9 of the 2 CPUs on average during the run (...): shared``."""
         start, end = self.load_average_start[0], self.load_average_end[0]
         verdict = "other work shared the CPUs" if self.shared else "no other work to speak of"
+        own = self.own_cpu_seconds / max(self.wall_seconds, 0.1)  # a run of < 0.1 s: no /0
         return (
             f"other work used {self.other_cpus:.2f} of the {self.cpus} CPUs on average during "
-            f"the run, the benchmark itself {self.own_cpu_seconds / self.wall_seconds:.2f} "
+            f"the run, the benchmark itself {own:.2f} "
             f"(1-min load average {start:.1f} at the start, {end:.1f} at the end): {verdict}"
         )
 
@@ -149,11 +150,20 @@ class LoadMeter:
         )
 
 
-def write(name: str, command: str, started: float, load: Load, figures: dict[str, Any]) -> Path:
-    """``bench/results/<name>-<UTC start time>.json``; returns its path."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write(
+    name: str,
+    command: str,
+    started: float,
+    load: Load,
+    figures: dict[str, Any],
+    folder: Path | None = None,
+) -> Path:
+    """``<folder>/<name>-<UTC start time>.json`` (folder: bench/results); returns its path.
+    A NaN or infinity in the figures raises ValueError: no such figure is ever stored."""
+    folder = RESULTS if folder is None else folder
+    folder.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started))
-    path = RESULTS / f"{name}-{stamp}.json"
+    path = folder / f"{name}-{stamp}.json"
     document = {
         "benchmark": name,
         "command": command,
@@ -162,13 +172,21 @@ def write(name: str, command: str, started: float, load: Load, figures: dict[str
         "load": asdict(load),
         **figures,
     }
-    path.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False)
+    path.write_text(text + "\n")
     return path
 
 
 def relative(path: Path) -> str:
-    """``bench/results/...json``, as the docs name it."""
-    return str(path.relative_to(RESULTS.parent.parent))
+    """``bench/results/...json``, as the docs name it (a path outside the repository as is)."""
+    try:
+        return str(path.resolve().relative_to(RESULTS.parent.parent))
+    except ValueError:
+        return str(path)
+
+
+ARTIFACTS = RESULTS.parent.parent / "artifacts"
+"""Git-ignored: where a smoke run or a failed run stores its JSON (never bench/results)."""
 
 
 DOCS = RESULTS.parent.parent / "docs" / "benchmarks.md"

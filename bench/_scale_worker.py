@@ -27,7 +27,8 @@ import psutil
 from aiohttp import web
 from yarl import URL
 
-from bench._harness import raise_fd_limit, site_key
+from bench._harness import raise_fd_limit, session, site_key, timed_get
+from bench._tally import Tally
 from edgescope.directory import model
 from edgescope.directory.gossip import Directory, DirectoryConfig
 from edgescope.proxy import keys
@@ -175,8 +176,8 @@ class Worker:
         """One GET through ``site``'s proxy with ``scope`` (from inside this namespace)."""
         started = time.monotonic()
         async with (
-            aiohttp.ClientSession() as session,
-            session.get(
+            aiohttp.ClientSession() as client,
+            client.get(
                 self.url(site) + "/image/items", headers={"X-Scope": scope} if scope else {}
             ) as answer,
         ):
@@ -187,41 +188,40 @@ class Worker:
 
     async def bare(self, urls: list[str], rounds: int) -> dict[str, Any]:
         """The baseline: ``rounds`` fan-outs straight to ``urls`` with bare aiohttp."""
-        connector = aiohttp.TCPConnector(limit=0)
-        async with aiohttp.ClientSession(connector=connector) as session:
-
-            async def one(url: str) -> int:
-                async with session.get(url) as answer:
-                    await answer.read()
-                    return answer.status
-
-            await asyncio.gather(*(one(u) for u in urls))  # connections up, as the proxy's are
+        tally = Tally()  # every measured GET: a failed one is reported, never dropped
+        async with session(0) as client:
+            await asyncio.gather(*(timed_get(client, u, None, Tally()) for u in urls))  # warm
             before, started = time.process_time(), time.monotonic()
             walls = []
             for _ in range(rounds):
                 t0 = time.monotonic()
-                statuses = await asyncio.gather(*(one(u) for u in urls))
+                await asyncio.gather(*(timed_get(client, u, None, tally) for u in urls))
                 walls.append((time.monotonic() - t0) * 1000)
             cpu = time.process_time() - before
-        return {"cpu_s": cpu, "wall_ms": sorted(walls), "failed": sum(s != 200 for s in statuses),
+        return {"cpu_s": cpu, "wall_ms": sorted(walls), "failed": tally.errors,
+                "first_error": tally.first_error and str(tally.first_error),
                 "elapsed_s": time.monotonic() - started}  # fmt: skip
 
     async def raw(self, urls: list[str], rounds: int) -> dict[str, Any]:
         """The floor of Python itself: the same GETs over kept-alive sockets with a bare
         asyncio protocol (a prebuilt request, the answer framed by Content-Length)."""
         links = list(await asyncio.gather(*(RawLink.open(url) for url in urls)))
+        tally = Tally()
         try:
             before = time.process_time()
             walls = []
             for _ in range(rounds):
                 t0 = time.monotonic()
-                await asyncio.gather(*(link.get() for link in links))
+                statuses = await asyncio.gather(*(link.get() for link in links))
                 walls.append((time.monotonic() - t0) * 1000)
+                for status in statuses:
+                    tally.answer(status)
             cpu = time.process_time() - before
         finally:
             for link in links:
                 link.close()
-        return {"cpu_s": cpu, "wall_ms": sorted(walls)}
+        return {"cpu_s": cpu, "wall_ms": sorted(walls), "failed": tally.errors,
+                "first_error": tally.first_error and str(tally.first_error)}  # fmt: skip
 
     async def handle(self, command: dict[str, Any]) -> Any:
         kind = command["cmd"]
@@ -264,7 +264,7 @@ class RawLink(asyncio.Protocol):
         self.request = request
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
-        self.done: asyncio.Future[None] | None = None
+        self.done: asyncio.Future[int] | None = None
 
     @classmethod
     async def open(cls, url: str) -> RawLink:
@@ -286,13 +286,14 @@ class RawLink(asyncio.Protocol):
         length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
         if len(body) >= length and self.done is not None and not self.done.done():
             self.buffer = b""
-            self.done.set_result(None)
+            self.done.set_result(int(head.split(b" ", 2)[1]))  # the status, checked by raw()
 
-    async def get(self) -> None:
+    async def get(self) -> int:
+        """The answer's status."""
         assert self.transport is not None
         self.done = asyncio.get_running_loop().create_future()
         self.transport.write(self.request)
-        await self.done
+        return await self.done
 
     def close(self) -> None:
         if self.transport is not None:

@@ -1,6 +1,7 @@
 """Behind the site's HAProxy (issue 12): what the fast path costs, measured in one run.
 
-``python -m bench.haproxy [--no-write]`` (also run by ``python -m bench``). Debian's HAProxy
+``python -m bench.haproxy [--smoke] [--no-docs] [--no-write]`` (also run by ``python -m
+bench``). Debian's HAProxy
 runs the configuration ``edgescope.deploy.haproxy.site_config`` makes (what the testbed runs
 and ``edgescope deploy haproxy`` prints) in front of one backend and real ``edgescope proxy
 run`` processes:
@@ -13,12 +14,12 @@ run`` processes:
 3. scoped throughput with two proxies of the site behind HAProxy against one.
 
 Results go to ``bench/results/haproxy-<UTC>.json`` (machine and measured load included) and
-to the "Behind the site's HAProxy" section of docs/benchmarks.md.
+to the "Behind the site's HAProxy" section of docs/benchmarks.md (bench/_haproxy_report.py),
+unless a path failed: every call must answer 2xx (bench/_run.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import shutil
@@ -28,23 +29,42 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from bench import _results
-from bench._harness import Latency, process, run, site_key, throughput
-from bench.verdicts import describe, haproxy_verdicts
+from bench._harness import (
+    Latency,
+    free_port,
+    process,
+    run,
+    session,
+    site_key,
+    throughput,
+    timed_get,
+)
+from bench._tally import CALL_ERRORS, Tally, failed, first_failed
 from edgescope.deploy.haproxy import frontend_lines, plan_fast_path, settings_of, site_config
 from edgescope.proxy.carriers import new_request_id
 from edgescope.proxy.config import ProxyConfig, parse_config
 
-N_LATENCY = int(os.environ.get("BENCH_HAPROXY_N", "8000"))
-ROUNDS = 8
-SECONDS = 16.0
+
+@dataclass(frozen=True)
+class Counts:
+    calls: int
+    """Sequential calls per path (latency)."""
+    rounds: int
+    """Throughput rounds per path."""
+    seconds: float
+    """Throughput: seconds per path over all rounds."""
+    cpu_calls: int
+    cpu_turns: int
+
+
+FULL = Counts(int(os.environ.get("BENCH_HAPROXY_N", "8000")), 8, 16.0, 2000, 6)
+SMOKE = Counts(10, 1, 0.2, 10, 1)
+"""``--smoke``: every path, a few calls each."""
 CONCURRENCY = 32
-START, END = "<!-- haproxy-bench:start -->", "<!-- haproxy-bench:end -->"
 SITE = "Paris"
 TOKEN = "gAAAAA" + "x" * 180  # a fernet token's length, no piggyback: an unscoped call
 UNSCOPED = {"X-Auth-Token": TOKEN, "X-OpenStack-Request-ID": new_request_id()}
@@ -52,14 +72,6 @@ SCOPED = {"X-Auth-Token": TOKEN, "X-Scope": "{image: Paris}"}
 PROXY_HOSTS = ("127.0.0.1", "127.0.0.2")
 """Two proxies of one site: the same ports on two loopback addresses, as on two
 controllers (``[haproxy] proxies``)."""
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def proxy_config(ports: dict[str, int], backend: int, proxies: int) -> ProxyConfig:
@@ -169,48 +181,39 @@ async def alternating_latency(
 ) -> dict[str, Latency]:
     """``n`` sequential calls per target, one target after the other call by call, the order
     rotating every turn: background load and position in the turn weigh on all alike."""
-    import aiohttp
-
     names = list(targets)
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    errors = dict.fromkeys(names, 0)
-    sessions = {
-        name: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) for name in names
-    }
+    results = {name: Latency([]) for name in names}
+    sessions = {name: session(1) for name in names}
     try:
         for turn in range(warmup + n):
             shift = turn % len(names)
             for name in names[shift:] + names[:shift]:
                 url, headers = targets[name]
-                started = time.perf_counter()
-                async with sessions[name].get(url, headers=headers) as response:
-                    await response.read()
-                if response.status != 200:
-                    errors[name] += 1
-                elif turn >= warmup:
-                    samples[name].append(time.perf_counter() - started)
+                result = results[name]
+                seconds = await timed_get(sessions[name], url, headers, result.tally)
+                if seconds is not None and turn >= warmup:
+                    result.samples.append(seconds)
     finally:
-        for session in sessions.values():
-            await session.close()
-    return {name: Latency(values, errors[name]) for name, values in samples.items()}
+        for client in sessions.values():
+            await client.close()
+    return results
 
 
 async def haproxy_cpu_per_call(
-    pid: int, targets: dict[str, tuple[str, dict[str, str]]], calls: int = 2000, turns: int = 6
-) -> dict[str, float]:
-    """HAProxy's own CPU time per call (µs) for each target, in alternating turns."""
-    import aiohttp
-
+    pid: int, targets: dict[str, tuple[str, dict[str, str]]], calls: int, turns: int
+) -> tuple[dict[str, float], dict[str, Tally]]:
+    """HAProxy's own CPU time per call (µs) for each target, in alternating turns, and
+    what the calls answered."""
     spent = dict.fromkeys(targets, 0)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+    tallies = {name: Tally() for name in targets}
+    async with session(1) as client:
         for _ in range(turns):
             for name, (url, headers) in targets.items():
                 before = cpu_ns(pid)
                 for _ in range(calls):
-                    async with session.get(url, headers=headers) as response:
-                        await response.read()
+                    await timed_get(client, url, headers, tallies[name])
                 spent[name] += cpu_ns(pid) - before
-    return {name: ns / (calls * turns) / 1000 for name, ns in spent.items()}
+    return {name: ns / (calls * turns) / 1000 for name, ns in spent.items()}, tallies
 
 
 @contextmanager
@@ -227,33 +230,54 @@ def running_proxy(host: str, ports: dict[str, int], backend: int) -> Iterator[No
 
 async def wait_routed(url: str, headers: dict[str, str], timeout: float = 15.0) -> None:
     """Until HAProxy's health check has seen the proxies up (a scoped call answers 200)."""
-    import aiohttp
-
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
+    deadline, last = time.monotonic() + timeout, "no call made"
+    async with session(1) as client:
         while time.monotonic() < deadline:
-            async with session.get(url, headers=headers) as response:
-                if response.status == 200:
-                    return
+            tally = Tally()
+            try:
+                async with client.get(url, headers=headers) as response:
+                    if tally.answer(response.status, await response.read()):
+                        return
+            except CALL_ERRORS as exc:
+                tally.exception(exc)
+            last = str(tally.first_error)
             await asyncio.sleep(0.2)
-    raise RuntimeError(f"HAProxy never routed a scoped call to edgescope at {url}")
+    raise RuntimeError(f"HAProxy never routed a scoped call to edgescope at {url}: {last}")
 
 
-def rps_rounds(targets: dict[str, tuple[str, dict[str, str]]]) -> dict[str, float]:
-    """Median throughput over interleaved rounds (resists load spikes)."""
+def rps_rounds(
+    targets: dict[str, tuple[str, dict[str, str]]], counts: Counts
+) -> tuple[dict[str, float], dict[str, Tally]]:
+    """Median throughput (2xx answers/s) over interleaved rounds (resists load spikes), and
+    what the calls answered."""
     rounds: dict[str, list[float]] = {name: [] for name in targets}
-    for _ in range(ROUNDS):
+    tallies = {name: Tally() for name in targets}
+    for _ in range(counts.rounds):
         for name, (url, headers) in targets.items():
-            rounds[name].append(
-                asyncio.run(throughput(url, SECONDS / ROUNDS, CONCURRENCY, headers))
-            )
-    return {name: statistics.median(values) for name, values in rounds.items()}
+            seconds = counts.seconds / counts.rounds
+            rate = asyncio.run(throughput(url, seconds, CONCURRENCY, headers))
+            rounds[name].append(rate.rps)
+            tallies[name].add(rate.tally)
+    return {name: statistics.median(values) for name, values in rounds.items()}, tallies
 
 
-def haproxy_figures() -> dict[str, Any]:
+PLAIN, FAST = "HAProxy, no fast path (plain), unscoped", "HAProxy with the fast path, unscoped"
+ALONE, BEHIND = "edgescope alone, {image: Paris}", "HAProxy + edgescope, {image: Paris}"
+PAIR = "HAProxy + 2 proxies of the site, {image: Paris}"
+RATIOS = {  # name: (numerator row, denominator row, figure)
+    "fast_path_p50": (FAST, PLAIN, "p50"),
+    "fast_path_rps": (PLAIN, FAST, "rps"),
+    "behind_haproxy_p50": (BEHIND, ALONE, "p50"),
+    "behind_haproxy_rps": (ALONE, BEHIND, "rps"),
+    "two_proxies_rps": (PAIR, BEHIND, "rps"),
+}
+
+
+def haproxy_figures(smoke: bool = False) -> dict[str, Any]:
     """Every figure of the section, measured in one run."""
     from bench._harness import sites
 
+    counts = SMOKE if smoke else FULL
     ports = {k: free_port() for k in ("main", "image", "front1", "front2", "plain")}
     with ExitStack() as stack:
         _, info = stack.enter_context(sites(1))
@@ -269,153 +293,68 @@ def haproxy_figures() -> dict[str, Any]:
         fast = f"http://127.0.0.1:{ports['front1']}/v2/images"
         both = f"http://127.0.0.1:{ports['front2']}/v2/images"
         for url in (fast, both):
-            run(lambda url=url: wait_routed(url, SCOPED))
+            asyncio.run(wait_routed(url, SCOPED))
         latency_targets = {
-            "HAProxy, no fast path (plain), unscoped": (
-                f"http://127.0.0.1:{ports['plain']}/v2/images",
-                UNSCOPED,
-            ),
-            "HAProxy with the fast path, unscoped": (fast, UNSCOPED),
-            "edgescope alone, {image: Paris}": (
-                f"http://127.0.0.1:{ports['image']}/v2/images",
-                SCOPED,
-            ),
-            "HAProxy + edgescope, {image: Paris}": (fast, SCOPED),
+            PLAIN: (f"http://127.0.0.1:{ports['plain']}/v2/images", UNSCOPED),
+            FAST: (fast, UNSCOPED),
+            ALONE: (f"http://127.0.0.1:{ports['image']}/v2/images", SCOPED),
+            BEHIND: (fast, SCOPED),
         }
-        lat = run(lambda: alternating_latency(latency_targets, N_LATENCY))
+        warmup = 2 if smoke else 50
+        lat = run(lambda: alternating_latency(latency_targets, counts.calls, warmup))
         unscoped = dict(list(latency_targets.items())[:2])
-        cpu = run(lambda: haproxy_cpu_per_call(front_pid, unscoped))
-        rps = rps_rounds(
-            {
-                **latency_targets,
-                "HAProxy + 2 proxies of the site, {image: Paris}": (both, SCOPED),
-            }
+        cpu, cpu_tallies = run(
+            lambda: haproxy_cpu_per_call(front_pid, unscoped, counts.cpu_calls, counts.cpu_turns)
         )
+        rps, tallies = rps_rounds({**latency_targets, PAIR: (both, SCOPED)}, counts)
         split = answers_per_server(stats)
+    for name, tally in tallies.items():  # a path's every call: latency, CPU, throughput
+        if name in lat:
+            tally.add(lat[name].tally)
+        if name in cpu_tallies:
+            tally.add(cpu_tallies[name])
     rows = [
         {
             "path": name,
             "p50": lat[name].p50 if name in lat else None,
             "p99": lat[name].p99 if name in lat else None,
-            "errors": lat[name].errors if name in lat else 0,
             "rps": value,
+            **tallies[name].as_json(),
         }
         for name, value in rps.items()
     ]
-    by = {row["path"]: row for row in rows}
-    plain, fast_row = (
-        by["HAProxy, no fast path (plain), unscoped"],
-        by["HAProxy with the fast path, unscoped"],
-    )
-    alone, behind = by["edgescope alone, {image: Paris}"], by["HAProxy + edgescope, {image: Paris}"]
-    pair = by["HAProxy + 2 proxies of the site, {image: Paris}"]
-    ratios = {
-        "fast_path_p50": fast_row["p50"] / plain["p50"],
-        "fast_path_rps": plain["rps"] / fast_row["rps"],
-        "behind_haproxy_p50": behind["p50"] / alone["p50"],
-        "behind_haproxy_rps": alone["rps"] / behind["rps"],
-        "two_proxies_rps": pair["rps"] / behind["rps"],
-    }
     return {
         "rows": rows,
-        "ratios": ratios,
+        "ratios": ratios(rows),
         "rules": rules_per_frontend(one),
         "split": split,
         "haproxy_cpu_us": cpu,
     }
 
 
-def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    def ms(value: float | None) -> str:
-        return "-" if value is None else f"{value:.2f}"
+def ratios(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Each ratio of two rows' figures; None when either row failed (no ratio of a failure)."""
+    by = {row["path"]: row for row in rows}
+    out: dict[str, float | None] = {}
+    for name, (top, bottom, key) in RATIOS.items():
+        a, b = by.get(top), by.get(bottom)
+        if a is None or b is None or failed(a) or failed(b) or not a[key] or not b[key]:
+            out[name] = None
+        else:
+            out[name] = a[key] / b[key]
+    return out
 
-    headers = ["path", "p50 (ms)", "p99 (ms)", "req/s"]
-    return headers, [[r["path"], ms(r["p50"]), ms(r["p99"]), f"{r['rps']:.0f}"] for r in rows]
 
-
-def split_sentence(split: dict[str, int]) -> str:
-    total = sum(split.values()) or 1
-    shares = ", ".join(f"{name} {100 * n / total:.1f} %" for name, n in sorted(split.items()))
-    return f"HAProxy's round robin gave the two proxies {shares} of the scoped calls."
-
-
-def main(write: bool = True) -> None:
-    from bench.__main__ import md_table, show
-
-    started = time.time()
-    meter = _results.LoadMeter()
-    figures = haproxy_figures()
-    load = meter.stop()
-    ratios = figures["ratios"]
-    verdicts = haproxy_verdicts(ratios)
-    headers, rows = table(figures["rows"])
-    show("Behind the site's HAProxy (ms, req/s)", headers, rows)
-    cpu = figures["haproxy_cpu_us"]
-    plain_cpu, fast_cpu = cpu.values()
-    ratio_rows = [
-        ["1-DC call, fast path / plain HAProxy: p50", f"{ratios['fast_path_p50']:.3f}×"],
-        ["1-DC call, plain HAProxy / fast path: req/s", f"{ratios['fast_path_rps']:.3f}×"],
-        ["scoped call, HAProxy + edgescope / edgescope alone: p50",
-         f"{ratios['behind_haproxy_p50']:.2f}×"],
-        ["scoped call, edgescope alone / HAProxy + edgescope: req/s",
-         f"{ratios['behind_haproxy_rps']:.2f}×"],
-        ["scoped calls, two proxies / one behind HAProxy: req/s",
-         f"{ratios['two_proxies_rps']:.2f}×"],
-        ["HAProxy's CPU per 1-DC call, fast path / plain (µs)",
-         f"{fast_cpu:.1f} / {plain_cpu:.1f} µs: +{fast_cpu - plain_cpu:.1f} µs"],
-    ]  # fmt: skip
-    show("Ratios", ["ratio", "measured"], ratio_rows)
-    targets = [[v.target, describe(v)] for v in verdicts]
-    show("Targets", ["target", "verdict"], targets)
-    Console().print(split_sentence(figures["split"]))
-    machine = _results.machine()
-    context = (
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} on "
-        f"{machine['cpus']} CPUs ({machine['cpu_model']}), Python {machine['python']}, "
-        f"{machine['haproxy']}; {load.sentence()}. The run took {load.wall_seconds:.0f} s. "
-        "Command: `python -m bench.haproxy`."
-    )
-    Console().print(context)
-    if not write:
-        return
-    path = _results.write(
-        "haproxy",
-        "python -m bench.haproxy",
-        started,
-        load,
-        {"figures": figures, "verdicts": [v.as_json() for v in verdicts]},
-    )
-    note = (
-        f"One backend (an aiohttp endpoint), Debian's HAProxy running `site_config` (the "
-        f"testbed's configuration: {figures['rules']} fast-path lines in the frontend: the "
-        "scope ACLs, the fail-closed 503 and the `use_backend`), and real `edgescope proxy "
-        "run` processes. *Unscoped*: a plain 186-byte token and an OpenStack request id, what "
-        "nearly every call of a site carries; the plain frontend is in the same HAProxy "
-        "process with no rules. *edgescope alone*: the same proxy's image listener called "
-        f"directly. Latency: {N_LATENCY} sequential keep-alive GETs per path, one path after "
-        f"the other call by call (no drift between them); throughput: {CONCURRENCY} "
-        f"concurrent keep-alive clients, median of {ROUNDS} interleaved "
-        f"{SECONDS / ROUNDS:.0f} s rounds. Two proxies: the same config on 127.0.0.1 and "
-        "127.0.0.2 (two controllers), HAProxy's round robin between them; on 2 CPUs shared "
-        "by the load generator, HAProxy, the backend and the proxies (and other work), one "
-        "proxy already finds no idle CPU, so a second one cannot add throughput here: the "
-        "figure shows it costs none and shares the calls evenly. HAProxy's CPU per call: "
-        "the CPU time of its threads (`/proc/<pid>/task/*/schedstat`, in ns) over 6 "
-        "alternating turns of 2,000 unscoped calls through each frontend: what the rules "
-        "cost, free of the latency noise of a shared machine."
-    )
-    section = (
-        f"{START}\n## Behind the site's HAProxy (issue 12)\n\n{context} Every figure below is "
-        f"in `{_results.relative(path)}`.\n\n### Targets\n\n"
-        f"{md_table(['target', 'verdict'], targets)}\n\n### Ratios\n\n"
-        f"{md_table(['ratio', 'measured'], ratio_rows)}\n\n### Figures\n\n"
-        f"{md_table(headers, rows)}\n\n{note} {split_sentence(figures['split'])}\n{END}\n"
-    )
-    _results.write_docs_section(section, START, END)
-    Console().print(f"written: {_results.relative(path)} and docs/benchmarks.md")
+def ratio_incomplete(rows: list[dict[str, Any]]) -> dict[str, str | None]:
+    """Per ratio, why the rows it compares were not complete (None: they were)."""
+    by = {row["path"]: row for row in rows}
+    return {
+        name: first_failed([by.get(top), by.get(bottom)])
+        for name, (top, bottom, _) in RATIOS.items()
+    }
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m bench.haproxy")
-    parser.add_argument("--no-write", action="store_true")
-    main(write=not parser.parse_args().no_write)
+    from bench._haproxy_report import main
+
+    sys.exit(main())

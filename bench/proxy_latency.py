@@ -15,12 +15,15 @@ import statistics
 import sys
 import tempfile
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench._harness import (
     edgescope,
+    free_port,
     interleaved_latency,
+    minus,
     process,
     run,
     site_toml,
@@ -29,9 +32,23 @@ from bench._harness import (
     wait_for_port,
 )
 
-N_LATENCY = 1500
-SECONDS = 3.0
-ROUNDS = 6
+
+@dataclass(frozen=True)
+class Counts:
+    calls: int
+    """Sequential keep-alive GETs per path (latency)."""
+    rounds: int
+    """Interleaved latency rounds."""
+    warmup: int
+    seconds: float
+    """Throughput: seconds per path, over all its rounds."""
+    rps_rounds: int
+
+
+FULL = Counts(calls=1500, rounds=10, warmup=30, seconds=3.0, rps_rounds=6)
+SMOKE = Counts(calls=10, rounds=1, warmup=2, seconds=0.1, rps_rounds=1)
+"""``--smoke``: every path, a few calls each."""
+N_LATENCY = FULL.calls
 CONCURRENCY = 16
 
 HAPROXY_CFG = """
@@ -57,41 +74,40 @@ backend corte
 """
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def measure_all(targets: dict[str, tuple[str, dict[str, str] | None]]) -> list[dict[str, Any]]:
-    """Interleaved latency for every target, then throughput target by target."""
-    lat = run(lambda: interleaved_latency(targets, N_LATENCY))
+def measure_all(
+    targets: dict[str, tuple[str, dict[str, str] | None]], smoke: bool = False
+) -> list[dict[str, Any]]:
+    """Interleaved latency for every target, then throughput target by target. A row whose
+    calls did not all answer 2xx carries why in ``failed`` (bench/_tally.py)."""
+    counts = SMOKE if smoke else FULL
+    lat = run(lambda: interleaved_latency(targets, counts.calls, counts.rounds, counts.warmup))
     # Throughput in interleaved rounds too; the median round resists load spikes.
-    rounds: dict[str, list[float]] = {name: [] for name in targets}
-    for _ in range(ROUNDS):
+    rates: dict[str, list[float]] = {name: [] for name in targets}
+    tallies = {name: lat[name].tally for name in targets}
+    for _ in range(counts.rps_rounds):
         for name, (url, headers) in targets.items():
-            rps = asyncio.run(throughput(url, SECONDS / ROUNDS, CONCURRENCY, headers))
-            rounds[name].append(rps)
-    rows = []
-    for name in targets:
-        rows.append(
-            {
-                "path": name,
-                "p50": lat[name].p50,
-                "p99": lat[name].p99,
-                "rps": statistics.median(rounds[name]),
-            }
-        )
+            seconds = counts.seconds / counts.rps_rounds
+            rate = asyncio.run(throughput(url, seconds, CONCURRENCY, headers))
+            rates[name].append(rate.rps)
+            tallies[name].add(rate.tally)
+    rows = [
+        {
+            "path": name,
+            "p50": lat[name].p50,
+            "p99": lat[name].p99,
+            "rps": statistics.median(rates[name]),
+            **tallies[name].as_json(),
+        }
+        for name in targets
+    ]
     base = rows[0]
     for row in rows:
-        row["added_p50"] = row["p50"] - base["p50"]
-        row["added_p99"] = row["p99"] - base["p99"]
+        row["added_p50"] = minus(row["p50"], base["p50"])
+        row["added_p99"] = minus(row["p99"], base["p99"])
     return rows
 
 
-def latency_figures() -> list[dict[str, Any]]:
+def latency_figures(smoke: bool = False) -> list[dict[str, Any]]:
     with ExitStack() as stack:
         _, info = stack.enter_context(sites(2))
         backend, backend2 = info["ports"]
@@ -122,30 +138,34 @@ def latency_figures() -> list[dict[str, Any]]:
             f"http://127.0.0.1:{fwd['ports'][0]}/image/items",
             None,
         )
-        _, corte = stack.enter_context(
-            edgescope(site_toml("Corte", backend=f"http://127.0.0.1:{backend2}"))
-        )
-        _, paris = stack.enter_context(
-            edgescope(
-                site_toml(
-                    "Paris",
-                    backend=f"http://127.0.0.1:{backend}",
-                    peers={"Corte": corte},
-                    extra="[breaker]\nprobe_interval = 0",
+        # Each site knows the other by its URL and public key, as deployed: Corte answers
+        # Paris's signed hop only because Paris is one of its peers.
+        ports = {"Paris": free_port(), "Corte": free_port()}
+        urls = {site: f"http://127.0.0.1:{port}" for site, port in ports.items()}
+        backends = {"Paris": backend, "Corte": backend2}
+        for site, other in (("Corte", "Paris"), ("Paris", "Corte")):
+            stack.enter_context(
+                edgescope(
+                    site_toml(
+                        site,
+                        backend=f"http://127.0.0.1:{backends[site]}",
+                        peers={other: urls[other]},
+                        extra="[breaker]\nprobe_interval = 0",
+                        listen=f"127.0.0.1:{ports[site]}",
+                    )
                 )
             )
-        )
-        url = f"{paris}/image/items"
+        url = f"{urls['Paris']}/image/items"
         targets["edgescope, no scope (local)"] = (url, None)
         targets["edgescope, X-Scope {image: Paris} (local)"] = (url, {"X-Scope": "{image: Paris}"})
         targets["edgescope -> edgescope, {image: Corte} (2 proxies)"] = (
             url,
             {"X-Scope": "{image: Corte}"},
         )
-        return measure_all(targets)
+        return measure_all(targets, smoke)
 
 
-def stack_figures() -> list[dict[str, Any]]:
+def stack_figures(smoke: bool = False) -> list[dict[str, Any]]:
     """The same minimal streaming forwarder on three stacks, against one backend."""
     with ExitStack() as stack:
         _, info = stack.enter_context(sites(1))
@@ -163,4 +183,4 @@ def stack_figures() -> list[dict[str, Any]]:
             _, fwd = stack.enter_context(process(args))
             wait_for_port(fwd["ports"][0])
             targets[name] = (f"http://127.0.0.1:{fwd['ports'][0]}/image/items", None)
-        return measure_all(targets)
+        return measure_all(targets, smoke)

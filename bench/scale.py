@@ -38,8 +38,9 @@ import aiohttp
 
 from bench import _results
 from bench._harness import raise_fd_limit, site_key
-from bench._scale_report import report
+from bench._scale_report import failures, report
 from bench._scale_worker import BACKEND_PORT, PROXY_PORT, site_index
+from bench._tally import CALL_ERRORS
 
 WAN_STATE = Path("/tmp/edgescope-scale-wan")
 ENTRY = "s0"
@@ -283,8 +284,11 @@ async def phase_fanout(edge: Edge, session: aiohttp.ClientSession) -> list[dict[
 
         async def once(url: str = url, headers: dict[str, str] = headers) -> FanoutCall:
             t0 = time.monotonic()
-            async with session.get(url, headers=headers) as answer:
-                body = await answer.read()
+            try:
+                async with session.get(url, headers=headers) as answer:
+                    body = await answer.read()
+            except CALL_ERRORS as exc:  # no answer: an incomplete call, reported
+                return FanoutCall(0, (time.monotonic() - t0) * 1000, 0, "", repr(exc).encode())
             items = len(json.loads(body).get("items", [])) if answer.status == 200 else 0
             return FanoutCall(answer.status, (time.monotonic() - t0) * 1000, items,
                               answer.headers.get("X-Edgescope-Sites", ""), body[:300])  # fmt: skip
@@ -309,6 +313,10 @@ async def phase_fanout(edge: Edge, session: aiohttp.ClientSession) -> list[dict[
                 "width": width,
                 "ok": sum(r.status == 200 and r.items == width for r in results),
                 "incomplete": [r.why() for r in results if r.status != 200 or r.items != width],
+                "bare_failed": bare["failed"],
+                "bare_first_error": bare["first_error"],
+                "raw_failed": raw["failed"],
+                "raw_first_error": raw["first_error"],
                 "tcp_entry": tcp_delta(tcp_before[:1], tcp_after[:1]),
                 "tcp_peers": tcp_delta(tcp_before[1:], tcp_after[1:]),
                 "calls": calls,
@@ -509,10 +517,11 @@ def main() -> None:
         figures, own_extra = with_wan(args)
     load = meter.stop(own_extra)
     path = None
-    if not args.no_write:
+    if not args.no_write:  # a failed run is kept apart, out of the results the docs cite
+        folder = _results.ARTIFACTS / "bench-failed" if failures(figures) else None
         path = _results.write("scale", " ".join(["python -m bench.scale", *sys.argv[1:]]),
-                              started, load, figures)  # fmt: skip
-    report(figures, load, path, write_docs=not args.no_write)
+                              started, load, figures, folder)  # fmt: skip
+    sys.exit(report(figures, load, path, write_docs=not args.no_write))
 
 
 def with_wan(args: argparse.Namespace) -> tuple[dict[str, Any], float]:

@@ -3,17 +3,24 @@
     >>> v = check("edgescope added p50", 0.52, "<=", 0.5, "ms")
     >>> v.met, describe(v)
     (False, 'missed by 0.02 ms (measured 0.52 ms; target <= 0.5 ms)')
+    >>> describe(check("edgescope added p50", 0.3, "<=", 0.5, "ms", incomplete="1 of 9 failed"))
+    'no verdict: 1 of 9 failed (target <= 0.5 ms)'
 
-:func:`proxy_verdicts` takes the rows ``python -m bench`` measured (figures 1-3) and returns
-one verdict per target; :func:`cpus_shared` decides from measured CPU use whether other work
-shared the machine during a run.
+A verdict needs a complete run: when a figure's calls did not all succeed (its row's
+``failed``, bench/_tally.py) there is no verdict, only why. :func:`proxy_verdicts` takes the
+rows ``python -m bench`` measured (figures 1-3) and returns one verdict per target;
+:func:`scale_verdict` judges ``python -m bench.scale``'s widest ``&``; :func:`cpus_shared`
+decides from measured CPU use whether other work shared the machine during a run.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
+
+from bench._tally import first_failed
 
 Comparison = Literal["<=", ">="]
 
@@ -40,6 +47,8 @@ class Verdict:
     limit: float
     unit: str
     met: bool | None
+    incomplete: str | None = None
+    """Why there is no verdict: the run that measured it was not complete."""
 
     @property
     def missed_by(self) -> float:
@@ -53,10 +62,19 @@ class Verdict:
 
 
 def check(
-    target: str, measured: float | None, comparison: Comparison, limit: float, unit: str
+    target: str,
+    measured: float | None,
+    comparison: Comparison,
+    limit: float,
+    unit: str,
+    *,
+    incomplete: str | None = None,
 ) -> Verdict:
-    """One verdict: is ``measured`` on the right side of ``limit``?"""
-    if measured is None:
+    """One verdict: is ``measured`` on the right side of ``limit``? None (no verdict) when
+    ``incomplete`` says why the run was not complete, or nothing was measured."""
+    if incomplete is not None:
+        return Verdict(target, None, comparison, limit, unit, None, incomplete)
+    if measured is None or not math.isfinite(measured):
         return Verdict(target, None, comparison, limit, unit, None)
     met = measured <= limit if comparison == "<=" else measured >= limit
     return Verdict(target, measured, comparison, limit, unit, met)
@@ -70,6 +88,8 @@ def _number(value: float, unit: str) -> str:
 def describe(verdict: Verdict) -> str:
     """``met (measured 0.41 ms; target <= 0.5 ms)`` or ``missed by 0.02 ms (...)``."""
     target = f"target {verdict.comparison} {_number(verdict.limit, verdict.unit)}"
+    if verdict.incomplete is not None:
+        return f"no verdict: {verdict.incomplete} ({target})"
     if verdict.measured is None:
         return f"not measured in this run ({target})"
     measured = f"measured {_number(verdict.measured, verdict.unit)}"
@@ -85,19 +105,23 @@ def proxy_verdicts(
 ) -> list[Verdict]:
     """A verdict for every target of figures 1-3 (docs/benchmarks.md)."""
     by_path = {row["path"]: row for row in latency}
-    scoped = by_path[SCOPED]
+    base, scoped = (latency[0] if latency else None), by_path.get(SCOPED)
     haproxy = next((r for r in latency if str(r["path"]).startswith(HAPROXY_PREFIX)), None)
+    added = None if scoped is None else scoped["added_p50"]
     ratio = (
-        scoped["added_p50"] / haproxy["added_p50"]
-        if haproxy is not None and haproxy["added_p50"] > 0
+        added / haproxy["added_p50"]
+        if added is not None and haproxy is not None and (haproxy["added_p50"] or 0) > 0
         else None
     )
+    hop_why = first_failed([base, scoped])
+    ratio_why = hop_why or (first_failed([haproxy]) if haproxy is not None else None)
     verdicts = [
-        check("edgescope's added p50, one hop with a scope", scoped["added_p50"], "<=",
-              MAX_ADDED_P50_MS, "ms"),
-        check("edgescope's added p50 against HAProxy's", ratio, "<=", MAX_RATIO_TO_HAPROXY, "×"),
-        check("throughput with a scope, one core", scoped["rps"], ">=", MIN_REQUESTS_PER_S,
-              "req/s"),
+        check("edgescope's added p50, one hop with a scope", added, "<=", MAX_ADDED_P50_MS, "ms",
+              incomplete=hop_why),
+        check("edgescope's added p50 against HAProxy's", ratio, "<=", MAX_RATIO_TO_HAPROXY, "×",
+              incomplete=ratio_why),
+        check("throughput with a scope, one core", None if scoped is None else scoped["rps"],
+              ">=", MIN_REQUESTS_PER_S, "req/s", incomplete=first_failed([scoped])),
     ]  # fmt: skip
     for row in fanout:
         verdicts.append(
@@ -108,6 +132,7 @@ def proxy_verdicts(
                 "<=",
                 MAX_FANOUT_OVERHEAD_MS,
                 "ms",
+                incomplete=first_failed([row]),
             )
         )
     for row in failover:
@@ -119,6 +144,7 @@ def proxy_verdicts(
                     "<=",
                     MAX_FAILOVER_ADDED_MS,
                     "ms",
+                    incomplete=first_failed([row]),
                 )
             )
     return verdicts
@@ -138,12 +164,54 @@ MIN_TWO_PROXIES_RATIO = 1.5
 """Scoped throughput with two proxies of a site behind HAProxy, over one."""
 
 
-def haproxy_verdicts(ratios: Mapping[str, float]) -> list[Verdict]:
+def haproxy_verdicts(
+    ratios: Mapping[str, float | None], incomplete: Mapping[str, str | None]
+) -> list[Verdict]:
     """The targets of issue 12's benchmark (bench/haproxy.py): the fast path costs unscoped
-    calls nothing measurable, and a second proxy of the site adds throughput."""
+    calls nothing measurable, and a second proxy of the site adds throughput. ``incomplete``
+    says, per ratio, why the rows it compares were not complete (a missing key: unknown,
+    so no verdict either)."""
+    unknown = "not known whether every call of its paths succeeded"
     return [
         check("1-DC call through HAProxy with the fast path, over plain HAProxy (p50)",
-              ratios.get("fast_path_p50"), "<=", MAX_FAST_PATH_RATIO, "×"),
+              ratios.get("fast_path_p50"), "<=", MAX_FAST_PATH_RATIO, "×",
+              incomplete=incomplete.get("fast_path_p50", unknown)),
         check("scoped throughput, two proxies of the site behind HAProxy over one",
-              ratios.get("two_proxies_rps"), ">=", MIN_TWO_PROXIES_RATIO, "×"),
+              ratios.get("two_proxies_rps"), ">=", MIN_TWO_PROXIES_RATIO, "×",
+              incomplete=incomplete.get("two_proxies_rps", unknown)),
     ]  # fmt: skip
+
+
+TARGET_MS_PER_BRANCH = 0.1
+"""Issue 14: at most ~0.1 ms of entry-proxy CPU per branch of an ``&``."""
+
+
+def scale_verdict(row: Mapping[str, Any]) -> Verdict:
+    """``python -m bench.scale``'s target, judged on its widest ``&`` (a row of its
+    ``fanout`` figures): only when every call of that row, and of its bare baselines,
+    completed (all branches answered)."""
+    return check(
+        f"entry-proxy CPU per branch of an `&` over {row['width']} sites",
+        row.get("entry_cpu_ms_per_branch"),
+        "<=",
+        TARGET_MS_PER_BRANCH,
+        "ms",
+        incomplete=scale_incomplete(row),
+    )
+
+
+def scale_incomplete(row: Mapping[str, Any]) -> str | None:
+    """Why a scale ``&`` row is not a complete run, or None."""
+    calls, ok = row.get("calls"), row.get("ok")
+    if not isinstance(calls, int) or not isinstance(ok, int):
+        return "not known whether every call completed"
+    if ok != calls:
+        return f"{calls - ok} of {calls} `&` calls were incomplete"
+    for baseline in ("bare", "raw"):
+        failed = row.get(f"{baseline}_failed")
+        if failed is None:
+            return f"not known whether every {baseline} baseline call succeeded"
+        if failed:
+            first = row.get(f"{baseline}_first_error")
+            return f"{failed} {baseline} baseline calls failed, the first: {first}"
+    return None

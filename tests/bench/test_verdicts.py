@@ -14,25 +14,31 @@ from bench.verdicts import (
     describe,
     haproxy_verdicts,
     proxy_verdicts,
+    scale_verdict,
 )
+
+OK = {"failed": None}
+"""A row whose every call answered 2xx."""
 
 
 def latency_rows(scoped_added: float, haproxy_added: float | None, rps: float) -> list[Any]:
-    rows: list[dict[str, Any]] = [{"path": "direct to backend", "added_p50": 0.0, "rps": 13000}]
+    rows: list[dict[str, Any]] = [
+        {"path": "direct to backend", "added_p50": 0.0, "rps": 13000, **OK}
+    ]
     if haproxy_added is not None:
-        rows.append({"path": "HAProxy 1 thread", "added_p50": haproxy_added, "rps": 7500})
-    rows.append({"path": SCOPED, "added_p50": scoped_added, "rps": rps})
+        rows.append({"path": "HAProxy 1 thread", "added_p50": haproxy_added, "rps": 7500, **OK})
+    rows.append({"path": SCOPED, "added_p50": scoped_added, "rps": rps, **OK})
     return rows
 
 
 def test_every_stated_target_gets_a_verdict() -> None:
     verdicts = proxy_verdicts(
         latency_rows(scoped_added=0.52, haproxy_added=0.12, rps=4401),
-        [{"width": 10, "added_p50": 1.5}, {"width": 1000, "added_p50": 281.81}],
+        [{"width": 10, "added_p50": 1.5, **OK}, {"width": 1000, "added_p50": 281.81, **OK}],
         [
-            {"case": "{image: Refused | Good}, breaker open", "added_p50": 0.08},
-            {"case": "{image: Hole | Good}, black-holed, before breaker", "added_p50": 102.5},
-            {"case": "{image: Hole | Good}, black-holed, breaker open", "added_p50": 6.0},
+            {"case": "{image: Refused | Good}, breaker open", "added_p50": 0.08, **OK},
+            {"case": "{image: Hole | Good}, black-holed, before breaker", "added_p50": 102.5, **OK},
+            {"case": "{image: Hole | Good}, black-holed, breaker open", "added_p50": 6.0, **OK},
         ],
     )
     assert [(describe(v)) for v in verdicts] == [
@@ -89,9 +95,79 @@ def test_doctests() -> None:
 
 
 def test_the_fast_path_and_two_proxies_get_their_verdicts() -> None:
-    verdicts = haproxy_verdicts({"fast_path_p50": 1.03, "two_proxies_rps": 1.2})
+    complete = {"fast_path_p50": None, "two_proxies_rps": None}
+    verdicts = haproxy_verdicts({"fast_path_p50": 1.03, "two_proxies_rps": 1.2}, complete)
     assert [describe(v) for v in verdicts] == [
         "met (measured 1.03×; target <= 1.05×)",
         "missed by 0.3× (measured 1.2×; target >= 1.5×)",
     ]
-    assert [v.met for v in haproxy_verdicts({})] == [None, None]
+    assert [v.met for v in haproxy_verdicts({}, complete)] == [None, None]
+
+
+FAILED = {"failed": "40 of 40 calls failed, the first: 403 'Paris' is not a peer of Corte"}
+
+
+def test_no_verdict_on_an_incomplete_run() -> None:
+    rows = latency_rows(scoped_added=0.3, haproxy_added=0.1, rps=2500)
+    rows[-1].update(FAILED)
+    fanout = [{"width": 1000, "added_p50": 1.0, **FAILED}, {"width": 10, "added_p50": 1.0, **OK}]
+    failover = [{"case": "{image: Refused | Good}, breaker open", "added_p50": 0.1, **FAILED}]
+    verdicts = proxy_verdicts(rows, fanout, failover)
+    refused = [v for v in verdicts if v.met is None]
+    assert len(refused) == 5 and [v.met for v in verdicts].count(True) == 1  # only `&` to 10
+    for verdict in refused:
+        assert describe(verdict).startswith("no verdict: 40 of 40 calls failed, the first: 403")
+        assert verdict.as_json()["incomplete"] == FAILED["failed"]
+
+
+def test_a_failed_baseline_or_a_row_that_does_not_say_refuses_the_verdict() -> None:
+    rows = latency_rows(scoped_added=0.3, haproxy_added=0.1, rps=2500)
+    rows[0].update(FAILED)  # the direct call every added latency is measured from
+    hop, ratio, rps = proxy_verdicts(rows, [], [])
+    assert hop.met is None and ratio.met is None and rps.met is True
+    silent = [{"width": 10, "added_p50": 1.0}]  # no "failed": not known to be complete
+    (verdict,) = proxy_verdicts(latency_rows(0.3, 0.1, 2500), silent, [])[3:]
+    assert describe(verdict) == (
+        "no verdict: not known whether every call succeeded (target <= 2 ms)"
+    )
+
+
+def test_haproxy_verdicts_need_their_rows_complete() -> None:
+    ratios = {"fast_path_p50": 1.0, "two_proxies_rps": 2.0}
+    fast, pair = haproxy_verdicts(ratios, {"fast_path_p50": "1 of 8 calls failed"})
+    assert describe(fast) == "no verdict: 1 of 8 calls failed (target <= 1.05×)"
+    assert pair.met is None and "not known" in describe(pair)
+
+
+def scale_row(**changes: Any) -> dict[str, Any]:
+    row = {"width": 999, "calls": 5, "ok": 5, "entry_cpu_ms_per_branch": 0.08,
+           "bare_failed": 0, "bare_first_error": None, "raw_failed": 0,
+           "raw_first_error": None}  # fmt: skip
+    return {**row, **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "verdict"),
+    [
+        ({}, "met (measured 0.08 ms; target <= 0.1 ms)"),
+        ({"entry_cpu_ms_per_branch": 0.61},
+         "missed by 0.51 ms (measured 0.61 ms; target <= 0.1 ms)"),
+        ({"ok": 1}, "no verdict: 4 of 5 `&` calls were incomplete (target <= 0.1 ms)"),
+        ({"bare_failed": 3, "bare_first_error": "503 busy"},
+         "no verdict: 3 bare baseline calls failed, the first: 503 busy (target <= 0.1 ms)"),
+        ({"raw_failed": None},
+         "no verdict: not known whether every raw baseline call succeeded (target <= 0.1 ms)"),
+        ({"calls": None}, "no verdict: not known whether every call completed (target <= 0.1 ms)"),
+    ],
+)  # fmt: skip
+def test_the_scale_verdict_needs_every_call_and_baseline_complete(
+    changes: dict[str, Any], verdict: str
+) -> None:
+    assert describe(scale_verdict(scale_row(**changes))) == verdict
+
+
+def test_nothing_unmeasurable_gets_a_number() -> None:
+    assert (
+        describe(check("t", float("nan"), "<=", 1, "ms"))
+        == "not measured in this run (target <= 1 ms)"
+    )
