@@ -379,7 +379,7 @@ class Sender:
             raise SiteUnreachable(target.host or url, f"answered {response.status}")
         try:
             return loads(body)
-        except ValueError as exc:  # not JSON, or numbers ``loads`` refuses
+        except (ValueError, RecursionError) as exc:  # not JSON, numbers ``loads`` refuses
             raise SiteUnreachable(target.host or url, f"answered bad JSON: {exc}") from exc
 
     async def call_site(

@@ -1,0 +1,72 @@
+"""JSON nested deeper than Python's parser recurses, from whoever may send a body, through a
+real ``edgescope proxy run`` (the outsider's attack on issue 20): a clean 4xx or the
+documented fallback, never a 500 with a traceback in the log.
+
+``json.loads`` raises RecursionError (not a ValueError) past ~1,000 levels, and 60 KB of
+``[`` is 30,000 levels: an anonymous revocation, a peer's sync or record push and a peer's
+answer under ``&`` each carried one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from test_trust_real import Corte, corte, entry, key_of  # noqa: F401  (the fixture)
+
+from edgescope.proxy.protocol import sign_hop
+from loopback import reserve_port
+
+SETS = "/edgescope/replicas/sets"
+DEEP = b"[" * 30_000 + b"]" * 30_000
+
+
+@pytest.fixture
+async def deep_peer() -> AsyncIterator[str]:
+    """A site's proxy (as Corte will learn it) whose every answer is ``DEEP``."""
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=b'{"images": ' + DEEP + b"}", content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = reserve_port()
+    await web.SockSite(runner, sock).start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    await runner.cleanup()
+    sock.close()
+
+
+async def test_deeply_nested_json_is_refused_cleanly(corte: Corte, deep_peer: str) -> None:  # noqa: F811
+    async with corte.session.post(
+        corte.url + "/edgescope/directory/revoke",
+        data=b'{"revocations": ' + DEEP + b"}",
+        headers={"Content-Type": "application/json"},
+    ) as answer:  # anyone may post revocations
+        assert answer.status == 400, await answer.text()
+    status, answer = await corte.offer(None, sender="Marseille", data=b'{"x": ' + DEEP + b"}")
+    assert status == 400 and answer["error"] == "not JSON"
+    push = b'{"set": ' + DEEP + b"}"  # a configured peer's record push, correctly signed
+    signed = sign_hop(key_of("Marseille"), "POST", SETS, "Marseille", "Corte", 1,
+                      now=time.time(), body=push)  # fmt: skip
+    async with corte.session.post(corte.peer_url + SETS, data=push, headers=signed) as answer:
+        assert answer.status == 400 and "malformed replica record" in await answer.text()
+    # a learned site whose answers are nested past the parser: its & answer is not merged
+    joined = {
+        "from": "Evil",
+        "fingerprint": "x",
+        "self": entry(key_of("Evil"), "Evil", 1, deep_peer),
+    }
+    status, answer = await corte.offer(joined, sender="Evil")
+    assert status == 200, answer
+    async with corte.session.get(
+        corte.url + "/image/v2/images", headers={"X-Scope": "{image: Corte & Evil}"}
+    ) as merged:
+        assert merged.status == 200  # not mergeable: the first site's answer, as for any non-JSON
+        assert (await merged.json())["site"] == "Corte"
+    assert "RecursionError" not in corte.log.read_text()
