@@ -1,10 +1,10 @@
-"""JSON nested deeper than Python's parser recurses, from whoever may send a body, through a
-real ``edgescope proxy run`` (the outsider's attack on issue 20): a clean 4xx or the
-documented fallback, never a 500 with a traceback in the log.
+"""What the outsider's attack on issue 20 found, through a real ``edgescope proxy run``.
 
-``json.loads`` raises RecursionError (not a ValueError) past ~1,000 levels, and 60 KB of
-``[`` is 30,000 levels: an anonymous revocation, a peer's sync or record push and a peer's
-answer under ``&`` each carried one.
+JSON nested deeper than Python's parser recurses, from whoever may send a body: a clean 4xx
+or the documented fallback, never a 500 with a traceback in the log. ``json.loads`` raises
+RecursionError (not a ValueError) past ~1,000 levels, and 60 KB of ``[`` is 30,000 levels:
+an anonymous revocation, a peer's sync or record push and a peer's answer under ``&`` each
+carried one. A scope in a second ``baggage`` line: read, not silently ignored.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 from test_trust_real import Corte, corte, entry, key_of  # noqa: F401  (the fixture)
 
 from edgescope.proxy.protocol import sign_hop
@@ -70,3 +71,15 @@ async def test_deeply_nested_json_is_refused_cleanly(corte: Corte, deep_peer: st
         assert merged.status == 200  # not mergeable: the first site's answer, as for any non-JSON
         assert (await merged.json())["site"] == "Corte"
     assert "RecursionError" not in corte.log.read_text()
+
+
+async def test_a_scope_in_a_second_baggage_line_is_read(corte: Corte) -> None:  # noqa: F811
+    """Two ``baggage`` lines are one list (RFC 9110): the scope in the second one routes the
+    call (to Marseille, down here: a 503 naming it), never silently served at Corte."""
+    lines = CIMultiDict(
+        [("baggage", "userid=alice"), ("baggage", "scope=%7Bimage%3A%20Marseille%7D")]
+    )
+    async with corte.session.get(corte.url + "/image/x", headers=lines) as answer:
+        assert answer.status == 503, await answer.text()
+        assert "Marseille" in (await answer.json())["error"]["message"]
+    assert not [r for r in corte.seen if r.get("path") == "/image/x"]
