@@ -4,7 +4,8 @@ JSON nested deeper than Python's parser recurses, from whoever may send a body: 
 or the documented fallback, never a 500 with a traceback in the log. ``json.loads`` raises
 RecursionError (not a ValueError) past ~1,000 levels, and 60 KB of ``[`` is 30,000 levels:
 an anonymous revocation, a peer's sync or record push and a peer's answer under ``&`` each
-carried one. A scope in a second ``baggage`` line: read, not silently ignored.
+carried one. A scope in a second ``baggage`` line: read, not silently ignored. A client's
+``Forwarded`` (which oslo's http_proxy_to_wsgi prefers to ``X-Forwarded-*``): dropped.
 """
 
 from __future__ import annotations
@@ -83,3 +84,13 @@ async def test_a_scope_in_a_second_baggage_line_is_read(corte: Corte) -> None:  
         assert answer.status == 503, await answer.text()
         assert "Marseille" in (await answer.json())["error"]["message"]
     assert not [r for r in corte.seen if r.get("path") == "/image/x"]
+
+
+async def test_a_clients_forwarded_header_never_reaches_a_service(corte: Corte) -> None:  # noqa: F811
+    """The services build links from ``Forwarded`` before ``X-Forwarded-Host``: a client's
+    would point them at its own host, whatever the proxy says (docs/proxy.md)."""
+    lying = {"Forwarded": "host=evil.example;proto=https", "X-Forwarded-Host": "evil.example"}
+    for scope in ({}, {"X-Scope": "{image: Corte}"}):
+        async with corte.session.get(corte.url + "/image/x", headers={**lying, **scope}) as answer:
+            seen = (await answer.json())["headers"]
+        assert "Forwarded" not in seen and seen["X-Forwarded-Host"] == corte.url[len("http://") :]

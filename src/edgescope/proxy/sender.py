@@ -318,6 +318,8 @@ class Sender:
             headers["X-Auth-Token"] = await self.tokens.get()
         elif is_identity and call.acting_token is not None:
             headers["X-Auth-Token"] = call.acting_token  # delegated (see delegation.py)
+        if not self.config.trust_forwarded and "Forwarded" in headers:
+            del headers["Forwarded"]  # RFC 7239's: oslo's http_proxy_to_wsgi prefers it
         if not (self.config.trust_forwarded and "X-Forwarded-Host" in headers):
             headers["X-Forwarded-Host"] = request.host
         if not (self.config.trust_forwarded and "X-Forwarded-Proto" in headers):
