@@ -153,7 +153,7 @@ class Watcher:
     def _take(self, site: str, kind: str, data: str) -> None:
         try:
             doc: dict[str, Any] = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # a proxy's event, whatever it sent
             return
         if kind == "state":
             self.picture.state(site, doc)

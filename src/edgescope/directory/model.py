@@ -276,8 +276,12 @@ def _finite_float(text: str) -> float:
 
 def loads(data: bytes | str) -> Any:
     """A directory document (offer, answer, file): JSON with finite numbers only. Raises
-    :class:`Refused` on a non-finite number, ValueError on what is not JSON."""
-    return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
+    :class:`Refused` on a non-finite number, ValueError on what is not JSON (or is nested
+    deeper than the parser's recursion allows)."""
+    try:
+        return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _version(value: Any) -> int:

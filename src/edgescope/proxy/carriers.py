@@ -197,6 +197,16 @@ def set_baggage_scope(header: str | None, scope_text: str) -> str:
     return ",".join([*kept, f"{BAGGAGE_KEY}={quote(scope_text, safe='')}"])
 
 
+def baggage_of(headers: Mapping[str, str]) -> str | None:
+    """The request's baggage: several ``baggage`` header lines are one comma-separated list
+    (RFC 9110, W3C baggage), so a ``scope`` in the second line is read like one in the first."""
+    getall = getattr(headers, "getall", None)
+    if getall is None:  # a plain dict holds one line per name
+        return headers.get(BAGGAGE_HEADER)
+    lines: list[str] = getall(BAGGAGE_HEADER, [])
+    return ",".join(lines) if lines else None
+
+
 def read_scope_text(
     headers: Mapping[str, str],
     max_bytes: int,
@@ -217,7 +227,7 @@ def read_scope_text(
             _, text = split_piggyback(token)
             if text is not None:
                 return FoundScope(_within(text, max_bytes, name), "token")
-    if (bag := headers.get(BAGGAGE_HEADER)) is not None:
+    if (bag := baggage_of(headers)) is not None:
         _within(bag, max_bytes * 2, BAGGAGE_HEADER)
         try:
             text = baggage_scope(bag)
@@ -272,8 +282,8 @@ def rewrite_carriers(
     if scope_text is None:
         return
     headers[SCOPE_HEADER] = scope_text
-    if BAGGAGE_HEADER in headers:
-        headers[BAGGAGE_HEADER] = set_baggage_scope(headers[BAGGAGE_HEADER], scope_text)
+    if (bag := baggage_of(headers)) is not None:
+        headers[BAGGAGE_HEADER] = set_baggage_scope(bag, scope_text)  # one header from now on
 
 
 def is_request_id(value: str | None) -> bool:

@@ -51,7 +51,7 @@ def token_document(body: bytes) -> dict[str, Any] | None:
     """The ``token`` object of a Keystone v3 token answer, or None when the body has none."""
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     token = doc.get("token") if isinstance(doc, dict) else None
     return token if isinstance(token, dict) else None

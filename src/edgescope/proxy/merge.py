@@ -175,7 +175,7 @@ def _error_message(body: bytes) -> str:
 def _json_object(body: bytes) -> dict[str, Any] | None:
     try:
         doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # a peer's answer: anything
         return None
     return doc if isinstance(doc, dict) else None
 

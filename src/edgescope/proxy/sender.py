@@ -328,6 +328,8 @@ class Sender:
             headers["X-Auth-Token"] = await self.tokens.get()
         elif is_identity and call.acting_token is not None:
             headers["X-Auth-Token"] = call.acting_token  # delegated (see delegation.py)
+        if not self.config.trust_forwarded and "Forwarded" in headers:
+            del headers["Forwarded"]  # RFC 7239's: oslo's http_proxy_to_wsgi prefers it
         if not (self.config.trust_forwarded and "X-Forwarded-Host" in headers):
             headers["X-Forwarded-Host"] = request.host
         if not (self.config.trust_forwarded and "X-Forwarded-Proto" in headers):
@@ -389,7 +391,7 @@ class Sender:
             raise SiteUnreachable(target.host or url, f"answered {response.status}")
         try:
             return loads(body)
-        except ValueError as exc:  # not JSON, or numbers ``loads`` refuses
+        except (ValueError, RecursionError) as exc:  # not JSON, numbers ``loads`` refuses
             raise SiteUnreachable(target.host or url, f"answered bad JSON: {exc}") from exc
 
     async def call_site(

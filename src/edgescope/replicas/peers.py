@@ -195,7 +195,7 @@ class RecordLink:
             payload = json.loads(data)
             doc = payload.get("set") or payload["delete"]
             replica_set = ReplicaSet.from_json(doc)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             return error_response(
                 ErrorCode.BAD_REQUEST, f"malformed replica record: {exc}", request_id=request_id
             )
@@ -380,5 +380,5 @@ def _members(data: bytes) -> list[Member]:
     try:
         payload = json.loads(data)
         return list(ReplicaSet.from_json(payload.get("set") or payload["delete"]).members)
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return []
