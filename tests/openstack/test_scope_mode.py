@@ -71,6 +71,6 @@ async def test_bad_mode_is_a_clean_usage_error_before_any_request(recorder: Reco
     )
     for result in results:
         assert result.code != 0
-        assert "strict or eventual" in result.stderr, result.stderr
+        assert "strict, eventual or partial" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     assert recorder.requests == []
