@@ -13,12 +13,14 @@ MODULES = [
     "edgescope.lang.evaluate",
     "edgescope.lang.limits",
     "edgescope.lang.messages",
+    "edgescope.lang.network",
     "edgescope.lang.parse",
     "edgescope.lang.registry",
     "edgescope.lang.rules",
     "edgescope.lang.unparse",
     "edgescope.catalog",
     "edgescope.catalog._catalog",
+    "edgescope.proxy.partial",
 ]
 
 

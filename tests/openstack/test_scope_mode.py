@@ -45,6 +45,7 @@ def test_option_parses_from_command_line_and_environment(monkeypatch) -> None:
     parser = osc_plugin.build_option_parser(argparse.ArgumentParser())
     assert parser.parse_args([]).scope_mode == "eventual"
     assert parser.parse_args(["--os-scope-mode", "strict"]).scope_mode == "strict"
+    assert parser.parse_args(["--os-scope-mode", "PARTIAL"]).scope_mode == "partial"
     with pytest.raises(SystemExit):
         parser.parse_args(["--os-scope-mode", "lazy"])
 
@@ -54,6 +55,7 @@ async def test_eventual_is_sent_on_every_request_strict_sends_nothing(recorder: 
     runs = [
         (["--os-scope-mode", "eventual", *scope], {}, "eventual"),
         ([], {"OS_SCOPE_MODE": "eventual"}, "eventual"),  # env, and no scope at all
+        (["--os-scope-mode", "Partial", *scope], {}, "partial"),
         (["--os-scope-mode", "strict", *scope], {"OS_SCOPE_MODE": "eventual"}, None),
         (scope, {}, None),
     ]
@@ -71,6 +73,6 @@ async def test_bad_mode_is_a_clean_usage_error_before_any_request(recorder: Reco
     )
     for result in results:
         assert result.code != 0
-        assert "strict or eventual" in result.stderr, result.stderr
+        assert "strict, eventual or partial" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     assert recorder.requests == []

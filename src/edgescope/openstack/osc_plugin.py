@@ -7,7 +7,10 @@ its keystoneauth session. There the scope is parsed and checked against the site
 knows (a bad scope stops the command with the caret message before any request), completed with
 ``identity: <own site>``, and attached to every request (``session.py``).
 ``--os-scope-mode eventual`` (env ``OS_SCOPE_MODE``) adds ``X-Scope-Mode: eventual`` to
-every request (replicated writes may then go through a partition, see docs/semantics.md).
+every request (replicated writes may then go through a partition, see docs/semantics.md);
+``--os-scope-mode partial`` adds ``X-Scope-Mode: partial``: an ``&`` read answers what the
+sites that could answer have, and a warning on stderr names the others (the exit status
+stays 0: the command did show an answer; scripts read the warning line).
 
     $ openstack --os-cloud Paris --os-scope '{nova: Paris, glance: Corte}' server create ...
     $ OS_SCOPE='{nova: Paris & Corte}' openstack --os-cloud Paris server list
@@ -74,25 +77,28 @@ def build_option_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     )
     parser.add_argument(
         "--os-scope-mode",
-        metavar="<strict|eventual>",
+        metavar="<strict|eventual|partial>",
         dest="scope_mode",
         type=scope_mode,
         default=os.environ.get("OS_SCOPE_MODE") or STRICT,
         help="'eventual' lets an & write go through while a member site is unreachable "
-        "(queued and replayed later); default 'strict' (Env: OS_SCOPE_MODE)",
+        "(queued and replayed later); 'partial' lets an & read answer from the sites that "
+        "could, with a warning naming the others; default 'strict' (Env: OS_SCOPE_MODE)",
     )
     _compat.install(on_session_ready)
     return parser
 
 
-STRICT, EVENTUAL = "strict", "eventual"
+STRICT, EVENTUAL, PARTIAL = "strict", "eventual", "partial"
+MODES = (STRICT, EVENTUAL, PARTIAL)
 
 
 def scope_mode(text: str) -> str:
-    """``--os-scope-mode``: strict or eventual (any case); argparse reports anything else."""
+    """``--os-scope-mode``: strict, eventual or partial (any case); argparse reports anything
+    else."""
     mode = text.strip().lower()
-    if mode not in (STRICT, EVENTUAL):
-        raise argparse.ArgumentTypeError(f"expected strict or eventual, got {text!r}")
+    if mode not in MODES:
+        raise argparse.ArgumentTypeError(f"expected strict, eventual or partial, got {text!r}")
     return mode
 
 
@@ -103,8 +109,9 @@ def on_session_ready(client_manager: Any) -> None:
     from edgescope.openstack.session import attach_mode, attach_scope
 
     config: dict[str, Any] = client_manager._cli_options.config
-    if config.get("scope_mode") == EVENTUAL:
-        attach_mode(client_manager.session, EVENTUAL)
+    mode = config.get("scope_mode")
+    if mode in (EVENTUAL, PARTIAL):
+        attach_mode(client_manager.session, mode)
     option = config.get("scope")
     if not isinstance(option, ScopeOption) or not option.text.strip():
         return

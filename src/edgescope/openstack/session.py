@@ -27,7 +27,8 @@ from typing import Any, TextIO
 from edgescope.lang import And, Expr, Scope, SiteRef, iter_sites, unparse
 from edgescope.proxy.carriers import MODE_HEADER, SCOPE_HEADER, attach_piggyback
 from edgescope.proxy.merge import ORIGIN_FIELD
-from edgescope.proxy.protocol import ERROR_HEADER, SITES_HEADER
+from edgescope.proxy.partial import parse_partial
+from edgescope.proxy.protocol import ERROR_HEADER, PARTIAL_HEADER, SITES_HEADER
 
 TOKEN_HEADER = "X-Auth-Token"
 DIVERGED_FIELD = "edgescope:diverged"
@@ -127,7 +128,9 @@ class SiteFailureReporter:
     (``X-Edgescope-Sites``) or made by the proxy (``X-Edgescope-Error``); other errors the
     proxy made itself (a failed ``&``, a bad scope), except a 404, an ordinary "not found"
     that OSC handles (name lookups); and a replicated resource whose members diverge
-    (``edgescope:diverged``, e.g. one member in ERROR). A 401 to a request that carried no
+    (``edgescope:diverged``, e.g. one member in ERROR); a partial answer
+    (``X-Edgescope-Partial``, ``--os-scope-mode partial``), naming the sites left out. A 401
+    to a request that carried no
     token is not reported: keystoneauth's version discovery tries without one first, and
     cinder's ``/v3/`` answers 401 to that (keystoneauth then asks again with the token).
     """
@@ -144,6 +147,7 @@ class SiteFailureReporter:
         if (status >= 500 and (named or made)) or (made and status >= 400 and status != 404):
             self._say(_error_message(response))
         elif status < 300 and named:
+            self._say(_partial(response))
             self._say(_diverged(response))
         return response
 
@@ -151,6 +155,15 @@ class SiteFailureReporter:
         if message and message not in self.seen:
             self.seen.add(message)
             print(f"{REPORT_PREFIX}{message}", file=self.stream)
+
+
+def _partial(response: Any) -> str | None:
+    """``partial answer: no answer from Corte (connect timeout); shown: the other sites``."""
+    value = response.headers.get(PARTIAL_HEADER)
+    if not value:
+        return None
+    missing = "; ".join(f"{site} ({reason})" for site, reason in parse_partial(value))
+    return f"partial answer: no answer from {missing}; shown: the other sites only"
 
 
 def _had_token(response: Any) -> bool:

@@ -20,8 +20,8 @@ from edgescope.proxy.forward import CHUNK, end_to_end
 from edgescope.proxy.identity import is_validation_call
 from edgescope.proxy.protocol import strip_internal
 
-Mode = Literal["strict", "eventual"]
-MODES: tuple[Mode, ...] = ("strict", "eventual")
+Mode = Literal["strict", "eventual", "partial"]
+MODES: tuple[Mode, ...] = ("strict", "eventual", "partial")
 
 
 @dataclass(slots=True)
@@ -37,7 +37,8 @@ class Call:
     carrier: str = "none"
     scope_text: str | None = None
     mode: Mode = "strict"
-    """``eventual``: an ``&`` write applies where reachable and queues the rest."""
+    """``eventual``: an ``&`` write applies where reachable and queues the rest; ``partial``:
+    an ``&`` read answers from the sites that could answer (:mod:`partial`)."""
     from_peer: str | None = None
     hops: int = 0
     chosen: list[str] = field(default_factory=list)

@@ -49,7 +49,8 @@ from edgescope.errors import ScopeLimitError, ScopeSyntaxError
 
 SCOPE_HEADER = "X-Scope"
 MODE_HEADER = "X-Scope-Mode"
-"""``strict`` (the default) or ``eventual``: what an ``&`` write does when a member is cut."""
+"""``strict`` (the default), ``eventual`` (what an ``&`` write does when a member is cut) or
+``partial`` (an ``&`` read answers from the sites that could answer)."""
 AUTH_TOKEN_HEADER = "X-Auth-Token"
 TOKEN_HEADERS = (AUTH_TOKEN_HEADER, "X-Subject-Token")
 SERVICE_TOKEN_HEADER = "X-Service-Token"

@@ -53,8 +53,9 @@ from edgescope.proxy.extension import (
 from edgescope.proxy.forward import ReadBudget, end_to_end, read_body
 from edgescope.proxy.merge import Merged, SiteResult, failure_response, merge_results, sites_header
 from edgescope.proxy.metrics import ProxyMetrics
-from edgescope.proxy.outcome import READ_POLICY, Branch, Verdict, branch_failed, judge
-from edgescope.proxy.protocol import PENDING_HEADER, SITES_HEADER
+from edgescope.proxy.outcome import READ_POLICY, Branch, Judgement, Verdict, branch_failed, judge
+from edgescope.proxy.partial import PARTIAL, missing_sites, partial_header
+from edgescope.proxy.protocol import PARTIAL_HEADER, PENDING_HEADER, SITES_HEADER
 from edgescope.proxy.replies import (
     ERROR_BODY_LIMIT,
     SMALL_BODY,
@@ -215,6 +216,10 @@ class Dispatcher:
             eventual=call.mode == "eventual",
             can_queue=hooks is not None and hooks.queues_writes,
         )
+        missing = None
+        if call.mode == PARTIAL:  # a read answered by the sites that could (partial.py)
+            missing = missing_sites(results, ok=outcome.ok, write=write)
+            judgement = Judgement(Verdict.DEGRADED) if missing else judgement
         replies = tuple(r for r, _ in _answered(outcome.attempts))
         recorded = Recorded()
         if hooks is not None:
@@ -244,6 +249,8 @@ class Dispatcher:
         headers[SITES_HEADER] = sites_header(results, pending=pending)
         if pending:
             headers[PENDING_HEADER] = ", ".join(judgement.pending)
+        if missing:
+            headers[PARTIAL_HEADER] = partial_header(missing)
         headers.update(extra)
         headers.setdefault(REQUEST_ID_HEADER, call.request_id)
         return web.Response(status=merged.status, body=out_body, headers=headers)

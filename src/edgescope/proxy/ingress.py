@@ -4,7 +4,7 @@
   refused, since the proxy labels, routes and logs the call by that prefix;
 * :func:`check_scope_width` -- a scope naming more sites than ``max_scope_sites`` is refused
   before the full parse, whose cost grows with the sites named;
-* :func:`mode_of` -- ``X-Scope-Mode``: strict (default) or eventual;
+* :func:`mode_of` -- ``X-Scope-Mode``: strict (default), eventual or partial;
 * :func:`without_internal_headers` -- a client's ``X-Edgescope-*`` headers are dropped.
 
     >>> check_path("/v2/images/../../admin")

@@ -25,6 +25,7 @@ Response headers, set by a proxy for its client:
     X-Edgescope-Sites      every site's outcome: ``Paris=200, Corte=unreachable``
     X-Edgescope-Error      title of an error the proxy itself answered
     X-Edgescope-Pending    sites where an eventual write is queued
+    X-Edgescope-Partial    sites a partial read left out, and why: ``Corte="connect timeout"``
     X-Edgescope-Replica-Set  the handle of the replica set a create made
     X-Edgescope-Replayed   the answer is the remembered one of an already applied write
 
@@ -107,6 +108,7 @@ IDEMPOTENCY_KEY_HEADER = "X-Edgescope-Idempotency-Key"
 SITES_HEADER = "X-Edgescope-Sites"
 ERROR_HEADER = "X-Edgescope-Error"
 PENDING_HEADER = "X-Edgescope-Pending"
+PARTIAL_HEADER = "X-Edgescope-Partial"
 SET_HEADER = "X-Edgescope-Replica-Set"
 REPLAYED_HEADER = "X-Edgescope-Replayed"
 

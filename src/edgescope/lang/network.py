@@ -1,0 +1,194 @@
+"""Sites chosen by the network: ``around(Paris, 25ms)`` and ``nearest(Corte, Marseille)``.
+
+NOT YET PART OF SCOPES: these forms are parsed, checked, printed and resolved here, on their
+own (issue 25, part 2); the scope grammar (grammar.lark), the proxy's routing and
+``edgescope scope explain`` do not use them yet (docs/scope-lang.md, "Network forms").
+
+* :func:`parse_form` -- the text of one form (its own small lark grammar) into
+  :class:`Around` or :class:`Nearest`, with the checks: radius within
+  ``(0, MAX_RADIUS_MS]`` in whole or decimal milliseconds, known sites, no site twice;
+* :func:`unparse_form` -- the canonical text;
+* :func:`resolve` -- pure: what a form is *now*, given measured RTTs (milliseconds, None
+  when unknown) and the sites whose breaker is open. ``around(c, r)`` is the ``&`` of ``c``
+  and every site whose RTT from ``c`` is known and at most ``r``, never one whose breaker
+  is open, ``c`` first then by RTT (ties by the order of ``sites``); ``nearest(...)`` is the
+  ``|`` of its sites by RTT from the entry site, ties and unknown RTTs (last) by the
+  written order.
+
+    >>> from edgescope.lang.unparse import unparse_expr
+    >>> form = parse_form("around(Paris, 15ms)", known_sites=["Paris", "Marseille", "Corte"])
+    >>> rtt = {"Paris": {"Marseille": 10.0, "Corte": 20.0}}
+    >>> unparse_expr(resolve(form, rtt=lambda a, b: rtt.get(a, {}).get(b), entry="Paris",
+    ...                      sites=["Paris", "Marseille", "Corte"]))
+    'Paris & Marseille'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import cache
+
+from lark import Lark, Token, exceptions
+
+from edgescope.errors import ScopeCheckError, ScopeSyntaxError
+from edgescope.lang.ast import And, Expr, Or, SiteRef
+from edgescope.lang.unparse import quote_site
+
+__all__ = [
+    "MAX_RADIUS_MS",
+    "Around",
+    "Nearest",
+    "NoSiteAround",
+    "parse_form",
+    "resolve",
+    "unparse_form",
+]
+
+MAX_RADIUS_MS = Decimal(1000)
+"""An ``around`` radius above a second is refused: past it, "near" means every site."""
+MAX_NEAREST = 64
+"""A ``nearest`` of more sites is refused (its ``|`` is tried one site after the other)."""
+
+_GRAMMAR = r"""
+form: "around" "(" site "," RADIUS ")"   -> around
+    | "nearest" "(" site ("," site)* ")" -> nearest
+site: NAME | QUOTED
+RADIUS: /[0-9]+(\.[0-9]+)?[ \t]*ms/
+NAME: /[A-Za-z0-9._-]+/
+QUOTED: /"([^"\\]|\\["\\])*"/
+%ignore /[ \t]+/
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Around:
+    """``around(center, radius)``: every site within ``radius_ms`` of ``center``, as an ``&``."""
+
+    center: str
+    radius_ms: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Nearest:
+    """``nearest(a, b, ...)``: a ``|`` of the sites, nearest (from the entry site) first."""
+
+    sites: tuple[str, ...]
+
+
+Form = Around | Nearest
+Rtt = Callable[[str, str], float | None]
+"""``rtt(a, b)``: the last measured round trip from ``a``'s proxy to ``b``'s, in ms, or None."""
+
+
+class NoSiteAround(ScopeCheckError):
+    """``around`` resolved to no site (every candidate unknown, too far or breaker open)."""
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(_GRAMMAR, start="form", parser="lalr")
+
+
+def parse_form(text: str, *, known_sites: Collection[str]) -> Form:
+    """One form's text, checked; :class:`ScopeSyntaxError` or :class:`ScopeCheckError`."""
+    if len(text) > 4096:
+        raise ScopeSyntaxError("a network form is at most 4096 characters", text[:80], 0)
+    try:
+        tree = _parser().parse(text)
+    except exceptions.UnexpectedInput as exc:
+        pos = getattr(exc, "pos_in_stream", None) or 0
+        raise ScopeSyntaxError(
+            "expected around(SITE, RADIUS ms) or nearest(SITE, SITE, ...)", text, pos
+        ) from None
+    except exceptions.LarkError:
+        raise ScopeSyntaxError("not a network form", text, 0) from None
+    names = [
+        _site_name(child)
+        for child in tree.scan_values(lambda v: isinstance(v, Token))
+        if child.type in ("NAME", "QUOTED")
+    ]
+    for name in names:
+        if name not in known_sites:
+            raise ScopeCheckError(f"unknown site {name!r}", text, text.find(name))
+    if tree.data == "around":
+        radius_text = next(t for t in tree.children if isinstance(t, Token))
+        return Around(names[0], _radius(str(radius_text), text))
+    repeated = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if repeated is not None:
+        raise ScopeCheckError(f"site {repeated!r} is named twice in nearest()", text, 0)
+    if len(names) < 2:
+        raise ScopeCheckError("nearest() needs two sites or more to choose from", text, 0)
+    if len(names) > MAX_NEAREST:
+        raise ScopeCheckError(f"nearest() takes at most {MAX_NEAREST} sites", text, 0)
+    return Nearest(tuple(names))
+
+
+def _site_name(token: Token) -> str:
+    if token.type == "QUOTED":
+        return str(token)[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return str(token)
+
+
+def _radius(token: str, text: str) -> Decimal:
+    number = token.removesuffix("ms").strip()
+    try:
+        radius = Decimal(number)
+    except InvalidOperation:  # the grammar's pattern makes this unreachable; kept clear
+        raise ScopeSyntaxError(f"bad radius {token!r}", text, text.find(token)) from None
+    if not 0 < radius <= MAX_RADIUS_MS:
+        raise ScopeCheckError(
+            f"the radius must be more than 0 ms and at most {MAX_RADIUS_MS} ms, not {number} ms",
+            text,
+            text.find(token),
+        )
+    return radius
+
+
+def unparse_form(form: Form) -> str:
+    """Canonical text: ``around(Paris, 25ms)``, ``nearest(Corte, Marseille)``."""
+    if isinstance(form, Around):
+        radius = format(form.radius_ms.normalize(), "f")
+        return f"around({quote_site(form.center)}, {radius}ms)"
+    return f"nearest({', '.join(quote_site(s) for s in form.sites)})"
+
+
+def resolve(
+    form: Form,
+    *,
+    rtt: Rtt,
+    entry: str,
+    sites: Sequence[str],
+    open_breakers: Collection[str] = (),
+) -> Expr:
+    """What ``form`` is now: an ``&`` (around) or ``|`` (nearest) of sites. Pure."""
+    if isinstance(form, Around):
+        return _around(form, rtt, sites, open_breakers)
+    known = [(s, _rtt_from(rtt, entry, s)) for s in form.sites]
+    order = sorted(
+        range(len(known)),
+        key=lambda i: (known[i][1] is None, known[i][1] or 0.0, i),
+    )
+    return Or(tuple(SiteRef(known[i][0]) for i in order))
+
+
+def _around(form: Around, rtt: Rtt, sites: Sequence[str], open_breakers: Collection[str]) -> Expr:
+    inside: list[tuple[float, int, str]] = []
+    for index, site in enumerate(sites):
+        if site in open_breakers:
+            continue
+        distance = _rtt_from(rtt, form.center, site)
+        if distance is not None and distance <= float(form.radius_ms):
+            inside.append((distance, index, site))
+    inside.sort()
+    if not inside:
+        raise NoSiteAround(
+            f"{unparse_form(form)} is no site now (unknown RTTs, too far, or breakers open)"
+        )
+    refs = tuple(SiteRef(site) for _, _, site in inside)
+    return refs[0] if len(refs) == 1 else And(refs)
+
+
+def _rtt_from(rtt: Rtt, origin: str, site: str) -> float | None:
+    return 0.0 if origin == site else rtt(origin, site)
