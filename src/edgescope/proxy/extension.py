@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from edgescope.errors import EdgescopeError
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
@@ -147,6 +148,10 @@ class ProxyServices(Protocol):
     def verify_peer(self, request: web.Request) -> HopMarker:
         """The marker of the peer that signed ``request``; raises ForgedHop when none did.
         Its ``content_digest`` binds a body sent whole: check it after reading the body."""
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry | None:
+        """The proxy's metrics registry (``/metrics``), where an extension adds its own."""
 
 
 class Extension(Protocol):

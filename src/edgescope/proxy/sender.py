@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from edgescope.aio import loop_lag
@@ -460,6 +461,10 @@ class Sender:
             now=time.time(),
             window=self.config.limits.hop_window,
         )
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        return self.metrics.registry
 
     def verify_peer(self, request: web.Request) -> HopMarker:
         marker = self.verify(request)
