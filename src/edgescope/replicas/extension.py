@@ -182,9 +182,6 @@ class Replicas:
         self.sync_interval = sync_interval
         self._services: ProxyServices | None = None
         self._sync_task: asyncio.Task[None] | None = None
-        self.queue_usage = (0, 0)
-        """(writes, bytes) queued, as last read (every sync): the check before an eventual
-        ``&`` write, made without I/O."""
         self.link = RecordLink(registry, self.clock, self._proxy, frozenset(operator_roles))
         self.replayer = Replayer(self.link, replay_interval, self.claims)
         self.adoption = Adoption(self.link, operator_roles)
@@ -233,7 +230,7 @@ class Replicas:
     async def start(self, proxy: ProxyServices) -> None:
         self._services = proxy
         register_metrics(proxy.metrics_registry, self)
-        self.queue_usage = await asyncio.to_thread(self.registry.queue_usage)
+        await asyncio.to_thread(self.registry.queue_usage)
         self.replayer.start()
         if self.sync_interval > 0:
             self._sync_task = spawn(self._follow(), name=f"edgescope-replicas-sync-{self.site}")
@@ -252,7 +249,7 @@ class Replicas:
             await asyncio.sleep(self.sync_interval)
             try:
                 await asyncio.to_thread(self.registry.sync)
-                self.queue_usage = await asyncio.to_thread(self.registry.queue_usage)
+                await asyncio.to_thread(self.registry.queue_usage)
             except Exception as exc:  # the database is away: keep serving from the index
                 log.warning("replica registry sync failed: %s", exc)
 
@@ -292,13 +289,13 @@ class Replicas:
     def _check_queue_room(self) -> None:
         """Refuse an eventual ``&`` write up front while the queue is at a bound (the
         registry checks again, exactly, when it queues)."""
-        count, size = self.queue_usage
+        count, size = self.registry.usage
         bounds = self.registry.bounds
         if count >= bounds.max_ops or size >= bounds.max_bytes:
             self.registry.queue_full += 1
             raise QueueFull(
-                f"the eventual-write queue is full: {count} writes, {size} bytes queued "
-                f"(queue_max_ops {bounds.max_ops}, queue_max_bytes {bounds.max_bytes}); "
+                f"the eventual-write queue is full: {count} writes, {size} bytes queued; "
+                f"queue_max_ops is {bounds.max_ops}, queue_max_bytes is {bounds.max_bytes}; "
                 "retry later or use strict mode"
             )
 

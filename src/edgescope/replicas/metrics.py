@@ -30,7 +30,7 @@ class ReplicaCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         replicas = self.replicas
-        count, size = replicas.queue_usage
+        count, size = replicas.registry.usage
         yield GaugeMetricFamily(
             "edgescope_replica_queue_writes", "Writes queued for unreachable members", count
         )

@@ -197,16 +197,7 @@ class RecordLink:
             message = "the record's body is not the one its sender signed"
             return error_response(ErrorCode.HOP_FORBIDDEN, message, request_id=request_id)
         try:
-            deleting, pushed = parse_push(data)
-            stored = await asyncio.to_thread(self.registry.fresh, pushed.handle)
-            check_push(marker.peer, self.clock.site, pushed, stored, deleting=deleting)
-            if pushed.version is not None:
-                self.clock.observe(pushed.version)
-            if deleting:
-                await asyncio.to_thread(self.registry.delete_set, pushed.handle)
-                done = True
-            else:
-                done = await asyncio.to_thread(self.registry.put_set, pushed)
+            done = await self.receive_push(marker.peer, data)
         except PushRefused as exc:
             self.refused_pushes += 1
             log.warning("record push from %s refused: %s", marker.peer, exc)
@@ -222,6 +213,21 @@ class RecordLink:
             log.warning("record push from %s refused: %s", marker.peer, exc)
             return Refusal(409, exc.message).response(request_id)
         return web.json_response({"stored": done, "site": self.clock.site})
+
+    async def receive_push(self, peer: str, data: bytes) -> bool:
+        """Check and store one push of the signed ``peer``; True when stored. Raises
+        PushRefused, InvalidRecord, ClockTooFarAhead or IdCollision (nothing stored)."""
+        deleting, pushed = parse_push(data)
+        stored = await asyncio.to_thread(self.registry.fresh, pushed.handle)
+        check_push(peer, self.clock.site, pushed, stored, deleting=deleting)
+        if pushed.version is not None:
+            self.clock.observe(pushed.version)
+        if not deleting:
+            return await asyncio.to_thread(self.registry.put_set, pushed)
+        if stored is None:
+            return False
+        await asyncio.to_thread(self.registry.delete_set, pushed.handle)
+        return True
 
     async def _listing(self, request: web.Request) -> web.Response:
         """Sets and queue: a signed peer sees the sets it is a member of and the writes

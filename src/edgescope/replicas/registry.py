@@ -141,6 +141,9 @@ class Registry:
         """Rows moved aside by this proxy because they failed their checks when read."""
         self.queue_full = 0
         """Writes refused by this proxy because the queue was at a bound."""
+        self.usage = (0, 0)
+        """(writes, bytes) queued, as this proxy last counted them (after each of its own
+        enqueues and each :meth:`queue_usage`): read with no I/O, for checks and metrics."""
         self.url = db.database_url(location)
         self.path = Path(location) / FILENAME if "://" not in str(location) else None
         self.engine = db.make_engine(self.url, read_only=read_only)
@@ -387,6 +390,7 @@ class Registry:
                 return int(seq)  # queued already
             self._check_room(connection, owner[:64], size)
             connection.execute(_insert_ignore(db.pending).values(**values))
+            self.usage = self._usage(connection, c.state == "queued")
             return int(connection.execute(query).scalar_one())
 
         return self._run(write)
@@ -432,7 +436,8 @@ class Registry:
     def queue_usage(self) -> tuple[int, int]:
         """(writes, bytes) queued now, every target together (no body is read)."""
         where = db.pending.c.state == "queued"
-        return self._run(lambda connection: self._usage(connection, where), write=False)
+        self.usage = self._run(lambda connection: self._usage(connection, where), write=False)
+        return self.usage
 
     def pending(
         self, target: str | None = None, *, include_done: bool = False, limit: int | None = None
