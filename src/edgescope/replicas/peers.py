@@ -246,7 +246,7 @@ class RecordLink:
         sets = self.registry.sets()
         doc: dict[str, object] = {"site": self.clock.site}
         if peer is not None:
-            sets = [s for s in sets if peer in s.sites]
+            sets = visible_to(peer, sets)
         else:
             doc["quarantine"] = await asyncio.to_thread(self.registry.quarantine)
         doc["sets"] = [s.to_json() for s in sets]
@@ -401,3 +401,8 @@ class Replayer:
                 await self.link.store_and_push(updated.versioned(self.link.clock.now()))
         elif op.method == "DELETE":
             await self.link.mark_gone(replica_set, op.target)
+
+
+def visible_to(peer: str, sets: list[ReplicaSet]) -> list[ReplicaSet]:
+    """The sets a peer may see in this site's listing: those it is a member of."""
+    return [s for s in sets if peer in s.sites]
