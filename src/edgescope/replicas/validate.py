@@ -16,10 +16,10 @@ a replica set. So an id must look like an id:
   not one of :data:`RESERVED_WORDS` (collection actions and sub-resources with a digit).
 
     >>> check_id("3f2a9c1e-77b0-4c4e-9d55-6f0f8e1d2a10")
-    >>> check_id("detail")
+    >>> check_id("detail")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    edgescope.replicas.validate.InvalidRecord: 'detail' is not a replica id: ...
+    edgescope.replicas.validate.InvalidRecord: 'detail' is not a replica id: a reserved ...
 """
 
 from __future__ import annotations
