@@ -229,7 +229,7 @@ class Replicas:
 
     async def start(self, proxy: ProxyServices) -> None:
         self._services = proxy
-        register_metrics(proxy.metrics_registry, self)
+        register_metrics(proxy.metrics_registry, self.link)
         await asyncio.to_thread(self.registry.queue_usage)
         self.replayer.start()
         if self.sync_interval > 0:

@@ -18,19 +18,19 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from edgescope.replicas.peers import RecordLink
+
 if TYPE_CHECKING:
     from prometheus_client import Metric
 
-    from edgescope.replicas.extension import Replicas
-
 
 class ReplicaCollector(Collector):
-    def __init__(self, replicas: Replicas) -> None:
-        self.replicas = replicas
+    def __init__(self, link: RecordLink) -> None:
+        self.link = link
 
     def collect(self) -> Iterator[Metric]:
-        replicas = self.replicas
-        count, size = replicas.registry.usage
+        link = self.link
+        count, size = link.registry.usage
         yield GaugeMetricFamily(
             "edgescope_replica_queue_writes", "Writes queued for unreachable members", count
         )
@@ -40,21 +40,21 @@ class ReplicaCollector(Collector):
         yield CounterMetricFamily(
             "edgescope_replica_queue_full",
             "Eventual writes refused because the queue was at a bound",
-            replicas.registry.queue_full,
+            link.registry.queue_full,
         )
         yield CounterMetricFamily(
             "edgescope_replica_quarantined",
             "Stored replica rows moved aside because they failed their checks",
-            replicas.registry.quarantined,
+            link.registry.quarantined,
         )
         yield CounterMetricFamily(
             "edgescope_replica_push_refused",
             "Replica record pushes from peers refused",
-            replicas.link.refused_pushes,
+            link.refused_pushes,
         )
 
 
-def register_metrics(registry: CollectorRegistry | None, replicas: Replicas) -> None:
+def register_metrics(registry: CollectorRegistry | None, link: RecordLink) -> None:
     """Add the replicas' metrics to the proxy's registry (once; none without one)."""
     if registry is not None:
-        registry.register(ReplicaCollector(replicas))
+        registry.register(ReplicaCollector(link))
