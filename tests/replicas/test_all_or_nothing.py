@@ -60,7 +60,7 @@ async def test_an_undo_that_cannot_reach_its_site_is_queued(replica_sites: Sites
     await eventually(lambda: len(corte.items) == 1)  # Corte created it; Paris still thinking
     await paris.links["Corte"].cut()
     status, _, body = await create
-    assert status == 403
+    assert status == 403, body
     assert "to be deleted once reachable" in body["error"]["message"]
     [undo] = paris.replicas.registry.pending("Corte")
     assert undo.method == "DELETE" and undo.path == f"/things/{next(iter(corte.items))}"

@@ -9,6 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgescope.replicas.model import (
+    MAX_COUNTER,
+    MAX_WALL_MS,
     Hlc,
     Member,
     MemberState,
@@ -19,7 +21,7 @@ from edgescope.replicas.model import (
 )
 
 sites = st.sampled_from(["Paris", "Corte", "Marseille"])
-stamps = st.builds(Hlc, st.integers(0, 10**13), st.integers(0, 10**6), sites)
+stamps = st.builds(Hlc, st.integers(0, MAX_WALL_MS), st.integers(0, MAX_COUNTER), sites)
 
 
 @given(st.lists(st.integers(0, 10**6), min_size=1, max_size=50), sites)
@@ -75,8 +77,32 @@ def test_hlc_text_order_matches_stamp_order() -> None:
     assert sorted(found) == sorted(found, key=Hlc.encode)
 
 
+@given(st.lists(stamps, max_size=20), st.integers(0, MAX_WALL_MS - 1))
+def test_a_clock_never_writes_a_stamp_it_cannot_parse(remotes: list[Hlc], now: int) -> None:
+    """Issue 20: whatever stamps it observes, the site's stamps parse and keep increasing."""
+    last = None
+    for remote in remotes:
+        stamp = observe(last, remote, now_ms=now, site="Paris")
+        assert last is None or stamp > last
+        assert stamp > remote and Hlc.parse(stamp.encode()) == stamp
+        last = tick(stamp, now_ms=now, site="Paris")
+        assert last > stamp and Hlc.parse(last.encode()) == last
+
+
 @pytest.mark.parametrize(
-    "text", ["", "1.2", "x.1.Paris", "1.x.Paris", "1.2.", "9" * 16 + ".1.P", "1.2.3.4" + "x" * 70]
+    "text",
+    [
+        "",
+        "1.2",
+        "x.1.Paris",
+        "1.x.Paris",
+        "1.2.",
+        "9" * 16 + ".1.P",
+        "1.2.3.4" + "x" * 70,
+        "1700000000000.999999999.Evil",  # issue 20: a counter past 6 digits
+        "1700000000000.1000000.Evil",
+        "\u0661700000000000.1.Evil",  # a non-ASCII digit
+    ],
 )
 def test_bad_hlc_text_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError):

@@ -52,7 +52,7 @@ def test_state_dir_option_overrides_the_table(tmp_path: Path) -> None:
         ({"state_dir": "x", "replay": 1}, "unknown key 'replay'"),
         (
             {"state_dir": "x", "replay_interval": -1},
-            "replay_interval: expected a number of at least 0",
+            "replay_interval: expected a number from 0",
         ),
         ({"state_dir": "x", "database": "sqlite:///x"}, "not both"),
         ({"database": "mysql://u:pw@h:nope/db"}, "not a database URL"),

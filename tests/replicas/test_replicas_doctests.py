@@ -14,6 +14,8 @@ MODULES = [
     "edgescope.replicas.collapse",
     "edgescope.replicas.record",
     "edgescope.replicas.members",
+    "edgescope.replicas.validate",
+    "edgescope.replicas.checks",
 ]
 
 

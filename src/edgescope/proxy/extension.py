@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from edgescope.errors import EdgescopeError
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
@@ -166,6 +167,10 @@ class ProxyServices(Protocol):
         ``content_digest`` binds a body sent whole: check it after reading the body.
         ``destination``: what the request was signed for instead of this site's name;
         ``newcomer``: a site not known yet whose key an extension admitted (a learned site)."""
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry | None:
+        """The proxy's metrics registry (``/metrics``), where an extension adds its own."""
 
 
 class Extension(Protocol):

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from edgescope.aio import loop_lag
@@ -532,6 +533,10 @@ class Sender:
             self.metrics.untrusted.labels(needs=decision.needs).inc()
             raise NotTrusted(decision.reason)
         return marker
+
+    @property
+    def metrics_registry(self) -> CollectorRegistry:
+        return self.metrics.registry
 
     def verify_peer(
         self,

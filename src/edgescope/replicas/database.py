@@ -34,7 +34,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from edgescope.errors import ConfigError
 
 FILENAME = "replicas.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SQLITE_BUSY_MS = 10_000
 _MYSQL_CONFLICTS = {1205, 1213}
 """Lock wait timeout and deadlock (Galera's certification failure is reported as 1213)."""
@@ -81,8 +81,14 @@ pending = sa.Table(
     sa.Column("state", sa.String(16), nullable=False, server_default="queued"),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+    sa.Column("owner", sa.String(64), nullable=False, server_default=""),
+    sa.Column("size", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("pending_by_target", "target", "state", "seq"),
+    sa.Index("pending_by_owner", "state", "owner"),
 )
+"""Queued writes; ``owner`` is who queued it (for the per-caller share of the queue's bounds)
+and ``size`` the bytes it holds (body and headers), so the bounds are checked without
+reading a body."""
 applied = sa.Table(
     "applied",
     metadata,
@@ -108,15 +114,30 @@ leases = sa.Table(
 """Short exclusive leases between the proxies of a site: ``replay:<site>`` (one replayer per
 target site, so its queue keeps its order) and ``set:<handle>`` (one writer per set)."""
 
-_ADDED_IN_2 = {
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("seq", _Seq, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", _Key, nullable=False),
+    sa.Column("row", _Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", _Time, nullable=False),
+)
+"""Stored rows that failed their checks when read (a set record, a queued write): moved
+here with the reason, so the proxy starts and serves the rest; an operator inspects them."""
+
+_ADDED = {
     ("sets", "version"): "VARCHAR(100)",
     ("sets", "changed"): "FLOAT NOT NULL DEFAULT 0",
     ("sets", "deleted"): "BOOLEAN NOT NULL DEFAULT 0",
     ("applied", "state"): "VARCHAR(16) NOT NULL DEFAULT 'done'",
     ("applied", "owner"): "VARCHAR(255) NOT NULL DEFAULT ''",
     ("applied", "until"): "FLOAT NOT NULL DEFAULT 0",
+    ("pending", "owner"): "VARCHAR(64) NOT NULL DEFAULT ''",
+    ("pending", "size"): "BIGINT NOT NULL DEFAULT 0",
 }
-"""Columns added since schema 1 (SQLite files of edgescope before shared databases)."""
+"""Columns added since schema 1 (2: shared databases; 3: the queue's bounds)."""
 
 
 def database_url(location: str | Path) -> str:
@@ -206,11 +227,11 @@ def _sqlite_engine(url: URL, read_only: bool) -> Engine:
 
 
 def create_schema(connection: sa.Connection) -> None:
-    """Create the tables, or bring those of schema 1 up to date (in one transaction)."""
+    """Create the tables, or bring those of an older schema up to date (in one transaction)."""
     inspector = sa.inspect(connection)
     existing = set(inspector.get_table_names())
     columns = {t: {c["name"] for c in inspector.get_columns(t)} for t in existing}
-    for (table, column), kind in _ADDED_IN_2.items():
+    for (table, column), kind in _ADDED.items():
         if table in existing and column not in columns[table]:
             connection.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
     metadata.create_all(connection, checkfirst=True)

@@ -10,6 +10,9 @@ testbed): a ``[replicas]`` table in the site's TOML, or ``--state-dir``::
     replay_interval = 1.0                    # seconds between replays of queued writes
     sync_interval = 0.5                      # seconds between reads of the others' changes
     operator_roles = ["admin"]               # who may adopt resources (adoption.py)
+    queue_max_ops = 10000                    # the eventual-write queue's bounds (507 past
+    queue_max_bytes = 268435456              #   them); one caller holds at most
+    queue_owner_share = 0.25                 #   this part of each
 
     replicas = Replicas.open("Paris", "/var/lib/edgescope/Paris")
     proxy = SiteProxy(config, extensions=[replicas])
@@ -40,6 +43,7 @@ from edgescope.replicas.clock import Clock
 from edgescope.replicas.database import check_url
 from edgescope.replicas.guard import Claims, WriteGuard
 from edgescope.replicas.hooks import ReplicaHooks, SiteReplicas
+from edgescope.replicas.metrics import register_metrics
 from edgescope.replicas.model import ReplicaSet
 from edgescope.replicas.peers import (
     RecordLink,
@@ -47,19 +51,22 @@ from edgescope.replicas.peers import (
     carries_internal_headers,
     read_internal_headers,
 )
-from edgescope.replicas.registry import Registry
+from edgescope.replicas.registry import QueueBounds, QueueFull, Registry
 from edgescope.replicas.translate import candidates
 
 log = logging.getLogger("edgescope.replicas")
 
 
 _NUMBERS = {
-    "replay_interval": (1.0, 0.0),
-    "sync_interval": (0.5, 0.0),
-    "claim_seconds": (330.0, 0.1),
-    "lease_seconds": (30.0, 0.1),
+    "replay_interval": (1.0, 0.0, 1e9),
+    "sync_interval": (0.5, 0.0, 1e9),
+    "claim_seconds": (330.0, 0.1, 1e9),
+    "lease_seconds": (30.0, 0.1, 1e9),
+    "queue_max_ops": (10_000, 1, 1e9),
+    "queue_max_bytes": (256 * 1024 * 1024, 1, 1e15),
+    "queue_owner_share": (0.25, 0.001, 1.0),
 }
-"""Numeric keys of ``[replicas]``: default and least value."""
+"""Numeric keys of ``[replicas]``: default, least and greatest value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,16 @@ class ReplicasConfig:
     """How long a proxy's claim on a write it applies lasts (longer than any backend write)."""
     lease_seconds: float = 30.0
     """How long a proxy holds a replay queue or a set between two renewals."""
+    queue_max_ops: float = 10_000
+    queue_max_bytes: float = 256 * 1024 * 1024
+    queue_owner_share: float = 0.25
+
+    @property
+    def bounds(self) -> QueueBounds:
+        """The eventual-write queue's bounds (:class:`~registry.QueueBounds`)."""
+        return QueueBounds(
+            int(self.queue_max_ops), int(self.queue_max_bytes), self.queue_owner_share
+        )
 
     @property
     def state_dir(self) -> Path | None:
@@ -96,11 +113,15 @@ class ReplicasConfig:
                 f"replicas.operator_roles: expected a list of role names, got {roles!r}"
             )
         numbers = {}
-        for key, (default, least) in _NUMBERS.items():
+        for key, (default, least, most) in _NUMBERS.items():
             value = raw.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < least:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not least <= value <= most
+            ):
                 raise ConfigError(
-                    f"replicas.{key}: expected a number of at least {least:g}, got {value!r}"
+                    f"replicas.{key}: expected a number from {least:g} to {most:g}, got {value!r}"
                 )
             numbers[key] = float(value)
         return cls(_location(raw, base_dir), operator_roles=tuple(roles), **numbers)
@@ -189,7 +210,7 @@ class Replicas:
         claims = Claims(default_owner(site), config.claim_seconds, config.lease_seconds)
         return cls(
             site,
-            Registry(config.location),
+            Registry(config.location, bounds=config.bounds),
             replay_interval=config.replay_interval,
             operator_roles=config.operator_roles,
             sync_interval=config.sync_interval,
@@ -208,6 +229,8 @@ class Replicas:
 
     async def start(self, proxy: ProxyServices) -> None:
         self._services = proxy
+        register_metrics(proxy.metrics_registry, self.link)
+        await asyncio.to_thread(self.registry.queue_usage)
         self.replayer.start()
         if self.sync_interval > 0:
             self._sync_task = spawn(self._follow(), name=f"edgescope-replicas-sync-{self.site}")
@@ -226,6 +249,7 @@ class Replicas:
             await asyncio.sleep(self.sync_interval)
             try:
                 await asyncio.to_thread(self.registry.sync)
+                await asyncio.to_thread(self.registry.queue_usage)
             except Exception as exc:  # the database is away: keep serving from the index
                 log.warning("replica registry sync failed: %s", exc)
 
@@ -239,20 +263,50 @@ class Replicas:
                 raise Refused(400, "Bad Request", "malformed replica headers from a peer proxy")
             if plan.is_local:
                 return ReplicaHooks(self.parts, call, plan, (), marker)
+        if body is None and self._unread_json(call) and (plan.merges or self.registry.has_sets):
+            raise Refused(
+                411,
+                "Length Required",
+                "a JSON body sent chunked (no Content-Length) cannot have its replica ids "
+                "translated for each site: send it with a Content-Length",
+            )
+        if plan.merges and call.is_write and call.mode == "eventual":
+            self._check_queue_room()
         sets = self.involved_sets(call.path, body)
         if plan.merges or sets:
             return ReplicaHooks(self.parts, call, plan, sets)
         return None
 
+    @staticmethod
+    def _unread_json(call: Call) -> bool:
+        """A JSON (or untyped) body the proxy did not read whole because it came chunked."""
+        request = call.request
+        kind = request.headers.get("Content-Type", "").lower()
+        return (
+            request.body_exists and request.content_length is None and ("json" in kind or not kind)
+        )
+
+    def _check_queue_room(self) -> None:
+        """Refuse an eventual ``&`` write up front while the queue is at a bound (the
+        registry checks again, exactly, when it queues)."""
+        count, size = self.registry.usage
+        bounds = self.registry.bounds
+        if count >= bounds.max_ops or size >= bounds.max_bytes:
+            self.registry.queue_full += 1
+            raise QueueFull(
+                f"the eventual-write queue is full: {count} writes, {size} bytes queued; "
+                f"queue_max_ops is {bounds.max_ops}, queue_max_bytes is {bounds.max_bytes}; "
+                "retry later or use strict mode"
+            )
+
     async def summary(self, queue_limit: int = 20) -> dict[str, Any]:
         """Sets per service and writes queued per target site (the operator's console)."""
-        pending = await asyncio.to_thread(self.registry.pending)
+        # Counted in the database; only the first ops are read, and never a body.
+        queued = await asyncio.to_thread(self.registry.queued_per_target)
+        pending = await asyncio.to_thread(self.registry.pending, limit=queue_limit)
         sets: dict[str, int] = {}
         for replica_set in self.registry.sets():
             sets[replica_set.service] = sets.get(replica_set.service, 0) + 1
-        queued: dict[str, int] = {}
-        for op in pending:
-            queued[op.target] = queued.get(op.target, 0) + 1
         return {
             "sets": sets,
             "pending": queued,

@@ -15,6 +15,7 @@ that involves replica sets, is an ``&``, or is a replicated write from a peer:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import uuid
@@ -27,7 +28,7 @@ from edgescope.errors import SiteUnreachable
 from edgescope.lang import SiteRef, unparse
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import SCOPE_HEADER
-from edgescope.proxy.extension import Finished, Recorded, SendBranch
+from edgescope.proxy.extension import Finished, Recorded, Refused, SendBranch
 from edgescope.proxy.outcome import Verdict
 from edgescope.proxy.protocol import SET_HEADER
 from edgescope.proxy.route import Plan, branch_scope
@@ -38,8 +39,9 @@ from edgescope.replicas.members import merge_members
 from edgescope.replicas.model import Hlc, PendingOp, ReplicaSet
 from edgescope.replicas.peers import RecordLink, Replayer, internal_headers, replay_headers
 from edgescope.replicas.record import created_id, record_create
-from edgescope.replicas.registry import Registry
+from edgescope.replicas.registry import IdCollision, QueueFull, Registry
 from edgescope.replicas.translate import path_candidates, translate_request, translation_table
+from edgescope.replicas.validate import InvalidRecord
 
 log = logging.getLogger("edgescope.replicas")
 Marker = tuple[str | None, Hlc, str | None]
@@ -196,7 +198,15 @@ class ReplicaHooks:
             )
             if replica_set is None or len(replica_set.members) < 2:
                 return None
-            await self.replicas.link.store_and_push(replica_set)
+            try:
+                await self.replicas.link.store_and_push(replica_set, new=True)
+            except (IdCollision, InvalidRecord) as exc:
+                # A client-chosen id (or a member's odd answer) must not take over another
+                # set's ids: the create is undone everywhere and refused.
+                note = await self._undo(finished.succeeded)
+                status = 409 if isinstance(exc, IdCollision) else 502
+                title = "Replica Id Collision" if status == 409 else "Bad Replica Id"
+                raise Refused(status, title, f"{exc}; {note}") from None
             return replica_set
         if method == "DELETE" and len(self.addressed) == 1:
             replica_set = self.addressed[0]
@@ -262,8 +272,22 @@ class ReplicaHooks:
             body = await call.request.read()
         path, body = self._translated(op.target, op.path, body)  # as the live branch would
         op = replace(op, path=path, body=body or b"")
-        await asyncio.to_thread(self.replicas.registry.enqueue, op)
+        try:
+            await asyncio.to_thread(self.replicas.registry.enqueue, op, caller_of(op.headers))
+        except QueueFull as exc:
+            raise QueueFull(
+                f"{exc.message} (the write was applied at the reachable sites; it is NOT "
+                f"queued for {op.target})"
+            ) from None
         self.replicas.replayer.wake()
+
+
+def caller_of(headers: dict[str, str]) -> str:
+    """Who queues a write, for the per-caller share of the queue: a digest of its token
+    (the proxy does not validate tokens on the write path; one project's callers who
+    share a token share one share)."""
+    token = next((v for k, v in headers.items() if k.lower() == "x-auth-token"), "")
+    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32] if token else "anonymous"
 
 
 def _json(body: bytes) -> Any:

@@ -24,6 +24,13 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+MAX_WALL_MS = 9_999_999_999_999
+"""The greatest wall time a stamp may carry (13 digits: the width :meth:`Hlc.encode` writes)."""
+MAX_COUNTER = 999_999
+"""The greatest logical counter (6 digits): past it, :func:`tick` and :func:`observe` move to
+the next millisecond, so this site never writes a stamp its own :meth:`Hlc.parse` refuses."""
+MAX_STAMP_SITE = 64
+
 
 @dataclass(frozen=True, order=True, slots=True)
 class Hlc:
@@ -42,10 +49,14 @@ class Hlc:
         """Inverse of :meth:`encode`; raises ValueError on anything else."""
         wall, sep1, rest = text.partition(".")
         counter, sep2, site = rest.partition(".")
-        if not (sep1 and sep2 and wall.isdigit() and counter.isdigit() and site):
+        digits = wall.isascii() and wall.isdigit() and counter.isascii() and counter.isdigit()
+        if not (sep1 and sep2 and digits and site and site.isprintable()):
             raise ValueError(f"not an HLC stamp: {text[:80]!r}")
-        if len(wall) > 15 or len(counter) > 9 or len(site) > 64:
-            raise ValueError(f"HLC stamp out of range: {text[:80]!r}")
+        if len(wall) > 13 or len(counter) > 6 or len(site) > MAX_STAMP_SITE:
+            raise ValueError(
+                f"HLC stamp out of range: {text[:80]!r} (at most {MAX_WALL_MS} ms, "
+                f"counter {MAX_COUNTER}, site {MAX_STAMP_SITE} characters)"
+            )
         return cls(int(wall), int(counter), site)
 
 
@@ -53,7 +64,7 @@ def tick(last: Hlc | None, *, now_ms: int, site: str) -> Hlc:
     """The stamp of a new local event: after ``last``, and at least the physical time."""
     if last is None or now_ms > last.wall_ms:
         return Hlc(now_ms, 0, site)
-    return Hlc(last.wall_ms, last.counter + 1, site)
+    return _next(last.wall_ms, last.counter + 1, site)
 
 
 def observe(last: Hlc | None, remote: Hlc, *, now_ms: int, site: str) -> Hlc:
@@ -64,7 +75,14 @@ def observe(last: Hlc | None, remote: Hlc, *, now_ms: int, site: str) -> Hlc:
         counter = last.counter
     if remote.wall_ms == wall:
         counter = max(counter, remote.counter)
-    return Hlc(wall, counter + 1, site)
+    return _next(wall, counter + 1, site)
+
+
+def _next(wall: int, counter: int, site: str) -> Hlc:
+    """``Hlc(wall, counter)``, or the next millisecond once the counter is used up."""
+    if counter > MAX_COUNTER:
+        return Hlc(wall + 1, 0, site)
+    return Hlc(wall, counter, site)
 
 
 def lww_wins(incoming: Hlc, applied: Hlc | None) -> bool:

@@ -37,12 +37,14 @@ from edgescope.proxy.protocol import (
     content_digest,
 )
 from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
+from edgescope.replicas.checks import PushRefused, check_push, parse_push
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
 from edgescope.replicas.guard import Claims
-from edgescope.replicas.model import Hlc, Member, MemberState, PendingOp, ReplicaSet
+from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.record import created_id
-from edgescope.replicas.registry import Registry
+from edgescope.replicas.registry import IdCollision, Registry
 from edgescope.replicas.translate import translate_request, translation_table
+from edgescope.replicas.validate import InvalidRecord
 
 log = logging.getLogger("edgescope.replicas")
 INTERNAL_HEADERS = (REPLICA_HEADER, HLC_HEADER, IDEMPOTENCY_KEY_HEADER)
@@ -53,6 +55,8 @@ later than this would apply it again (docs/semantics.md)."""
 PRUNE_EVERY = 3600.0
 STOP_GRACE = 5.0
 """Seconds a stopping proxy lets its replay round end before cancelling it."""
+LISTING_LIMIT = 1000
+"""Most queued writes one ``GET /edgescope/replicas`` lists (their count is in the metrics)."""
 _REPLAY_HEADERS = ("content-type", "accept", "x-auth-token", "openstack-api-version")
 
 Services = Callable[[], ProxyServices]
@@ -136,9 +140,13 @@ class RecordLink:
         self.clock = clock
         self.services = services
         self.operator_roles = operator_roles
+        self.refused_pushes = 0
+        """Record pushes refused (not a member, malformed, colliding ids): a metric."""
 
-    async def store_and_push(self, replica_set: ReplicaSet) -> None:
-        await asyncio.to_thread(self.registry.put_set, replica_set)
+    async def store_and_push(self, replica_set: ReplicaSet, *, new: bool = False) -> None:
+        """Store ``replica_set`` (``new``: a create, refused when its ids or handle are
+        another set's) and push it to every member; raises IdCollision, InvalidRecord."""
+        await asyncio.to_thread(self.registry.put_set, replica_set, new=new)
         await self._push_all(replica_set, {"set": replica_set.to_json()})
 
     async def delete_and_push(self, replica_set: ReplicaSet) -> None:
@@ -178,6 +186,7 @@ class RecordLink:
         return [web.post(REPLICA_SETS_PATH, self._receive), web.get(REPLICAS_PATH, self._listing)]
 
     async def _receive(self, request: web.Request) -> web.Response:
+        """A member's record push: checked whole before anything is stored (checks.py)."""
         request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         try:
             marker = self.services().verify_peer(request)
@@ -187,49 +196,62 @@ class RecordLink:
         if marker.content_digest != content_digest(data):
             message = "the record's body is not the one its sender signed"
             return error_response(ErrorCode.HOP_FORBIDDEN, message, request_id=request_id)
-        members = _members(data)
-        if members and marker.peer not in {m.site for m in members}:
-            message = f"{marker.peer} may push records of sets it is a member of only"
-            return error_response(ErrorCode.HOP_FORBIDDEN, message, request_id=request_id)
         try:
-            payload = json.loads(data)
-            doc = payload.get("set") or payload["delete"]
-            replica_set = ReplicaSet.from_json(doc)
-        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            done = await self.receive_push(marker.peer, data)
+        except PushRefused as exc:
+            self.refused_pushes += 1
+            log.warning("record push from %s refused: %s", marker.peer, exc)
+            return Refusal(exc.status, str(exc)).response(request_id)
+        except (InvalidRecord, ClockTooFarAhead) as exc:
+            self.refused_pushes += 1
+            log.warning("record push from %s refused: %s", marker.peer, exc)
             return error_response(
                 ErrorCode.BAD_REQUEST, f"malformed replica record: {exc}", request_id=request_id
             )
-        if replica_set.version is not None:
-            try:
-                self.clock.observe(replica_set.version)
-            except ClockTooFarAhead as exc:
-                return error_response(ErrorCode.BAD_REQUEST, str(exc), request_id=request_id)
-        if "set" in payload:
-            stored = await asyncio.to_thread(self.registry.put_set, replica_set)
-        else:
-            await asyncio.to_thread(self.registry.delete_set, replica_set.handle)
-            stored = True
-        return web.json_response({"stored": stored, "site": self.clock.site})
+        except IdCollision as exc:
+            self.refused_pushes += 1
+            log.warning("record push from %s refused: %s", marker.peer, exc)
+            return Refusal(409, exc.message).response(request_id)
+        return web.json_response({"stored": done, "site": self.clock.site})
+
+    async def receive_push(self, peer: str, data: bytes) -> bool:
+        """Check and store one push of the signed ``peer``; True when stored. Raises
+        PushRefused, InvalidRecord, ClockTooFarAhead or IdCollision (nothing stored)."""
+        deleting, pushed = parse_push(data)
+        stored = await asyncio.to_thread(self.registry.fresh, pushed.handle)
+        check_push(peer, self.clock.site, pushed, stored, deleting=deleting)
+        if pushed.version is not None:
+            self.clock.observe(pushed.version)
+        if not deleting:
+            return await asyncio.to_thread(self.registry.put_set, pushed)
+        if stored is None:
+            return False
+        await asyncio.to_thread(self.registry.delete_set, pushed.handle)
+        return True
 
     async def _listing(self, request: web.Request) -> web.Response:
-        """Sets and queue, for a signed peer or an operator (they name ids and paths)."""
+        """Sets and queue: a signed peer sees the sets it is a member of and the writes
+        queued for it; an operator (a token with ``operator_roles``) sees everything."""
         services = self.services()
+        peer: str | None = None
         try:
-            services.verify_peer(request)
+            peer = services.verify_peer(request).peer
         except ForgedHop:
             try:
                 await check_operator(services, request, self.operator_roles, "listing replicas")
             except Refusal as refusal:
                 request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
                 return refusal.response(request_id)
-        pending = await asyncio.to_thread(self.registry.pending)
-        return web.json_response(
-            {
-                "site": self.clock.site,
-                "sets": [s.to_json() for s in self.registry.sets()],
-                "pending": [p.summary() for p in pending],
-            }
-        )
+        pending = await asyncio.to_thread(self.registry.pending, peer, limit=LISTING_LIMIT)
+        sets = self.registry.sets()
+        doc: dict[str, object] = {"site": self.clock.site}
+        if peer is not None:
+            sets = visible_to(peer, sets)
+        else:
+            doc["quarantine"] = await asyncio.to_thread(self.registry.quarantine)
+        doc["sets"] = [s.to_json() for s in sets]
+        doc["pending"] = [p.summary() for p in pending]
+        return web.json_response(doc)
 
 
 class Replayer:
@@ -314,7 +336,10 @@ class Replayer:
             return 0  # another proxy of the site replays it
         finished = 0
         try:
-            for op in await asyncio.to_thread(registry.pending, target):
+            for queued in await asyncio.to_thread(registry.pending, target):
+                op = await asyncio.to_thread(registry.load, queued.key)  # one body at a time
+                if op is None or op.state != "queued":
+                    continue  # finished meanwhile by another proxy, or quarantined
                 if not await self._replay(op):
                     break
                 finished += 1
@@ -358,7 +383,10 @@ class Replayer:
         await asyncio.to_thread(registry.finish, op.key)
         replica_set = await self._set_of(op)
         if replica_set is not None:
-            await self._update_set(op, replica_set, created_id(reply.body, reply.headers))
+            try:
+                await self._update_set(op, replica_set, created_id(reply.body, reply.headers))
+            except (IdCollision, InvalidRecord) as exc:  # the member's answer is not recorded
+                log.error("write %s applied at %s, its set not updated: %s", op.key, op.target, exc)
         return True
 
     async def _set_of(self, op: PendingOp) -> ReplicaSet | None:
@@ -375,10 +403,6 @@ class Replayer:
             await self.link.mark_gone(replica_set, op.target)
 
 
-def _members(data: bytes) -> list[Member]:
-    """The members a pushed record names (none when it is malformed: refused later)."""
-    try:
-        payload = json.loads(data)
-        return list(ReplicaSet.from_json(payload.get("set") or payload["delete"]).members)
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        return []
+def visible_to(peer: str, sets: list[ReplicaSet]) -> list[ReplicaSet]:
+    """The sets a peer may see in this site's listing: those it is a member of."""
+    return [s for s in sets if peer in s.sites]

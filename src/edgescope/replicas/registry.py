@@ -49,8 +49,18 @@ from edgescope.proxy.extension import Refused
 from edgescope.replicas import database as db
 from edgescope.replicas.database import FILENAME, redact
 from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
+from edgescope.replicas.validate import InvalidRecord, check_record
 
-__all__ = ["FILENAME", "Claim", "ClaimState", "Registry", "RegistryUnavailable"]
+__all__ = [
+    "FILENAME",
+    "Claim",
+    "ClaimState",
+    "IdCollision",
+    "QueueBounds",
+    "QueueFull",
+    "Registry",
+    "RegistryUnavailable",
+]
 log = logging.getLogger("edgescope.replicas")
 SYNC_OVERLAP = 5.0
 """Seconds a sync looks back past its last one: a change committed late (a slow transaction,
@@ -69,6 +79,32 @@ class RegistryUnavailable(Refused):
             "Replica Database Unavailable",
             f"this proxy cannot reach its replica database {where}: {reason}",
         )
+
+
+class IdCollision(Refused):
+    """A set's ids are already indexed to another set: refused (409), never merged."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(409, "Replica Id Collision", message)
+
+
+class QueueFull(Refused):
+    """The eventual-write queue is at one of its bounds: the write is refused (507)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(507, "Replica Queue Full", message)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueBounds:
+    """The bounds of the eventual-write queue (``[replicas] queue_*``)."""
+
+    max_ops: int = 10_000
+    """Queued writes at most, for every target site together."""
+    max_bytes: int = 256 * 1024 * 1024
+    """Bytes at most (bodies and kept headers), every target together."""
+    owner_share: float = 0.25
+    """The part of each bound one caller (one token's project, see :mod:`hooks`) may hold."""
 
 
 class ClaimState(enum.Enum):
@@ -91,8 +127,23 @@ class Claim:
 class Registry:
     """One site's replica sets, pending queue and applied idempotency keys."""
 
-    def __init__(self, location: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        location: str | Path,
+        *,
+        read_only: bool = False,
+        bounds: QueueBounds | None = None,
+    ) -> None:
         """``location``: a state folder (SQLite file there) or a database URL."""
+        self.bounds = bounds or QueueBounds()
+        self.read_only = read_only
+        self.quarantined = 0
+        """Rows moved aside by this proxy because they failed their checks when read."""
+        self.queue_full = 0
+        """Writes refused by this proxy because the queue was at a bound."""
+        self.usage = (0, 0)
+        """(writes, bytes) queued, as this proxy last counted them (after each of its own
+        enqueues and each :meth:`queue_usage`): read with no I/O, for checks and metrics."""
         self.url = db.database_url(location)
         self.path = Path(location) / FILENAME if "://" not in str(location) else None
         self.engine = db.make_engine(self.url, read_only=read_only)
@@ -134,10 +185,16 @@ class Registry:
             query = query.where(db.sets.c.changed >= since)
         rows = self._run(lambda connection: connection.execute(query).all(), write=False)
         changed = 0
+        bad: list[tuple[str, str, str]] = []
         with self._lock:
             for handle, record, deleted in rows:
-                changed += self._apply_row(str(handle), str(record), bool(deleted))
+                try:
+                    changed += self._apply_row(str(handle), str(record), bool(deleted))
+                except InvalidRecord as exc:
+                    bad.append((str(handle), str(record), str(exc)))
             self._synced_at = started
+        for handle, record, reason in bad:
+            self._quarantine_set(handle, record, reason)
         return changed
 
     def fresh(self, handle: str) -> ReplicaSet | None:
@@ -148,11 +205,70 @@ class Registry:
             if row is None:
                 self._apply_row(handle, None, True)
                 return None
-            self._apply_row(handle, str(row[0]), bool(row[1]))
-            return self._sets.get(handle)
+            try:
+                self._apply_row(handle, str(row[0]), bool(row[1]))
+            except InvalidRecord as exc:
+                reason = str(exc)
+            else:
+                return self._sets.get(handle)
+        self._quarantine_set(handle, str(row[0]), reason)
+        return None
 
-    def put_set(self, replica_set: ReplicaSet) -> bool:
-        """Store ``replica_set`` unless a record with a greater version is already there."""
+    def _quarantine_set(self, handle: str, record: str, reason: str) -> None:
+        """Move a set row that fails its checks aside (table ``quarantine``), drop it from
+        the index, log it and count it: the proxy goes on with the others."""
+        log.error("replica set %r quarantined (%s): %s", handle[:80], reason, record[:300])
+        self.quarantined += 1
+        with self._lock:
+            self._apply_row(handle, None, True)
+        if self.read_only:
+            return
+
+        def move(connection: sa.Connection) -> None:
+            connection.execute(
+                db.quarantine.insert().values(
+                    kind="set", name=handle[:255], row=record, reason=reason, at=time.time()
+                )
+            )
+            connection.execute(db.sets.delete().where(db.sets.c.handle == handle))
+
+        self._run(move)
+
+    def quarantine(self) -> list[dict[str, Any]]:
+        """The rows moved aside, newest first (what ``GET /edgescope/replicas`` reports)."""
+        q = db.quarantine.c
+        query = sa.select(q.kind, q.name, q.reason, q.at).order_by(q.seq.desc()).limit(100)
+        rows = self._run(lambda connection: connection.execute(query).mappings().all(), write=False)
+        return [dict(row) for row in rows]
+
+    def collisions(self, replica_set: ReplicaSet, *, new: bool = False) -> list[str]:
+        """The ids of ``replica_set`` the index has for another set (its handle too when
+        ``new``: a create must not take over a set recorded earlier)."""
+        with self._lock:
+            found = [
+                f"{id_} (set {self._by_id[id_]})"
+                for id_ in sorted(replica_set.ids)
+                if self._by_id.get(id_, replica_set.handle) != replica_set.handle
+            ]
+            if new and replica_set.handle in self._sets:
+                found.append(f"{replica_set.handle} (set {replica_set.handle})")
+        return found
+
+    def put_set(self, replica_set: ReplicaSet, *, new: bool = False) -> bool:
+        """Store ``replica_set`` unless a record with a greater version is already there.
+
+        Raises :class:`IdCollision` when one of its ids belongs to another set (or, when
+        ``new``, its handle is a set already), InvalidRecord when it is malformed.
+        """
+        check_record(replica_set)
+        if new:
+            self.fresh(replica_set.handle)
+        taken = self.collisions(replica_set, new=new)
+        if taken:
+            raise IdCollision(
+                f"replica set {replica_set.handle[:80]}: ids already belong to another set: "
+                + ", ".join(taken[:5])
+            )
         version = replica_set.version.encode() if replica_set.version else None
         values = {
             "record": json.dumps(replica_set.to_json()),
@@ -206,7 +322,13 @@ class Registry:
             db.sets.c.handle == handle, db.sets.c.deleted.is_(False)
         )
         value = self._run(lambda connection: connection.execute(query).scalar(), write=False)
-        return Hlc.parse(value) if value else None
+        if not value:
+            return None
+        try:
+            return Hlc.parse(value)
+        except ValueError as exc:  # written by an older edgescope: the LWW reference is lost
+            log.error("set %r: stored last write unreadable, ignored: %s", handle[:80], exc)
+            return None
 
     def set_last_write(self, handle: str, hlc: Hlc) -> None:
         c, stamp = db.sets.c, hlc.encode()
@@ -223,7 +345,7 @@ class Registry:
     def _apply_row(self, handle: str, record: str | None, deleted: bool) -> int:
         """Index one row (under ``self._lock``); 1 when the index changed."""
         current = self._sets.get(handle)
-        new = None if deleted or record is None else ReplicaSet.from_json(json.loads(record))
+        new = None if deleted or record is None else _load_set(record)
         if new == current:
             return 0
         if current is not None:
@@ -239,8 +361,13 @@ class Registry:
 
     # -- pending queue (eventual mode) --------------------------------------------------
 
-    def enqueue(self, op: PendingOp) -> int:
-        """Queue ``op`` durably; returns its sequence number (an existing key is kept)."""
+    def enqueue(self, op: PendingOp, owner: str = "") -> int:
+        """Queue ``op`` durably; returns its sequence number (an existing key is kept).
+
+        Raises :class:`QueueFull` when the queue, or ``owner``'s share of it, is at a bound.
+        """
+        headers = json.dumps(op.headers)
+        size = len(op.body) + len(headers) + len(op.path)
         values = {
             "key": op.key,
             "target": op.target,
@@ -249,27 +376,130 @@ class Registry:
             "method": op.method,
             "path": op.path,
             "body": op.body,
-            "headers": json.dumps(op.headers),
+            "headers": headers,
             "hlc": op.hlc.encode(),
+            "owner": owner[:64],
+            "size": size,
         }
+        c = db.pending.c
 
         def write(connection: sa.Connection) -> int:
-            connection.execute(_insert_ignore(db.pending).values(**values))  # or queued already
-            query = sa.select(db.pending.c.seq).where(db.pending.c.key == op.key)
+            query = sa.select(c.seq).where(c.key == op.key)
+            seq = connection.execute(query).scalar()
+            if seq is not None:
+                return int(seq)  # queued already
+            self._check_room(connection, owner[:64], size)
+            connection.execute(_insert_ignore(db.pending).values(**values))
+            self.usage = self._usage(connection, c.state == "queued")
             return int(connection.execute(query).scalar_one())
 
         return self._run(write)
 
-    def pending(self, target: str | None = None, *, include_done: bool = False) -> list[PendingOp]:
-        """Queued operations in replay order (per target site, by sequence number)."""
+    def _check_room(self, connection: sa.Connection, owner: str, size: int) -> None:
+        c, bounds = db.pending.c, self.bounds
+        queued = c.state == "queued"
+        count, total = self._usage(connection, queued)
+        mine_count, mine_total = self._usage(connection, queued & (c.owner == owner))
+        share = bounds.owner_share
+        checks = (
+            (
+                count + 1 > bounds.max_ops,
+                f"{count} writes queued; queue_max_ops is {bounds.max_ops}",
+            ),
+            (
+                total + size > bounds.max_bytes,
+                f"{total} + {size} bytes queued; queue_max_bytes is {bounds.max_bytes}",
+            ),
+            (
+                mine_count + 1 > max(1, int(bounds.max_ops * share)),
+                f"this caller has {mine_count} writes queued; queue_owner_share is {share:g} "
+                f"of queue_max_ops {bounds.max_ops}",
+            ),
+            (
+                mine_total + size > max(1, int(bounds.max_bytes * share)),
+                f"this caller has {mine_total} + {size} bytes queued; queue_owner_share is "
+                f"{share:g} of queue_max_bytes {bounds.max_bytes}",
+            ),
+        )
+        for full, why in checks:
+            if full:
+                self.queue_full += 1
+                raise QueueFull(f"the eventual-write queue is full: {why}; retry later")
+
+    @staticmethod
+    def _usage(connection: sa.Connection, where: Any) -> tuple[int, int]:
         c = db.pending.c
-        query = sa.select(db.pending).order_by(c.target, c.seq)
+        query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(c.size), 0)).where(where)
+        count, total = connection.execute(query).one()
+        return int(count), int(total)
+
+    def queue_usage(self) -> tuple[int, int]:
+        """(writes, bytes) queued now, every target together (no body is read)."""
+        where = db.pending.c.state == "queued"
+        self.usage = self._run(lambda connection: self._usage(connection, where), write=False)
+        return self.usage
+
+    def pending(
+        self, target: str | None = None, *, include_done: bool = False, limit: int | None = None
+    ) -> list[PendingOp]:
+        """Queued operations in replay order (per target site, by sequence number), without
+        their bodies and headers (``body`` is empty): :meth:`load` reads one op whole."""
+        c = db.pending.c
+        columns = [col for col in db.pending.c if col.name not in ("body", "headers")]
+        query = sa.select(*columns).order_by(c.target, c.seq)
         if target is not None:
             query = query.where(c.target == target)
         if not include_done:
             query = query.where(c.state == "queued")
+        if limit is not None:
+            query = query.limit(limit)
         rows = self._run(lambda c: c.execute(query).mappings().all(), write=False)
-        return [_op(row) for row in rows]
+        return [op for op in (self._op_or_quarantine(row) for row in rows) if op is not None]
+
+    def load(self, key: str) -> PendingOp | None:
+        """The queued op ``key`` with its body and headers (None once gone or unreadable)."""
+        query = sa.select(db.pending).where(db.pending.c.key == key)
+        row = self._run(lambda c: c.execute(query).mappings().first(), write=False)
+        return None if row is None else self._op_or_quarantine(row)
+
+    def _op_or_quarantine(self, row: Any) -> PendingOp | None:
+        try:
+            return _op(row)
+        except (ValueError, TypeError) as exc:
+            key = str(row["key"])
+            log.error("queued write %r quarantined: %s", key[:80], exc)
+            self.quarantined += 1
+            if not self.read_only:
+                self._quarantine_op(key, str(exc))
+            return None
+
+    def _quarantine_op(self, key: str, reason: str) -> None:
+        c = db.pending.c
+
+        def move(connection: sa.Connection) -> None:
+            row = (
+                connection.execute(
+                    sa.select(*(col for col in c if col.name != "body")).where(c.key == key)
+                )
+                .mappings()
+                .first()
+            )
+            text = json.dumps({k: str(v) for k, v in (row or {}).items()})
+            connection.execute(
+                db.quarantine.insert().values(
+                    kind="pending", name=key[:255], row=text, reason=reason, at=time.time()
+                )
+            )
+            connection.execute(db.pending.delete().where(c.key == key))
+
+        self._run(move)
+
+    def queued_per_target(self) -> dict[str, int]:
+        """How many writes are queued for each target site (counted in the database)."""
+        c = db.pending.c
+        query = sa.select(c.target, sa.func.count()).where(c.state == "queued").group_by(c.target)
+        rows = self._run(lambda connection: connection.execute(query).all(), write=False)
+        return {str(target): int(count) for target, count in rows}
 
     def targets(self) -> list[str]:
         c = db.pending.c
@@ -484,7 +714,18 @@ def _insert_ignore(table: sa.Table) -> sa.Insert:
     return insert.prefix_with("IGNORE", dialect="mysql").prefix_with("IGNORE", dialect="mariadb")
 
 
+def _load_set(record: str) -> ReplicaSet:
+    """A stored record, checked as a pushed one is; raises InvalidRecord."""
+    try:
+        replica_set = ReplicaSet.from_json(json.loads(record))
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise InvalidRecord(f"unreadable record: {exc!r}"[:300]) from None
+    check_record(replica_set)
+    return replica_set
+
+
 def _op(row: Any) -> PendingOp:
+    """A queued op from its row (no body nor headers when they were not selected)."""
     return PendingOp(
         key=str(row["key"]),
         handle=None if row["handle"] is None else str(row["handle"]),
@@ -492,8 +733,8 @@ def _op(row: Any) -> PendingOp:
         service=str(row["service"]),
         method=str(row["method"]),
         path=str(row["path"]),
-        body=bytes(row["body"]),
-        headers=json.loads(str(row["headers"])),
+        body=bytes(row["body"]) if "body" in row else b"",
+        headers=json.loads(str(row["headers"])) if "headers" in row else {},
         hlc=Hlc.parse(str(row["hlc"])),
         seq=int(row["seq"]),
         attempts=int(row["attempts"]),
