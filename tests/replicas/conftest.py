@@ -112,6 +112,8 @@ class Link:
         self.port = int(self.sock.getsockname()[1])
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self.answered = bytearray()
+        """The last 64 KiB relayed back from the proxy (a test waits for an answer to pass)."""
 
     @property
     def url(self) -> str:
@@ -144,14 +146,19 @@ class Link:
             return
         self._writers.update((writer, up_writer))
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(
+            src: asyncio.StreamReader, dst: asyncio.StreamWriter, seen: bytearray | None = None
+        ) -> None:
             with contextlib.suppress(OSError, asyncio.IncompleteReadError):
                 while data := await src.read(65536):
                     dst.write(data)
                     await dst.drain()
+                    if seen is not None:
+                        seen += data
+                        del seen[: max(0, len(seen) - 65536)]
             dst.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer, self.answered))
         self._writers.difference_update((writer, up_writer))
 
 

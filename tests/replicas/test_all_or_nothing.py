@@ -58,6 +58,9 @@ async def test_an_undo_that_cannot_reach_its_site_is_queued(replica_sites: Sites
         )
     )
     await eventually(lambda: len(corte.items) == 1)  # Corte created it; Paris still thinking
+    corte_id = next(iter(corte.items)).encode()
+    # Corte's answer has crossed the link (cut before it, Paris would never learn of the create)
+    await eventually(lambda: corte_id in paris.links["Corte"].answered)
     await paris.links["Corte"].cut()
     status, _, body = await create
     assert status == 403, body
