@@ -26,7 +26,7 @@ The file format (also in docs/proxy.md)::
     [identity]          auth_url, username, password, project, user_domain, project_domain,
                         delegate_roles = ["admin"]
     [limits]            max_scope_bytes = 4096  max_fanout = 64  max_hops = 4  hop_window = 30.0
-    [breaker]           failure_threshold = 3  open_seconds = 5.0  probe_interval = 2.0
+    [breaker]           failure_threshold = 5  open_seconds = 5.0  probe_interval = 2.0
     [replicas] [directory] [events] [tracing]   read by their extensions (EXTENSION_TABLES)
     [haproxy]           read by `edgescope deploy haproxy` (edgescope.deploy), not here
 """
@@ -152,8 +152,16 @@ class Limits:
 class BreakerConfig:
     """Per-peer circuit breaker."""
 
-    failure_threshold: int = 3
+    failure_threshold: int = 5
+    """Failures in a row (calls and probes, no success between) that open a peer's breaker,
+    when they span at least ``failure_span`` seconds: one lost packet is not a dead site."""
+    failure_span: float = 1.0
     open_seconds: float = 5.0
+    """Without probes: how long a breaker stays open before one trial call."""
+    probe_backoff_min: float = 0.1
+    """An open breaker's peer is probed at once, then after this delay, doubled after each
+    failed probe up to ``probe_backoff_max``, each times a random 0.5-1.5 (jitter)."""
+    probe_backoff_max: float = 1.0
     probe_interval: float = 2.0
     """Seconds between rounds of health probes of the peers in use (0 disables probing)."""
     probe_recent: float = 60.0
