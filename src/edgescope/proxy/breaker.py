@@ -133,7 +133,7 @@ class Breaker:
     def probe_delay(self) -> float:
         """The back-off delay after ``probe_failures`` failed probes, jittered."""
         step = min(self.probe_failures, 30)
-        base = min(self.probe_backoff_max, self.probe_backoff_min * 2**step)
+        base = min(self.probe_backoff_max, self.probe_backoff_min * float(2**step))
         return base * (0.5 + self.jitter())
 
     def record_probe(self, ok: bool, *, now: float, reason: str = "") -> None:
