@@ -76,7 +76,10 @@ KEY = sitekeys.public("Corte")
     [
         ({"listen": "nowhere"}, "must be 'HOST:PORT'"),
         ({"site": "Par is"}, "not a site name"),
-        ({"colour": "blue"}, "valid keys: breaker, directory, events, haproxy, identity, limits"),
+        (
+            {"colour": "blue"},
+            "valid keys: breaker, directory, events, haproxy, hedging, identity, limits",
+        ),
         ({"services": []}, "at least one service"),
         (
             {"services": [{"type": "image", "backend": "http://x"}]},

@@ -147,21 +147,41 @@ async def test_a_call_waiting_on_a_peer_gives_up_when_its_breaker_opens(
     sites: SitesFactory, black_hole: str
 ) -> None:
     """A call stuck on a silent peer (read timeout 60 s) is given up as soon as the probes
-    open the breaker, and the ``|`` moves on to Corte."""
+    open the breaker, and the ``|`` moves on to Corte (a write: a read would have hedged)."""
     paris, _corte = await sites(
         "Paris",
         "Corte",
         breaker={"failure_threshold": 1, "open_seconds": 60, "probe_interval": 0.2},
         extra_peers={"Paris": {"Lyon": {"url": black_hole, "read_timeout": 60}}},
     )
-    status, headers, body = await paris.get(
-        "/image/echo", headers={"X-Scope": "{image: Lyon | Corte}"}
+    status, headers, body = await paris.request(
+        "POST", "/image/echo", headers={"X-Scope": "{image: Lyon | Corte}"}
     )
     assert status == 200 and body["site"] == "Corte"
     assert headers[SITES_HEADER].startswith("Lyon=unreachable")
     _, _, state = await paris.get("/edgescope/status")
     lyon = next(p for p in state["peers"] if p["name"] == "Lyon")
     assert lyon["breaker"] == "open" and "circuit breaker opened" in lyon["last_error"]
+
+
+async def test_a_one_site_call_is_not_given_up_when_the_breaker_opens(
+    sites: SitesFactory, black_hole: str
+) -> None:
+    """``{image: Lyon}`` has nowhere else to go: while the probes open Lyon's breaker, the
+    call keeps waiting (across a short cut it would be answered once the link heals) and
+    ends by its own read timeout."""
+    paris, _corte = await sites(
+        "Paris",
+        "Corte",
+        breaker={"failure_threshold": 1, "open_seconds": 60, "probe_interval": 0.1},
+        extra_peers={
+            "Paris": {"Lyon": {"url": black_hole, "connect_timeout": 0.3, "read_timeout": 3}}
+        },
+    )
+    status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Lyon}"})
+    assert status == 503 and paris.proxy.peers.breaker("Lyon").state == "open"
+    assert "timed out" in body["error"]["message"]
+    assert "opened meanwhile" not in body["error"]["message"]
 
 
 async def test_an_answer_whose_body_stalls_falls_back(sites: SitesFactory) -> None:

@@ -128,6 +128,7 @@ class Dispatcher:
         self, call: Call, plan: Plan, site: str, body: bytes | None, hooks: CallHooks | None
     ) -> web.StreamResponse:
         call.chosen = [site]
+        call.gives_up_on_open = False  # nowhere else to go: its own timeouts bound it
         branch = _branch(hooks, site, call.path, body)
         remote = site != self.config.site
         if hooks is not None and hooks.reads_replies:
@@ -330,7 +331,9 @@ class Dispatcher:
 
         async def send() -> BranchReply:
             response = await self._send(call, plan, branch, payload)
-            data = await self._read(branch.site, response, limit, budget)
+            data = await self._read(
+                branch.site, response, limit, budget, give_up=call.gives_up_on_open
+            )
             return BranchReply(
                 branch.site, response.status, dict(end_to_end(response.headers)), data
             )
@@ -377,13 +380,14 @@ class Dispatcher:
         response: aiohttp.ClientResponse,
         limit: int,
         budget: ReadBudget | None = None,
+        give_up: bool = True,
     ) -> bytes:
-        """A whole answer; a peer's read gives up as soon as its breaker opens."""
+        """A whole answer; a peer's read gives up as soon as its breaker opens (``give_up``)."""
         reading = read_body(response, site, limit, budget)
         if site == self.config.site:
             return await reading
         try:
-            return await self.sender.watch.unless_opened(site, reading)
+            return await (self.sender.watch.unless_opened(site, reading) if give_up else reading)
         except SiteUnreachable as exc:
             self.sender.peer_failed(site, exc)
             raise
