@@ -250,6 +250,14 @@ def main() -> None:
             for phase, streams in results.items()
         },
         "cuts": schedules,
+        "records": {  # every call of the cross-site streams, for a closer look
+            phase: {
+                stream: [[r["start"], r["seconds"], r["status"]] for r in records]
+                for stream, records in streams.items()
+                if "1-DC" not in stream
+            }
+            for phase, streams in results.items()
+        },
         "acknowledged_creates": total,
         "missing_after_soak": missing,
         "calls_over_5_s": slow,
