@@ -108,11 +108,18 @@ def link_up_share(records: list[dict[str, Any]], cuts: list[Cut]) -> tuple[int, 
 
 
 def heal_to_first_success(records: list[dict[str, Any]], cuts: list[Cut]) -> list[float | None]:
-    """For each heal, seconds until the first call that succeeded ended after it (None: none
-    did before the next cut, or before the phase's last call)."""
+    """For each heal while the stream ran (after its first call began, before its last one
+    ended: a driver takes seconds to start on a busy machine), seconds until the first call
+    that succeeded ended after it (None: none did before the next cut)."""
     ends = sorted(r["start"] + r["seconds"] for r in records if _ok(r))
+    if not records:
+        return []
+    began = min(r["start"] for r in records)
+    over = max(r["start"] + r["seconds"] for r in records)
     out: list[float | None] = []
     for i, (_, healed) in enumerate(cuts):
+        if not began <= healed <= over:
+            continue
         until = cuts[i + 1][0] if i + 1 < len(cuts) else float("inf")
         first = next((end for end in ends if healed <= end < until), None)
         out.append(None if first is None else round(first - healed, 3))

@@ -36,7 +36,10 @@ def test_heal_to_first_success_per_heal() -> None:
         call(26.0, 0.3, 504),
     ]
     assert heal_to_first_success(records, CUTS) == [0.6, None]
-    late = [call(26.0, 0.7, 200)]
+    late = [call(9.0, 0.1, 200), call(26.0, 0.7, 200)]
     assert heal_to_first_success(late, CUTS) == [None, 1.7]
+    # heals before the stream's first call (a driver still starting) are not counted
+    assert heal_to_first_success([call(16.0, 0.2, 200), call(26.0, 0.7, 200)], CUTS) == [1.7]
+    assert heal_to_first_success([], CUTS) == []
     # a success that ended after the next cut began is not the first heal's
-    assert heal_to_first_success([call(19.0, 1.5, 200)], CUTS) == [None, None]
+    assert heal_to_first_success([call(14.0, 0.1, 503), call(19.0, 1.5, 200)], CUTS) == [None]
