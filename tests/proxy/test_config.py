@@ -81,6 +81,8 @@ KEY = sitekeys.public("Corte")
             "valid keys: breaker, directory, events, haproxy, hedging, identity, limits",
         ),
         ({"services": []}, "at least one service"),
+        ({"hedging": {"floor": 3.0}}, "hedging.floor (3.0) is above hedging.ceiling (2.0)"),
+        ({"hedging": {"max_extra": 1.5}}, "hedging.max_extra: expected a non-negative int"),
         (
             {"services": [{"type": "image", "backend": "http://x"}]},
             "exactly one of 'prefix' or 'port'",
