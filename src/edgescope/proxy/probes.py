@@ -46,11 +46,12 @@ class Prober:
         self.sent = 0
         """Probes sent since start (what ``bench/scale.py`` counts)."""
         self._in_flight: dict[str, int] = {}
+        self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Rounds every ``probe_interval``; troubled peers on their breakers' schedule."""
-        wake = asyncio.Event()
+        wake = self._wake
         self.sender.watch.listeners.append(lambda _site: wake.set())
         stop_waiter = spawn(_set_when(stopping, wake))
         rounds: asyncio.Task[list[str]] | None = None
@@ -74,8 +75,10 @@ class Prober:
     def _next_due(self, next_round: float) -> float:
         """Seconds until the next round or the next troubled peer's probe."""
         due = [next_round]
-        due += [
-            b.next_probe_at for b in self.sender.peers.breakers().values() if b.state != "closed"
+        due += [  # a peer with all its probes in flight waits for one to end (it wakes us)
+            b.next_probe_at
+            for name, b in self.sender.peers.breakers().items()
+            if b.state != "closed" and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER
         ]
         return min(due) - time.monotonic()
 
@@ -97,6 +100,7 @@ class Prober:
             await self.probe(name)
         finally:
             self._in_flight[name] -= 1
+            self._wake.set()
 
     async def round(self) -> list[str]:
         """Probe every peer in use now, concurrently (bounded); returns whom it probed."""
