@@ -27,7 +27,10 @@ async def test_refused_port_falls_back(sites: SitesFactory, refused_url: str) ->
 
 async def test_black_hole_times_out_then_falls_back(sites: SitesFactory, black_hole: str) -> None:
     paris, _corte = await sites(
-        "Paris", "Corte", extra_peers={"Paris": {"Lyon": {"url": black_hole, "read_timeout": 0.3}}}
+        "Paris",
+        "Corte",
+        extra_peers={"Paris": {"Lyon": {"url": black_hole, "read_timeout": 0.3}}},
+        hedging={"max_extra": 0},  # the timeout, not a hedge, moves on here
     )
     status, _headers, body = await paris.get(
         "/image/echo", headers={"X-Scope": "{image: Lyon | Corte}"}
@@ -208,6 +211,7 @@ async def test_an_answer_whose_body_stalls_falls_back(sites: SitesFactory) -> No
             extra_peers={
                 "Paris": {"Lyon": {"url": f"http://127.0.0.1:{port}", "read_timeout": 0.5}}
             },
+            hedging={"max_extra": 0},  # the read timeout, not a hedge, moves on here
         )
         status, headers, body = await paris.get(
             "/image/echo", headers={"X-Scope": "{image: Lyon | Corte}"}
