@@ -11,10 +11,12 @@ namespaces by ``tests/integration/faults_driver.py``:
 Streams: 1-DC creates/lists at Paris and at Corte; ``{image: Corte}`` and
 ``{image: Corte | Marseille}`` from Paris. For each phase and stream it prints the success
 ratio, p50/p95 latency and their ratio to the baseline, the 503s and the longest call; at the
-end it checks that every acknowledged create still exists. Prints a markdown table and
-stores the figures in ``bench/results/soak-<UTC time>.json`` with the machine and the load:
-the testbed's processes (sites, brokers, delayer) count as the run's own work, so "other
-work" is whatever else used the CPUs.
+end it checks that every acknowledged create still exists. From the cut schedule as it
+happened, it also gives the share of calls issued while the link was up that succeeded,
+and, for each heal, the time until the first call that succeeded ended after it. Prints a
+markdown table and stores the figures in ``bench/results/soak-<UTC time>.json`` with the
+machine and the load: the testbed's processes (sites, brokers, delayer) count as the run's
+own work, so "other work" is whatever else used the CPUs.
 
     sudo .venv/bin/python -m bench.soak --minutes 3 [--period 10 --cut 5]
 """
@@ -64,30 +66,72 @@ def _records(proc: subprocess.Popen[str], timeout: float) -> list[dict[str, Any]
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
+Cut = tuple[float, float]
+"""(cut at, healed at), wall-clock seconds (``time.time()``, as the drivers' records)."""
+
+
 def _phase(
     testbed: Testbed, wan: Any, name: str, seconds: float, args: argparse.Namespace
-) -> dict[str, list[dict[str, Any]]]:
+) -> tuple[dict[str, list[dict[str, Any]]], list[Cut]]:
+    """Each stream's records, and the phase's cut schedule as it happened."""
     plan = {"duration": seconds, "max_ops": 100_000, "pause": 0.05}
     procs = {s: _driver(testbed, site, {**plan, "ops": ops}) for s, (site, ops) in STREAMS.items()}
+    cuts: list[Cut] = []
     if name == "flapping":
         wan.set_link("Paris", "Corte", loss=0.3)
     try:
         end = time.monotonic() + seconds
         while name != "baseline" and time.monotonic() < end:
             wan.partition("Paris", "Corte")
+            cut_at = time.time()
             time.sleep(min(args.cut, max(0.0, end - time.monotonic())))
             wan.heal("Paris", "Corte")
+            cuts.append((cut_at, time.time()))
             time.sleep(min(args.period - args.cut, max(0.0, end - time.monotonic())))
     finally:
         wan.heal("Paris", "Corte")
         if name == "flapping":
             wan.set_link("Paris", "Corte", loss=0.0)
-    return {s: _records(p, seconds + 120) for s, p in procs.items()}
+    return {s: _records(p, seconds + 120) for s, p in procs.items()}, cuts
 
 
-def _stats(records: list[dict[str, Any]]) -> dict[str, float]:
-    ok = [r for r in records if r["status"] is not None and r["status"] < 300]
+def _ok(record: dict[str, Any]) -> bool:
+    return record["status"] is not None and record["status"] < 300
+
+
+def link_up_share(records: list[dict[str, Any]], cuts: list[Cut]) -> tuple[int, float]:
+    """Calls issued while the link was up (from the cut schedule), and the share of them
+    that succeeded."""
+    up = [r for r in records if not any(a <= r["start"] < b for a, b in cuts)]
+    ok = sum(_ok(r) for r in up)
+    return len(up), (ok / len(up) if up else float("nan"))
+
+
+def heal_to_first_success(records: list[dict[str, Any]], cuts: list[Cut]) -> list[float | None]:
+    """For each heal while the stream ran (after its first call began, before its last one
+    ended: a driver takes seconds to start on a busy machine), seconds until the first call
+    that succeeded ended after it (None: none did before the next cut)."""
+    ends = sorted(r["start"] + r["seconds"] for r in records if _ok(r))
+    if not records:
+        return []
+    began = min(r["start"] for r in records)
+    over = max(r["start"] + r["seconds"] for r in records)
+    out: list[float | None] = []
+    for i, (_, healed) in enumerate(cuts):
+        if not began <= healed <= over:
+            continue
+        until = cuts[i + 1][0] if i + 1 < len(cuts) else float("inf")
+        first = next((end for end in ends if healed <= end < until), None)
+        out.append(None if first is None else round(first - healed, 3))
+    return out
+
+
+def _stats(records: list[dict[str, Any]], cuts: list[Cut] | None = None) -> dict[str, Any]:
+    ok = [r for r in records if _ok(r)]
     times = sorted(r["seconds"] for r in ok) or [float("nan")]
+    up_calls, up_ok = link_up_share(records, cuts or [])
+    heals = heal_to_first_success(records, cuts or [])
+    seen = [h for h in heals if h is not None]
     return {
         "n": len(records),
         "ok": len(ok) / len(records) if records else float("nan"),
@@ -96,6 +140,12 @@ def _stats(records: list[dict[str, Any]]) -> dict[str, float]:
         "503": sum(r["status"] == 503 for r in records),
         "hung": sum(r["status"] is None for r in records),
         "max": max((r["seconds"] for r in records), default=float("nan")),
+        "up_calls": up_calls,
+        "ok_while_up": up_ok,
+        "heal_to_first_success": heals,
+        "heal_to_first_success_max": max(seen) if seen and len(seen) == len(heals) else None,
+        "heal_to_first_success_median": statistics.median(seen) if seen else None,
+        "heals_without_success": len(heals) - len(seen),
     }
 
 
@@ -121,6 +171,7 @@ def main() -> None:
     assert network.wan is not None
     phase_seconds = args.minutes * 60 / 3
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    schedules: dict[str, list[Cut]] = {}
     started = time.time()
     meter = _results.LoadMeter()
     pids = _testbed_pids(testbed, network.wan)
@@ -128,7 +179,9 @@ def main() -> None:
     try:
         for phase in ("baseline", "partitions", "flapping"):
             print(f"phase {phase}: {phase_seconds:.0f} s", flush=True)
-            results[phase] = _phase(testbed, network.wan, phase, phase_seconds, args)
+            results[phase], schedules[phase] = _phase(
+                testbed, network.wan, phase, phase_seconds, args
+            )
         created = {
             site: [
                 r["id"]
@@ -159,15 +212,23 @@ def main() -> None:
     cuts = f"cut {args.cut:g} s every {args.period:g} s"
     print(f"\n{network.note}; phases of {phase_seconds:.0f} s; {cuts}\n")
     print(
-        "| phase | stream | calls | success | p50 s (× baseline) | p95 s (× baseline) "
-        "| 503 | hung | max s |"
+        "| phase | stream | calls | success | success while up (calls) "
+        "| heal → first success, median / max s (heals with none) "
+        "| p50 s (× baseline) | p95 s (× baseline) | 503 | hung | max s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for phase, streams in results.items():
         for stream, records in streams.items():
-            s, b = _stats(records), base[stream]
+            s, b = _stats(records, schedules[phase]), base[stream]
+            heal = "—"
+            if s["heal_to_first_success"]:
+                median, worst = s["heal_to_first_success_median"], s["heal_to_first_success_max"]
+                heal = (
+                    f"{median:.2f} / {worst:.2f}" if worst is not None else f"{median} / —"
+                ) + f" ({s['heals_without_success']})"
             print(
                 f"| {phase} | {stream.replace('|', chr(92) + '|')} | {s['n']:.0f} | {s['ok']:.1%} "
+                f"| {s['ok_while_up']:.1%} ({s['up_calls']}) | {heal} "
                 f"| {s['p50']:.3f} (×{s['p50'] / b['p50']:.2f}) | {s['p95']:.3f} "
                 f"(×{s['p95'] / b['p95']:.2f}) | {s['503']:.0f} | {s['hung']:.0f} "
                 f"| {s['max']:.1f} |"
@@ -190,7 +251,18 @@ def main() -> None:
         "network": network.note,
         "settings": {"phase_seconds": phase_seconds, "period": args.period, "cut": args.cut},
         "phases": {
-            phase: {stream: _stats(records) for stream, records in streams.items()}
+            phase: {
+                stream: _stats(records, schedules[phase]) for stream, records in streams.items()
+            }
+            for phase, streams in results.items()
+        },
+        "cuts": schedules,
+        "records": {  # every call of the cross-site streams, for a closer look
+            phase: {
+                stream: [[r["start"], r["seconds"], r["status"]] for r in records]
+                for stream, records in streams.items()
+                if "1-DC" not in stream
+            }
             for phase, streams in results.items()
         },
         "acknowledged_creates": total,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -229,3 +230,79 @@ def test_every_call_is_in_the_trace_once(expr: Expr, behaviour: dict[str, int]) 
     assert sorted(a.site for a in outcome.attempts) == sorted(sites.calls)
     assert set(sites.calls) <= {s.name for s in iter_sites(expr)}
     assert all(site in outcome.succeeded for site, _ in outcome.results)
+
+
+class Held:
+    """Sites whose answers the test releases by hand: no timer decides anything."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, asyncio.Future[int]] = {}
+        self.cancelled: list[str] = []
+
+    async def call(self, site: str) -> int:
+        gate = self.gates.setdefault(site, asyncio.get_running_loop().create_future())
+        try:
+            return await gate
+        except asyncio.CancelledError:
+            self.cancelled.append(site)
+            raise
+
+    def answer(self, site: str, status: int) -> None:
+        self.gates.setdefault(site, asyncio.get_running_loop().create_future())
+        self.gates[site].set_result(status)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never happened")
+
+
+async def test_hedged_or_races_the_next_site_and_cancels_the_loser() -> None:
+    held = Held()
+    # a hedge delay of 0: "a" is overdue at once, so "b" starts too (but not "c": max_extra 1)
+    task = asyncio.ensure_future(
+        evaluate(expr_of("a | b | c"), held.call, HttpFailurePolicy(), hedge_after=lambda e: 0.0)
+    )
+    await _until(lambda: {"a", "b"} <= set(held.gates))
+    assert "c" not in held.gates
+    held.answer("b", 200)
+    outcome = await task
+    assert outcome.ok and outcome.results == (("b", 200),)
+    assert [a.site for a in outcome.attempts] == ["b"] and held.cancelled == ["a"]
+
+
+async def test_hedged_or_falls_back_when_the_racers_fail() -> None:
+    held = Held()
+    task = asyncio.ensure_future(
+        evaluate(expr_of("a | b | c"), held.call, HttpFailurePolicy(), hedge_after=lambda e: 0.0)
+    )
+    await _until(lambda: {"a", "b"} <= set(held.gates))
+    held.answer("b", 503)  # the hedge failed; "a" is overdue: "c" joins
+    await _until(lambda: "c" in held.gates)
+    held.answer("a", 404)
+    held.answer("c", 200)
+    outcome = await task
+    assert outcome.ok and outcome.results == (("c", 200),)
+    assert [(a.site, a.failed) for a in outcome.attempts] == [
+        ("a", True),
+        ("b", True),
+        ("c", False),
+    ]
+
+
+async def test_without_a_hedge_delay_or_is_sequential() -> None:
+    held = Held()
+    task = asyncio.ensure_future(
+        evaluate(expr_of("a | b"), held.call, HttpFailurePolicy(), hedge_after=lambda e: None)
+    )
+    await _until(lambda: "a" in held.gates)
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert "b" not in held.gates  # a write: "b" only after "a" failed
+    held.answer("a", 503)
+    await _until(lambda: "b" in held.gates)
+    held.answer("b", 200)
+    assert (await task).results == (("b", 200),)

@@ -31,6 +31,7 @@ service's own path, ``http://127.0.0.1:P/<service>/...``:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import socket
@@ -117,6 +118,13 @@ def backend_app(site: str, seen: list[dict[str, Any]], proxy_url: str = "") -> w
         }
         seen.append(record)
         return web.json_response(record)
+
+    async def slow(request: web.Request) -> web.Response:
+        """At ``{site}``, answer only after ``?seconds=`` (a slow site); elsewhere at once."""
+        seen.append({"site": site, "method": request.method, "path": request.path_qs})
+        if request.match_info["site"] == site:
+            await asyncio.sleep(float(request.query.get("seconds", "30")))
+        return web.json_response({"site": site, "method": request.method})
 
     async def items(request: web.Request) -> web.Response:
         seen.append({"site": site, "path": request.path_qs, "headers": dict(request.headers)})
@@ -242,6 +250,7 @@ def backend_app(site: str, seen: list[dict[str, Any]], proxy_url: str = "") -> w
     app.router.add_get("/identity/v3/auth/tokens", validate_token)
     app.router.add_route("*", "/{svc}/items", items)
     app.router.add_route("*", "/{svc}/only/{site}", only)
+    app.router.add_route("*", "/{svc}/slow/{site}", slow)
     app.router.add_route("*", "/{svc}/status/{code}", status)
     app.router.add_get("/{svc}/download/{size}", download)
     app.router.add_get("/{svc}/many/{count}", many)
@@ -303,6 +312,7 @@ async def sites() -> AsyncIterator[SitesFactory]:
         peer_urls: dict[str, dict[str, str]] | None = None,
         limits: dict[str, Any] | None = None,
         breaker: dict[str, Any] | None = None,
+        hedging: dict[str, Any] | None = None,
         extra_peers: dict[str, dict[str, Any]] | None = None,
         identity: bool = False,
         delegate_roles: dict[str, list[str]] | None = None,
@@ -375,6 +385,7 @@ async def sites() -> AsyncIterator[SitesFactory]:
                 "peers": peers,
                 "limits": limits or {},
                 "breaker": {"probe_interval": 0, **(breaker or {})},
+                "hedging": hedging or {},
             }
             if identity:
                 raw["identity"] = {

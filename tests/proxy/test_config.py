@@ -76,8 +76,13 @@ KEY = sitekeys.public("Corte")
     [
         ({"listen": "nowhere"}, "must be 'HOST:PORT'"),
         ({"site": "Par is"}, "not a site name"),
-        ({"colour": "blue"}, "valid keys: breaker, carriers, directory, events, haproxy, identity"),
+        (
+            {"colour": "blue"},
+            "valid keys: breaker, carriers, directory, events, haproxy, hedging, identity",
+        ),
         ({"services": []}, "at least one service"),
+        ({"hedging": {"floor": 3.0}}, "hedging.floor (3.0) is above hedging.ceiling (2.0)"),
+        ({"hedging": {"max_extra": 1.5}}, "hedging.max_extra: expected a non-negative int"),
         (
             {"services": [{"type": "image", "backend": "http://x"}]},
             "exactly one of 'prefix' or 'port'",

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import time
 from typing import Any
 
 from edgescope.proxy.protocol import SITES_HEADER
@@ -26,7 +27,10 @@ async def test_refused_port_falls_back(sites: SitesFactory, refused_url: str) ->
 
 async def test_black_hole_times_out_then_falls_back(sites: SitesFactory, black_hole: str) -> None:
     paris, _corte = await sites(
-        "Paris", "Corte", extra_peers={"Paris": {"Lyon": {"url": black_hole, "read_timeout": 0.3}}}
+        "Paris",
+        "Corte",
+        extra_peers={"Paris": {"Lyon": {"url": black_hole, "read_timeout": 0.3}}},
+        hedging={"max_extra": 0},  # the timeout, not a hedge, moves on here
     )
     status, _headers, body = await paris.get(
         "/image/echo", headers={"X-Scope": "{image: Lyon | Corte}"}
@@ -57,7 +61,7 @@ async def test_breaker_skips_a_down_peer_without_calling_it(
     paris, _corte = await sites(
         "Paris",
         "Corte",
-        breaker={"failure_threshold": 2, "open_seconds": 60},
+        breaker={"failure_threshold": 2, "failure_span": 0, "open_seconds": 60},
         extra_peers={"Paris": {"Lyon": {"url": black_hole, "read_timeout": 0.2}}},
     )
     scope = {"X-Scope": "{image: Lyon | Corte}"}
@@ -105,21 +109,26 @@ async def test_probes_keep_a_down_peer_open(sites: SitesFactory, refused_url: st
     assert status == 503 and "circuit breaker open" in body["error"]["message"]
 
 
-async def test_probe_half_opens_a_recovered_peer(sites: SitesFactory) -> None:
+async def test_a_breaker_that_opens_is_probed_at_once_and_a_good_probe_closes_it(
+    sites: SitesFactory,
+) -> None:
+    """The rounds are a minute apart here: only the probe sent right when the breaker
+    opened can find Corte healthy, and it closes the breaker (no half-open trial call)."""
     paris, _corte = await sites(
         "Paris",
         "Corte",
-        breaker={"failure_threshold": 1, "open_seconds": 60, "probe_interval": 0.05},
+        breaker={"failure_threshold": 1, "open_seconds": 60, "probe_interval": 60},
     )
     breaker = paris.proxy.peers.breaker("Corte")
-    breaker.record_failure(now=0.0, reason="simulated outage")  # as if a call had failed
-    for _ in range(100):
+    breaker.record_failure(now=time.monotonic(), reason="simulated outage")  # a failed call
+    assert breaker.state == "open"
+    for _ in range(250):
         if breaker.state != "open":
             break
         await asyncio.sleep(0.02)
-    assert breaker.state == "half-open"  # a probe saw Corte healthy: the next call is a trial
+    assert breaker.state == "closed" and paris.proxy.prober.sent == 1
     status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
-    assert status == 200 and body["site"] == "Corte" and breaker.state == "closed"
+    assert status == 200 and body["site"] == "Corte"
 
 
 async def test_body_is_replayed_after_a_404(sites: SitesFactory) -> None:
@@ -141,21 +150,41 @@ async def test_a_call_waiting_on_a_peer_gives_up_when_its_breaker_opens(
     sites: SitesFactory, black_hole: str
 ) -> None:
     """A call stuck on a silent peer (read timeout 60 s) is given up as soon as the probes
-    open the breaker, and the ``|`` moves on to Corte."""
+    open the breaker, and the ``|`` moves on to Corte (a write: a read would have hedged)."""
     paris, _corte = await sites(
         "Paris",
         "Corte",
         breaker={"failure_threshold": 1, "open_seconds": 60, "probe_interval": 0.2},
         extra_peers={"Paris": {"Lyon": {"url": black_hole, "read_timeout": 60}}},
     )
-    status, headers, body = await paris.get(
-        "/image/echo", headers={"X-Scope": "{image: Lyon | Corte}"}
+    status, headers, body = await paris.request(
+        "POST", "/image/echo", headers={"X-Scope": "{image: Lyon | Corte}"}
     )
     assert status == 200 and body["site"] == "Corte"
     assert headers[SITES_HEADER].startswith("Lyon=unreachable")
     _, _, state = await paris.get("/edgescope/status")
     lyon = next(p for p in state["peers"] if p["name"] == "Lyon")
     assert lyon["breaker"] == "open" and "circuit breaker opened" in lyon["last_error"]
+
+
+async def test_a_one_site_call_is_not_given_up_when_the_breaker_opens(
+    sites: SitesFactory, black_hole: str
+) -> None:
+    """``{image: Lyon}`` has nowhere else to go: while the probes open Lyon's breaker, the
+    call keeps waiting (across a short cut it would be answered once the link heals) and
+    ends by its own read timeout."""
+    paris, _corte = await sites(
+        "Paris",
+        "Corte",
+        breaker={"failure_threshold": 1, "open_seconds": 60, "probe_interval": 0.1},
+        extra_peers={
+            "Paris": {"Lyon": {"url": black_hole, "connect_timeout": 0.3, "read_timeout": 3}}
+        },
+    )
+    status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Lyon}"})
+    assert status == 503 and paris.proxy.peers.breaker("Lyon").state == "open"
+    assert "timed out" in body["error"]["message"]
+    assert "opened meanwhile" not in body["error"]["message"]
 
 
 async def test_an_answer_whose_body_stalls_falls_back(sites: SitesFactory) -> None:
@@ -182,6 +211,7 @@ async def test_an_answer_whose_body_stalls_falls_back(sites: SitesFactory) -> No
             extra_peers={
                 "Paris": {"Lyon": {"url": f"http://127.0.0.1:{port}", "read_timeout": 0.5}}
             },
+            hedging={"max_extra": 0},  # the read timeout, not a hedge, moves on here
         )
         status, headers, body = await paris.get(
             "/image/echo", headers={"X-Scope": "{image: Lyon | Corte}"}

@@ -79,3 +79,23 @@ def test_upstream_sockets_close_abortively() -> None:
         assert struct.unpack("ii", linger) == (1, 0)
     finally:
         sock.close()
+
+
+def test_peer_sockets_retransmit_at_least_once_a_second() -> None:
+    """Client sockets and listeners (whose accepted connections inherit it) cap the
+    retransmission back-off at 1 s, where the kernel knows the option."""
+    import socket
+
+    from edgescope.proxy.forward import RTO_MAX_MS, TCP_RTO_MAX_MS, abortive_socket
+
+    probe = socket.socket()
+    try:
+        probe.getsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS)
+    except OSError:
+        pytest.skip("this kernel has no TCP_RTO_MAX_MS (Linux 6.15+)")
+    finally:
+        probe.close()
+    info = (socket.AF_INET, socket.SOCK_STREAM, 0, "", ("127.0.0.1", 0))
+    client = abortive_socket(info)
+    with client:
+        assert client.getsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS) == RTO_MAX_MS

@@ -8,7 +8,10 @@ result counts as a failure (see :class:`HttpFailurePolicy`). The rules:
 - ``e1 & ... & en``: every branch runs concurrently, none is ever cancelled because another
   failed; ok iff all are ok; the value is every branch's results, in operand order;
 - ``e1 | ... | en``: branches run one after the other until one is ok; the right of an ok
-  branch is never run; the value is the winner's results.
+  branch is never run; the value is the winner's results. With ``hedge_after`` (reads
+  only, the caller decides), a branch that has not finished within ``hedge_after(branch)``
+  seconds gets the next one started too (at most ``max_extra`` more at once): the first
+  ok branch wins and the others still running are cancelled.
 
     >>> import asyncio
     >>> from edgescope.lang import parse_scope
@@ -23,10 +26,12 @@ result counts as a failure (see :class:`HttpFailurePolicy`). The rules:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from asyncio import FIRST_COMPLETED
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from edgescope.aio import spawn
 from edgescope.errors import ScopeLimitError
 from edgescope.lang.ast import And, Expr, SiteRef
 
@@ -90,36 +95,127 @@ class HttpFailurePolicy:
         return False
 
 
+HedgeAfter = Callable[[Expr], "float | None"]
+"""Seconds after which a ``|`` operand still running gets the next one started too (None:
+never); the caller's decision (:mod:`edgescope.proxy.hedge`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules(Generic[R]):
+    call: Callable[[str], Awaitable[R]]
+    is_failure: Callable[[R], bool]
+    hedge_after: HedgeAfter | None
+    max_extra: int
+    discard: Callable[[R], None] | None
+
+
 async def evaluate(
-    expr: Expr, call: Callable[[str], Awaitable[R]], is_failure: Callable[[R], bool]
+    expr: Expr,
+    call: Callable[[str], Awaitable[R]],
+    is_failure: Callable[[R], bool],
+    *,
+    hedge_after: HedgeAfter | None = None,
+    max_extra: int = 1,
+    discard: Callable[[R], None] | None = None,
 ) -> Outcome[R]:
     """Evaluate ``expr``: call sites through ``call`` as the semantics say; never raises for a
-    failed call (it is in the outcome). Cancelling ``evaluate`` cancels the calls in flight."""
+    failed call (it is in the outcome). Cancelling ``evaluate`` cancels the calls in flight.
+    ``hedge_after`` lets a slow ``|`` operand be raced by the next (reads only); the answers
+    of operands that lose such a race are not in the outcome: ``discard`` gets them."""
     if _depth(expr) > MAX_EVAL_DEPTH:
         raise ScopeLimitError(f"expression nesting is deeper than {MAX_EVAL_DEPTH} levels")
-    return await _eval(expr, call, is_failure)
+    return await _eval(expr, _Rules(call, is_failure, hedge_after, max(0, max_extra), discard))
 
 
-async def _eval(
-    expr: Expr, call: Callable[[str], Awaitable[R]], is_failure: Callable[[R], bool]
-) -> Outcome[R]:
+async def _eval(expr: Expr, rules: _Rules[R]) -> Outcome[R]:
     if isinstance(expr, SiteRef):
-        return await _call_site(expr.name, call, is_failure)
+        return await _call_site(expr.name, rules.call, rules.is_failure)
     if isinstance(expr, And):
         # Branches catch their own failures, so gather never cancels a sibling.
-        parts = await asyncio.gather(*(_eval(op, call, is_failure) for op in expr.operands))
+        parts = await asyncio.gather(*(_eval(op, rules) for op in expr.operands))
         return Outcome(
             ok=all(part.ok for part in parts),
             attempts=tuple(a for part in parts for a in part.attempts),
             results=tuple(r for part in parts for r in part.results),
         )
+    if rules.hedge_after is not None and rules.max_extra > 0:
+        return await _hedged_or(expr.operands, rules)
     attempts: list[Attempt[R]] = []
     for operand in expr.operands:
-        part = await _eval(operand, call, is_failure)
+        part = await _eval(operand, rules)
         attempts.extend(part.attempts)
         if part.ok:
             return Outcome(True, tuple(attempts), part.results)
     return Outcome(False, tuple(attempts), ())
+
+
+async def _hedged_or(operands: Sequence[Expr], rules: _Rules[R]) -> Outcome[R]:
+    """``|`` with hedging: the next operand starts when every running one has failed (as
+    without hedging) or has run past its hedge delay; the first ok one wins."""
+    assert rules.hedge_after is not None
+    loop = asyncio.get_running_loop()
+    running: dict[asyncio.Task[Outcome[R]], int] = {}
+    finished: dict[int, Outcome[R]] = {}
+    deadlines: dict[int, float | None] = {}
+    started = 0
+
+    def start() -> None:
+        nonlocal started
+        delay = rules.hedge_after(operands[started]) if rules.hedge_after else None
+        deadlines[started] = None if delay is None else loop.time() + delay
+        running[spawn(_eval(operands[started], rules))] = started
+        started += 1
+
+    def overdue(now: float) -> bool:
+        """Every running operand is past its hedge delay, and another may start."""
+        return (
+            started < len(operands)
+            and len(running) <= rules.max_extra
+            and all((d := deadlines[i]) is not None and d <= now for i in running.values())
+        )
+
+    try:
+        start()
+        while running:
+            pending = [d for i in running.values() if (d := deadlines[i]) is not None]
+            timeout = max(0.0, max(pending) - loop.time()) if len(pending) == len(running) else None
+            can_hedge = started < len(operands) and len(running) <= rules.max_extra
+            done, _ = await asyncio.wait(
+                running, timeout=timeout if can_hedge else None, return_when=FIRST_COMPLETED
+            )
+            winner = None
+            for task in sorted(done, key=running.__getitem__):
+                index = running.pop(task)
+                part = task.result()
+                if part.ok and winner is not None:
+                    _discard(part, rules)  # lost the race by a hair
+                    continue
+                finished[index] = part
+                if part.ok:
+                    winner = part
+            if winner is not None:
+                attempts = tuple(a for i in sorted(finished) for a in finished[i].attempts)
+                return Outcome(True, attempts, winner.results)
+            if not running and started < len(operands):
+                start()  # all failed: the next one, as a plain |
+            elif overdue(loop.time()):
+                start()  # a hedge: the next one too
+        attempts = tuple(a for i in sorted(finished) for a in finished[i].attempts)
+        return Outcome(False, attempts, ())
+    finally:
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
+        for task in running:  # done before the cancel came: its answer is not wanted
+            if not task.cancelled() and task.exception() is None and task.result().ok:
+                _discard(task.result(), rules)
+
+
+def _discard(part: Outcome[R], rules: _Rules[R]) -> None:
+    if rules.discard is not None:
+        for _, result in part.results:
+            rules.discard(result)
 
 
 async def _call_site(

@@ -1,27 +1,44 @@
-"""Per-peer circuit breakers, so a ``|`` skips a site known to be down without waiting.
+"""Per-peer circuit breakers that fit a lossy link: a ``|`` skips a site that is really down,
+and the breaker learns of a heal within about a second.
 
-Neighbours: ``server.py`` asks :meth:`Breaker.allow` before each call to a peer and reports
-the outcome; its probe loop feeds :meth:`Breaker.record_probe`. The clock is an argument.
+Neighbours: ``sender.py`` asks :meth:`Breaker.allow` before each call to a peer and reports
+the outcome; ``probes.py`` asks :meth:`Breaker.probe_due` and feeds
+:meth:`Breaker.record_probe`. Every method takes the clock (``now``) as an argument and the
+jitter is an injected function: the state machine is pure.
 
-States: *closed* (calls flow; ``failure_threshold`` consecutive failures open it) ->
-*open* (calls fail at once for ``open_seconds``) -> *half-open* (one trial call; success
-closes, failure re-opens). A successful health probe moves open to half-open early, and
-half-open (no trial in flight) to closed: a peer that answers its probes for a while is
-trusted again even when no call came by to try it.
-``on_open`` is called on each move to *open*: :class:`BreakerWatch` then gives up the calls
-still waiting on that peer.
+States: *closed* (calls flow) -> *open* (calls fail at once) -> *closed* again on the first
+good probe; without probes (``probe_interval = 0``), *half-open* after ``open_seconds``: one
+trial call, whose success closes and whose failure re-opens.
 
-    >>> b = Breaker(failure_threshold=1, open_seconds=5.0)
-    >>> b.record_failure(now=0.0); b.state, b.allow(now=1.0), b.allow(now=6.0), b.state
-    ('open', False, True, 'half-open')
+* A failure under loss is not a dead site: it opens only after ``failure_threshold``
+  failures in a row (calls and probes alike, no success between them) that span at least
+  ``failure_span`` seconds, so a burst of calls failing together on one lost packet does not.
+* An open breaker is probed at once, then after back-off delays ``probe_backoff_min`` x 2^k,
+  capped at ``probe_backoff_max``, each times a random factor in [0.5, 1.5): never in step
+  with a periodic cut. A probe that reached the peer is a round trip across the link, so it
+  closes the breaker (it used to only half-open it, and a half-open breaker lets one trial
+  call through and refuses every other).
+* ``on_open`` is called on each move to *open*: :class:`BreakerWatch` then gives up the calls
+  still waiting on that peer, and the prober probes it.
+
+    >>> b = Breaker(failure_threshold=2, failure_span=1.0, jitter=lambda: 0.5)
+    >>> b.record_failure(now=0.0); b.record_failure(now=0.5); b.state
+    'closed'
+    >>> b.record_failure(now=1.0); b.state, b.allow(now=1.1), b.probe_due(now=1.0)
+    ('open', False, True)
+    >>> b.probe_started(now=1.0); b.probe_due(now=1.05), b.probe_due(now=1.1)
+    (False, True)
+    >>> b.record_probe(True, now=1.3); b.state, b.allow(now=1.3)
+    ('closed', True)
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import random
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from edgescope.errors import SiteUnreachable
@@ -37,17 +54,33 @@ STATE_VALUES: dict[State, int] = {"closed": 0, "half-open": 1, "open": 2}
 class Breaker:
     """One peer's breaker. Not thread-safe; the proxy runs on one event loop."""
 
-    failure_threshold: int = 3
+    failure_threshold: int = 5
+    """Failures in a row (no success between) that open it..."""
     open_seconds: float = 5.0
+    """Without probes: how long it stays open before one trial call."""
+    failure_span: float = 1.0
+    """...as long as they span at least this many seconds (with a threshold above 1)."""
+    probe_backoff_min: float = 0.1
+    """Delay after the first failed probe of an open breaker (doubles after each)."""
+    probe_backoff_max: float = 1.0
+    """Largest delay between probes of an open breaker (before jitter)."""
+    jitter: Callable[[], float] = field(default=random.random, repr=False)
+    """A number in [0, 1): the random part of each probe delay (a test passes its own)."""
     state: State = "closed"
     failures: int = 0
+    """Failures since the last success."""
+    failing_since: float = 0.0
+    """When the first of those failures happened."""
     opened_at: float = 0.0
+    probe_failures: int = 0
+    """Failed probes since it opened: the back-off step."""
+    next_probe_at: float = 0.0
     trial_in_flight: bool = False
     last_error: str = ""
     on_open: Callable[[], None] | None = None
 
     def allow(self, *, now: float) -> bool:
-        """Whether a call may go to the peer now."""
+        """Whether a call may go to the peer now (never waits)."""
         if self.state == "closed":
             return True
         if self.state == "open":
@@ -62,26 +95,56 @@ class Breaker:
 
     def record_success(self) -> None:
         self.state, self.failures, self.trial_in_flight, self.last_error = "closed", 0, False, ""
+        self.probe_failures = 0
 
     def record_failure(self, *, now: float, reason: str = "") -> None:
+        if self.failures == 0:
+            self.failing_since = now
         self.failures += 1
         self.last_error = reason or self.last_error
         self.trial_in_flight = False
-        if self.state == "half-open" or self.failures >= max(1, self.failure_threshold):
-            was_open = self.state == "open"
-            self.state, self.opened_at = "open", now
-            if not was_open and self.on_open is not None:
-                self.on_open()
+        if self.state == "open":
+            self.opened_at = now  # still failing: the open_seconds count again
+        elif self.state == "half-open" or self._tripped(now):
+            self._open(now)
+
+    def _tripped(self, now: float) -> bool:
+        if self.failure_threshold <= 1:
+            return True  # the operator's word: one failure is a dead site
+        return (
+            self.failures >= self.failure_threshold
+            and now - self.failing_since >= self.failure_span
+        )
+
+    def _open(self, now: float) -> None:
+        self.state, self.opened_at = "open", now
+        self.probe_failures, self.next_probe_at = 0, now  # probe at once
+        if self.on_open is not None:
+            self.on_open()
+
+    def probe_due(self, *, now: float) -> bool:
+        """Whether the prober should probe this (not closed) breaker's peer now."""
+        return self.state != "closed" and now >= self.next_probe_at
+
+    def probe_started(self, *, now: float) -> None:
+        """A probe left: the next one is due after the current back-off delay."""
+        self.next_probe_at = now + self.probe_delay()
+
+    def probe_delay(self) -> float:
+        """The back-off delay after ``probe_failures`` failed probes, jittered."""
+        step = min(self.probe_failures, 30)
+        base = min(self.probe_backoff_max, self.probe_backoff_min * float(2**step))
+        return base * (0.5 + self.jitter())
 
     def record_probe(self, ok: bool, *, now: float, reason: str = "") -> None:
-        """A health probe result: cheap evidence, weaker than a real call."""
+        """A health probe's result: a good one closes the breaker from any state."""
         if ok:
-            if self.state == "open":
-                self.state, self.trial_in_flight = "half-open", False
-            elif self.state == "closed" or not self.trial_in_flight:
-                self.record_success()
-        else:
-            self.record_failure(now=now, reason=reason)
+            self.record_success()
+            return
+        if self.state != "closed":
+            self.probe_failures += 1
+            self.next_probe_at = max(self.next_probe_at, now + self.probe_delay())
+        self.record_failure(now=now, reason=reason)
 
 
 class BreakerWatch:
@@ -96,6 +159,8 @@ class BreakerWatch:
 
     def __init__(self, breakers: Mapping[str, Breaker] | None = None) -> None:
         self._waiting: dict[str, set[_Waiter]] = {}
+        self.listeners: list[Callable[[str], None]] = []
+        """Also told of each opening, with the peer's name (the prober, to probe it now)."""
         for site, breaker in (breakers or {}).items():
             self.attach(site, breaker)
 
@@ -104,6 +169,8 @@ class BreakerWatch:
         breaker.on_open = functools.partial(self._open, site)
 
     def _open(self, site: str) -> None:
+        for listener in self.listeners:
+            listener(site)
         for waiter in self._waiting.pop(site, set()):
             if not waiter.fired:
                 waiter.fired = True

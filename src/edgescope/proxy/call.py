@@ -47,6 +47,10 @@ class Call:
     client_body: ClientBody | None = None
     """The client's body as the branches stream it (None: none, or read whole)."""
     branches: list[BranchTrace] = field(default_factory=list)
+    gives_up_on_open: bool = True
+    """A branch waiting on a peer gives up as soon as that peer's breaker opens (a ``|`` then
+    moves on). False for a one-site call: it has nowhere else to go, so it waits out a short
+    cut on its pooled connection, bounded by its own connect and read timeouts."""
     """Every branch sent, in the order sent (what observers report as the call's route)."""
     _forwardable: CIMultiDict[str] | None = None
 

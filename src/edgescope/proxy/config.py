@@ -30,7 +30,8 @@ The file format (also in docs/proxy.md)::
     [trust]             configured = ["route", "replicas", "directory"]  learned = ["route"]
     [trust.sites.Corte] may = [...]  delegate_roles = []   (proxy/trust.py, docs/security.md)
     [limits]            max_scope_bytes = 4096  max_fanout = 64  max_hops = 4  hop_window = 30.0
-    [breaker]           failure_threshold = 3  open_seconds = 5.0  probe_interval = 2.0
+    [breaker]           failure_threshold = 5  open_seconds = 5.0  probe_interval = 2.0
+    [hedging]           max_extra = 1  floor = 0.05  ceiling = 2.0  unknown = 0.5
     [replicas] [directory] [events] [tracing]   read by their extensions (EXTENSION_TABLES)
     [haproxy]           read by `edgescope deploy haproxy` (edgescope.deploy), not here
 """
@@ -170,8 +171,16 @@ class Limits:
 class BreakerConfig:
     """Per-peer circuit breaker."""
 
-    failure_threshold: int = 3
+    failure_threshold: int = 5
+    """Failures in a row (calls and probes, no success between) that open a peer's breaker,
+    when they span at least ``failure_span`` seconds: one lost packet is not a dead site."""
+    failure_span: float = 1.0
     open_seconds: float = 5.0
+    """Without probes: how long a breaker stays open before one trial call."""
+    probe_backoff_min: float = 0.1
+    """An open breaker's peer is probed at once, then after this delay, doubled after each
+    failed probe up to ``probe_backoff_max``, each times a random 0.5-1.5 (jitter)."""
+    probe_backoff_max: float = 1.0
     probe_interval: float = 2.0
     """Seconds between rounds of health probes of the peers in use (0 disables probing)."""
     probe_recent: float = 60.0
@@ -179,6 +188,25 @@ class BreakerConfig:
     not closed): only peers in use are probed."""
     probe_concurrency: int = 16
     """Most probes in flight at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeConfig:
+    """``[hedging]``: when a ``|`` read asks its next site too."""
+
+    max_extra: int = 1
+    """Further sites a read may ask while the earlier ones have not answered (0: no hedging)."""
+    floor: float = 0.05
+    """Never hedge sooner than this many seconds (a site's p95 on a quiet LAN is tiny)."""
+    ceiling: float = 2.0
+    """Always hedge by this many seconds (a site's p95 under a cut can be its timeout)."""
+    unknown: float = 0.5
+    """The delay for a site with fewer than ``min_samples`` recent answers."""
+    min_samples: int = 10
+    samples: int = 100
+    """Answers kept per site (the newest)."""
+    window: float = 60.0
+    """Answers older than this many seconds are forgotten."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +224,7 @@ class ProxyConfig:
     identity: IdentityCredentials | None = None
     limits: Limits = Limits()
     breaker: BreakerConfig = BreakerConfig()
+    hedging: HedgeConfig = HedgeConfig()
     extension_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Raw ``[replicas]``-style tables, for the extensions' own parsers."""
     base_dir: Path | None = None
@@ -270,6 +299,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
             "identity",
             "limits",
             "breaker",
+            "hedging",
             "trust_forwarded",
             "trust",
             *EXTENSION_TABLES,
@@ -292,6 +322,11 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
     identity = _identity(data["identity"]) if "identity" in data else None
     limits = Limits(**_numbers(data.get("limits", {}), "limits", Limits()))
     breaker = BreakerConfig(**_numbers(data.get("breaker", {}), "breaker", BreakerConfig()))
+    hedging = HedgeConfig(**_numbers(data.get("hedging", {}), "hedging", HedgeConfig()))
+    if hedging.floor > hedging.ceiling:
+        raise ConfigError(
+            f"hedging.floor ({hedging.floor}) is above hedging.ceiling ({hedging.ceiling})"
+        )
     trust_forwarded = data.get("trust_forwarded", False)
     if not isinstance(trust_forwarded, bool):
         raise ConfigError(f"trust_forwarded: expected true or false, got {trust_forwarded!r}")
@@ -306,6 +341,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
         identity=identity,
         limits=limits,
         breaker=breaker,
+        hedging=hedging,
         extension_tables=_extension_tables(data),
         base_dir=base_dir,
         peer_listen=_listen(_req(data, "peer_listen", str, "")) if "peer_listen" in data else None,

@@ -31,7 +31,7 @@ from edgescope.errors import (
     ClientBodyFailed,
     SiteUnreachable,
 )
-from edgescope.lang import And, SiteRef, evaluate
+from edgescope.lang import And, Expr, SiteRef, evaluate
 from edgescope.lang.evaluate import Attempt
 from edgescope.proxy.body import BodyTee, ReplayableBody
 from edgescope.proxy.call import BranchReply, BranchRequest, BranchTrace, Call
@@ -51,6 +51,7 @@ from edgescope.proxy.extension import (
     join_hooks,
 )
 from edgescope.proxy.forward import ReadBudget, end_to_end, read_body
+from edgescope.proxy.hedge import HedgePolicy, Latencies
 from edgescope.proxy.merge import Merged, SiteResult, failure_response, merge_results, sites_header
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.outcome import READ_POLICY, Branch, Judgement, Verdict, branch_failed, judge
@@ -92,6 +93,10 @@ class Dispatcher:
         self.memory = memory
         self.extensions = tuple(extensions)
         self.spools = Spools(config, sender, metrics)
+        hedging = config.hedging
+        self.latencies = Latencies(hedging.samples, hedging.window)
+        """Each site's recent answer times: when a ``|`` read hedges (:mod:`hedge`)."""
+        self.hedging = HedgePolicy(hedging)
 
     async def run(self, call: Call, plan: Plan) -> web.StreamResponse:
         if call.service == "identity" and plan.is_local and call.from_peer is not None:
@@ -127,6 +132,7 @@ class Dispatcher:
         self, call: Call, plan: Plan, site: str, body: bytes | None, hooks: CallHooks | None
     ) -> web.StreamResponse:
         call.chosen = [site]
+        call.gives_up_on_open = False  # nowhere else to go: its own timeouts bound it
         branch = _branch(hooks, site, call.path, body)
         remote = site != self.config.site
         if hooks is not None and hooks.reads_replies:
@@ -172,7 +178,16 @@ class Dispatcher:
             return opened
 
         try:
-            outcome = await evaluate(plan.expr, attempt, lambda o: READ_POLICY(o.response.status))
+            outcome = await evaluate(
+                plan.expr,
+                attempt,
+                lambda o: READ_POLICY(o.response.status),
+                hedge_after=self._hedge_after(call),
+                max_extra=self.config.hedging.max_extra,
+                discard=self._lost_race,
+            )
+            if any(b.error == "cancelled" for b in call.branches):
+                self.metrics.hedges.labels(outcome="won").inc()  # the later site answered first
             _raise_call_failure(outcome.attempts)
             results = await self._results(outcome.attempts, read_failed=True)
             call.chosen = [r.site for r in results]
@@ -184,6 +199,25 @@ class Dispatcher:
         finally:
             if spool is not None:
                 self._unspool(spool)
+
+    def _hedge_after(self, call: Call) -> Callable[[Expr], float | None] | None:
+        """When each site of this ``|`` is raced by the next: reads without a body only."""
+        if not self.hedging.may_hedge(call.method) or call.request.body_exists:
+            return None
+        min_samples = self.config.hedging.min_samples
+
+        def delay(expr: Expr) -> float | None:
+            if not isinstance(expr, SiteRef):
+                return None
+            p95 = self.latencies.p95(expr.name, now=time.monotonic(), min_samples=min_samples)
+            return self.hedging.delay(call.method, p95)
+
+        return delay
+
+    def _lost_race(self, opened: _Open) -> None:
+        """A hedged read answered after another site had: its answer is dropped."""
+        self.metrics.hedges.labels(outcome="answered too late").inc()
+        opened.response.close()
 
     # -- & ----------------------------------------------------------------------------------
 
@@ -307,7 +341,9 @@ class Dispatcher:
 
         async def send() -> BranchReply:
             response = await self._send(call, plan, branch, payload)
-            data = await self._read(branch.site, response, limit, budget)
+            data = await self._read(
+                branch.site, response, limit, budget, give_up=call.gives_up_on_open
+            )
             return BranchReply(
                 branch.site, response.status, dict(end_to_end(response.headers)), data
             )
@@ -337,10 +373,15 @@ class Dispatcher:
         except SiteUnreachable as exc:
             trace.done(None, exc.reason)
             raise
+        except asyncio.CancelledError:
+            trace.done(None, "cancelled")  # e.g. a hedged read another site answered first
+            raise
         except Exception as exc:
             trace.done(None, type(exc).__name__)
             raise
         trace.done(response.status)
+        if trace.seconds is not None and response.status < 500:
+            self.latencies.observe(site, trace.seconds, now=time.monotonic())
         return response
 
     async def _read(
@@ -349,13 +390,14 @@ class Dispatcher:
         response: aiohttp.ClientResponse,
         limit: int,
         budget: ReadBudget | None = None,
+        give_up: bool = True,
     ) -> bytes:
-        """A whole answer; a peer's read gives up as soon as its breaker opens."""
+        """A whole answer; a peer's read gives up as soon as its breaker opens (``give_up``)."""
         reading = read_body(response, site, limit, budget)
         if site == self.config.site:
             return await reading
         try:
-            return await self.sender.watch.unless_opened(site, reading)
+            return await (self.sender.watch.unless_opened(site, reading) if give_up else reading)
         except SiteUnreachable as exc:
             self.sender.peer_failed(site, exc)
             raise

@@ -124,6 +124,13 @@ class ProxyMetrics:
             ["needs"],
             registry=self.registry,
         )
+        self.hedges = Counter(
+            "edgescope_hedges",
+            "Reads of a | sent to the next site too because the first had not answered "
+            "within its recent p95 (docs/proxy.md, Hedged reads)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.info = Gauge(
             "edgescope_proxy_info", "This proxy's site", ["site"], registry=self.registry
         )

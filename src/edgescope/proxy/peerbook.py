@@ -66,7 +66,13 @@ class PeerBook:
         found = self._breakers.get(name)
         if found is None:
             config = self._breaker_config
-            found = self._breakers[name] = Breaker(config.failure_threshold, config.open_seconds)
+            found = self._breakers[name] = Breaker(
+                failure_threshold=config.failure_threshold,
+                open_seconds=config.open_seconds,
+                failure_span=config.failure_span,
+                probe_backoff_min=config.probe_backoff_min,
+                probe_backoff_max=config.probe_backoff_max,
+            )
             self._on_new_breaker(name, found)
         return found
 

@@ -7,6 +7,12 @@ probed; the first call to it is the check (a failed call counts against its brea
 failed probe), and from then on it is probed. A probe that failed while this proxy's own
 loop lagged (a wide fan-out) is no evidence against the peer.
 
+A peer whose breaker is not closed is also probed on its breaker's own schedule: at once
+when it opens, then with jittered back-off (:meth:`~breaker.Breaker.probe_due`), at most
+:data:`MAX_PROBES_PER_PEER` at a time, so that a heal is seen within about a second even
+when a lossy link drops a probe's first SYN. A probe waits the peer's ``connect_timeout``
+(one SYN retransmission fits in the default 2 s).
+
     prober = Prober(sender, config.breaker)
     await prober.round()          # one round; the proxy runs one every probe_interval
 """
@@ -14,15 +20,19 @@ loop lagged (a wide fan-out) is no evidence against the peer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from yarl import URL
 
-from edgescope.aio import loop_lag
+from edgescope.aio import loop_lag, spawn
 from edgescope.errors import SiteUnreachable
 from edgescope.proxy.config import BreakerConfig
 from edgescope.proxy.protocol import HEALTH_PATH
 from edgescope.proxy.sender import OWN_LAG_SHARE, Sender
+
+MAX_PROBES_PER_PEER = 3
+"""Probes of one troubled peer in flight at once (they overlap under back-off)."""
 
 
 class Prober:
@@ -35,13 +45,62 @@ class Prober:
         """Last successful probe's round trip, per peer (what the console draws)."""
         self.sent = 0
         """Probes sent since start (what ``bench/scale.py`` counts)."""
+        self._in_flight: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                await asyncio.wait_for(stopping.wait(), self.config.probe_interval)
-            except TimeoutError:
-                await self.round()
+        """Rounds every ``probe_interval``; troubled peers on their breakers' schedule."""
+        wake = self._wake
+        self.sender.watch.listeners.append(lambda _site: wake.set())
+        stop_waiter = spawn(_set_when(stopping, wake))
+        rounds: asyncio.Task[list[str]] | None = None
+        next_round = time.monotonic() + self.config.probe_interval
+        try:
+            while not stopping.is_set():
+                now = time.monotonic()
+                self.probe_troubled(now)
+                if now >= next_round:
+                    if rounds is None or rounds.done():
+                        rounds = spawn(self.round())
+                    next_round = now + self.config.probe_interval
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), max(0.01, self._next_due(next_round)))
+        finally:
+            stop_waiter.cancel()
+            for task in [*self._tasks, *([rounds] if rounds is not None else [])]:
+                task.cancel()
+
+    def _next_due(self, next_round: float) -> float:
+        """Seconds until the next round or the next troubled peer's probe."""
+        due = [next_round]
+        due += [  # a peer with all its probes in flight waits for one to end (it wakes us)
+            b.next_probe_at
+            for name, b in self.sender.peers.breakers().items()
+            if b.state != "closed" and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER
+        ]
+        return min(due) - time.monotonic()
+
+    def probe_troubled(self, now: float) -> list[str]:
+        """Start the probes due now of peers whose breaker is not closed; returns whom."""
+        started = []
+        for name, breaker in self.sender.peers.breakers().items():
+            if breaker.probe_due(now=now) and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER:
+                breaker.probe_started(now=now)
+                self._in_flight[name] = self._in_flight.get(name, 0) + 1
+                task = spawn(self._counted(name))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                started.append(name)
+        return started
+
+    async def _counted(self, name: str) -> None:
+        try:
+            await self.probe(name)
+        finally:
+            self._in_flight[name] -= 1
+            self._wake.set()
 
     async def round(self) -> list[str]:
         """Probe every peer in use now, concurrently (bounded); returns whom it probed."""
@@ -62,7 +121,7 @@ class Prober:
         breaker = self.sender.peers.breaker(name)
         self.sent += 1
         started, lag, since = time.monotonic(), loop_lag(), asyncio.get_running_loop().time()
-        timeout = min(peer.connect_timeout, 1.0)
+        timeout = peer.connect_timeout
         try:
             await self.sender.upstream.get_json(
                 name,
@@ -81,3 +140,8 @@ class Prober:
         breaker.record_probe(True, now=time.monotonic())
         self.sender.metrics.set_breaker(name, breaker.state)
         return True
+
+
+async def _set_when(event: asyncio.Event, other: asyncio.Event) -> None:
+    await event.wait()
+    other.set()

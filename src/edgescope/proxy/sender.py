@@ -187,7 +187,14 @@ class Sender:
         path = PEER_PATH + call.service + branch.path
         watch = call.client_body if branch.body is None else None
         return await self.open_peer(
-            branch.site, method, path, headers, body, call.hops, watch=watch
+            branch.site,
+            method,
+            path,
+            headers,
+            body,
+            call.hops,
+            watch=watch,
+            give_up_on_open=call.gives_up_on_open,
         )
 
     async def open_peer(
@@ -200,11 +207,13 @@ class Sender:
         hops: int = 0,
         timeout: float | None = None,
         watch: ClientBody | None = None,
+        give_up_on_open: bool = True,
     ) -> aiohttp.ClientResponse:
         """A signed hop to ``site``'s proxy, through its breaker.
 
         ``watch`` is the client's body being streamed: a failure while it is incomplete or
         broken is the client's (:class:`ClientBodyFailed`), not counted against ``site``.
+        ``give_up_on_open``: stop waiting as soon as ``site``'s breaker opens.
         """
         peer = self.peers.get(site)
         if peer is None:
@@ -236,7 +245,7 @@ class Sender:
         await self._take_slot(site, gate, connect_timeout)
 
         def opening() -> Coroutine[Any, Any, aiohttp.ClientResponse]:
-            return self.upstream.open(
+            response = self.upstream.open(
                 site,
                 method,
                 URL(str(peer.url).rstrip("/") + path, encoded=True),
@@ -246,11 +255,12 @@ class Sender:
                 read_timeout=timeout or peer.read_timeout,
                 ssl=self.peer_ssl,
             )
+            return self.watch.unless_opened(site, response) if give_up_on_open else response
 
         lag, since = loop_lag(), asyncio.get_running_loop().time()
         try:
             try:
-                response = await self.watch.unless_opened(site, opening())
+                response = await opening()
             except SiteUnreachable as exc:
                 if exc.reason != CONNECT_TIMED_OUT or lag.worst_since(since) < (
                     connect_timeout * OWN_LAG_SHARE
@@ -259,7 +269,7 @@ class Sender:
                 # This proxy was too busy to see the connection made in time (a wide
                 # fan-out): not the peer's fault. Nothing was sent yet, so once more.
                 self.metrics.own_lag_retries.inc()
-                response = await self.watch.unless_opened(site, opening())
+                response = await opening()
         except SiteUnreachable as exc:
             if watch is not None and not exc.connecting and not watch.complete:
                 if isinstance(watch.error, ClientBodyFailed):

@@ -56,7 +56,7 @@ from edgescope.proxy.config import ProxyConfig, ServiceConfig
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.dispatch import Dispatcher
 from edgescope.proxy.extension import Bounded, Extension, Observer, Refused
-from edgescope.proxy.forward import Upstream
+from edgescope.proxy.forward import Upstream, short_backoff
 from edgescope.proxy.identity import ServiceToken
 from edgescope.proxy.ingress import (
     BadRequest,
@@ -163,6 +163,7 @@ class SiteProxy:
             await runner.setup()
             self._runners.append(runner)
             sock = (sockets or {}).get(name) or _listening(host, port)
+            short_backoff(sock)  # answers caught in a cut go through soon after the heal
             tls = server_tls(self.config.tls) if name == "peer" and self.config.tls else None
             site = GuardedSite(
                 runner, sock, max_connections=limits.max_connections, ssl_context=tls
