@@ -9,9 +9,11 @@ from rich.console import Console
 
 from edgescope.demo.matrix import (
     COLUMNS,
+    LIST,
     MATRIX,
     ROWS,
     ProbeResult,
+    departures,
     probe,
     probes_for,
     render_markdown,
@@ -106,7 +108,7 @@ def test_summary_grid_is_the_seed_grid() -> None:
     assert render_summary_grid(_as_claimed()).splitlines() == [
         "Boot VM   1-DC   x-DC   *-DC",
         "global    ✓✓     ✓✓     ✓✓✓",
-        "partial   ✓✓     ✗✓     ✗✓✗✓",
+        "partial   ✓✓     ✗✓     ✗✓✗✓✓",
     ]
 
 
@@ -146,7 +148,7 @@ def test_summary_counts_outcomes_and_lists_departures_from_the_seed_apart() -> N
     [eventual] = [d for d in departures if "--os-scope-mode eventual:" in d]
     assert "the seed's command plus --os-scope-mode eventual" in eventual
     assert any("not in the seed's table" in d for d in departures)
-    assert len(departures) == 5
+    assert len(departures) == 6
     assert not [d for d in departures if d.startswith("global")]
 
 
@@ -160,10 +162,24 @@ def test_summary_of_a_failed_changed_cell_and_of_a_skipped_row() -> None:
         ProbeResult(p, False, 0.0, "needs the WAN", skipped=True) for p in probes_for("partial")
     ]
     line, departures = summary(skipped)
-    assert line == "7/7 probes came out as expected (8 skipped)" and departures == []
+    assert line == "7/7 probes came out as expected (9 skipped)" and departures == []
 
 
 def test_the_table_says_how_a_changed_cell_differs_from_the_seed() -> None:
     text = _text(_as_claimed())
     assert "seed: ✓ in theory; here ✗ because strict '&' is all or nothing" in text
     assert "differs from the seed: the seed's command plus --os-scope-mode eventual" in text
+
+
+def test_the_partial_row_adds_a_partial_mode_list_beside_the_strict_one() -> None:
+    strict, partial = probe("partial", "star-list"), probe("partial", "star-list-partial")
+    assert (strict.mode, strict.expect_ok, strict.label) == ("strict", False, f"{LIST} server list")
+    assert partial.column == strict.column and partial.scope == strict.scope == LIST
+    assert partial.label == f"{strict.label} --os-scope-mode partial"
+    assert (partial.kind, partial.mode, partial.expect_ok) == ("list", "partial", True)
+    assert partial.must_name == ("Corte",) and "star-list-partial" not in {
+        p.key for p in probes_for("global")
+    }
+    [said] = departures([partial])
+    assert said.startswith(f"partial *-DC {partial.label}: the seed's command plus")
+    assert "--os-scope-mode partial" in said.split(": ", 1)[1]

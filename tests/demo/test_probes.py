@@ -18,6 +18,7 @@ from edgescope.demo.probes import (
     site_outcomes,
 )
 from edgescope.openstack.cli_runner import CliResult
+from edgescope.replicas.registry import Registry
 
 # A stand-in for `ip netns exec es-paris`: a real prefix command that reports what it was given.
 ECHO_ARGV = ("sh", "-c", 'echo "$OS_CLIENT_CONFIG_FILE $*" >&2; exit 3', "sh")
@@ -123,3 +124,63 @@ def test_a_heal_with_no_boot_in_its_row_says_so() -> None:
     boots.record(probe("global", "star-and-or"), "global-server")
     heal = run_probe(Sites(Path("/x/clouds.yaml"), {}), probe("partial", "star-drain"), boots)
     assert heal.symbol == "✗" and "did not run" in heal.detail
+
+
+def _site(listed: str, stderr: str, there: str | None = None) -> tuple[str, ...]:
+    """A stand-in site prefix: the scoped list prints ``listed`` and ``stderr``, exit 0; the
+    site's own (unscoped) list, asked by the checks, prints ``there`` (default ``listed``)."""
+    script = (
+        f"case \"$*\" in *--os-scope*) printf '%s' '{listed}'; printf '%s\\n' '{stderr}' >&2;; "
+        f"*) printf '%s' '{there or listed}';; esac"
+    )
+    return ("sh", "-c", script, "sh")
+
+
+PARIS_ROWS = '[{"ID": "p1", "Site": "Paris", "Status": "ACTIVE"}]'
+WARNING = "edgescope: partial answer: no answer from Corte (connect timeout); shown: the other"
+
+
+def test_the_partial_list_runs_the_seed_s_command_in_partial_mode() -> None:
+    sites = Sites(Path("/x/clouds.yaml"), {"Paris": ECHO_ARGV})
+    result = run_probe(sites, probe("partial", "star-list-partial"))
+    assert not result.succeeded and not result.as_expected
+    command = sites.history[0].stderr.strip()
+    assert command.endswith(
+        "--os-scope {nova: Paris & Corte} --os-scope-mode partial "
+        "server list --all-projects -f json"
+    )
+
+
+def test_a_partial_list_of_paris_s_servers_naming_corte_is_as_expected() -> None:
+    sites = Sites(Path("/x/clouds.yaml"), {"Paris": _site(PARIS_ROWS, WARNING)})
+    result = run_probe(sites, probe("partial", "star-list-partial"))
+    assert result.problems == () and result.as_expected and result.symbol == "✓"
+    assert "1 rows" in result.detail and "no answer from Corte" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "problem"),
+    [
+        (PARIS_ROWS, "", "no 'partial answer' warning on stderr"),
+        (PARIS_ROWS, WARNING.replace("Corte", "Nice"), "does not name Corte"),
+        ('[{"ID": "p1", "Site": "Paris & Corte", "Status": "ACTIVE"}]', WARNING, "labelled"),
+        ("[]", WARNING, "1 of Paris's servers not listed"),
+        ('[{"ID": "c1", "Site": "Paris", "Status": "ACTIVE"}]', WARNING, "c1 is not at Paris"),
+    ],
+)
+def test_a_partial_list_that_hides_the_cut_or_paris_s_servers_is_not_as_expected(
+    stdout: str, stderr: str, problem: str, tmp_path: Path
+) -> None:
+    Registry(tmp_path / "Paris").engine.dispose()  # Paris's real (empty) replica registry
+    prefix = {"Paris": _site(stdout, stderr, PARIS_ROWS)}
+    sites = Sites(Path("/x/clouds.yaml"), prefix, registries=tmp_path)
+    result = run_probe(sites, probe("partial", "star-list-partial"))
+    assert result.succeeded and not result.as_expected and result.symbol == "✗"
+    assert any(problem in p for p in result.problems), result.problems
+
+
+def test_a_partial_list_that_failed_is_not_as_expected() -> None:
+    sites = Sites(Path("/x/clouds.yaml"), {"Paris": FAILING})
+    result = run_probe(sites, probe("partial", "star-list-partial"))
+    assert not result.succeeded and not result.as_expected
+    assert "Corte unreachable" in result.detail

@@ -56,7 +56,8 @@ class Probe:
     sites: tuple[str, ...] = ()
     """For boots: where the server must be (one site, or each member of an ``&``)."""
     mode: str = "strict"
-    """``--os-scope-mode``: ``eventual`` applies an ``&`` where reachable, queues the rest."""
+    """``--os-scope-mode``: ``eventual`` applies an ``&`` where reachable, queues the rest;
+    ``partial`` (reads) answers with the sites that answered and names the others."""
     queued: tuple[str, ...] = ()
     """Sites an eventual boot must have queued (then applied after the heal)."""
     expect_ok: bool = True
@@ -70,7 +71,8 @@ class Probe:
     """For a drain: the key of the eventual boot *of the same row* whose queued writes it
     follows (never another row's server, see :class:`~edgescope.demo.probes.Boots`)."""
     must_name: tuple[str, ...] = ()
-    """Sites an error message must name (for expected failures)."""
+    """Sites an error message must name (for expected failures), or a partial answer's
+    stderr line must name as left out."""
 
 
 XDC = "{nova: Paris, glance: Corte}"
@@ -125,6 +127,12 @@ def _row(row: Row) -> tuple[Probe, ...]:
               expect_ok=False, must_name=("Paris", "Corte"),
               claim="fails, saying Paris answered and Corte is unreachable",
               why="a strict '&' read needs every member"),
+        Probe("star-list-partial", row, "*-DC", "list",
+              f"{LIST} server list --os-scope-mode partial", "Paris", LIST, mode="partial",
+              must_name=("Corte",),
+              claim="exits 0 with Paris's servers only; a stderr line says Corte did not answer",
+              changed="the seed's command plus --os-scope-mode partial: opts in to the merged "
+              "answer of the sites that answered (the strict cell beside it stays)"),
         Probe("star-drain", row, "*-DC", "drain", "after the heal: the queued boot",
               "Paris", STAR_OR, sites=("Corte",), follows="star-and-or",
               claim="Corte's member of this row's eventual boot is applied, ACTIVE",

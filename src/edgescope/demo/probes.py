@@ -321,8 +321,10 @@ def _list(sites: Sites, probe: Probe, boots: Boots) -> tuple[bool, str, list[str
     at = probe.client_site
     result = sites.run(
         at, "server", "list", "--all-projects", "-f", "json",
-        cloud=at, scope=probe.scope, timeout=LIST_TIMEOUT,
+        cloud=at, scope=probe.scope, mode=probe.mode, timeout=LIST_TIMEOUT,
     )  # fmt: skip
+    if result.ok and probe.mode == "partial":
+        return _partial_list(sites, probe, result)
     if not result.ok:
         outcomes = site_outcomes(result.stderr)
         said = (
@@ -357,6 +359,39 @@ def _list(sites: Sites, probe: Probe, boots: Boots) -> tuple[bool, str, list[str
         f"{counts['Paris']} at Paris, {counts['Corte']} at Corte"
     )
     return True, detail, problems
+
+
+def _partial_list(sites: Sites, probe: Probe, result: CliResult) -> tuple[bool, str, list[str]]:
+    """A partial ``&`` list that exited 0: Paris's servers, no other's, and a stderr warning
+    naming each site left out (``edgescope: partial answer: no answer from Corte (...)``)."""
+    rows = json.loads(result.stdout)
+    at = probe.client_site
+    here = sites.server_ids(at)
+    problems = []
+    warning = next(
+        (line for line in result.stderr.splitlines()
+         if line.startswith(f"{REPORT_PREFIX}partial answer")),
+        "",
+    )  # fmt: skip
+    if not warning:
+        problems.append("no 'partial answer' warning on stderr")
+    missing = [site for site in probe.must_name if site not in warning]
+    if warning and missing:
+        problems.append(f"the partial warning does not name {', '.join(missing)}")
+    shown = set()
+    for row in rows:
+        row_id, site = str(row["ID"]), str(row.get("Site"))
+        if site != at:
+            problems.append(f"server {row_id} labelled {site!r}, not {at}")
+        member = row_id if row_id in here else sites.members(row_id, at).get(at)
+        if member not in here:
+            problems.append(f"server {row_id} is not at {at}")
+        shown.add(member)
+    unlisted = sorted(here - shown)
+    if unlisted:
+        problems.append(f"{len(unlisted)} of {at}'s servers not listed ({unlisted[0]}...)")
+    said = warning.removeprefix(REPORT_PREFIX)[:160] or "no warning"
+    return True, f"exit 0: {len(rows)} rows; stderr: {said}", problems
 
 
 def _failure_detail(result: CliResult, elapsed: float | None) -> str:

@@ -10,7 +10,7 @@ reuses :func:`open_network` and :func:`open_testbed`.
 
     >>> outcome = run_demo(DemoOptions(), Reporter())
     >>> verdict(outcome.results)
-    (15, 15)
+    (16, 16)
 """
 
 from __future__ import annotations
