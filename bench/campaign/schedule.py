@@ -73,8 +73,8 @@ def plan(
 def _one(rng: random.Random, at: float, length: float, kind: str, sites: list[str]) -> Planned:
     if kind in ("partition", "loss"):
         pair = tuple(sorted(rng.sample(sites, 2)))
-        detail = {"loss": round(rng.uniform(0.2, 0.5), 2)} if kind == "loss" else {}
+        detail: dict[str, Any] = {"loss": round(rng.uniform(0.2, 0.5), 2)} if kind == "loss" else {}
         return Planned(at, length, kind, pair, detail)
     site = rng.choice(sites)
-    detail = {"service": "glance"} if kind == "service-restart" else {}
-    return Planned(at, length, kind, (site,), detail)
+    service: dict[str, Any] = {"service": "glance"} if kind == "service-restart" else {}
+    return Planned(at, length, kind, (site,), service)

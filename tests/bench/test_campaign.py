@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
-
 from bench.campaign.checker import Observed, Seen, check, summary
 from bench.campaign.history import OK, REFUSED, UNKNOWN, Fault, Op, read_ops, write_lines
 from bench.campaign.schedule import KINDS, plan
@@ -127,7 +127,7 @@ def test_the_schedule_is_reproducible_from_its_seed() -> None:
     assert first == plan(42, 600, sites)
     assert first != plan(43, 600, sites)
     assert {f.kind for f in first} == set(KINDS)
-    for before, after in zip(first, first[1:], strict=False):
+    for before, after in itertools.pairwise(first):
         assert before.at + before.hold < after.at, "faults overlap"
     assert all(set(f.sites) <= set(sites) for f in first)
     assert first[-1].at + first[-1].hold <= 600 - 10
