@@ -1,0 +1,191 @@
+"""Run a fault campaign on the WAN testbed: ``python -m bench.campaign --seed N --minutes M``.
+
+Needs root and the WAN testbed of ``edgescope demo`` in ``--state-dir`` (reused if up, else
+started and stopped again). Clients type ``openstack`` commands at each site (``clients.py``)
+while the seeded schedule (``schedule.py``) cuts links, drops packets, kills proxies and
+restarts glance; then everything is healed, the replicas' queues are left to drain (bounded),
+each site is read back, and the checker (``checker.py``) judges the history against it.
+Stores ``bench/results/campaign-<UTC time>.json`` (seed, machine, load, operations, faults,
+anomalies) plus the history as JSON lines next to it; exits 1 on any anomaly, 2 on a harness
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench import _results
+from bench.campaign import clients, schedule
+from bench.campaign.checker import Observed, check, summary
+from bench.campaign.history import Fault, write_lines
+from edgescope.demo.run import DemoOptions, open_network, open_testbed, sites_of
+from edgescope.replicas.registry import Registry
+from edgescope.testbed import Testbed
+from edgescope.testbed.process import running_pid
+
+REPO = Path(__file__).resolve().parents[2]
+QUIESCE_WITHIN = 150.0
+"""Bound of the wait for every queue to drain after the heal (a failure bound)."""
+
+
+def apply(testbed: Testbed, wan: Any, fault: schedule.Planned, stop: threading.Event) -> Fault:
+    """Apply one fault, hold it, undo it; the record spans until it is undone."""
+    start = time.time()
+    kind, sites = fault.kind, fault.sites
+    if kind == "partition":
+        wan.partition(*sites)
+    elif kind == "minority":
+        wan.isolate(sites[0])
+    elif kind == "loss":
+        original = wan.topology.link(*sites).loss or 0.0
+        wan.set_link(*sites, loss=fault.detail["loss"])
+    elif kind == "proxy-kill":
+        pid = running_pid(testbed.site(sites[0]).plan.pid_path("proxy"))
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+    elif kind == "service-restart":
+        testbed.stop_service(sites[0], fault.detail["service"])
+    try:
+        stop.wait(fault.hold)
+    finally:
+        if kind in ("partition", "minority"):
+            wan.heal(*sites)
+        elif kind == "loss":
+            wan.set_link(*sites, loss=original)
+        elif kind == "proxy-kill":
+            testbed.start_service(sites[0], "proxy")
+        elif kind == "service-restart":
+            testbed.start_service(sites[0], fault.detail["service"])
+    return Fault(kind, sites, start, time.time(), dict(fault.detail))
+
+
+def pending(testbed: Testbed) -> dict[str, int]:
+    """Writes each proxy still queues (its replica registry, read-only): the quiescence gate."""
+    return {
+        site: len(Registry(testbed.state_dir / "sites" / site, read_only=True).pending())
+        for site in testbed.sites
+    }
+
+
+def serving(testbed: Testbed, site: str) -> bool:
+    url = f"{testbed.sites[site].proxy_url}/metrics"
+    proc = subprocess.run(
+        [*testbed.sites[site].exec_prefix, "curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}",
+         "--max-time", "5", url], capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    return proc.stdout.strip() == "200"
+
+
+def campaign(testbed: Testbed, wan: Any, args: argparse.Namespace) -> dict[str, Any]:
+    names = list(testbed.sites)
+    at = names[: args.clients]
+    seconds = args.minutes * 60
+    planned = schedule.plan(args.seed, seconds, names)
+    sites, recorder = sites_of(testbed), clients.Recorder()
+    stop = threading.Event()
+    begun = time.monotonic()
+    threads = [
+        threading.Thread(target=clients.client, daemon=True, args=(
+            sites, recorder, site, names, args.seed, begun + seconds, stop))
+        for site in at
+    ]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    faults: list[Fault] = []
+    try:
+        for fault in planned:
+            stop.wait(max(0.0, begun + fault.at - time.monotonic()))
+            print(f"  {time.monotonic() - begun:6.1f} s {fault.kind} {fault.sites}", flush=True)
+            faults.append(apply(testbed, wan, fault, stop))
+    finally:
+        wan.heal()
+        for thread in threads:
+            thread.join(timeout=seconds + clients.CALL_TIMEOUT + 60)
+    stop.set()
+    deadline = time.monotonic() + QUIESCE_WITHIN
+    while any(pending(testbed).values()) and time.monotonic() < deadline:
+        time.sleep(2)
+    seen = []
+    for site in names:
+        seen += clients.retry(lambda: clients.observe(sites, site, recorder.prefix))  # noqa: B023
+    observed = Observed(
+        seen,
+        serving={site: serving(testbed, site) for site in names},
+        pending=pending(testbed),
+    )  # fmt: skip
+    anomalies = check(recorder.ops, faults, observed)
+    return {
+        "seed": args.seed,
+        "run": recorder.run,
+        "sites": names,
+        "clients_at": at,
+        "skipped_fault_kinds": schedule.SKIPPED,
+        "operations": len(recorder.ops),
+        "operations_by": dict(Counter(
+            f"{o.kind} {o.resource} {o.mode if o.replicated else '1-DC'} {o.outcome}"
+            for o in recorder.ops)),
+        "faults": len(faults),
+        "faults_by_kind": dict(Counter(f.kind for f in faults)),
+        "observed_resources": len(observed.seen),
+        "anomalies": len(anomalies),
+        "anomalies_by_kind": summary(anomalies),
+        "_history": (recorder.ops, faults),
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--clients", type=int, default=3, choices=(2, 3), help="client sites")
+    parser.add_argument("--state-dir", type=Path, default=REPO / "state-wan")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench.campaign needs root (the emulated WAN)")
+    if args.minutes <= 0:
+        sys.exit(f"--minutes must be positive, not {args.minutes}")
+    options = DemoOptions(wan=True, state_dir=args.state_dir)
+    network = open_network(options, print)
+    created_here = not (args.state_dir / "testbed.json").exists()
+    testbed, _ = open_testbed(options, network, lambda site, msg: print(f"  {site}: {msg}"))
+    assert network.wan is not None
+    started, meter = time.time(), _results.LoadMeter()
+    pids = [row.pid for row in testbed.status() if row.pid]
+    cpu = _results.tree_cpu_seconds(pids)
+    try:
+        figures = campaign(testbed, network.wan, args)
+    except Exception:
+        traceback.print_exc()
+        sys.exit(2)
+    finally:
+        if created_here:
+            testbed.down()
+            if network.started:
+                network.wan.down()
+    load = meter.stop(extra_own_seconds=_results.tree_cpu_seconds(pids) - cpu)
+    ops, faults = figures.pop("_history")
+    figures["network"] = network.note
+    command = f"python -m bench.campaign --seed {args.seed} --minutes {args.minutes:g}"
+    path = _results.write("campaign", command, started, load, figures)
+    write_lines(path.with_suffix(".ops.jsonl"), ops)
+    write_lines(path.with_suffix(".faults.jsonl"), faults)
+    print(f"{figures['operations']} operations, {figures['faults']} faults "
+          f"{figures['faults_by_kind']}, {figures['anomalies']} anomalies")  # fmt: skip
+    for kind, entry in figures["anomalies_by_kind"].items():
+        print(f"- {kind}: {entry['count']}, e.g. {entry['examples'][0]}")
+    print(f"{load.sentence()}\nwritten: {_results.relative(path)}")
+    sys.exit(1 if figures["anomalies"] else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The campaign's checker: a pure function from the history and what the sites hold to anomalies.
+
+It knows nothing of edgescope: the history (:mod:`history`) says what each client typed and
+what it was told; :class:`Observed` is what each site's own services list after the heal and
+quiescence (asked at each site, by its admin, with no scope), whether each proxy serves, and
+how many writes each still has queued. Every resource a run creates has a unique name, so the
+checker follows each name through its operations:
+
+* ``missing-member``: an acknowledged create (or a set whose writes all settled) lacks a member;
+* ``duplicate``: a name held twice at one site (a write applied twice, e.g. a replayed
+  eventual create);
+* ``outside-set``: a name held at a site its scope did not name;
+* ``orphan``: a refused strict create left something behind;
+* ``partial``: an unacknowledged write (refused eventual, client gave up) left some members
+  but not all (strict undoes, eventual replays: after quiescence it is all or nothing);
+* ``lost-delete``: an acknowledged delete, yet the name is still held somewhere;
+* ``lost-update``: an acknowledged update is not what a member holds (writes to one name
+  come from one client, one after the other, so the last acknowledged one must win);
+* ``local-failed``: a 1-DC call failed while no fault touched its own site's services;
+* ``unrecorded``: a name of the run that no operation created;
+* ``proxy-down`` / ``queue-not-drained``: after quiescence, a proxy does not serve, or still
+  holds queued writes.
+
+Each anomaly names the operations (their ``seq``) that led to it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.campaign.history import OK, REFUSED, Fault, Op
+
+LOCAL_FAULTS = {
+    # fault kind -> the resources whose 1-DC calls it may fail at the site it touches
+    "proxy-kill": {"user", "image"},
+    "service-restart": {"image"},  # the schedule restarts glance
+}
+"""Faults of a site's own stack: a 1-DC call there may fail during them. Partitions and loss
+bursts are remote faults: a 1-DC call must survive them."""
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One resource a site's own service lists."""
+
+    resource: str
+    site: str
+    name: str
+    id: str
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The sites' real state after heal and quiescence."""
+
+    seen: Sequence[Seen]
+    serving: Mapping[str, bool] = field(default_factory=dict)
+    pending: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    kind: str
+    resource: str
+    name: str
+    sites: tuple[str, ...]
+    detail: str
+    ops: tuple[int, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check(ops: Iterable[Op], faults: Iterable[Fault], observed: Observed) -> list[Anomaly]:
+    """Every anomaly of the run, ordered by kind then name."""
+    ops, faults = list(ops), list(faults)
+    by_name: dict[tuple[str, str], list[Op]] = defaultdict(list)
+    for op in ops:
+        by_name[op.resource, op.name].append(op)
+    held: dict[tuple[str, str], dict[str, list[Seen]]] = defaultdict(lambda: defaultdict(list))
+    for seen in observed.seen:
+        held[seen.resource, seen.name][seen.site].append(seen)
+    found: list[Anomaly] = []
+    for key in sorted(set(by_name) | set(held)):
+        found += _check_name(key, sorted(by_name.get(key, []), key=_order), held.get(key, {}))
+    found += _local_failures(ops, faults)
+    found += [
+        Anomaly("proxy-down", "", "", (site,), f"{site}'s proxy does not serve after the heal", ())
+        for site, up in sorted(observed.serving.items())
+        if not up
+    ]
+    found += [
+        Anomaly("queue-not-drained", "", "", (site,), f"{site} still queues {n} writes", ())
+        for site, n in sorted(observed.pending.items())
+        if n
+    ]
+    return sorted(found, key=lambda a: (a.kind, a.resource, a.name, a.sites))
+
+
+def _order(op: Op) -> tuple[float, int]:
+    return (op.start, op.seq)
+
+
+def _check_name(
+    key: tuple[str, str], ops: list[Op], held: Mapping[str, list[Seen]]
+) -> list[Anomaly]:
+    resource, name = key
+    at = {site: len(rows) for site, rows in held.items() if rows}
+    seqs = tuple(op.seq for op in ops)
+
+    def anomaly(kind: str, sites: Iterable[str], detail: str) -> Anomaly:
+        return Anomaly(kind, resource, name, tuple(sorted(sites)), detail, seqs)
+
+    creates = [op for op in ops if op.kind == "create"]
+    if not creates:
+        return [anomaly("unrecorded", at, f"held at {_where(at)}; no operation created it")]
+    create = creates[0]
+    members = set(create.sites)
+    found = []
+    if twice := [s for s, n in at.items() if n > 1]:
+        found.append(anomaly("duplicate", twice, f"held {_where(at)} ({create.mode} create)"))
+    if outside := set(at) - members:
+        found.append(anomaly("outside-set", outside, f"held {_where(at)}, scope {create.scope}"))
+    deletes = [op for op in ops if op.kind == "delete"]
+    if any(op.outcome == OK for op in deletes):
+        if at:
+            found.append(anomaly("lost-delete", at, f"deleted (acknowledged), held {_where(at)}"))
+        return found
+    if deletes:
+        return found  # an unacknowledged delete: held or gone, either may be right
+    present = members & set(at)
+    if create.outcome == OK:
+        if missing := members - present:
+            found.append(anomaly("missing-member", missing, f"acknowledged, held {_where(at)}"))
+        else:
+            found += _lost_updates(ops, held, anomaly)
+    elif create.outcome == REFUSED and create.mode == "strict":
+        if at:
+            found.append(anomaly("orphan", at, f"refused strict create, held {_where(at)}"))
+    elif present and present != members:
+        found.append(anomaly("partial", members - present, f"unacknowledged, held {_where(at)}"))
+    return found
+
+
+def _lost_updates(ops: list[Op], held: Mapping[str, list[Seen]], anomaly: Any) -> list[Anomaly]:
+    """After the last acknowledged update, the value held must be it, or a later attempt's."""
+    updates = [op for op in ops if op.kind == "update"]
+    acked = [i for i, op in enumerate(updates) if op.outcome == OK]
+    if not acked:
+        return []
+    allowed = {op.value for op in updates[acked[-1] :]}
+    wrong = {s: rows[0].value for s, rows in held.items() if rows and rows[0].value not in allowed}
+    if not wrong:
+        return []
+    detail = f"expected {sorted(map(str, allowed))}, held {wrong}"
+    return [anomaly("lost-update", wrong, detail)]
+
+
+def _local_failures(ops: list[Op], faults: list[Fault]) -> list[Anomaly]:
+    found = []
+    for op in ops:
+        if op.replicated or op.outcome == OK:
+            continue
+        excused = any(
+            f.overlaps(op) and op.at in f.sites and op.resource in LOCAL_FAULTS.get(f.kind, ())
+            for f in faults
+        )
+        if not excused:
+            detail = f"1-DC {op.kind} at {op.at} {op.outcome}: {op.error[:200]}"
+            found.append(Anomaly("local-failed", op.resource, op.name, (op.at,), detail, (op.seq,)))
+    return found
+
+
+def _where(at: Mapping[str, int]) -> str:
+    return ", ".join(f"{s}×{n}" for s, n in sorted(at.items())) or "nowhere"
+
+
+def summary(anomalies: Sequence[Anomaly], examples: int = 3) -> dict[str, Any]:
+    """Anomalies by kind, with a few examples of each."""
+    kinds: dict[str, list[Anomaly]] = defaultdict(list)
+    for a in anomalies:
+        kinds[a.kind].append(a)
+    return {
+        k: {"count": len(v), "examples": [a.as_dict() for a in v[:examples]]}
+        for k, v in sorted(kinds.items())
+    }

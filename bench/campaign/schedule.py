@@ -1,0 +1,80 @@
+"""The seeded fault schedule: which fault, where, when and for how long (pure, reproducible).
+
+``plan(seed, seconds, sites)`` gives the same list for the same arguments. Kinds:
+
+* ``partition``: one pair cut (``detail.pair``);
+* ``minority``: one site cut from all others (the minority; the rest keep a majority);
+* ``loss``: a loss burst on one pair (``detail.loss``, 20–50%);
+* ``proxy-kill``: SIGKILL of one site's proxy, restarted at the end;
+* ``service-restart``: one site's glance stopped and started again (calls in flight fail).
+
+Not scheduled, with the reason (:data:`SKIPPED`):
+
+* a proxy's clock step: the proxy reads ``time.time()`` directly (``replicas/clock.py``),
+  with no injection point, and stepping the host clock would move every site's clock;
+* a restart of the database holding replica state: in the testbed it is the proxy's embedded
+  SQLite (``[replicas] state_dir``), which lives and dies with the proxy (``proxy-kill``).
+
+    >>> plan(7, 60, ("Paris", "Corte", "Marseille")) == plan(7, 60, ("Paris", "Corte", "Marseille"))
+    True
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("partition", "minority", "loss", "proxy-kill", "service-restart")
+SKIPPED = {
+    "clock-step": "the proxy's HLC reads time.time() directly: no clock-injection point",
+    "db-restart": "the testbed's replica state is the proxy's embedded SQLite (see proxy-kill)",
+}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A fault to apply ``at`` seconds into the run, for ``hold`` seconds."""
+
+    at: float
+    hold: float
+    kind: str
+    sites: tuple[str, ...]
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(
+    seed: int,
+    seconds: float,
+    sites: Sequence[str],
+    *,
+    gap: tuple[float, float] = (4.0, 10.0),
+    hold: tuple[float, float] = (4.0, 12.0),
+    settle: float = 10.0,
+) -> list[Planned]:
+    """Faults one after another (never two at once), none in the last ``settle`` seconds."""
+    if len(sites) < 2:
+        raise ValueError("a fault campaign needs at least two sites")
+    if seconds <= 0:
+        raise ValueError(f"the run must last a positive time, not {seconds}")
+    rng = random.Random(seed)
+    faults: list[Planned] = []
+    now = rng.uniform(*gap)
+    while True:
+        length = round(rng.uniform(*hold), 2)
+        if now + length > seconds - settle:
+            return faults
+        kind = rng.choice(KINDS)
+        faults.append(_one(rng, round(now, 2), length, kind, list(sites)))
+        now += length + rng.uniform(*gap)
+
+
+def _one(rng: random.Random, at: float, length: float, kind: str, sites: list[str]) -> Planned:
+    if kind in ("partition", "loss"):
+        pair = tuple(sorted(rng.sample(sites, 2)))
+        detail: dict[str, Any] = {"loss": round(rng.uniform(0.2, 0.5), 2)} if kind == "loss" else {}
+        return Planned(at, length, kind, pair, detail)
+    site = rng.choice(sites)
+    service: dict[str, Any] = {"service": "glance"} if kind == "service-restart" else {}
+    return Planned(at, length, kind, (site,), service)
