@@ -4,6 +4,7 @@
     $ edgescope scope check --sites Paris,Corte,Nice '{nova: Paris&Corte, glance: Corte||Nice}'
     {compute: Paris & Corte, image: Corte | Nice}
     $ edgescope scope explain '{nova: Paris & Corte, glance: Corte | Marseille}'
+    $ edgescope scope explain --at Paris --rtt Marseille=10,Corte=20 '{nova: around(Paris, 15ms)}'
 
 Errors (syntax, limits, checks, a bad catalog file) go to stderr with the caret context,
 exit status 2, never a traceback.
@@ -12,6 +13,7 @@ exit status 2, never a traceback.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -34,6 +36,8 @@ from edgescope.lang import (
     scope_to_json,
     unparse,
 )
+from edgescope.lang.ast import Around, Nearest
+from edgescope.lang.network import NetworkView, needs_network, resolve_scope
 
 app = typer.Typer(name="scope", help="Check and explain scopes (scope-lang).", no_args_is_help=True)
 
@@ -76,11 +80,63 @@ def explain(
     sites: SitesOption = None,
     catalog: CatalogOption = None,
     rules: RulesOption = None,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Resolve around()/nearest() as the proxy of this site would."),
+    ] = None,
+    rtt: Annotated[
+        str | None,
+        typer.Option(
+            "--rtt", help="RTTs measured from the --at site, in ms: Marseille=10,Corte=20."
+        ),
+    ] = None,
 ) -> None:
-    """Say, for each service, where a call will go: in plain words and as a tree."""
+    """Say, for each service, where a call will go: in plain words and as a tree.
+
+    With ``--at``, ``around``/``nearest`` are first resolved from the ``--rtt`` given (a site
+    left out has an unknown RTT: never inside ``around``, last in ``nearest``)."""
     parsed = _load(scope, sites, catalog, rules)
+    if at is not None:
+        parsed = _resolve_at(parsed, at, rtt, sites, catalog)
+        typer.echo(f"at {at}, now: {unparse(parsed)}")
+    elif rtt is not None:
+        _fail("--rtt needs --at: the site the RTTs are measured from")
     typer.echo(describe(parsed))
     Console(highlight=False, soft_wrap=True).print(scope_tree(parsed))
+
+
+def _resolve_at(
+    scope: Scope, at: str, rtt_text: str | None, sites: str | None, catalog_file: Path | None
+) -> Scope:
+    rtts = _parse_rtts(rtt_text or "")
+    names: list[str] = [at]
+    if catalog_file is not None:
+        names += Catalog.from_toml(catalog_file).site_names
+    elif sites is not None:
+        names += [name.strip() for name in sites.split(",") if name.strip()]
+    names += list(rtts)
+    known = tuple(dict.fromkeys(names))
+    if not needs_network(scope):
+        return scope
+    try:
+        return resolve_scope(scope, NetworkView(at, known, {at: rtts}))
+    except ScopeError as err:
+        _fail(err.render())
+
+
+def _parse_rtts(text: str) -> dict[str, float]:
+    """``Marseille=10,Corte=20`` -> {"Marseille": 10.0, "Corte": 20.0}; exit 2 when bad."""
+    rtts: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        try:
+            ms = float(value.strip().removesuffix("ms"))
+        except ValueError:
+            ms = math.nan
+        if not sep or not name.strip() or not math.isfinite(ms) or ms < 0:
+            _fail(f"--rtt: {item!r} is not SITE=MS (a number of milliseconds, 0 or more)")
+        rtts[name.strip()] = ms
+    return rtts
 
 
 def describe(scope: Scope) -> str:
@@ -94,9 +150,22 @@ def describe(scope: Scope) -> str:
 def _sentence(expr: Expr) -> str:
     if isinstance(expr, SiteRef):
         return f"run in {quote_site(expr.name)}"
+    if isinstance(expr, Around | Nearest):
+        return _network_words(expr)
     if isinstance(expr, And):
         return "run in " + " and in ".join(_branch(op) for op in expr.operands) + ", concurrently"
     return "try " + ", then ".join(_alternative(op) for op in expr.operands)
+
+
+def _network_words(expr: Around | Nearest) -> str:
+    if isinstance(expr, Around):
+        radius = format(expr.radius_ms.normalize(), "f")
+        return (
+            f"run in every site within {radius} ms of {quote_site(expr.center.name)}"
+            " (measured when the call is made), concurrently"
+        )
+    names = ", ".join(quote_site(site.name) for site in expr.operands)
+    return f"try {names}, nearest first (measured from the entry site when the call is made)"
 
 
 def _branch(expr: Expr) -> str:
@@ -128,6 +197,9 @@ def scope_tree(scope: Scope) -> Tree:
 def _add(node: Tree, expr: Expr) -> None:
     if isinstance(expr, SiteRef):
         node.add(f"site [cyan]{_escape(quote_site(expr.name))}[/cyan]")
+        return
+    if isinstance(expr, Around | Nearest):
+        node.add(f"[magenta]{_escape(_network_words(expr))}[/magenta]")
         return
     if isinstance(expr, And):
         child = node.add("[green]&[/green] all of, concurrently")

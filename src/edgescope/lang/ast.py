@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,34 @@ class Or:
     span: Span | None = field(default=None, compare=False, repr=False)
 
 
-Expr = SiteRef | And | Or
+@dataclass(frozen=True, slots=True)
+class Around:
+    """``around(center, 25ms)``: every site within ``radius_ms`` of ``center``, as an ``&``.
+
+    Resolved into concrete sites when the call is evaluated (:mod:`edgescope.lang.network`);
+    ``operands`` is the center alone, so walks over the sites see it."""
+
+    center: SiteRef
+    radius_ms: Decimal
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def operands(self) -> tuple[SiteRef, ...]:
+        return (self.center,)
+
+
+@dataclass(frozen=True, slots=True)
+class Nearest:
+    """``nearest(a, b, ...)``: a ``|`` of the sites, nearest (from the entry site) first.
+
+    Resolved when the call is evaluated (:mod:`edgescope.lang.network`)."""
+
+    operands: tuple[SiteRef, ...]
+    span: Span | None = field(default=None, compare=False, repr=False)
+
+
+Expr = SiteRef | And | Or | Around | Nearest
+NetworkForm = Around | Nearest
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +117,18 @@ class Scope:
     def with_site(self, service: str, site: str) -> Scope:
         """A copy where ``service`` maps to the single site ``site`` (downstream propagation)."""
         return self.with_expr(service, SiteRef(site))
+
+
+def has_network_form(expr: Expr) -> bool:
+    """Whether ``expr`` has an ``around`` or ``nearest`` still to resolve."""
+    stack: list[Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Around | Nearest):
+            return True
+        if not isinstance(node, SiteRef):
+            stack.extend(node.operands)
+    return False
 
 
 def iter_sites(expr: Expr) -> Iterator[SiteRef]:

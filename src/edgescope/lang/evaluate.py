@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from edgescope.aio import spawn
-from edgescope.errors import ScopeLimitError
-from edgescope.lang.ast import And, Expr, SiteRef
+from edgescope.errors import ScopeCheckError, ScopeLimitError
+from edgescope.lang.ast import And, Expr, SiteRef, has_network_form
 
 R = TypeVar("R")
 
@@ -124,6 +124,8 @@ async def evaluate(
     of operands that lose such a race are not in the outcome: ``discard`` gets them."""
     if _depth(expr) > MAX_EVAL_DEPTH:
         raise ScopeLimitError(f"expression nesting is deeper than {MAX_EVAL_DEPTH} levels")
+    if has_network_form(expr):  # never guess: the caller resolves them (lang.network)
+        raise ScopeCheckError("around()/nearest() must be resolved into sites before evaluation")
     return await _eval(expr, _Rules(call, is_failure, hedge_after, max(0, max_extra), discard))
 
 

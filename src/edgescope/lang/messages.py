@@ -30,6 +30,10 @@ MSG_BAD_NAME_CHAR = (
     "names use letters, digits, '-', '_' and '.'; quote other site names, like \"São Paulo\""
 )
 
+MSG_RADIUS = "the radius of around() must be more than 0 ms and at most {max} ms, not {radius} ms"
+MSG_JSON_RADIUS = 'the radius of around() is a number of milliseconds such as "25ms", not {value!r}'
+MSG_NEAREST_COUNT = "nearest() takes 2 to {max} sites, not {count}"
+
 SYNTAX_MESSAGES: tuple[MessageRow, ...] = (
     MessageRow("expected '{' to open the scope", ("", "nova: Paris", "Paris")),
     MessageRow("expected a service name or '}'", ("{", "{: Paris}", "{& Paris}")),

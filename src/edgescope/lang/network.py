@@ -1,8 +1,9 @@
 """Sites chosen by the network: ``around(Paris, 25ms)`` and ``nearest(Corte, Marseille)``.
 
-NOT YET PART OF SCOPES: these forms are parsed, checked, printed and resolved here, on their
-own (issue 25, part 2); the scope grammar (grammar.lark), the proxy's routing and
-``edgescope scope explain`` do not use them yet (docs/scope-lang.md, "Network forms").
+Scope-lang proper parses them (grammar.lark) into :class:`edgescope.lang.ast.Around` and
+:class:`edgescope.lang.ast.Nearest`; :func:`resolve_expr` and :func:`resolve_scope` replace
+those nodes with concrete sites from a :class:`NetworkView` (the entry proxy's probes and
+breakers) before routing. The functions below work on one form's text on its own:
 
 * :func:`parse_form` -- the text of one form (its own small lark grammar) into
   :class:`Around` or :class:`Nearest`, with the checks: radius within
@@ -25,24 +26,30 @@ own (issue 25, part 2); the scope grammar (grammar.lark), the proxy's routing an
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from functools import cache
 
 from lark import Lark, Token, exceptions
 
 from edgescope.errors import ScopeCheckError, ScopeSyntaxError
-from edgescope.lang.ast import And, Expr, Or, SiteRef
-from edgescope.lang.unparse import quote_site
+from edgescope.lang import ast
+from edgescope.lang.ast import And, Expr, Or, Scope, SiteRef
+from edgescope.lang.unparse import quote_site, unparse_expr
 
 __all__ = [
     "MAX_RADIUS_MS",
     "Around",
     "Nearest",
+    "NetworkView",
     "NoSiteAround",
+    "RttUnknown",
+    "needs_network",
     "parse_form",
     "resolve",
+    "resolve_expr",
+    "resolve_scope",
     "unparse_form",
 ]
 
@@ -192,3 +199,101 @@ def _around(form: Around, rtt: Rtt, sites: Sequence[str], open_breakers: Collect
 
 def _rtt_from(rtt: Rtt, origin: str, site: str) -> float | None:
     return 0.0 if origin == site else rtt(origin, site)
+
+
+class RttUnknown(ScopeCheckError):
+    """``around(X, r)`` where no RTT measured from X is known here (-> 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkView:
+    """What a proxy knows of the network when a call is evaluated.
+
+    ``rtt_ms[a][b]`` is the last measured round trip from ``a``'s proxy to ``b``'s (a proxy
+    knows its own row: its probes' ``rtt_ms``); ``sites`` are the candidates of ``around``,
+    in catalog order (ties); sites in ``open_breakers`` are never inside ``around``."""
+
+    entry: str
+    sites: tuple[str, ...]
+    rtt_ms: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    open_breakers: frozenset[str] = frozenset()
+
+    def rtt(self, origin: str, site: str) -> float | None:
+        return self.rtt_ms.get(origin, {}).get(site)
+
+
+def needs_network(scope: Scope) -> bool:
+    """Whether ``scope`` has an ``around`` or ``nearest`` to resolve."""
+    return any(ast.has_network_form(entry.expr) for entry in scope.entries)
+
+
+def resolve_scope(scope: Scope, view: NetworkView) -> Scope:
+    """``scope`` with every ``around``/``nearest`` of every entry resolved. Pure."""
+    if not needs_network(scope):
+        return scope
+    entries = tuple(
+        replace(e, expr=resolve_expr(e.expr, view, scope.source)) for e in scope.entries
+    )
+    return Scope(entries, scope.source)
+
+
+def resolve_expr(expr: Expr, view: NetworkView, source: str = "") -> Expr:
+    """``expr`` with its ``around`` as ``&`` and its ``nearest`` as ``|`` of concrete sites.
+
+    Raises :class:`RttUnknown` for ``around(X, r)`` when nothing measured from X is known
+    (X is not the entry site and no RTT row from X was given), :class:`NoSiteAround` when an
+    ``around`` holds no site, and :class:`ScopeCheckError` when a site ends up twice."""
+    resolved = _resolve(expr, view, source)
+    seen: set[str] = set()
+    for ref in ast.iter_sites(resolved):
+        if ref.name in seen:
+            raise ScopeCheckError(
+                f"site {ref.name!r} is named twice once around()/nearest() are resolved: "
+                f"{unparse_expr(resolved)}",
+                source,
+                0,
+            )
+        seen.add(ref.name)
+    return resolved
+
+
+def _resolve(expr: Expr, view: NetworkView, source: str) -> Expr:
+    if isinstance(expr, SiteRef):
+        return expr
+    if isinstance(expr, ast.Around):
+        center = expr.center.name
+        if center != view.entry and center not in view.rtt_ms:
+            start, end = (expr.span.start, expr.span.end) if expr.span else (0, None)
+            raise RttUnknown(
+                f"{unparse_expr(expr)}: no RTT measured from {center} is known at {view.entry} "
+                f"(a proxy measures its own RTTs only); write around({quote_site(view.entry)}, "
+                f"...) or enter through {center}'s proxy",
+                source,
+                start,
+                end,
+            )
+        form = Around(center, expr.radius_ms)
+        try:
+            return resolve(
+                form,
+                rtt=view.rtt,
+                entry=view.entry,
+                sites=view.sites,
+                open_breakers=view.open_breakers,
+            )
+        except NoSiteAround as exc:
+            start = expr.span.start if expr.span else 0
+            raise NoSiteAround(str(exc.args[0]), source, start) from None
+    if isinstance(expr, ast.Nearest):
+        return resolve(
+            Nearest(tuple(s.name for s in expr.operands)),
+            rtt=view.rtt,
+            entry=view.entry,
+            sites=view.sites,
+        )
+    kind = And if isinstance(expr, And) else Or
+    flat: list[Expr] = []
+    for operand in expr.operands:
+        child = _resolve(operand, view, source)
+        flat.extend(child.operands if isinstance(child, kind) else (child,))
+    return kind(tuple(flat), expr.span)

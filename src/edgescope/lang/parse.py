@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from decimal import Decimal
 from functools import cache, lru_cache
 from importlib.resources import files
 from typing import Any, cast
@@ -26,8 +27,20 @@ from lark.tree import Meta
 
 from edgescope.errors import ScopeCheckError, ScopeError, ScopeLimitError, ScopeSyntaxError
 from edgescope.lang import messages as msg
-from edgescope.lang.ast import And, Expr, Or, Scope, ServiceScope, SiteRef, Span, iter_sites
+from edgescope.lang.ast import (
+    And,
+    Around,
+    Expr,
+    Nearest,
+    Or,
+    Scope,
+    ServiceScope,
+    SiteRef,
+    Span,
+    iter_sites,
+)
 from edgescope.lang.limits import DEFAULT_LIMITS, Limits, prescan
+from edgescope.lang.network import MAX_NEAREST, MAX_RADIUS_MS
 from edgescope.lang.registry import DEFAULT_REGISTRY, ServiceRegistry
 from edgescope.lang.unparse import is_json_site_name, quote_site, unparse_expr
 
@@ -45,6 +58,7 @@ _DISPLAY = {
     "_OR": "'|'",
     "NAME": "a name",
     "QUOTED": "a quoted site name",
+    "RADIUS": "a radius such as 25ms",
     "$END": "the end of the text",
 }
 
@@ -101,6 +115,8 @@ def _finish(
     for site in all_sites:
         if not site.name:
             _raise_at(ScopeSyntaxError, msg.MSG_EMPTY_SITE, source, site.span)
+    for _, expr in pairs:
+        _check_network_forms(expr, source)
     entries: list[ServiceScope] = []
     seen: dict[str, str] = {}
     for name, expr in pairs:
@@ -129,6 +145,29 @@ def _finish(
             )
         entries.append(ServiceScope(service, expr, span, str(name)))
     return Scope(tuple(entries), source)
+
+
+def _check_network_forms(expr: Expr, source: str) -> None:
+    """The bounds of ``around`` (radius) and ``nearest`` (number of sites)."""
+    stack: list[Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Around) and not 0 < node.radius_ms <= MAX_RADIUS_MS:
+            radius = format(node.radius_ms.normalize(), "f")
+            _raise_at(
+                ScopeCheckError, msg.MSG_RADIUS, source, node.span, radius=radius, max=MAX_RADIUS_MS
+            )
+        if isinstance(node, Nearest) and not 2 <= len(node.operands) <= MAX_NEAREST:
+            _raise_at(
+                ScopeCheckError,
+                msg.MSG_NEAREST_COUNT,
+                source,
+                node.span,
+                count=len(node.operands),
+                max=MAX_NEAREST,
+            )
+        if not isinstance(node, SiteRef):
+            stack.extend(node.operands)
 
 
 def find_repeated_site(expr: Expr) -> SiteRef | None:
@@ -202,12 +241,33 @@ def _json_to_expr(key: str, value: object, text: str) -> Expr:
         return SiteRef(value)
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], tuple):
         ((operator, operands),) = value
+        if _is_json_form(operator, operands):
+            sites = tuple(SiteRef(name) for name in operands)
+            if operator == "nearest":
+                return Nearest(sites)
+            return Around(sites[0], _json_radius(operands[1], text))
         if operator in ("and", "or") and isinstance(operands, list) and operands:
             children = tuple(_json_to_expr(key, item, text) for item in operands)
             if len(children) == 1:
                 return children[0]
             return And(children) if operator == "and" else Or(children)
     raise ScopeSyntaxError(msg.MSG_JSON_BAD_VALUE.format(key=key), text, 0)
+
+
+def _is_json_form(operator: object, operands: object) -> bool:
+    """``{"around": ["Paris", "25ms"]}`` or ``{"nearest": ["Corte", "Marseille"]}``."""
+    if not isinstance(operands, list) or not all(isinstance(o, str) for o in operands):
+        return False
+    return (operator == "around" and len(operands) == 2) or (
+        operator == "nearest" and len(operands) >= 1
+    )
+
+
+def _json_radius(value: str, text: str) -> Decimal:
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)[ \t]*ms", value)
+    if match is None:
+        raise ScopeSyntaxError(msg.MSG_JSON_RADIUS.format(value=value), text, 0)
+    return Decimal(match.group(1))
 
 
 # --- the lark boundary -----------------------------------------------------------------
@@ -343,6 +403,16 @@ class _ExprBuilder(Transformer[Token, Expr]):
             for op in (child.operands if isinstance(child, Or) else (child,))
         ]
         return Or(tuple(flat), self._span(meta.start_pos, meta.end_pos))
+
+    @v_args(meta=True)
+    def around(self, meta: Meta, children: list[Any]) -> Around:
+        center, radius = children
+        number = str(radius).removesuffix("ms").strip(" \t")
+        return Around(center, Decimal(number), self._span(meta.start_pos, meta.end_pos))
+
+    @v_args(meta=True)
+    def nearest(self, meta: Meta, children: list[SiteRef]) -> Nearest:
+        return Nearest(tuple(children), self._span(meta.start_pos, meta.end_pos))
 
 
 class _ScopeBuilder(_ExprBuilder):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from edgescope.lang.ast import And, Expr, Or, Scope, SiteRef
+from edgescope.lang.ast import And, Around, Expr, Nearest, Or, Scope, SiteRef
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 _TEXT_SYNTAX = re.compile(r'[&|(){}:,"]')
@@ -32,6 +32,11 @@ def unparse_expr(expr: Expr) -> str:
     """The canonical text of one location expression, e.g. ``(Corte | Marseille) & Paris``."""
     if isinstance(expr, SiteRef):
         return quote_site(expr.name)
+    if isinstance(expr, Around):
+        radius = format(expr.radius_ms.normalize(), "f")
+        return f"around({quote_site(expr.center.name)}, {radius}ms)"
+    if isinstance(expr, Nearest):
+        return f"nearest({', '.join(quote_site(s.name) for s in expr.operands)})"
     if isinstance(expr, And):
         parts = [
             f"({unparse_expr(op)})" if isinstance(op, Or) else unparse_expr(op)
@@ -80,5 +85,10 @@ def expr_to_json(expr: Expr) -> JsonExpr:
     """One expression as JSON: a site is its name, ``&``/``|`` are ``{"and"|"or": [...]}``."""
     if isinstance(expr, SiteRef):
         return expr.name
+    if isinstance(expr, Around):
+        radius = format(expr.radius_ms.normalize(), "f")
+        return {"around": [expr.center.name, f"{radius}ms"]}
+    if isinstance(expr, Nearest):
+        return {"nearest": [site.name for site in expr.operands]}
     operator = "and" if isinstance(expr, And) else "or"
     return {operator: [expr_to_json(op) for op in expr.operands]}

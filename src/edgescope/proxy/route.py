@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from edgescope.errors import EdgescopeError, ScopeCheckError, ScopeLimitError
 from edgescope.lang.ast import And, Expr, Scope, SiteRef, iter_sites
+from edgescope.lang.network import NetworkView, needs_network, resolve_scope
 
 IDENTITY = "identity"
 
@@ -68,14 +69,25 @@ def plan_route(
     max_hops: int,
     max_fanout: int,
     ingress: bool = True,
+    network: NetworkView | None = None,
 ) -> Plan:
-    """Decide how to serve ``service`` for a call carrying ``scope``; raise on a bad route."""
+    """Decide how to serve ``service`` for a call carrying ``scope``; raise on a bad route.
+
+    ``around``/``nearest`` anywhere in the scope are resolved first, from ``network`` (this
+    proxy's RTTs and open breakers; none known when None), so the plan and the scope sent
+    downstream name concrete sites only."""
     local = SiteRef(local_site)
     if scope is None:
         return Plan(local, (local_site,), None, local_site)
     source = scope.source
     if ingress and scope.expr_for(IDENTITY) is None:
         scope = scope.with_site(IDENTITY, local_site)
+    known = {local_site, *peers}
+    if needs_network(scope):
+        for entry in scope.entries:
+            _check_known(entry.expr, entry.service, known, source)
+        view = network or NetworkView(local_site, (local_site, *sorted(peers)))
+        scope = resolve_scope(scope, view)
     expr = scope.expr_for(service) or local
     sites = tuple(ref.name for ref in iter_sites(expr))
     if len(sites) > max_fanout:
@@ -84,7 +96,16 @@ def plan_route(
             source,
             0,
         )
-    known = {local_site, *peers}
+    _check_known(expr, service, known, source)
+    if any(site != local_site for site in sites) and hops + 1 > max_hops:
+        raise LoopDetected(
+            f"the call has crossed {hops} proxies (limit {max_hops}): "
+            f"a routing loop towards {', '.join(s for s in sites if s != local_site)}"
+        )
+    return Plan(expr, sites, scope, local_site)
+
+
+def _check_known(expr: Expr, service: str, known: Collection[str], source: str) -> None:
     for ref in iter_sites(expr):
         if ref.name not in known:
             span = ref.span
@@ -94,12 +115,6 @@ def plan_route(
                 span.start if span else 0,
                 span.end if span else None,
             )
-    if any(site != local_site for site in sites) and hops + 1 > max_hops:
-        raise LoopDetected(
-            f"the call has crossed {hops} proxies (limit {max_hops}): "
-            f"a routing loop towards {', '.join(s for s in sites if s != local_site)}"
-        )
-    return Plan(expr, sites, scope, local_site)
 
 
 def branch_scope(plan: Plan, service: str, site: str) -> Scope | None:

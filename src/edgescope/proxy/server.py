@@ -40,6 +40,7 @@ from edgescope.errors import (
     ScopeError,
 )
 from edgescope.lang import ServiceRegistry, parse_scope
+from edgescope.lang.network import NetworkView, needs_network
 from edgescope.lang.registry import DEFAULT_REGISTRY
 from edgescope.proxy.body import SpoolFull
 from edgescope.proxy.call import Call
@@ -407,9 +408,20 @@ class SiteProxy:
             max_hops=self.config.limits.max_hops,
             max_fanout=self.config.limits.max_fanout,
             ingress=hop is None,
+            network=self.network_view() if scope is not None and needs_network(scope) else None,
         )
         call.hops = hop.hops if hop else 0
         return await self.dispatcher.run(call, plan)
+
+    def network_view(self) -> NetworkView:
+        """This proxy's RTTs (its probes) and open breakers, for around()/nearest()."""
+        breakers = self.peers.breakers()
+        return NetworkView(
+            self.config.site,
+            (self.config.site, *(p.name for p in self.peers.peers())),
+            {self.config.site: dict(self.prober.rtt_ms)},
+            frozenset(name for name, b in breakers.items() if b.state == "open"),
+        )
 
     def _error(
         self, code: ErrorCode, message: str, request_id: str, details: str | None = None
