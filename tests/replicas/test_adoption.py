@@ -89,18 +89,24 @@ async def test_only_operators_adopt_and_bad_requests_are_clear(
     assert paris.replicas.registry.sets() == []
 
 
+P1, C1 = "aa0000000001", "cc0000000001"
+
+
 def test_pick_members_is_exact_on_names() -> None:
     answers = [
         (
             "Paris",
             200,
-            {"flavors": [{"id": "p1", "name": "m1.tiny"}, {"id": "p2", "name": "m1.tin"}]},
+            {"flavors": [{"id": P1, "name": "m1.tiny"}, {"id": "aa0000000002", "name": "m1.tin"}]},
         ),
-        ("Corte", 200, {"flavors": [{"id": "c1", "name": "m1.tiny"}]}),
+        ("Corte", 200, {"flavors": [{"id": C1, "name": "m1.tiny"}]}),
     ]
     assert [(m.site, m.id) for m in pick_members("m1.tiny", answers)] == [
-        ("Paris", "p1"),
-        ("Corte", "c1"),
+        ("Paris", P1),
+        ("Corte", C1),
     ]
+    short = ("Corte", 200, {"flavors": [{"id": 1, "name": "m1.tiny"}]})  # devstack's own ids
+    with pytest.raises(AdoptionError, match=r"'m1\.tiny' at Corte cannot be adopted: '1' is not"):
+        pick_members("m1.tiny", [answers[0], short])
     with pytest.raises(AdoptionError, match="Corte answered the list with 401"):
         pick_members("m1.tiny", [answers[0], ("Corte", 401, {"error": {}})])

@@ -197,16 +197,16 @@ async def test_a_peer_acts_on_the_sets_it_is_a_member_of_only(world: World) -> N
     status, doc = await evil.send("GET", REPLICAS_PATH)
     assert status == 200 and doc["sets"] == [] and handle not in json.dumps(doc)
 
-    taken = record("7e1", [("Evil", "7e1"), ("Paris", paris_id)])
+    taken = record("7e1000000001", [("Evil", "7e1000000001"), ("Paris", paris_id)])
     status, doc = await evil.send("POST", REPLICA_SETS_PATH, json_doc={"set": taken})
     assert status == 409 and "already belong to another set" in doc["error"]["message"]
 
-    for members in ([("Paris", paris_id), ("Corte", corte_id)], [("Evil", "e1"), *[]]):
+    for members in ([("Paris", paris_id), ("Corte", corte_id)], [("Evil", "e10000000001"), *[]]):
         status, doc = await evil.send(
             "POST", REPLICA_SETS_PATH, json_doc={"delete": record(handle, members)}
         )
         assert status in (400, 403), doc
-    joined = record(handle, [("Paris", paris_id), ("Corte", corte_id), ("Evil", "e1")])
+    joined = record(handle, [("Paris", paris_id), ("Corte", corte_id), ("Evil", "e10000000001")])
     status, doc = await evil.send("POST", REPLICA_SETS_PATH, json_doc={"delete": joined})
     assert status == 403 and "not a member of set" in doc["error"]["message"]
 
@@ -215,7 +215,7 @@ async def test_a_peer_acts_on_the_sets_it_is_a_member_of_only(world: World) -> N
     assert status == 400, doc  # an empty member list is refused, never a skipped check
 
     for word in ("detail", "action", "v2.1", "os-volumes", "../x"):
-        hijack = record("e2", [("Evil", "e2"), ("Paris", word)])
+        hijack = record("e20000000002", [("Evil", "e20000000002"), ("Paris", word)])
         status, doc = await evil.send("POST", REPLICA_SETS_PATH, json_doc={"set": hijack})
         assert status == 400 and "not a replica id" in doc["error"]["message"], (word, doc)
 
@@ -258,13 +258,21 @@ async def test_a_pushed_stamp_cannot_break_the_site(world: World) -> None:
     """Finding 2: bounded stamps; writes, deletes and a restart still work after them."""
     paris, evil = world.paris, world.evil
     handle, paris_id, _ = await make_set(world)
-    bad = record("e3", [("Evil", "e3"), ("Paris", "p3")], stamp(290, 999_999_999))
+    bad = record(
+        "e30000000003",
+        [("Evil", "e30000000003"), ("Paris", "a30000000003")],
+        stamp(290, 999_999_999),
+    )
     status, doc = await evil.send("POST", REPLICA_SETS_PATH, json_doc={"set": bad})
     assert status == 400 and "out of range" in doc["error"]["message"], doc
-    far = record("e4", [("Evil", "e4"), ("Paris", "p4")], stamp(3600, 0))
+    far = record(
+        "e40000000004", [("Evil", "e40000000004"), ("Paris", "a40000000004")], stamp(3600, 0)
+    )
     status, doc = await evil.send("POST", REPLICA_SETS_PATH, json_doc={"set": far})
     assert status == 400 and "ahead" in doc["error"]["message"], doc
-    edge = record("e5", [("Evil", "e5"), ("Paris", "p5")], stamp(290, 999_999))
+    edge = record(
+        "e50000000005", [("Evil", "e50000000005"), ("Paris", "a50000000005")], stamp(290, 999_999)
+    )
     status, doc = await evil.send("POST", REPLICA_SETS_PATH, json_doc={"set": edge})
     assert status == 200 and doc["stored"], doc  # the greatest counter: accepted, harmless
 
@@ -288,8 +296,20 @@ async def test_a_bad_stored_row_is_quarantined_and_the_proxy_starts(world: World
     await paris.stop()
     rows = [
         ("bad-1", "not json"),
-        ("e6", json.dumps(record("e6", [("Paris", "e6"), ("Corte", "c6")], "1.999999999.X"))),
-        ("e7", json.dumps(record("e7", [("Paris", "detail"), ("Corte", "e7")]))),
+        (
+            "e60000000006",
+            json.dumps(
+                record(
+                    "e60000000006",
+                    [("Paris", "e60000000006"), ("Corte", "c60000000006")],
+                    "1.999999999.X",
+                )
+            ),
+        ),
+        (
+            "e70000000007",
+            json.dumps(record("e70000000007", [("Paris", "detail"), ("Corte", "e70000000007")])),
+        ),
     ]
     with contextlib.closing(sqlite3.connect(paris.state / "replicas.sqlite3")) as db:
         db.executemany("INSERT INTO sets (handle, record, changed) VALUES (?, ?, 0)", rows)
@@ -299,7 +319,7 @@ async def test_a_bad_stored_row_is_quarantined_and_the_proxy_starts(world: World
         "GET", REPLICAS_PATH, scope=None, headers={"X-Auth-Token": "admin-token"}
     )
     assert status == 200 and [s["handle"] for s in doc["sets"]] == [handle]
-    assert sorted(q["name"] for q in doc["quarantine"]) == ["bad-1", "e6", "e7"]
+    assert sorted(q["name"] for q in doc["quarantine"]) == ["bad-1", "e60000000006", "e70000000007"]
     status, text = await paris.call("GET", "/metrics", scope=None)
     assert "edgescope_replica_quarantined_total 3.0" in text
     status, _ = await paris.call("GET", "/image/things/detail", scope=None)

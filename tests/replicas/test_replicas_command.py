@@ -28,15 +28,23 @@ def fill(directory: Path | str) -> None:
     registry = Registry(directory)
     registry.put_set(
         ReplicaSet(
-            "p1",
+            "aa0000000001",
             "identity",
             "/v3/users",
-            (Member("Paris", "p1"), Member("Corte", None, MemberState.PENDING)),
+            (Member("Paris", "aa0000000001"), Member("Corte", None, MemberState.PENDING)),
         )
     )
     registry.enqueue(
         PendingOp(
-            "k:Corte", "p1", "Corte", "identity", "POST", "/v3/users", b"{}", {}, Hlc(1, 0, "P")
+            "k:Corte",
+            "aa0000000001",
+            "Corte",
+            "identity",
+            "POST",
+            "/v3/users",
+            b"{}",
+            {},
+            Hlc(1, 0, "P"),
         )
     )
     registry.close()
@@ -45,10 +53,10 @@ def fill(directory: Path | str) -> None:
 def test_list_show_pending_from_the_registry_file(tmp_path: Path) -> None:
     fill(tmp_path / "Paris")
     code, out, _ = invoke("list", "--state-dir", str(tmp_path), "--site", "Paris", "--json")
-    assert code == 0 and [s["handle"] for s in json.loads(out)] == ["p1"]
+    assert code == 0 and [s["handle"] for s in json.loads(out)] == ["aa0000000001"]
     code, out, _ = invoke("list", "--state-dir", str(tmp_path / "Paris"))
     assert code == 0 and "Corte(pending)" in out
-    code, out, _ = invoke("show", "p1", "--state-dir", str(tmp_path / "Paris"), "--json")
+    code, out, _ = invoke("show", "aa0000000001", "--state-dir", str(tmp_path / "Paris"), "--json")
     shown = json.loads(out)
     assert code == 0 and shown["members"][1]["state"] == "pending"
     assert [p["target"] for p in shown["pending"]] == ["Corte"]
@@ -95,7 +103,7 @@ def test_a_shared_database_is_read_with_database(mariadb_database: Callable[[], 
     code, out, _ = invoke("pending", "--database", url, "--json")
     assert code == 0 and json.loads(out)[0]["key"] == "k:Corte"
     code, out, _ = invoke("list", "--database", url, "--json")
-    assert code == 0 and json.loads(out)[0]["handle"] == "p1"
+    assert code == 0 and json.loads(out)[0]["handle"] == "aa0000000001"
     wrong = url.replace("edgescope-test", "not-the-password")
     code, _, err = invoke("list", "--database", wrong)
     assert code == 1 and "cannot read the registry" in err and "not-the-password" not in err

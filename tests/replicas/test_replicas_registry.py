@@ -14,7 +14,11 @@ from edgescope.replicas.peers import APPLIED_RETENTION, Replayer
 from edgescope.replicas.registry import Registry
 
 ALICE = ReplicaSet(
-    "p1", "identity", "/v3/users", (Member("Paris", "p1"), Member("Corte", "c1")), Hlc(10, 0, "P")
+    "aa0000000001",
+    "identity",
+    "/v3/users",
+    (Member("Paris", "aa0000000001"), Member("Corte", "cc0000000001")),
+    Hlc(10, 0, "P"),
 )
 
 
@@ -24,7 +28,9 @@ def age(registry: Registry, table: sa.Table, seconds: float) -> None:
         connection.execute(table.update().values(at=table.c.at - seconds))
 
 
-def op(key: str, target: str, handle: str | None = "p1", method: str = "PATCH") -> PendingOp:
+def op(
+    key: str, target: str, handle: str | None = "aa0000000001", method: str = "PATCH"
+) -> PendingOp:
     return PendingOp(
         key=key,
         handle=handle,
@@ -41,17 +47,19 @@ def op(key: str, target: str, handle: str | None = "p1", method: str = "PATCH") 
 def test_lookup_by_handle_or_member_and_versions(location: str) -> None:
     registry = Registry(location)
     assert registry.put_set(ALICE)
-    assert registry.lookup("p1") == registry.lookup("c1") == ALICE
-    members = (Member("Paris", "p1"), Member("Corte", "c2"))
-    older = ReplicaSet("p1", "identity", "/v3/users", members, Hlc(9, 0, "P"))
+    assert registry.lookup("aa0000000001") == registry.lookup("cc0000000001") == ALICE
+    members = (Member("Paris", "aa0000000001"), Member("Corte", "cc0000000002"))
+    older = ReplicaSet("aa0000000001", "identity", "/v3/users", members, Hlc(9, 0, "P"))
     assert not registry.put_set(older)  # an older record never overwrites a newer one
-    gone = registry.mark_gone("p1", "Corte", Hlc(12, 0, "P"))
-    assert gone is not None and gone.member("Corte") == Member("Corte", "c1", MemberState.GONE)
-    registry.set_last_write("p1", Hlc(20, 0, "P"))
-    registry.set_last_write("p1", Hlc(15, 0, "P"))  # never moves back
-    assert registry.last_write("p1") == Hlc(20, 0, "P")
-    registry.delete_set("p1")
-    assert registry.lookup("c1") is None and registry.sets() == []
+    gone = registry.mark_gone("aa0000000001", "Corte", Hlc(12, 0, "P"))
+    assert gone is not None and gone.member("Corte") == Member(
+        "Corte", "cc0000000001", MemberState.GONE
+    )
+    registry.set_last_write("aa0000000001", Hlc(20, 0, "P"))
+    registry.set_last_write("aa0000000001", Hlc(15, 0, "P"))  # never moves back
+    assert registry.last_write("aa0000000001") == Hlc(20, 0, "P")
+    registry.delete_set("aa0000000001")
+    assert registry.lookup("cc0000000001") is None and registry.sets() == []
     registry.close()
 
 
@@ -66,7 +74,7 @@ def test_everything_survives_reopening(location: str) -> None:
     registry.close()
 
     reopened = Registry(location)
-    assert reopened.lookup("c1") == ALICE
+    assert reopened.lookup("cc0000000001") == ALICE
     assert [p.key for p in reopened.pending("Corte")] == ["k0", "k2", "k3", "k4"]
     assert reopened.targets() == ["Corte", "Nice"]
     [done] = [p for p in reopened.pending(include_done=True) if p.state == "done"]

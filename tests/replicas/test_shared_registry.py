@@ -14,7 +14,11 @@ from edgescope.replicas.model import Hlc, Member, PendingOp, ReplicaSet
 from edgescope.replicas.registry import ClaimState, Registry
 
 ALICE = ReplicaSet(
-    "p1", "identity", "/v3/users", (Member("Paris", "p1"), Member("Corte", "c1")), Hlc(10, 0, "P")
+    "aa0000000001",
+    "identity",
+    "/v3/users",
+    (Member("Paris", "aa0000000001"), Member("Corte", "cc0000000001")),
+    Hlc(10, 0, "P"),
 )
 
 
@@ -30,23 +34,31 @@ def two(location: str) -> Iterator[tuple[Registry, Registry]]:
 def test_a_set_one_proxy_records_reaches_the_others_index(two: tuple[Registry, Registry]) -> None:
     one, other = two
     assert one.put_set(ALICE)
-    assert other.lookup("c1") is None  # its index has not synced yet...
-    assert other.fresh("p1") == ALICE  # ...but the database has it
-    assert other.lookup("c1") == ALICE
-    one.delete_set("p1")
+    assert other.lookup("cc0000000001") is None  # its index has not synced yet...
+    assert other.fresh("aa0000000001") == ALICE  # ...but the database has it
+    assert other.lookup("cc0000000001") == ALICE
+    one.delete_set("aa0000000001")
     assert other.sync() == 1
-    assert other.lookup("c1") is None and other.sets() == []
-    newer = ReplicaSet("p1", "identity", "/v3/users", ALICE.members, Hlc(30, 0, "P"))
+    assert other.lookup("cc0000000001") is None and other.sets() == []
+    newer = ReplicaSet("aa0000000001", "identity", "/v3/users", ALICE.members, Hlc(30, 0, "P"))
     assert other.put_set(newer)  # a set recreated after a delete (a late record push)
-    assert one.sync() == 1 and one.lookup("p1") == newer
+    assert one.sync() == 1 and one.lookup("aa0000000001") == newer
     assert not one.put_set(ALICE)  # older than what the other proxy stored
-    assert one.lookup("p1") == newer
+    assert one.lookup("aa0000000001") == newer
 
 
 def test_queue_and_applied_keys_are_shared(two: tuple[Registry, Registry]) -> None:
     one, other = two
     op = PendingOp(
-        "k1:Corte", "p1", "Corte", "identity", "PATCH", "/v3/users/p1", b"{}", {}, Hlc(1, 0, "P")
+        "k1:Corte",
+        "aa0000000001",
+        "Corte",
+        "identity",
+        "PATCH",
+        "/v3/users/aa0000000001",
+        b"{}",
+        {},
+        Hlc(1, 0, "P"),
     )
     assert one.enqueue(op) == other.enqueue(op)  # queued once, whoever queues it again
     assert [p.key for p in other.pending("Corte")] == ["k1:Corte"]

@@ -12,7 +12,8 @@ resource, and each branch gets its own site's id, like any set ``&`` created::
 The proxy lists ``<collection>?name=<name>`` at every site with the caller's token and keeps
 the items whose ``name`` is exactly the name. Exactly one per site makes the set (its handle
 is the first site's id): 201, or 200 when that set is already recorded. None at a site is a
-404 naming it; several at one site are a 409 listing their ids (never a guess). The rule, in
+404 naming it; several at one site are a 409 listing their ids (never a guess), and so is an
+item whose id cannot be a replica id (``validate``: a flavor created with ``--id 1``). The rule, in
 :func:`pick_members`, is pure.
 """
 
@@ -34,6 +35,7 @@ from edgescope.proxy.merge import collection_items
 from edgescope.proxy.protocol import ADOPT_PATH
 from edgescope.replicas.model import Member, ReplicaSet
 from edgescope.replicas.peers import RecordLink, Refusal, check_operator
+from edgescope.replicas.validate import InvalidRecord, check_id
 
 MAX_SITES = 64
 
@@ -87,7 +89,12 @@ def pick_members(name: str, answers: Sequence[tuple[str, int, Any]]) -> list[Mem
             raise AdoptionError(
                 409, f"{len(found)} items named {name!r} at {site} ({ids}): ambiguous"
             )
-        members.append(Member(site, str(found[0]["id"])))
+        id_ = str(found[0]["id"])
+        try:
+            check_id(id_)
+        except InvalidRecord as exc:  # a short flavor id such as "1": never a replica id
+            raise AdoptionError(409, f"{name!r} at {site} cannot be adopted: {exc}") from None
+        members.append(Member(site, id_))
     return members
 
 

@@ -12,7 +12,8 @@ belong to another set. The rules read the STORED set, not only the pushed docume
   peer repoints a member (this site's least of all) to another resource.
 
     >>> from edgescope.replicas.model import Member, ReplicaSet
-    >>> s = ReplicaSet("p1", "image", "/images", (Member("Paris", "p1"), Member("Corte", "c1")))
+    >>> members = (Member("Paris", "5f0a9e21"), Member("Corte", "c1b6f053"))
+    >>> s = ReplicaSet("5f0a9e21", "image", "/images", members)
     >>> check_push("Lyon", "Paris", s, None, deleting=False)
     Traceback (most recent call last):
     ...

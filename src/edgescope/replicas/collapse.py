@@ -11,13 +11,13 @@ here with a lookup into the :mod:`registry`.
 * Every other item stays as it was, with its origin: nothing is dropped.
 
     >>> from edgescope.replicas.model import Member, ReplicaSet
-    >>> members = (Member("Paris", "p1"), Member("Corte", "c9"))
-    >>> s = ReplicaSet("p1", "identity", "/v3/users", members)
-    >>> doc = {"users": [{"id": "p1", "edgescope:site": "Paris"},
-    ...                  {"id": "c9", "edgescope:site": "Corte"},
-    ...                  {"id": "c7", "edgescope:site": "Corte"}]}
-    >>> [u["id"] for u in collapse_collection(doc, {"p1": s, "c9": s}.get)["users"]]
-    ['p1', 'c7']
+    >>> members = (Member("Paris", "5f0a9e21"), Member("Corte", "c93e7b10"))
+    >>> s = ReplicaSet("5f0a9e21", "identity", "/v3/users", members)
+    >>> doc = {"users": [{"id": "5f0a9e21", "edgescope:site": "Paris"},
+    ...                  {"id": "c93e7b10", "edgescope:site": "Corte"},
+    ...                  {"id": "c7d4a822", "edgescope:site": "Corte"}]}
+    >>> [u["id"] for u in collapse_collection(doc, {"5f0a9e21": s, "c93e7b10": s}.get)["users"]]
+    ['5f0a9e21', 'c7d4a822']
 """
 
 from __future__ import annotations

@@ -10,11 +10,12 @@ fields) and, when a member holds a value to report, ``edgescope:diverged``
 wrapped (``{"server": {...}}``), is left as it is.
 
     >>> from edgescope.replicas.model import Member, ReplicaSet
-    >>> s = ReplicaSet("p1", "compute", "/servers", (Member("Paris", "p1"), Member("Corte", "c9")))
-    >>> merged = merge_members(s, [("Paris", {"server": {"id": "p1", "status": "ACTIVE"}}),
-    ...                            ("Corte", {"server": {"id": "c9", "status": "ERROR"}})])
+    >>> members = (Member("Paris", "5f0a9e21"), Member("Corte", "c93e7b10"))
+    >>> s = ReplicaSet("5f0a9e21", "compute", "/servers", members)
+    >>> merged = merge_members(s, [("Paris", {"server": {"id": "5f0a9e21", "status": "ACTIVE"}}),
+    ...                            ("Corte", {"server": {"id": "c93e7b10", "status": "ERROR"}})])
     >>> merged["server"]["status"], merged["server"]["id"], merged["server"]["edgescope:diverged"]
-    ('ERROR', 'p1', 'status: Paris=ACTIVE, Corte=ERROR')
+    ('ERROR', '5f0a9e21', 'status: Paris=ACTIVE, Corte=ERROR')
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ The created resource's id is found generically, with no code per API: a flat bod
 (``{"id": ...}``), a body with one wrapping object (``{"user": {"id": ...}}``), or else the
 last path segment of the ``Location`` header.
 
-    >>> created = [("Paris", b'{"user": {"id": "p1"}}', {}),
-    ...            ("Corte", b'{}', {"Location": "http://c/v3/users/c9"})]
+    >>> created = [("Paris", b'{"user": {"id": "5f0a9e21"}}', {}),
+    ...            ("Corte", b'{}', {"Location": "http://c/v3/users/c93e7b10"})]
     >>> s = record_create("identity", "/v3/users", created, pending=())
     >>> s.handle, [(m.site, m.id) for m in s.members]
-    ('p1', [('Paris', 'p1'), ('Corte', 'c9')])
+    ('5f0a9e21', [('Paris', '5f0a9e21'), ('Corte', 'c93e7b10')])
 """
 
 from __future__ import annotations

@@ -22,12 +22,12 @@ queued operation.
     >>> import tempfile
     >>> from edgescope.replicas.model import Member
     >>> registry = Registry(tempfile.mkdtemp())
-    >>> members = (Member("Paris", "p1"), Member("Corte", "c9"))
-    >>> s = ReplicaSet("p1", "identity", "/v3/users", members)
+    >>> members = (Member("Paris", "5f0a9e21"), Member("Corte", "c93e7b10"))
+    >>> s = ReplicaSet("5f0a9e21", "identity", "/v3/users", members)
     >>> registry.put_set(s)
     True
-    >>> registry.lookup("c9").handle
-    'p1'
+    >>> registry.lookup("c93e7b10").handle
+    '5f0a9e21'
 """
 
 from __future__ import annotations

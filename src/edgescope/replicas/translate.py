@@ -9,11 +9,11 @@ Only exact matches are replaced: a path segment, a query value or a whole JSON s
 equal to a known handle or member id. The JSON walk is iterative (no recursion limit on
 hostile nesting) and keeps key order.
 
-    >>> table = {"p1": "c9"}
-    >>> translate_path("/v3/users/p1?domain_id=d&user_id=p1", table)
-    '/v3/users/c9?domain_id=d&user_id=c9'
-    >>> translate_json({"user": {"id": "p1", "tags": ["p1", "x"]}}, table)
-    {'user': {'id': 'c9', 'tags': ['c9', 'x']}}
+    >>> table = {"5f0a9e21": "c93e7b10"}
+    >>> translate_path("/v3/users/5f0a9e21?domain_id=d&user_id=5f0a9e21", table)
+    '/v3/users/c93e7b10?domain_id=d&user_id=c93e7b10'
+    >>> translate_json({"user": {"id": "5f0a9e21", "tags": ["5f0a9e21", "x"]}}, table)
+    {'user': {'id': 'c93e7b10', 'tags': ['c93e7b10', 'x']}}
 """
 
 from __future__ import annotations

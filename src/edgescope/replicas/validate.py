@@ -7,15 +7,22 @@ with, :mod:`registry` checks every stored row when it loads it (a bad one is qua
 A replica id is looked up in every path segment and JSON string of the calls that pass
 through the proxy, and replaced by the branch site's own id: an id that is also a word of
 an API's paths (``detail`` in ``GET /servers/detail``) would reroute calls that never named
-a replica set. So an id must look like an id:
+a replica set, and so would a value of a JSON field (``"disk_format": "qcow2"``, ``"1"``). So
+an id must have the shape of a generated id:
 
 * 1 to 255 characters among ``A-Z a-z 0-9 - _ . ~ : @ +`` (one path segment, nothing to
   quote), not ``.`` or ``..``;
-* at least one digit (OpenStack ids are UUIDs, hex strings or numbers; path words are not);
+* only hex digits and dashes, with at least :data:`MIN_ID_DIGITS` hex digits: a UUID
+  (nova, glance, neutron, cinder), a 32-hex id (keystone) or a long number; never a word or
+  value such as ``qcow2``, ``IPv4``, ``x86_64``, ``sha512`` or ``1`` (issue 20);
 * not a version segment (``v2.1``, ``v3``), not an extension's word (``os-*``, ``OS-*``),
   not one of :data:`RESERVED_WORDS` (collection actions and sub-resources with a digit).
 
     >>> check_id("3f2a9c1e-77b0-4c4e-9d55-6f0f8e1d2a10")
+    >>> check_id("qcow2")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    edgescope.replicas.validate.InvalidRecord: 'qcow2' is not a replica id: an id is ...
     >>> check_id("detail")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -32,6 +39,10 @@ MAX_ID_LENGTH = 255
 MAX_MEMBERS = 64
 MAX_FIELD = 255
 _ID = re.compile(r"[A-Za-z0-9._~:@+-]{1,255}")
+MIN_ID_DIGITS = 8
+"""The fewest hex digits of an id: a UUID has 32, a keystone id 32, the value ``1`` one."""
+_GENERATED = re.compile(r"[0-9A-Fa-f-]+")
+_HEX = frozenset("0123456789abcdefABCDEF")
 _VERSION = re.compile(r"v\d+(\.\d+)*", re.IGNORECASE)
 RESERVED_WORDS = frozenset(
     {
@@ -76,8 +87,12 @@ def _id_problem(text: str) -> str:
         return "a reserved path word (it routes as a collection action)"
     if _VERSION.fullmatch(text) or lower.startswith("os-"):
         return "a word of API paths (a version or an extension)"
-    if not any(c.isdigit() for c in text):
-        return "an id has at least one digit (UUIDs, hex ids and numbers do; path words don't)"
+    if not _GENERATED.fullmatch(text) or sum(c in _HEX for c in text) < MIN_ID_DIGITS:
+        return (
+            f"an id is generated: only hex digits and dashes, at least {MIN_ID_DIGITS} hex"
+            " digits (a UUID, a hex or a decimal id); words and values such as qcow2,"
+            " IPv4 or 1 are not"
+        )
     return ""
 
 
