@@ -34,7 +34,8 @@ from edgescope.replicas.validate import InvalidRecord, check_id
 HERE = "Paris"
 PEERS = ("Corte", "Lyon", "Evil")
 BOUNDS = QueueBounds(max_ops=6, max_bytes=3000, owner_share=0.5)
-ids = st.sampled_from(["a1", "b2", "c3", "d4", "e5", "detail", "v2.1", "", "x/1", "f6" * 3])
+VALID = ["a1a1a1a1", "b2b2b2b2", "c3c3c3c3", "d4d4d4d4", "e5e5e5e5"]  # generated-looking
+ids = st.sampled_from([*VALID, "detail", "v2.1", "", "x/1", "f6" * 3, "qcow2", "1", "x86_64"])
 sites = st.sampled_from((HERE, *PEERS))
 states = st.sampled_from(["present", "pending", "gone"])
 stamps = st.one_of(
@@ -80,7 +81,7 @@ class HostilePeers(RuleBasedStateMachine):
     def create_here(self, peer: str, corte_id: str) -> None:
         """This site records a set ``&`` made (refused when its ids are another set's)."""
         self.mine += 1
-        handle = f"{self.mine}p"
+        handle = f"{self.mine:08d}"
         made = ReplicaSet(
             handle, "image", "/things", (Member(HERE, handle), Member(peer, corte_id))
         )
@@ -93,8 +94,8 @@ class HostilePeers(RuleBasedStateMachine):
 
     @rule(
         peer=st.sampled_from(PEERS),
-        theirs=st.sampled_from(["a1", "b2", "c3"]),
-        ours=st.sampled_from(["d4", "e5", "1p", "2p"]),
+        theirs=st.sampled_from(VALID[:3]),
+        ours=st.sampled_from([*VALID[3:], "00000001", "00000002"]),
         kind=st.sampled_from(["set", "delete"]),
     )
     def push_as_a_member(self, peer: str, theirs: str, ours: str, kind: str) -> None:
