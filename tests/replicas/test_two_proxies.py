@@ -220,7 +220,7 @@ async def test_killing_one_of_two_proxies_during_writes_loses_and_duplicates_not
         paris.close()
 
     counts = {site: _count_names(found.values()) for site, found in stack["items"].items()}
-    assert len(acknowledged) >= WRITES  # most writes were acknowledged
+    assert len(acknowledged) >= WRITES, refused[:10]  # most writes were acknowledged
     assert queued >= 20  # the cut made writes queue, some of them at the killed proxy
     for name in acknowledged:
         assert counts["Paris"].get(name) == 1, (name, counts["Paris"].get(name))
