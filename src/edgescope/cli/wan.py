@@ -33,7 +33,7 @@ from rich.table import Table
 
 from edgescope.errors import ConfigError, EdgescopeError
 from edgescope.testbed.layout import TestbedUsageError
-from edgescope.testbed.wan import DEFAULT_STATE_DIR, Wan, load_topology
+from edgescope.testbed.wan import DEFAULT_PREFIX, DEFAULT_STATE_DIR, Wan, load_topology
 
 app = typer.Typer(
     name="wan", help="The emulated edge WAN (network namespaces).", no_args_is_help=True
@@ -84,7 +84,9 @@ def up(
     sites: Annotated[
         str | None, typer.Option(help="Comma-separated sites to bring up (default: non-optional).")
     ] = None,
-    prefix: Annotated[str, typer.Option(help="Namespace name prefix.")] = "es",
+    prefix: Annotated[
+        str, typer.Option(help="Namespace name prefix (default: $EDGESCOPE_WAN_PREFIX or es).")
+    ] = DEFAULT_PREFIX,
     backend: Annotated[str, typer.Option(help="auto, nfqueue or netem.")] = "auto",
     state_dir: StateDir = DEFAULT_STATE_DIR,
 ) -> None:

@@ -14,9 +14,10 @@ wan.exec_prefix("Paris")     # ['ip', 'netns', 'exec', 'es-paris']
 
 from edgescope.testbed.wan._commands import WanError
 from edgescope.testbed.wan.topology import Link, Site, Topology, load_topology, parse_topology
-from edgescope.testbed.wan.wan import DEFAULT_STATE_DIR, Wan, WanStatus
+from edgescope.testbed.wan.wan import DEFAULT_PREFIX, DEFAULT_STATE_DIR, Wan, WanStatus
 
 __all__ = [
+    "DEFAULT_PREFIX",
     "DEFAULT_STATE_DIR",
     "Link",
     "Site",

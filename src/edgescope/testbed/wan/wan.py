@@ -38,6 +38,8 @@ from edgescope.testbed.wan.topology import Topology, parse_topology
 
 Backend = Literal["auto", "nfqueue", "netem"]
 DEFAULT_STATE_DIR = Path(os.environ.get("EDGESCOPE_WAN_STATE", "/run/edgescope/wan"))
+# With another EDGESCOPE_WAN_STATE, lets a second WAN (and its testbed) run beside the first.
+DEFAULT_PREFIX = os.environ.get("EDGESCOPE_WAN_PREFIX", "es")
 log = logging.getLogger(__name__)
 
 _DELAYER_MODULE = "edgescope.testbed.wan.delayer"
@@ -72,7 +74,12 @@ class Wan:
 
     @classmethod
     def up(
-        cls, topology: Topology, state_dir: Path, *, prefix: str = "es", backend: Backend = "auto"
+        cls,
+        topology: Topology,
+        state_dir: Path,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        backend: Backend = "auto",
     ) -> Wan:
         """Create namespaces, bridge, cut chain and delays; replaces a WAN left in state_dir."""
         if not _PREFIX.match(prefix):
