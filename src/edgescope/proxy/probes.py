@@ -7,11 +7,12 @@ probed; the first call to it is the check (a failed call counts against its brea
 failed probe), and from then on it is probed. A probe that failed while this proxy's own
 loop lagged (a wide fan-out) is no evidence against the peer.
 
-A peer whose breaker is not closed is also probed on its breaker's own schedule: at once
-when it opens, then with jittered back-off (:meth:`~breaker.Breaker.probe_due`), at most
-:data:`MAX_PROBES_PER_PEER` at a time, so that a heal is seen within about a second even
-when a lossy link drops a probe's first SYN. A probe waits the peer's ``connect_timeout``
-(one SYN retransmission fits in the default 2 s).
+A peer whose breaker is not closed, or that is suspect (a failure, or a hedged read that
+stopped waiting for it, since its last success), is also probed on its breaker's own schedule:
+at once when it opens or becomes suspect, then with jittered back-off
+(:meth:`~breaker.Breaker.probe_due`), at most :data:`MAX_PROBES_PER_PEER` at a time, so that a
+heal is seen within about a second even when a lossy link drops a probe's first SYN. A probe
+waits the peer's ``connect_timeout`` (one SYN retransmission fits in the default 2 s).
 
     prober = Prober(sender, config.breaker)
     await prober.round()          # one round; the proxy runs one every probe_interval
@@ -78,12 +79,13 @@ class Prober:
         due += [  # a peer with all its probes in flight waits for one to end (it wakes us)
             b.next_probe_at
             for name, b in self.sender.peers.breakers().items()
-            if b.state != "closed" and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER
+            if b.suspect and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER
         ]
         return min(due) - time.monotonic()
 
     def probe_troubled(self, now: float) -> list[str]:
-        """Start the probes due now of peers whose breaker is not closed; returns whom."""
+        """Start the probes due now of suspect peers (breaker not closed, or a failure or an
+        abandoned read since the last success); returns whom."""
         started = []
         for name, breaker in self.sender.peers.breakers().items():
             if breaker.probe_due(now=now) and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER:
