@@ -262,8 +262,8 @@ def consulted(scope: Scope, view: NetworkView) -> frozenset[str]:
         stack: list[Expr] = [entry.expr]
         while stack:
             node = stack.pop()
-            if isinstance(node, ast.Around):
-                found.update(view.candidates(entry.service))
+            if isinstance(node, ast.Around):  # a site not measured yet may run it: measure it
+                found.update(s for s in view.sites if view.runs(s, entry.service) is not False)
             elif isinstance(node, ast.Nearest):
                 found.update(ref.name for ref in node.operands)
             elif not isinstance(node, SiteRef):
