@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import time
+from pathlib import Path
+
+import aiohttp
 import pytest
+from yarl import URL
+
+from edgescope.cli.proxy import build_extensions
+from edgescope.proxy import keys
+from edgescope.proxy.config import parse_config
+from edgescope.proxy.protocol import sign_hop
+from edgescope.proxy.server import SiteProxy
 
 from edgescope.proxy.trust import (
     PeerTrust,
@@ -82,3 +95,71 @@ def test_a_peer_trusted_with_nothing_may_do_nothing() -> None:
     for path in (ROUTE, REPLICAS, SYNC):
         decision = decide(policy, "Corte", configured=True, path=path)
         assert not decision.allowed and "grants it nothing" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("path", "needs"),
+    [
+        ("/edgescope/%72eplicas/sets", "replicas"),
+        ("/edgescope/%2572eplicas/sets", "replicas"),
+        ("/edgescope/%64irectory/sync", "directory"),
+        ("/edgescope/svc/../replicas/sets", "replicas"),
+        ("/edgescope/svc/%2e%2e/directory/sync", "directory"),
+        ("/edgescope//replicas/sets", "replicas"),
+        ("/edgescope/svc/image/v2/images%3Fx", "route"),
+    ],
+)
+def test_the_capability_is_chosen_on_the_path_the_router_reads(path: str, needs: str) -> None:
+    assert capability_of(path) == needs
+
+
+@pytest.mark.parametrize("path", ["/edgescope/replicas/sets", "/edgescope/%72eplicas/sets"])
+async def test_a_route_only_peer_cannot_reach_a_reserved_path_by_encoding_it(
+    tmp_path: Path, path: str
+) -> None:
+    """A real Corte proxy trusting Paris to route only: Paris's correctly signed push, whether
+    its path is percent-encoded or not, is refused by the trust check (403), never handled."""
+    paris, corte = keys.generate(), keys.generate()
+    cfg = parse_config(
+        {
+            "site": "Corte",
+            "listen": "127.0.0.1:0",
+            "private_key": "ed25519:" + base64.b64encode(corte.private_bytes_raw()).decode(),
+            "services": [{"type": "image", "prefix": "/image", "backend": "http://127.0.0.1:9"}],
+            "peers": [
+                {
+                    "name": "Paris",
+                    "url": "http://127.0.0.1:9",
+                    "public_key": keys.public_text(paris.public_key()),
+                }
+            ],
+            "trust": {"sites": {"Paris": {"may": ["route"]}}},
+        }
+    )
+    proxy = SiteProxy(cfg, extensions=build_extensions(cfg, tmp_path))
+    await proxy.start()
+    try:
+        body = json.dumps({"garbage": 1}).encode()
+        headers = {"Content-Type": "application/json"}
+        headers.update(
+            sign_hop(
+                paris,
+                "POST",
+                path,
+                "Paris",
+                "Corte",
+                1,
+                now=time.time(),
+                headers=headers,
+                body=body,
+            )
+        )
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(URL(proxy.url + path, encoded=True), data=body, headers=headers) as answer,
+        ):
+            text = await answer.text()
+        assert answer.status == 403, text
+        assert "may not use" in text
+    finally:
+        await proxy.stop()

@@ -20,9 +20,11 @@ learned from the directory to route only, and nobody to act on this site's Keyst
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import unquote
 
 from edgescope.proxy.protocol import (
     DIRECTORY_PATH,
@@ -84,11 +86,25 @@ def capability_of(path: str, *, replicated: bool = False) -> Capability:
     carries a replicated write's markers (:data:`REPLICA_MARKERS`)."""
     if replicated:
         return "replicas"
-    bare = path.split("?", 1)[0]
-    for prefix, needs in ((REPLICAS_PATH, "replicas"), (DIRECTORY_PATH, "directory")):
-        if bare == prefix or bare.startswith(prefix + "/"):
-            return needs  # type: ignore[return-value]
+    for bare in _readings(path.split("?", 1)[0]):
+        for prefix, needs in ((REPLICAS_PATH, "replicas"), (DIRECTORY_PATH, "directory")):
+            if bare == prefix or bare.startswith(prefix + "/"):
+                return needs  # type: ignore[return-value]
     return "route"
+
+
+def _readings(raw: str) -> tuple[str, ...]:
+    """Every way a router may read the raw ``path``: as sent, percent-decoded (aiohttp routes
+    on the decoded path, so ``/edgescope/%72eplicas`` is ``/edgescope/replicas``), and with its
+    dot segments and repeated slashes resolved. A reserved prefix in any reading wins."""
+    decoded = raw
+    for _ in range(3):  # decode a few times over: %2572 must not hide a reserved prefix either
+        once = unquote(decoded)
+        if once == decoded:
+            break
+        decoded = once
+    normal = posixpath.normpath("/" + decoded.lstrip("/")) if decoded else decoded
+    return (raw, decoded, normal)
 
 
 def decide(
