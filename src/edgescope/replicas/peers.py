@@ -56,6 +56,9 @@ PRUNE_EVERY = 3600.0
 STOP_GRACE = 5.0
 """Seconds a stopping proxy lets its replay round end before cancelling it."""
 LISTING_LIMIT = 1000
+MAX_PUSH_BYTES = 256 * 1024
+"""Largest record push body read (413 past it): a valid record (at most 64 members, each field
+at most 255 characters) is far smaller; the body is read with this cap, never whole first."""
 """Most queued writes one ``GET /edgescope/replicas`` lists (their count is in the metrics)."""
 _REPLAY_HEADERS = ("content-type", "accept", "x-auth-token", "openstack-api-version")
 
@@ -71,9 +74,27 @@ class Refusal(Exception):
         self.status = status
 
     def response(self, request_id: str) -> web.Response:
-        titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
+        titles = {
+            400: "Bad Request",
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not Found",
+            413: "Request Entity Too Large",
+        }
         title = titles.get(self.status, "Conflict" if self.status == 409 else "Refused")
         return json_error(error_body(self.status, title, str(self)), self.status, request_id)
+
+
+async def _capped_body(request: web.Request, limit: int) -> bytes | None:
+    """The request's whole body, or None past ``limit`` bytes (checked before and while read)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    data = bytearray()
+    async for chunk in request.content.iter_any():
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
 
 
 async def check_operator(
@@ -192,7 +213,10 @@ class RecordLink:
             marker = self.services().verify_peer(request)
         except ForgedHop as exc:
             return error_response(ErrorCode.HOP_FORBIDDEN, str(exc), request_id=request_id)
-        data = await request.read()
+        data = await _capped_body(request, MAX_PUSH_BYTES)
+        if data is None:
+            message = f"a replica record push is at most {MAX_PUSH_BYTES} bytes"
+            return Refusal(413, message).response(request_id)
         if marker.content_digest != content_digest(data):
             message = "the record's body is not the one its sender signed"
             return error_response(ErrorCode.HOP_FORBIDDEN, message, request_id=request_id)
