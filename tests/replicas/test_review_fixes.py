@@ -87,3 +87,40 @@ async def test_a_record_push_past_its_bound_gets_a_413(corte: Corte) -> None:
     assert str(MAX_PUSH_BYTES) in text
     status, text = await corte.push(json.dumps({"set": {}}).encode())
     assert status == 400, text  # a small body is still read and checked
+
+
+def _set(corte_state: str, corte_id: str | None, counter: int) -> bytes:
+    wall = int(time.time() * 1000)
+    doc = {
+        "handle": "a10000000001",
+        "service": "image",
+        "collection": "/things",
+        "members": [
+            {"site": "Paris", "id": "a10000000001", "state": "present"},
+            {"site": "Corte", "id": corte_id, "state": corte_state},
+        ],
+        "version": f"{wall:013d}.{counter:06d}.Paris",
+    }
+    return json.dumps({"set": doc}).encode()
+
+
+async def test_a_peer_cannot_repoint_this_sites_member_in_two_pushes(corte: Corte) -> None:
+    """B3: mark Corte's member pending (same id), then repoint it: both pushes refused."""
+    status, text = await corte.push(_set("present", "c10000000001", 1))
+    assert status == 200, text
+    status, text = await corte.push(_set("pending", "c10000000001", 2))
+    assert status == 409 and "pending" in text, text
+    status, text = await corte.push(_set("present", "dead00000001", 3))
+    assert status == 409, text
+    status, text = await corte.push(_set("pending", "dead00000001", 4))
+    assert status == 409, text
+
+
+async def test_a_pending_member_gets_its_id_once(corte: Corte) -> None:
+    """The replay's push (pending with no id to present with one) still works; then it is fixed."""
+    status, text = await corte.push(_set("pending", None, 1))
+    assert status == 200, text
+    status, text = await corte.push(_set("present", "c20000000002", 2))
+    assert status == 200, text
+    status, text = await corte.push(_set("present", "dead00000002", 3))
+    assert status == 409, text

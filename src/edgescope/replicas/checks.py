@@ -8,8 +8,9 @@ belong to another set. The rules read the STORED set, not only the pushed docume
 * the pushing peer is a member of the pushed set, and of the stored one when there is one;
 * this site is a member of the pushed set (a site keeps only the sets it is part of);
 * a stored set keeps its service, collection and member sites;
-* a member's id changes only while it is pending (a queued create got its answer): no
-  peer repoints a member (this site's least of all) to another resource.
+* a member's id changes only while it is pending with no id yet (a queued create got its
+  answer), and no push makes a member pending again: no peer repoints a member (this
+  site's least of all) to another resource, directly or in two pushes.
 
     >>> from edgescope.replicas.model import Member, ReplicaSet
     >>> members = (Member("Paris", "5f0a9e21"), Member("Corte", "c1b6f053"))
@@ -82,8 +83,15 @@ def check_push(
     for before in stored.members:
         after = pushed.member(before.site)
         assert after is not None
-        if after.id == before.id or before.state is MemberState.PENDING:
-            continue
+        pending = MemberState.PENDING
+        if after.state is pending and before.state is not pending:
+            raise PushRefused(
+                409,
+                f"{peer} may not mark {before.site}'s member of set {stored.handle} pending "
+                f"again (it is {before.state.value} here): a member leaves pending only once",
+            )
+        if after.id == before.id or (before.state is pending and before.id is None):
+            continue  # a pending member with no id yet gets its id once, from the replay
         raise PushRefused(
             409,
             f"{peer} may not change {before.site}'s member of set {stored.handle} "
