@@ -416,7 +416,9 @@ class Dispatcher:
 
     async def _whole_body(self, call: Call, plan: Plan) -> bytes | None:
         request = call.request
-        if not (self.extensions and request.body_exists and _small_json(request)):
+        if not (self.extensions and request.body_exists):
+            return None
+        if not (_small_json(request) or _kept_for_queue(call, plan)):
             return None
         if not any(e.wants_body(call, plan) for e in self.extensions):
             return None
@@ -528,6 +530,14 @@ def _branch(hooks: CallHooks | None, site: str, path: str, body: bytes | None) -
 
 def _answered(attempts: Sequence[Attempt[BranchReply]]) -> list[tuple[BranchReply, Attempt[Any]]]:
     return [(a.result, a) for a in attempts if a.error is None and a.result is not None]
+
+
+def _kept_for_queue(call: Call, plan: Plan) -> bool:
+    """An eventual ``&`` write whose body may be queued for a cut site: read whole (any type, at
+    most WHOLE_BODY) so the queue keeps the exact bytes sent; larger ones are refused (411/413)."""
+    length = call.request.content_length
+    eventual = plan.merges and call.is_write and call.mode == "eventual"
+    return eventual and length is not None and length <= WHOLE_BODY
 
 
 def _small_json(request: web.Request) -> bool:

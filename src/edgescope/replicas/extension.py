@@ -36,6 +36,7 @@ from aiohttp import web
 from edgescope.aio import spawn
 from edgescope.errors import ConfigError
 from edgescope.proxy.call import Call
+from edgescope.proxy.dispatch import WHOLE_BODY
 from edgescope.proxy.extension import ProxyServices, Refused
 from edgescope.proxy.route import Plan
 from edgescope.replicas.adoption import Adoption
@@ -271,6 +272,13 @@ class Replicas:
                 "translated for each site: send it with a Content-Length",
             )
         if plan.merges and call.is_write and call.mode == "eventual":
+            if body is None and call.request.body_exists:
+                raise Refused(
+                    413,
+                    "Request Entity Too Large",
+                    "an eventual write needs a body the proxy can keep for the sites it cannot "
+                    f"reach: send it with a Content-Length of at most {WHOLE_BODY} bytes",
+                )
             self._check_queue_room()
         sets = self.involved_sets(call.path, body)
         if plan.merges or sets:

@@ -269,7 +269,12 @@ class ReplicaHooks:
         call = self.call
         body = None
         if op.method == call.method and call.request.body_exists:
-            body = await call.request.read()
+            body = await call.request.read()  # read whole before dispatch (dispatch._whole_body)
+            if len(body) != call.request.content_length:  # never queue a truncated body
+                raise QueueFull(
+                    f"the body of this write was streamed, not kept: it is NOT queued for "
+                    f"{op.target} (the write was applied at the reachable sites)"
+                )
         path, body = self._translated(op.target, op.path, body)  # as the live branch would
         op = replace(op, path=path, body=body or b"")
         try:
