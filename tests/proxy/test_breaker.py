@@ -169,3 +169,19 @@ def test_a_failure_or_an_open_breaker_makes_the_peer_suspect_until_a_success() -
     assert b.suspect
     b.record_probe(True, now=0.5)
     assert b.state == "closed" and not b.suspect
+
+
+def test_a_trial_that_tells_nothing_does_not_leave_it_half_open_for_good() -> None:
+    """B5: without probes, a cancelled trial (a lost hedge race) frees the half-open slot:
+    at once through release_trial, else once open_seconds have passed since it started."""
+    b = breaker(failure_threshold=1, open_seconds=5)
+    b.record_failure(now=0)
+    assert b.allow(now=6) and b.state == "half-open"
+    assert not b.allow(now=7)  # the trial is in flight
+    b.release_trial()  # it was cancelled
+    assert b.allow(now=7)  # the next call is the trial
+    assert not b.allow(now=8)
+    assert not b.allow(now=11.9)
+    assert b.allow(now=12.1)  # that trial never told: a new one after open_seconds
+    b.record_success()
+    assert b.state == "closed" and b.allow(now=13)

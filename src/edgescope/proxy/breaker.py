@@ -85,6 +85,9 @@ class Breaker:
     """Failed probes since it opened: the back-off step."""
     next_probe_at: float = 0.0
     trial_in_flight: bool = False
+    trial_started: float = 0.0
+    """When the trial in flight was allowed: after ``open_seconds`` without an outcome, a
+    new trial may go (the first may have been lost without a word)."""
     abandoned: bool = False
     """A hedged read stopped waiting for the peer since its last success."""
     last_error: str = ""
@@ -101,10 +104,16 @@ class Breaker:
                 return False
             self.state = "half-open"
             self.trial_in_flight = False
-        if self.trial_in_flight:
-            return False
-        self.trial_in_flight = True
+        if self.trial_in_flight and now - self.trial_started < self.open_seconds:
+            return False  # a trial that told nothing (cancelled...) frees its slot in time
+        self.trial_in_flight, self.trial_started = True, now
         return True
+
+    def release_trial(self) -> None:
+        """The half-open trial call ended with no outcome (cancelled: a lost hedge race, a
+        client gone): the next call may be the trial."""
+        if self.state == "half-open":
+            self.trial_in_flight = False
 
     def record_success(self) -> None:
         self.state, self.failures, self.trial_in_flight, self.last_error = "closed", 0, False, ""

@@ -220,7 +220,9 @@ class Sender:
             raise SiteUnreachable(site, "not a known peer")
         breaker = self.peers.breaker(site)
         self.peers.used(site)
-        if not breaker.allow(now=time.monotonic()):
+        allowed = breaker.allow(now=time.monotonic())
+        trial = breaker.state == "half-open"
+        if not allowed:
             self.metrics.set_breaker(site, breaker.state)
             raise SiteUnreachable(
                 site,
@@ -279,6 +281,10 @@ class Sender:
                     f" (while {site} waited for it)"
                 ) from exc
             self.peer_failed(site, exc)
+            raise
+        except asyncio.CancelledError:  # a lost hedge race, a client gone: no outcome
+            if trial:
+                breaker.release_trial()
             raise
         finally:
             gate.release()
