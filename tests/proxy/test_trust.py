@@ -16,7 +16,6 @@ from edgescope.proxy import keys
 from edgescope.proxy.config import parse_config
 from edgescope.proxy.protocol import sign_hop
 from edgescope.proxy.server import SiteProxy
-
 from edgescope.proxy.trust import (
     PeerTrust,
     TrustPolicy,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgescope.errors import AnswerTooLarge
+from edgescope.jsondoc import json_or_none
 from edgescope.proxy.protocol import SITES_HEADER
 from edgescope.proxy.responses import ErrorCode, error_body
 
@@ -173,10 +174,7 @@ def _error_message(body: bytes) -> str:
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # a peer's answer: anything
-        return None
+    doc = json_or_none(body)  # a peer's answer: anything
     return doc if isinstance(doc, dict) else None
 
 

@@ -20,7 +20,6 @@ item whose id cannot be a replica id (``validate``: a flavor created with ``--id
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from edgescope.errors import SiteUnreachable
+from edgescope.jsondoc import json_or_none
 from edgescope.lang.unparse import quote_site
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, new_request_id
 from edgescope.proxy.merge import collection_items
@@ -120,8 +120,11 @@ class Adoption:
         services = self.link.services()
         token = request.headers.get("X-Auth-Token", "")
         await check_operator(services, request, self.operator_roles, "adopting")
+        doc = json_or_none(await request.read())
+        if doc is None:
+            raise AdoptionError(400, "the body is not JSON")
         try:
-            adopt = Request.parse(json.loads(await request.read()))
+            adopt = Request.parse(doc)
         except ValueError:
             raise AdoptionError(400, "the body is not JSON") from None
         if services.site not in adopt.sites:
@@ -146,10 +149,7 @@ class Adoption:
             )
         except SiteUnreachable as exc:
             raise AdoptionError(503, f"{site} is unreachable: {exc.reason}") from None
-        try:
-            doc = json.loads(reply.body)
-        except ValueError:
-            doc = None
+        doc = json_or_none(reply.body)
         return site, reply.status, doc
 
     async def _record(self, adopt: Request, members: list[Member]) -> tuple[int, ReplicaSet]:

@@ -21,10 +21,10 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 from urllib.parse import quote
 
 from edgescope.errors import SiteUnreachable
+from edgescope.jsondoc import json_or_none
 from edgescope.lang import SiteRef, unparse
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import SCOPE_HEADER
@@ -144,9 +144,9 @@ class ReplicaHooks:
         if self.call.method != "GET" or not self.replicas.registry.has_sets:
             return body
         if self.read_one is not None:
-            answers = [(r.site, _json(r.body)) for r in replies]
+            answers = [(r.site, json_or_none(r.body)) for r in replies]
             return json.dumps(merge_members(self.read_one, answers)).encode()
-        doc = _json(body)
+        doc = json_or_none(body)
         if not isinstance(doc, dict):
             return body
         collapsed = collapse_collection(doc, self.replicas.registry.lookup)
@@ -293,10 +293,3 @@ def caller_of(headers: dict[str, str]) -> str:
     share a token share one share)."""
     token = next((v for k, v in headers.items() if k.lower() == "x-auth-token"), "")
     return "token:" + hashlib.sha256(token.encode()).hexdigest()[:32] if token else "anonymous"
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None

@@ -17,11 +17,11 @@ last path segment of the ``Location`` header.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from edgescope.jsondoc import json_or_none
 from edgescope.replicas.model import Hlc, Member, MemberState, ReplicaSet
 
 MAX_ID_LENGTH = 255
@@ -29,7 +29,7 @@ MAX_ID_LENGTH = 255
 
 def created_id(body: bytes, headers: Mapping[str, str]) -> str | None:
     """The id of the resource a create answered with, or None when it cannot be told."""
-    doc = _json(body)
+    doc = json_or_none(body)
     if isinstance(doc, dict):
         found = _id_of(doc)
         if found is None:
@@ -79,10 +79,3 @@ def _id_of(doc: dict[str, Any]) -> str | None:
         text = str(value)
         return text if 0 < len(text) <= MAX_ID_LENGTH else None
     return None
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None

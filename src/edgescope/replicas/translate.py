@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from edgescope.jsondoc import json_or_none
 from edgescope.replicas.model import ReplicaSet
 
 MAX_CANDIDATES = 10_000
@@ -94,7 +95,7 @@ def translate_request(
     new_path = translate_path(path, table)
     if not body or not table:
         return new_path, body
-    doc = _json(body)
+    doc = json_or_none(body)
     if doc is None:
         return new_path, body
     translated = translate_json(doc, table)
@@ -114,7 +115,7 @@ def candidates(path: str, body: bytes | None) -> set[str]:
     query = path.partition("?")[2]
     found.update(unquote(p.partition("=")[2]) for p in query.split("&") if "=" in p)
     if body:
-        doc = _json(body)
+        doc = json_or_none(body)
         if doc is not None:
             for value in _strings(doc):
                 found.add(value)
@@ -133,10 +134,3 @@ def _strings(doc: Any) -> Iterator[str]:
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
