@@ -4,6 +4,7 @@ document nested too deep (RecursionError) into None like any other bad JSON."""
 from __future__ import annotations
 
 import doctest
+from typing import Any
 
 import pytest
 
@@ -15,8 +16,8 @@ DEEP = b"[" * 200_000 + b"]" * 200_000
 
 
 @pytest.mark.parametrize("module", [hooks, record, translate, adoption, merge])
-def test_each_parser_of_foreign_json_shares_the_helper(module: object) -> None:
-    assert getattr(module, "json_or_none") is edgescope.jsondoc.json_or_none
+def test_each_parser_of_foreign_json_shares_the_helper(module: Any) -> None:
+    assert module.json_or_none is edgescope.jsondoc.json_or_none
 
 
 def test_a_document_nested_too_deep_is_not_json() -> None:
