@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 from edgescope.errors import EdgescopeError
 from edgescope.proxy import batchsign
-from edgescope.proxy.keys import Ed25519PrivateKey, Ed25519PublicKey, key_id
+from edgescope.proxy.keys import Ed25519PrivateKey, Ed25519PublicKey, cached_key_id
 
 PROTOCOL_VERSION = 2
 """Bumped when a hop's meaning changes; a receiver refuses versions it does not speak."""
@@ -194,7 +194,7 @@ def hop_marker(
         HOP_HEADER: str(hops),
         PEER_HEADER: sender,
         TIMESTAMP_HEADER: f"{now:.3f}",
-        KEY_ID_HEADER: key_id(key.public_key()),
+        KEY_ID_HEADER: cached_key_id(key),
     }
     if body is not None:
         marker[CONTENT_DIGEST_HEADER] = content_digest(body)
@@ -244,7 +244,7 @@ def verify_hop(
         raise ForgedHop(f"{TIMESTAMP_HEADER} is not a unix time") from None
     if not math.isfinite(sent_at):
         raise ForgedHop(f"{TIMESTAMP_HEADER} is not a finite unix time")
-    keys = {key_id(k): k for k in public_keys(peer)}
+    keys = {cached_key_id(k): k for k in public_keys(peer)}
     if not keys:
         raise ForgedHop(f"{peer[:64]!r} is not a peer of {destination}")
     key = keys.get(headers[KEY_ID_HEADER])
