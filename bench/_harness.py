@@ -178,7 +178,7 @@ def tls_tables(folder: Path, site: str, peer_port: int) -> str:
 @contextmanager
 def edgescope(toml: str, loop: str = "auto") -> Iterator[tuple[subprocess.Popen[str], str]]:
     """An ``edgescope proxy run --loop <loop>`` process; yields (process, its URL). ``auto``
-    is what a deployed proxy runs: uvloop (a dependency, docs/design.md "Hot path")."""
+    is what a deployed proxy runs: uvloop when installed (docs/design.md "Hot path")."""
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write(toml)
     args = [
