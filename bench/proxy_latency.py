@@ -142,8 +142,8 @@ def latency_figures(smoke: bool = False) -> list[dict[str, Any]]:
         )
         # Each site knows the other by its URL and public key, as deployed: Corte answers
         # Paris's signed hop only because Paris is one of its peers. The plain pair runs the
-        # default loop (uvloop when installed); one more Paris runs asyncio's own loop, and one more pair
-        # talks over mutual TLS on peer listeners, as deployed (what TLS costs a hop).
+        # default loop (uvloop when installed); one more Paris runs asyncio's own loop, and
+        # one more pair talks over mutual TLS on peer listeners, as deployed (what TLS costs).
         pki = Path(tempfile.mkdtemp())
         pairs = {
             "": ("auto", False),
