@@ -33,7 +33,6 @@ from typing import Any, Protocol, runtime_checkable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from edgescope.errors import EdgescopeError
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.config import PeerConfig
 from edgescope.proxy.metrics import Bound
@@ -42,14 +41,6 @@ from edgescope.proxy.protocol import HopMarker
 from edgescope.proxy.route import Plan
 
 SendBranch = Callable[[], Awaitable[BranchReply]]
-
-
-class Refused(EdgescopeError):
-    """An extension refuses a call: the proxy answers ``status`` with this message."""
-
-    def __init__(self, status: int, title: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.title, self.message = status, title, message
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,21 +33,14 @@ from typing import Any
 from aiohttp import web
 
 from edgescope.aio import spawn
-from edgescope.errors import (
-    AnswerTooLarge,
-    BodyTooLarge,
-    ClientBodyFailed,
-    ScopeError,
-)
+from edgescope.errors import EdgescopeError, ErrorCode, ScopeError
 from edgescope.lang import ServiceRegistry, parse_scope
 from edgescope.lang.network import NetworkView, needs_network
 from edgescope.lang.registry import DEFAULT_REGISTRY
-from edgescope.proxy.body import SpoolFull
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import (
     MODE_HEADER,
     REQUEST_ID_HEADER,
-    ScopeHeaderTooLarge,
     ScopeMemory,
     is_request_id,
     new_request_id,
@@ -56,11 +49,10 @@ from edgescope.proxy.carriers import (
 from edgescope.proxy.config import ProxyConfig, ServiceConfig
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.dispatch import Dispatcher
-from edgescope.proxy.extension import Bounded, Extension, Observer, Refused
+from edgescope.proxy.extension import Bounded, Extension, Observer
 from edgescope.proxy.forward import Upstream, short_backoff
 from edgescope.proxy.identity import ServiceToken
 from edgescope.proxy.ingress import (
-    BadRequest,
     check_path,
     check_scope_width,
     mode_of,
@@ -74,12 +66,10 @@ from edgescope.proxy.protocol import (
     PEER_PATH,
     STATUS_PATH,
     ForgedHop,
-    ProtocolMismatch,
 )
-from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
-from edgescope.proxy.route import FanoutTooWide, LoopDetected, plan_route
+from edgescope.proxy.responses import error_body, error_response, json_error
+from edgescope.proxy.route import plan_route
 from edgescope.proxy.sender import Sender, scope_text, server_tls
-from edgescope.proxy.spool import Busy
 
 access_log = logging.getLogger("edgescope.proxy.access")
 log = logging.getLogger("edgescope.proxy")
@@ -290,44 +280,10 @@ class SiteProxy:
         )
         try:
             response = await self._route(call, peer_path)
-        except ScopeHeaderTooLarge as exc:
-            response = self._error(ErrorCode.SCOPE_TOO_LARGE, str(exc), request_id)
-        except FanoutTooWide as exc:
-            response = self._error(ErrorCode.FANOUT_TOO_WIDE, exc.message, request_id)
-        except ScopeError as exc:
-            response = self._error(
-                ErrorCode.BAD_SCOPE,
-                f"bad scope in {call.carrier}: {exc}",
-                request_id,
-                details=exc.context() if exc.source else None,
-            )
-        except ForgedHop as exc:
-            response = self._error(ErrorCode.HOP_FORBIDDEN, str(exc), request_id)
-        except ProtocolMismatch as exc:
-            response = self._error(ErrorCode.PROTOCOL_MISMATCH, str(exc), request_id)
-        except BadRequest as exc:
-            response = self._error(ErrorCode.BAD_REQUEST, str(exc), request_id)
-        except AnswerTooLarge as exc:
-            response = self._error(ErrorCode.TOO_LARGE, str(exc), request_id)
-        except (Busy, SpoolFull) as exc:
-            response = self._error(ErrorCode.BUSY, str(exc), request_id)
-        except BodyTooLarge as exc:
-            response = self._error(ErrorCode.BODY_TOO_LARGE, str(exc), request_id)
-        except ClientBodyFailed as exc:
-            response = self._error(ErrorCode.CLIENT_BODY, str(exc), request_id)
-        except Refused as exc:
-            response = json_error(
-                error_body(exc.status, exc.title, exc.message), exc.status, request_id
-            )
-        except LoopDetected as exc:
-            response = self._error(ErrorCode.LOOP_DETECTED, str(exc), request_id)
         except (ConnectionResetError, asyncio.CancelledError):
             raise  # the client went away: nothing to answer
-        except Exception as exc:  # a proxy bug must still give a clean OpenStack error
-            log.exception("internal error serving %s %s", request.method, path[:200])
-            response = self._error(
-                ErrorCode.UPSTREAM_ERROR, f"edgescope proxy error: {type(exc).__name__}", request_id
-            )
+        except Exception as exc:
+            response = self._answer(call, exc)
         status = response.status
         label = service if self.config.service(service) is not None else "unknown"
         self.metrics.requests.labels(service=label, status=str(status)).inc()
@@ -422,6 +378,22 @@ class SiteProxy:
             {self.config.site: dict(self.prober.rtt_ms)},
             frozenset(name for name, b in breakers.items() if b.state == "open"),
         )
+
+    def _answer(self, call: Call, exc: Exception) -> web.Response:
+        """The one place an error becomes the answer to a call: an edgescope error answers
+        with its own code (or a refusal's status); anything else is a bug of the proxy, a
+        500 logged with its traceback (the client still gets a clean OpenStack body)."""
+        answer = exc.answer() if isinstance(exc, EdgescopeError) else None
+        if answer is None:
+            log.error("internal error serving %s %s", call.method, call.path[:200], exc_info=exc)
+            message = f"edgescope proxy error: {type(exc).__name__}"
+            return self._error(ErrorCode.INTERNAL_ERROR, message, call.request_id)
+        status, title, message = answer
+        details = None
+        if isinstance(exc, ScopeError) and exc.code is ErrorCode.BAD_SCOPE:
+            message = f"bad scope in {call.carrier}: {message}"
+            details = exc.context() if exc.source else None
+        return json_error(error_body(status, title, message, details), status, call.request_id)
 
     def _error(
         self, code: ErrorCode, message: str, request_id: str, details: str | None = None

@@ -26,8 +26,9 @@ import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from edgescope.errors import Refused
 from edgescope.proxy.call import BranchReply
-from edgescope.proxy.extension import Refused, SendBranch
+from edgescope.proxy.extension import SendBranch
 from edgescope.proxy.protocol import REPLAYED_HEADER
 from edgescope.proxy.responses import error_body
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
@@ -132,9 +133,9 @@ class WriteGuard:
             if time.monotonic() > deadline:
                 raise Refused(
                     503,
-                    "Write In Progress",
                     f"write {key[:80]} is being applied by another proxy of {self.clock.site}; "
                     "retry later",
+                    title="Write In Progress",
                 )
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.5)
@@ -153,8 +154,8 @@ class WriteGuard:
             if time.monotonic() > deadline:
                 raise Refused(
                     503,
-                    "Write In Progress",
                     f"another proxy of {self.clock.site} is writing to {handle[:80]}; retry later",
+                    title="Write In Progress",
                 )
             await asyncio.sleep(0.05)
         try:
