@@ -72,10 +72,6 @@ class ServiceRegistry:
         """Every accepted name: types and aliases (for "did you mean" suggestions)."""
         return tuple(self._by_name)
 
-    def aliases_of(self, service_type: str) -> tuple[str, ...]:
-        """The aliases registered for ``service_type`` (empty if none or unknown)."""
-        return self._aliases.get(service_type, ())
-
     def with_service(self, service_type: str, aliases: Iterable[str] = ()) -> ServiceRegistry:
         """A new registry that also knows ``service_type`` (or more aliases for an existing one)."""
         merged = {name: list(names) for name, names in self._aliases.items()}
