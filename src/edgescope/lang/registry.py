@@ -18,11 +18,14 @@ from types import MappingProxyType
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
+IDENTITY = "identity"
+"""Keystone's service type: the scope's ``identity`` entry says where tokens are validated."""
+
 OPENSTACK_SERVICES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "compute": ("nova",),
         "image": ("glance",),
-        "identity": ("keystone",),
+        IDENTITY: ("keystone",),
         "network": ("neutron",),
         "placement": (),
         "block-storage": ("cinder",),

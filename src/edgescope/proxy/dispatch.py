@@ -99,19 +99,10 @@ class Dispatcher:
         self.hedging = HedgePolicy(hedging)
 
     async def run(self, call: Call, plan: Plan) -> web.StreamResponse:
-        if call.service == "identity" and plan.is_local and call.from_peer is not None:
-            verdict = await self.delegation.admit(
-                call.request.headers,
-                call.method,
-                call.path,
-                from_peer=call.from_peer,
-                hops=call.hops,
-                request_id=call.request_id,
-            )
-            if verdict.refusal is not None:
-                call.chosen = [self.config.site]
-                return verdict.refusal
-            call.acting_token = verdict.acting_token
+        verdict = await self.delegation.admit(call, plan, self.sender)
+        if verdict.refusal is not None:
+            call.chosen = [self.config.site]
+            return verdict.refusal
         if plan.downstream is not None and call.carrier not in REMEMBERED_CARRIERS:
             if call.from_peer is None:  # a client's id could be another client's: a new one
                 call.request_id = new_correlation_id()  # HAProxy can tell it (deploy/haproxy)
@@ -434,8 +425,7 @@ class Dispatcher:
             response,
             site,
             extra,
-            tokens=self.sender.tokens,
-            local_site=self.config.site,
+            tokens=self.sender.tokens if self.delegation.localises_catalog(call, site) else None,
             body=body,
         )
 

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from edgescope.errors import EdgescopeError, ErrorCode, ScopeCheckError, ScopeLimitError
 from edgescope.lang.ast import And, Expr, Scope, SiteRef, iter_sites
 from edgescope.lang.network import NetworkView, needs_network, resolve_scope
-
-IDENTITY = "identity"
+from edgescope.lang.registry import IDENTITY
 
 
 class FanoutTooWide(ScopeLimitError):

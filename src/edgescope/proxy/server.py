@@ -98,13 +98,15 @@ class SiteProxy:
         tokens = (
             ServiceToken(config.identity, self.upstream, config.site) if config.identity else None
         )
-        self.sender = Sender(config, self.upstream, self.metrics, tokens)
+        self.delegation = Delegation(config, tokens)
+        """Cross-site identity, in one component (its points: ``delegation.py``)."""
+        self.sender = Sender(config, self.upstream, self.metrics, tokens, self.delegation)
         self.peers = self.sender.peers
         self.dispatcher = Dispatcher(
             config,
             self.sender,
             self.metrics,
-            Delegation(config, self.sender),
+            self.delegation,
             self.memory,
             self.extensions,
         )

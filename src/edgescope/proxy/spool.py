@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 
 from edgescope.errors import BodyTooLarge, EdgescopeError, ErrorCode, Refused, SiteUnreachable
 from edgescope.lang import SiteRef, iter_sites, quote_site
+from edgescope.lang.registry import IDENTITY
 from edgescope.proxy.body import SPOOL_IN_MEMORY, ReplayableBody, SpoolBudget
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import (
@@ -38,7 +39,7 @@ from edgescope.proxy.forward import read_body
 from edgescope.proxy.identity import VALIDATION_BODY_LIMIT
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.protocol import PEER_PATH
-from edgescope.proxy.route import IDENTITY, Plan
+from edgescope.proxy.route import Plan
 from edgescope.proxy.sender import Sender
 
 UNCHECKED_SPOOL = SPOOL_IN_MEMORY
