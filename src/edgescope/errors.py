@@ -10,7 +10,8 @@
     │                                   breaker open)
     ├── ClientBodyFailed                the client's request body broke off or stalled
     ├── AnswerTooLarge                  answers over what the proxy reads whole or merges
-    └── Refused                         a request refused on purpose, with its own status
+    ├── Refused                         a request refused on purpose, with its own status
+    └── ExtensionError                  an extension does not fit the proxy (checked at load)
 
 Third-party exceptions are mapped onto these at one boundary each (the parser, the
 upstream client), so callers only ever handle edgescope's own types.
@@ -201,6 +202,11 @@ class Refused(EdgescopeError):
 
     def answer(self) -> tuple[int, str, str]:
         return self.status, self.title, self.message
+
+
+class ExtensionError(EdgescopeError, TypeError):
+    """An extension does not fit the proxy: an unknown event name, a listed event without its
+    method, or an event's method it does not list. Raised when the proxy is built."""
 
 
 def _printable(ch: str) -> str:

@@ -84,6 +84,7 @@ class Buggy:
     """An extension whose ``join`` has a bug: the proxy must answer 500, not blame a site."""
 
     name = "buggy"
+    events = ("join",)
 
     def routes(self) -> Sequence[web.RouteDef]:
         return []
@@ -93,9 +94,6 @@ class Buggy:
 
     async def stop(self) -> None:
         return None
-
-    def wants_body(self, call: Call, plan: Plan) -> bool:
-        return False
 
     def join(self, call: Call, plan: Plan, body: bytes | None) -> Buggy.Hooks | None:
         if "joinbug" in call.path:

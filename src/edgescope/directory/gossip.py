@@ -45,9 +45,8 @@ from edgescope.aio import spawn
 from edgescope.directory import model
 from edgescope.directory.model import Entry, NotAdmitted
 from edgescope.errors import ConfigError, SiteUnreachable
-from edgescope.proxy.call import Call
 from edgescope.proxy.config import PeerConfig
-from edgescope.proxy.extension import CallHooks, ProxyServices
+from edgescope.proxy.extension import ProxyServices
 from edgescope.proxy.keys import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -65,7 +64,6 @@ from edgescope.proxy.protocol import (
     content_digest,
     sign_hop,
 )
-from edgescope.proxy.route import Plan
 
 log = logging.getLogger("edgescope.directory")
 MAX_SYNC_BYTES = 4 * 1024 * 1024
@@ -140,6 +138,8 @@ class Directory:
     """The site directory of one proxy: admitted entries, gossip, and the peers they make."""
 
     name = "directory"
+    events = ()
+    """It takes part in no call: its routes, start and stop are all it has."""
 
     def __init__(
         self,
@@ -197,12 +197,6 @@ class Directory:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self._save()
-
-    def wants_body(self, call: Call, plan: Plan) -> bool:
-        return False
-
-    def join(self, call: Call, plan: Plan, body: bytes | None) -> CallHooks | None:
-        return None
 
     # -- this site's own entry -----------------------------------------------------------
 

@@ -37,11 +37,10 @@ from edgescope.errors import ConfigError, Refused, SiteUnreachable
 from edgescope.observe.feed import Feed, FeedFull, Subscriber, call_event, state_event
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, new_request_id
-from edgescope.proxy.extension import CallHooks, ProxyServices, StatusSource
+from edgescope.proxy.extension import ProxyServices, StatusSource
 from edgescope.proxy.metrics import Bound
 from edgescope.proxy.protocol import EVENTS_PATH, EVENTS_STATE_PATH
 from edgescope.proxy.responses import refusal_response
-from edgescope.proxy.route import Plan
 
 MAX_STATE_INTERVAL = 4.0
 """Consoles take a stream silent for 5 s for a dead one (edgescope.console.watch)."""
@@ -101,6 +100,7 @@ class Events:
     """Calls and state as server-sent events for operators: the proxy extension."""
 
     name = "events"
+    events = ("observe", "bind_status", "bounds", "closing")
 
     def __init__(
         self,
@@ -147,12 +147,6 @@ class Events:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-
-    def wants_body(self, call: Call, plan: Plan) -> bool:
-        return False
-
-    def join(self, call: Call, plan: Plan, body: bytes | None) -> CallHooks | None:
-        return None
 
     def observe(self, call: Call, status: int, seconds: float) -> None:
         if self.feed.subscribers:

@@ -45,9 +45,11 @@ from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.extension import (
     CallHooks,
-    Extension,
+    ExtensionSet,
     Finished,
+    Join,
     Recorded,
+    WantsBody,
     join_hooks,
 )
 from edgescope.proxy.forward import ReadBudget, end_to_end, read_body
@@ -84,14 +86,14 @@ class Dispatcher:
         metrics: ProxyMetrics,
         delegation: Delegation,
         memory: ScopeMemory,
-        extensions: Sequence[Extension] = (),
+        extensions: ExtensionSet | None = None,
     ) -> None:
         self.config = config
         self.sender = sender
         self.metrics = metrics
         self.delegation = delegation
         self.memory = memory
-        self.extensions = tuple(extensions)
+        self.extensions = extensions if extensions is not None else ExtensionSet(())
         self.spools = Spools(config, sender, metrics)
         hedging = config.hedging
         self.latencies = Latencies(hedging.samples, hedging.window)
@@ -109,7 +111,8 @@ class Dispatcher:
             owner = call.request.remote or ""
             self.memory.remember(call.request_id, scope_text(plan.downstream), owner)
         body = await self._whole_body(call, plan)
-        hooks = join_hooks(self.extensions, call, plan, body) if self.extensions else None
+        joins = self.extensions.handles(Join)
+        hooks = join_hooks(self.extensions, call, plan, body) if joins else None
         if isinstance(plan.expr, SiteRef):
             return await self._single(call, plan, plan.expr.name, body, hooks)
         self.metrics.fanout.observe(len(plan.sites))
@@ -395,9 +398,11 @@ class Dispatcher:
 
     async def _whole_body(self, call: Call, plan: Plan) -> bytes | None:
         request = call.request
-        if not (self.extensions and request.body_exists and _small_json(request)):
+        if not (
+            self.extensions.handles(WantsBody) and request.body_exists and _small_json(request)
+        ):
             return None
-        if not any(e.wants_body(call, plan) for e in self.extensions):
+        if not any(self.extensions.each(WantsBody(call, plan))):
             return None
         return await request.read()
 

@@ -49,7 +49,14 @@ from edgescope.proxy.carriers import (
 from edgescope.proxy.config import ProxyConfig, ServiceConfig
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.dispatch import Dispatcher
-from edgescope.proxy.extension import Bounded, Extension, Observer
+from edgescope.proxy.extension import (
+    BindStatus,
+    Bounds,
+    Closing,
+    Extension,
+    ExtensionSet,
+    Observe,
+)
 from edgescope.proxy.forward import Upstream, short_backoff
 from edgescope.proxy.identity import ServiceToken
 from edgescope.proxy.ingress import (
@@ -81,8 +88,8 @@ class SiteProxy:
 
     def __init__(self, config: ProxyConfig, *, extensions: Sequence[Extension] = ()) -> None:
         self.config = config
-        self.extensions = tuple(extensions)
-        self.observers = tuple(e for e in self.extensions if isinstance(e, Observer))
+        self.extensions = ExtensionSet(extensions)
+        """The extensions, each event's handlers looked up (and checked) here, at load."""
         self.upstream = Upstream()
         self.metrics = ProxyMetrics(config.site)
         self.memory = ScopeMemory()
@@ -132,8 +139,8 @@ class SiteProxy:
 
     async def _start(self, sockets: Mapping[str, socket.socket] | None) -> None:
         await self.upstream.start()
-        for observer in self.observers:
-            observer.bind_status(self.status_document)
+        for _ in self.extensions.each(BindStatus(self.status_document)):
+            pass
         for extension in self.extensions:
             await extension.start(self.sender)
         host = self.config.host
@@ -196,14 +203,13 @@ class SiteProxy:
         )
         info = scope_text.cache_info
         self.metrics.bound("scope_text_cache", lambda: info().currsize, info().maxsize or 0)
-        for extension in self.extensions:
-            if isinstance(extension, Bounded):
-                for bound in extension.bounds():
-                    self.metrics.bound(bound.name, bound.size, bound.limit, bound.refused)
+        for bounds in self.extensions.each(Bounds()):
+            for bound in bounds:
+                self.metrics.bound(bound.name, bound.size, bound.limit, bound.refused)
 
     async def stop(self) -> None:
-        for observer in self.observers:
-            observer.closing()
+        for _ in self.extensions.each(Closing()):
+            pass
         self._stop_probing.set()
         if self._probe_task is not None:
             self._probe_task.cancel()
@@ -212,7 +218,7 @@ class SiteProxy:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
-        for extension in reversed(self.extensions):
+        for extension in reversed(self.extensions.all):
             await extension.stop()
         await self.upstream.close()
 
@@ -291,16 +297,16 @@ class SiteProxy:
         self.metrics.requests.labels(service=label, status=str(status)).inc()
         if access_log.isEnabledFor(logging.INFO):
             self._log_access(call, status, started)
-        if self.observers:
+        if self.extensions.handles(Observe):
             self._observe(call, status, time.monotonic() - started)
         return response
 
     def _observe(self, call: Call, status: int, seconds: float) -> None:
-        for observer in self.observers:
+        for extension, observe in self.extensions.handlers(Observe):
             try:
-                observer.observe(call, status, seconds)
+                observe(call, status, seconds)
             except Exception:  # an observer's bug never fails the call it watches
-                log.exception("observer %s failed", type(observer).__name__)
+                log.exception("observer %s failed", type(extension).__name__)
 
     def _log_access(self, call: Call, status: int, started: float) -> None:
         """One structured line per hop (JSON, logger ``edgescope.proxy.access``)."""

@@ -161,6 +161,7 @@ class Replicas:
     """What ``&`` creates behaves as one resource: the proxy extension."""
 
     name = "replicas"
+    events = ("wants_body", "join")
 
     def __init__(
         self,
