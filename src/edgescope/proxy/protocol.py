@@ -51,7 +51,7 @@ import math
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
-from edgescope.errors import EdgescopeError
+from edgescope.errors import EdgescopeError, ErrorCode
 from edgescope.proxy import batchsign
 from edgescope.proxy.keys import Ed25519PrivateKey, Ed25519PublicKey, cached_key_id
 
@@ -116,6 +116,8 @@ REPLAYED_HEADER = "X-Edgescope-Replayed"
 class ForgedHop(EdgescopeError):
     """Hop headers are present but not validly signed by a peer (-> 403)."""
 
+    code = ErrorCode.HOP_FORBIDDEN
+
 
 class NotTrusted(ForgedHop):
     """A verified peer that this site's trust policy does not allow this request (-> 403)."""
@@ -123,6 +125,8 @@ class NotTrusted(ForgedHop):
 
 class ProtocolMismatch(EdgescopeError):
     """A peer speaks a protocol version this proxy does not (-> 400, naming both)."""
+
+    code = ErrorCode.PROTOCOL_MISMATCH
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,9 +34,9 @@ from typing import Any
 from aiohttp import web
 
 from edgescope.aio import spawn
-from edgescope.errors import ConfigError
+from edgescope.errors import ConfigError, Refused
 from edgescope.proxy.call import Call
-from edgescope.proxy.extension import ProxyServices, Refused
+from edgescope.proxy.extension import ProxyServices
 from edgescope.proxy.route import Plan
 from edgescope.replicas.adoption import Adoption
 from edgescope.replicas.clock import Clock
@@ -161,6 +161,7 @@ class Replicas:
     """What ``&`` creates behaves as one resource: the proxy extension."""
 
     name = "replicas"
+    events = ("wants_body", "join")
 
     def __init__(
         self,
@@ -260,15 +261,15 @@ class Replicas:
         if call.from_peer is not None and carries_internal_headers(call.request.headers):
             marker = read_internal_headers(call.request.headers)
             if marker is None:
-                raise Refused(400, "Bad Request", "malformed replica headers from a peer proxy")
+                raise Refused(400, "malformed replica headers from a peer proxy")
             if plan.is_local:
                 return ReplicaHooks(self.parts, call, plan, (), marker)
         if body is None and self._unread_json(call) and (plan.merges or self.registry.has_sets):
             raise Refused(
                 411,
-                "Length Required",
                 "a JSON body sent chunked (no Content-Length) cannot have its replica ids "
                 "translated for each site: send it with a Content-Length",
+                title="Length Required",
             )
         if plan.merges and call.is_write and call.mode == "eventual":
             self._check_queue_room()

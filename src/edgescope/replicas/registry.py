@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from edgescope.proxy.extension import Refused
+from edgescope.errors import Refused
 from edgescope.replicas import database as db
 from edgescope.replicas.database import FILENAME, redact
 from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
@@ -76,8 +76,8 @@ class RegistryUnavailable(Refused):
         reason = str(getattr(cause, "orig", cause)).splitlines()[0][:200]
         super().__init__(
             503,
-            "Replica Database Unavailable",
             f"this proxy cannot reach its replica database {where}: {reason}",
+            title="Replica Database Unavailable",
         )
 
 
@@ -85,14 +85,14 @@ class IdCollision(Refused):
     """A set's ids are already indexed to another set: refused (409), never merged."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(409, "Replica Id Collision", message)
+        super().__init__(409, message, title="Replica Id Collision")
 
 
 class QueueFull(Refused):
     """The eventual-write queue is at one of its bounds: the write is refused (507)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(507, "Replica Queue Full", message)
+        super().__init__(507, message, title="Replica Queue Full")
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,16 +521,6 @@ class Registry:
             db.pending.update()
             .where(c.key == key)
             .values(attempts=c.attempts + 1, last_error=error[:500])
-        )
-
-    def set_handle(self, key_prefix: str, handle: str) -> None:
-        """Give queued ops of one create (keys ``<prefix>:<site>``) their set's handle."""
-        c = db.pending.c
-        pattern = key_prefix.replace("%", "").replace("_", "\\_") + ":%"
-        self._write(
-            db.pending.update()
-            .where(c.key.like(pattern, escape="\\"), c.handle.is_(None))
-            .values(handle=handle)
         )
 
     # -- idempotency at the receiving site ----------------------------------------------
