@@ -1,10 +1,12 @@
 """Run a fault campaign on the WAN testbed: ``python -m bench.campaign --seed N --minutes M``.
 
-Needs root and the WAN testbed of ``edgescope demo`` in ``--state-dir`` (reused if up, else
-started and stopped again). Clients type ``openstack`` commands at each site (``clients.py``)
-while the seeded schedule (``schedule.py``) cuts links, drops packets, kills proxies and
-restarts glance; then everything is healed, the replicas' queues are left to drain (bounded),
-each site is read back, and the checker (``checker.py``) judges the history against it.
+Needs root and the WAN testbed of ``edgescope demo`` in ``--state-dir`` (default
+``$EDGESCOPE_WAN_TESTBED_DIR``, else ``<repo>/state-wan``, as the WAN tests; reused if up, else
+started and stopped again). Clients call the sites' APIs at each site (``clients.py``) while the
+seeded schedule (``schedule.py``) cuts links, drops packets, kills proxies, restarts glance or
+keystone, steps a proxy's clock and locks a site's replica database; then everything is
+healed, the replicas' queues are left to drain (bounded), each site is read back, and the
+checker (``checker.py``) judges the history against it.
 Stores ``bench/results/campaign-<UTC time>.json`` (seed, machine, load, operations, faults,
 anomalies) plus the history as JSON lines next to it; exits 1 on any anomaly, 2 on a harness
 error.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -29,11 +32,15 @@ from bench.campaign import clients, schedule
 from bench.campaign.checker import Observed, check, summary
 from bench.campaign.history import Fault, write_lines
 from edgescope.demo.run import DemoOptions, open_network, open_testbed, sites_of
+from edgescope.replicas.clock import OFFSET_ENV
+from edgescope.replicas.database import FILENAME
 from edgescope.replicas.registry import Registry
 from edgescope.testbed import Testbed
 from edgescope.testbed.process import running_pid
 
 REPO = Path(__file__).resolve().parents[2]
+SETTLE = 10.0
+"""No fault starts in the run's last seconds (the schedule's own ``settle``)."""
 QUIESCE_WITHIN = 150.0
 """Bound of the wait for every queue to drain after the heal (a failure bound)."""
 
@@ -42,6 +49,7 @@ def apply(testbed: Testbed, wan: Any, fault: schedule.Planned, stop: threading.E
     """Apply one fault, hold it, undo it; the record spans until it is undone."""
     start = time.time()
     kind, sites = fault.kind, fault.sites
+    lock: sqlite3.Connection | None = None
     if kind == "partition":
         wan.partition(*sites)
     elif kind == "minority":
@@ -55,6 +63,11 @@ def apply(testbed: Testbed, wan: Any, fault: schedule.Planned, stop: threading.E
             os.kill(pid, signal.SIGKILL)
     elif kind == "service-restart":
         testbed.stop_service(sites[0], fault.detail["service"])
+    elif kind == "clock-step":
+        restart_proxy(testbed, sites[0], fault.detail["offset"])
+    elif kind == "db-lock":
+        lock = sqlite3.connect(testbed.state_dir / "sites" / sites[0] / FILENAME, timeout=30)
+        lock.execute("BEGIN EXCLUSIVE")  # the proxy's writes wait, then fail (busy)
     try:
         stop.wait(fault.hold)
     finally:
@@ -66,7 +79,27 @@ def apply(testbed: Testbed, wan: Any, fault: schedule.Planned, stop: threading.E
             testbed.start_service(sites[0], "proxy")
         elif kind == "service-restart":
             testbed.start_service(sites[0], fault.detail["service"])
+        elif kind == "clock-step":
+            restart_proxy(testbed, sites[0], None)
+        elif lock is not None:
+            lock.rollback()
+            lock.close()
     return Fault(kind, sites, start, time.time(), dict(fault.detail))
+
+
+def restart_proxy(testbed: Testbed, site: str, offset: float | None) -> None:
+    """Stop ``site``'s proxy and start it again, its clock stepped by ``offset`` seconds (the
+    test-only :data:`~edgescope.replicas.clock.OFFSET_ENV`, inherited by the new process)."""
+    testbed.stop_service(site, "proxy")
+    if offset is None:
+        os.environ.pop(OFFSET_ENV, None)
+        testbed.start_service(site, "proxy")
+        return
+    os.environ[OFFSET_ENV] = str(offset)  # faults run one at a time, from one thread
+    try:
+        testbed.start_service(site, "proxy")
+    finally:
+        os.environ.pop(OFFSET_ENV, None)
 
 
 def pending(testbed: Testbed) -> dict[str, int]:
@@ -90,20 +123,24 @@ def campaign(testbed: Testbed, wan: Any, args: argparse.Namespace) -> dict[str, 
     names = list(testbed.sites)
     at = names[: args.clients]
     seconds = args.minutes * 60
-    planned = schedule.plan(args.seed, seconds, names)
+    planned = schedule.plan(args.seed, seconds, names, settle=SETTLE)
     sites, recorder = sites_of(testbed), clients.Recorder()
     stop = threading.Event()
     begun = time.monotonic()
     threads = [
         threading.Thread(target=clients.client, daemon=True, args=(
-            sites, recorder, site, names, args.seed, begun + seconds, stop))
-        for site in at
+            sites, recorder, site, names, args.seed, begun + seconds, stop, via))
+        for site, via in [*((site, "http") for site in at), (at[-1], "cli")]
     ]  # fmt: skip
     for thread in threads:
         thread.start()
     faults: list[Fault] = []
+    late = 0
     try:
         for fault in planned:
+            if time.monotonic() - begun > seconds - SETTLE:
+                late += 1  # restarts on a loaded machine made the schedule slip: not applied
+                continue
             stop.wait(max(0.0, begun + fault.at - time.monotonic()))
             print(f"  {time.monotonic() - begun:6.1f} s {fault.kind} {fault.sites}", flush=True)
             faults.append(apply(testbed, wan, fault, stop))
@@ -136,11 +173,31 @@ def campaign(testbed: Testbed, wan: Any, args: argparse.Namespace) -> dict[str, 
             for o in recorder.ops)),
         "faults": len(faults),
         "faults_by_kind": dict(Counter(f.kind for f in faults)),
+        "faults_planned_not_applied": late,
         "observed_resources": len(observed.seen),
         "anomalies": len(anomalies),
         "anomalies_by_kind": summary(anomalies),
         "_history": (recorder.ops, faults),
+        "_anomalies": anomalies,
     }  # fmt: skip
+
+
+def explain(figures: dict[str, Any]) -> str:
+    """Each anomaly of a run with the operations (and faults) that led to it, one per line."""
+    ops, faults = figures["_history"]
+    by_seq = {op.seq: op for op in ops}
+    lines = []
+    for anomaly in figures["_anomalies"]:
+        lines.append(f"{anomaly.kind} {anomaly.resource} {anomaly.name} at {anomaly.sites}: "
+                     f"{anomaly.detail}")  # fmt: skip
+        for seq in anomaly.ops:
+            op = by_seq[seq]
+            lines.append(f"    op {seq} ({op.client}): {op.kind} at {op.at} {op.scope} "
+                         f"{op.mode} -> {op.outcome} [{op.start:.1f}-{op.end:.1f}] "
+                         f"{op.error[:160]}")  # fmt: skip
+            lines += [f"      during {f.kind} {f.sites} {f.detail}"
+                      for f in faults if f.overlaps(op)]  # fmt: skip
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -148,7 +205,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=3, choices=(2, 3), help="client sites")
-    parser.add_argument("--state-dir", type=Path, default=REPO / "state-wan")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("EDGESCOPE_WAN_TESTBED_DIR", REPO / "state-wan")),
+        help="the WAN testbed's folder (default $EDGESCOPE_WAN_TESTBED_DIR or state-wan)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench.campaign needs root (the emulated WAN)")
@@ -173,7 +235,10 @@ def main() -> None:
             if network.started:
                 network.wan.down()
     load = meter.stop(extra_own_seconds=_results.tree_cpu_seconds(pids) - cpu)
+    if figures["anomalies"]:
+        print(explain(figures))
     ops, faults = figures.pop("_history")
+    figures.pop("_anomalies")
     figures["network"] = network.note
     command = f"python -m bench.campaign --seed {args.seed} --minutes {args.minutes:g}"
     path = _results.write("campaign", command, started, load, figures)

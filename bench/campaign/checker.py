@@ -34,12 +34,15 @@ from typing import Any
 from bench.campaign.history import OK, REFUSED, Fault, Op
 
 LOCAL_FAULTS = {
-    # fault kind -> the resources whose 1-DC calls it may fail at the site it touches
+    # fault kind (and service) -> the resources whose 1-DC calls it may fail at its site
     "proxy-kill": {"user", "image"},
-    "service-restart": {"image"},  # the schedule restarts glance
+    "clock-step": {"user", "image"},  # the proxy is restarted (with its clock stepped)
+    "service-restart glance": {"image"},
+    "service-restart keystone": {"user", "image"},  # glance checks tokens with keystone
 }
 """Faults of a site's own stack: a 1-DC call there may fail during them. Partitions and loss
-bursts are remote faults: a 1-DC call must survive them."""
+bursts are remote faults: a 1-DC call must survive them; so is a locked replica database (a
+1-DC call does not replicate)."""
 
 
 @dataclass(frozen=True)
@@ -166,13 +169,18 @@ def _local_failures(ops: list[Op], faults: list[Fault]) -> list[Anomaly]:
         if op.replicated or op.outcome == OK:
             continue
         excused = any(
-            f.overlaps(op) and op.at in f.sites and op.resource in LOCAL_FAULTS.get(f.kind, ())
+            f.overlaps(op) and op.at in f.sites and op.resource in LOCAL_FAULTS.get(_key(f), ())
             for f in faults
         )
         if not excused:
             detail = f"1-DC {op.kind} at {op.at} {op.outcome}: {op.error[:200]}"
             found.append(Anomaly("local-failed", op.resource, op.name, (op.at,), detail, (op.seq,)))
     return found
+
+
+def _key(fault: Fault) -> str:
+    service = fault.detail.get("service")
+    return f"{fault.kind} {service}" if service else fault.kind
 
 
 def _where(at: Mapping[str, int]) -> str:
