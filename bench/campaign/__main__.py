@@ -161,6 +161,7 @@ def campaign(testbed: Testbed, wan: Any, args: argparse.Namespace) -> dict[str, 
         pending=pending(testbed),
     )  # fmt: skip
     anomalies = check(recorder.ops, faults, observed)
+    cleanup_refused = clients.clean_up(sites, seen)
     return {
         "seed": args.seed,
         "run": recorder.run,
@@ -175,6 +176,7 @@ def campaign(testbed: Testbed, wan: Any, args: argparse.Namespace) -> dict[str, 
         "faults_by_kind": dict(Counter(f.kind for f in faults)),
         "faults_planned_not_applied": late,
         "observed_resources": len(observed.seen),
+        "cleanup_deletes_refused": cleanup_refused,
         "anomalies": len(anomalies),
         "anomalies_by_kind": summary(anomalies),
         "_history": (recorder.ops, faults),

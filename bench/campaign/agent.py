@@ -7,7 +7,7 @@ per JSON line on stdin with one JSON line on stdout, sending the scope as the OS
 (``X-Scope``, the token piggyback, ``X-Scope-Mode``)::
 
     {"method": "POST", "service": "image", "path": "/v2/images", "body": {...},
-     "scope": "{image: Paris & Corte}", "mode": "eventual"}
+     "scope": "{image: Paris & Corte}", "mode": "eventual", "headers": {...}}
     -> {"status": 201, "body": {...}, "error": ""}      (status null: the call was lost)
 
     ip netns exec h24-paris python -m bench.campaign.agent CLOUDS_YAML Paris
@@ -72,10 +72,11 @@ class Agent:
 
     def _send(self, request: dict[str, Any], service: str) -> Any:
         token = str(self.session.get_token())
-        headers = {"X-Auth-Token": token}
+        extra = {str(k): str(v) for k, v in (request.get("headers") or {}).items()}
+        headers = {**extra, "X-Auth-Token": token}
         if request.get("scope"):
             text = unparse(parse_scope(str(request["scope"])))
-            headers = {"X-Auth-Token": attach_piggyback(token, text), SCOPE_HEADER: text}
+            headers.update({"X-Auth-Token": attach_piggyback(token, text), SCOPE_HEADER: text})
             if request.get("mode", "strict") != "strict":
                 headers[MODE_HEADER] = str(request["mode"])
         return self.session.request(

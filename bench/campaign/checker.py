@@ -6,11 +6,12 @@ quiescence (asked at each site, by its admin, with no scope), whether each proxy
 how many writes each still has queued. Every resource a run creates has a unique name, so the
 checker follows each name through its operations:
 
-* ``missing-member``: an acknowledged create (or a set whose writes all settled) lacks a member;
+* ``missing-member``: an acknowledged create lacks a member, or an acknowledged ``|`` boot is
+  nowhere;
 * ``duplicate``: a name held twice at one site (a write applied twice, e.g. a replayed
-  eventual create);
+  eventual create), or a ``|`` boot held more than once anywhere (it must run at one site);
 * ``outside-set``: a name held at a site its scope did not name;
-* ``orphan``: a refused strict create left something behind;
+* ``orphan``: a refused strict create or ``|`` boot left something behind;
 * ``partial``: an unacknowledged write (refused eventual, client gave up) left some members
   but not all (strict undoes, eventual replays: after quiescence it is all or nothing);
 * ``lost-delete``: an acknowledged delete, yet the name is still held somewhere;
@@ -118,11 +119,13 @@ def _check_name(
     def anomaly(kind: str, sites: Iterable[str], detail: str) -> Anomaly:
         return Anomaly(kind, resource, name, tuple(sorted(sites)), detail, seqs)
 
-    creates = [op for op in ops if op.kind == "create"]
+    creates = [op for op in ops if op.kind in ("create", "boot")]
     if not creates:
         return [anomaly("unrecorded", at, f"held at {_where(at)}; no operation created it")]
     create = creates[0]
     members = set(create.sites)
+    if create.kind == "boot":
+        return _check_boot(create, at, anomaly)
     found = []
     if twice := [s for s, n in at.items() if n > 1]:
         found.append(anomaly("duplicate", twice, f"held {_where(at)} ({create.mode} create)"))
@@ -146,6 +149,21 @@ def _check_name(
             found.append(anomaly("orphan", at, f"refused strict create, held {_where(at)}"))
     elif present and present != members:
         found.append(anomaly("partial", members - present, f"unacknowledged, held {_where(at)}"))
+    return found
+
+
+def _check_boot(boot: Op, at: Mapping[str, int], anomaly: Any) -> list[Anomaly]:
+    """A ``|`` boot: one server at one of the scope's sites, or none if refused."""
+    found = []
+    if outside := set(at) - set(boot.sites):
+        found.append(anomaly("outside-set", outside, f"held {_where(at)}, scope {boot.scope}"))
+    total = sum(at.values())
+    if total > 1:
+        found.append(anomaly("duplicate", at, f"one '|' boot, held {_where(at)}"))
+    if boot.outcome == OK and not total:
+        found.append(anomaly("missing-member", boot.sites, "acknowledged '|' boot, held nowhere"))
+    if boot.outcome == REFUSED and total:
+        found.append(anomaly("orphan", at, f"refused '|' boot, held {_where(at)}"))
     return found
 
 

@@ -36,7 +36,12 @@ from edgescope.openstack.cli_runner import CliResult
 
 REPO = Path(__file__).resolve().parents[2]
 
-SERVICE = {"user": "keystone", "image": "image"}
+SERVICE = {"user": "keystone", "image": "image", "volume": "cinder", "server": "nova"}
+LIVE_VOLUMES = 2
+"""Volumes a client holds at once (cinder's default quota is 10 per project and site)."""
+BOOTS = 3
+"""``|`` boots per client and run (servers are only deleted after the run: nova's quota)."""
+NOVA_VERSION = {"OpenStack-API-Version": "compute 2.37"}  # networks "none"
 CALL_TIMEOUT = 120.0
 """Far above the proxies' own timeouts: a command that reaches it is recorded as unknown."""
 _GAVE_UP = ("timed out", "Unable to establish connection", "Connection aborted",
@@ -53,9 +58,12 @@ def outcome(result: CliResult) -> str:
 
 
 def scope_of(resource: str, sites: Sequence[str]) -> str | None:
+    """``&`` over the sites (``|`` for servers: a boot at one of them); none for one site."""
     if len(sites) == 1:
         return None
-    return "{" + f"{SERVICE[resource]}: {' & '.join(sites)}" + "}"
+    return (
+        "{" + f"{SERVICE[resource]}: {(' | ' if resource == 'server' else ' & ').join(sites)}" + "}"
+    )
 
 
 @dataclass
@@ -88,6 +96,7 @@ class AgentProcess:
         self.argv = [*sites.exec_prefix.get(at, ()), sys.executable, "-m", "bench.campaign.agent",
                      str(sites.clouds_yaml), at]  # fmt: skip
         self.proc: subprocess.Popen[str] | None = None
+        self.refs: tuple[str, str] | None = None
 
     def call(self, request: dict[str, Any]) -> dict[str, Any]:
         if self.proc is None or self.proc.poll() is not None:
@@ -135,6 +144,7 @@ def client(
     others = [s for s in all_sites if s != at]
     agent = AgentProcess(sites, at)
     who = f"{at}-{via}"
+    booted = 0
 
     def call(kind: str, resource: str, name: str, members: tuple[str, ...], mode: str,
              value: str | None = None, ids: tuple[str, ...] = ()) -> Op:  # fmt: skip
@@ -154,8 +164,18 @@ def client(
                 made = rng.choice([m for m in mine if m.resource == "user"])
                 call("update", "user", made.name, made.sites, made.mode,
                      value=secrets.token_hex(4), ids=made.ids)  # fmt: skip
+            elif via == "http" and roll < 0.36 and booted < BOOTS and len(all_sites) > 1:
+                booted += 1
+                _, name = recorder.next_name()
+                members = tuple([at, *rng.sample(others, 1)][:: rng.choice((1, -1))])
+                _http(agent, recorder, who, at, "boot", "server", name, members, "strict",
+                      None, boot_refs(agent))  # fmt: skip
             else:
-                resource = rng.choice(("user", "image"))
+                resource = rng.choice(("user", "image", "volume"))
+                if (resource == "volume" and via == "cli") or (
+                    sum(m.resource == "volume" for m in mine) >= LIVE_VOLUMES
+                ):
+                    resource = "image"
                 if roll < 0.55:
                     members: tuple[str, ...] = (at,)
                     mode = "strict"
@@ -183,11 +203,31 @@ def _request(kind: str, resource: str, name: str, value: str | None,
         if kind == "update":
             return "PATCH", "identity", path, {"user": {"description": value}}
         return "DELETE", "identity", path, None
+    if resource == "volume":
+        if kind == "create":
+            return "POST", "volumev3", "/volumes", {"volume": {"name": name, "size": 1}}
+        return "DELETE", "volumev3", f"/volumes/{ids[0]}", None
+    if resource == "server":  # a boot: ids are the image and the flavor
+        body = {"server": {"name": name, "imageRef": ids[0], "flavorRef": ids[1],
+                           "networks": "none"}}  # fmt: skip
+        return "POST", "compute", "/servers", body
     if kind == "create":
         body = {"name": name, "visibility": "private", "disk_format": "raw",
                 "container_format": "bare"}  # fmt: skip
         return "POST", "image", "/v2/images", body
     return "DELETE", "image", f"/v2/images/{ids[0]}", None
+
+
+def boot_refs(agent: AgentProcess) -> tuple[str, str]:
+    """The ids of ``debian`` and ``m1.tiny`` as the client's own site names them (the testbed
+    adopts both as one resource across sites, so the proxy translates them elsewhere)."""
+    if agent.refs is None:
+        images = agent.call({"method": "GET", "service": "image", "path": "/v2/images?name=debian"})
+        flavors = agent.call({"method": "GET", "service": "compute", "path": "/flavors"})
+        image = (images["body"] or {}).get("images") or [{"id": "?"}]
+        flavor = [f for f in (flavors["body"] or {}).get("flavors", []) if f["name"] == "m1.tiny"]
+        agent.refs = (str(image[0]["id"]), str((flavor or [{"id": "?"}])[0]["id"]))
+    return agent.refs
 
 
 def _http(
@@ -198,18 +238,20 @@ def _http(
     scope = scope_of(resource, members)
     method, service, path, body = _request(kind, resource, name, value, ids)
     start = time.time()
+    headers = NOVA_VERSION if resource == "server" else {}
     answer = agent.call({"method": method, "service": service, "path": path, "body": body,
-                         "scope": scope, "mode": mode})  # fmt: skip
+                         "scope": scope, "mode": mode, "headers": headers})  # fmt: skip
     end = time.time()
     result = http_outcome(answer)
-    if result == OK and kind == "create":
+    if result == OK and kind in ("create", "boot"):
         doc = answer["body"] or {}
-        ids = (str((doc.get("user") or {}).get("id") or doc.get("id")),)
+        doc = doc.get(resource) or doc
+        ids = (str(doc.get("id")),)
     if kind == "create":
         value = "v0" if resource == "user" else None
     error = "" if result == OK else f"HTTP {answer['status']}: {answer['error'][:300]}"
     op = Op(seq, who, kind, resource, name, at, scope, mode, members, start, end,
-            result, ids if kind == "create" else (), value, error)  # fmt: skip
+            result, ids if kind in ("create", "boot") else (), value, error)  # fmt: skip
     recorder.add(op)
     return op
 
@@ -246,20 +288,36 @@ def _type(
 
 
 def observe(sites: Sites, site: str, prefix: str) -> list[Seen]:
-    """Every user and image of the run that ``site``'s own services list."""
-    users = sites.json(site, "user", "list", "--long", cloud=site)
-    images = sites.json(site, "image", "list", cloud=site)
-    found = [
-        Seen("user", site, str(u["Name"]), str(u["ID"]), u.get("Description"))
-        for u in users
-        if str(u["Name"]).startswith(prefix)
-    ]
-    found += [
-        Seen("image", site, str(i["Name"]), str(i["ID"]))
-        for i in images
-        if str(i["Name"]).startswith(prefix)
-    ]
+    """Every user, image, volume and server of the run that ``site``'s own services list."""
+    found = []
+    lists = {"user": ("user", "list", "--long"), "image": ("image", "list"),
+             "volume": ("volume", "list"), "server": ("server", "list")}  # fmt: skip
+    for resource, args in lists.items():
+        found += [
+            Seen(resource, site, str(row["Name"]), str(row["ID"]), row.get("Description"))
+            for row in sites.json(site, *args, cloud=site)
+            if str(row["Name"]).startswith(prefix)
+        ]
     return found
+
+
+def clean_up(sites: Sites, seen: Sequence[Seen]) -> int:
+    """Delete the run's servers and volumes at each site (nova's and cinder's quotas), 1-DC
+    by id through each site's agent; returns how many deletes were refused (not checked)."""
+    refused = 0
+    for site in sorted({s.site for s in seen}):
+        agent = AgentProcess(sites, site)
+        try:
+            for row in seen:
+                if row.site == site and row.resource in ("server", "volume"):
+                    service, path = {"server": ("compute", "/servers"),
+                                     "volume": ("volumev3", "/volumes")}[row.resource]  # fmt: skip
+                    answer = agent.call({"method": "DELETE", "service": service,
+                                         "path": f"{path}/{row.id}"})  # fmt: skip
+                    refused += http_outcome(answer) != OK
+        finally:
+            agent.close()
+    return refused
 
 
 def retry(what: Callable[[], list[Seen]], attempts: int = 5, pause: float = 3.0) -> list[Seen]:

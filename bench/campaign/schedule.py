@@ -53,8 +53,8 @@ def plan(
     seconds: float,
     sites: Sequence[str],
     *,
-    gap: tuple[float, float] = (2.0, 6.0),
-    hold: tuple[float, float] = (4.0, 12.0),
+    gap: tuple[float, float] = (1.0, 4.0),
+    hold: tuple[float, float] = (3.0, 9.0),
     settle: float = 10.0,
 ) -> list[Planned]:
     """Faults one after another (never two at once), none in the last ``settle`` seconds."""

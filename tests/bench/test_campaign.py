@@ -138,3 +138,42 @@ def test_the_schedule_refuses_bad_input() -> None:
         plan(1, 60, ("Paris",))
     with pytest.raises(ValueError, match="positive"):
         plan(1, 0, ("Paris", "Corte"))
+
+
+def boot(outcome: str = OK) -> Op:
+    return Op(1, "Paris-http", "boot", "server", "s", "Paris", "{nova: Paris | Corte}", "strict",
+              PAIR, 1.0, 2.0, outcome)  # fmt: skip
+
+
+def test_a_boot_runs_at_exactly_one_site_of_its_or() -> None:
+    assert kinds([boot()], seen("s", "Corte", resource="server")) == []
+    assert kinds([boot()], seen("s", "Paris", "Corte", resource="server")) == ["duplicate"]
+    assert kinds([boot()], []) == ["missing-member"]
+    assert kinds([boot()], seen("s", "Marseille", resource="server")) == ["outside-set"]
+
+
+def test_a_refused_boot_left_nothing_and_an_unknown_one_at_most_one() -> None:
+    assert kinds([boot(REFUSED)], seen("s", "Paris", resource="server")) == ["orphan"]
+    assert kinds([boot(UNKNOWN)], seen("s", "Paris", resource="server")) == []
+    assert kinds([boot(UNKNOWN)], seen("s", *PAIR, resource="server")) == ["duplicate"]
+
+
+def test_a_restart_excuses_only_what_it_stops() -> None:
+    user = op(1, "create", "u", REFUSED, sites=("Paris",), resource="user")
+    image = op(2, "create", "i", REFUSED, sites=("Paris",))
+    glance = Fault("service-restart", ("Paris",), 0.0, 10.0, {"service": "glance"})
+    assert kinds([user, image], [], [glance]) == ["local-failed"]
+    keystone = Fault("service-restart", ("Paris",), 0.0, 10.0, {"service": "keystone"})
+    assert kinds([user, image], [], [keystone]) == []
+    locked = Fault("db-lock", ("Paris",), 0.0, 10.0)
+    assert kinds([image], [], [locked]) == ["local-failed"]
+    stepped = Fault("clock-step", ("Paris",), 0.0, 10.0, {"offset": -30.0})
+    assert kinds([user, image], [], [stepped]) == []
+
+
+def test_clock_steps_stay_within_the_allowed_skew() -> None:
+    from edgescope.replicas.clock import MAX_LEAD_SECONDS
+
+    steps = [f for seed in range(20) for f in plan(seed, 600, PAIR) if f.kind == "clock-step"]
+    assert steps and all(10 <= abs(f.detail["offset"]) <= 120 < MAX_LEAD_SECONDS for f in steps)
+    assert {f.detail["offset"] > 0 for f in steps} == {True, False}
