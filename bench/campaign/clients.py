@@ -287,17 +287,34 @@ def _type(
     return op
 
 
+LISTS = {
+    "user": ("identity", "/v3/users", "users"),
+    "image": ("image", "/v2/images?limit=1000", "images"),
+    "volume": ("volumev3", "/volumes?limit=1000", "volumes"),
+    "server": ("compute", "/servers?limit=1000", "servers"),
+}
+"""What the checker lists at each site: (service, path, key of the list)."""
+
+
 def observe(sites: Sites, site: str, prefix: str) -> list[Seen]:
-    """Every user, image, volume and server of the run that ``site``'s own services list."""
+    """Every user, image, volume and server of the run that ``site``'s own services list,
+    asked at ``site`` by its admin with no scope (through a fresh agent: one token, fast)."""
+    agent = AgentProcess(sites, site)
     found = []
-    lists = {"user": ("user", "list", "--long"), "image": ("image", "list"),
-             "volume": ("volume", "list"), "server": ("server", "list")}  # fmt: skip
-    for resource, args in lists.items():
-        found += [
-            Seen(resource, site, str(row["Name"]), str(row["ID"]), row.get("Description"))
-            for row in sites.json(site, *args, cloud=site)
-            if str(row["Name"]).startswith(prefix)
-        ]
+    try:
+        for resource, (service, path, key) in LISTS.items():
+            while path:
+                answer = agent.call({"method": "GET", "service": service, "path": path})
+                if answer["status"] != 200:
+                    raise RuntimeError(f"{site}: GET {path}: {answer['status']} {answer['error']}")
+                found += [
+                    Seen(resource, site, str(row["name"]), str(row["id"]), row.get("description"))
+                    for row in answer["body"][key]
+                    if str(row.get("name") or "").startswith(prefix)
+                ]
+                path = answer["body"].get("next", "") if resource == "image" else ""
+    finally:
+        agent.close()
     return found
 
 

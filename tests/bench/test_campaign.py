@@ -177,3 +177,13 @@ def test_clock_steps_stay_within_the_allowed_skew() -> None:
     steps = [f for seed in range(20) for f in plan(seed, 600, PAIR) if f.kind == "clock-step"]
     assert steps and all(10 <= abs(f.detail["offset"]) <= 120 < MAX_LEAD_SECONDS for f in steps)
     assert {f.detail["offset"] > 0 for f in steps} == {True, False}
+
+
+def test_a_partial_set_after_its_proxy_crashed_is_reported_apart() -> None:
+    lost = op(1, "create", "a", UNKNOWN, mode="eventual")  # in flight from 1.0 to 1.5
+    killed = Fault("proxy-kill", ("Paris",), 1.2, 20.0)
+    assert kinds([lost], seen("a", "Paris"), [killed]) == ["partial-after-crash"]
+    before = Fault("proxy-kill", ("Paris",), 0.5, 20.0)  # down before the call: not mid-call
+    assert kinds([lost], seen("a", "Paris"), [before]) == ["partial"]
+    elsewhere = Fault("proxy-kill", ("Corte",), 1.2, 20.0)
+    assert kinds([lost], seen("a", "Paris"), [elsewhere]) == ["partial"]

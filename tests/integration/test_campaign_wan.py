@@ -3,7 +3,9 @@ schedule of faults on the WAN testbed, then the independent checker (``bench/cam
 
 Marked ``wan`` and ``testbed``: it shares the session's ``wtb`` WAN testbed. It asserts 0
 anomalies and prints each one with its operations (and the faults during them) otherwise; the
-run's figures and history go to ``artifacts/campaign-ci-<seed>.*``.
+run's figures and history go to ``artifacts/campaign-ci-<seed>.*``. The known limits of
+``checker.KNOWN`` (e.g. a partial set after its proxy was SIGKILLed mid-call) are printed and
+stored, not failed on.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ MINUTES = 3.0
 
 
 def test_a_three_minute_campaign_finds_no_anomaly(wtb: WanTestbed) -> None:
-    args = argparse.Namespace(seed=SEED, minutes=MINUTES, clients=3)
+    args = argparse.Namespace(seed=SEED, minutes=MINUTES, clients=3, http_clients=2)
     figures = campaign(wtb.testbed, wtb.wan, args)
     report = explain(figures)
     ops, faults = figures.pop("_history")
@@ -40,4 +42,5 @@ def test_a_three_minute_campaign_finds_no_anomaly(wtb: WanTestbed) -> None:
                f"{figures['faults_by_kind']}")  # fmt: skip
     print(summary)
     assert figures["operations"] > 0 and figures["faults"] > 0, summary
-    assert figures["anomalies"] == 0, f"{summary}\n{report}"
+    print(report)
+    assert figures["anomalies_unexpected"] == 0, f"{summary}\n{report}"
