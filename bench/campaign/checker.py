@@ -19,7 +19,8 @@ checker follows each name through its operations:
 * ``lost-delete``: an acknowledged delete, yet the name is still held somewhere;
 * ``lost-update``: an acknowledged update is not what a member holds (writes to one name
   come from one client, one after the other, so the last acknowledged one must win);
-* ``local-failed``: a 1-DC call failed while no fault touched its own site's services;
+* ``local-failed``: a 1-DC call failed (lost, or refused other than by the service's own 4xx)
+  while no fault touched its own site's services;
 * ``unrecorded``: a name of the run that no operation created;
 * ``proxy-down`` / ``queue-not-drained``: after quiescence, a proxy does not serve, or still
   holds queued writes.
@@ -207,8 +208,8 @@ def _lost_updates(ops: list[Op], held: Mapping[str, list[Seen]], anomaly: Any) -
 def _local_failures(ops: list[Op], faults: list[Fault]) -> list[Anomaly]:
     found = []
     for op in ops:
-        if op.replicated or op.outcome == OK:
-            continue
+        if op.replicated or op.outcome == OK or op.error.startswith("HTTP 4"):
+            continue  # (a service's own 4xx, e.g. a volume still being created, is no fault's)
         excused = any(
             f.overlaps(op) and op.at in f.sites and op.resource in LOCAL_FAULTS.get(_key(f), ())
             for f in faults

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,13 @@ def test_a_partial_set_after_its_proxy_crashed_is_reported_apart() -> None:
     assert kinds([lost], seen("a", "Paris"), [before]) == ["partial"]
     elsewhere = Fault("proxy-kill", ("Corte",), 1.2, 20.0)
     assert kinds([lost], seen("a", "Paris"), [elsewhere]) == ["partial"]
+
+
+def test_a_service_refusing_a_local_call_is_not_a_fault() -> None:
+    busy = replace(op(1, "delete", "v", REFUSED, sites=("Paris",), resource="volume"),
+                   error="HTTP 400: Volume status must be available")  # fmt: skip
+    made = op(0, "create", "v", sites=("Paris",), resource="volume")
+    held = seen("v", "Paris", resource="volume")
+    assert kinds([made, busy], held, []) == []
+    lost = replace(busy, error="HTTP 500: oops")
+    assert kinds([made, lost], held, []) == ["local-failed"]
