@@ -109,7 +109,8 @@ async def test_each_site_is_watched_as_its_own_operator_from_clouds_yaml(
     )
     try:
         assert proc.stdout is not None
-        started = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        # a hang guard, not a timing: starting the CLI took over 30 s at load 39
+        started = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))
         token = URL(started["url"]).query["token"]
         picture: dict[str, Any] = {}
         async with aiohttp.ClientSession(headers={"X-Console-Token": token}) as session:
