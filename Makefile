@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 APT_PACKAGES := rabbitmq-server mariadb-server iptables nftables iproute2 iputils-ping haproxy curl libnetfilter-queue-dev systemd \
   chromium chromium-driver \
   openvswitch-switch ovn-central ovn-host ceph-mon ceph-osd ceph-common python3-rados python3-rbd qemu-utils \
-  swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached
+  swift swift-proxy swift-account swift-container swift-object python3-swiftclient memcached \
+  python3-keystonemiddleware
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast check-install lint typecheck bench setup system-deps venv openstack console-assets ceph-bindings clean

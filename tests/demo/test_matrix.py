@@ -107,7 +107,7 @@ def test_table_flags_a_mismatch() -> None:
 def test_summary_grid_is_the_seed_grid() -> None:
     assert render_summary_grid(_as_claimed()).splitlines() == [
         "Boot VM   1-DC   x-DC   *-DC",
-        "global    ✓✓     ✓✓     ✓✓✓",
+        "global    ✓✓     ✓✓     ✓✓✓✓",
         "partial   ✓✓     ✗✓     ✗✓✗✓✓",
     ]
 
@@ -117,7 +117,7 @@ def test_skipped_row_counts_nothing() -> None:
     results += [
         ProbeResult(p, False, 0.0, "needs the WAN", skipped=True) for p in probes_for("partial")
     ]
-    assert verdict(results) == (7, 7)
+    assert verdict(results) == (8, 8)
     assert "skipped: needs the WAN" in _text(results)
 
 
@@ -148,8 +148,9 @@ def test_summary_counts_outcomes_and_lists_departures_from_the_seed_apart() -> N
     [eventual] = [d for d in departures if "--os-scope-mode eventual:" in d]
     assert "the seed's command plus --os-scope-mode eventual" in eventual
     assert any("not in the seed's table" in d for d in departures)
-    assert len(departures) == 6
-    assert not [d for d in departures if d.startswith("global")]
+    assert len(departures) == 7
+    [around] = [d for d in departures if d.startswith("global")]  # the one cell beyond the seed
+    assert "around(Paris, 15ms)" in around and "not in the seed" in around
 
 
 def test_summary_of_a_failed_changed_cell_and_of_a_skipped_row() -> None:
@@ -162,7 +163,10 @@ def test_summary_of_a_failed_changed_cell_and_of_a_skipped_row() -> None:
         ProbeResult(p, False, 0.0, "needs the WAN", skipped=True) for p in probes_for("partial")
     ]
     line, departures = summary(skipped)
-    assert line == "7/7 probes came out as expected (9 skipped)" and departures == []
+    assert line == "8/8 probes came out as expected (9 skipped)"
+    assert [d.split(" server list: ", 1)[0] for d in departures] == [
+        "global *-DC {nova: around(Paris, 15ms)}"
+    ]
 
 
 def test_the_table_says_how_a_changed_cell_differs_from_the_seed() -> None:

@@ -184,3 +184,30 @@ def test_a_partial_list_that_failed_is_not_as_expected() -> None:
     result = run_probe(sites, probe("partial", "star-list-partial"))
     assert not result.succeeded and not result.as_expected
     assert "Corte unreachable" in result.detail
+
+
+AROUND_ROWS = '[{"ID": "p1", "Site": "Paris"}, {"ID": "m1", "Site": "Marseille"}]'
+CORTE_ROWS = '[{"ID": "c1", "Status": "ACTIVE"}]'
+
+
+def test_the_around_list_runs_the_scope_as_written_and_checks_where_rows_come_from() -> None:
+    prefix = {"Paris": _site(AROUND_ROWS, ""), "Corte": _site(CORTE_ROWS, "", CORTE_ROWS)}
+    sites = Sites(Path("/x/clouds.yaml"), prefix)
+    result = run_probe(sites, probe("global", "around-list"))
+    assert "--os-scope '{nova: around(Paris, 15ms)}' server list" in sites.history[0].command
+    assert result.as_expected, result.problems
+    assert result.detail == "2 rows: 1 from Marseille, 1 from Paris"
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        ('[{"ID": "c1", "Site": "Corte"}]', "from Corte, outside the around"),
+        ('[{"ID": "c1"}]', "1 of Corte's servers listed"),  # labelled Paris, but Corte's
+    ],
+)
+def test_an_around_list_with_corte_s_servers_is_not_as_expected(rows: str, problem: str) -> None:
+    prefix = {"Paris": _site(rows, ""), "Corte": _site(CORTE_ROWS, "", CORTE_ROWS)}
+    result = run_probe(Sites(Path("/x/clouds.yaml"), prefix), probe("global", "around-list"))
+    assert result.succeeded and not result.as_expected
+    assert any(problem in p for p in result.problems), result.problems

@@ -51,7 +51,7 @@ def test_the_report_holds_the_table_each_probe_and_the_timeline() -> None:
     assert "seed claims" not in html.split('class="departures"')[0]  # the verdict line
     # the departures from the seed, apart: one per changed expectation or command
     listed = re.findall(r"<li>([^<]*)</li>", html)
-    assert len(listed) == 6
+    assert len(listed) == 7
     assert sum("expected ✗ where the seed claims ✓ in theory" in item for item in listed) == 3
     assert any("plus --os-scope-mode eventual" in item for item in listed)
     assert any("plus --os-scope-mode partial" in item for item in listed)

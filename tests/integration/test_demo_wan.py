@@ -37,7 +37,7 @@ def test_demo_matrix_is_as_expected_after_an_earlier_run(wtb: WanTestbed) -> Non
     phases: list[Phase] = []
     results = run_matrix(sites, Network(wtb.wan, "test"), Reporter(), phases)
 
-    assert len(results) == len(MATRIX) == 16 and not [r for r in results if r.skipped]
+    assert len(results) == len(MATRIX) == 17 and not [r for r in results if r.skipped]
     wrong = [(str(r.probe.row), r.probe.label, r.detail, r.problems) for r in results
              if not r.as_expected]  # fmt: skip
     assert wrong == [], wrong

@@ -4,7 +4,8 @@
   they are cut; cross-site calls in flight fail with 503 within the proxy's configured
   timeouts (never hang); every acknowledged create exists after heal;
 * flapping link (30% loss, cut 10 s on / 5 s off): ``|`` scopes keep succeeding
-  through the healthy site, and the breaker opens and closes, as ``/metrics`` shows;
+  through the healthy site, and the breaker opens in each cut and closes after it, as
+  ``/metrics`` shows;
 * proxy crash (SIGKILL) and restart at Corte: others' local work is unaffected, scopes
   naming Corte fail cleanly until it is back.
 
@@ -171,11 +172,11 @@ def flapping(wtb: WanTestbed) -> Flapping:
         if _ok(r)
     ]
     deadline = time.time() + 20
-    while time.time() < deadline and wtb.breaker_state("Paris", "Corte") != 0:
+    while time.time() < deadline and wtb.breaker_state("Paris", "Corte", tries=3) != 0:
         time.sleep(0.5)
     stop.set()
     watcher.join(timeout=10)
-    states.append((time.time(), wtb.breaker_state("Paris", "Corte")))
+    states.append((time.time(), wtb.breaker_state("Paris", "Corte", tries=3)))
 
     seconds = sorted(r["seconds"] for r in records) or [0.0]
     print(
@@ -202,15 +203,14 @@ def test_flapping_link_or_scope_succeeds_and_breaker_cycles(flapping: Flapping) 
         and any(a <= r["start"] + r["seconds"] and r["start"] <= b for a, b in flapping.cuts)
     ]
     assert in_cuts, "no '|' call overlapping a cut succeeded"
-    # '|' reads hedge (docs/proxy.md, Hedged reads): a call does not wait for Corte to fail,
-    # so during a cut only the probes (every 2 s) tell Corte's breaker, and it opens after 5
-    # failures in a row; a 10 s cut may end first. What must hold: once opened, it closes
-    # again, and it is closed after the last heal (never left open on a healthy link).
+    # '|' reads hedge (docs/proxy.md, Hedged reads) and no longer wait for Corte to fail; a
+    # read that stopped waiting for Corte makes it suspect, and a suspect peer is probed at
+    # once and then with back-off, so the probes open its breaker within a 10 s cut (this
+    # check was relaxed while only the probe rounds, every 2 s, told the breaker of a cut).
     seen = [value for _, value in flapping.states]
-    assert seen, "the breaker's state was never read from /metrics"
-    if 2.0 in seen:
-        first_open = seen.index(2.0)
-        assert 0.0 in seen[first_open:], f"the breaker never closed again after opening: {seen}"
+    assert 2.0 in seen, f"the breaker towards Corte never showed open in /metrics: {seen}"
+    first_open = seen.index(2.0)
+    assert 0.0 in seen[first_open:], f"the breaker never closed again after opening: {seen}"
     assert seen[-1] == 0.0, f"the breaker towards Corte is not closed after the heal: {seen}"
     assert flapping.reopened, "{image: Corte} never succeeded after the link was healed"
 

@@ -65,18 +65,21 @@ class WanTestbed:
     def traffic(self, site: str, **plan: Any) -> list[dict[str, Any]]:
         return collect(self.start_traffic(site, **plan), timeout=300)
 
-    def breaker_state(self, site: str, peer: str) -> float | None:
-        """``edgescope_breaker_state{peer=...}`` of ``site``'s proxy, read from inside its netns."""
+    def breaker_state(self, site: str, peer: str, tries: int = 1) -> float | None:
+        """``edgescope_breaker_state{peer=...}`` of ``site``'s proxy, read from inside its
+        netns; None when ``/metrics`` did not answer within 3 s ``tries`` times in a row (a
+        busy machine) or has no such line."""
         url = f"{self.testbed.sites[site].proxy_url}/metrics"
-        proc = subprocess.run(
-            [*self.prefix(site), "curl", "-s", "--max-time", "3", url],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        for line in proc.stdout.splitlines():
-            if line.startswith("edgescope_breaker_state") and f'peer="{peer}"' in line:
-                return float(line.rsplit(" ", 1)[1])
+        for _ in range(max(1, tries)):
+            proc = subprocess.run(
+                [*self.prefix(site), "curl", "-s", "--max-time", "3", url],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            for line in proc.stdout.splitlines():
+                if line.startswith("edgescope_breaker_state") and f'peer="{peer}"' in line:
+                    return float(line.rsplit(" ", 1)[1])
         return None
 
 

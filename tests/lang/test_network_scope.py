@@ -17,6 +17,7 @@ from edgescope.lang.network import (
     NetworkView,
     NoSiteAround,
     RttUnknown,
+    consulted,
     resolve_expr,
     resolve_scope,
 )
@@ -199,3 +200,55 @@ def test_plan_route_resolves_before_routing_and_sends_concrete_sites_downstream(
             max_hops=4,
             max_fanout=8,
         )
+
+
+RUNS = {
+    "Paris": frozenset({"compute", "image"}),
+    "Marseille": frozenset({"compute"}),  # no image
+    "Corte": frozenset({"compute", "image"}),
+}
+NEAR = {"Paris": {"Marseille": 10.0, "Corte": 5.0}}
+
+
+@pytest.mark.parametrize(
+    ("scope", "services", "resolved"),
+    [
+        ("{glance: around(Paris, 15ms)}", RUNS, "{image: Paris & Corte}"),
+        ("{nova: around(Paris, 15ms)}", RUNS, "{compute: Paris & Corte & Marseille}"),
+        ("{glance: nearest(Marseille, Corte)}", RUNS, "{image: Corte}"),
+        ("{nova: nearest(Marseille, Corte)}", RUNS, "{compute: Corte | Marseille}"),
+        # a site whose services are unknown (never probed) is no candidate of around ...
+        ("{nova: around(Paris, 15ms)}", {"Paris": RUNS["Paris"]}, "{compute: Paris}"),
+        # ... and stays in a nearest, last (its RTT is unknown too in practice)
+        (
+            "{nova: nearest(Marseille, Paris)}",
+            {"Paris": RUNS["Paris"]},
+            "{compute: Paris | Marseille}",
+        ),
+    ],
+)
+def test_only_sites_running_the_service_are_candidates(
+    scope: str, services: dict[str, frozenset[str]], resolved: str
+) -> None:
+    rtt = NEAR if "nearest(Marseille, Paris)" not in scope else {"Paris": {}}
+    got = resolve_scope(parse_scope(scope), view(rtt_ms=rtt, services=services))
+    assert unparse(got) == resolved
+
+
+def test_around_with_no_site_running_the_service_and_nearest_of_none_are_errors() -> None:
+    services = {**RUNS, "Paris": frozenset({"compute"}), "Corte": frozenset({"compute"})}
+    with pytest.raises(NoSiteAround, match="not running the service"):
+        resolve_scope(
+            parse_scope("{glance: around(Paris, 15ms)}"), view(rtt_ms=NEAR, services=services)
+        )
+    with pytest.raises(NoSiteAround, match="none of these sites runs image"):
+        resolve_scope(
+            parse_scope("{glance: nearest(Marseille, Corte)}"), view(rtt_ms=NEAR, services=services)
+        )
+
+
+def test_consulted_names_the_sites_whose_rtts_a_scope_reads() -> None:
+    scope = parse_scope("{glance: around(Paris, 15ms), nova: nearest(Corte, Marseille)}")
+    assert consulted(scope, view(services=RUNS)) == {"Corte", "Marseille"}
+    only_around = parse_scope("{glance: around(Paris, 15ms)}")
+    assert consulted(only_around, view(services=RUNS)) == {"Corte"}  # Marseille: no image

@@ -1,35 +1,84 @@
 """around()/nearest() through real proxies on loopback: the entry proxy resolves them from its
-own RTT table (injected here: the fixtures' probes are off) before routing."""
+own measurements (probes: each peer's RTT and the services its health answer names) before
+routing. The RTTs of a WAN are injected with ``Prober.record`` where the test needs them (the
+fixtures' probes are off); the last test lets the real probes measure."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from edgescope.proxy.protocol import SITES_HEADER
 
 SitesFactory = Any
+ALL = frozenset({"image", "compute", "identity"})
+AROUND = {"X-Scope": "{image: around(Paris, 15ms)}"}
 
 
 async def test_around_and_nearest_route_by_the_entry_proxys_rtts(sites: SitesFactory) -> None:
     paris, corte, marseille = await sites("Paris", "Corte", "Marseille")
-    paris.proxy.prober.rtt_ms.update({"Marseille": 10.0, "Corte": 20.0})
-    status, headers, _ = await paris.get(
-        "/image/items", headers={"X-Scope": "{image: around(Paris, 15ms)}"}
-    )
+    paris.proxy.prober.record("Marseille", 10.0, ALL)
+    paris.proxy.prober.record("Corte", 20.0, ALL)
+    status, headers, _ = await paris.get("/image/items", headers=AROUND)
     assert status == 200 and headers[SITES_HEADER] == "Paris=200, Marseille=200"
     assert marseille.seen[0]["headers"]["X-Scope"] == "{image: Marseille, identity: Paris}"
     assert not corte.seen
 
-    paris.proxy.prober.rtt_ms["Corte"] = 5.0  # a delay changed: so does the answer
-    status, headers, _ = await paris.get(
-        "/image/items", headers={"X-Scope": "{image: around(Paris, 15ms)}"}
-    )
+    paris.proxy.prober.record("Corte", 5.0, ALL)  # a delay changed: so does the answer
+    status, headers, _ = await paris.get("/image/items", headers=AROUND)
     assert status == 200 and headers[SITES_HEADER] == "Paris=200, Corte=200, Marseille=200"
 
     status, headers, body = await paris.get(
         "/image/echo", headers={"X-Scope": "{image: nearest(Marseille, Corte)}"}
     )
     assert status == 200 and body["site"] == "Corte"
+
+
+async def test_only_sites_that_run_the_service_measured_and_closed_are_inside(
+    sites: SitesFactory,
+) -> None:
+    paris, corte, marseille, nice = await sites(
+        "Paris", "Corte", "Marseille", "Nice", breaker={"failure_threshold": 1}
+    )
+    prober = paris.proxy.prober
+    prober.record("Marseille", 10.0, frozenset({"compute", "identity"}))  # no image service
+    prober.record("Corte", 5.0, ALL)
+    # Nice: never measured (RTT and services unknown): never inside
+    status, headers, _ = await paris.get("/image/items", headers=AROUND)
+    assert status == 200 and headers[SITES_HEADER] == "Paris=200, Corte=200"
+    assert not marseille.seen and not nice.seen
+    status, headers, _ = await paris.get(
+        "/compute/items", headers={"X-Scope": "{compute: around(Paris, 15ms)}"}
+    )
+    assert headers[SITES_HEADER] == "Paris=200, Corte=200, Marseille=200"
+    # nearest() drops a written site known not to run the service
+    status, _, body = await paris.get(
+        "/image/echo", headers={"X-Scope": "{image: nearest(Marseille, Nice)}"}
+    )
+    assert status == 200 and body["site"] == "Nice"
+    assert [hit["path"] for hit in marseille.seen] == ["/compute/items"]
+
+    breaker = paris.proxy.peers.breaker("Corte")
+    breaker.record_failure(now=time.monotonic(), reason="cut")
+    assert breaker.state == "open"
+    seen_before = len(corte.seen)
+    status, headers, _ = await paris.get("/image/items", headers=AROUND)
+    assert status == 200 and SITES_HEADER not in headers  # Paris alone: served locally
+    assert len(corte.seen) == seen_before  # open breaker: never inside
+
+
+async def test_around_of_no_site_running_the_service_is_a_400(sites: SitesFactory) -> None:
+    paris, corte = await sites("Paris", "Corte")
+    paris.proxy.prober.record("Corte", 1.0, frozenset({"compute"}))
+    status, _, body = await paris.get(
+        "/compute/items", headers={"X-Scope": "{image: around(Corte, 15ms), compute: Paris}"}
+    )
+    assert status == 400 and "no RTT measured from Corte" in body["error"]["message"]
+    status, _, body = await paris.get(
+        "/compute/items", headers={"X-Scope": "{image: nearest(Corte, Paris)}"}
+    )
+    assert status == 200  # Paris runs image: nearest(Corte, Paris) is Paris
+    assert not corte.seen
 
 
 async def test_around_another_site_is_a_400_naming_why(sites: SitesFactory) -> None:
@@ -40,3 +89,25 @@ async def test_around_another_site_is_a_400_naming_why(sites: SitesFactory) -> N
     assert status == 400
     assert "no RTT measured from Corte is known at Paris" in body["error"]["message"]
     assert not corte.seen and not paris.seen
+
+
+async def test_real_probes_measure_the_candidates_of_an_around_and_their_services(
+    sites: SitesFactory,
+) -> None:
+    paris, corte = await sites("Paris", "Corte")
+    prober, wide = paris.proxy.prober, {"X-Scope": "{image: around(Paris, 1000ms)}"}
+    status, headers, _ = await paris.get("/image/items", headers=wide)
+    assert status == 200 and SITES_HEADER not in headers  # Paris alone: Corte not measured yet
+    assert not corte.seen
+    assert await prober.round() == ["Corte"]  # the around put Corte in use: it is probed
+    assert prober.services["Corte"] == ALL
+    rtt = prober.path_rtt_ms()["Corte"]
+    status, headers, _ = await paris.get("/image/items", headers=wide)
+    # a loaded host may stretch loopback's RTT: the answer follows what was measured
+    inside = "Paris=200, Corte=200" if rtt <= 1000 else None
+    assert status == 200 and headers.get(SITES_HEADER) == inside, rtt
+    _, _, doc = await paris.get("/edgescope/status")
+    (row,) = doc["peers"]
+    assert row["services"] == sorted(ALL) and row["path_rtt_ms"] == rtt
+    _, _, health = await corte.get("/edgescope/health")
+    assert health == {"site": "Corte", "status": "ok", "services": ["image", "compute", "identity"]}

@@ -144,3 +144,28 @@ def test_jittered_probes_do_not_stay_in_step_with_a_periodic_cut() -> None:
             times.append(now)
         phases.append({round(t % 10.0, 1) for t in times})
     assert phases[0] != phases[1] and len(phases[0]) > 20
+
+
+def test_an_abandoned_read_makes_the_peer_suspect_but_is_no_failure() -> None:
+    """A hedged read that stopped waiting for the peer (another site answered first) says
+    nothing of failure: it never opens the breaker, however many, but the peer is suspect
+    until its next success (then a '|' asks the next site at once, hedge.py)."""
+    b = breaker(failure_threshold=2, failure_span=0.0)
+    assert not b.suspect
+    for _ in range(10):
+        b.record_abandoned()
+    assert b.state == "closed" and b.failures == 0 and b.allow(now=0.0) and b.suspect
+    b.record_probe(True, now=1.0)
+    assert not b.suspect
+
+
+def test_a_failure_or_an_open_breaker_makes_the_peer_suspect_until_a_success() -> None:
+    b = breaker(failure_threshold=2, failure_span=0.0)
+    b.record_failure(now=0.0)
+    assert b.state == "closed" and b.suspect  # one failure: not open, but suspect
+    b.record_failure(now=0.1)
+    assert b.state == "open" and b.suspect
+    b.record_probe(False, now=0.2)
+    assert b.suspect
+    b.record_probe(True, now=0.5)
+    assert b.state == "closed" and not b.suspect

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from edgescope.proxy.config import HedgeConfig
-from edgescope.proxy.hedge import HedgePolicy, Latencies
+from edgescope.proxy.hedge import HedgePolicy, Latencies, overtaken
 from edgescope.proxy.protocol import SITES_HEADER
 
 SitesFactory = Any
@@ -56,6 +56,36 @@ def test_hedge_delay(method: str, p95: float | None, delay: float | None) -> Non
     )
 
 
+@pytest.mark.parametrize("p95", [None, 0.2, 30.0])
+def test_a_suspect_site_is_raced_at_once(p95: float | None) -> None:
+    """A suspect site (a failure or an abandoned read since its last success) gets the floor,
+    whatever its p95: under a cut, reads do not each wait the lossy link's p95 first."""
+    policy = HedgePolicy(HedgeConfig(floor=0.05))
+    assert policy.delay("GET", p95, suspect=True) == pytest.approx(0.05)
+    assert policy.delay("POST", p95, suspect=True) is None  # writes still never hedge
+
+
+@pytest.mark.parametrize(
+    ("branches", "winner", "abandoned"),
+    [
+        ([("Corte", "cancelled"), ("Marseille", "")], "Marseille", ["Corte"]),
+        ([("Corte", ""), ("Marseille", "cancelled")], "Corte", []),  # the hedge lost
+        ([("Corte", "refused"), ("Marseille", "")], "Marseille", []),  # failed: not abandoned
+        (
+            [("A", "cancelled"), ("B", "cancelled"), ("C", "")],
+            "C",
+            ["A", "B"],
+        ),
+        ([("Corte", "cancelled")], "Marseille", []),  # the winner is not among them
+        ([], "Corte", []),
+    ],
+)
+def test_overtaken_sites(
+    branches: list[tuple[str, str]], winner: str, abandoned: list[str]
+) -> None:
+    assert overtaken(branches, winner) == abandoned
+
+
 def test_max_extra_zero_turns_hedging_off() -> None:
     policy = HedgePolicy(HedgeConfig(max_extra=0))
     assert not policy.may_hedge("GET") and policy.delay("GET", 0.1) is None
@@ -78,8 +108,35 @@ async def test_a_slow_first_site_is_raced_by_the_next_and_the_fast_answer_wins(
     assert [h["site"] for h in marseille.seen] == ["Marseille"]
     _, _, metrics = await paris.get("/metrics")
     assert 'edgescope_hedges_total{outcome="won"} 1.0' in metrics.decode()
-    # Corte's breaker holds nothing against it: a hedge that lost is no failure
-    assert paris.proxy.peers.breaker("Corte").failures == 0
+    # Corte's breaker holds nothing against it: a hedge that lost is no failure; but the
+    # read abandoned Corte, which is suspect until its next success
+    breaker = paris.proxy.peers.breaker("Corte")
+    assert breaker.failures == 0 and breaker.state == "closed" and breaker.suspect
+    status, _, body = await paris.get("/image/x", headers={"X-Scope": "{image: Corte}"})
+    assert status == 200 and not breaker.suspect  # Corte answered: no longer suspect
+
+
+async def test_a_suspect_site_is_raced_at_once_through_the_proxies(sites: SitesFactory) -> None:
+    """Corte is suspect (a read abandoned it); its backend takes 30 s and its hedge delay is
+    60 s: the read still asks Marseille at once, and Marseille's answer comes back well
+    within the client's 10 s (without the suspicion it would wait the 60 s)."""
+    import aiohttp
+
+    paris, corte, marseille = await sites(
+        "Paris",
+        "Corte",
+        "Marseille",
+        hedging={"unknown": 60.0, "ceiling": 60.0},
+        read_timeout=60.0,
+    )
+    paris.proxy.peers.breaker("Corte").record_abandoned()
+    scope = {"X-Scope": "{image: Corte | Marseille}"}
+    status, _, body = await paris.get(
+        "/image/slow/Corte?seconds=30", headers=scope, timeout=aiohttp.ClientTimeout(total=10)
+    )
+    assert status == 200 and body["site"] == "Marseille"
+    assert [h["site"] for h in corte.seen] == ["Corte"]  # Corte was asked as well
+    assert [h["site"] for h in marseille.seen] == ["Marseille"]
 
 
 async def test_a_write_never_hedges(sites: SitesFactory) -> None:

@@ -110,8 +110,11 @@ def _resolve_at(
 ) -> Scope:
     rtts = _parse_rtts(rtt_text or "")
     names: list[str] = [at]
+    services = None
     if catalog_file is not None:
-        names += Catalog.from_toml(catalog_file).site_names
+        catalog = Catalog.from_toml(catalog_file)
+        names += catalog.site_names
+        services = {site: catalog.services_of(site) for site in catalog.site_names}
     elif sites is not None:
         names += [name.strip() for name in sites.split(",") if name.strip()]
     names += list(rtts)
@@ -119,7 +122,7 @@ def _resolve_at(
     if not needs_network(scope):
         return scope
     try:
-        return resolve_scope(scope, NetworkView(at, known, {at: rtts}))
+        return resolve_scope(scope, NetworkView(at, known, {at: rtts}, services=services))
     except ScopeError as err:
         _fail(err.render())
 

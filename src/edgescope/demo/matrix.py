@@ -54,7 +54,8 @@ class Probe:
     image_from: str | None = None
     """For boots: the site whose ``debian`` image every member must carry."""
     sites: tuple[str, ...] = ()
-    """For boots: where the server must be (one site, or each member of an ``&``)."""
+    """For boots: where the server must be (one site, or each member of an ``&``); for an
+    ``around`` list: the sites its rows may come from."""
     mode: str = "strict"
     """``--os-scope-mode``: ``eventual`` applies an ``&`` where reachable, queues the rest;
     ``partial`` (reads) answers with the sites that answered and names the others."""
@@ -80,6 +81,7 @@ XDC_OR = "{nova: Paris, glance: Corte | Marseille}"
 STAR = "{nova: Paris&Corte, glance: Corte}"
 STAR_OR = "{nova: Paris&Corte, glance: Corte|Marseille}"
 LIST = "{nova: Paris & Corte}"
+AROUND = "{nova: around(Paris, 15ms)}"
 
 
 def _row(row: Row) -> tuple[Probe, ...]:
@@ -107,6 +109,11 @@ def _row(row: Row) -> tuple[Probe, ...]:
                   ("Paris", "Corte"), claim="one server at Paris and Corte, Corte's debian"),
             Probe("star-list", row, "*-DC", "list", f"{LIST} server list", "Paris", LIST,
                   claim="one row per server; a replicated one once, Site 'Paris & Corte'"),
+            Probe("around-list", row, "*-DC", "list", f"{AROUND} server list", "Paris",
+                  AROUND, sites=("Paris", "Marseille"),
+                  claim="rows from Paris and Marseille only: Corte (20 ms) is outside 15 ms",
+                  changed="not in the seed: the sites of the '&' are chosen by the RTTs "
+                  "Paris's proxy measured (issue 25)"),
         )  # fmt: skip
     return (
         *common[:2],

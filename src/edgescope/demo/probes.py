@@ -325,6 +325,8 @@ def _list(sites: Sites, probe: Probe, boots: Boots) -> tuple[bool, str, list[str
     )  # fmt: skip
     if result.ok and probe.mode == "partial":
         return _partial_list(sites, probe, result)
+    if result.ok and probe.sites:
+        return _around_list(sites, probe, result)
     if not result.ok:
         outcomes = site_outcomes(result.stderr)
         said = (
@@ -392,6 +394,27 @@ def _partial_list(sites: Sites, probe: Probe, result: CliResult) -> tuple[bool, 
         problems.append(f"{len(unlisted)} of {at}'s servers not listed ({unlisted[0]}...)")
     said = warning.removeprefix(REPORT_PREFIX)[:160] or "no warning"
     return True, f"exit 0: {len(rows)} rows; stderr: {said}", problems
+
+
+def _around_list(sites: Sites, probe: Probe, result: CliResult) -> tuple[bool, str, list[str]]:
+    """An ``around`` list: every row from one of ``probe.sites`` (a row without a Site came
+    from the client's site: nothing was merged), none of the other sites' servers."""
+    rows = json.loads(result.stdout)
+    counts: dict[str, int] = {}
+    problems = []
+    for row in rows:
+        for site in str(row.get("Site") or probe.client_site).split(" & "):
+            counts[site] = counts.get(site, 0) + 1
+            if site not in probe.sites:
+                problems.append(f"server {row['ID']} from {site}, outside the around")
+    listed = {str(row["ID"]) for row in rows}
+    for site in ("Paris", "Corte", "Marseille"):
+        if site not in probe.sites and site in sites.exec_prefix:
+            shown = listed & sites.server_ids(site)
+            if shown:
+                problems.append(f"{len(shown)} of {site}'s servers listed ({min(shown)}...)")
+    said = ", ".join(f"{n} from {site}" for site, n in sorted(counts.items())) or "none"
+    return True, f"{len(rows)} rows: {said}", problems
 
 
 def _failure_detail(result: CliResult, elapsed: float | None) -> str:

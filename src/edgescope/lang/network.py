@@ -10,11 +10,11 @@ breakers) before routing. The functions below work on one form's text on its own
   ``(0, MAX_RADIUS_MS]`` in whole or decimal milliseconds, known sites, no site twice;
 * :func:`unparse_form` -- the canonical text;
 * :func:`resolve` -- pure: what a form is *now*, given measured RTTs (milliseconds, None
-  when unknown) and the sites whose breaker is open. ``around(c, r)`` is the ``&`` of ``c``
-  and every site whose RTT from ``c`` is known and at most ``r``, never one whose breaker
-  is open, ``c`` first then by RTT (ties by the order of ``sites``); ``nearest(...)`` is the
-  ``|`` of its sites by RTT from the entry site, ties and unknown RTTs (last) by the
-  written order.
+  when unknown) and the sites whose breaker is open. ``around(c, r)`` is the ``&`` of the
+  ``sites`` (the candidates: those that run the scoped service) whose RTT from ``c`` is
+  known and at most ``r`` (``c`` itself at 0), never one whose breaker is open, ``c`` first
+  then by RTT (ties by the order of ``sites``); ``nearest(...)`` is the ``|`` of its sites
+  by RTT from the entry site, ties and unknown RTTs (last) by the written order.
 
     >>> from edgescope.lang.unparse import unparse_expr
     >>> form = parse_form("around(Paris, 15ms)", known_sites=["Paris", "Marseille", "Corte"])
@@ -45,6 +45,7 @@ __all__ = [
     "NetworkView",
     "NoSiteAround",
     "RttUnknown",
+    "consulted",
     "needs_network",
     "parse_form",
     "resolve",
@@ -191,7 +192,8 @@ def _around(form: Around, rtt: Rtt, sites: Sequence[str], open_breakers: Collect
     inside.sort()
     if not inside:
         raise NoSiteAround(
-            f"{unparse_form(form)} is no site now (unknown RTTs, too far, or breakers open)"
+            f"{unparse_form(form)} is no site now (not running the service, unknown RTTs, "
+            "too far, or breakers open)"
         )
     refs = tuple(SiteRef(site) for _, _, site in inside)
     return refs[0] if len(refs) == 1 else And(refs)
@@ -209,17 +211,32 @@ class RttUnknown(ScopeCheckError):
 class NetworkView:
     """What a proxy knows of the network when a call is evaluated.
 
-    ``rtt_ms[a][b]`` is the last measured round trip from ``a``'s proxy to ``b``'s (a proxy
-    knows its own row: its probes' ``rtt_ms``); ``sites`` are the candidates of ``around``,
-    in catalog order (ties); sites in ``open_breakers`` are never inside ``around``."""
+    ``rtt_ms[a][b]`` is the measured round trip from ``a``'s proxy to ``b``'s (a proxy
+    knows its own row: its probes); ``sites`` are the candidates of ``around``, in catalog
+    order (ties); sites in ``open_breakers`` are never inside ``around``. ``services[s]`` is
+    what site ``s`` runs: a site is a candidate of ``around`` for a service only when it is
+    known to run it (a site missing from ``services`` runs nothing known), and a ``nearest``
+    drops a site known not to run it. ``services`` None: every site runs every service."""
 
     entry: str
     sites: tuple[str, ...]
     rtt_ms: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     open_breakers: frozenset[str] = frozenset()
+    services: Mapping[str, frozenset[str]] | None = None
 
     def rtt(self, origin: str, site: str) -> float | None:
         return self.rtt_ms.get(origin, {}).get(site)
+
+    def runs(self, site: str, service: str | None) -> bool | None:
+        """Whether ``site`` runs ``service``: True, False, or None (not known)."""
+        if self.services is None or service is None:
+            return True
+        known = self.services.get(site)
+        return None if known is None else service in known
+
+    def candidates(self, service: str | None) -> tuple[str, ...]:
+        """The sites ``around`` may hold for ``service``: those known to run it."""
+        return tuple(s for s in self.sites if self.runs(s, service))
 
 
 def needs_network(scope: Scope) -> bool:
@@ -232,18 +249,39 @@ def resolve_scope(scope: Scope, view: NetworkView) -> Scope:
     if not needs_network(scope):
         return scope
     entries = tuple(
-        replace(e, expr=resolve_expr(e.expr, view, scope.source)) for e in scope.entries
+        replace(e, expr=resolve_expr(e.expr, view, scope.source, e.service)) for e in scope.entries
     )
     return Scope(entries, scope.source)
 
 
-def resolve_expr(expr: Expr, view: NetworkView, source: str = "") -> Expr:
-    """``expr`` with its ``around`` as ``&`` and its ``nearest`` as ``|`` of concrete sites.
+def consulted(scope: Scope, view: NetworkView) -> frozenset[str]:
+    """The sites whose RTT the ``around``/``nearest`` of ``scope`` read (the entry excepted):
+    the proxy keeps probing them, so their RTTs stay measured while such scopes are in use."""
+    found: set[str] = set()
+    for entry in scope.entries:
+        stack: list[Expr] = [entry.expr]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.Around):  # a site not measured yet may run it: measure it
+                found.update(s for s in view.sites if view.runs(s, entry.service) is not False)
+            elif isinstance(node, ast.Nearest):
+                found.update(ref.name for ref in node.operands)
+            elif not isinstance(node, SiteRef):
+                stack.extend(node.operands)
+    return frozenset(found - {view.entry})
+
+
+def resolve_expr(
+    expr: Expr, view: NetworkView, source: str = "", service: str | None = None
+) -> Expr:
+    """``expr`` (the expression of ``service``) with its ``around`` as ``&`` and its
+    ``nearest`` as ``|`` of concrete sites.
 
     Raises :class:`RttUnknown` for ``around(X, r)`` when nothing measured from X is known
     (X is not the entry site and no RTT row from X was given), :class:`NoSiteAround` when an
-    ``around`` holds no site, and :class:`ScopeCheckError` when a site ends up twice."""
-    resolved = _resolve(expr, view, source)
+    ``around`` or a ``nearest`` holds no site, and :class:`ScopeCheckError` when a site ends
+    up twice."""
+    resolved = _resolve(expr, view, source, service)
     seen: set[str] = set()
     for ref in ast.iter_sites(resolved):
         if ref.name in seen:
@@ -257,7 +295,7 @@ def resolve_expr(expr: Expr, view: NetworkView, source: str = "") -> Expr:
     return resolved
 
 
-def _resolve(expr: Expr, view: NetworkView, source: str) -> Expr:
+def _resolve(expr: Expr, view: NetworkView, source: str, service: str | None) -> Expr:
     if isinstance(expr, SiteRef):
         return expr
     if isinstance(expr, ast.Around):
@@ -278,22 +316,25 @@ def _resolve(expr: Expr, view: NetworkView, source: str) -> Expr:
                 form,
                 rtt=view.rtt,
                 entry=view.entry,
-                sites=view.sites,
+                sites=view.candidates(service),
                 open_breakers=view.open_breakers,
             )
         except NoSiteAround as exc:
             start = expr.span.start if expr.span else 0
             raise NoSiteAround(str(exc.args[0]), source, start) from None
     if isinstance(expr, ast.Nearest):
-        return resolve(
-            Nearest(tuple(s.name for s in expr.operands)),
-            rtt=view.rtt,
-            entry=view.entry,
-            sites=view.sites,
-        )
+        names = tuple(s.name for s in expr.operands if view.runs(s.name, service) is not False)
+        if not names:
+            start = expr.span.start if expr.span else 0
+            raise NoSiteAround(
+                f"{unparse_expr(expr)}: none of these sites runs {service}", source, start
+            )
+        if len(names) == 1:
+            return SiteRef(names[0])
+        return resolve(Nearest(names), rtt=view.rtt, entry=view.entry, sites=view.sites)
     kind = And if isinstance(expr, And) else Or
     flat: list[Expr] = []
     for operand in expr.operands:
-        child = _resolve(operand, view, source)
+        child = _resolve(operand, view, source, service)
         flat.extend(child.operands if isinstance(child, kind) else (child,))
     return kind(tuple(flat), expr.span)

@@ -237,6 +237,8 @@ class Tracing:
         span.set_attribute("http.response.status_code", status)
         span.set_attribute("edgescope.route", route)
         span.set_attribute("edgescope.sites", [b.site for b in call.branches])
+        if call.resolved is not None:  # what around()/nearest() were at the entry proxy
+            span.set_attribute("edgescope.resolved", call.resolved)
         if status >= 500:
             span.set_status(Status(StatusCode.ERROR, f"answered {status}"))
         span.end()

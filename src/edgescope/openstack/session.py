@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from edgescope.lang import And, Expr, Scope, SiteRef, iter_sites, unparse
+from edgescope.lang.ast import Around
 from edgescope.proxy.carriers import MODE_HEADER, SCOPE_HEADER, attach_piggyback
 from edgescope.proxy.merge import ORIGIN_FIELD
 from edgescope.proxy.partial import parse_partial
@@ -59,9 +60,14 @@ def unauthenticated_scope(scope: Scope, own_site: str | None = None) -> Scope:
     and the user's password is that of their own site, so an ``&`` there is pinned to
     ``own_site`` (the cloud's region) when it is one of the ``&``'s sites, else to the first
     site: ``{keystone: Paris & Corte}`` authenticates a Corte admin at Corte and a Paris
-    admin at Paris, then creates at both. ``|`` stays a fallback chain.
+    admin at Paris, then creates at both. ``|`` (and ``nearest``) stays a fallback chain. An
+    ``around(X, r)`` (an ``&`` once the entry proxy resolves it) is pinned to its center X,
+    the one site it always holds; other ``around``/``nearest`` go as written: the entry
+    proxy resolves them.
     """
     expr = scope.expr_for("identity")
+    if isinstance(expr, Around):
+        return scope.with_site("identity", expr.center.name)
     if expr is None or not _has_and(expr):
         return scope
     sites = [ref.name for ref in iter_sites(expr)]

@@ -18,6 +18,15 @@ trial call, whose success closes and whose failure re-opens.
   with a periodic cut. A probe that reached the peer is a round trip across the link, so it
   closes the breaker (it used to only half-open it, and a half-open breaker lets one trial
   call through and refuses every other).
+* A peer is *suspect* (:attr:`Breaker.suspect`) while its last word is bad: the breaker is
+  not closed, a failure since its last success, or a hedged read stopped waiting for it
+  (:meth:`Breaker.record_abandoned`: another site answered first). An abandoned read is no
+  failure (its answer may have been a moment away: under loss 5 % of reads are, by design of
+  the hedge delay), so it never counts towards opening; but the next ``|`` read asks the
+  next site at once instead of waiting the hedge delay again (:mod:`hedge`). Since such a
+  read no longer waits for the peer to fail, a suspect peer is probed as an open one is (at
+  once, then with back-off): the probes tell a cut (5 failures open it) from a slow answer
+  (a good probe clears it). The next success, of a call or a probe, clears it.
 * ``on_open`` is called on each move to *open*: :class:`BreakerWatch` then gives up the calls
   still waiting on that peer, and the prober probes it.
 
@@ -76,8 +85,12 @@ class Breaker:
     """Failed probes since it opened: the back-off step."""
     next_probe_at: float = 0.0
     trial_in_flight: bool = False
+    abandoned: bool = False
+    """A hedged read stopped waiting for the peer since its last success."""
     last_error: str = ""
     on_open: Callable[[], None] | None = None
+    on_suspect: Callable[[], None] | None = None
+    """Called when a closed, trusted peer becomes suspect (the prober probes it now)."""
 
     def allow(self, *, now: float) -> bool:
         """Whether a call may go to the peer now (never waits)."""
@@ -95,9 +108,23 @@ class Breaker:
 
     def record_success(self) -> None:
         self.state, self.failures, self.trial_in_flight, self.last_error = "closed", 0, False, ""
-        self.probe_failures = 0
+        self.probe_failures, self.abandoned = 0, False
+
+    def record_abandoned(self) -> None:
+        """A hedged read stopped waiting for the peer (a site asked later answered first)."""
+        was = self.suspect
+        self.abandoned = True
+        if not was and self.on_suspect is not None:
+            self.on_suspect()
+
+    @property
+    def suspect(self) -> bool:
+        """Whether the peer's last word is bad: not closed, a failure or an abandoned read
+        since its last success."""
+        return self.state != "closed" or self.failures > 0 or self.abandoned
 
     def record_failure(self, *, now: float, reason: str = "") -> None:
+        was = self.suspect
         if self.failures == 0:
             self.failing_since = now
         self.failures += 1
@@ -107,6 +134,8 @@ class Breaker:
             self.opened_at = now  # still failing: the open_seconds count again
         elif self.state == "half-open" or self._tripped(now):
             self._open(now)
+        elif not was and self.on_suspect is not None:
+            self.on_suspect()
 
     def _tripped(self, now: float) -> bool:
         if self.failure_threshold <= 1:
@@ -123,8 +152,8 @@ class Breaker:
             self.on_open()
 
     def probe_due(self, *, now: float) -> bool:
-        """Whether the prober should probe this (not closed) breaker's peer now."""
-        return self.state != "closed" and now >= self.next_probe_at
+        """Whether the prober should probe this (suspect) breaker's peer now."""
+        return self.suspect and now >= self.next_probe_at
 
     def probe_started(self, *, now: float) -> None:
         """A probe left: the next one is due after the current back-off delay."""
@@ -141,7 +170,7 @@ class Breaker:
         if ok:
             self.record_success()
             return
-        if self.state != "closed":
+        if self.suspect:
             self.probe_failures += 1
             self.next_probe_at = max(self.next_probe_at, now + self.probe_delay())
         self.record_failure(now=now, reason=reason)
@@ -160,13 +189,20 @@ class BreakerWatch:
     def __init__(self, breakers: Mapping[str, Breaker] | None = None) -> None:
         self._waiting: dict[str, set[_Waiter]] = {}
         self.listeners: list[Callable[[str], None]] = []
-        """Also told of each opening, with the peer's name (the prober, to probe it now)."""
+        """Also told of each opening, and of a closed peer becoming suspect, with the peer's
+        name (the prober, to probe it now)."""
         for site, breaker in (breakers or {}).items():
             self.attach(site, breaker)
 
     def attach(self, site: str, breaker: Breaker) -> None:
-        """Watch ``breaker`` (``site``'s): calls waiting on ``site`` give up when it opens."""
+        """Watch ``breaker`` (``site``'s): calls waiting on ``site`` give up when it opens;
+        the listeners hear of it, and of ``site`` becoming suspect."""
         breaker.on_open = functools.partial(self._open, site)
+        breaker.on_suspect = functools.partial(self._suspect, site)
+
+    def _suspect(self, site: str) -> None:
+        for listener in self.listeners:
+            listener(site)
 
     def _open(self, site: str) -> None:
         for listener in self.listeners:

@@ -42,6 +42,9 @@ class Call:
     from_peer: str | None = None
     hops: int = 0
     chosen: list[str] = field(default_factory=list)
+    resolved: str | None = None
+    """What the scope's ``around``/``nearest`` made of the routed service's expression at
+    the entry proxy (``Paris & Marseille``); None when the scope had none."""
     acting_token: str | None = None
     """Set by delegation: this site's service token replaces the peer user's token."""
     client_body: ClientBody | None = None

@@ -51,7 +51,7 @@ from edgescope.proxy.extension import (
     join_hooks,
 )
 from edgescope.proxy.forward import ReadBudget, end_to_end, read_body
-from edgescope.proxy.hedge import HedgePolicy, Latencies
+from edgescope.proxy.hedge import HedgePolicy, Latencies, overtaken
 from edgescope.proxy.merge import Merged, SiteResult, failure_response, merge_results, sites_header
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.outcome import READ_POLICY, Branch, Judgement, Verdict, branch_failed, judge
@@ -186,8 +186,8 @@ class Dispatcher:
                 max_extra=self.config.hedging.max_extra,
                 discard=self._lost_race,
             )
-            if any(b.error == "cancelled" for b in call.branches):
-                self.metrics.hedges.labels(outcome="won").inc()  # the later site answered first
+            if outcome.ok:
+                self._note_abandoned(call, outcome.results[0][0])
             _raise_call_failure(outcome.attempts)
             results = await self._results(outcome.attempts, read_failed=True)
             call.chosen = [r.site for r in results]
@@ -205,14 +205,26 @@ class Dispatcher:
         if not self.hedging.may_hedge(call.method) or call.request.body_exists:
             return None
         min_samples = self.config.hedging.min_samples
+        peers = self.sender.peers
 
         def delay(expr: Expr) -> float | None:
             if not isinstance(expr, SiteRef):
                 return None
             p95 = self.latencies.p95(expr.name, now=time.monotonic(), min_samples=min_samples)
-            return self.hedging.delay(call.method, p95)
+            suspect = expr.name in peers and peers.breaker(expr.name).suspect
+            return self.hedging.delay(call.method, p95, suspect=suspect)
 
         return delay
+
+    def _note_abandoned(self, call: Call, winner: str) -> None:
+        """The sites this read stopped waiting for, a site asked later having answered first:
+        suspect until their next success (hedge.py), though not failed."""
+        abandoned = overtaken([(b.site, b.error) for b in call.branches], winner)
+        if abandoned:
+            self.metrics.hedges.labels(outcome="won").inc()  # the later site answered first
+        for site in abandoned:
+            if site in self.sender.peers:
+                self.sender.peers.breaker(site).record_abandoned()
 
     def _lost_race(self, opened: _Open) -> None:
         """A hedged read answered after another site had: its answer is dropped."""

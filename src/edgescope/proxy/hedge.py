@@ -8,6 +8,12 @@ running one has not answered within that delay, keeps the first good answer and 
 the others. Only reads hedge (``GET``/``HEAD``): a write is never sent twice. The clock is
 an argument.
 
+A site whose breaker says it is *suspect* (:attr:`~breaker.Breaker.suspect`: a failure, or
+a read abandoned for a later site's answer, since its last success) gets the ``floor``
+delay: the next site is asked at once too, instead of every read of a cut link waiting the
+hedge delay (the link's recent p95, itself seconds under loss) before moving on.
+:func:`overtaken` names the sites a read abandoned.
+
     latencies = Latencies(samples=50, window=60.0)
     latencies.observe("Corte", 0.040, now=10.0)
     policy = HedgePolicy(HedgeConfig())
@@ -17,6 +23,7 @@ an argument.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 from edgescope.proxy.config import HedgeConfig
 
@@ -64,10 +71,30 @@ class HedgePolicy:
     def may_hedge(self, method: str) -> bool:
         return self.config.max_extra > 0 and method.upper() in HEDGED_METHODS
 
-    def delay(self, method: str, p95: float | None) -> float | None:
-        """Seconds after which the next site is asked too; None: never (a write, or off)."""
+    def delay(self, method: str, p95: float | None, *, suspect: bool = False) -> float | None:
+        """Seconds after which the next site is asked too; None: never (a write, or off).
+        A ``suspect`` site is raced at once (after ``floor``)."""
         if not self.may_hedge(method):
             return None
         config = self.config
         wait = config.unknown if p95 is None else p95
+        if suspect:
+            wait = config.floor
         return min(config.ceiling, max(config.floor, wait))
+
+
+def overtaken(branches: Sequence[tuple[str, str]], winner: str) -> list[str]:
+    """Sites a hedged read abandoned: cancelled, and asked before the ``winner`` (a site
+    asked after the winner and cancelled was only the hedge that lost). ``branches`` are
+    (site, error) in the order they were sent.
+
+        >>> overtaken([("Corte", "cancelled"), ("Marseille", "")], "Marseille")
+        ['Corte']
+        >>> overtaken([("Corte", ""), ("Marseille", "cancelled")], "Corte")
+        []
+    """
+    sent = [site for site, _ in branches]
+    if winner not in sent:
+        return []
+    first = sent.index(winner)
+    return [site for site, error in branches[:first] if error == "cancelled"]

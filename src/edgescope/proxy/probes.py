@@ -7,11 +7,17 @@ probed; the first call to it is the check (a failed call counts against its brea
 failed probe), and from then on it is probed. A probe that failed while this proxy's own
 loop lagged (a wide fan-out) is no evidence against the peer.
 
-A peer whose breaker is not closed is also probed on its breaker's own schedule: at once
-when it opens, then with jittered back-off (:meth:`~breaker.Breaker.probe_due`), at most
-:data:`MAX_PROBES_PER_PEER` at a time, so that a heal is seen within about a second even
-when a lossy link drops a probe's first SYN. A probe waits the peer's ``connect_timeout``
-(one SYN retransmission fits in the default 2 s).
+A probe's answer (``/edgescope/health``) also says which services the peer runs: with the
+RTTs, what ``around``/``nearest`` resolve from (:meth:`SiteProxy.network_view`). For them a
+peer's RTT is the least of its last :data:`RTT_SAMPLES` probes (the path's delay, without
+one probe's queueing on a loaded host); ``rtt_ms`` keeps the last one.
+
+A peer whose breaker is not closed, or that is suspect (a failure, or a hedged read that
+stopped waiting for it, since its last success), is also probed on its breaker's own schedule:
+at once when it opens or becomes suspect, then with jittered back-off
+(:meth:`~breaker.Breaker.probe_due`), at most :data:`MAX_PROBES_PER_PEER` at a time, so that a
+heal is seen within about a second even when a lossy link drops a probe's first SYN. A probe
+waits the peer's ``connect_timeout`` (one SYN retransmission fits in the default 2 s).
 
     prober = Prober(sender, config.breaker)
     await prober.round()          # one round; the proxy runs one every probe_interval
@@ -21,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
+from collections import deque
 
 from yarl import URL
 
@@ -33,6 +41,11 @@ from edgescope.proxy.sender import OWN_LAG_SHARE, Sender
 
 MAX_PROBES_PER_PEER = 3
 """Probes of one troubled peer in flight at once (they overlap under back-off)."""
+RTT_SAMPLES = 5
+"""Probes whose least RTT is a peer's RTT for ``around``/``nearest``."""
+MAX_SERVICES = 64
+"""A health answer naming more services than this is read as naming none (a hostile peer)."""
+_SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 
 
 class Prober:
@@ -43,6 +56,9 @@ class Prober:
         self.config = config
         self.rtt_ms: dict[str, float] = {}
         """Last successful probe's round trip, per peer (what the console draws)."""
+        self.services: dict[str, frozenset[str]] = {}
+        """The services each peer's last health answer named."""
+        self._samples: dict[str, deque[float]] = {}
         self.sent = 0
         """Probes sent since start (what ``bench/scale.py`` counts)."""
         self._in_flight: dict[str, int] = {}
@@ -78,12 +94,13 @@ class Prober:
         due += [  # a peer with all its probes in flight waits for one to end (it wakes us)
             b.next_probe_at
             for name, b in self.sender.peers.breakers().items()
-            if b.state != "closed" and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER
+            if b.suspect and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER
         ]
         return min(due) - time.monotonic()
 
     def probe_troubled(self, now: float) -> list[str]:
-        """Start the probes due now of peers whose breaker is not closed; returns whom."""
+        """Start the probes due now of suspect peers (breaker not closed, or a failure or an
+        abandoned read since the last success); returns whom."""
         started = []
         for name, breaker in self.sender.peers.breakers().items():
             if breaker.probe_due(now=now) and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER:
@@ -123,7 +140,7 @@ class Prober:
         started, lag, since = time.monotonic(), loop_lag(), asyncio.get_running_loop().time()
         timeout = peer.connect_timeout
         try:
-            await self.sender.upstream.get_json(
+            answer = await self.sender.upstream.get_json(
                 name,
                 URL(str(peer.url).rstrip("/") + HEALTH_PATH),
                 timeout=timeout,
@@ -136,10 +153,36 @@ class Prober:
             breaker.record_probe(False, now=time.monotonic(), reason=reason)
             self.sender.metrics.set_breaker(name, breaker.state)
             return False
-        self.rtt_ms[name] = round((time.monotonic() - started) * 1000, 3)
+        self.record(name, round((time.monotonic() - started) * 1000, 3), services_of(answer))
         breaker.record_probe(True, now=time.monotonic())
         self.sender.metrics.set_breaker(name, breaker.state)
         return True
+
+    def record(self, name: str, rtt_ms: float, services: frozenset[str]) -> None:
+        """One successful probe of ``name``: its round trip and the services it named."""
+        self.rtt_ms[name] = rtt_ms
+        self._samples.setdefault(name, deque(maxlen=RTT_SAMPLES)).append(rtt_ms)
+        self.services[name] = services
+
+    def path_rtt_ms(self) -> dict[str, float]:
+        """Per measured peer, the least RTT of its last probes (what around()/nearest() use)."""
+        return {name: min(samples) for name, samples in self._samples.items() if samples}
+
+
+def services_of(answer: object) -> frozenset[str]:
+    """The services a health answer names (``{"services": ["compute", ...]}``), bounded.
+
+    >>> sorted(services_of({"site": "Corte", "services": ["image", "compute"]}))
+    ['compute', 'image']
+    >>> services_of({"services": ["image", 3]}), services_of("ok")
+    (frozenset(), frozenset())
+    """
+    named = answer.get("services") if isinstance(answer, dict) else None
+    if not isinstance(named, list) or len(named) > MAX_SERVICES:
+        return frozenset()
+    if not all(isinstance(n, str) and _SERVICE_NAME.fullmatch(n) for n in named):
+        return frozenset()
+    return frozenset(named)
 
 
 async def _set_when(event: asyncio.Event, other: asyncio.Event) -> None:

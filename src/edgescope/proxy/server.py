@@ -40,8 +40,9 @@ from edgescope.errors import (
     ScopeError,
 )
 from edgescope.lang import ServiceRegistry, parse_scope
-from edgescope.lang.network import NetworkView, needs_network
+from edgescope.lang.network import NetworkView, consulted, needs_network
 from edgescope.lang.registry import DEFAULT_REGISTRY
+from edgescope.lang.unparse import unparse_expr
 from edgescope.proxy.body import SpoolFull
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import (
@@ -363,6 +364,7 @@ class SiteProxy:
                     "scope": call.scope_text,
                     "carrier": call.carrier,
                     "from_peer": call.from_peer,
+                    "resolved": call.resolved,
                     "sites": call.chosen,
                     "status": status,
                     "latency_ms": round((time.monotonic() - started) * 1000, 3),
@@ -399,6 +401,11 @@ class SiteProxy:
                 call.request_id = found.request_id
             check_scope_width(found.text, self.config.limits.max_scope_sites)
             scope = self._parse(found.text)
+        network = None
+        if scope is not None and needs_network(scope):
+            network = self.network_view()
+            for site in consulted(scope, network):  # probed from now on: RTTs stay fresh
+                self.peers.used(site)
         plan = plan_route(
             scope,
             call.service,
@@ -408,19 +415,26 @@ class SiteProxy:
             max_hops=self.config.limits.max_hops,
             max_fanout=self.config.limits.max_fanout,
             ingress=hop is None,
-            network=self.network_view() if scope is not None and needs_network(scope) else None,
+            network=network,
         )
         call.hops = hop.hops if hop else 0
+        if network is not None:
+            call.resolved = unparse_expr(plan.expr)
         return await self.dispatcher.run(call, plan)
 
     def network_view(self) -> NetworkView:
-        """This proxy's RTTs (its probes) and open breakers, for around()/nearest()."""
+        """What around()/nearest() resolve from: this proxy's RTTs (the least of each peer's
+        last probes), the services each peer's health answer named, and open breakers. A
+        peer not probed yet has neither: it is inside no ``around`` until it is measured."""
         breakers = self.peers.breakers()
+        services = dict(self.prober.services)
+        services[self.config.site] = frozenset(s.type for s in self.config.services)
         return NetworkView(
             self.config.site,
             (self.config.site, *(p.name for p in self.peers.peers())),
-            {self.config.site: dict(self.prober.rtt_ms)},
+            {self.config.site: self.prober.path_rtt_ms()},
             frozenset(name for name, b in breakers.items() if b.state == "open"),
+            services,
         )
 
     def _error(
@@ -429,15 +443,18 @@ class SiteProxy:
         return error_response(code, message, request_id=request_id, details=details)
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response({"site": self.config.site, "status": "ok"})
+        """Alive, and the services run here (what peers' ``around`` choose from)."""
+        services = [s.type for s in self.config.services]
+        return web.json_response({"site": self.config.site, "status": "ok", "services": services})
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response(self.status_document())
 
     def status_document(self) -> dict[str, Any]:
-        """What ``/edgescope/status`` answers: peers (breaker, failures, last error, RTT) and
-        services."""
+        """What ``/edgescope/status`` answers: peers (breaker, failures, last error, RTT, the
+        RTT around()/nearest() use, the services their health answer named) and services."""
         breakers = self.peers.breakers()
+        path_rtt = self.prober.path_rtt_ms()
         peers = [
             {
                 "name": p.name,
@@ -446,6 +463,8 @@ class SiteProxy:
                 "failures": breakers[p.name].failures if p.name in breakers else 0,
                 "last_error": breakers[p.name].last_error if p.name in breakers else "",
                 "rtt_ms": self.prober.rtt_ms.get(p.name),
+                "path_rtt_ms": path_rtt.get(p.name),
+                "services": sorted(self.prober.services.get(p.name, ())),
             }
             for p in self.peers.peers()
         ]

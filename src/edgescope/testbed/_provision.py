@@ -8,6 +8,8 @@ Steps:
 - ``register``: project ``service``; users glance, placement, nova, neutron, cinder and edgescope
   (roles admin and service on it); services and endpoints (public, internal, admin);
   project ``demo`` with user ``demo`` (role member).
+- ``swift``: user swift and the ``object-store`` endpoints of a site's Swift (its Keystone
+  mode, ``swift_keystone.py``).
 - ``content``: flavor ``m1.tiny``, the public image ``debian``, and room for 100 instances in
   project ``demo`` (servers left in ERROR still count against the default quota of 10).
 - ``adopt``: once every site is up, ``m1.tiny`` and ``debian`` of every site are adopted as
@@ -39,6 +41,7 @@ SERVICE_NAMES = {
     "compute": "nova",
     "network": "neutron",
     "block-storage": "cinder",
+    "object-store": "swift",
 }
 
 
@@ -104,6 +107,17 @@ def register(req: dict[str, Any]) -> None:
     _grant(conn, demo_project, _user(conn, "demo", req["demo_password"]), "member")
 
 
+def swift(req: dict[str, Any]) -> None:
+    """Swift under Keystone (``testbed/swift_keystone.py``): user ``swift`` (admin and service
+    on project ``service``, for its proxy-server's authtoken) and ``object-store``'s endpoints."""
+    conn = _connect(req)
+    service_project = _project(conn, "service")
+    user = _user(conn, "swift", req["service_password"])
+    for role in ("admin", "service"):
+        _grant(conn, service_project, user, role)
+    _service_endpoints(conn, req["region"], "object-store", req["object_store_url"])
+
+
 def content(req: dict[str, Any]) -> None:
     conn = _connect(req)
     if conn.compute.find_flavor("m1.tiny") is None:
@@ -147,7 +161,7 @@ def adopt(req: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    steps = {"register": register, "content": content, "adopt": adopt}
+    steps = {"register": register, "swift": swift, "content": content, "adopt": adopt}
     if len(argv) != 1 or argv[0] not in steps:
         print(f"usage: python -m edgescope.testbed._provision {'|'.join(steps)}", file=sys.stderr)
         return 2

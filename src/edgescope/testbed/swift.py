@@ -29,16 +29,19 @@ import configparser
 import getpass
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgescope.proxy import keys
+from edgescope.testbed import swift_keystone
 from edgescope.testbed.layout import TestbedError
 from edgescope.testbed.process import (
     rss_bytes,
@@ -73,10 +76,12 @@ _OFFSETS = {
     "swift-account": 7,
     "swift-container": 8,
     "swift-object": 9,
+    "keystone": 10,
 }
-_STRIDE = 10
+STRIDE = 20
+"""Ports per site: site ``i`` (0-based) owns ``port_base + STRIDE*i`` onwards."""
 PROCESSES = ("memcached", "proxy-server", *SERVERS, "edgescope")
-"""Every process of a site, in start order."""
+"""Every process of a site without Keystone, in start order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,19 @@ class SwiftSite:
     """Where the other sites reach this site's proxy (its WAN address on the WAN)."""
     exec_prefix: tuple[str, ...] = ()
     """Prefix of every command of the site (``ip netns exec <ns>`` on the WAN)."""
+    keystone: bool = False
+    """Whether the site runs its own Keystone, which its proxy-server trusts besides
+    tempauth, with ``object-store`` in its catalog (:mod:`swift_keystone`)."""
+
+    @property
+    def processes(self) -> tuple[str, ...]:
+        """The site's processes, in start order."""
+        return ("keystone", *PROCESSES) if self.keystone else PROCESSES
+
+    @property
+    def keystone_url(self) -> str:
+        """The site's Keystone v3, on the site's own loopback."""
+        return f"{self.url('keystone')}/v3"
 
     def port(self, what: str) -> int:
         return self.port_base + _OFFSETS[what]
@@ -121,10 +139,11 @@ class SwiftSite:
     def log(self, process: str) -> Path:
         return self.root / "log" / f"{process}.log"
 
-    def data_files(self, container: str, name: str) -> list[Path]:
-        """The ``.data`` files of one object of account ``AUTH_test`` under this site's
-        devices (its folder is named by the object's hash, as Swift's ``hash_path``)."""
-        return sorted(self.devices.glob(f"*/objects/*/*/{object_hash(container, name)}/*.data"))
+    def data_files(self, container: str, name: str, account: str = ACCOUNT) -> list[Path]:
+        """The ``.data`` files of one object of ``account`` under this site's devices (its
+        folder is named by the object's hash, as Swift's ``hash_path``)."""
+        digest = object_hash(container, name, account=account)
+        return sorted(self.devices.glob(f"*/objects/*/*/{digest}/*.data"))
 
 
 class SwiftTestbed:
@@ -136,16 +155,25 @@ class SwiftTestbed:
 
     @classmethod
     def create(
-        cls, state: Path, names: Sequence[str], *, port_base: int, wan: Wan | None = None
+        cls,
+        state: Path,
+        names: Sequence[str],
+        *,
+        port_base: int,
+        wan: Wan | None = None,
+        keystone: bool = False,
     ) -> SwiftTestbed:
         """Plan the sites and write every config, ring and key (kept if already there);
-        with ``wan``, each site lives in its namespace of that WAN."""
+        with ``wan``, each site lives in its namespace of that WAN; with ``keystone``, each
+        site runs its own Keystone too (:mod:`swift_keystone`)."""
         sites = [
             SwiftSite(
                 name,
                 state / name,
-                port_base + _STRIDE * i,
-                *((wan.site_address(name), tuple(wan.exec_prefix(name))) if wan else ()),
+                port_base + STRIDE * i,
+                wan.site_address(name) if wan else "127.0.0.1",
+                tuple(wan.exec_prefix(name)) if wan else (),
+                keystone,
             )
             for i, name in enumerate(names)
         ]
@@ -172,6 +200,8 @@ class SwiftTestbed:
                 key_file.chmod(0o600)
             public[site.name] = keys.public_text(keys.load_private_file(key_file).public_key())
         for site in self.sites.values():
+            if site.keystone:
+                swift_keystone.write(site)
             (site.etc / "proxy-server.conf").write_text(proxy_server_conf(site))
             for server in SERVERS:
                 (site.etc / f"{server}-server.conf").write_text(backend_conf(site, server))
@@ -189,13 +219,16 @@ class SwiftTestbed:
         Returns the seconds each site took, from its first start to its last answer."""
         chosen = [self.sites[name] for name in (names or self.sites)]
         began = time.monotonic()
+        swift_keystone.prepare_all([s for s in chosen if s.keystone])  # before it starts
         for site in chosen:
-            for process in PROCESSES:
+            for process in site.processes:
                 self.start(site, process)
         took = {}
         for site in chosen:
             _wait_tcp(site, timeout)  # memcached
-            for process in PROCESSES[1:]:
+            for process in site.processes:
+                if process == "memcached":
+                    continue
                 wait_http(
                     _health_url(site, process),
                     timeout=timeout,
@@ -204,19 +237,24 @@ class SwiftTestbed:
                     exec_prefix=site.exec_prefix,
                 )
             took[site.name] = time.monotonic() - began
+        with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+            list(pool.map(swift_keystone.register, [s for s in chosen if s.keystone]))
         return took
 
     def start(self, site: SwiftSite, process: str) -> None:
-        if running_pid(site.pidfile(process)) is None:
-            start_process(
-                [*site.exec_prefix, *_argv(site, process)],
-                log=site.log(process),
-                pidfile=site.pidfile(process),
-            )
+        if running_pid(site.pidfile(process)) is not None:
+            return
+        if process == "keystone":
+            launch = swift_keystone.launch(site)  # its argv has the namespace prefix
+            argv, env = launch.argv, {**os.environ, **launch.env}
+        else:
+            argv, env = [*site.exec_prefix, *_argv(site, process)], None
+        start_process(argv, log=site.log(process), pidfile=site.pidfile(process), env=env)
 
-    def stop(self, site: str, processes: Iterable[str] = PROCESSES) -> None:
-        for process in reversed(tuple(processes)):
-            stop_process(self.sites[site].pidfile(process))
+    def stop(self, site: str, processes: Iterable[str] | None = None) -> None:
+        found = self.sites[site]
+        for process in reversed(tuple(found.processes if processes is None else processes)):
+            stop_process(found.pidfile(process))
 
     def down(self) -> None:
         for name in self.sites:
@@ -226,7 +264,7 @@ class SwiftTestbed:
         return all(
             running_pid(site.pidfile(p)) is not None
             for site in self.sites.values()
-            for p in PROCESSES
+            for p in site.processes
         )
 
     def memory(self, site: str) -> dict[str, int]:
@@ -234,12 +272,14 @@ class SwiftTestbed:
         found = self.sites[site]
         return {
             process: rss_bytes(pid) if (pid := running_pid(found.pidfile(process))) else 0
-            for process in PROCESSES
+            for process in found.processes
         }
 
 
 def proxy_server_conf(site: SwiftSite) -> str:
-    """Swift's proxy-server: tempauth (tokens in this site's memcached), rings in ``etc``."""
+    """Swift's proxy-server: tempauth (tokens in this site's memcached), rings in ``etc``;
+    with Keystone, authtoken and keystoneauth before tempauth (:mod:`swift_keystone`)."""
+    auth = "authtoken keystoneauth tempauth" if site.keystone else "tempauth"
     filters = {
         "catch_errors": "catch_errors",
         "gatekeeper": "gatekeeper",
@@ -257,7 +297,7 @@ def proxy_server_conf(site: SwiftSite) -> str:
         "",
         "[pipeline:main]",
         "pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats "
-        "tempauth copy dlo versioned_writes proxy-logging proxy-server",
+        f"{auth} copy dlo versioned_writes proxy-logging proxy-server",
         "",
         "[app:proxy-server]",
         "use = egg:swift#proxy",
@@ -271,6 +311,8 @@ def proxy_server_conf(site: SwiftSite) -> str:
         if name == "tempauth":
             # the storage URL the client is given is the proxy's listener, not Swift's own
             lines.append(f"user_test_tester = {KEY} .admin {site.storage_url}")
+    if site.keystone:
+        lines += swift_keystone.proxy_filters(site)
     return "\n".join(lines) + "\n"
 
 
@@ -404,6 +446,8 @@ def _argv(site: SwiftSite, process: str) -> list[str]:
 
 
 def _health_url(site: SwiftSite, process: str) -> str:
+    if process == "keystone":
+        return site.keystone_url
     if process == "edgescope":
         return f"{site.url('edgescope')}/edgescope/health"
     if process == "proxy-server":
@@ -431,13 +475,15 @@ def _wait_tcp(site: SwiftSite, timeout: float) -> None:
     raise TestbedError(f"{site.name}'s memcached did not listen within {timeout:.0f} s")
 
 
-def object_hash(container: str, name: str, conf: Path = SWIFT_CONF) -> str:
-    """Swift's ``hash_path(AUTH_test, container, name)``, with ``conf``'s prefix and suffix."""
+def object_hash(
+    container: str, name: str, conf: Path = SWIFT_CONF, *, account: str = ACCOUNT
+) -> str:
+    """Swift's ``hash_path(account, container, name)``, with ``conf``'s prefix and suffix."""
     parser = configparser.ConfigParser()
     parser.read(conf)
     prefix = parser.get("swift-hash", "swift_hash_path_prefix", fallback="")
     suffix = parser.get("swift-hash", "swift_hash_path_suffix", fallback="")
-    path = f"{prefix}/{ACCOUNT}/{container}/{name}{suffix}"
+    path = f"{prefix}/{account}/{container}/{name}{suffix}"
     return hashlib.md5(path.encode(), usedforsecurity=False).hexdigest()
 
 

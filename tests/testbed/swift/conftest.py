@@ -1,7 +1,7 @@
 """Three sites of Swift (Debian's packages) behind their proxies on loopback, and its CLI.
 
 One bed per session: ``EDGESCOPE_SWIFT_PORT_BASE`` (default 16000, away from the
-10000 the docs suggest for a second OpenStack testbed) picks its ports, 10 per
+10000 the docs suggest for a second OpenStack testbed) picks its ports, 20 per
 site; its state (configs, rings, devices, logs) lives in pytest's temporary folder.
 """
 
@@ -14,7 +14,7 @@ import pytest
 from swift_support import SwiftCli
 
 from edgescope.testbed.process import port_in_use
-from edgescope.testbed.swift import SwiftTestbed, missing_binaries
+from edgescope.testbed.swift import STRIDE, SwiftTestbed, missing_binaries
 
 SITES = ["Paris", "Corte", "Marseille"]
 
@@ -24,7 +24,7 @@ def swift_bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwiftTestbed
     if missing := missing_binaries():
         pytest.skip(f"not installed: {', '.join(missing)} (make system-deps as root)")
     base = int(os.environ.get("EDGESCOPE_SWIFT_PORT_BASE", "16000"))
-    busy = [p for p in range(base, base + 10 * len(SITES)) if port_in_use("127.0.0.1", p)]
+    busy = [p for p in range(base, base + STRIDE * len(SITES)) if port_in_use("127.0.0.1", p)]
     if busy:
         pytest.fail(f"ports {busy} are taken: set EDGESCOPE_SWIFT_PORT_BASE to a free range")
     bed = SwiftTestbed.create(tmp_path_factory.mktemp("swift"), SITES, port_base=base)

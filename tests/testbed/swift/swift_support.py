@@ -72,3 +72,16 @@ def proxy_calls(site: SwiftSite, service: str) -> list[dict[str, object]]:
         if line.startswith("{") and f'"service": "{service}"' in line:
             calls.append(json.loads(line))
     return calls
+
+
+def proxy_metric(site: SwiftSite, sample: str) -> float:
+    """One sample of the site proxy's ``/metrics`` (0 when absent), read inside the site's
+    namespace on the WAN, e.g. ``edgescope_hedges_total{outcome="won"}``."""
+    done = subprocess.run(
+        [*site.exec_prefix, "curl", "-sf", "--max-time", "10", f"{site.url('edgescope')}/metrics"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    for line in done.stdout.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0

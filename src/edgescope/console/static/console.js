@@ -146,7 +146,8 @@ function callRow(call) {
     el("td", { text: call.reported_by }),
     el("td", { text: who }),
     el("td", { class: "what", text: `${call.method} ${call.service} ${call.path}` }),
-    el("td", { class: "scope", text: call.scope ?? "" }),
+    el("td", { class: "scope", text: call.resolved ? `${call.scope} → ${call.resolved}` : (call.scope ?? ""),
+               title: call.resolved ? "around()/nearest() as the entry proxy resolved them" : "" }),
     el("td", { class: "route" }, ...routeBadges(call)),
     el("td", { class: `call-status ${failed ? "failed" : ""}`, text: String(call.status) }),
     el("td", { text: String(call.ms) }));
@@ -179,6 +180,7 @@ function showDetail(call) {
   state.selected = call.id;
   const fields = [["reported by", call.reported_by], ["method", call.method],
     ["service", call.service], ["path", call.path], ["scope", call.scope ?? "(none)"],
+    ...(call.resolved ? [["resolved to", call.resolved]] : []),
     ["carrier", call.carrier], ["mode", call.mode], ["from", call.from_peer ? `peer ${call.from_peer}` : call.client],
     ["client", call.agent], ["status", call.status], ["time", `${call.ms} ms`], ["request id", call.id]];
   const list = el("dl", {}, ...fields.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })]));
