@@ -26,7 +26,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +132,28 @@ def default_owner(site: str) -> str:
     return f"{site}/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
 
 
+def dead_on_this_host(own: str) -> Callable[[str], bool]:
+    """For owners named like ``own`` (same site and host): is that proxy's process gone?
+
+    A PID that runs again (reused, or another PID namespace) counts as alive: its claims then
+    expire with their time, as before.
+    """
+
+    def dead(owner: str) -> bool:
+        parts = owner.split("/")
+        if owner == own or len(parts) != 4 or not parts[2].isdigit():
+            return False
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+
+    return dead
+
+
 def _location(raw: Mapping[str, Any], base_dir: Path | None) -> str:
     state_dir, database = raw.get("state_dir"), raw.get("database")
     if database is not None and state_dir is not None:
@@ -232,6 +254,14 @@ class Replicas:
         self._services = proxy
         register_metrics(proxy.metrics_registry, self.link)
         await asyncio.to_thread(self.registry.queue_usage)
+        # Claims of a proxy of this host killed mid-write: taken over now, not in minutes.
+        own = self.claims.owner
+        prefix = own.rsplit("/", 2)[0] + "/"
+        expired = await asyncio.to_thread(
+            self.registry.expire_dead_owners, prefix, dead_on_this_host(own)
+        )
+        if expired:
+            log.warning("replicas: %d claims and leases of dead proxies expired", expired)
         self.replayer.start()
         if self.sync_interval > 0:
             self._sync_task = spawn(self._follow(), name=f"edgescope-replicas-sync-{self.site}")

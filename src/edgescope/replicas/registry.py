@@ -652,6 +652,23 @@ class Registry:
         c = db.leases.c
         self._write(db.leases.delete().where(c.name == name, c.owner == owner))
 
+    def expire_dead_owners(self, prefix: str, dead: Callable[[str], bool]) -> int:
+        """Expire the claims and leases of owners named ``prefix...`` that ``dead`` says died
+        (a proxy of this host killed before it released them), so that the writes they held
+        are taken over now rather than when their time runs out; returns how many."""
+        a, c = db.applied.c, db.leases.c
+        query = sa.select(a.owner).where(a.state == "applying").union(sa.select(c.owner))
+        rows = self._run(lambda connection: list(connection.execute(query)), write=False)
+        owners = {str(owner) for (owner,) in rows if str(owner).startswith(prefix)}
+        gone = sorted(owner for owner in owners if dead(owner))
+        expired = 0
+        for owner in gone:
+            expired += self._write(
+                db.applied.update().where(a.owner == owner, a.state == "applying").values(until=0.0)
+            )
+            expired += self._write(db.leases.delete().where(c.owner == owner))
+        return expired
+
     def release_all(self, owner: str) -> int:
         """Give up every lease ``owner`` holds (a proxy stopping cleanly); returns how many."""
         return self._write(db.leases.delete().where(db.leases.c.owner == owner))
