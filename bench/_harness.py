@@ -160,9 +160,25 @@ def site_toml(
     return "\n".join(lines) + "\n"
 
 
+def tls_tables(folder: Path, site: str, peer_port: int) -> str:
+    """``peer_listen`` on ``peer_port`` and a ``[tls]`` table for ``site`` (certificates of one
+    testbed CA in ``folder``, made once): its peers reach it over mutual TLS, as deployed.
+    Goes in ``site_toml``'s ``extra`` (its first line is a top-level key)."""
+    from edgescope.testbed.layout import SitePlan
+    from edgescope.testbed.pki import Pki
+
+    security = Pki(folder).ensure([SitePlan(site, 1, folder / site)])[site]
+    return (
+        f'peer_listen = "127.0.0.1:{peer_port}"\n[tls]\n'
+        f'cert_file = "{security.cert_file}"\nkey_file = "{security.tls_key_file}"\n'
+        f'ca_file = "{security.ca_file}"\n'
+    )
+
+
 @contextmanager
-def edgescope(toml: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """An ``edgescope proxy run`` process; yields (process, its URL)."""
+def edgescope(toml: str, loop: str = "auto") -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """An ``edgescope proxy run --loop <loop>`` process; yields (process, its URL). ``auto``
+    is what a deployed proxy runs: uvloop when installed (docs/design.md "Hot path")."""
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write(toml)
     args = [
@@ -175,6 +191,8 @@ def edgescope(toml: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
         f.name,
         "--log-level",
         "WARNING",
+        "--loop",
+        loop,
     ]
     try:
         with process(args) as (proc, info):

@@ -29,8 +29,10 @@ from bench._harness import (
     site_toml,
     sites,
     throughput,
+    tls_tables,
     wait_for_port,
 )
+from bench.verdicts import SCOPED, SCOPED_ASYNCIO, TWO_PROXIES, TWO_PROXIES_TLS
 
 
 @dataclass(frozen=True)
@@ -139,29 +141,50 @@ def latency_figures(smoke: bool = False) -> list[dict[str, Any]]:
             None,
         )
         # Each site knows the other by its URL and public key, as deployed: Corte answers
-        # Paris's signed hop only because Paris is one of its peers.
-        ports = {"Paris": free_port(), "Corte": free_port()}
-        urls = {site: f"http://127.0.0.1:{port}" for site, port in ports.items()}
-        backends = {"Paris": backend, "Corte": backend2}
-        for site, other in (("Corte", "Paris"), ("Paris", "Corte")):
-            stack.enter_context(
-                edgescope(
-                    site_toml(
-                        site,
-                        backend=f"http://127.0.0.1:{backends[site]}",
-                        peers={other: urls[other]},
-                        extra="[breaker]\nprobe_interval = 0",
-                        listen=f"127.0.0.1:{ports[site]}",
+        # Paris's signed hop only because Paris is one of its peers. The plain pair runs the
+        # default loop (uvloop when installed); one more Paris runs asyncio's own loop, and
+        # one more pair talks over mutual TLS on peer listeners, as deployed (what TLS costs).
+        pki = Path(tempfile.mkdtemp())
+        pairs = {
+            "": ("auto", False),
+            "asyncio": ("asyncio", False),
+            "tls": ("auto", True),
+        }
+        urls: dict[str, str] = {}
+        for tag, (loop, tls) in pairs.items():
+            ports = {"Paris": free_port(), "Corte": free_port()}
+            peer_ports = {"Paris": free_port(), "Corte": free_port()}
+            scheme, dial = ("https", peer_ports) if tls else ("http", ports)
+            backends = {"Paris": backend, "Corte": backend2}
+            # the asyncio Paris sends its hops to the plain pair's Corte
+            sites_here = ("Paris",) if tag == "asyncio" else ("Corte", "Paris")
+            for site in sites_here:
+                other = "Corte" if site == "Paris" else "Paris"
+                target = (
+                    urls["Corte"] if tag == "asyncio" else f"{scheme}://127.0.0.1:{dial[other]}"
+                )
+                stack.enter_context(
+                    edgescope(
+                        site_toml(
+                            site,
+                            backend=f"http://127.0.0.1:{backends[site]}",
+                            peers={other: target},
+                            extra=(tls_tables(pki, site, peer_ports[site]) if tls else "")
+                            + "[breaker]\nprobe_interval = 0",
+                            listen=f"127.0.0.1:{ports[site]}",
+                        ),
+                        loop=loop,
                     )
                 )
-            )
-        url = f"{urls['Paris']}/image/items"
+                if not tag:
+                    urls[site] = f"http://127.0.0.1:{ports[site]}"
+            urls[tag or "plain"] = f"http://127.0.0.1:{ports['Paris']}/image/items"
+        url = urls["plain"]
         targets["edgescope, no scope (local)"] = (url, None)
-        targets["edgescope, X-Scope {image: Paris} (local)"] = (url, {"X-Scope": "{image: Paris}"})
-        targets["edgescope -> edgescope, {image: Corte} (2 proxies)"] = (
-            url,
-            {"X-Scope": "{image: Corte}"},
-        )
+        targets[SCOPED] = (url, {"X-Scope": "{image: Paris}"})
+        targets[SCOPED_ASYNCIO] = (urls["asyncio"], {"X-Scope": "{image: Paris}"})
+        targets[TWO_PROXIES] = (url, {"X-Scope": "{image: Corte}"})
+        targets[TWO_PROXIES_TLS] = (urls["tls"], {"X-Scope": "{image: Corte}"})
         return measure_all(targets, smoke)
 
 

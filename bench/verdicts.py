@@ -26,12 +26,22 @@ Comparison = Literal["<=", ">="]
 
 SCOPED = "edgescope, X-Scope {image: Paris} (local)"
 """Figure 1's row for edgescope routing a call with a scope (the targets' subject)."""
+SCOPED_ASYNCIO = "edgescope, X-Scope {image: Paris} (local), asyncio's own loop"
+TWO_PROXIES = "edgescope -> edgescope, {image: Corte} (2 proxies, signed)"
+TWO_PROXIES_TLS = "edgescope -> edgescope, {image: Corte} (2 proxies, signed, mutual TLS)"
+"""Figure 1's rows for a peer hop: what the second proxy adds (issue 23's target)."""
 HAPROXY_PREFIX = "HAProxy"
 MAX_ADDED_P50_MS = 0.5
-MAX_RATIO_TO_HAPROXY = 3.0
+MAX_RATIO_TO_HAPROXY = 2.0
+"""Issue 23 (issue 3 had 3×)."""
 MIN_REQUESTS_PER_S = 2000.0
+MIN_RPS_RATIO_TO_HAPROXY = 0.75
+"""Issue 23: throughput with a scope over one-thread HAProxy's, same run."""
+MAX_PEER_HOP_MS = 1.0
+"""Issue 23: what a peer hop (the second proxy, signed, over mutual TLS) adds to p50."""
 MAX_FANOUT_OVERHEAD_MS = 2.0
-"""``&`` fan-out: latency ~ slowest site + 2 ms."""
+MAX_FANOUT_MS_PER_BRANCH = 0.1
+"""``&`` fan-out: latency ~ slowest site + max(2 ms, 0.1 ms per branch) (issue 23)."""
 MAX_FAILOVER_ADDED_MS = 5.0
 """``|`` fail-over once the first site's breaker is open."""
 SHARED_CPUS = 0.25
@@ -123,6 +133,19 @@ def proxy_verdicts(
         check("throughput with a scope, one core", None if scoped is None else scoped["rps"],
               ">=", MIN_REQUESTS_PER_S, "req/s", incomplete=first_failed([scoped])),
     ]  # fmt: skip
+    if haproxy is not None:
+        rps_ratio = scoped["rps"] / haproxy["rps"] if scoped and haproxy["rps"] else None
+        verdicts.append(
+            check("throughput with a scope against one-thread HAProxy's", rps_ratio, ">=",
+                  MIN_RPS_RATIO_TO_HAPROXY, "×", incomplete=first_failed([scoped, haproxy]))
+        )  # fmt: skip
+    hop = by_path.get(TWO_PROXIES_TLS)
+    if hop is not None:
+        hop_added = minus_p50(hop, scoped)
+        verdicts.append(
+            check("a peer hop (2nd proxy, signed, mutual TLS): p50 added", hop_added, "<=",
+                  MAX_PEER_HOP_MS, "ms", incomplete=first_failed([hop, scoped]))
+        )  # fmt: skip
     for row in fanout:
         verdicts.append(
             check(
@@ -130,7 +153,7 @@ def proxy_verdicts(
                 "p50 over the slowest site alone",
                 row["added_p50"],
                 "<=",
-                MAX_FANOUT_OVERHEAD_MS,
+                max(MAX_FANOUT_OVERHEAD_MS, MAX_FANOUT_MS_PER_BRANCH * row["width"]),
                 "ms",
                 incomplete=first_failed([row]),
             )
@@ -148,6 +171,13 @@ def proxy_verdicts(
                 )
             )
     return verdicts
+
+
+def minus_p50(row: Mapping[str, Any], base: Mapping[str, Any] | None) -> float | None:
+    """``row``'s p50 over ``base``'s (None when either is unknown)."""
+    if base is None or row.get("p50") is None or base.get("p50") is None:
+        return None
+    return float(row["p50"]) - float(base["p50"])
 
 
 def cpus_shared(other_cpu_seconds: float, wall_seconds: float) -> bool:

@@ -35,9 +35,9 @@ class Op:
     seq: int
     client: str
     kind: str
-    """``create``, ``update`` or ``delete``."""
+    """``create``, ``update``, ``delete``, or ``boot`` (a server at one site of a ``|``)."""
     resource: str
-    """``user`` or ``image``."""
+    """``user``, ``image``, ``volume`` or ``server``."""
     name: str
     at: str
     """The site the command was typed at."""

@@ -6,14 +6,17 @@
 * ``minority``: one site cut from all others (the minority; the rest keep a majority);
 * ``loss``: a loss burst on one pair (``detail.loss``, 20–50%);
 * ``proxy-kill``: SIGKILL of one site's proxy, restarted at the end;
-* ``service-restart``: one site's glance stopped and started again (calls in flight fail).
+* ``service-restart``: one site's glance or keystone stopped and started again (calls in
+  flight fail; ``detail.service``);
+* ``clock-step``: one site's proxy restarted with its clock stepped by ``detail.offset``
+  seconds (±10–120 s, within the allowed skew of ``replicas/clock.py``; the test-only
+  ``EDGESCOPE_CLOCK_OFFSET_SECONDS``), restarted again without it at the end;
+* ``db-lock``: the database holding one site's replica state made unavailable for writes (an
+  exclusive transaction held on it), then released.
 
-Not scheduled, with the reason (:data:`SKIPPED`):
-
-* a proxy's clock step: the proxy reads ``time.time()`` directly (``replicas/clock.py``),
-  with no injection point, and stepping the host clock would move every site's clock;
-* a restart of the database holding replica state: in the testbed it is the proxy's embedded
-  SQLite (``[replicas] state_dir``), which lives and dies with the proxy (``proxy-kill``).
+Not scheduled, with the reason (:data:`SKIPPED`): a *restart* of that database: in the
+testbed it is the proxy's embedded SQLite (``[replicas] state_dir``), with no server to
+restart (it lives and dies with the proxy: ``proxy-kill``); ``db-lock`` is its outage.
 
     >>> plan(7, 60, ("Paris", "Corte", "Marseille")) == plan(7, 60, ("Paris", "Corte", "Marseille"))
     True
@@ -26,11 +29,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("partition", "minority", "loss", "proxy-kill", "service-restart")
+KINDS = ("partition", "minority", "loss", "proxy-kill", "service-restart", "clock-step", "db-lock")
 SKIPPED = {
-    "clock-step": "the proxy's HLC reads time.time() directly: no clock-injection point",
-    "db-restart": "the testbed's replica state is the proxy's embedded SQLite (see proxy-kill)",
+    "db-restart": "the testbed's replica state is the proxy's embedded SQLite, no server to "
+    "restart (see proxy-kill); its outage is db-lock",
 }
+SERVICES = ("glance", "keystone")
+WEIGHTS = (2, 2, 2, 1, 1, 1, 2)
+"""Restarts (``proxy-kill``, ``service-restart``, ``clock-step``) drawn half as often as the
+rest: each keeps a site's stack down for 30–75 s on the loaded test machine (start-up
+included), the others only for their hold."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +57,8 @@ def plan(
     seconds: float,
     sites: Sequence[str],
     *,
-    gap: tuple[float, float] = (4.0, 10.0),
-    hold: tuple[float, float] = (4.0, 12.0),
+    gap: tuple[float, float] = (1.0, 4.0),
+    hold: tuple[float, float] = (3.0, 9.0),
     settle: float = 10.0,
 ) -> list[Planned]:
     """Faults one after another (never two at once), none in the last ``settle`` seconds."""
@@ -65,7 +73,7 @@ def plan(
         length = round(rng.uniform(*hold), 2)
         if now + length > seconds - settle:
             return faults
-        kind = rng.choice(KINDS)
+        kind = rng.choices(KINDS, weights=WEIGHTS)[0]
         faults.append(_one(rng, round(now, 2), length, kind, list(sites)))
         now += length + rng.uniform(*gap)
 
@@ -76,5 +84,9 @@ def _one(rng: random.Random, at: float, length: float, kind: str, sites: list[st
         detail: dict[str, Any] = {"loss": round(rng.uniform(0.2, 0.5), 2)} if kind == "loss" else {}
         return Planned(at, length, kind, pair, detail)
     site = rng.choice(sites)
-    service: dict[str, Any] = {"service": "glance"} if kind == "service-restart" else {}
-    return Planned(at, length, kind, (site,), service)
+    detail = {}
+    if kind == "service-restart":
+        detail = {"service": rng.choice(SERVICES)}
+    elif kind == "clock-step":
+        detail = {"offset": round(rng.choice((-1, 1)) * rng.uniform(10.0, 120.0), 1)}
+    return Planned(at, length, kind, (site,), detail)

@@ -9,27 +9,79 @@
     ├── SiteUnreachable                 a peer site cannot be reached (refused, timeout,
     │                                   breaker open)
     ├── ClientBodyFailed                the client's request body broke off or stalled
-    └── AnswerTooLarge                  answers over what the proxy reads whole or merges
+    ├── AnswerTooLarge                  answers over what the proxy reads whole or merges
+    ├── Refused                         a request refused on purpose, with its own status
+    └── ExtensionError                  an extension does not fit the proxy (checked at load)
 
 Third-party exceptions are mapped onto these at one boundary each (the parser, the
 upstream client), so callers only ever handle edgescope's own types.
+
+Each error that ends a call carries its answer: ``code`` (an :class:`ErrorCode`), or for
+:class:`Refused` its own status and title. The proxy server turns an error into a response
+in one place (``proxy/server.py`` ``_answer``); an exception that is none of these is a bug,
+answered 500 and logged with its traceback.
+
+    >>> BodyTooLarge("over 1 GiB").answer()
+    (413, 'Request Body Too Large', 'over 1 GiB')
+    >>> Refused(409, "set s1 is busy").answer()
+    (409, 'Conflict', 'set s1 is busy')
 """
 
 from __future__ import annotations
+
+import enum
+from typing import ClassVar
+
+
+class ErrorCode(enum.Enum):
+    """Every failure the proxy itself answers, with its HTTP status and title."""
+
+    BAD_SCOPE = (400, "Bad Scope")
+    BAD_REQUEST = (400, "Bad Request")
+    FANOUT_TOO_WIDE = (400, "Fan-out Too Wide")
+    HOP_FORBIDDEN = (403, "Forbidden Hop Marker")
+    PROTOCOL_MISMATCH = (400, "Protocol Version Mismatch")
+    UNKNOWN_SERVICE = (404, "Unknown Service")
+    CLIENT_BODY = (408, "Request Body Incomplete")
+    BODY_TOO_LARGE = (413, "Request Body Too Large")
+    SCOPE_TOO_LARGE = (431, "Scope Header Too Large")
+    INTERNAL_ERROR = (500, "Internal Proxy Error")
+    SITE_UNREACHABLE = (503, "Site Unreachable")
+    BUSY = (503, "Too Many Uploads")
+    TOO_LARGE = (507, "Answer Too Large")
+    LOOP_DETECTED = (508, "Loop Detected")
+
+    def http_status(self) -> int:
+        return int(self.value[0])
+
+    @property
+    def title(self) -> str:
+        return str(self.value[1])
 
 
 class EdgescopeError(Exception):
     """Root of every error edgescope raises on purpose."""
 
+    code: ClassVar[ErrorCode | None] = None
+    """The proxy's answer when this error ends a call; None: it is not meant to end one."""
+
+    def answer(self) -> tuple[int, str, str] | None:
+        """(status, title, message) of the answer to a call this error ends, or None."""
+        if self.code is None:
+            return None
+        return self.code.http_status(), self.code.title, str(self)
+
 
 class ScopeError(EdgescopeError, ValueError):
-    """A scope is invalid. Positions are 0-based offsets into ``source``.
+    """A scope is invalid (-> 400). Positions are 0-based offsets into ``source``.
 
     ``str(err)`` is one line, e.g. ``expected '&', '|' or '}' at column 14``;
     :meth:`context` gives the source line and a caret under the offending character.
     An error raised without a source (a check with no position) has neither; one raised
     with a source always has both, even when that source is the empty text.
     """
+
+    code = ErrorCode.BAD_SCOPE
 
     def __init__(
         self, message: str, source: str | None = None, pos: int = 0, end: int | None = None
@@ -112,14 +164,49 @@ class SiteUnreachable(EdgescopeError):
 class ClientBodyFailed(EdgescopeError):
     """The client's request body broke off or stalled: the client's failure, not a site's."""
 
+    code = ErrorCode.CLIENT_BODY
+
 
 class BodyTooLarge(ClientBodyFailed):
     """A request body the proxy must keep to resend (``|``) is over its spool limit."""
+
+    code = ErrorCode.BODY_TOO_LARGE
 
 
 class AnswerTooLarge(EdgescopeError):
     """A site's answer (or all the answers of an ``&`` together) is over what the proxy reads
     whole: the call's failure, not the site's."""
+
+    code = ErrorCode.TOO_LARGE
+
+
+REFUSAL_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    409: "Conflict",
+}
+
+
+class Refused(EdgescopeError):
+    """A request refused on purpose: the answer is ``status`` with ``title`` and the message
+    (the title defaults to the status's name). The one refusal type of the proxy, its
+    extensions and their internal endpoints."""
+
+    def __init__(self, status: int, message: str, *, title: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.title = title or REFUSAL_TITLES.get(status, "Refused")
+
+    def answer(self) -> tuple[int, str, str]:
+        return self.status, self.title, self.message
+
+
+class ExtensionError(EdgescopeError, TypeError):
+    """An extension does not fit the proxy: an unknown event name, a listed event without its
+    method, or an event's method it does not list. Raised when the proxy is built."""
 
 
 def _printable(ch: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,62 @@ def test_the_schedule_refuses_bad_input() -> None:
         plan(1, 60, ("Paris",))
     with pytest.raises(ValueError, match="positive"):
         plan(1, 0, ("Paris", "Corte"))
+
+
+def boot(outcome: str = OK) -> Op:
+    return Op(1, "Paris-http", "boot", "server", "s", "Paris", "{nova: Paris | Corte}", "strict",
+              PAIR, 1.0, 2.0, outcome)  # fmt: skip
+
+
+def test_a_boot_runs_at_exactly_one_site_of_its_or() -> None:
+    assert kinds([boot()], seen("s", "Corte", resource="server")) == []
+    assert kinds([boot()], seen("s", "Paris", "Corte", resource="server")) == ["duplicate"]
+    assert kinds([boot()], []) == ["missing-member"]
+    assert kinds([boot()], seen("s", "Marseille", resource="server")) == ["outside-set"]
+
+
+def test_a_refused_boot_left_nothing_and_an_unknown_one_at_most_one() -> None:
+    assert kinds([boot(REFUSED)], seen("s", "Paris", resource="server")) == ["orphan"]
+    assert kinds([boot(UNKNOWN)], seen("s", "Paris", resource="server")) == []
+    assert kinds([boot(UNKNOWN)], seen("s", *PAIR, resource="server")) == ["duplicate"]
+
+
+def test_a_restart_excuses_only_what_it_stops() -> None:
+    user = op(1, "create", "u", REFUSED, sites=("Paris",), resource="user")
+    image = op(2, "create", "i", REFUSED, sites=("Paris",))
+    glance = Fault("service-restart", ("Paris",), 0.0, 10.0, {"service": "glance"})
+    assert kinds([user, image], [], [glance]) == ["local-failed"]
+    keystone = Fault("service-restart", ("Paris",), 0.0, 10.0, {"service": "keystone"})
+    assert kinds([user, image], [], [keystone]) == []
+    locked = Fault("db-lock", ("Paris",), 0.0, 10.0)
+    assert kinds([image], [], [locked]) == ["local-failed"]
+    stepped = Fault("clock-step", ("Paris",), 0.0, 10.0, {"offset": -30.0})
+    assert kinds([user, image], [], [stepped]) == []
+
+
+def test_clock_steps_stay_within_the_allowed_skew() -> None:
+    from edgescope.replicas.clock import MAX_LEAD_SECONDS
+
+    steps = [f for seed in range(20) for f in plan(seed, 600, PAIR) if f.kind == "clock-step"]
+    assert steps and all(10 <= abs(f.detail["offset"]) <= 120 < MAX_LEAD_SECONDS for f in steps)
+    assert {f.detail["offset"] > 0 for f in steps} == {True, False}
+
+
+def test_a_partial_set_after_its_proxy_crashed_is_reported_apart() -> None:
+    lost = op(1, "create", "a", UNKNOWN, mode="eventual")  # in flight from 1.0 to 1.5
+    killed = Fault("proxy-kill", ("Paris",), 1.2, 20.0)
+    assert kinds([lost], seen("a", "Paris"), [killed]) == ["partial-after-crash"]
+    before = Fault("proxy-kill", ("Paris",), 0.5, 20.0)  # down before the call: not mid-call
+    assert kinds([lost], seen("a", "Paris"), [before]) == ["partial"]
+    elsewhere = Fault("proxy-kill", ("Corte",), 1.2, 20.0)
+    assert kinds([lost], seen("a", "Paris"), [elsewhere]) == ["partial"]
+
+
+def test_a_service_refusing_a_local_call_is_not_a_fault() -> None:
+    busy = replace(op(1, "delete", "v", REFUSED, sites=("Paris",), resource="volume"),
+                   error="HTTP 400: Volume status must be available")  # fmt: skip
+    made = op(0, "create", "v", sites=("Paris",), resource="volume")
+    held = seen("v", "Paris", resource="volume")
+    assert kinds([made, busy], held, []) == []
+    lost = replace(busy, error="HTTP 500: oops")
+    assert kinds([made, lost], held, []) == ["local-failed"]

@@ -9,6 +9,7 @@ import bench.verdicts
 import pytest
 from bench.verdicts import (
     SCOPED,
+    TWO_PROXIES_TLS,
     check,
     cpus_shared,
     describe,
@@ -43,22 +44,34 @@ def test_every_stated_target_gets_a_verdict() -> None:
     )
     assert [(describe(v)) for v in verdicts] == [
         "missed by 0.02 ms (measured 0.52 ms; target <= 0.5 ms)",
-        "missed by 1.33× (measured 4.33×; target <= 3×)",
+        "missed by 2.33× (measured 4.33×; target <= 2×)",
         "met (measured 4,401 req/s; target >= 2,000 req/s)",
+        "missed by 0.16× (measured 0.59×; target >= 0.75×)",
         "met (measured 1.5 ms; target <= 2 ms)",
-        "missed by 280 ms (measured 282 ms; target <= 2 ms)",
+        "missed by 182 ms (measured 282 ms; target <= 100 ms)",  # 0.1 ms per branch
         "met (measured 0.08 ms; target <= 5 ms)",
         "missed by 1 ms (measured 6 ms; target <= 5 ms)",
     ]
-    assert [v.met for v in verdicts] == [False, False, True, True, False, True, False]
-    assert "1000 sites" in verdicts[4].target  # the before-breaker case has no target
+    assert [v.met for v in verdicts] == [False, False, True, False, True, False, True, False]
+    assert "1000 sites" in verdicts[5].target  # the before-breaker case has no target
+
+
+def test_the_peer_hop_is_what_the_second_proxy_adds_over_mutual_tls() -> None:
+    rows = latency_rows(scoped_added=0.3, haproxy_added=0.1, rps=6000)
+    rows[-1]["p50"] = 0.8
+    rows.append({"path": TWO_PROXIES_TLS, "p50": 2.1, "added_p50": 1.7, "rps": 900, **OK})
+    hop = proxy_verdicts(rows, [], [])[4]
+    assert "peer hop" in hop.target and hop.measured == pytest.approx(1.3)
+    assert describe(hop) == "missed by 0.3 ms (measured 1.3 ms; target <= 1 ms)"
+    rows[-1]["failed"] = "1 of 10 calls failed"
+    assert proxy_verdicts(rows, [], [])[4].met is None
 
 
 def test_no_haproxy_means_no_ratio_verdict() -> None:
     verdicts = proxy_verdicts(latency_rows(0.3, None, 2500), [], [])
     ratio = verdicts[1]
     assert ratio.met is None and ratio.measured is None
-    assert describe(ratio) == "not measured in this run (target <= 3×)"
+    assert describe(ratio) == "not measured in this run (target <= 2×)"
     assert [v.met for v in verdicts] == [True, None, True]
 
 
@@ -114,7 +127,7 @@ def test_no_verdict_on_an_incomplete_run() -> None:
     failover = [{"case": "{image: Refused | Good}, breaker open", "added_p50": 0.1, **FAILED}]
     verdicts = proxy_verdicts(rows, fanout, failover)
     refused = [v for v in verdicts if v.met is None]
-    assert len(refused) == 5 and [v.met for v in verdicts].count(True) == 1  # only `&` to 10
+    assert len(refused) == 6 and [v.met for v in verdicts].count(True) == 1  # only `&` to 10
     for verdict in refused:
         assert describe(verdict).startswith("no verdict: 40 of 40 calls failed, the first: 403")
         assert verdict.as_json()["incomplete"] == FAILED["failed"]
@@ -123,10 +136,10 @@ def test_no_verdict_on_an_incomplete_run() -> None:
 def test_a_failed_baseline_or_a_row_that_does_not_say_refuses_the_verdict() -> None:
     rows = latency_rows(scoped_added=0.3, haproxy_added=0.1, rps=2500)
     rows[0].update(FAILED)  # the direct call every added latency is measured from
-    hop, ratio, rps = proxy_verdicts(rows, [], [])
+    hop, ratio, rps, _ = proxy_verdicts(rows, [], [])
     assert hop.met is None and ratio.met is None and rps.met is True
     silent = [{"width": 10, "added_p50": 1.0}]  # no "failed": not known to be complete
-    (verdict,) = proxy_verdicts(latency_rows(0.3, 0.1, 2500), silent, [])[3:]
+    (verdict,) = proxy_verdicts(latency_rows(0.3, 0.1, 2500), silent, [])[4:]
     assert describe(verdict) == (
         "no verdict: not known whether every call succeeded (target <= 2 ms)"
     )

@@ -57,7 +57,7 @@ def test_a_good_entry_is_admitted_and_round_trips_through_json() -> None:
     ],
 )  # fmt: skip
 def test_what_is_refused(make: object, message: str) -> None:
-    with pytest.raises(model.Refused, match=message):
+    with pytest.raises(model.NotAdmitted, match=message):
         make()  # type: ignore[operator]
 
 

@@ -133,14 +133,46 @@ async def test_and_inside_or_partial_effects_are_reported() -> None:
     assert outcome.succeeded == ("a", "c")  # a's effect happened and is not hidden
 
 
-async def test_broken_predicate_is_a_failure_of_that_site() -> None:
+async def test_broken_predicate_is_a_bug_not_a_site_failure() -> None:
     def predicate(result: int) -> bool:
         raise RuntimeError("boom")
 
     sites = Sites({})
-    outcome = await evaluate(expr_of("a | b"), sites.call, predicate)
-    assert not outcome.ok and sites.calls == ["a", "b"]
-    assert isinstance(outcome.attempts[0].error, RuntimeError)
+    with pytest.raises(RuntimeError, match="boom"):
+        await evaluate(expr_of("a | b"), sites.call, predicate)
+    assert sites.calls == ["a"]  # b is not tried: a bug ends the call
+
+
+async def test_a_bug_in_one_branch_cancels_its_siblings_and_propagates() -> None:
+    started = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def call(site: str) -> int:
+        if site == "a":
+            await started.wait()
+            raise KeyError("a bug, not a site's failure")
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(site)
+            raise
+        return 200
+
+    with pytest.raises(KeyError):
+        await evaluate(expr_of("a & b & c"), call, HttpFailurePolicy())
+    assert sorted(cancelled) == ["b", "c"]
+
+
+async def test_an_edgescope_error_is_the_failure_of_its_site() -> None:
+    async def call(site: str) -> int:
+        if site == "a":
+            raise SiteUnreachable(site, "timed out")
+        return 200
+
+    outcome = await evaluate(expr_of("a | b"), call, HttpFailurePolicy())
+    assert outcome.ok and outcome.failed == ("a",)
+    assert isinstance(outcome.attempts[0].error, SiteUnreachable)
 
 
 async def test_cancellation_propagates() -> None:

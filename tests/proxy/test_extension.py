@@ -9,10 +9,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from aiohttp import web
 
+from edgescope.errors import ExtensionError
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
-from edgescope.proxy.extension import Finished, ProxyServices, Recorded, SendBranch
+from edgescope.proxy.extension import (
+    ExtensionSet,
+    Finished,
+    Join,
+    Observe,
+    ProxyServices,
+    Recorded,
+    SendBranch,
+    WantsBody,
+)
 from edgescope.proxy.outcome import Verdict
 from edgescope.proxy.route import Plan
 
@@ -23,9 +34,10 @@ class Tagger:
     """Tags each branch with its site; records what the proxy told it."""
 
     name = "tagger"
+    events = ("wants_body", "join")
 
     def __init__(self) -> None:
-        self.events: list[str] = []
+        self.seen: list[str] = []
         self.finished: list[Finished] = []
         self.services: ProxyServices | None = None
 
@@ -37,16 +49,16 @@ class Tagger:
 
     async def start(self, proxy: ProxyServices) -> None:
         self.services = proxy
-        self.events.append("start")
+        self.seen.append("start")
 
     async def stop(self) -> None:
-        self.events.append("stop")
+        self.seen.append("stop")
 
     def wants_body(self, call: Call, plan: Plan) -> bool:
         return True
 
     def join(self, call: Call, plan: Plan, body: bytes | None) -> Tagger.Hooks | None:
-        self.events.append(f"join {call.method} body={body!r}")
+        self.seen.append(f"join {call.method} body={body!r}")
         return None if call.path.startswith("/skip") else Tagger.Hooks(self)
 
     class Hooks:
@@ -63,7 +75,7 @@ class Tagger:
             return request
 
         async def apply_local(self, request: BranchRequest, send: SendBranch) -> BranchReply:
-            self.tagger.events.append(f"local {request.site}")
+            self.tagger.seen.append(f"local {request.site}")
             return await send()
 
         async def record(self, finished: Finished) -> Recorded:
@@ -78,7 +90,7 @@ class Tagger:
 async def test_the_proxy_calls_the_hooks_of_an_and(sites: SitesFactory) -> None:
     tagger = Tagger()
     paris, corte = await sites("Paris", "Corte", extensions={"Paris": [tagger]})
-    assert tagger.events == ["start"] and tagger.services is not None
+    assert tagger.seen == ["start"] and tagger.services is not None
     assert tagger.services.site == "Paris" and tagger.services.is_peer("Corte")
     status, headers, body = await paris.request(
         "POST", "/image/echo/ANY", json={"a": 1}, headers={"X-Scope": "{image: Paris & Corte}"}
@@ -90,7 +102,7 @@ async def test_the_proxy_calls_the_hooks_of_an_and(sites: SitesFactory) -> None:
     assert at_paris["headers"]["X-Tag"] == "Paris" and at_corte["headers"]["X-Tag"] == "Corte"
     for hit in (at_paris, at_corte):  # internal markers stop at a proxy
         assert not [h for h in hit["headers"] if h.lower().startswith("x-edgescope-")]
-    assert tagger.events[1:] == ["join POST body=b'{\"a\": 1}'", "local Paris"]
+    assert tagger.seen[1:] == ["join POST body=b'{\"a\": 1}'", "local Paris"]
     [finished] = tagger.finished
     assert finished.verdict is Verdict.OK
     assert [r.site for r in finished.succeeded] == ["Paris", "Corte"]
@@ -118,4 +130,46 @@ async def test_routes_are_mounted_and_a_skipped_call_is_plain(sites: SitesFactor
     status, headers, body = await paris.get("/image/skip/me")
     assert status == 200 and body["path"] == "/image/skip/me" and "X-Tag-Verdict" not in headers
     await paris.proxy.stop()
-    assert tagger.events[-1] == "stop"
+    assert tagger.seen[-1] == "stop"
+
+
+class Quiet:
+    """An extension with routes only: it implements no event, and needs no stub."""
+
+    name = "quiet"
+    events: tuple[str, ...] = ()
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        return []
+
+    async def start(self, proxy: ProxyServices) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+def test_events_are_looked_up_by_name_at_load() -> None:
+    tagger, quiet = Tagger(), Quiet()
+    extensions = ExtensionSet([tagger, quiet])
+    assert extensions.handles(Join) and extensions.handles(WantsBody)
+    assert not extensions.handles(Observe)
+    assert [e for e, _ in extensions.handlers(Join)] == [tagger]
+
+
+def test_an_unknown_event_name_is_an_error_at_load() -> None:
+    misspelt = Quiet()
+    misspelt.events = ("observ",)
+    with pytest.raises(ExtensionError, match="unknown event 'observ'; known events: bind_status"):
+        ExtensionSet([misspelt])
+
+
+def test_a_listed_event_needs_its_method_and_a_method_its_listing() -> None:
+    listed = Quiet()
+    listed.events = ("observe",)
+    with pytest.raises(ExtensionError, match=r"lists event 'observe' but has no observe\(\)"):
+        ExtensionSet([listed])
+    unlisted = Tagger()
+    unlisted.events = ("join",)
+    with pytest.raises(ExtensionError, match=r"has wants_body\(\) but does not list"):
+        ExtensionSet([unlisted])

@@ -99,3 +99,36 @@ def test_peer_sockets_retransmit_at_least_once_a_second() -> None:
     client = abortive_socket(info)
     with client:
         assert client.getsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS) == RTO_MAX_MS
+
+
+def test_a_cached_key_id_is_the_key_id_of_that_very_key() -> None:
+    """Hops sign and check with cached key ids (issue 23): each must be its own key's id,
+    for a private key (its public half) and a public key, however many keys are about."""
+    from edgescope.proxy.keys import cached_key_id, generate, key_id
+
+    keys = [generate() for _ in range(5)]
+    for _ in range(2):  # the second round reads the cache
+        for key in keys:
+            assert cached_key_id(key) == key_id(key.public_key())
+            public = key.public_key()
+            assert cached_key_id(public) == key_id(public)
+    assert len({cached_key_id(k) for k in keys}) == 5
+
+
+def test_end_to_end_keeps_every_value_and_order_and_matches_names_in_any_case() -> None:
+    from multidict import CIMultiDict
+
+    headers = CIMultiDict(
+        [
+            ("Accept", "a"),
+            ("connection", "x-private, , KEEP-ALIVE"),
+            ("X-PRIVATE", "1"),
+            ("Keep-Alive", "timeout=5"),
+            ("Accept", "b"),
+            ("TE", "trailers"),
+            ("X-Scope", "{image: Paris}"),
+        ]
+    )
+    out = end_to_end(headers)
+    assert list(out.items()) == [("Accept", "a"), ("Accept", "b"), ("X-Scope", "{image: Paris}")]
+    assert "X-Private" in headers  # the request's own headers are left as they were

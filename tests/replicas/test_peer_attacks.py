@@ -29,6 +29,7 @@ from aiohttp import web
 
 import sitekeys
 from edgescope.proxy.carriers import MODE_HEADER
+from edgescope.proxy.config_file import render_config
 from edgescope.proxy.protocol import REPLICA_SETS_PATH, REPLICAS_PATH
 from loopback import reserve_port
 from replicas.conftest import bound_socket, resource_app
@@ -41,43 +42,37 @@ START_TIMEOUT = 240.0
 
 
 def site_toml(site: str, port: int, backend: str, peers: dict[str, str], state: Path) -> str:
-    peer_tables = "".join(
-        f"""
-[[peers]]
-name = "{name}"
-url = "{url}"
-public_key = "{sitekeys.public(name)}"
-connect_timeout = 0.5
-read_timeout = 5.0
-"""
-        for name, url in peers.items()
+    return render_config(
+        {
+            "site": site,
+            "listen": f"127.0.0.1:{port}",
+            "private_key": sitekeys.private(site),
+            "services": [{"type": "image", "prefix": "/image", "backend": f"{backend}/image"}],
+            "peers": [
+                {
+                    "name": name,
+                    "url": url,
+                    "public_key": sitekeys.public(name),
+                    "connect_timeout": 0.5,
+                    "read_timeout": 5.0,
+                }
+                for name, url in peers.items()
+            ],
+            "breaker": {"probe_interval": 0, "open_seconds": 0.2},
+            "identity": {
+                "auth_url": f"{backend}/identity/v3",
+                "username": "edgescope",
+                "password": "pw",
+                "project": "service",
+            },
+            "replicas": {
+                "state_dir": str(state),
+                "replay_interval": 0.2,
+                "queue_max_ops": 3,
+                "queue_owner_share": 1.0,
+            },
+        }
     )
-    return f"""
-site = "{site}"
-listen = "127.0.0.1:{port}"
-private_key = "{sitekeys.private(site)}"
-
-[[services]]
-type = "image"
-prefix = "/image"
-backend = "{backend}/image"
-{peer_tables}
-[breaker]
-probe_interval = 0
-open_seconds = 0.2
-
-[identity]
-auth_url = "{backend}/identity/v3"
-username = "edgescope"
-password = "pw"
-project = "service"
-
-[replicas]
-state_dir = "{state}"
-replay_interval = 0.2
-queue_max_ops = 3
-queue_owner_share = 1.0
-"""
 
 
 @dataclass

@@ -23,7 +23,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from edgescope.replicas.checks import PushRefused
+from edgescope.errors import Refused
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
 from edgescope.replicas.database import sets as sets_table
 from edgescope.replicas.model import Hlc, Member, PendingOp, ReplicaSet
@@ -122,7 +122,7 @@ class HostilePeers(RuleBasedStateMachine):
 
     def send(self, peer: str, data: bytes, handle: str | None) -> None:
         before = self.registry.fresh(handle) if handle else None
-        with contextlib.suppress(PushRefused, InvalidRecord, ClockTooFarAhead, IdCollision):
+        with contextlib.suppress(Refused, InvalidRecord, ClockTooFarAhead, IdCollision):
             asyncio.run(self.link.receive_push(peer, data))
         after = self.registry.fresh(handle) if handle else None
         if before != after:  # changed: only by a member of the set before and after

@@ -26,6 +26,7 @@ from aiohttp import web
 
 import sitekeys
 from edgescope.proxy.carriers import MODE_HEADER
+from edgescope.proxy.config_file import render_config
 from edgescope.replicas.registry import Registry
 from loopback import reserve_port
 from replicas.conftest import Link, bound_socket, resource_app
@@ -37,38 +38,31 @@ TIMING = {"replay_interval": 0.2, "sync_interval": 0.2, "lease_seconds": 2.0, "c
 
 
 def site_toml(site: str, port: int, backend: str, peer: str, peer_url: str, database: str) -> str:
-    replicas = "\n".join(f"{k} = {v}" for k, v in TIMING.items())
-    return f"""
-site = "{site}"
-listen = "127.0.0.1:{port}"
-private_key = "{sitekeys.private(site)}"
-
-[[services]]
-type = "image"
-prefix = "/image"
-backend = "{backend}/image"
-
-[[peers]]
-name = "{peer}"
-url = "{peer_url}"
-public_key = "{sitekeys.public(peer)}"
-connect_timeout = 0.5
-read_timeout = 5.0
-
-[breaker]
-probe_interval = 0.2
-open_seconds = 0.3
-
-[identity]
-auth_url = "{backend}/identity/v3"
-username = "edgescope"
-password = "pw"
-project = "service"
-
-[replicas]
-database = "{database}"
-{replicas}
-"""
+    return render_config(
+        {
+            "site": site,
+            "listen": f"127.0.0.1:{port}",
+            "private_key": sitekeys.private(site),
+            "services": [{"type": "image", "prefix": "/image", "backend": f"{backend}/image"}],
+            "peers": [
+                {
+                    "name": peer,
+                    "url": peer_url,
+                    "public_key": sitekeys.public(peer),
+                    "connect_timeout": 0.5,
+                    "read_timeout": 5.0,
+                }
+            ],
+            "breaker": {"probe_interval": 0.2, "open_seconds": 0.3},
+            "identity": {
+                "auth_url": f"{backend}/identity/v3",
+                "username": "edgescope",
+                "password": "pw",
+                "project": "service",
+            },
+            "replicas": {"database": database, **TIMING},
+        }
+    )
 
 
 async def start_proxy(config: Path) -> asyncio.subprocess.Process:

@@ -26,8 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from edgescope.errors import ConfigError
-from edgescope.proxy.extension import Refused
+from edgescope.errors import ConfigError, Refused
 from edgescope.proxy.protocol import ADOPT_PATH, REPLICAS_PATH
 from edgescope.replicas.database import redact
 from edgescope.replicas.registry import FILENAME, Registry

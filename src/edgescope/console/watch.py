@@ -25,6 +25,7 @@ import aiohttp
 from edgescope.aio import spawn
 from edgescope.console.picture import Picture
 from edgescope.console.targets import Target
+from edgescope.errors import Refused
 from edgescope.observe.feed import Feed
 from edgescope.proxy.protocol import EVENTS_PATH
 
@@ -32,10 +33,6 @@ log = logging.getLogger("edgescope.console")
 READ_TIMEOUT = 5.0
 """A stream silent this long is dead: proxies send their state every second (a cut link
 drops packets silently, so no error would come)."""
-
-
-class Refused(Exception):
-    """A proxy or a Keystone said no: the reason is shown as the site's error."""
 
 
 MAX_EVENT = 1024 * 1024
@@ -124,7 +121,7 @@ class Watcher:
             try:
                 await self._stream(target)
                 reason = "the stream ended"
-            except Refused as exc:
+            except Refused as exc:  # a proxy or a Keystone said no: shown as the site's error
                 reason = str(exc)
             except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                 reason = _reason(exc)
@@ -140,7 +137,7 @@ class Watcher:
             if response.status == 401:
                 self._tokens.pop(target.site, None)
             if response.status != 200:
-                raise Refused(f"{target.site}'s proxy answered {response.status}: "
+                raise Refused(response.status, f"{target.site}'s proxy answered {response.status}: "
                               f"{_message(await response.read())}")  # fmt: skip
             self.picture.connected(target.site)
             self.changed()
@@ -170,9 +167,10 @@ class Watcher:
         async with self._session.post(target.auth_url + "/auth/tokens", json=body) as response:
             if response.status != 201 or "X-Subject-Token" not in response.headers:
                 raise Refused(
+                    response.status,
                     f"{target.site}'s Keystone refused the operator "
                     f"{target.credentials.username!r}: {response.status} "
-                    f"{_message(await response.read())}"
+                    f"{_message(await response.read())}",
                 )
             token = response.headers["X-Subject-Token"]
         self._tokens[target.site] = token

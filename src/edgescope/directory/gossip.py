@@ -43,11 +43,10 @@ from yarl import URL
 
 from edgescope.aio import spawn
 from edgescope.directory import model
-from edgescope.directory.model import Entry, Refused
+from edgescope.directory.model import Entry, NotAdmitted
 from edgescope.errors import ConfigError, SiteUnreachable
-from edgescope.proxy.call import Call
 from edgescope.proxy.config import PeerConfig
-from edgescope.proxy.extension import CallHooks, ProxyServices
+from edgescope.proxy.extension import ProxyServices
 from edgescope.proxy.keys import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -65,7 +64,6 @@ from edgescope.proxy.protocol import (
     content_digest,
     sign_hop,
 )
-from edgescope.proxy.route import Plan
 
 log = logging.getLogger("edgescope.directory")
 MAX_SYNC_BYTES = 4 * 1024 * 1024
@@ -140,6 +138,8 @@ class Directory:
     """The site directory of one proxy: admitted entries, gossip, and the peers they make."""
 
     name = "directory"
+    events = ()
+    """It takes part in no call: its routes, start and stop are all it has."""
 
     def __init__(
         self,
@@ -198,12 +198,6 @@ class Directory:
             await asyncio.gather(self._task, return_exceptions=True)
         self._save()
 
-    def wants_body(self, call: Call, plan: Plan) -> bool:
-        return False
-
-    def join(self, call: Call, plan: Plan, body: bytes | None) -> CallHooks | None:
-        return None
-
     # -- this site's own entry -----------------------------------------------------------
 
     def publish(self, state: str = "up") -> Entry:
@@ -223,13 +217,13 @@ class Directory:
                 region=self.config.region,
                 previous=load_private_file(previous) if previous is not None else None,
             )
-        except Refused as exc:
+        except NotAdmitted as exc:
             raise ConfigError(f"[directory]: cannot publish this site's entry: {exc}") from exc
         try:
             self.entries[self.site] = model.admit(
                 entry, self.config.authorities, now=time.time(), revoked=frozenset(self.revoked)
             )
-        except Refused as exc:
+        except NotAdmitted as exc:
             raise ConfigError(f"[directory]: this site's own entry is not admitted: {exc}") from exc
         self._changed()
         self._save()
@@ -372,7 +366,7 @@ class Directory:
             return _error(400, "the offer broke off")
         try:
             offer = model.loads(bytes(data))
-        except Refused as exc:
+        except NotAdmitted as exc:
             return _error(400, f"bad offer: {exc}")
         except ValueError:
             return _error(400, "not JSON")
@@ -414,7 +408,7 @@ class Directory:
             return _error(413, f"give a Content-Length of at most {MAX_REVOKE_BYTES} bytes")
         try:
             doc = model.loads(await request.read())
-        except Refused as exc:
+        except NotAdmitted as exc:
             return _error(400, f"bad revocation: {exc}")
         except (ValueError, OSError, aiohttp.ClientPayloadError):
             return _error(400, "not JSON")
@@ -444,7 +438,7 @@ class Directory:
                     revoked=revoked, verified=self._endorsed,
                 )  # fmt: skip
             model.succeeds(entry, self.entries.get(entry.site))
-        except Refused:
+        except NotAdmitted:
             return None
         return PeerConfig(entry.site, URL(entry.url), public_keys=(entry.public_key,))
 
@@ -492,7 +486,7 @@ class Directory:
         for raw in raws[:MAX_OFFER_REVOCATIONS] if isinstance(raws, list) else ():
             try:
                 revocation = model.revocation_from_json(raw)
-            except Refused as exc:
+            except NotAdmitted as exc:
                 taken.refuse(str(exc))
                 continue
             mark = (revocation.site, revocation.key)
@@ -508,7 +502,7 @@ class Directory:
         for raw in raws:
             try:
                 entry = model.entry_from_json(raw)
-            except Refused as exc:
+            except NotAdmitted as exc:
                 taken.refuse(str(exc))
                 continue
             seen = entries.get(entry.site)
@@ -524,13 +518,13 @@ class Directory:
 
     def _check_revocations(
         self, batch: Sequence[model.Revocation]
-    ) -> list[model.Revocation | Refused]:
+    ) -> list[model.Revocation | NotAdmitted]:
         """Worker thread: each revocation, or why it is refused."""
-        out: list[model.Revocation | Refused] = []
+        out: list[model.Revocation | NotAdmitted] = []
         for revocation in batch:
             try:
                 out.append(model.admit_revocation(revocation, self.config.authorities))
-            except Refused as exc:
+            except NotAdmitted as exc:
                 out.append(exc)
         return out
 
@@ -540,9 +534,9 @@ class Directory:
         current: Mapping[str, Entry | None],
         now: float,
         revoked: frozenset[tuple[str, str]],
-    ) -> list[Entry | Refused]:
+    ) -> list[Entry | NotAdmitted]:
         """Worker thread: each entry admitted (and succeeding the one held), or why not."""
-        out: list[Entry | Refused] = []
+        out: list[Entry | NotAdmitted] = []
         for entry in batch:
             try:
                 admitted = model.admit(
@@ -550,17 +544,17 @@ class Directory:
                     verified=self._endorsed,
                 )  # fmt: skip
                 if not model.succeeds(admitted, current.get(entry.site)):
-                    raise Refused(f"{entry.site}: version {entry.version} is not newer")
+                    raise NotAdmitted(f"{entry.site}: version {entry.version} is not newer")
                 out.append(admitted)
-            except Refused as exc:
+            except NotAdmitted as exc:
                 out.append(exc)
         return out
 
     def _apply_revocations(
-        self, checked: Sequence[model.Revocation | Refused], taken: Taken
+        self, checked: Sequence[model.Revocation | NotAdmitted], taken: Taken
     ) -> None:
         for result in checked:
-            if isinstance(result, Refused):
+            if isinstance(result, NotAdmitted):
                 taken.refuse(str(result))
             elif len(self.revocations) >= self.config.max_sites:
                 taken.refuse(f"this site keeps {self.config.max_sites} revocations at most")
@@ -570,24 +564,24 @@ class Directory:
 
     def _apply_entries(
         self,
-        checked: Sequence[Entry | Refused],
+        checked: Sequence[Entry | NotAdmitted],
         current: Mapping[str, Entry | None],
         taken: Taken,
     ) -> None:
         revoked = self.revoked
         for result in checked:
-            if isinstance(result, Refused):
+            if isinstance(result, NotAdmitted):
                 taken.refuse(str(result))
                 continue
             site, now_held = result.site, self.entries.get(result.site)
             try:
                 if (site, key_id(result.public_key)) in revoked:
-                    raise Refused(f"{site}: its key was revoked")
+                    raise NotAdmitted(f"{site}: its key was revoked")
                 if now_held is not current.get(site) and not model.succeeds(result, now_held):
                     continue  # another offer took a newer one meanwhile
                 if now_held is None and len(self.entries) >= self.config.max_sites:
-                    raise Refused(f"this site keeps {self.config.max_sites} entries at most")
-            except Refused as exc:
+                    raise NotAdmitted(f"this site keeps {self.config.max_sites} entries at most")
+            except NotAdmitted as exc:
                 taken.refuse(str(exc))
                 continue
             self.entries[site] = result
@@ -633,7 +627,7 @@ class Directory:
         """Read back the directory kept in ``state_dir`` (nothing when there is none)."""
         try:
             doc = model.loads(self._file.read_text())
-        except (OSError, ValueError):  # Refused included: a file never stops the proxy
+        except (OSError, ValueError):  # NotAdmitted included: a file never stops the proxy
             return
         self.take_now(doc if isinstance(doc, dict) else {}, str(self._file))
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
+from edgescope.errors import EdgescopeError
 from edgescope.proxy.keys import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -45,8 +46,9 @@ MAX_VERSION = 2**53
 """Versions are integers below it (exact in every JSON reader)."""
 
 
-class Refused(ValueError):
-    """An entry, endorsement or revocation that is not admitted, and why."""
+class NotAdmitted(EdgescopeError, ValueError):
+    """An entry, endorsement or revocation that is not admitted, and why (a verdict on data,
+    not a refused request: that is :class:`~edgescope.errors.Refused`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +132,7 @@ def _verify(key: Ed25519PublicKey, signature: str, doc: Mapping[str, Any], what:
     try:
         key.verify(base64.b64decode(signature, validate=True), canonical(doc))
     except (InvalidSignature, binascii.Error, ValueError):
-        raise Refused(f"{what}: the signature does not verify") from None
+        raise NotAdmitted(f"{what}: the signature does not verify") from None
 
 
 def endorse(
@@ -153,7 +155,7 @@ def advertise(
 ) -> Entry:
     """This site's entry; ``previous``: the key it rotates from, which hands the site over."""
     if not 0 <= version < MAX_VERSION:
-        raise Refused(f"{endorsement.site}: version {version} is not below 2^53")
+        raise NotAdmitted(f"{endorsement.site}: version {version} is not below 2^53")
     handover = ""
     if previous is not None and public_text(previous.public_key()) != endorsement.public_key:
         handover = _sign(previous, handover_body(endorsement.site, endorsement.public_key))
@@ -172,14 +174,14 @@ def handover_body(site: str, new_key: str) -> dict[str, Any]:
 def succeeds(entry: Entry, current: Entry | None) -> bool:
     """Whether ``entry`` (admitted) replaces ``current``: under the same key, a higher
     version; under another key, only with a handover the current key signed (whatever the
-    version: an old key's high version must not outlive the rotation). Raises Refused for
+    version: an old key's high version must not outlive the rotation). Raises NotAdmitted for
     another key without a valid handover."""
     if current is None:
         return True
     if entry.endorsement.public_key == current.endorsement.public_key:
         return entry.version > current.version
     if not entry.handover:
-        raise Refused(
+        raise NotAdmitted(
             f"{entry.site}: signed with another key than the one this site holds for it, "
             "and no handover from that key"
         )
@@ -202,7 +204,7 @@ def admit(
     revoked: frozenset[tuple[str, str]] = frozenset(),
     verified: MutableSet[Endorsement] | None = None,
 ) -> Entry:
-    """``entry`` when it may be trusted; raises :class:`Refused` saying why not.
+    """``entry`` when it may be trusted; raises :class:`NotAdmitted` saying why not.
 
     ``verified`` keeps the endorsements whose signature already verified (a site's next
     versions carry the same one): each is checked once per receiver, not once per version.
@@ -211,21 +213,21 @@ def admit(
     trusted = {key_id(k): k for k in authorities}
     authority = trusted.get(cert.authority)
     if authority is None:
-        raise Refused(f"{entry.site}: endorsed by an authority this site does not trust")
+        raise NotAdmitted(f"{entry.site}: endorsed by an authority this site does not trust")
     if verified is None or cert not in verified:
         _verify(authority, cert.signature, cert.body(), f"{entry.site}'s endorsement")
         if verified is not None:
             verified.add(cert)
     if cert.site != entry.site:
-        raise Refused(f"{entry.site}: the endorsement names {cert.site}")
+        raise NotAdmitted(f"{entry.site}: the endorsement names {cert.site}")
     if cert.expires < now:
-        raise Refused(f"{entry.site}: its endorsement expired")
+        raise NotAdmitted(f"{entry.site}: its endorsement expired")
     site_key = load_public(cert.public_key)
     if (entry.site, key_id(site_key)) in revoked:
-        raise Refused(f"{entry.site}: its key was revoked")
+        raise NotAdmitted(f"{entry.site}: its key was revoked")
     _verify(site_key, entry.signature, entry.body(), f"{entry.site}'s entry")
     if entry.state not in STATES:
-        raise Refused(f"{entry.site}: unknown state {entry.state!r}")
+        raise NotAdmitted(f"{entry.site}: unknown state {entry.state!r}")
     return entry
 
 
@@ -233,7 +235,7 @@ def admit_revocation(revocation: Revocation, authorities: Sequence[Ed25519Public
     trusted = {key_id(k): k for k in authorities}
     authority = trusted.get(revocation.authority)
     if authority is None:
-        raise Refused(f"revocation of {revocation.site}: from an authority not trusted here")
+        raise NotAdmitted(f"revocation of {revocation.site}: from an authority not trusted here")
     _verify(authority, revocation.signature, revocation.body(), "revocation")
     return revocation
 
@@ -264,19 +266,19 @@ def wanted_by(theirs: Mapping[str, int], entries: Mapping[str, Entry]) -> list[E
 
 
 def _reject_constant(name: str) -> Any:
-    raise Refused(f"non-finite number {name} (JSON has none)")
+    raise NotAdmitted(f"non-finite number {name} (JSON has none)")
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise Refused(f"number {text[:20]} is out of range")
+        raise NotAdmitted(f"number {text[:20]} is out of range")
     return value
 
 
 def loads(data: bytes | str) -> Any:
     """A directory document (offer, answer, file): JSON with finite numbers only. Raises
-    :class:`Refused` on a non-finite number, ValueError on what is not JSON (or is nested
+    :class:`NotAdmitted` on a non-finite number, ValueError on what is not JSON (or is nested
     deeper than the parser's recursion allows)."""
     try:
         return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
@@ -286,21 +288,21 @@ def loads(data: bytes | str) -> Any:
 
 def _version(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_VERSION:
-        raise Refused(f"version {str(value)[:30]} is not an integer from 0 to 2^53")
+        raise NotAdmitted(f"version {str(value)[:30]} is not an integer from 0 to 2^53")
     return value
 
 
 def _expiry(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Refused(f"endorsement expiry {str(value)[:30]} is not a finite unix time")
+        raise NotAdmitted(f"endorsement expiry {str(value)[:30]} is not a finite unix time")
     return float(value)
 
 
 def entry_from_json(doc: Any) -> Entry:
-    """Raises :class:`Refused` on a malformed entry."""
+    """Raises :class:`NotAdmitted` on a malformed entry."""
     try:
         if len(canonical(doc)) > MAX_ENTRY_BYTES:
-            raise Refused("an entry is over 4 KiB")
+            raise NotAdmitted("an entry is over 4 KiB")
         cert = doc["endorsement"]
         endorsement = Endorsement(
             str(cert["site"]),
@@ -321,9 +323,9 @@ def entry_from_json(doc: Any) -> Entry:
             str(doc.get("handover", "")),
         )
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
-        if isinstance(exc, Refused):
+        if isinstance(exc, NotAdmitted):
             raise
-        raise Refused(f"malformed entry: {exc}") from None
+        raise NotAdmitted(f"malformed entry: {exc}") from None
 
 
 def revocation_from_json(doc: Any) -> Revocation:
@@ -332,7 +334,7 @@ def revocation_from_json(doc: Any) -> Revocation:
             str(doc["revoke"]), str(doc["key"]), str(doc["authority"]), str(doc["signature"])
         )
     except (KeyError, TypeError) as exc:
-        raise Refused(f"malformed revocation: {exc}") from None
+        raise NotAdmitted(f"malformed revocation: {exc}") from None
 
 
 def _fields(entry: Entry) -> dict[str, Any]:

@@ -4,7 +4,9 @@ It does no I/O itself: the caller (the proxy, :mod:`edgescope.proxy`) passes ``c
 which forwards the request to one site, and ``is_failure(result)``, which says whether a
 result counts as a failure (see :class:`HttpFailurePolicy`). The rules:
 
-- a site: one ``call(site)``; an exception from it, or ``is_failure(result)``, is a failure;
+- a site: one ``call(site)``; an :class:`~edgescope.errors.EdgescopeError` from it, or
+  ``is_failure(result)``, is a failure. Any other exception (a bug, of ``call`` or of
+  ``is_failure``) is never a site's failure: it propagates, and cancels the calls in flight;
 - ``e1 & ... & en``: every branch runs concurrently, none is ever cancelled because another
   failed; ok iff all are ok; the value is every branch's results, in operand order;
 - ``e1 | ... | en``: branches run one after the other until one is ok; the right of an ok
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from edgescope.aio import spawn
-from edgescope.errors import ScopeCheckError, ScopeLimitError
+from edgescope.errors import EdgescopeError, ScopeCheckError, ScopeLimitError
 from edgescope.lang.ast import And, Expr, SiteRef, has_network_form
 
 R = TypeVar("R")
@@ -43,11 +45,11 @@ MAX_EVAL_DEPTH = 200
 
 @dataclass(frozen=True, slots=True)
 class Attempt(Generic[R]):
-    """One site tried: its result, or the exception ``call`` raised, and whether it failed."""
+    """One site tried: its result, or the error ``call`` raised, and whether it failed."""
 
     site: str
     result: R | None
-    error: Exception | None
+    error: EdgescopeError | None
     failed: bool
 
 
@@ -133,8 +135,7 @@ async def _eval(expr: Expr, rules: _Rules[R]) -> Outcome[R]:
     if isinstance(expr, SiteRef):
         return await _call_site(expr.name, rules.call, rules.is_failure)
     if isinstance(expr, And):
-        # Branches catch their own failures, so gather never cancels a sibling.
-        parts = await asyncio.gather(*(_eval(op, rules) for op in expr.operands))
+        parts = await _all(expr.operands, rules)
         return Outcome(
             ok=all(part.ok for part in parts),
             attempts=tuple(a for part in parts for a in part.attempts),
@@ -149,6 +150,20 @@ async def _eval(expr: Expr, rules: _Rules[R]) -> Outcome[R]:
         if part.ok:
             return Outcome(True, tuple(attempts), part.results)
     return Outcome(False, tuple(attempts), ())
+
+
+async def _all(operands: Sequence[Expr], rules: _Rules[R]) -> list[Outcome[R]]:
+    """Every operand at once. Branches catch their own failures, so one never cancels a
+    sibling; only a bug (or a cancel from outside) ends the others, which are then cancelled."""
+    tasks = [spawn(_eval(op, rules)) for op in operands]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        running = [t for t in tasks if not t.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
 
 
 async def _hedged_or(operands: Sequence[Expr], rules: _Rules[R]) -> Outcome[R]:
@@ -225,13 +240,9 @@ async def _call_site(
 ) -> Outcome[R]:
     try:
         result = await call(site)
-    except Exception as exc:  # any error of one site is that site's failure, by contract
+    except EdgescopeError as exc:  # an error of one site is that site's failure, by contract
         return Outcome(False, (Attempt(site, None, exc, True),), ())
-    try:
-        failed = bool(is_failure(result))
-    except Exception as exc:  # a broken predicate must not hide that the call happened
-        return Outcome(False, (Attempt(site, result, exc, True),), ())
-    if failed:
+    if is_failure(result):
         return Outcome(False, (Attempt(site, result, None, True),), ())
     return Outcome(True, (Attempt(site, result, None, False),), ((site, result),))
 

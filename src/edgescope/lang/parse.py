@@ -17,7 +17,7 @@ import difflib
 import json
 import re
 from decimal import Decimal
-from functools import cache, lru_cache
+from functools import cache
 from importlib.resources import files
 from typing import Any, cast
 
@@ -73,23 +73,9 @@ def parse_scope(
 
     Raises :class:`~edgescope.errors.ScopeError` (syntax, limit or check subclass), with
     the position of the offending character, and nothing else, whatever the input.
-    Successful parses of short texts are cached (the AST is immutable): a proxy sees the
-    same few scopes on every hop.
+    Not cached here: a proxy keeps its own bounded cache of parses (``SiteProxy``), which
+    ``/metrics`` reports.
     """
-    if len(text) <= _CACHED_LENGTH:
-        return _parse_cached(text, limits, registry)
-    return _parse_uncached(text, limits, registry)
-
-
-_CACHED_LENGTH = 1024
-
-
-@lru_cache(maxsize=1024)
-def _parse_cached(text: str, limits: Limits, registry: ServiceRegistry) -> Scope:
-    return _parse_uncached(text, limits, registry)
-
-
-def _parse_uncached(text: str, limits: Limits, registry: ServiceRegistry) -> Scope:
     prescan(text, limits)
     if _JSON_START.match(text):
         return _parse_json_form(text, limits, registry)

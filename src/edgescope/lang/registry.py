@@ -18,11 +18,14 @@ from types import MappingProxyType
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
+IDENTITY = "identity"
+"""Keystone's service type: the scope's ``identity`` entry says where tokens are validated."""
+
 OPENSTACK_SERVICES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "compute": ("nova",),
         "image": ("glance",),
-        "identity": ("keystone",),
+        IDENTITY: ("keystone",),
         "network": ("neutron",),
         "placement": (),
         "block-storage": ("cinder",),
@@ -71,10 +74,6 @@ class ServiceRegistry:
     def names(self) -> tuple[str, ...]:
         """Every accepted name: types and aliases (for "did you mean" suggestions)."""
         return tuple(self._by_name)
-
-    def aliases_of(self, service_type: str) -> tuple[str, ...]:
-        """The aliases registered for ``service_type`` (empty if none or unknown)."""
-        return self._aliases.get(service_type, ())
 
     def with_service(self, service_type: str, aliases: Iterable[str] = ()) -> ServiceRegistry:
         """A new registry that also knows ``service_type`` (or more aliases for an existing one)."""

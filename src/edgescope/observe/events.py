@@ -33,15 +33,14 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from edgescope.aio import spawn
-from edgescope.errors import ConfigError, SiteUnreachable
+from edgescope.errors import ConfigError, Refused, SiteUnreachable
 from edgescope.observe.feed import Feed, FeedFull, Subscriber, call_event, state_event
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, new_request_id
-from edgescope.proxy.extension import CallHooks, ProxyServices, StatusSource
+from edgescope.proxy.extension import ProxyServices, StatusSource
 from edgescope.proxy.metrics import Bound
 from edgescope.proxy.protocol import EVENTS_PATH, EVENTS_STATE_PATH
-from edgescope.proxy.responses import error_body, json_error
-from edgescope.proxy.route import Plan
+from edgescope.proxy.responses import refusal_response
 
 MAX_STATE_INTERVAL = 4.0
 """Consoles take a stream silent for 5 s for a dead one (edgescope.console.watch)."""
@@ -97,16 +96,11 @@ class EventsConfig:
         return cls(**values)
 
 
-class Refusal(Exception):
-    def __init__(self, status: int, title: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.title = status, title
-
-
 class Events:
     """Calls and state as server-sent events for operators: the proxy extension."""
 
     name = "events"
+    events = ("observe", "bind_status", "bounds", "closing")
 
     def __init__(
         self,
@@ -154,12 +148,6 @@ class Events:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
 
-    def wants_body(self, call: Call, plan: Plan) -> bool:
-        return False
-
-    def join(self, call: Call, plan: Plan, body: bytes | None) -> CallHooks | None:
-        return None
-
     def observe(self, call: Call, status: int, seconds: float) -> None:
         if self.feed.subscribers:
             self.feed.publish("call", call_event(call, status, seconds, self.site))
@@ -198,9 +186,8 @@ class Events:
         try:
             await self._check_operator(request)
             return await answer(request)
-        except Refusal as refusal:
-            body = error_body(refusal.status, refusal.title, str(refusal))
-            return json_error(body, refusal.status, request_id)
+        except Refused as refusal:
+            return refusal_response(refusal, request_id)
 
     async def _answer_state(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(await self.state(), headers={REQUEST_ID_HEADER: new_request_id()})
@@ -209,7 +196,7 @@ class Events:
         try:
             subscriber = self.feed.subscribe()
         except FeedFull as exc:
-            raise Refusal(503, "Too Many Consoles", str(exc)) from None
+            raise Refused(503, str(exc), title="Too Many Consoles") from None
         try:
             response = web.StreamResponse(
                 headers={
@@ -245,18 +232,16 @@ class Events:
         """Let the request through when its token holds an operator role here."""
         token = request.headers.get("X-Auth-Token", "")
         if not token:
-            raise Refusal(401, "Unauthorized", "the events of a proxy need an X-Auth-Token")
+            raise Refused(401, "the events of a proxy need an X-Auth-Token")
         services = self._services
         if services is None:
-            raise Refusal(503, "Starting", "the events extension is not started yet")
+            raise Refused(503, "the events extension is not started yet", title="Starting")
         try:
             held = await services.token_roles(token)
         except SiteUnreachable as exc:
             message = f"cannot check the token: {exc.reason}"
-            raise Refusal(503, "Identity Unreachable", message) from None
+            raise Refused(503, message, title="Identity Unreachable") from None
         roles = set(self.config.operator_roles)
         if not held & roles:
             wanted = " or ".join(sorted(roles))
-            raise Refusal(
-                403, "Forbidden", f"the events of {self.site} need role {wanted} at {self.site}"
-            )
+            raise Refused(403, f"the events of {self.site} need role {wanted} at {self.site}")

@@ -132,6 +132,7 @@ class Tracing:
     """OpenTelemetry spans per call and per branch: the proxy extension."""
 
     name = "tracing"
+    events = ("join", "observe", "bind_status", "bounds", "closing")
 
     def __init__(self, site: str, config: TracingConfig) -> None:
         for module in _EXTRA_MODULES:  # start() imports them; a clean install has none
@@ -211,9 +212,6 @@ class Tracing:
         if self.provider is not None:
             await asyncio.to_thread(self.provider.shutdown)  # flushes what is queued
             self.provider = self.tracer = None
-
-    def wants_body(self, call: Call, plan: Plan) -> bool:
-        return False
 
     def join(self, call: Call, plan: Plan, body: bytes | None) -> _TraceHooks | None:
         if self.tracer is None:

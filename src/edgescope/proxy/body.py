@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import AsyncIterable, AsyncIterator
 
 from edgescope.aio import spawn
-from edgescope.errors import BodyTooLarge, ClientBodyFailed
+from edgescope.errors import BodyTooLarge, ClientBodyFailed, ErrorCode
 
 _EOF = b""
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -26,6 +26,8 @@ SPOOL_IN_MEMORY = 1024 * 1024
 
 class SpoolFull(ClientBodyFailed):
     """Every spool of this proxy together is at ``max_spool_total`` bytes (-> 503, retry)."""
+
+    code = ErrorCode.BUSY
 
 
 class SpoolBudget:

@@ -17,7 +17,7 @@ from multidict import CIMultiDict
 from edgescope.proxy.body import ClientBody, SpoolHold
 from edgescope.proxy.carriers import MODE_HEADER
 from edgescope.proxy.forward import CHUNK, end_to_end
-from edgescope.proxy.identity import is_validation_call
+from edgescope.proxy.identity import is_identity, is_validation_call
 from edgescope.proxy.protocol import strip_internal
 
 Mode = Literal["strict", "eventual", "partial"]
@@ -91,7 +91,7 @@ class Call:
     @property
     def is_validation(self) -> bool:
         request = self.request
-        return self.service == "identity" and is_validation_call(
+        return is_identity(self.service) and is_validation_call(
             request.method, self.path, "X-Subject-Token" in request.headers
         )
 

@@ -45,7 +45,7 @@ from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus
 
-from edgescope.errors import ScopeLimitError, ScopeSyntaxError
+from edgescope.errors import ErrorCode, ScopeLimitError, ScopeSyntaxError
 
 SCOPE_HEADER = "X-Scope"
 MODE_HEADER = "X-Scope-Mode"
@@ -69,6 +69,8 @@ _CORRELATION_ID = re.compile(CORRELATION_ID_REGEX)
 
 class ScopeHeaderTooLarge(ScopeLimitError):
     """A scope carrier is over the proxy's size limit (-> 431)."""
+
+    code = ErrorCode.SCOPE_TOO_LARGE
 
 
 REMEMBERED_CARRIERS = frozenset({"request-id", "handle"})

@@ -45,9 +45,11 @@ from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.extension import (
     CallHooks,
-    Extension,
+    ExtensionSet,
     Finished,
+    Join,
     Recorded,
+    WantsBody,
     join_hooks,
 )
 from edgescope.proxy.forward import ReadBudget, end_to_end, read_body
@@ -84,14 +86,14 @@ class Dispatcher:
         metrics: ProxyMetrics,
         delegation: Delegation,
         memory: ScopeMemory,
-        extensions: Sequence[Extension] = (),
+        extensions: ExtensionSet | None = None,
     ) -> None:
         self.config = config
         self.sender = sender
         self.metrics = metrics
         self.delegation = delegation
         self.memory = memory
-        self.extensions = tuple(extensions)
+        self.extensions = extensions if extensions is not None else ExtensionSet(())
         self.spools = Spools(config, sender, metrics)
         hedging = config.hedging
         self.latencies = Latencies(hedging.samples, hedging.window)
@@ -99,26 +101,18 @@ class Dispatcher:
         self.hedging = HedgePolicy(hedging)
 
     async def run(self, call: Call, plan: Plan) -> web.StreamResponse:
-        if call.service == "identity" and plan.is_local and call.from_peer is not None:
-            verdict = await self.delegation.admit(
-                call.request.headers,
-                call.method,
-                call.path,
-                from_peer=call.from_peer,
-                hops=call.hops,
-                request_id=call.request_id,
-            )
-            if verdict.refusal is not None:
-                call.chosen = [self.config.site]
-                return verdict.refusal
-            call.acting_token = verdict.acting_token
+        verdict = await self.delegation.admit(call, plan, self.sender)
+        if verdict.refusal is not None:
+            call.chosen = [self.config.site]
+            return verdict.refusal
         if plan.downstream is not None and call.carrier not in REMEMBERED_CARRIERS:
             if call.from_peer is None:  # a client's id could be another client's: a new one
                 call.request_id = new_correlation_id()  # HAProxy can tell it (deploy/haproxy)
             owner = call.request.remote or ""
             self.memory.remember(call.request_id, scope_text(plan.downstream), owner)
         body = await self._whole_body(call, plan)
-        hooks = join_hooks(self.extensions, call, plan, body) if self.extensions else None
+        joins = self.extensions.handles(Join)
+        hooks = join_hooks(self.extensions, call, plan, body) if joins else None
         if isinstance(plan.expr, SiteRef):
             return await self._single(call, plan, plan.expr.name, body, hooks)
         self.metrics.fanout.observe(len(plan.sites))
@@ -416,11 +410,11 @@ class Dispatcher:
 
     async def _whole_body(self, call: Call, plan: Plan) -> bytes | None:
         request = call.request
-        if not (self.extensions and request.body_exists):
+        if not (self.extensions.handles(WantsBody) and request.body_exists):
             return None
         if not (_small_json(request) or _kept_for_queue(call, plan)):
             return None
-        if not any(e.wants_body(call, plan) for e in self.extensions):
+        if not any(self.extensions.each(WantsBody(call, plan))):
             return None
         return await request.read()
 
@@ -448,8 +442,7 @@ class Dispatcher:
             response,
             site,
             extra,
-            tokens=self.sender.tokens,
-            local_site=self.config.site,
+            tokens=self.sender.tokens if self.delegation.localises_catalog(call, site) else None,
             body=body,
         )
 

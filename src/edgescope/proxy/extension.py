@@ -14,9 +14,16 @@ started and stopped with the proxy, and joins each planned call it cares about t
   undo it), adding response headers and a note to a failure's message (:class:`Recorded`);
 * :meth:`CallHooks.collapse` -- rewrite a merged ``&`` answer, given every branch's answer.
 
-An extension that also has the methods of :class:`Observer` sees every call once it is
-answered (its route in ``Call.branches``, its status and duration) and may ask for the
-proxy's state (the ``/edgescope/status`` document): what the console and tracing need.
+Beyond its routes, start and stop, an extension implements only the **events** it wants
+(mitmproxy's addon events): each is a small frozen dataclass (:class:`WantsBody`,
+:class:`Join`, :class:`Observe`, :class:`BindStatus`, :class:`Bounds`, :class:`Closing`)
+whose ``name`` is the method called with its fields. An extension lists the events it
+implements in ``events``; :class:`ExtensionSet` looks the methods up by name when the proxy
+is built, and an unknown event name, a listed event without its method, or a method of an
+event that is not listed is an :class:`~edgescope.errors.ExtensionError` then, never a
+silent no-op. :class:`Observe` sees every call once it is answered (its route in
+``Call.branches``, its status and duration) and :class:`BindStatus` hands over the proxy's
+state (the ``/edgescope/status`` document): what the console and tracing need.
 
 What the proxy offers in return is :class:`ProxyServices`: a one-site call on a client's
 behalf (:meth:`~ProxyServices.call_site`), the roles of a client's token, signed calls to
@@ -26,30 +33,21 @@ connection pool.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from edgescope.errors import EdgescopeError
+from edgescope.errors import ExtensionError
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.config import PeerConfig
-from edgescope.proxy.metrics import Bound
 from edgescope.proxy.outcome import Verdict
 from edgescope.proxy.protocol import HopMarker
 from edgescope.proxy.route import Plan
 
 SendBranch = Callable[[], Awaitable[BranchReply]]
-
-
-class Refused(EdgescopeError):
-    """An extension refuses a call: the proxy answers ``status`` with this message."""
-
-    def __init__(self, status: int, title: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.title, self.message = status, title, message
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +176,10 @@ class Extension(Protocol):
 
     name: str
 
+    @property
+    def events(self) -> Sequence[str]:
+        """The names of the events it implements (each a method of that name): :data:`EVENTS`."""
+
     def routes(self) -> Sequence[web.RouteDef]:
         """Routes under ``/edgescope/`` mounted on the main listener before the catch-all."""
 
@@ -185,41 +187,135 @@ class Extension(Protocol):
 
     async def stop(self) -> None: ...
 
-    def wants_body(self, call: Call, plan: Plan) -> bool:
-        """Whether to read a small JSON request body whole before :meth:`join`."""
-
-    def join(self, call: Call, plan: Plan, body: bytes | None) -> CallHooks | None:
-        """This extension's hooks for ``call``, or None to stay out of it."""
-
 
 StatusSource = Callable[[], dict[str, Any]]
 """The proxy's ``/edgescope/status`` document (peers, breakers, RTTs, services), made now."""
 
 
-@runtime_checkable
-class Bounded(Protocol):
-    """What an extension with queues, caches or maps of its own adds to report them: each
-    :class:`~edgescope.proxy.metrics.Bound` appears at ``/metrics`` as
+# -- events: what the proxy tells the extensions, looked up by name ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WantsBody:
+    """Before :class:`Join`: answer whether to read a small JSON request body whole."""
+
+    name: ClassVar[str] = "wants_body"
+    call: Call
+    plan: Plan
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """A planned call: answer this extension's :class:`CallHooks` for it, or None."""
+
+    name: ClassVar[str] = "join"
+    call: Call
+    plan: Plan
+    body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Observe:
+    """``call`` was answered with ``status`` after ``seconds``. Must be quick and never block
+    (it runs on the proxy's loop, in every call's path); an exception is logged."""
+
+    name: ClassVar[str] = "observe"
+    call: Call
+    status: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class BindStatus:
+    """Once, before the extensions start: how to read the proxy's state."""
+
+    name: ClassVar[str] = "bind_status"
+    status: StatusSource
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """Once, after the extensions start: answer the extension's queues, caches and maps as
+    :class:`~edgescope.proxy.metrics.Bound` s, each at ``/metrics`` as
     ``edgescope_bound_{size,limit,refused_total}{bound=name}`` (docs/security.md, "Limits")."""
 
-    def bounds(self) -> Sequence[Bound]:
-        """Called once after :meth:`Extension.start`; each bound is read at every scrape."""
+    name: ClassVar[str] = "bounds"
 
 
-@runtime_checkable
-class Observer(Protocol):
-    """What an extension adds to see every call (``SiteProxy`` checks for these methods)."""
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """The proxy is stopping: end long-lived answers (event streams) now, not after the
+    listeners' grace period."""
 
-    def observe(self, call: Call, status: int, seconds: float) -> None:
-        """``call`` was answered with ``status`` after ``seconds``; must be quick and never
-        block (it runs on the proxy's loop, in every call's path); an exception is logged."""
+    name: ClassVar[str] = "closing"
 
-    def bind_status(self, status: StatusSource) -> None:
-        """Called once before :meth:`Extension.start`: how to read the proxy's state."""
 
-    def closing(self) -> None:
-        """The proxy is stopping: end long-lived answers (event streams) now, not after the
-        listeners' grace period."""
+Event = WantsBody | Join | Observe | BindStatus | Bounds | Closing
+EVENTS: Mapping[str, type[Event]] = {
+    e.name: e for e in (WantsBody, Join, Observe, BindStatus, Bounds, Closing)
+}
+"""Every event, by the name of the method that handles it."""
+_ARGS = {e: tuple(f.name for f in fields(e)) for e in EVENTS.values()}
+
+
+class ExtensionSet:
+    """The proxy's extensions, and each event's handlers, looked up by name once (at load).
+
+    >>> ExtensionSet([]).handles(Observe)
+    False
+    """
+
+    def __init__(self, extensions: Sequence[Extension]) -> None:
+        self.all = tuple(extensions)
+        found: dict[str, list[tuple[Extension, Callable[..., Any]]]] = {n: [] for n in EVENTS}
+        for extension in self.all:
+            for name, handler in _handlers(extension):
+                found[name].append((extension, handler))
+        self._handlers = {name: tuple(pairs) for name, pairs in found.items()}
+
+    def __bool__(self) -> bool:
+        return bool(self.all)
+
+    def __iter__(self) -> Iterator[Extension]:
+        return iter(self.all)
+
+    def handles(self, event: type[Event]) -> bool:
+        """Whether any extension implements ``event``."""
+        return bool(self._handlers[event.name])
+
+    def handlers(self, event: type[Event]) -> tuple[tuple[Extension, Callable[..., Any]], ...]:
+        """(extension, method) of every extension that implements ``event``, in order."""
+        return self._handlers[event.name]
+
+    def each(self, event: Event) -> Iterator[Any]:
+        """Call every handler of ``event`` with its fields, in extension order, lazily (so
+        ``any(extensions.each(...))`` stops at the first yes)."""
+        args = [getattr(event, name) for name in _ARGS[type(event)]]
+        for _, handler in self._handlers[event.name]:
+            yield handler(*args)
+
+
+def _handlers(extension: Extension) -> list[tuple[str, Callable[..., Any]]]:
+    """The event handlers ``extension`` lists, checked; raises ExtensionError."""
+    label = getattr(extension, "name", type(extension).__name__)
+    listed = list(getattr(extension, "events", ()))
+    known = ", ".join(sorted(EVENTS))
+    handlers = []
+    for name in listed:
+        if name not in EVENTS:
+            raise ExtensionError(
+                f"extension {label!r}: unknown event {name!r}; known events: {known}"
+            )
+        handler = getattr(extension, name, None)
+        if not callable(handler):
+            raise ExtensionError(f"extension {label!r} lists event {name!r} but has no {name}()")
+        handlers.append((name, handler))
+    for name in sorted(EVENTS.keys() - set(listed)):
+        if callable(getattr(extension, name, None)):
+            raise ExtensionError(
+                f"extension {label!r} has {name}() but does not list {name!r} in its events"
+            )
+    return handlers
 
 
 class JoinedHooks:
@@ -262,10 +358,10 @@ class JoinedHooks:
 
 
 def join_hooks(
-    extensions: Sequence[Extension], call: Call, plan: Plan, body: bytes | None
+    extensions: ExtensionSet, call: Call, plan: Plan, body: bytes | None
 ) -> CallHooks | None:
     """The hooks of every extension that joins ``call`` (None when none does)."""
-    parts = [h for e in extensions if (h := e.join(call, plan, body)) is not None]
+    parts = [h for h in extensions.each(Join(call, plan, body)) if h is not None]
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else JoinedHooks(parts)

@@ -1,7 +1,8 @@
 """Build a site's proxy TOML from its Keystone catalog (``openstack endpoint list -f json``).
 
 Neighbours: ``cli/proxy.py`` (``edgescope proxy gen-config``) reads the JSON and writes the
-text; ``config.py`` loads the result. Pure: JSON in, TOML text out.
+text (through ``config_file.py``, the one TOML writer); ``config.py`` loads the result.
+Pure: JSON in, TOML text out.
 
 Each catalog endpoint of the chosen interface (and region) becomes one ``[[services]]``
 entry: the canonical service type, prefix ``/<type>``, and the endpoint's origin
@@ -25,6 +26,7 @@ from yarl import URL
 
 from edgescope.errors import ConfigError
 from edgescope.proxy.config import canonical_service
+from edgescope.proxy.config_file import COMMENT, render_config
 
 
 def site_toml(
@@ -64,34 +66,36 @@ def site_toml(
             + (f" for region {region}" if region else "")
             + "; valid interfaces: public, internal, admin"
         )
-    lines = [
-        f"# edgescope proxy config for site {site}, generated from its Keystone catalog",
-        f"site = {_q(site)}",
-        f"listen = {_q(listen)}",
-        f"private_key_file = {_q(private_key_file)}",
+    services = [
+        {
+            "type": service,
+            "prefix": f"/{service}",
+            "backend": str(url.origin()),
+            COMMENT: "catalog URL through the proxy: "
+            f"http://{listen}/{service}{url.raw_path.rstrip('/')}",
+        }
+        for service, (url, _) in chosen.items()
     ]
-    for service, (url, _) in chosen.items():
-        origin = str(url.origin())
-        rest = url.raw_path.rstrip("/")
-        lines += [
-            "",
-            "[[services]]",
-            f"type = {_q(service)}",
-            f'prefix = "/{service}"',
-            f"backend = {_q(origin)}",
-            f"# catalog URL through the proxy: http://{listen}/{service}{rest}",
-        ]
-    for name, peer_url, public_key in peers:
-        lines += [
-            "",
-            "[[peers]]",
-            f"name = {_q(name)}",
-            f"url = {_q(peer_url)}",
-            f"public_key = {_q(public_key)}",
-            "connect_timeout = 2.0",
-            "read_timeout = 30.0",
-        ]
-    return "\n".join(lines) + "\n"
+    peer_tables = [
+        {
+            "name": name,
+            "url": peer_url,
+            "public_key": public_key,
+            "connect_timeout": 2.0,
+            "read_timeout": 30.0,
+        }
+        for name, peer_url, public_key in peers
+    ]
+    doc: dict[str, Any] = {
+        COMMENT: f"edgescope proxy config for site {site}, generated from its Keystone catalog",
+        "site": site,
+        "listen": listen,
+        "private_key_file": private_key_file,
+        "services": services,
+    }
+    if peer_tables:
+        doc["peers"] = peer_tables
+    return render_config(doc)
 
 
 def load_endpoints(text: str) -> list[Mapping[str, Any]]:
@@ -102,8 +106,3 @@ def load_endpoints(text: str) -> list[Mapping[str, Any]]:
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ConfigError("expected a JSON list of endpoints ('openstack endpoint list -f json')")
     return rows
-
-
-def _q(text: str) -> str:
-    """A TOML basic string (JSON string escapes are valid TOML)."""
-    return json.dumps(text)

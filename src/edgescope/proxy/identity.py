@@ -26,11 +26,18 @@ from typing import Any
 import aiohttp
 
 from edgescope.errors import SiteUnreachable
+from edgescope.lang.registry import IDENTITY
 from edgescope.proxy.config import IdentityCredentials
 from edgescope.proxy.forward import Upstream, read_body
 
 REFRESH_MARGIN = 60.0
 VALIDATION_BODY_LIMIT = 1024 * 1024
+
+
+def is_identity(service: str) -> bool:
+    """A call of the identity service (Keystone), the one service whose calls carry
+    cross-site identity: the proxy tests it here only, and acts on it in ``delegation.py``."""
+    return service == IDENTITY
 
 
 def is_validation_call(method: str, path: str, headers_have_subject: bool) -> bool:

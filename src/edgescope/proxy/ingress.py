@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from edgescope.errors import EdgescopeError
+from edgescope.errors import EdgescopeError, ErrorCode
 from edgescope.proxy.call import MODES, Mode
 from edgescope.proxy.carriers import MODE_HEADER
 from edgescope.proxy.protocol import INTERNAL_PREFIX, strip_internal
@@ -28,6 +28,8 @@ from edgescope.proxy.route import FanoutTooWide
 
 class BadRequest(EdgescopeError):
     """The request itself is malformed (-> 400)."""
+
+    code = ErrorCode.BAD_REQUEST
 
 
 def check_path(path: str) -> None:

@@ -30,6 +30,7 @@ PREFIX = "ed25519:"
 __all__ = [
     "Ed25519PrivateKey",
     "Ed25519PublicKey",
+    "cached_key_id",
     "generate",
     "key_id",
     "load_private",
@@ -52,6 +53,23 @@ def public_text(key: Ed25519PublicKey) -> str:
 def key_id(key: Ed25519PublicKey) -> str:
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
+
+
+_IDS: dict[int, tuple[Ed25519PrivateKey | Ed25519PublicKey, str]] = {}
+"""Key ids of the keys in use, by object: each hop signed and checked needs one (the keys
+are not hashable). An entry holds its key, so that its ``id()`` is not reused."""
+
+
+def cached_key_id(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    """:func:`key_id` of ``key`` (of its public half for a private key), computed once per key
+    object: a site's own key and its peers' keys sign and check every hop."""
+    entry = _IDS.get(id(key))
+    if entry is None or entry[0] is not key:
+        public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+        if len(_IDS) >= 4096:
+            _IDS.clear()  # bounded: keys of a directory that churns are recomputed
+        entry = _IDS[id(key)] = (key, key_id(public))
+    return entry[1]
 
 
 def private_pem(key: Ed25519PrivateKey) -> bytes:

@@ -51,9 +51,9 @@ import math
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
-from edgescope.errors import EdgescopeError
+from edgescope.errors import EdgescopeError, ErrorCode
 from edgescope.proxy import batchsign
-from edgescope.proxy.keys import Ed25519PrivateKey, Ed25519PublicKey, key_id
+from edgescope.proxy.keys import Ed25519PrivateKey, Ed25519PublicKey, cached_key_id
 
 PROTOCOL_VERSION = 2
 """Bumped when a hop's meaning changes; a receiver refuses versions it does not speak."""
@@ -116,6 +116,8 @@ REPLAYED_HEADER = "X-Edgescope-Replayed"
 class ForgedHop(EdgescopeError):
     """Hop headers are present but not validly signed by a peer (-> 403)."""
 
+    code = ErrorCode.HOP_FORBIDDEN
+
 
 class NotTrusted(ForgedHop):
     """A verified peer that this site's trust policy does not allow this request (-> 403)."""
@@ -123,6 +125,8 @@ class NotTrusted(ForgedHop):
 
 class ProtocolMismatch(EdgescopeError):
     """A peer speaks a protocol version this proxy does not (-> 400, naming both)."""
+
+    code = ErrorCode.PROTOCOL_MISMATCH
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +198,7 @@ def hop_marker(
         HOP_HEADER: str(hops),
         PEER_HEADER: sender,
         TIMESTAMP_HEADER: f"{now:.3f}",
-        KEY_ID_HEADER: key_id(key.public_key()),
+        KEY_ID_HEADER: cached_key_id(key),
     }
     if body is not None:
         marker[CONTENT_DIGEST_HEADER] = content_digest(body)
@@ -244,7 +248,7 @@ def verify_hop(
         raise ForgedHop(f"{TIMESTAMP_HEADER} is not a unix time") from None
     if not math.isfinite(sent_at):
         raise ForgedHop(f"{TIMESTAMP_HEADER} is not a finite unix time")
-    keys = {key_id(k): k for k in public_keys(peer)}
+    keys = {cached_key_id(k): k for k in public_keys(peer)}
     if not keys:
         raise ForgedHop(f"{peer[:64]!r} is not a peer of {destination}")
     key = keys.get(headers[KEY_ID_HEADER])

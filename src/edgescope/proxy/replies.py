@@ -59,11 +59,12 @@ async def stream_back(
     extra: Mapping[str, str],
     *,
     tokens: ServiceToken | None,
-    local_site: str,
     body: bytes | None = None,
 ) -> web.StreamResponse:
-    """``response`` to the client, with ``extra`` headers; ``body`` if already read."""
-    if call.is_validation and call.method == "GET" and site != local_site and tokens:
+    """``response`` to the client, with ``extra`` headers; ``body`` if already read. With
+    ``tokens`` (``Delegation.localises_catalog`` said so), a remote token validation's
+    answer gets this site's catalog."""
+    if tokens is not None:
         return await _with_local_catalog(call, response, site, extra, tokens)
     headers = end_to_end(response.headers)
     headers.update(extra)

@@ -12,42 +12,18 @@ keystoneauth's ``from_response`` and openstacksdk already parse::
 
 from __future__ import annotations
 
-import enum
 import json
 from typing import Any
 
 from aiohttp import web
 
+from edgescope.errors import ErrorCode, Refused
 from edgescope.proxy.protocol import ERROR_HEADER
+
+__all__ = ["ErrorCode", "error_body", "error_response", "json_error", "refusal_response"]
 
 REQUEST_ID_HEADER = "x-openstack-request-id"
 RETRY_AFTER_SECONDS = 5
-
-
-class ErrorCode(enum.Enum):
-    """Every failure the proxy itself answers, with its HTTP status and title."""
-
-    BAD_SCOPE = (400, "Bad Scope")
-    BAD_REQUEST = (400, "Bad Request")
-    FANOUT_TOO_WIDE = (400, "Fan-out Too Wide")
-    HOP_FORBIDDEN = (403, "Forbidden Hop Marker")
-    PROTOCOL_MISMATCH = (400, "Protocol Version Mismatch")
-    UNKNOWN_SERVICE = (404, "Unknown Service")
-    CLIENT_BODY = (408, "Request Body Incomplete")
-    BODY_TOO_LARGE = (413, "Request Body Too Large")
-    SCOPE_TOO_LARGE = (431, "Scope Header Too Large")
-    UPSTREAM_ERROR = (502, "Bad Gateway")
-    SITE_UNREACHABLE = (503, "Site Unreachable")
-    BUSY = (503, "Too Many Uploads")
-    TOO_LARGE = (507, "Answer Too Large")
-    LOOP_DETECTED = (508, "Loop Detected")
-
-    def http_status(self) -> int:
-        return int(self.value[0])
-
-    @property
-    def title(self) -> str:
-        return str(self.value[1])
 
 
 def error_body(
@@ -75,6 +51,12 @@ def error_response(
     return json_error(
         error_body(http_status, code.title, message, details, **extra), http_status, request_id
     )
+
+
+def refusal_response(refused: Refused, request_id: str) -> web.Response:
+    """The answer of an internal endpoint that refuses a request."""
+    status, title, message = refused.answer()
+    return json_error(error_body(status, title, message), status, request_id)
 
 
 def json_error(body: dict[str, Any], status: int, request_id: str) -> web.Response:

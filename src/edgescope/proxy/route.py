@@ -22,19 +22,25 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from edgescope.errors import EdgescopeError, ScopeCheckError, ScopeLimitError
+from edgescope.errors import EdgescopeError, ErrorCode, ScopeCheckError, ScopeLimitError
 from edgescope.lang.ast import And, Expr, Scope, SiteRef, iter_sites
 from edgescope.lang.network import NetworkView, needs_network, resolve_scope
-
-IDENTITY = "identity"
+from edgescope.lang.registry import IDENTITY
 
 
 class FanoutTooWide(ScopeLimitError):
     """The scope names more sites for one service than ``max_fanout`` (-> 400)."""
 
+    code = ErrorCode.FANOUT_TOO_WIDE
+
+    def answer(self) -> tuple[int, str, str]:
+        return self.code.http_status(), self.code.title, self.message  # no column: it is 1
+
 
 class LoopDetected(EdgescopeError):
     """The call went through more proxies than ``max_hops``: a routing loop (-> 508)."""
+
+    code = ErrorCode.LOOP_DETECTED
 
 
 @dataclass(frozen=True, slots=True)

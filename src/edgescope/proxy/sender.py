@@ -43,10 +43,12 @@ from edgescope.proxy.carriers import (
     split_piggyback_lenient,
 )
 from edgescope.proxy.config import PeerConfig, ProxyConfig, TlsConfig
+from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.forward import Upstream, end_to_end, read_body
 from edgescope.proxy.identity import (
     VALIDATION_BODY_LIMIT,
     ServiceToken,
+    is_identity,
     is_validation_call,
     token_document,
     token_roles,
@@ -59,7 +61,6 @@ from edgescope.proxy.protocol import (
     PEER_PATH,
     PROOF_HEADER,
     SIGNATURE_HEADER,
-    TOKEN_SITE_HEADER,
     ForgedHop,
     HopMarker,
     NotTrusted,
@@ -135,11 +136,14 @@ class Sender:
         upstream: Upstream,
         metrics: ProxyMetrics,
         tokens: ServiceToken | None,
+        delegation: Delegation,
     ) -> None:
         self.config = config
         self.upstream = upstream
         self.metrics = metrics
         self.tokens = tokens
+        self.delegation = delegation
+        """Cross-site identity: what an identity call carries where (``delegation.py``)."""
         self.slot_refusals = 0
         """Branches that gave up waiting for one of a peer's ``max_per_peer`` slots."""
         self.watch = BreakerWatch()
@@ -181,9 +185,7 @@ class Sender:
             return await self._send_local(call, branch, headers, text, body)
         rewrite_carriers(headers, text, piggyback_plain=call.carrier not in REMEMBERED_CARRIERS)
         keep_credentials_home(headers, call.is_validation)
-        if call.service == "identity":  # who issued the token: kept from a peer, else us
-            issuer = request.headers.get(TOKEN_SITE_HEADER) if call.from_peer else None
-            headers[TOKEN_SITE_HEADER] = issuer or call.from_peer or self.config.site
+        self.delegation.to_peer(call, headers)
         path = PEER_PATH + call.service + branch.path
         watch = call.client_body if branch.body is None else None
         return await self.open_peer(
@@ -324,27 +326,17 @@ class Sender:
         method = request.method
         service = self.config.service(call.service)
         assert service is not None
-        is_identity = call.service == "identity"
         rewrite_carriers(
             headers,
             text,
-            strip_tokens=is_identity or service.plain_token,
+            strip_tokens=self.delegation.strips_tokens(call.service) or service.plain_token,
             piggyback_plain=call.carrier not in REMEMBERED_CARRIERS,
         )
         if is_correlation_id(call.request_id):
             for carrier in self.config.carriers:
                 if carrier.write is not None and carrier.writes_to(call.service):
                     headers[carrier.write] = handle_of(call.request_id)
-        if (
-            is_identity
-            and call.from_peer
-            and self.tokens is not None
-            and is_validation_call(method, branch.path, "X-Subject-Token" in headers)
-        ):
-            # The peer's service token means nothing here: validate with this site's own.
-            headers["X-Auth-Token"] = await self.tokens.get()
-        elif is_identity and call.acting_token is not None:
-            headers["X-Auth-Token"] = call.acting_token  # delegated (see delegation.py)
+        await self.delegation.to_backend(call, branch.path, headers)
         if not self.config.trust_forwarded and "Forwarded" in headers:
             del headers["Forwarded"]  # RFC 7239's: oslo's http_proxy_to_wsgi prefers it
         if not (self.config.trust_forwarded and "X-Forwarded-Host" in headers):
@@ -431,7 +423,7 @@ class Sender:
             local = self.config.service(service)
             if local is None:
                 raise SiteUnreachable(site, f"no {service!r} service here")
-            rewrite_carriers(out, scope, strip_tokens=service == "identity")
+            rewrite_carriers(out, scope, strip_tokens=self.delegation.strips_tokens(service))
             response = await self.upstream.open(
                 site,
                 method,
@@ -445,11 +437,9 @@ class Sender:
             rewrite_carriers(out, scope)
             keep_credentials_home(
                 out,
-                service == "identity"
-                and is_validation_call(method, path, "X-Subject-Token" in out),
+                is_identity(service) and is_validation_call(method, path, "X-Subject-Token" in out),
             )
-            if service == "identity":
-                out[TOKEN_SITE_HEADER] = self.config.site
+            self.delegation.own_call_to_peer(service, out)
             response = await self.open_peer(site, method, PEER_PATH + service + path, out, body)
         data = await read_body(response, site, PEER_ANSWER_LIMIT)
         return BranchReply(site, response.status, dict(end_to_end(response.headers)), data)

@@ -33,22 +33,15 @@ from typing import Any
 from aiohttp import web
 
 from edgescope.aio import spawn
-from edgescope.errors import (
-    AnswerTooLarge,
-    BodyTooLarge,
-    ClientBodyFailed,
-    ScopeError,
-)
+from edgescope.errors import EdgescopeError, ErrorCode, ScopeError
 from edgescope.lang import ServiceRegistry, parse_scope
 from edgescope.lang.network import NetworkView, consulted, needs_network
 from edgescope.lang.registry import DEFAULT_REGISTRY
 from edgescope.lang.unparse import unparse_expr
-from edgescope.proxy.body import SpoolFull
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import (
     MODE_HEADER,
     REQUEST_ID_HEADER,
-    ScopeHeaderTooLarge,
     ScopeMemory,
     is_request_id,
     new_request_id,
@@ -57,11 +50,17 @@ from edgescope.proxy.carriers import (
 from edgescope.proxy.config import ProxyConfig, ServiceConfig
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.dispatch import Dispatcher
-from edgescope.proxy.extension import Bounded, Extension, Observer, Refused
+from edgescope.proxy.extension import (
+    BindStatus,
+    Bounds,
+    Closing,
+    Extension,
+    ExtensionSet,
+    Observe,
+)
 from edgescope.proxy.forward import Upstream, short_backoff
 from edgescope.proxy.identity import ServiceToken
 from edgescope.proxy.ingress import (
-    BadRequest,
     check_path,
     check_scope_width,
     mode_of,
@@ -75,12 +74,10 @@ from edgescope.proxy.protocol import (
     PEER_PATH,
     STATUS_PATH,
     ForgedHop,
-    ProtocolMismatch,
 )
-from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
-from edgescope.proxy.route import FanoutTooWide, LoopDetected, plan_route
+from edgescope.proxy.responses import error_body, error_response, json_error
+from edgescope.proxy.route import plan_route
 from edgescope.proxy.sender import Sender, scope_text, server_tls
-from edgescope.proxy.spool import Busy
 
 access_log = logging.getLogger("edgescope.proxy.access")
 log = logging.getLogger("edgescope.proxy")
@@ -92,8 +89,8 @@ class SiteProxy:
 
     def __init__(self, config: ProxyConfig, *, extensions: Sequence[Extension] = ()) -> None:
         self.config = config
-        self.extensions = tuple(extensions)
-        self.observers = tuple(e for e in self.extensions if isinstance(e, Observer))
+        self.extensions = ExtensionSet(extensions)
+        """The extensions, each event's handlers looked up (and checked) here, at load."""
         self.upstream = Upstream()
         self.metrics = ProxyMetrics(config.site)
         self.memory = ScopeMemory()
@@ -109,13 +106,15 @@ class SiteProxy:
         tokens = (
             ServiceToken(config.identity, self.upstream, config.site) if config.identity else None
         )
-        self.sender = Sender(config, self.upstream, self.metrics, tokens)
+        self.delegation = Delegation(config, tokens)
+        """Cross-site identity, in one component (its points: ``delegation.py``)."""
+        self.sender = Sender(config, self.upstream, self.metrics, tokens, self.delegation)
         self.peers = self.sender.peers
         self.dispatcher = Dispatcher(
             config,
             self.sender,
             self.metrics,
-            Delegation(config, self.sender),
+            self.delegation,
             self.memory,
             self.extensions,
         )
@@ -141,8 +140,8 @@ class SiteProxy:
 
     async def _start(self, sockets: Mapping[str, socket.socket] | None) -> None:
         await self.upstream.start()
-        for observer in self.observers:
-            observer.bind_status(self.status_document)
+        for _ in self.extensions.each(BindStatus(self.status_document)):
+            pass
         for extension in self.extensions:
             await extension.start(self.sender)
         host = self.config.host
@@ -205,14 +204,13 @@ class SiteProxy:
         )
         info = scope_text.cache_info
         self.metrics.bound("scope_text_cache", lambda: info().currsize, info().maxsize or 0)
-        for extension in self.extensions:
-            if isinstance(extension, Bounded):
-                for bound in extension.bounds():
-                    self.metrics.bound(bound.name, bound.size, bound.limit, bound.refused)
+        for bounds in self.extensions.each(Bounds()):
+            for bound in bounds:
+                self.metrics.bound(bound.name, bound.size, bound.limit, bound.refused)
 
     async def stop(self) -> None:
-        for observer in self.observers:
-            observer.closing()
+        for _ in self.extensions.each(Closing()):
+            pass
         self._stop_probing.set()
         if self._probe_task is not None:
             self._probe_task.cancel()
@@ -221,7 +219,7 @@ class SiteProxy:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
-        for extension in reversed(self.extensions):
+        for extension in reversed(self.extensions.all):
             await extension.stop()
         await self.upstream.close()
 
@@ -291,59 +289,25 @@ class SiteProxy:
         )
         try:
             response = await self._route(call, peer_path)
-        except ScopeHeaderTooLarge as exc:
-            response = self._error(ErrorCode.SCOPE_TOO_LARGE, str(exc), request_id)
-        except FanoutTooWide as exc:
-            response = self._error(ErrorCode.FANOUT_TOO_WIDE, exc.message, request_id)
-        except ScopeError as exc:
-            response = self._error(
-                ErrorCode.BAD_SCOPE,
-                f"bad scope in {call.carrier}: {exc}",
-                request_id,
-                details=exc.context() if exc.source else None,
-            )
-        except ForgedHop as exc:
-            response = self._error(ErrorCode.HOP_FORBIDDEN, str(exc), request_id)
-        except ProtocolMismatch as exc:
-            response = self._error(ErrorCode.PROTOCOL_MISMATCH, str(exc), request_id)
-        except BadRequest as exc:
-            response = self._error(ErrorCode.BAD_REQUEST, str(exc), request_id)
-        except AnswerTooLarge as exc:
-            response = self._error(ErrorCode.TOO_LARGE, str(exc), request_id)
-        except (Busy, SpoolFull) as exc:
-            response = self._error(ErrorCode.BUSY, str(exc), request_id)
-        except BodyTooLarge as exc:
-            response = self._error(ErrorCode.BODY_TOO_LARGE, str(exc), request_id)
-        except ClientBodyFailed as exc:
-            response = self._error(ErrorCode.CLIENT_BODY, str(exc), request_id)
-        except Refused as exc:
-            response = json_error(
-                error_body(exc.status, exc.title, exc.message), exc.status, request_id
-            )
-        except LoopDetected as exc:
-            response = self._error(ErrorCode.LOOP_DETECTED, str(exc), request_id)
         except (ConnectionResetError, asyncio.CancelledError):
             raise  # the client went away: nothing to answer
-        except Exception as exc:  # a proxy bug must still give a clean OpenStack error
-            log.exception("internal error serving %s %s", request.method, path[:200])
-            response = self._error(
-                ErrorCode.UPSTREAM_ERROR, f"edgescope proxy error: {type(exc).__name__}", request_id
-            )
+        except Exception as exc:
+            response = self._answer(call, exc)
         status = response.status
         label = service if self.config.service(service) is not None else "unknown"
         self.metrics.requests.labels(service=label, status=str(status)).inc()
         if access_log.isEnabledFor(logging.INFO):
             self._log_access(call, status, started)
-        if self.observers:
+        if self.extensions.handles(Observe):
             self._observe(call, status, time.monotonic() - started)
         return response
 
     def _observe(self, call: Call, status: int, seconds: float) -> None:
-        for observer in self.observers:
+        for extension, observe in self.extensions.handlers(Observe):
             try:
-                observer.observe(call, status, seconds)
+                observe(call, status, seconds)
             except Exception:  # an observer's bug never fails the call it watches
-                log.exception("observer %s failed", type(observer).__name__)
+                log.exception("observer %s failed", type(extension).__name__)
 
     def _log_access(self, call: Call, status: int, started: float) -> None:
         """One structured line per hop (JSON, logger ``edgescope.proxy.access``)."""
@@ -436,6 +400,22 @@ class SiteProxy:
             frozenset(name for name, b in breakers.items() if b.state == "open"),
             services,
         )
+
+    def _answer(self, call: Call, exc: Exception) -> web.Response:
+        """The one place an error becomes the answer to a call: an edgescope error answers
+        with its own code (or a refusal's status); anything else is a bug of the proxy, a
+        500 logged with its traceback (the client still gets a clean OpenStack body)."""
+        answer = exc.answer() if isinstance(exc, EdgescopeError) else None
+        if answer is None:
+            log.error("internal error serving %s %s", call.method, call.path[:200], exc_info=exc)
+            message = f"edgescope proxy error: {type(exc).__name__}"
+            return self._error(ErrorCode.INTERNAL_ERROR, message, call.request_id)
+        status, title, message = answer
+        details = None
+        if isinstance(exc, ScopeError) and exc.code is ErrorCode.BAD_SCOPE:
+            message = f"bad scope in {call.carrier}: {message}"
+            details = exc.context() if exc.source else None
+        return json_error(error_body(status, title, message, details), status, call.request_id)
 
     def _error(
         self, code: ErrorCode, message: str, request_id: str, details: str | None = None

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from edgescope.errors import BodyTooLarge, EdgescopeError, SiteUnreachable
+from edgescope.errors import BodyTooLarge, EdgescopeError, ErrorCode, Refused, SiteUnreachable
 from edgescope.lang import SiteRef, iter_sites, quote_site
+from edgescope.lang.registry import IDENTITY
 from edgescope.proxy.body import SPOOL_IN_MEMORY, ReplayableBody, SpoolBudget
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import (
@@ -34,12 +35,11 @@ from edgescope.proxy.carriers import (
     split_piggyback_lenient,
 )
 from edgescope.proxy.config import ProxyConfig
-from edgescope.proxy.extension import Refused
 from edgescope.proxy.forward import read_body
 from edgescope.proxy.identity import VALIDATION_BODY_LIMIT
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.protocol import PEER_PATH
-from edgescope.proxy.route import IDENTITY, Plan
+from edgescope.proxy.route import Plan
 from edgescope.proxy.sender import Sender
 
 UNCHECKED_SPOOL = SPOOL_IN_MEMORY
@@ -49,6 +49,8 @@ PEER_VALIDATION_PATH = f"{PEER_PATH}identity/v3/auth/tokens?nocatalog"
 
 class Busy(EdgescopeError):
     """Too many calls keep a body to resend, or too many bytes (-> 503, retry)."""
+
+    code = ErrorCode.BUSY
 
 
 class Spools:
@@ -80,9 +82,7 @@ class Spools:
     async def _check_token(self, call: Call, plan: Plan) -> None:
         token = split_piggyback_lenient(call.request.headers.get(AUTH_TOKEN_HEADER, ""))[0]
         if not token.strip():
-            raise Refused(
-                401, "Unauthorized", "a large or chunked upload to several sites needs a token"
-            )
+            raise Refused(401, "a large or chunked upload to several sites needs a token")
         sites = identity_sites(plan, self.config.site)
         answers = []
         for site in sites:
@@ -93,7 +93,6 @@ class Spools:
         self.budget.refused += 1
         raise Refused(
             401,
-            "Unauthorized",
             "a large or chunked upload to several sites is kept only for a token its "
             f"identity site accepts; none did ({', '.join(answers)}): nothing was read",
         )

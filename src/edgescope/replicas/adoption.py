@@ -27,20 +27,21 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from edgescope.errors import SiteUnreachable
+from edgescope.errors import Refused, SiteUnreachable
 from edgescope.jsondoc import json_or_none
 from edgescope.lang.unparse import quote_site
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, new_request_id
 from edgescope.proxy.merge import collection_items
 from edgescope.proxy.protocol import ADOPT_PATH
+from edgescope.proxy.responses import refusal_response
 from edgescope.replicas.model import Member, ReplicaSet
-from edgescope.replicas.peers import RecordLink, Refusal, check_operator
+from edgescope.replicas.peers import RecordLink, check_operator
 from edgescope.replicas.validate import InvalidRecord, check_id
 
 MAX_SITES = 64
 
 
-class AdoptionError(Refusal):
+class AdoptionError(Refused):
     """Why a name cannot be adopted (an HTTP status and a message naming the sites)."""
 
 
@@ -112,8 +113,8 @@ class Adoption:
         request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         try:
             status, replica_set = await self._adopt(request)
-        except Refusal as refusal:
-            return refusal.response(request_id)
+        except Refused as refusal:
+            return refusal_response(refusal, request_id)
         return web.json_response({"set": replica_set.to_json()}, status=status)
 
     async def _adopt(self, request: web.Request) -> tuple[int, ReplicaSet]:

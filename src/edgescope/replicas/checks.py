@@ -18,23 +18,16 @@ belong to another set. The rules read the STORED set, not only the pushed docume
     >>> check_push("Lyon", "Paris", s, None, deleting=False)
     Traceback (most recent call last):
     ...
-    edgescope.replicas.checks.PushRefused: Lyon may push records of sets it is a member of only
+    edgescope.errors.Refused: Lyon may push records of sets it is a member of only
 """
 
 from __future__ import annotations
 
 import json
 
+from edgescope.errors import Refused
 from edgescope.replicas.model import MemberState, ReplicaSet
 from edgescope.replicas.validate import InvalidRecord, check_record
-
-
-class PushRefused(Exception):
-    """The peer may not push this record: 403 (not a member) or 409 (changes what it may not)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def parse_push(data: bytes) -> tuple[bool, ReplicaSet]:
@@ -59,20 +52,21 @@ def parse_push(data: bytes) -> tuple[bool, ReplicaSet]:
 def check_push(
     peer: str, site: str, pushed: ReplicaSet, stored: ReplicaSet | None, *, deleting: bool
 ) -> None:
-    """Raise :class:`PushRefused` unless ``peer`` may push ``pushed`` to ``site``."""
+    """Raise :class:`Refused` unless ``peer`` may push ``pushed`` to ``site``: 403 (not a
+    member) or 409 (it changes what it may not)."""
     if peer not in pushed.sites:
-        raise PushRefused(403, f"{peer} may push records of sets it is a member of only")
+        raise Refused(403, f"{peer} may push records of sets it is a member of only")
     if stored is not None and peer not in stored.sites:
-        raise PushRefused(
+        raise Refused(
             403, f"{peer} is not a member of set {stored.handle} as {site} has it recorded"
         )
     if site not in pushed.sites:
-        raise PushRefused(403, f"{site} is not a member of set {pushed.handle}")
+        raise Refused(403, f"{site} is not a member of set {pushed.handle}")
     if stored is None:
         return
     same = (stored.service, stored.collection, sorted(stored.sites))
     if same != (pushed.service, pushed.collection, sorted(pushed.sites)):
-        raise PushRefused(
+        raise Refused(
             409,
             f"set {stored.handle} is {stored.service} {stored.collection} at "
             f"{', '.join(stored.sites)} here: a push may not change its service, "
@@ -85,14 +79,14 @@ def check_push(
         assert after is not None
         pending = MemberState.PENDING
         if after.state is pending and before.state is not pending:
-            raise PushRefused(
+            raise Refused(
                 409,
                 f"{peer} may not mark {before.site}'s member of set {stored.handle} pending "
                 f"again (it is {before.state.value} here): a member leaves pending only once",
             )
         if after.id == before.id or (before.state is pending and before.id is None):
             continue  # a pending member with no id yet gets its id once, from the replay
-        raise PushRefused(
+        raise Refused(
             409,
             f"{peer} may not change {before.site}'s member of set {stored.handle} "
             f"({before.id} to {after.id})",

@@ -26,7 +26,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,10 +34,10 @@ from typing import Any
 from aiohttp import web
 
 from edgescope.aio import spawn
-from edgescope.errors import ConfigError
+from edgescope.errors import ConfigError, Refused
 from edgescope.proxy.call import Call
 from edgescope.proxy.dispatch import WHOLE_BODY
-from edgescope.proxy.extension import ProxyServices, Refused
+from edgescope.proxy.extension import ProxyServices
 from edgescope.proxy.route import Plan
 from edgescope.replicas.adoption import Adoption
 from edgescope.replicas.clock import Clock
@@ -133,6 +133,28 @@ def default_owner(site: str) -> str:
     return f"{site}/{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
 
 
+def dead_on_this_host(own: str) -> Callable[[str], bool]:
+    """For owners named like ``own`` (same site and host): is that proxy's process gone?
+
+    A PID that runs again (reused, or another PID namespace) counts as alive: its claims then
+    expire with their time, as before.
+    """
+
+    def dead(owner: str) -> bool:
+        parts = owner.split("/")
+        if owner == own or len(parts) != 4 or not parts[2].isdigit():
+            return False
+        try:
+            os.kill(int(parts[2]), 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+
+    return dead
+
+
 def _location(raw: Mapping[str, Any], base_dir: Path | None) -> str:
     state_dir, database = raw.get("state_dir"), raw.get("database")
     if database is not None and state_dir is not None:
@@ -162,6 +184,7 @@ class Replicas:
     """What ``&`` creates behaves as one resource: the proxy extension."""
 
     name = "replicas"
+    events = ("wants_body", "join")
 
     def __init__(
         self,
@@ -232,6 +255,14 @@ class Replicas:
         self._services = proxy
         register_metrics(proxy.metrics_registry, self.link)
         await asyncio.to_thread(self.registry.queue_usage)
+        # Claims of a proxy of this host killed mid-write: taken over now, not in minutes.
+        own = self.claims.owner
+        prefix = own.rsplit("/", 2)[0] + "/"
+        expired = await asyncio.to_thread(
+            self.registry.expire_dead_owners, prefix, dead_on_this_host(own)
+        )
+        if expired:
+            log.warning("replicas: %d claims and leases of dead proxies expired", expired)
         self.replayer.start()
         if self.sync_interval > 0:
             self._sync_task = spawn(self._follow(), name=f"edgescope-replicas-sync-{self.site}")
@@ -261,23 +292,23 @@ class Replicas:
         if call.from_peer is not None and carries_internal_headers(call.request.headers):
             marker = read_internal_headers(call.request.headers)
             if marker is None:
-                raise Refused(400, "Bad Request", "malformed replica headers from a peer proxy")
+                raise Refused(400, "malformed replica headers from a peer proxy")
             if plan.is_local:
                 return ReplicaHooks(self.parts, call, plan, (), marker)
         if body is None and self._unread_json(call) and (plan.merges or self.registry.has_sets):
             raise Refused(
                 411,
-                "Length Required",
                 "a JSON body sent chunked (no Content-Length) cannot have its replica ids "
                 "translated for each site: send it with a Content-Length",
+                title="Length Required",
             )
         if plan.merges and call.is_write and call.mode == "eventual":
             if body is None and call.request.body_exists:
                 raise Refused(
                     413,
-                    "Request Entity Too Large",
                     "an eventual write needs a body the proxy can keep for the sites it cannot "
                     f"reach: send it with a Content-Length of at most {WHOLE_BODY} bytes",
+                    title="Request Entity Too Large",
                 )
             self._check_queue_room()
         sets = self.involved_sets(call.path, body)

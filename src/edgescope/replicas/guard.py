@@ -25,9 +25,11 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Protocol
 
+from edgescope.errors import Refused
 from edgescope.proxy.call import BranchReply
-from edgescope.proxy.extension import Refused, SendBranch
+from edgescope.proxy.extension import SendBranch
 from edgescope.proxy.protocol import REPLAYED_HEADER
 from edgescope.proxy.responses import error_body
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
@@ -54,13 +56,40 @@ class Claims:
     """How long a proxy waits for another one applying the same write, then answers 503."""
 
 
+class Timer(Protocol):
+    """Time as the guard's waits see it. A test hands a fake one, whose ``sleep`` moves its
+    ``monotonic`` on at once, so a wait of ``Claims.wait`` takes no time at all."""
+
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemTimer:
+    """The real one: ``time.monotonic`` and ``asyncio.sleep``."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
 class WriteGuard:
     """Idempotency and last-writer-wins for the writes applied at this site."""
 
-    def __init__(self, registry: Registry, clock: Clock, claims: Claims | None = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        clock: Clock,
+        claims: Claims | None = None,
+        *,
+        timer: Timer | None = None,
+    ) -> None:
         self.registry = registry
         self.clock = clock
         self.claims = claims or Claims(owner=f"{clock.site}/{id(self):x}")
+        self.timer: Timer = timer or SystemTimer()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def guarded_write(
@@ -111,7 +140,7 @@ class WriteGuard:
 
     async def _claim(self, key: str) -> BranchReply | None:
         """Claim ``key`` for this proxy: None when claimed, else the answer to give."""
-        deadline = time.monotonic() + self.claims.wait
+        deadline = self.timer.monotonic() + self.claims.wait
         pause = 0.05
         while True:
             claim = await asyncio.to_thread(
@@ -129,14 +158,14 @@ class WriteGuard:
                 assert claim.answer is not None
                 status, body, headers = claim.answer
                 return BranchReply(self.clock.site, status, {**headers, REPLAYED_HEADER: "1"}, body)
-            if time.monotonic() > deadline:
+            if self.timer.monotonic() > deadline:
                 raise Refused(
                     503,
-                    "Write In Progress",
                     f"write {key[:80]} is being applied by another proxy of {self.clock.site}; "
                     "retry later",
+                    title="Write In Progress",
                 )
-            await asyncio.sleep(pause)
+            await self.timer.sleep(pause)
             pause = min(pause * 2, 0.5)
 
     @contextlib.asynccontextmanager
@@ -146,17 +175,17 @@ class WriteGuard:
             yield
             return
         name, owner = f"set:{handle}", self.claims.owner
-        deadline = time.monotonic() + self.claims.wait
+        deadline = self.timer.monotonic() + self.claims.wait
         while not await asyncio.to_thread(
             self.registry.acquire, name, owner, self.claims.lease_seconds
         ):
-            if time.monotonic() > deadline:
+            if self.timer.monotonic() > deadline:
                 raise Refused(
                     503,
-                    "Write In Progress",
                     f"another proxy of {self.clock.site} is writing to {handle[:80]}; retry later",
+                    title="Write In Progress",
                 )
-            await asyncio.sleep(0.05)
+            await self.timer.sleep(0.05)
         try:
             yield
         finally:

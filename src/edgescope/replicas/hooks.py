@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
-from edgescope.errors import SiteUnreachable
+from edgescope.errors import Refused, SiteUnreachable
 from edgescope.jsondoc import json_or_none
 from edgescope.lang import SiteRef, unparse
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import SCOPE_HEADER
-from edgescope.proxy.extension import Finished, Recorded, Refused, SendBranch
+from edgescope.proxy.extension import Finished, Recorded, SendBranch
 from edgescope.proxy.outcome import Verdict
 from edgescope.proxy.protocol import SET_HEADER
 from edgescope.proxy.route import Plan, branch_scope
@@ -206,7 +206,7 @@ class ReplicaHooks:
                 note = await self._undo(finished.succeeded)
                 status = 409 if isinstance(exc, IdCollision) else 502
                 title = "Replica Id Collision" if status == 409 else "Bad Replica Id"
-                raise Refused(status, title, f"{exc}; {note}") from None
+                raise Refused(status, f"{exc}; {note}", title=title) from None
             return replica_set
         if method == "DELETE" and len(self.addressed) == 1:
             replica_set = self.addressed[0]

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 
 from edgescope.aio import spawn
-from edgescope.errors import SiteUnreachable
+from edgescope.errors import Refused, SiteUnreachable
 from edgescope.proxy.call import BranchReply
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, new_request_id
 from edgescope.proxy.extension import ProxyServices
@@ -36,8 +36,8 @@ from edgescope.proxy.protocol import (
     ForgedHop,
     content_digest,
 )
-from edgescope.proxy.responses import ErrorCode, error_body, error_response, json_error
-from edgescope.replicas.checks import PushRefused, check_push, parse_push
+from edgescope.proxy.responses import ErrorCode, error_response, refusal_response
+from edgescope.replicas.checks import check_push, parse_push
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
 from edgescope.replicas.guard import Claims
 from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
@@ -66,25 +66,6 @@ Services = Callable[[], ProxyServices]
 """The proxy's services, once the extension is started."""
 
 
-class Refusal(Exception):
-    """An internal endpoint refuses the request: an HTTP status and a message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-    def response(self, request_id: str) -> web.Response:
-        titles = {
-            400: "Bad Request",
-            401: "Unauthorized",
-            403: "Forbidden",
-            404: "Not Found",
-            413: "Request Entity Too Large",
-        }
-        title = titles.get(self.status, "Conflict" if self.status == 409 else "Refused")
-        return json_error(error_body(self.status, title, str(self)), self.status, request_id)
-
-
 async def _capped_body(request: web.Request, limit: int) -> bytes | None:
     """The request's whole body, or None past ``limit`` bytes (checked before and while read)."""
     if request.content_length is not None and request.content_length > limit:
@@ -103,14 +84,14 @@ async def check_operator(
     """Let ``request`` through when its token holds one of ``roles`` at this site."""
     token = request.headers.get("X-Auth-Token", "")
     if not token:
-        raise Refusal(401, f"{what} needs an operator's X-Auth-Token")
+        raise Refused(401, f"{what} needs an operator's X-Auth-Token")
     try:
         held = await services.token_roles(token)
     except SiteUnreachable as exc:
-        raise Refusal(503, f"cannot validate the token here: {exc.reason}") from None
+        raise Refused(503, f"cannot validate the token here: {exc.reason}") from None
     if not held & roles:
         wanted = " or ".join(sorted(roles)) or "(none configured)"
-        raise Refusal(403, f"{what} needs role {wanted} at {services.site}")
+        raise Refused(403, f"{what} needs role {wanted} at {services.site}")
 
 
 def carries_internal_headers(headers: Mapping[str, str]) -> bool:
@@ -216,31 +197,33 @@ class RecordLink:
         data = await _capped_body(request, MAX_PUSH_BYTES)
         if data is None:
             message = f"a replica record push is at most {MAX_PUSH_BYTES} bytes"
-            return Refusal(413, message).response(request_id)
+            return refusal_response(
+                Refused(413, message, title="Request Entity Too Large"), request_id
+            )
         if marker.content_digest != content_digest(data):
             message = "the record's body is not the one its sender signed"
             return error_response(ErrorCode.HOP_FORBIDDEN, message, request_id=request_id)
         try:
             done = await self.receive_push(marker.peer, data)
-        except PushRefused as exc:
-            self.refused_pushes += 1
-            log.warning("record push from %s refused: %s", marker.peer, exc)
-            return Refusal(exc.status, str(exc)).response(request_id)
         except (InvalidRecord, ClockTooFarAhead) as exc:
             self.refused_pushes += 1
             log.warning("record push from %s refused: %s", marker.peer, exc)
             return error_response(
                 ErrorCode.BAD_REQUEST, f"malformed replica record: {exc}", request_id=request_id
             )
-        except IdCollision as exc:
+        except IdCollision as exc:  # a peer sees a plain 409 Conflict, not the client's title
             self.refused_pushes += 1
             log.warning("record push from %s refused: %s", marker.peer, exc)
-            return Refusal(409, exc.message).response(request_id)
+            return refusal_response(Refused(409, exc.message), request_id)
+        except Refused as exc:
+            self.refused_pushes += 1
+            log.warning("record push from %s refused: %s", marker.peer, exc)
+            return refusal_response(exc, request_id)
         return web.json_response({"stored": done, "site": self.clock.site})
 
     async def receive_push(self, peer: str, data: bytes) -> bool:
         """Check and store one push of the signed ``peer``; True when stored. Raises
-        PushRefused, InvalidRecord, ClockTooFarAhead or IdCollision (nothing stored)."""
+        Refused, InvalidRecord, ClockTooFarAhead or IdCollision (nothing stored)."""
         deleting, pushed = parse_push(data)
         stored = await asyncio.to_thread(self.registry.fresh, pushed.handle)
         check_push(peer, self.clock.site, pushed, stored, deleting=deleting)
@@ -263,9 +246,9 @@ class RecordLink:
         except ForgedHop:
             try:
                 await check_operator(services, request, self.operator_roles, "listing replicas")
-            except Refusal as refusal:
+            except Refused as refusal:
                 request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
-                return refusal.response(request_id)
+                return refusal_response(refusal, request_id)
         pending = await asyncio.to_thread(self.registry.pending, peer, limit=LISTING_LIMIT)
         sets = self.registry.sets()
         doc: dict[str, object] = {"site": self.clock.site}

@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from edgescope.proxy.extension import Refused
+from edgescope.errors import Refused
 from edgescope.replicas import database as db
 from edgescope.replicas.database import FILENAME, redact
 from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
@@ -76,8 +76,8 @@ class RegistryUnavailable(Refused):
         reason = str(getattr(cause, "orig", cause)).splitlines()[0][:200]
         super().__init__(
             503,
-            "Replica Database Unavailable",
             f"this proxy cannot reach its replica database {where}: {reason}",
+            title="Replica Database Unavailable",
         )
 
 
@@ -85,14 +85,14 @@ class IdCollision(Refused):
     """A set's ids are already indexed to another set: refused (409), never merged."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(409, "Replica Id Collision", message)
+        super().__init__(409, message, title="Replica Id Collision")
 
 
 class QueueFull(Refused):
     """The eventual-write queue is at one of its bounds: the write is refused (507)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(507, "Replica Queue Full", message)
+        super().__init__(507, message, title="Replica Queue Full")
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,16 +523,6 @@ class Registry:
             .values(attempts=c.attempts + 1, last_error=error[:500])
         )
 
-    def set_handle(self, key_prefix: str, handle: str) -> None:
-        """Give queued ops of one create (keys ``<prefix>:<site>``) their set's handle."""
-        c = db.pending.c
-        pattern = key_prefix.replace("%", "").replace("_", "\\_") + ":%"
-        self._write(
-            db.pending.update()
-            .where(c.key.like(pattern, escape="\\"), c.handle.is_(None))
-            .values(handle=handle)
-        )
-
     # -- idempotency at the receiving site ----------------------------------------------
 
     def applied(self, key: str) -> tuple[int, bytes, dict[str, str]] | None:
@@ -661,6 +651,23 @@ class Registry:
     def release(self, name: str, owner: str) -> None:
         c = db.leases.c
         self._write(db.leases.delete().where(c.name == name, c.owner == owner))
+
+    def expire_dead_owners(self, prefix: str, dead: Callable[[str], bool]) -> int:
+        """Expire the claims and leases of owners named ``prefix...`` that ``dead`` says died
+        (a proxy of this host killed before it released them), so that the writes they held
+        are taken over now rather than when their time runs out; returns how many."""
+        a, c = db.applied.c, db.leases.c
+        query = sa.select(a.owner).where(a.state == "applying").union(sa.select(c.owner))
+        rows = self._run(lambda connection: list(connection.execute(query)), write=False)
+        owners = {str(owner) for (owner,) in rows if str(owner).startswith(prefix)}
+        gone = sorted(owner for owner in owners if dead(owner))
+        expired = 0
+        for owner in gone:
+            expired += self._write(
+                db.applied.update().where(a.owner == owner, a.state == "applying").values(until=0.0)
+            )
+            expired += self._write(db.leases.delete().where(c.owner == owner))
+        return expired
 
     def release_all(self, owner: str) -> int:
         """Give up every lease ``owner`` holds (a proxy stopping cleanly); returns how many."""

@@ -20,7 +20,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from edgescope.proxy.config_file import COMMENT, render_config
 from edgescope.testbed import ovn as ovn_site
 from edgescope.testbed.layout import SERVICE_TYPES, SitePlan
 from edgescope.testbed.pki import SiteSecurity
@@ -246,10 +248,6 @@ def ml2_conf(plan: SitePlan, *, ovn: bool = True) -> Ini:
     }
 
 
-def _toml_str(value: str) -> str:
-    return json.dumps(value)  # a JSON string is a valid TOML basic string
-
-
 def proxy_toml(
     plan: SitePlan,
     creds: Credentials,
@@ -263,104 +261,90 @@ def proxy_toml(
     through which sites that join later become peers."""
     own = security[plan.name]
     seeds = list(seeds) or [peer.peer_url for peer in peers]
-    lines = [
-        f"site = {_toml_str(plan.name)}",
-        f'listen = "{plan.bind_host}:{plan.port("proxy")}"',
-        f'peer_listen = "{plan.bind_host}:{plan.port("proxy-peer")}"',
-        f"private_key_file = {_toml_str(str(own.key_file))}",
-    ]
+    services = []
     for service, (service_type, prefix) in SERVICE_TYPES.items():
+        entry: dict[str, Any] = {"type": service_type}
         # behind HAProxy each service has a listener of its own (docs/deploy.md)
-        where = (
-            f"port = {plan.proxy_listener_port(service)}"
-            if plan.catalog == "haproxy"
-            else f'prefix = "{prefix}"'
-        )
-        lines += [
-            "",
-            "[[services]]",
-            f'type = "{service_type}"',
-            where,
-            f'backend = "{plan.direct_url(service)}"',
-        ]
-    for peer in peers:
-        lines += [
-            "",
-            "[[peers]]",
-            f"name = {_toml_str(peer.name)}",
-            f'url = "{peer.peer_url}"',
-            f"public_key = {_toml_str(security[peer.name].public_key)}",
-            "connect_timeout = 2.0",
-            "read_timeout = 30.0",
-        ]
-    lines += [
-        "",
-        "[identity]",
-        f'auth_url = "{plan.keystone_direct_v3}"',
-        'username = "edgescope"',
-        f"password = {_toml_str(creds.service)}",
-        'project = "service"',
-        'user_domain = "Default"',
-        'project_domain = "Default"',
-        "",
-        "# the testbed's operator trusts its sites: the static peers with everything, their",
-        "# admins acting on this Keystone too; sites that join later route and gossip",
-        "[trust]",
-        'configured = ["route", "replicas", "directory"]',
-        'learned = ["route", "directory"]',
-    ]
-    for peer in peers:
-        lines += [
-            "",
-            f"[trust.sites.{_toml_str(peer.name)}]",
-            'delegate_roles = ["admin"]  # its admins may act on this Keystone (docs/security.md)',
-        ]
-    lines += [
-        "",
-        "[tls]",
-        f"cert_file = {_toml_str(str(own.cert_file))}",
-        f"key_file = {_toml_str(str(own.tls_key_file))}",
-        f"ca_file = {_toml_str(str(own.ca_file))}",
-        "require_client_cert = true",
-        "",
-        "[replicas]",
-        f"state_dir = {_toml_str(str(plan.root))}",
-        "",
-        "[directory]",
-        f"state_dir = {_toml_str(str(plan.root))}",
-        f'url = "{plan.peer_url}"',
-        f"endorsement_file = {_toml_str(str(own.endorsement_file))}",
-        f"authorities = [{_toml_str(own.authority)}]",
-        f"seeds = [{', '.join(_toml_str(seed) for seed in seeds)}]",
-        "",
-        "[events]  # the console's feed, for this site's admins (edgescope console)",
-        'operator_roles = ["admin"]',
-        "",
-    ]
+        if plan.catalog == "haproxy":
+            entry["port"] = plan.proxy_listener_port(service)
+        else:
+            entry["prefix"] = prefix
+        services.append({**entry, "backend": plan.direct_url(service)})
+    doc: dict[str, Any] = {
+        "site": plan.name,
+        "listen": f"{plan.bind_host}:{plan.port('proxy')}",
+        "peer_listen": f"{plan.bind_host}:{plan.port('proxy-peer')}",
+        "private_key_file": str(own.key_file),
+        "services": services,
+        "peers": [
+            {
+                "name": peer.name,
+                "url": peer.peer_url,
+                "public_key": security[peer.name].public_key,
+                "connect_timeout": 2.0,
+                "read_timeout": 30.0,
+            }
+            for peer in peers
+        ],
+        "identity": {
+            "auth_url": plan.keystone_direct_v3,
+            "username": "edgescope",
+            "password": creds.service,
+            "project": "service",
+            "user_domain": "Default",
+            "project_domain": "Default",
+        },
+        "trust": {
+            COMMENT: "the testbed's operator trusts its sites: the static peers with everything, "
+            "their\nadmins acting on this Keystone too; sites that join later route and gossip",
+            "configured": ["route", "replicas", "directory"],
+            "learned": ["route", "directory"],
+            "sites": {
+                peer.name: {
+                    COMMENT: "its admins may act on this Keystone (docs/security.md)",
+                    "delegate_roles": ["admin"],
+                }
+                for peer in peers
+            },
+        },
+        "tls": {
+            "cert_file": str(own.cert_file),
+            "key_file": str(own.tls_key_file),
+            "ca_file": str(own.ca_file),
+            "require_client_cert": True,
+        },
+        "replicas": {"state_dir": str(plan.root)},
+        "directory": {
+            "state_dir": str(plan.root),
+            "url": plan.peer_url,
+            "endorsement_file": str(own.endorsement_file),
+            "authorities": [own.authority],
+            "seeds": seeds,
+        },
+        "events": {
+            COMMENT: "the console's feed, for this site's admins (edgescope console)",
+            "operator_roles": ["admin"],
+        },
+    }
     if plan.catalog == "haproxy":
-        lines += haproxy_table(plan)
-    return "\n".join(lines)
+        doc["haproxy"] = haproxy_table(plan)
+    return render_config(doc)
 
 
-def haproxy_table(plan: SitePlan) -> list[str]:
+def haproxy_table(plan: SitePlan) -> dict[str, Any]:
     """``[haproxy]`` of a site run as Kolla runs one (``edgescope deploy haproxy`` reads it,
     and the testbed's HAProxy is made from it): the ``plain`` flavor, scoped calls refused
     with a clear 503 when the proxy is down, the catalog's ports, and a quick health check so
     a restarted proxy takes its calls back within a second."""
-    ports = [
-        f"{service_type} = {plan.haproxy_port(service)}"
-        for service, (service_type, _) in SERVICE_TYPES.items()
-    ]
-    return [
-        "[haproxy]",
-        'flavor = "plain"',
-        'on_edgescope_down = "closed"',
-        'check = "check inter 1s fall 2 rise 1"',
-        "",
-        "[haproxy.ports]",
-        *ports,
-        "",
-    ]
+    return {
+        "flavor": "plain",
+        "on_edgescope_down": "closed",
+        "check": "check inter 1s fall 2 rise 1",
+        "ports": {
+            service_type: plan.haproxy_port(service)
+            for service, (service_type, _) in SERVICE_TYPES.items()
+        },
+    }
 
 
 def render_site(

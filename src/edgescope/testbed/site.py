@@ -511,9 +511,6 @@ class Site:
                 "--config", str(self.plan.etc / "proxy.toml")]  # fmt: skip
         return self._run(argv, "directory leave", timeout=60.0)
 
-    def running_services(self) -> list[str]:
-        return [s for s in self.services if running_pid(self.plan.pid_path(s)) is not None]
-
     # Status ---------------------------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:
         rows = []

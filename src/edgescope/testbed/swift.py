@@ -38,9 +38,10 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgescope.proxy import keys
+from edgescope.proxy.config_file import COMMENT, render_config
 from edgescope.testbed import swift_keystone
 from edgescope.testbed.layout import TestbedError
 from edgescope.testbed.process import (
@@ -349,42 +350,44 @@ def _default_section(site: SwiftSite, process: str) -> list[str]:
 def site_toml(site: SwiftSite, peers: Sequence[SwiftSite], public: dict[str, str]) -> str:
     """The site's proxy: a listener for Swift's API and one per backend service, and the
     carrier Swift forwards (its transaction id)."""
-    lines = [
-        f'site = "{site.name}"',
-        # on the WAN, also on the site's address: the peers' hops come in there
-        f'listen = "{"0.0.0.0" if site.exec_prefix else "127.0.0.1"}:{site.port("edgescope")}"',
-        'private_key_file = "site.key"',
-    ]
     backends = {API_SERVICE: "proxy-server", **{t: s for s, t in SERVICE_TYPES.items()}}
+    services: list[dict[str, Any]] = []
     for service, process in backends.items():
-        lines += [
-            "",
-            "[[services]]",
-            f'type = "{service}"',
-            f"port = {site.port(service)}",
-            f'backend = "{site.url(process)}"',
-        ]
+        entry: dict[str, Any] = {
+            "type": service,
+            "port": site.port(service),
+            "backend": site.url(process),
+        }
         if service == API_SERVICE:  # tempauth checks tokens itself: no piggyback on them
-            lines.append("plain_token = true")
-    lines += [
-        "",
-        "# Swift appends X-Trans-Id-Extra (32 characters) to the transaction id it sends on",
-        "# every call to its backends: the scope's handle travels there.",
-        "[[carriers]]",
-        'read = "X-Trans-Id"',
-        'write = "X-Trans-Id-Extra"',
-        f'services = ["{API_SERVICE}"]',
-    ]
-    for peer in peers:
-        lines += [
-            "",
-            "[[peers]]",
-            f'name = "{peer.name}"',
-            f'url = "http://{peer.address}:{peer.port("edgescope")}"',
-            f'public_key = "{public[peer.name]}"',
-            "connect_timeout = 2.0",
+            entry["plain_token"] = True
+        services.append(entry)
+    doc: dict[str, Any] = {
+        "site": site.name,
+        # on the WAN, also on the site's address: the peers' hops come in there
+        "listen": f"{'0.0.0.0' if site.exec_prefix else '127.0.0.1'}:{site.port('edgescope')}",
+        "private_key_file": "site.key",
+        "services": services,
+        "carriers": [
+            {
+                COMMENT: "Swift appends X-Trans-Id-Extra (32 characters) to the transaction id "
+                "it sends on\nevery call to its backends: the scope's handle travels there.",
+                "read": "X-Trans-Id",
+                "write": "X-Trans-Id-Extra",
+                "services": [API_SERVICE],
+            }
+        ],
+    }
+    if peers:
+        doc["peers"] = [
+            {
+                "name": peer.name,
+                "url": f"http://{peer.address}:{peer.port('edgescope')}",
+                "public_key": public[peer.name],
+                "connect_timeout": 2.0,
+            }
+            for peer in peers
         ]
-    return "\n".join(lines) + "\n"
+    return render_config(doc)
 
 
 _RING_SCRIPT = """
