@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.verdicts import TWO_PROXIES, TWO_PROXIES_TLS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "benchmarks.md"
-TWO_PROXIES = "edgescope -> edgescope, {image: Corte} (2 proxies)"
 
 pytestmark = pytest.mark.slow
 
@@ -53,8 +53,9 @@ def test_the_smoke_run_measures_every_path_and_writes_no_docs(tmp_path: Path) ->
     for name, rows in figures.items():
         assert rows, name
         assert all(row["failed"] is None for row in rows), name
-    hop = next(r for r in figures["latency"] if r["path"] == TWO_PROXIES)
-    assert hop["ok"] > 0 and hop["errors"] == 0  # Corte knows Paris as a peer
+    for path in (TWO_PROXIES, TWO_PROXIES_TLS):
+        hop = next(r for r in figures["latency"] if r["path"] == path)
+        assert hop["ok"] > 0 and hop["errors"] == 0, path  # Corte knows Paris as a peer
     widths = {r["width"]: r for r in figures["fanout"]}
     assert sorted(widths) == [1, 10, 100, 1000] and widths[1000]["ok"] >= 2
     assert ("HAProxy 1 thread, X-Scope header routing" in {r["path"] for r in figures["latency"]}) \

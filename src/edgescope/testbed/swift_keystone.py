@@ -31,14 +31,29 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from edgescope.testbed.configs import Credentials, keystone_conf, render_ini
 from edgescope.testbed.layout import SitePlan, TestbedError
 from edgescope.testbed.services import Launch, manage, service_launch
 
-if TYPE_CHECKING:
-    from edgescope.testbed.swift import SwiftSite
+
+class SwiftSite(Protocol):
+    """What this module reads of a :class:`edgescope.testbed.swift.SwiftSite` (no import
+    back: swift.py imports this module)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def root(self) -> Path: ...
+    @property
+    def exec_prefix(self) -> tuple[str, ...]: ...
+    @property
+    def keystone_url(self) -> str: ...
+    def port(self, what: str) -> int: ...
+    def url(self, what: str) -> str: ...
+
 
 RESELLER = "KEY_"
 """keystoneauth's account prefix (tempauth keeps ``AUTH_``)."""
