@@ -2,8 +2,8 @@
 
 lang < catalog < proxy < replicas, directory, observe < openstack, testbed, deploy < demo,
 console < cli: a module imports only from its own layer or lower ones (``errors``, ``aio``
-and ``jsondoc`` are under every layer). Every import counts, those under ``if TYPE_CHECKING:`` and inside
-functions included.
+and ``jsondoc`` are under every layer). Every import counts, those under
+``if TYPE_CHECKING:`` and inside functions included.
 """
 
 from __future__ import annotations
