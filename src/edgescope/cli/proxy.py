@@ -35,7 +35,7 @@ from edgescope.observe.tracing import Tracing, TracingConfig
 from edgescope.proxy import keys
 from edgescope.proxy.config import ProxyConfig, load_config
 from edgescope.proxy.extension import Extension
-from edgescope.proxy.forward import Upstream
+from edgescope.proxy.forward import STATUS_MAX_BYTES, Upstream
 from edgescope.proxy.gen_config import load_endpoints, site_toml
 from edgescope.replicas.extension import Replicas, ReplicasConfig
 
@@ -178,7 +178,9 @@ async def _status(config: ProxyConfig) -> list[dict[str, Any]]:
         try:
             from yarl import URL
 
-            local: Any = await upstream.get_json(config.site, URL(local_url), timeout=2.0)
+            local: Any = await upstream.get_json(
+                config.site, URL(local_url), timeout=2.0, max_bytes=STATUS_MAX_BYTES
+            )
             breakers = {p["name"]: p for p in local["peers"]}
         except EdgescopeError:
             breakers = {}

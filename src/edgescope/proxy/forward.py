@@ -12,6 +12,7 @@ bodies as async iterators. Every aiohttp/socket exception becomes
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import struct
@@ -26,8 +27,13 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from edgescope.errors import CONNECT_TIMED_OUT, AnswerTooLarge, SiteUnreachable
+from edgescope.jsondoc import json_or_none
 
 CHUNK = 256 * 1024
+SMALL_JSON_MAX_BYTES = 64 * 1024
+"""Largest health answer read from a peer (a real one is a few hundred bytes)."""
+STATUS_MAX_BYTES = 16 * 1024 * 1024
+"""Largest status page ``proxy status`` reads from its own proxy (a row per peer)."""
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -203,9 +209,29 @@ class Upstream:
             )
 
     async def get_json(
-        self, site: str, url: URL, *, timeout: float, ssl: SSLContext | None = None
+        self,
+        site: str,
+        url: URL,
+        *,
+        timeout: float,
+        ssl: SSLContext | None = None,
+        max_bytes: int = SMALL_JSON_MAX_BYTES,
     ) -> object:
-        """A small GET for health probes and status; raises SiteUnreachable."""
+        """A small GET for health probes and status; raises SiteUnreachable.
+
+        Bounded, since a peer may be hostile: the whole exchange ends within twice
+        ``timeout`` (a peer trickling bytes cannot hold a probe round), and an answer over
+        ``max_bytes`` or not JSON is the site's failure, read no further."""
+        try:
+            return await asyncio.wait_for(
+                self._get_json(site, url, timeout, ssl, max_bytes), timeout=2 * timeout
+            )
+        except TimeoutError:
+            raise SiteUnreachable(site, f"no whole answer within {2 * timeout:g} s") from None
+
+    async def _get_json(
+        self, site: str, url: URL, timeout: float, ssl: SSLContext | None, max_bytes: int
+    ) -> object:
         response = await self.open(
             site,
             "GET",
@@ -220,7 +246,17 @@ class Upstream:
             with mapped_errors(site):
                 if response.status >= 400:
                     raise SiteUnreachable(site, f"health check answered {response.status}")
-                return await response.json(content_type=None)
+                if (response.content_length or 0) > max_bytes:
+                    raise SiteUnreachable(site, f"its answer is over {max_bytes} bytes")
+                body = bytearray()
+                async for chunk in response.content.iter_any():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise SiteUnreachable(site, f"its answer is over {max_bytes} bytes")
+        answer = json_or_none(bytes(body))
+        if answer is None:
+            raise SiteUnreachable(site, "its answer is not JSON")
+        return answer
 
     async def post_json(
         self, site: str, url: URL, payload: bytes, *, timeout: float
