@@ -6,6 +6,8 @@ import pytest
 
 from edgescope.errors import ScopeCheckError
 from edgescope.lang import And, SiteRef, parse_scope, unparse
+from edgescope.lang.ast import iter_sites
+from edgescope.lang.network import NetworkView
 from edgescope.proxy.route import FanoutTooWide, LoopDetected, branch_scope, plan_route
 
 PEERS = {"Corte", "Marseille"}
@@ -58,3 +60,36 @@ def test_guards() -> None:
     with pytest.raises(LoopDetected):
         plan("{image: Corte}", hops=3, ingress=False)
     assert plan("{image: Paris}", hops=3, ingress=False).is_local  # serving here is no hop
+
+
+def _wide_view(count: int) -> tuple[set[str], NetworkView]:
+    peers = {f"Site{i:03d}" for i in range(count)}
+    sites = ("Paris", *sorted(peers))
+    rtts = {"Paris": {site: 1.0 for site in sites}}
+    return peers, NetworkView("Paris", sites, rtt_ms=rtts)
+
+
+def test_around_in_another_service_stays_within_the_fanout_limit() -> None:
+    """Found by a loopback attack: with 300 peers, ``{image: Paris, compute: around(Paris,
+    1000ms)}`` sent a 12,355-character scope on (raw 400s from servers downstream)."""
+    peers, view = _wide_view(300)
+    scope = parse_scope("{image: Paris, compute: around(Paris, 1000ms)}")
+    with pytest.raises(FanoutTooWide, match="resolves compute to 301 sites"):
+        plan_route(scope, "image", "Paris", peers, hops=0, max_hops=3, max_fanout=64, network=view)
+
+
+def test_a_resolved_scope_too_long_for_a_header_is_refused() -> None:
+    peers, view = _wide_view(1000)
+    scope = parse_scope("{image: Paris, compute: around(Paris, 1000ms)}")
+    with pytest.raises(FanoutTooWide, match="at most 8000 are sent on"):
+        plan_route(
+            scope, "image", "Paris", peers, hops=0, max_hops=3, max_fanout=2000, network=view
+        )
+
+
+def test_a_small_around_in_another_service_is_planned() -> None:
+    peers, view = _wide_view(3)
+    scope = parse_scope("{image: Paris, compute: around(Paris, 1000ms)}")
+    p = plan_route(scope, "image", "Paris", peers, hops=0, max_hops=3, max_fanout=64, network=view)
+    assert p.is_local and p.downstream is not None
+    assert len(list(iter_sites(p.downstream.expr_for("compute")))) == 4  # type: ignore[arg-type]

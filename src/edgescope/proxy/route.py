@@ -26,6 +26,7 @@ from edgescope.errors import EdgescopeError, ErrorCode, ScopeCheckError, ScopeLi
 from edgescope.lang.ast import And, Expr, Scope, SiteRef, iter_sites
 from edgescope.lang.network import NetworkView, needs_network, resolve_scope
 from edgescope.lang.registry import IDENTITY
+from edgescope.lang.unparse import unparse
 
 
 class FanoutTooWide(ScopeLimitError):
@@ -94,6 +95,7 @@ def plan_route(
             _check_known(entry.expr, entry.service, known, source)
         view = network or NetworkView(local_site, (local_site, *sorted(peers)))
         scope = resolve_scope(scope, view)
+        _check_resolved(scope, max_fanout, source)
     expr = scope.expr_for(service) or local
     sites = tuple(ref.name for ref in iter_sites(expr))
     if len(sites) > max_fanout:
@@ -109,6 +111,32 @@ def plan_route(
             f"a routing loop towards {', '.join(s for s in sites if s != local_site)}"
         )
     return Plan(expr, sites, scope, local_site)
+
+
+RESOLVED_MAX_LENGTH = 8000
+"""Longest resolved scope sent on (it travels in one header; servers refuse one over 8 KiB)."""
+
+
+def _check_resolved(scope: Scope, max_fanout: int, source: str) -> None:
+    """An ``around`` may name many sites, for any service of the scope, not only the one
+    called: each service's sites stay within the fan-out limit, and the whole resolved scope
+    within what one header carries."""
+    for entry in scope.entries:
+        width = sum(1 for _ in iter_sites(entry.expr))
+        if width > max_fanout:
+            raise FanoutTooWide(
+                f"the scope resolves {entry.service} to {width} sites; the fan-out limit is "
+                f"{max_fanout}",
+                source,
+                0,
+            )
+    length = len(unparse(scope))
+    if length > RESOLVED_MAX_LENGTH:
+        raise FanoutTooWide(
+            f"the scope resolves to {length} characters; at most {RESOLVED_MAX_LENGTH} are sent on",
+            source,
+            0,
+        )
 
 
 def _check_known(expr: Expr, service: str, known: Collection[str], source: str) -> None:
