@@ -23,7 +23,6 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from edgescope.errors import (
@@ -70,6 +69,7 @@ from edgescope.proxy.replies import (
 from edgescope.proxy.responses import json_error
 from edgescope.proxy.route import Plan
 from edgescope.proxy.sender import Sender, once, scope_text
+from edgescope.proxy.siteclient import SiteAnswer
 from edgescope.proxy.spool import Spools
 
 WHOLE_BODY = 1024 * 1024
@@ -87,8 +87,11 @@ class Dispatcher:
         delegation: Delegation,
         memory: ScopeMemory,
         extensions: ExtensionSet | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.clock = clock
+        """What the hedging decisions read the time from (a unit test's own clock)."""
         self.sender = sender
         self.metrics = metrics
         self.delegation = delegation
@@ -204,7 +207,7 @@ class Dispatcher:
         def delay(expr: Expr) -> float | None:
             if not isinstance(expr, SiteRef):
                 return None
-            p95 = self.latencies.p95(expr.name, now=time.monotonic(), min_samples=min_samples)
+            p95 = self.latencies.p95(expr.name, now=self.clock(), min_samples=min_samples)
             suspect = expr.name in peers and peers.breaker(expr.name).suspect
             return self.hedging.delay(call.method, p95, suspect=suspect)
 
@@ -364,7 +367,7 @@ class Dispatcher:
         plan: Plan,
         branch: BranchRequest,
         payload: AsyncIterable[bytes] | None,
-    ) -> aiohttp.ClientResponse:
+    ) -> SiteAnswer:
         """``sender.send``, noted in ``call.branches`` for the observers (the call's route)."""
         site = branch.site
         peers = self.sender.peers
@@ -387,13 +390,13 @@ class Dispatcher:
             raise
         trace.done(response.status)
         if trace.seconds is not None and response.status < 500:
-            self.latencies.observe(site, trace.seconds, now=time.monotonic())
+            self.latencies.observe(site, trace.seconds, now=self.clock())
         return response
 
     async def _read(
         self,
         site: str,
-        response: aiohttp.ClientResponse,
+        response: SiteAnswer,
         limit: int,
         budget: ReadBudget | None = None,
         give_up: bool = True,
@@ -432,7 +435,7 @@ class Dispatcher:
     async def _stream_back(
         self,
         call: Call,
-        response: aiohttp.ClientResponse,
+        response: SiteAnswer,
         site: str,
         extra: dict[str, str],
         body: bytes | None = None,
@@ -497,7 +500,7 @@ class _Open:
 
     __slots__ = ("body", "response", "site")
 
-    def __init__(self, site: str, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, site: str, response: SiteAnswer) -> None:
         self.site = site
         self.response = response
         self.body: bytes | None = None

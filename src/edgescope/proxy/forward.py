@@ -28,6 +28,7 @@ from yarl import URL
 
 from edgescope.errors import CONNECT_TIMED_OUT, AnswerTooLarge, SiteUnreachable
 from edgescope.jsondoc import json_or_none
+from edgescope.proxy.siteclient import SiteAnswer
 
 CHUNK = 256 * 1024
 SMALL_JSON_MAX_BYTES = 64 * 1024
@@ -275,7 +276,7 @@ class Upstream:
                 return response.status, dict(response.headers), await response.read()
 
 
-async def iter_body(response: aiohttp.ClientResponse, site: str) -> AsyncIterator[bytes]:
+async def iter_body(response: SiteAnswer, site: str) -> AsyncIterator[bytes]:
     """The response body in chunks, with errors mapped; releases the connection at the end."""
     try:
         with mapped_errors(site):
@@ -294,7 +295,7 @@ class ReadBudget:
 
 
 async def read_body(
-    response: aiohttp.ClientResponse, site: str, limit: int, budget: ReadBudget | None = None
+    response: SiteAnswer, site: str, limit: int, budget: ReadBudget | None = None
 ) -> bytes:
     """The whole body, at most ``limit`` bytes (and what is left of ``budget``)."""
     parts: list[bytes] = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -21,13 +20,14 @@ from edgescope.proxy.carriers import REQUEST_ID_HEADER
 from edgescope.proxy.forward import end_to_end, iter_body, read_body
 from edgescope.proxy.identity import ServiceToken, localise_catalog
 from edgescope.proxy.responses import ErrorCode, error_response
+from edgescope.proxy.siteclient import SiteAnswer
 
 SMALL_BODY = 64 * 1024
 """Answers up to this size (with a Content-Length) are read whole and sent in one write."""
 ERROR_BODY_LIMIT = 64 * 1024
 
 
-def is_small(call: Call, response: aiohttp.ClientResponse) -> bool:
+def is_small(call: Call, response: SiteAnswer) -> bool:
     """An answer small enough to read whole before answering."""
     size = response.content_length
     return size is not None and size <= SMALL_BODY and call.request.method != "HEAD"
@@ -54,7 +54,7 @@ def whole(call: Call, reply: BranchReply, extra: Mapping[str, str]) -> web.Respo
 
 async def stream_back(
     call: Call,
-    response: aiohttp.ClientResponse,
+    response: SiteAnswer,
     site: str,
     extra: Mapping[str, str],
     *,
@@ -95,7 +95,7 @@ async def stream_back(
 
 async def _with_local_catalog(
     call: Call,
-    response: aiohttp.ClientResponse,
+    response: SiteAnswer,
     site: str,
     extra: Mapping[str, str],
     tokens: ServiceToken,
