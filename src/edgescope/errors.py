@@ -48,6 +48,7 @@ class ErrorCode(enum.Enum):
     INTERNAL_ERROR = (500, "Internal Proxy Error")
     SITE_UNREACHABLE = (503, "Site Unreachable")
     BUSY = (503, "Too Many Uploads")
+    SCOPE_FORGOTTEN = (503, "Remembered Scope Forgotten")
     TOO_LARGE = (507, "Answer Too Large")
     LOOP_DETECTED = (508, "Loop Detected")
 

@@ -39,7 +39,7 @@ from edgescope.proxy.carriers import (
     REMEMBERED_CARRIERS,
     REQUEST_ID_HEADER,
     ScopeMemory,
-    new_correlation_id,
+    memory_owner,
 )
 from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
@@ -107,9 +107,12 @@ class Dispatcher:
             return verdict.refusal
         if plan.downstream is not None and call.carrier not in REMEMBERED_CARRIERS:
             if call.from_peer is None:  # a client's id could be another client's: a new one
-                call.request_id = new_correlation_id()  # HAProxy can tell it (deploy/haproxy)
-            owner = call.request.remote or ""
-            self.memory.remember(call.request_id, scope_text(plan.downstream), owner)
+                call.request_id = self.memory.mint()  # HAProxy can tell it (deploy/haproxy)
+            self.memory.remember(
+                call.request_id,
+                scope_text(plan.downstream),
+                memory_owner(call.request.remote, call.from_peer, call.request.headers),
+            )
         body = await self._whole_body(call, plan)
         joins = self.extensions.handles(Join)
         hooks = join_hooks(self.extensions, call, plan, body) if joins else None
