@@ -57,6 +57,22 @@ def test_a_forgotten_id_of_this_proxy_raises_and_an_unknown_one_is_nothing() -> 
         assert read_scope_text(headers, 4096, memory, (swift,)) is None
 
 
+def test_an_id_forgotten_past_the_horizon_is_a_late_replay_served_locally() -> None:
+    """Swift's object-updater replays an update hours later with its transaction id: as
+    before, local (docs/genericity.md), and counted."""
+    now = [1_000_000.0]
+    memory = ScopeMemory(capacity=1, ids=CorrelationIds(b"k" * 32, lambda: now[0]), horizon=600)
+    old = memory.mint()
+    memory.remember(old, "{image: Corte}")
+    memory.remember(memory.mint(), "{image: Paris}")
+    now[0] += 300
+    with pytest.raises(ScopeForgotten, match="5 min ago"):
+        memory.check_not_forgotten(old)
+    now[0] += 360
+    memory.check_not_forgotten(old)
+    assert memory.late == 1
+
+
 def test_the_largest_owner_is_evicted_first_when_the_memory_is_full() -> None:
     memory = ScopeMemory(capacity=6, per_owner=4)
     memory.remember("req-v", "{image: Corte}", owner="victim")

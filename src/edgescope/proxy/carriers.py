@@ -39,11 +39,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus
 
@@ -67,6 +69,7 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 CORRELATION_ID_REGEX = "^req-[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 """The form of the ids of :func:`new_correlation_id` (a UUID of version 8), as a regex."""
 _CORRELATION_ID = re.compile(CORRELATION_ID_REGEX)
+log = logging.getLogger(__name__)
 
 
 class ScopeHeaderTooLarge(ScopeLimitError):
@@ -355,24 +358,24 @@ class CorrelationIds:
     """Mints the ids a scope is remembered under, and tells them from any other id.
 
     An id is a version-8 UUID (:func:`new_correlation_id`'s form, which HAProxy tells from
-    OpenStack's own ids) whose 122 free bits hold a 16-bit boot epoch (random per process),
-    a 42-bit random nonce and a 64-bit HMAC-SHA256 tag of both under ``key``. The proxy's
-    key is derived from its site's signing key, so it stays the same across restarts (an id
-    issued before one is still known as this proxy's) and no other party can make one.
+    OpenStack's own ids) whose 122 free bits hold the minute it was issued (16 bits, so its
+    age is known up to 45 days), a 42-bit random nonce and a 64-bit HMAC-SHA256 tag of both
+    under ``key``. The proxy's key is derived from its site's signing key, so it stays the
+    same across restarts (an id issued before one is still known as this proxy's) and no
+    other party can make one.
 
     >>> ids = CorrelationIds(b"k" * 32)
     >>> ids.issued(ids.mint()), ids.issued(new_correlation_id())
     (True, False)
     """
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, clock: Callable[[], float] = time.time) -> None:
         self._key = key
-        self.epoch = secrets.randbits(16)
+        self._clock = clock
 
     def mint(self) -> str:
-        nonce = (self.epoch << 42) | secrets.randbits(42)
-        bits = (nonce << 64) | self._tag(nonce)  # 122 bits
-        return _v8_id(bits)
+        nonce = (self._minute() << 42) | secrets.randbits(42)
+        return _v8_id((nonce << 64) | self._tag(nonce))
 
     def issued(self, request_id: str) -> bool:
         """Whether ``request_id`` is one this proxy (this key) minted."""
@@ -382,8 +385,12 @@ class CorrelationIds:
         nonce, tag = bits >> 64, bits & ((1 << 64) - 1)
         return hmac.compare_digest(self._tag(nonce).to_bytes(8, "big"), tag.to_bytes(8, "big"))
 
-    def epoch_of(self, request_id: str) -> int:
-        return _v8_bits(request_id) >> 106
+    def age(self, request_id: str) -> float:
+        """Seconds since an id of this proxy's was issued (to the minute, modulo 45 days)."""
+        return float((self._minute() - (_v8_bits(request_id) >> 106)) % (1 << 16) * 60)
+
+    def _minute(self) -> int:
+        return int(self._clock() // 60) & 0xFFFF
 
     def _tag(self, nonce: int) -> int:
         digest = hmac.new(self._key, nonce.to_bytes(8, "big"), hashlib.sha256).digest()
@@ -420,6 +427,7 @@ class ScopeMemory(Mapping[str, str]):
         capacity: int = 10_000,
         per_owner: int | None = None,
         ids: CorrelationIds | None = None,
+        horizon: float = 3600.0,
     ) -> None:
         self._items: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._owned: dict[str, OrderedDict[str, None]] = {}
@@ -429,8 +437,12 @@ class ScopeMemory(Mapping[str, str]):
         self._capacity = capacity
         self._per_owner = per_owner or max(capacity // 16, min(capacity, 16))
         self.ids = ids if ids is not None else CorrelationIds(secrets.token_bytes(32))
+        self.horizon = horizon
+        """Seconds after its issue a forgotten id is still an error (then a late replay)."""
         self.evicted = 0
         """Entries forgotten to stay within the bounds (an owner's, or everybody's)."""
+        self.late = 0
+        """Calls with an id issued here before the horizon, its scope forgotten: local."""
 
     @property
     def capacity(self) -> int:
@@ -444,20 +456,21 @@ class ScopeMemory(Mapping[str, str]):
         return self.ids.issued(request_id)
 
     def check_not_forgotten(self, request_id: str) -> None:
-        """Raise :class:`ScopeForgotten` if this proxy issued ``request_id`` and has no
-        scope for it any more."""
+        """Raise :class:`ScopeForgotten` if this proxy issued ``request_id`` within the
+        ``horizon`` and has no scope for it any more. An older id is a late replay (Swift's
+        object-updater): it is served like an unscoped call, as it always was, and counted."""
         if request_id in self._items or not self.ids.issued(request_id):
             return
-        when = (
-            "forgotten to stay within its bound of "
-            f"{self._capacity} entries ({self.evicted} forgotten so far)"
-            if self.ids.epoch_of(request_id) == self.ids.epoch
-            else "issued before this proxy restarted"
-        )
+        age = self.ids.age(request_id)
+        if age > self.horizon:
+            self.late += 1
+            log.info("request id %s: issued %.0f s ago, scope forgotten: local", request_id, age)
+            return
         raise ScopeForgotten(
-            f"this proxy issued request id {request_id} for a scoped call, but its scope is "
-            f"{when}; the call is not routed without it. Retry the original call "
-            "(or give the scope again, e.g. X-Scope)"
+            f"this proxy issued request id {request_id} for a scoped call {age / 60:.0f} min "
+            f"ago, but no longer remembers its scope (its bound is {self._capacity} entries, "
+            f"{self.evicted} forgotten so far; or it restarted); the call is not routed "
+            "without it. Retry the original call, or give the scope again (X-Scope)"
         )
 
     def remember(self, request_id: str, scope_text: str, owner: str = "") -> None:

@@ -97,7 +97,11 @@ class SiteProxy:
         self.upstream = Upstream()
         self.metrics = ProxyMetrics(config.site)
         key = correlation_key(private_pem(config.private_key))  # stable across restarts
-        self.memory = ScopeMemory(config.limits.scope_memory, ids=CorrelationIds(key))
+        self.memory = ScopeMemory(
+            config.limits.scope_memory,
+            ids=CorrelationIds(key),
+            horizon=config.limits.scope_memory_horizon,
+        )
         registry = DEFAULT_REGISTRY
         for service in config.services:
             if registry.canonical(service.type) is None:
