@@ -15,7 +15,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from edgescope.errors import SiteUnreachable
+from edgescope.errors import BadAnswer, SiteUnreachable
 from edgescope.proxy.call import BranchReply, Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER
 from edgescope.proxy.forward import end_to_end, iter_body, read_body
@@ -35,7 +35,7 @@ def is_small(call: Call, response: aiohttp.ClientResponse) -> bool:
 
 def unreachable(call: Call, exc: SiteUnreachable) -> web.Response:
     return error_response(
-        ErrorCode.SITE_UNREACHABLE,
+        ErrorCode.BAD_ANSWER if isinstance(exc, BadAnswer) else ErrorCode.SITE_UNREACHABLE,
         f"{call.service}: {exc}",
         request_id=call.request_id,
         site=exc.site,
