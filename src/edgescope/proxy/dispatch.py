@@ -52,7 +52,7 @@ from edgescope.proxy.extension import (
     WantsBody,
     join_hooks,
 )
-from edgescope.proxy.forward import ReadBudget, end_to_end, read_body
+from edgescope.proxy.forward import ReadBudget, read_body
 from edgescope.proxy.hedge import HedgePolicy, Latencies, overtaken
 from edgescope.proxy.merge import Merged, SiteResult, failure_response, merge_results, sites_header
 from edgescope.proxy.metrics import ProxyMetrics
@@ -62,6 +62,7 @@ from edgescope.proxy.protocol import PARTIAL_HEADER, PENDING_HEADER, SITES_HEADE
 from edgescope.proxy.replies import (
     ERROR_BODY_LIMIT,
     SMALL_BODY,
+    answer_headers,
     is_small,
     stream_back,
     unreachable,
@@ -353,9 +354,9 @@ class Dispatcher:
             data = await self._read(
                 branch.site, response, limit, budget, give_up=call.gives_up_on_open
             )
-            return BranchReply(
-                branch.site, response.status, dict(end_to_end(response.headers)), data
-            )
+            from_peer = branch.site != self.config.site
+            headers = answer_headers(response.headers, from_peer=from_peer)
+            return BranchReply(branch.site, response.status, dict(headers), data)
 
         if hooks is not None and branch.site == self.config.site:
             return await hooks.apply_local(branch, send)
@@ -447,6 +448,7 @@ class Dispatcher:
             extra,
             tokens=self.sender.tokens if self.delegation.localises_catalog(call, site) else None,
             body=body,
+            from_peer=site != self.config.site,
         )
 
     async def _results(
@@ -465,7 +467,9 @@ class Dispatcher:
             else:
                 opened = attempt.result
                 assert isinstance(opened, _Open)
-                status, headers = opened.response.status, dict(opened.response.headers)
+                from_peer = attempt.site != self.config.site
+                status = opened.response.status
+                headers = dict(answer_headers(opened.response.headers, from_peer=from_peer))
                 body = opened.body or b""
                 if read_failed and attempt.failed and opened.body is None:
                     try:
