@@ -137,3 +137,31 @@ async def test_the_sites_own_backend_with_a_control_character_is_a_502(hostile_u
                 body: Any = await answer.json()
                 assert answer.status == 502, body
                 assert "X-Thing" in body["error"]["message"]
+
+
+@pytest.fixture
+async def failing_url() -> AsyncIterator[str]:
+    """500 with a 1 MiB body (more than the proxy reads of a failed attempt's answer)."""
+    head = b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+    server = await _raw_server(head, b"e" * (1 << 20))
+    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    server.close()
+
+
+async def test_a_failed_attempt_of_an_or_is_released_and_its_large_body_no_507(
+    sites: SitesFactory, failing_url: str
+) -> None:
+    """``Evil | Corte``: Evil's failed answer (a large body) neither fails the call as too
+    large, nor holds its connection while Corte's answer streams to the client."""
+    paris, _ = await sites("Paris", "Corte", extra_peers={"Paris": {"Evil": {"url": failing_url}}})
+    connector = paris.proxy.upstream._session.connector  # type: ignore[union-attr]
+    assert connector is not None
+    headers = {"X-Scope": "{image: Evil | Corte}"}
+    assert paris.session is not None
+    url = f"{paris.url}/image/download/67108864"
+    async with paris.session.get(url, headers=headers) as answer:
+        assert answer.status == 200
+        assert answer.headers["X-Edgescope-Sites"].startswith("Evil=500")
+        await answer.content.readexactly(1 << 16)  # Corte's answer is streaming now
+        held = len(connector._acquired)  # type: ignore[attr-defined]
+    assert held == 1  # Corte's only: Evil's failed answer was released

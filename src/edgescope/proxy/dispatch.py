@@ -474,8 +474,10 @@ class Dispatcher:
                 if read_failed and attempt.failed and opened.body is None:
                     try:
                         body = await read_body(opened.response, attempt.site, ERROR_BODY_LIMIT)
-                    except SiteUnreachable:
+                    except (SiteUnreachable, AnswerTooLarge):  # its reason: the status
                         body = b""
+                if attempt.failed:  # its connection goes back (or is closed if unread)
+                    opened.response.release()
             results.append(
                 SiteResult(attempt.site, status, body, headers, failed=bool(attempt.failed))
             )
