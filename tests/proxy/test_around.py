@@ -122,7 +122,7 @@ async def test_a_stalled_proxy_does_not_stretch_the_rtt_around_resolves_with(
 ) -> None:
     """Issue 25: on a loaded host the probe's HTTP round trip holds the time the proxies waited
     for a CPU; the RTT of ``around`` is the path's (the kernel's handshake RTT), not that."""
-    paris, corte = await sites("Paris", "Corte")
+    paris, _ = await sites("Paris", "Corte")
     prober = paris.proxy.prober
     asyncio.get_running_loop().call_soon(time.sleep, 0.3)  # Paris's loop stalls mid-probe
     assert await prober.probe("Corte")
