@@ -46,8 +46,10 @@ class ErrorCode(enum.Enum):
     BODY_TOO_LARGE = (413, "Request Body Too Large")
     SCOPE_TOO_LARGE = (431, "Scope Header Too Large")
     INTERNAL_ERROR = (500, "Internal Proxy Error")
+    BAD_ANSWER = (502, "Bad Answer From Site")
     SITE_UNREACHABLE = (503, "Site Unreachable")
     BUSY = (503, "Too Many Uploads")
+    SCOPE_FORGOTTEN = (503, "Remembered Scope Forgotten")
     TOO_LARGE = (507, "Answer Too Large")
     LOOP_DETECTED = (508, "Loop Detected")
 
@@ -159,6 +161,11 @@ class SiteUnreachable(EdgescopeError):
         self.reason = reason
         self.connecting = connecting
         """It failed before a connection existed (refused, no route, connect timeout)."""
+
+
+class BadAnswer(SiteUnreachable):
+    """A site answered what the proxy cannot pass on (a control character in a header):
+    the site's failure, answered 502 when it ends the call."""
 
 
 class ClientBodyFailed(EdgescopeError):
