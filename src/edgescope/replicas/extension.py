@@ -210,6 +210,7 @@ class Replicas:
         self.replayer = Replayer(self.link, replay_interval, self.claims)
         self.adoption = Adoption(self.link, operator_roles)
         guard = WriteGuard(registry, self.clock, self.claims)
+        self.replayer.guard = guard
         self.parts = SiteReplicas(site, registry, self.clock, self.link, guard, self.replayer)
 
     @classmethod
