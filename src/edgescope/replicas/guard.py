@@ -101,11 +101,11 @@ class WriteGuard:
         the proxies of the site, so a replay that races a slow live branch with the same
         key still applies once.
         """
-        lock_name = handle or key or ""
-        lock = self._locks.get(lock_name)
-        if lock is None:
-            lock = self._locks[lock_name] = asyncio.Lock()
-        async with lock:
+        # The key first: a live branch (no handle for a create) and the replay of the same
+        # write (with the set's handle) exclude each other here, not only in the database,
+        # where one proxy's own "applying" claim lets it through again.
+        outer = f"key:{key}" if key is not None else None
+        async with self._lock(outer), self._lock(handle if handle or outer else ""):
             if key is not None:
                 prior = await self._claim(key)
                 if prior is not None:
@@ -137,6 +137,15 @@ class WriteGuard:
                 else:  # not applied: a retry may apply it
                     await asyncio.to_thread(self.registry.release_apply, key, self.claims.owner)
             return reply
+
+    def _lock(self, name: str | None) -> contextlib.AbstractAsyncContextManager[None]:
+        """This process's lock called ``name`` (a no-op for None)."""
+        if name is None:
+            return contextlib.nullcontext()
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
 
     async def _claim(self, key: str) -> BranchReply | None:
         """Claim ``key`` for this proxy: None when claimed, else the answer to give."""
