@@ -378,7 +378,7 @@ class Replayer:
         )
 
     async def _apply_here(
-        self, op: PendingOp, services: ProxyServices, path: str, body: bytes
+        self, op: PendingOp, services: ProxyServices, path: str, body: bytes | None
     ) -> BranchReply:
         if self.guard is None:
             raise SiteUnreachable(op.target, "no write guard here to apply a queued write")
