@@ -33,6 +33,7 @@ from edgescope.proxy.extension import SendBranch
 from edgescope.proxy.protocol import REPLAYED_HEADER
 from edgescope.proxy.responses import error_body
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
+from edgescope.replicas.indoubt import Lookup
 from edgescope.replicas.model import Hlc, lww_wins
 from edgescope.replicas.registry import ClaimState, Registry
 
@@ -93,21 +94,28 @@ class WriteGuard:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def guarded_write(
-        self, handle: str | None, hlc: Hlc, key: str | None, send: SendBranch
+        self,
+        handle: str | None,
+        hlc: Hlc,
+        key: str | None,
+        send: SendBranch,
+        lookup: Lookup | None = None,
     ) -> BranchReply:
         """Apply a replicated write once (by ``key``) and only if it wins by LWW.
 
         Writes to one set (or, for a create, with one key) are serialised here and across
         the proxies of the site, so a replay that races a slow live branch with the same
-        key still applies once.
+        key still applies once. ``lookup`` (a create's): asked first when the write is taken
+        over from a proxy that died applying it; its answer, if any, is the write's.
         """
         # The key first: a live branch (no handle for a create) and the replay of the same
         # write (with the set's handle) exclude each other here, not only in the database,
         # where one proxy's own "applying" claim lets it through again.
         outer = f"key:{key}" if key is not None else None
         async with self._lock(outer), self._lock(handle if handle or outer else ""):
+            in_doubt = False
             if key is not None:
-                prior = await self._claim(key)
+                prior, in_doubt = await self._claim(key)
                 if prior is not None:
                     return prior
             try:
@@ -119,13 +127,14 @@ class WriteGuard:
                 return BranchReply(self.clock.site, 409, {"Content-Type": "application/json"}, body)
             try:
                 async with self._set_lease(handle):
-                    reply = await self._apply(handle, hlc, send)
+                    found = await lookup() if in_doubt and lookup is not None else None
+                    reply = found or await self._apply(handle, hlc, send)
             except BaseException:
                 if key is not None:
                     await asyncio.to_thread(self.registry.release_apply, key, self.claims.owner)
                 raise
             if key is not None:
-                if 200 <= reply.status < 300 or _superseded(reply):
+                if 200 <= reply.status < 300 or _superseded(reply) or found is not None:
                     await asyncio.to_thread(
                         self.registry.complete_apply,
                         key,
@@ -147,8 +156,9 @@ class WriteGuard:
             lock = self._locks[name] = asyncio.Lock()
         return lock
 
-    async def _claim(self, key: str) -> BranchReply | None:
-        """Claim ``key`` for this proxy: None when claimed, else the answer to give."""
+    async def _claim(self, key: str) -> tuple[BranchReply | None, bool]:
+        """Claim ``key`` for this proxy: (None, in doubt) when claimed, else (the answer to
+        give, False). In doubt: taken over from a proxy that died applying it."""
         deadline = self.timer.monotonic() + self.claims.wait
         pause = 0.05
         while True:
@@ -162,11 +172,14 @@ class WriteGuard:
                         "(it may have reached the backend: in doubt)",
                         key,
                     )
-                return None
+                return None, claim.taken_over
             if claim.state is ClaimState.DONE:
                 assert claim.answer is not None
                 status, body, headers = claim.answer
-                return BranchReply(self.clock.site, status, {**headers, REPLAYED_HEADER: "1"}, body)
+                reply = BranchReply(
+                    self.clock.site, status, {**headers, REPLAYED_HEADER: "1"}, body
+                )
+                return reply, False
             if self.timer.monotonic() > deadline:
                 raise Refused(
                     503,

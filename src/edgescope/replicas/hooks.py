@@ -35,6 +35,7 @@ from edgescope.proxy.route import Plan, branch_scope
 from edgescope.replicas.clock import Clock
 from edgescope.replicas.collapse import collapse_collection
 from edgescope.replicas.guard import WriteGuard
+from edgescope.replicas.indoubt import Lookup, create_lookup
 from edgescope.replicas.members import merge_members
 from edgescope.replicas.model import Hlc, PendingOp, ReplicaSet
 from edgescope.replicas.peers import RecordLink, Replayer, internal_headers, replay_headers
@@ -119,12 +120,31 @@ class ReplicaHooks:
     async def apply_local(self, request: BranchRequest, send: SendBranch) -> BranchReply:
         if self.marker is not None:
             handle, hlc, key = self.marker
-            return await self.replicas.guard.guarded_write(handle, hlc, key, send)
+            lookup = self._lookup(request) if self.call.method == "POST" else None
+            return await self.replicas.guard.guarded_write(handle, hlc, key, send, lookup)
         if self.fan_out_write:
             assert self.hlc is not None
             key = f"{self.op_key}:{request.site}"
             return await self.replicas.guard.guarded_write(self.handle, self.hlc, key, send)
         return await send()
+
+    def _lookup(self, request: BranchRequest) -> Lookup | None:
+        """How a peer's create, taken over here in doubt, finds what it made (indoubt.py)."""
+        call, site = self.call, self.replicas.site
+        headers = replay_headers(call.request.headers)
+        scope = call.request.headers.get(SCOPE_HEADER)
+
+        async def find(path: str) -> BranchReply:
+            services = self.replicas.link.services()
+            return await services.call_site(
+                site, call.service, "GET", path, headers=headers, scope=scope
+            )
+
+        registry = self.replicas.registry
+        collection = request.path.partition("?")[0].rstrip("/")
+        return create_lookup(
+            find, site, collection, request.body, lambda id_: registry.lookup(id_) is not None
+        )
 
     async def record(self, finished: Finished) -> Recorded:
         if self.deleting and finished.verdict is Verdict.OK:

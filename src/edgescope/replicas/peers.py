@@ -40,6 +40,7 @@ from edgescope.proxy.responses import ErrorCode, error_body, error_response, ref
 from edgescope.replicas.checks import check_push, parse_push
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
 from edgescope.replicas.guard import Claims, WriteGuard
+from edgescope.replicas.indoubt import create_lookup
 from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import IdCollision, Registry
@@ -389,8 +390,20 @@ class Replayer:
                 op.target, op.service, op.method, path, headers=op.headers, scope=scope, body=body
             )
 
+        async def find(listing: str) -> BranchReply:
+            return await services.call_site(
+                op.target, op.service, "GET", listing, headers=op.headers, scope=scope
+            )
+
+        lookup = None
+        if op.is_create:
+            known = self.registry.lookup
+            collection = path.partition("?")[0].rstrip("/")
+            lookup = create_lookup(
+                find, op.target, collection, body, lambda id_: known(id_) is not None
+            )
         try:
-            return await self.guard.guarded_write(op.handle, op.hlc, op.key, send)
+            return await self.guard.guarded_write(op.handle, op.hlc, op.key, send, lookup)
         except Refused as exc:  # registry unavailable, write in progress: an answer like a peer's
             body = json.dumps(error_body(exc.status, exc.title, exc.message)).encode()
             return BranchReply(op.target, exc.status, {"Content-Type": "application/json"}, body)
