@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,6 +35,7 @@ from edgescope.proxy.responses import error_body
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
 from edgescope.replicas.indoubt import Lookup
 from edgescope.replicas.model import Hlc, lww_wins
+from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import ClaimState, Registry
 
 SUPERSEDED = "Superseded Write"
@@ -155,6 +156,48 @@ class WriteGuard:
         if lock is None:
             lock = self._locks[name] = asyncio.Lock()
         return lock
+
+    async def undo_create(
+        self, key: str, delete: Callable[[str], Awaitable[BranchReply]]
+    ) -> BranchReply:
+        """Undo the create applied here as ``key``, whatever became of it (a failed strict
+        create whose answer from this site never reached its origin): applied, its resource
+        is deleted; not seen yet, a tombstone makes a late arrival answer 409 instead of
+        creating; being applied, 503 (the undo is retried later)."""
+        site = self.clock.site
+        async with self._lock(f"key:{key}"):
+            claim = await asyncio.to_thread(
+                self.registry.claim_apply, key, self.claims.owner, self.claims.seconds
+            )
+            if claim.state is ClaimState.BUSY:
+                raise Refused(503, f"create {key[:80]} is being applied at {site}; retry later")
+            if claim.state is ClaimState.MINE:  # not seen here yet, or its proxy died on it
+                doubt = claim.taken_over
+                message = (
+                    f"create {key[:80]} was undone at {site} while its proxy had died applying "
+                    "it: what it made, if anything, is left; check by hand"
+                    if doubt
+                    else f"create {key[:80]} was undone at {site} before it arrived"
+                )
+                body = json.dumps(error_body(409, "Create Undone", message)).encode()
+                headers = {"Content-Type": "application/json"}
+                await asyncio.to_thread(
+                    self.registry.complete_apply, key, self.claims.owner, 409, body, headers
+                )  # a tombstone: a late arrival of the create is answered 409, never applied
+                return (
+                    BranchReply(site, 409, headers, body)
+                    if doubt
+                    else BranchReply(site, 204, {}, b"")
+                )
+            assert claim.answer is not None
+            status, body, headers = claim.answer
+            id_ = created_id(body, headers) if 200 <= status < 300 else None
+            if id_ is None:  # refused, or undone already: nothing to delete
+                return BranchReply(site, 204, {}, b"")
+            gone = await delete(id_)
+            if gone.status == 404:
+                return BranchReply(site, 204, {}, b"")
+            return gone
 
     async def _claim(self, key: str) -> tuple[BranchReply | None, bool]:
         """Claim ``key`` for this proxy: (None, in doubt) when claimed, else (the answer to

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -33,6 +34,7 @@ from edgescope.proxy.protocol import (
     REPLICA_HEADER,
     REPLICA_SETS_PATH,
     REPLICAS_PATH,
+    UNDO_OF_HEADER,
     ForgedHop,
     content_digest,
 )
@@ -395,6 +397,22 @@ class Replayer:
                 op.target, op.service, "GET", listing, headers=op.headers, scope=scope
             )
 
+        undo_of = op.headers.get(UNDO_OF_HEADER)
+        if undo_of is not None and op.method == "DELETE":
+
+            async def delete(id_: str) -> BranchReply:
+                target = f"{path.partition('?')[0].rstrip('/')}/{quote(id_, safe='')}"
+                return await services.call_site(
+                    op.target, op.service, "DELETE", target, headers=op.headers, scope=scope
+                )
+
+            try:
+                return await self.guard.undo_create(undo_of, delete)
+            except Refused as exc:
+                body = json.dumps(error_body(exc.status, exc.title, exc.message)).encode()
+                return BranchReply(
+                    op.target, exc.status, {"Content-Type": "application/json"}, body
+                )
         lookup = None
         if op.is_create:
             known = self.registry.lookup
