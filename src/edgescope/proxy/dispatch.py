@@ -288,6 +288,11 @@ class Dispatcher:
                 tuple(r for r, a in _answered(outcome.attempts) if not a.failed),
                 tuple(r.site for r in results if r.status is None),
                 judgement.pending,
+                tuple(
+                    a.site
+                    for a in outcome.attempts
+                    if isinstance(a.error, SiteUnreachable) and not a.error.connecting
+                ),
             )
             recorded = await hooks.record(finished)
         extra = dict(recorded.headers)

@@ -171,7 +171,7 @@ class ReplicaHooks:
             return Recorded()
         if self.creating and finished.verdict is Verdict.FAILED and finished.succeeded:
             note = await self._undo(finished.succeeded)
-            return Recorded(note=note + await self._undo_unanswered(finished.unreachable))
+            return Recorded(note=note + await self._undo_unanswered(finished.in_doubt))
         if not self.fan_out_write or finished.verdict not in (Verdict.OK, Verdict.DEGRADED):
             return Recorded()
         replica_set = await self._record_write(finished)
