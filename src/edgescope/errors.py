@@ -47,8 +47,10 @@ class ErrorCode(enum.Enum):
     BODY_TOO_LARGE = (413, "Request Body Too Large")
     SCOPE_TOO_LARGE = (431, "Scope Header Too Large")
     INTERNAL_ERROR = (500, "Internal Proxy Error")
+    BAD_ANSWER = (502, "Bad Answer From Site")
     SITE_UNREACHABLE = (503, "Site Unreachable")
     BUSY = (503, "Too Many Uploads")
+    SCOPE_FORGOTTEN = (503, "Remembered Scope Forgotten")
     WRITE_IN_DOUBT = (504, "Write In Doubt")
     TOO_LARGE = (507, "Answer Too Large")
     LOOP_DETECTED = (508, "Loop Detected")
@@ -169,6 +171,11 @@ class WriteInDoubt(EdgescopeError):
     been applied there, so it is not sent to the next site (a write is never applied twice)."""
 
     code = ErrorCode.WRITE_IN_DOUBT
+
+
+class BadAnswer(SiteUnreachable):
+    """A site answered what the proxy cannot pass on (a control character in a header):
+    the site's failure, answered 502 when it ends the call."""
 
 
 class ClientBodyFailed(EdgescopeError):

@@ -40,7 +40,7 @@ from edgescope.proxy.carriers import (
     REMEMBERED_CARRIERS,
     REQUEST_ID_HEADER,
     ScopeMemory,
-    new_correlation_id,
+    memory_owner,
 )
 from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
@@ -53,7 +53,7 @@ from edgescope.proxy.extension import (
     WantsBody,
     join_hooks,
 )
-from edgescope.proxy.forward import ReadBudget, end_to_end, read_body
+from edgescope.proxy.forward import ReadBudget, read_body
 from edgescope.proxy.hedge import HedgePolicy, Latencies, overtaken
 from edgescope.proxy.merge import Merged, SiteResult, failure_response, merge_results, sites_header
 from edgescope.proxy.metrics import ProxyMetrics
@@ -63,6 +63,7 @@ from edgescope.proxy.protocol import PARTIAL_HEADER, PENDING_HEADER, SITES_HEADE
 from edgescope.proxy.replies import (
     ERROR_BODY_LIMIT,
     SMALL_BODY,
+    answer_headers,
     is_small,
     stream_back,
     unreachable,
@@ -108,9 +109,12 @@ class Dispatcher:
             return verdict.refusal
         if plan.downstream is not None and call.carrier not in REMEMBERED_CARRIERS:
             if call.from_peer is None:  # a client's id could be another client's: a new one
-                call.request_id = new_correlation_id()  # HAProxy can tell it (deploy/haproxy)
-            owner = call.request.remote or ""
-            self.memory.remember(call.request_id, scope_text(plan.downstream), owner)
+                call.request_id = self.memory.mint()  # HAProxy can tell it (deploy/haproxy)
+            self.memory.remember(
+                call.request_id,
+                scope_text(plan.downstream),
+                memory_owner(call.request.remote, call.from_peer, call.request.headers),
+            )
         body = await self._whole_body(call, plan)
         joins = self.extensions.handles(Join)
         hooks = join_hooks(self.extensions, call, plan, body) if joins else None
@@ -374,9 +378,9 @@ class Dispatcher:
             data = await self._read(
                 branch.site, response, limit, budget, give_up=call.gives_up_on_open
             )
-            return BranchReply(
-                branch.site, response.status, dict(end_to_end(response.headers)), data
-            )
+            from_peer = branch.site != self.config.site
+            headers = answer_headers(response.headers, from_peer=from_peer)
+            return BranchReply(branch.site, response.status, dict(headers), data)
 
         if hooks is not None and branch.site == self.config.site:
             return await hooks.apply_local(branch, send)
@@ -468,6 +472,7 @@ class Dispatcher:
             extra,
             tokens=self.sender.tokens if self.delegation.localises_catalog(call, site) else None,
             body=body,
+            from_peer=site != self.config.site,
         )
 
     async def _results(
@@ -486,13 +491,17 @@ class Dispatcher:
             else:
                 opened = attempt.result
                 assert isinstance(opened, _Open)
-                status, headers = opened.response.status, dict(opened.response.headers)
+                from_peer = attempt.site != self.config.site
+                status = opened.response.status
+                headers = dict(answer_headers(opened.response.headers, from_peer=from_peer))
                 body = opened.body or b""
                 if read_failed and attempt.failed and opened.body is None:
                     try:
                         body = await read_body(opened.response, attempt.site, ERROR_BODY_LIMIT)
-                    except SiteUnreachable:
+                    except (SiteUnreachable, AnswerTooLarge):  # its reason: the status
                         body = b""
+                if attempt.failed:  # its connection goes back (or is closed if unread)
+                    opened.response.release()
             results.append(
                 SiteResult(attempt.site, status, body, headers, failed=bool(attempt.failed))
             )

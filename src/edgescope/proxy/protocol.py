@@ -115,6 +115,22 @@ SET_HEADER = "X-Edgescope-Replica-Set"
 REPLAYED_HEADER = "X-Edgescope-Replayed"
 
 
+def strip_internal_answer(headers: MutableMapping[str, str], *, from_peer: bool) -> None:
+    """Remove every ``X-Edgescope-*`` header from an answer a site sent back: only this
+    proxy says which sites answered, what is partial or pending. A peer proxy's own error
+    keeps its ``X-Edgescope-Error`` (an edgescope error, made by edgescope); a backend's not.
+
+    >>> h = {"X-Edgescope-Partial": "1", "X-Edgescope-Error": "Site Unreachable", "A": "b"}
+    >>> strip_internal_answer(h, from_peer=True); h
+    {'X-Edgescope-Error': 'Site Unreachable', 'A': 'b'}
+    """
+    if INTERNAL_PREFIX not in "\n".join(headers).lower():
+        return  # the usual case, in one search
+    for name in {k for k in headers if k.lower().startswith(INTERNAL_PREFIX)}:
+        if name in headers and not (from_peer and name.lower() == ERROR_HEADER.lower()):
+            del headers[name]  # a multidict deletes every value of the name
+
+
 class ForgedHop(EdgescopeError):
     """Hop headers are present but not validly signed by a peer (-> 403)."""
 
