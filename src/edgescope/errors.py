@@ -8,6 +8,7 @@
     ├── ConfigError (also ValueError)   a configuration file is invalid
     ├── SiteUnreachable                 a peer site cannot be reached (refused, timeout,
     │                                   breaker open)
+    ├── WriteInDoubt                    a ``|`` write's site gave no answer: not re-sent elsewhere
     ├── ClientBodyFailed                the client's request body broke off or stalled
     ├── AnswerTooLarge                  answers over what the proxy reads whole or merges
     ├── Refused                         a request refused on purpose, with its own status
@@ -50,6 +51,7 @@ class ErrorCode(enum.Enum):
     SITE_UNREACHABLE = (503, "Site Unreachable")
     BUSY = (503, "Too Many Uploads")
     SCOPE_FORGOTTEN = (503, "Remembered Scope Forgotten")
+    WRITE_IN_DOUBT = (504, "Write In Doubt")
     TOO_LARGE = (507, "Answer Too Large")
     LOOP_DETECTED = (508, "Loop Detected")
 
@@ -160,7 +162,15 @@ class SiteUnreachable(EdgescopeError):
         self.site = site
         self.reason = reason
         self.connecting = connecting
-        """It failed before a connection existed (refused, no route, connect timeout)."""
+        """It failed before anything was sent: refused, no route, connect timeout, breaker
+        open, not a peer, no free slot. Otherwise a write may have been applied there."""
+
+
+class WriteInDoubt(EdgescopeError):
+    """A ``|`` write was sent to a site that gave no answer (read timeout, reset): it may have
+    been applied there, so it is not sent to the next site (a write is never applied twice)."""
+
+    code = ErrorCode.WRITE_IN_DOUBT
 
 
 class BadAnswer(SiteUnreachable):

@@ -29,6 +29,7 @@ from edgescope.errors import (
     AnswerTooLarge,
     ClientBodyFailed,
     SiteUnreachable,
+    WriteInDoubt,
 )
 from edgescope.lang import And, Expr, SiteRef, evaluate
 from edgescope.lang.evaluate import Attempt
@@ -165,17 +166,28 @@ class Dispatcher:
         if body is None and call.request.body_exists:
             spool = await self.spools.open(call, plan)
 
+        doubt: list[SiteUnreachable] = []
+        """A write sent to a site that gave no answer: it may be applied there, so it is not
+        sent to the next site (only a write that surely reached nothing falls over)."""
+
         async def attempt(site: str) -> _Open:
+            if doubt:
+                raise SiteUnreachable(site, f"not tried: the write is in doubt at {doubt[0].site}")
             branch = _branch(hooks, site, call.path, body)
             payload = once(branch.body) if body is not None else None
             if spool is not None:
                 payload = spool.replay()
-            response = await self._send(call, plan, branch, payload)
-            opened = _Open(site, response)
-            # Read a small answer here, so that one whose body stalls still falls back (not a
-            # validation: its remote answer gets the local catalog from the unread response).
-            if is_small(call, response) and not call.is_validation:
-                opened.body = await self._read(site, response, SMALL_BODY)
+            try:
+                response = await self._send(call, plan, branch, payload)
+                opened = _Open(site, response)
+                # Read a small answer here, so that one whose body stalls still falls back (not
+                # a validation: its remote answer gets the local catalog from the unread one).
+                if is_small(call, response) and not call.is_validation:
+                    opened.body = await self._read(site, response, SMALL_BODY)
+            except SiteUnreachable as exc:
+                if call.is_write and not exc.connecting:
+                    doubt.append(exc)
+                raise
             return opened
 
         try:
@@ -190,6 +202,13 @@ class Dispatcher:
             if outcome.ok:
                 self._note_abandoned(call, outcome.results[0][0])
             _raise_call_failure(outcome.attempts)
+            if doubt and not outcome.ok:
+                first = doubt[0]
+                raise WriteInDoubt(
+                    f"{call.request.method} to {call.service} at {first.site} got no answer "
+                    f"({first.reason}): it may have been applied there, so it was not sent to "
+                    f"another site; check {first.site} before retrying"
+                )
             results = await self._results(outcome.attempts, read_failed=True)
             call.chosen = [r.site for r in results]
             if not outcome.ok:
@@ -276,6 +295,11 @@ class Dispatcher:
                 tuple(r for r, a in _answered(outcome.attempts) if not a.failed),
                 tuple(r.site for r in results if r.status is None),
                 judgement.pending,
+                tuple(
+                    a.site
+                    for a in outcome.attempts
+                    if isinstance(a.error, SiteUnreachable) and not a.error.connecting
+                ),
             )
             recorded = await hooks.record(finished)
         extra = dict(recorded.headers)

@@ -19,6 +19,7 @@ Request headers, set by a proxy on a hop to a peer proxy (a client's are dropped
     X-Edgescope-Replica    a replicated write (edgescope.replicas): its replica set's handle
     X-Edgescope-Hlc        its hybrid logical clock stamp (last writer wins)
     X-Edgescope-Idempotency-Key  the write's key: applied once, its answer replayed
+    X-Edgescope-Undo-Of    the key of a failed strict create to undo there, whatever became of it
 
 Response headers, set by a proxy for its client:
 
@@ -104,6 +105,7 @@ TOKEN_SITE_HEADER = "X-Edgescope-Token-Site"
 REPLICA_HEADER = "X-Edgescope-Replica"
 HLC_HEADER = "X-Edgescope-Hlc"
 IDEMPOTENCY_KEY_HEADER = "X-Edgescope-Idempotency-Key"
+UNDO_OF_HEADER = "X-Edgescope-Undo-Of"
 
 SITES_HEADER = "X-Edgescope-Sites"
 ERROR_HEADER = "X-Edgescope-Error"

@@ -223,7 +223,7 @@ class Sender:
         """
         peer = self.peers.get(site)
         if peer is None:
-            raise SiteUnreachable(site, "not a known peer")
+            raise SiteUnreachable(site, "not a known peer", connecting=True)
         breaker = self.peers.breaker(site)
         self.peers.used(site)
         allowed = breaker.allow(now=time.monotonic())
@@ -234,6 +234,7 @@ class Sender:
                 site,
                 "circuit breaker open"
                 + (f" after: {breaker.last_error}" if breaker.last_error else ""),
+                connecting=True,
             )
         marker = hop_marker(
             self.config.private_key,
@@ -316,6 +317,7 @@ class Sender:
                 site,
                 f"{self.config.limits.max_per_peer} calls are awaiting it already"
                 " (max_per_peer); retry soon",
+                connecting=True,
             ) from None
 
     async def _send_local(
@@ -426,7 +428,7 @@ class Sender:
         if site == self.config.site:
             local = self.config.service(service)
             if local is None:
-                raise SiteUnreachable(site, f"no {service!r} service here")
+                raise SiteUnreachable(site, f"no {service!r} service here", connecting=True)
             rewrite_carriers(out, scope, strip_tokens=self.delegation.strips_tokens(service))
             response = await self.client.open(
                 site,
