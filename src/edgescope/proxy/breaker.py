@@ -27,8 +27,16 @@ trial call, whose success closes and whose failure re-opens.
   read no longer waits for the peer to fail, a suspect peer is probed as an open one is (at
   once, then with back-off): the probes tell a cut (5 failures open it) from a slow answer
   (a good probe clears it). The next success, of a call or a probe, clears it.
+* While suspect, the peer is also *watched* for a heal (:meth:`Breaker.watch_due`): a fresh
+  connection every ``watch_period`` (jittered), whose failure is no evidence (the back-off
+  probes above are), whose success closes the breaker. A connection opened in a cut waits
+  for its own retransmission (a SYN, or a request on a pooled connection, is resent at most
+  once a second even with ``TCP_RTO_MAX_MS``); a fresh one sent after the heal goes through
+  at once, so the heal is seen within about ``watch_period`` and a round trip.
 * ``on_open`` is called on each move to *open*: :class:`BreakerWatch` then gives up the calls
-  still waiting on that peer, and the prober probes it.
+  still waiting on that peer, and the prober probes it. ``on_heal`` is called when a success
+  clears a suspect peer: :class:`BreakerWatch` then sends the reads still waiting on that
+  peer once more, on a fresh connection (:meth:`BreakerWatch.resend_on_heal`).
 
     >>> b = Breaker(failure_threshold=2, failure_span=1.0, jitter=lambda: 0.5)
     >>> b.record_failure(now=0.0); b.record_failure(now=0.5); b.state
@@ -46,7 +54,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -90,10 +98,15 @@ class Breaker:
     new trial may go (the first may have been lost without a word)."""
     abandoned: bool = False
     """A hedged read stopped waiting for the peer since its last success."""
+    watch_period: float = 0.25
+    """While suspect: a watch probe (fresh connection, failure not counted) this often."""
+    next_watch_at: float = 0.0
     last_error: str = ""
     on_open: Callable[[], None] | None = None
     on_suspect: Callable[[], None] | None = None
     """Called when a closed, trusted peer becomes suspect (the prober probes it now)."""
+    on_heal: Callable[[], None] | None = None
+    """Called when a success clears a suspect peer (reads waiting on it are sent again)."""
 
     def allow(self, *, now: float) -> bool:
         """Whether a call may go to the peer now (never waits)."""
@@ -116,8 +129,11 @@ class Breaker:
             self.trial_in_flight = False
 
     def record_success(self) -> None:
+        was = self.suspect
         self.state, self.failures, self.trial_in_flight, self.last_error = "closed", 0, False, ""
         self.probe_failures, self.abandoned = 0, False
+        if was and self.on_heal is not None:
+            self.on_heal()
 
     def record_abandoned(self) -> None:
         """A hedged read stopped waiting for the peer (a site asked later answered first)."""
@@ -168,6 +184,14 @@ class Breaker:
         """A probe left: the next one is due after the current back-off delay."""
         self.next_probe_at = now + self.probe_delay()
 
+    def watch_due(self, *, now: float) -> bool:
+        """Whether the prober should open a watch probe (a fresh connection) to this suspect
+        breaker's peer now."""
+        return self.suspect and self.watch_period > 0 and now >= self.next_watch_at
+
+    def watch_started(self, *, now: float) -> None:
+        self.next_watch_at = now + self.watch_period * (0.5 + self.jitter())
+
     def probe_delay(self) -> float:
         """The back-off delay after ``probe_failures`` failed probes, jittered."""
         step = min(self.probe_failures, 30)
@@ -197,6 +221,9 @@ class BreakerWatch:
 
     def __init__(self, breakers: Mapping[str, Breaker] | None = None) -> None:
         self._waiting: dict[str, set[_Waiter]] = {}
+        self._heals: dict[str, set[_HealWaiter]] = {}
+        self.on_resend: Callable[[str], None] = lambda _site: None
+        """Told of each read sent once more on a heal (the metrics)."""
         self.listeners: list[Callable[[str], None]] = []
         """Also told of each opening, and of a closed peer becoming suspect, with the peer's
         name (the prober, to probe it now)."""
@@ -208,6 +235,12 @@ class BreakerWatch:
         the listeners hear of it, and of ``site`` becoming suspect."""
         breaker.on_open = functools.partial(self._open, site)
         breaker.on_suspect = functools.partial(self._suspect, site)
+        breaker.on_heal = functools.partial(self._healed, site)
+
+    def _healed(self, site: str) -> None:
+        for waiter in self._heals.get(site, ()):
+            if not waiter.heal.done():
+                waiter.heal.set_result(None)
 
     def _suspect(self, site: str) -> None:
         for listener in self.listeners:
@@ -238,6 +271,71 @@ class BreakerWatch:
             raise
         finally:
             waiting.discard(waiter)
+
+    async def resend_on_heal(
+        self,
+        site: str,
+        first: Callable[[], Awaitable[T]],
+        again: Callable[[], Awaitable[T] | None],
+        *,
+        most: int = 2,
+        discard: Callable[[T], None] = lambda _answer: None,
+    ) -> T:
+        """``first()``; each time ``site`` heals meanwhile (``on_heal``: a probe or a call got
+        through after a failure), also ``again()`` (at most ``most`` times; ``again`` returns
+        None when it is too late to try): the first attempt to answer wins, the others are
+        cancelled (an answer that came too late is given to ``discard``). The error of the
+        last attempt to fail is raised once none is left.
+
+        For idempotent reads: a read caught in a cut waits for its connection's next
+        retransmission after the heal, up to a second later (more under loss, each resend
+        lost in turn); its copy on a fresh connection goes at once.
+        """
+        loop = asyncio.get_running_loop()
+        waiter = _HealWaiter(loop.create_future())
+        heals = self._heals.setdefault(site, set())
+        heals.add(waiter)
+        attempts: list[asyncio.Task[T]] = [asyncio.ensure_future(first())]
+        resent = 0
+        failed: asyncio.Task[T] | None = None
+        try:
+            while True:
+                pending: set[asyncio.Future[Any]] = {*attempts, waiter.heal}
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for attempt in [a for a in attempts if a.done()]:
+                    attempts.remove(attempt)
+                    if attempt.cancelled() or attempt.exception() is not None:
+                        failed = attempt
+                        continue
+                    return attempt.result()
+                if waiter.heal.done():
+                    waiter.heal = loop.create_future()
+                    retry = again() if resent < most else None
+                    if retry is not None:
+                        resent += 1
+                        self.on_resend(site)
+                        attempts.append(asyncio.ensure_future(retry))
+                if not attempts:
+                    assert failed is not None
+                    return failed.result()  # raises its error
+        finally:
+            heals.discard(waiter)
+            if not heals:
+                self._heals.pop(site, None)
+            for attempt in attempts:
+                attempt.cancel()
+                attempt.add_done_callback(functools.partial(_discard_late, discard))
+
+
+def _discard_late(discard: Callable[[T], None], attempt: asyncio.Task[T]) -> None:
+    """A cancelled attempt that answered anyway: its answer goes to ``discard``."""
+    if not attempt.cancelled() and attempt.exception() is None:
+        discard(attempt.result())
+
+
+@dataclass(slots=True, eq=False)
+class _HealWaiter:
+    heal: asyncio.Future[None]
 
 
 @dataclass(slots=True, eq=False)

@@ -161,12 +161,23 @@ def abortive_socket(addr_info: AddrInfo) -> socket.socket:
     return sock
 
 
+def _session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+    )
+
+
 class Upstream:
     """A shared connection pool to local backends and peer proxies."""
 
     def __init__(self, pool_size: int = 0) -> None:
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
+        self._fresh: aiohttp.ClientSession | None = None
+        """Connections used once (``fresh=True``): a watch probe, a read sent again on a heal."""
 
     async def __aenter__(self) -> Upstream:
         await self.start()
@@ -187,17 +198,24 @@ class Upstream:
             enable_cleanup_closed=False,
             socket_factory=abortive_socket,
         )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            auto_decompress=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        self._session = _session(connector)
+        self._fresh = _session(
+            aiohttp.TCPConnector(
+                limit=self._pool_size,
+                limit_per_host=0,
+                force_close=True,
+                enable_cleanup_closed=False,
+                socket_factory=abortive_socket,
+            )
         )
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._fresh is not None:
+            await self._fresh.close()
+            self._fresh = None
 
     async def open(
         self,
@@ -210,15 +228,19 @@ class Upstream:
         connect_timeout: float,
         read_timeout: float,
         ssl: SSLContext | None = None,
+        fresh: bool = False,
     ) -> aiohttp.ClientResponse:
         """Send the request and return once the response headers arrived (body unread);
-        ``ssl`` verifies an ``https`` peer (and presents this site's certificate)."""
-        assert self._session is not None, "Upstream.start() was not called"
+        ``ssl`` verifies an ``https`` peer (and presents this site's certificate);
+        ``fresh``: on a new connection, closed after (never one from the pool: a pooled
+        connection caught in a cut may still be waiting for its retransmission)."""
+        session = self._fresh if fresh else self._session
+        assert session is not None, "Upstream.start() was not called"
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         with mapped_errors(site):
-            response = await self._session.request(
+            response = await session.request(
                 method,
                 url,
                 headers=headers,
@@ -243,6 +265,7 @@ class Upstream:
         timeout: float,
         ssl: SSLContext | None = None,
         max_bytes: int = SMALL_JSON_MAX_BYTES,
+        fresh: bool = False,
     ) -> object:
         """A small GET for health probes and status; raises SiteUnreachable.
 
@@ -251,13 +274,19 @@ class Upstream:
         ``max_bytes`` or not JSON is the site's failure, read no further."""
         try:
             return await asyncio.wait_for(
-                self._get_json(site, url, timeout, ssl, max_bytes), timeout=2 * timeout
+                self._get_json(site, url, timeout, ssl, max_bytes, fresh), timeout=2 * timeout
             )
         except TimeoutError:
             raise SiteUnreachable(site, f"no whole answer within {2 * timeout:g} s") from None
 
     async def _get_json(
-        self, site: str, url: URL, timeout: float, ssl: SSLContext | None, max_bytes: int
+        self,
+        site: str,
+        url: URL,
+        timeout: float,
+        ssl: SSLContext | None,
+        max_bytes: int,
+        fresh: bool,
     ) -> object:
         response = await self.open(
             site,
@@ -268,6 +297,7 @@ class Upstream:
             connect_timeout=timeout,
             read_timeout=timeout,
             ssl=ssl,
+            fresh=fresh,
         )
         async with response:
             with mapped_errors(site):

@@ -152,6 +152,7 @@ class MemoryTransport:
         connect_timeout: float,
         read_timeout: float,
         ssl: SSLContext | None = None,
+        fresh: bool = False,
     ) -> MemoryAnswer:
         handler = self.sites.get(site)
         if handler is None:

@@ -8,6 +8,8 @@ proxies can live in one process, as in the tests) and feeds it on every call and
     edgescope_fanout_width                         histogram of sites per multi-site call
     edgescope_requests_total{service, status}      every call the proxy answered
     edgescope_own_lag_retries_total                connects retried: this proxy was too busy
+    edgescope_resent_on_heal_total{peer="Corte"}   reads sent again, fresh, when a peer healed
+    edgescope_watch_probes_total{peer, outcome}    a suspect peer's watch probes (fresh)
     edgescope_bound_size{bound="spool_bytes"}      what a bounded queue, cache or spool holds
     edgescope_bound_limit{bound="spool_bytes"}     its bound (docs/security.md, "Limits")
     edgescope_bound_refused_total{bound=...}       items refused or evicted at the bound
@@ -116,6 +118,19 @@ class ProxyMetrics:
             "edgescope_own_lag_retries",
             "Connects to a peer retried because this proxy's own loop was too late to see "
             "them made in time (a wide fan-out on a busy proxy), not counted against the peer",
+            registry=self.registry,
+        )
+        self.resent_on_heal = Counter(
+            "edgescope_resent_on_heal",
+            "Reads waiting on a peer sent once more, on a fresh connection, when that peer "
+            "healed (a probe or call got through after a failure)",
+            ["peer"],
+            registry=self.registry,
+        )
+        self.watch_probes = Counter(
+            "edgescope_watch_probes",
+            "Probes of a suspect peer on a fresh connection, listening for its heal",
+            ["peer", "outcome"],
             registry=self.registry,
         )
         self.untrusted = Counter(

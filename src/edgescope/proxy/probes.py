@@ -21,9 +21,15 @@ sample.
 A peer whose breaker is not closed, or that is suspect (a failure, or a hedged read that
 stopped waiting for it, since its last success), is also probed on its breaker's own schedule:
 at once when it opens or becomes suspect, then with jittered back-off
-(:meth:`~breaker.Breaker.probe_due`), at most :data:`MAX_PROBES_PER_PEER` at a time, so that a
-heal is seen within about a second even when a lossy link drops a probe's first SYN. A probe
+(:meth:`~breaker.Breaker.probe_due`), at most :data:`MAX_PROBES_PER_PEER` at a time. A probe
 waits the peer's ``connect_timeout`` (one SYN retransmission fits in the default 2 s).
+
+While suspect, a peer is also *watched* (:meth:`~breaker.Breaker.watch_due`): every
+``watch_period`` (0.25 s, jittered) a probe on a fresh connection, waiting at most
+:data:`WATCH_TIMEOUT`, at most :data:`MAX_WATCHES_PER_PEER` of them and
+:data:`MAX_WATCHES` in all in flight; its failure is no evidence (only the probes above
+count), its success closes the breaker. Probes sent in a cut wait for their connection's
+retransmission (a second apart at best): the heal is seen by the first watch sent after it.
 
     prober = Prober(sender, config.breaker)
     await prober.round()          # one round; the proxy runs one every probe_interval
@@ -49,6 +55,13 @@ from edgescope.proxy.sender import OWN_LAG_SHARE, Sender
 
 MAX_PROBES_PER_PEER = 3
 """Probes of one troubled peer in flight at once (they overlap under back-off)."""
+MAX_WATCHES_PER_PEER = 4
+"""Watch probes of one suspect peer in flight at once."""
+MAX_WATCHES = 64
+"""Watch probes in flight at once, all peers together."""
+WATCH_TIMEOUT = 1.0
+"""A watch probe waits at most this (and the peer's ``connect_timeout``): by then a later
+one, on a connection opened after it, has gone."""
 RTT_SAMPLES = 5
 """Probes whose least RTT is a peer's RTT for ``around``/``nearest``."""
 MAX_SERVICES = 64
@@ -70,6 +83,9 @@ class Prober:
         self.sent = 0
         """Probes sent since start (what ``bench/scale.py`` counts)."""
         self._in_flight: dict[str, int] = {}
+        self._watching: dict[str, int] = {}
+        self.watches = 0
+        """Watch probes sent since start."""
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -104,6 +120,15 @@ class Prober:
             for name, b in self.sender.peers.breakers().items()
             if b.suspect and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER
         ]
+        watching = sum(self._watching.values())
+        due += [
+            b.next_watch_at
+            for name, b in self.sender.peers.breakers().items()
+            if b.suspect
+            and b.watch_period > 0
+            and self._watching.get(name, 0) < MAX_WATCHES_PER_PEER
+            and watching < MAX_WATCHES
+        ]
         return min(due) - time.monotonic()
 
     def probe_troubled(self, now: float) -> list[str]:
@@ -118,7 +143,25 @@ class Prober:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
                 started.append(name)
+            elif (
+                breaker.watch_due(now=now)
+                and self._watching.get(name, 0) < MAX_WATCHES_PER_PEER
+                and sum(self._watching.values()) < MAX_WATCHES
+            ):
+                breaker.watch_started(now=now)
+                self._watching[name] = self._watching.get(name, 0) + 1
+                task = spawn(self._watched(name))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                started.append(name)
         return started
+
+    async def _watched(self, name: str) -> None:
+        try:
+            await self.probe(name, watch=True)
+        finally:
+            self._watching[name] -= 1
+            self._wake.set()
 
     async def _counted(self, name: str) -> None:
         try:
@@ -139,22 +182,29 @@ class Prober:
         await asyncio.gather(*(one(name) for name in names))
         return names
 
-    async def probe(self, name: str) -> bool:
+    async def probe(self, name: str, *, watch: bool = False) -> bool:
+        """Probe ``name``; a ``watch`` probe goes on a fresh connection, within
+        :data:`WATCH_TIMEOUT`, and its failure is not told to the breaker."""
         peer = self.sender.peers.get(name)
         if peer is None:
             return False
         breaker = self.sender.peers.breaker(name)
         self.sent += 1
+        self.watches += watch
         started, lag, since = time.monotonic(), loop_lag(), asyncio.get_running_loop().time()
-        timeout = peer.connect_timeout
+        timeout = min(peer.connect_timeout, WATCH_TIMEOUT) if watch else peer.connect_timeout
         try:
             answer = await self.sender.upstream.get_json(
                 name,
                 URL(str(peer.url).rstrip("/") + HEALTH_PATH),
                 timeout=timeout,
                 ssl=self.sender.peer_ssl,
+                fresh=watch,
             )
         except Exception as exc:  # any failure is evidence, never a crash
+            if watch:
+                self.sender.metrics.watch_probes.labels(peer=name, outcome="failed").inc()
+                return False  # a watch only listens for the heal
             if lag.worst_since(since) >= timeout * OWN_LAG_SHARE:
                 return False  # this proxy was too busy to tell: no evidence either way
             reason = exc.reason if isinstance(exc, SiteUnreachable) else str(exc)
@@ -162,6 +212,8 @@ class Prober:
             self.sender.metrics.set_breaker(name, breaker.state)
             return False
         rtt_ms = round((time.monotonic() - started) * 1000, 3)
+        if watch:
+            self.sender.metrics.watch_probes.labels(peer=name, outcome="ok").inc()
         path_ms = await handshake_rtt_ms(peer.url, timeout)
         self.record(name, rtt_ms, services_of(answer), path_ms)
         breaker.record_probe(True, now=time.monotonic())

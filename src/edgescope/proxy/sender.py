@@ -76,6 +76,9 @@ LOCAL_CONNECT_TIMEOUT = 5.0
 LOCAL_READ_TIMEOUT = 300.0
 OWN_LAG_SHARE = 0.25
 """A connect timeout is this proxy's own when its loop was late by this share of it."""
+RESENT_METHODS = frozenset({"GET", "HEAD"})
+"""Calls to a peer sent once more, on a fresh connection, when the peer heals while they
+wait (:meth:`~breaker.BreakerWatch.resend_on_heal`): idempotent ones without a body."""
 PEER_ANSWER_LIMIT = 64 * 1024 * 1024
 """Largest answer :meth:`Sender.send_to_peer` reads for an extension."""
 
@@ -121,6 +124,10 @@ def once(body: bytes | None) -> AsyncIterator[bytes] | None:
     return chunks()
 
 
+def _close(response: SiteAnswer) -> None:
+    response.close()
+
+
 @functools.lru_cache(maxsize=4096)
 def scope_text(scope: Scope) -> str:
     """Canonical text of a (frozen, hashable) scope, cached: branches repeat."""
@@ -151,6 +158,7 @@ class Sender:
         self.slot_refusals = 0
         """Branches that gave up waiting for one of a peer's ``max_per_peer`` slots."""
         self.watch = BreakerWatch()
+        self.watch.on_resend = lambda site: metrics.resent_on_heal.labels(peer=site).inc()
         self.peers = PeerBook(
             config.peers, config.breaker, self._new_breaker, config.limits.max_per_peer
         )
@@ -253,7 +261,12 @@ class Sender:
         gate = self.peers.gate(site)
         await self._take_slot(site, gate, connect_timeout)
 
-        def opening() -> Coroutine[Any, Any, SiteAnswer]:
+        read_timeout = timeout or peer.read_timeout
+        deadline = started + connect_timeout + read_timeout
+
+        def opening(
+            fresh: bool = False, read: float = read_timeout
+        ) -> Coroutine[Any, Any, SiteAnswer]:
             response = self.client.open(
                 site,
                 method,
@@ -261,15 +274,16 @@ class Sender:
                 headers=headers,
                 body=body,
                 connect_timeout=connect_timeout,
-                read_timeout=timeout or peer.read_timeout,
+                read_timeout=read,
                 ssl=self.peer_ssl,
+                fresh=fresh,
             )
             return self.watch.unless_opened(site, response) if give_up_on_open else response
 
-        lag, since = loop_lag(), asyncio.get_running_loop().time()
-        try:
+        async def attempt(fresh: bool = False, read: float = read_timeout) -> SiteAnswer:
+            lag, since = loop_lag(), asyncio.get_running_loop().time()
             try:
-                response = await opening()
+                return await opening(fresh, read)
             except SiteUnreachable as exc:
                 if exc.reason != CONNECT_TIMED_OUT or lag.worst_since(since) < (
                     connect_timeout * OWN_LAG_SHARE
@@ -278,7 +292,18 @@ class Sender:
                 # This proxy was too busy to see the connection made in time (a wide
                 # fan-out): not the peer's fault. Nothing was sent yet, so once more.
                 self.metrics.own_lag_retries.inc()
-                response = await opening()
+                return await opening(fresh, read)
+
+        def again() -> Coroutine[Any, Any, SiteAnswer] | None:
+            """The read once more on a fresh connection, within the call's own bound."""
+            left = deadline - time.monotonic() - connect_timeout
+            return attempt(fresh=True, read=left) if left > 0 else None
+
+        try:
+            if method in RESENT_METHODS and body is None:
+                response = await self.watch.resend_on_heal(site, attempt, again, discard=_close)
+            else:
+                response = await attempt()
         except SiteUnreachable as exc:
             if watch is not None and not exc.connecting and not watch.complete:
                 if isinstance(watch.error, ClientBodyFailed):

@@ -69,6 +69,8 @@ class SiteClient(Protocol):
         connect_timeout: float,
         read_timeout: float,
         ssl: SSLContext | None = None,
+        fresh: bool = False,
     ) -> SiteAnswer:
-        """Raises :class:`~edgescope.errors.SiteUnreachable` when ``site`` cannot answer."""
+        """Raises :class:`~edgescope.errors.SiteUnreachable` when ``site`` cannot answer;
+        ``fresh``: on a new connection, never one from a pool (a read sent again on a heal)."""
         ...

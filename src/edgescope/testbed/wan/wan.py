@@ -43,7 +43,11 @@ DEFAULT_PREFIX = os.environ.get("EDGESCOPE_WAN_PREFIX", "es")
 log = logging.getLogger(__name__)
 
 _DELAYER_MODULE = "edgescope.testbed.wan.delayer"
-_READY_TIMEOUT = 10.0
+_READY_TIMEOUT = 60.0
+"""How long the delayer may take to say "ready". It was 10 s: on the shared machine at load
+20+ (2026-12-07, several WANs and CI), a new Python process plus its ``iptables -w`` calls
+(which wait for the xtables lock other WANs hold) took longer, and the starter's closed
+pipe killed the delayer as it said "ready" (BrokenPipeError in delayer.log)."""
 _PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
 
 
