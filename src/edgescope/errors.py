@@ -8,6 +8,7 @@
     ├── ConfigError (also ValueError)   a configuration file is invalid
     ├── SiteUnreachable                 a peer site cannot be reached (refused, timeout,
     │                                   breaker open)
+    ├── WriteInDoubt                    a ``|`` write's site gave no answer: not re-sent elsewhere
     ├── ClientBodyFailed                the client's request body broke off or stalled
     ├── AnswerTooLarge                  answers over what the proxy reads whole or merges
     ├── Refused                         a request refused on purpose, with its own status
@@ -46,8 +47,11 @@ class ErrorCode(enum.Enum):
     BODY_TOO_LARGE = (413, "Request Body Too Large")
     SCOPE_TOO_LARGE = (431, "Scope Header Too Large")
     INTERNAL_ERROR = (500, "Internal Proxy Error")
+    BAD_ANSWER = (502, "Bad Answer From Site")
     SITE_UNREACHABLE = (503, "Site Unreachable")
     BUSY = (503, "Too Many Uploads")
+    SCOPE_FORGOTTEN = (503, "Remembered Scope Forgotten")
+    WRITE_IN_DOUBT = (504, "Write In Doubt")
     TOO_LARGE = (507, "Answer Too Large")
     LOOP_DETECTED = (508, "Loop Detected")
 
@@ -158,7 +162,20 @@ class SiteUnreachable(EdgescopeError):
         self.site = site
         self.reason = reason
         self.connecting = connecting
-        """It failed before a connection existed (refused, no route, connect timeout)."""
+        """It failed before anything was sent: refused, no route, connect timeout, breaker
+        open, not a peer, no free slot. Otherwise a write may have been applied there."""
+
+
+class WriteInDoubt(EdgescopeError):
+    """A ``|`` write was sent to a site that gave no answer (read timeout, reset): it may have
+    been applied there, so it is not sent to the next site (a write is never applied twice)."""
+
+    code = ErrorCode.WRITE_IN_DOUBT
+
+
+class BadAnswer(SiteUnreachable):
+    """A site answered what the proxy cannot pass on (a control character in a header):
+    the site's failure, answered 502 when it ends the call."""
 
 
 class ClientBodyFailed(EdgescopeError):

@@ -73,14 +73,6 @@ def servers(wtb: WanTestbed) -> Iterator[Sites]:
         sites.run(site, "server", "delete", name, cloud=f"{site}-demo", timeout=120)
 
 
-@pytest.mark.xfail(
-    reason="failed 2 of 2 times on a WAN testbed just created by this session (the fresh-clone "
-    "run and a by-hand reproduction, 2026-12-07): Paris's proxy resolved around(Paris, 15ms) "
-    "to Paris & Marseille and answered 200 (access log), but the CLI's output had no Site "
-    "column; it passed on a testbed brought up by `edgescope testbed up`, and the same "
-    "command gives the Site column on the CI testbed minutes later: not diagnosed, issue 25",
-    strict=False,
-)
 def test_around_follows_the_wan_delays_and_nearest_picks_the_nearer(
     wtb: WanTestbed, servers: Sites
 ) -> None:

@@ -5,9 +5,13 @@ fixtures' probes are off); the last test lets the real probes measure."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
+from yarl import URL
+
+from edgescope.proxy.probes import handshake_rtt_ms
 from edgescope.proxy.protocol import SITES_HEADER
 
 SitesFactory = Any
@@ -111,3 +115,31 @@ async def test_real_probes_measure_the_candidates_of_an_around_and_their_service
     assert row["services"] == sorted(ALL) and row["path_rtt_ms"] == rtt
     _, _, health = await corte.get("/edgescope/health")
     assert health == {"site": "Corte", "status": "ok", "services": ["image", "compute", "identity"]}
+
+
+async def test_a_stalled_proxy_does_not_stretch_the_rtt_around_resolves_with(
+    sites: SitesFactory,
+) -> None:
+    """Issue 25: on a loaded host the probe's HTTP round trip holds the time the proxies waited
+    for a CPU; the RTT of ``around`` is the path's (the kernel's handshake RTT), not that."""
+    paris, _ = await sites("Paris", "Corte")
+    prober = paris.proxy.prober
+    asyncio.get_running_loop().call_soon(time.sleep, 0.3)  # Paris's loop stalls mid-probe
+    assert await prober.probe("Corte")
+    assert prober.rtt_ms["Corte"] >= 300  # the probe's own round trip holds the stall
+    path = prober.path_rtt_ms()["Corte"]
+    assert path < 100, path  # loopback: the path is not the stall
+    status, headers, _ = await paris.get(
+        "/image/items", headers={"X-Scope": "{image: around(Paris, 100ms)}"}
+    )
+    assert status == 200 and headers[SITES_HEADER] == "Paris=200, Corte=200"
+
+
+async def test_the_handshake_rtt_is_the_kernels_and_none_when_nobody_answers() -> None:
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        rtt = await handshake_rtt_ms(URL(f"http://127.0.0.1:{port}"), timeout=2)
+    assert rtt is not None and 0 < rtt < 100
+    # nobody listens there any more: refused, no sample (the probe's round trip is used)
+    assert await handshake_rtt_ms(URL(f"http://127.0.0.1:{port}"), timeout=2) is None

@@ -173,6 +173,23 @@ class Site:
     replicas: Replicas
     links: dict[str, Link] = field(default_factory=dict)
     """Links this site uses to reach each peer."""
+    backend: web.BaseSite | None = None
+    """The backend's listening site: ``backend_down()`` closes its port (like a restarting
+    service: connections refused), ``backend_up()`` opens it again on the same port."""
+    backend_port: int = 0
+    runner: web.AppRunner | None = None
+
+    async def backend_down(self) -> None:
+        assert self.backend is not None and self.runner is not None
+        await self.backend.stop()
+        for handler in list(self.runner.server.connections if self.runner.server else ()):
+            handler.force_close()  # a restarting service drops its kept-alive connections too
+
+    async def backend_up(self) -> None:
+        assert self.backend is not None
+        assert self.runner is not None
+        self.backend = web.TCPSite(self.runner, "127.0.0.1", self.backend_port, reuse_address=True)
+        await self.backend.start()
 
     async def call(
         self, method: str, path: str, scope: str, service: str = SERVICE, **kwargs: Any
@@ -224,7 +241,8 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
             await runner.setup()
             runners.append(runner)
             backend_sock = bound_socket()
-            await web.SockSite(runner, backend_sock).start()
+            backend_site = web.SockSite(runner, backend_sock)
+            await backend_site.start()
             backend = f"http://127.0.0.1:{backend_sock.getsockname()[1]}"
             site_links = {
                 other: Link(int(proxy_socks[other].getsockname()[1]))
@@ -265,7 +283,10 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
             more = extensions(name, replicas) if extensions is not None else []
             proxy = SiteProxy(parse_config(raw), extensions=[replicas, *more])
             await proxy.start(sockets={"main": proxy_socks[name]})
-            started.append(Site(name, proxy, items, seen, session, state, replicas, site_links))
+            site = Site(name, proxy, items, seen, session, state, replicas, site_links)
+            site.backend, site.backend_port = backend_site, int(backend_sock.getsockname()[1])
+            site.runner = runner
+            started.append(site)
         return started[-len(names) :]
 
     yield make

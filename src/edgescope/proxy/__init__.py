@@ -7,7 +7,9 @@ one signature per batch of hops, ``batchsign``), ``breaker``, ``outcome`` (the
 strict/eventual rule), ``merge`` (combine ``&`` answers). I/O: ``server`` (the aiohttp app
 and its listeners, among them ``peer_listen``'s, mutual TLS with ``[tls]``), ``dispatch``
 (runs a plan with scope-lang's evaluator), ``sender`` (one branch: the local backend, or a
-peer proxy over TLS with a signed hop), ``forward`` (upstream client), ``body`` (tee and
+peer proxy over TLS with a signed hop), ``siteclient`` (the one way a request reaches a
+site: ``forward``'s upstream client, or ``memory``'s in-memory transport for the engine's
+unit tests), ``body`` (tee and
 spool), ``identity``, ``delegation``, ``probes``, ``metrics``; ``extension`` is how optional
 parts (replicas, events, tracing, the directory) join a call. Kept import-free so that
 importing one module does not pull in the server.

@@ -37,15 +37,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import logging
 import re
 import secrets
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_plus
 
-from edgescope.errors import ErrorCode, ScopeLimitError, ScopeSyntaxError
+from edgescope.errors import EdgescopeError, ErrorCode, ScopeLimitError, ScopeSyntaxError
 
 SCOPE_HEADER = "X-Scope"
 MODE_HEADER = "X-Scope-Mode"
@@ -65,12 +69,20 @@ _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 CORRELATION_ID_REGEX = "^req-[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 """The form of the ids of :func:`new_correlation_id` (a UUID of version 8), as a regex."""
 _CORRELATION_ID = re.compile(CORRELATION_ID_REGEX)
+log = logging.getLogger(__name__)
 
 
 class ScopeHeaderTooLarge(ScopeLimitError):
     """A scope carrier is over the proxy's size limit (-> 431)."""
 
     code = ErrorCode.SCOPE_TOO_LARGE
+
+
+class ScopeForgotten(EdgescopeError):
+    """A call carries an id this proxy issued, whose scope it no longer remembers (-> 503):
+    routing it here, as if it had no scope, would be a silently wrong route."""
+
+    code = ErrorCode.SCOPE_FORGOTTEN
 
 
 REMEMBERED_CARRIERS = frozenset({"request-id", "handle"})
@@ -243,11 +255,16 @@ def read_scope_text(
     request_id = headers.get(REQUEST_ID_HEADER)
     if request_id and request_id in remembered:
         return FoundScope(remembered[request_id], "request-id")
+    carried = [request_id] if request_id else []
     for carrier in handles:
         value = headers.get(carrier.read)
         handled = request_id_of_handle(value[-64:]) if value else None
         if handled is not None and handled in remembered:
             return FoundScope(remembered[handled], "handle", handled)
+        carried += [handled] if handled else []
+    if isinstance(remembered, ScopeMemory):
+        for carried_id in carried:  # an id this proxy issued and forgot: no local route
+            remembered.check_not_forgotten(carried_id)
     return None
 
 
@@ -318,48 +335,181 @@ def is_correlation_id(value: str | None) -> bool:
     return bool(value and _CORRELATION_ID.match(value))
 
 
+def memory_owner(remote: str | None, peer: str | None, headers: Mapping[str, str]) -> str:
+    """Whose share of the scope memory a call's entry counts against: its client address
+    (or peer site) and its token, so clients behind one HAProxy address keep their shares
+    apart. Only a digest of the token is kept.
+
+    >>> memory_owner("10.0.0.1", None, {"X-Auth-Token": "t~scope~e30"}) == memory_owner(
+    ...     "10.0.0.1", None, {"X-Auth-Token": "t"})
+    True
+    """
+    token = split_piggyback_lenient(headers.get(AUTH_TOKEN_HEADER, ""))[0]
+    digest = hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{f'peer:{peer}' if peer else remote or ''} {digest if token else '-'}"
+
+
+def correlation_key(private_bytes: bytes) -> bytes:
+    """The key of a proxy's :class:`CorrelationIds`, derived from its signing key's bytes."""
+    return hmac.new(private_bytes, b"edgescope correlation ids v1", hashlib.sha256).digest()
+
+
+class CorrelationIds:
+    """Mints the ids a scope is remembered under, and tells them from any other id.
+
+    An id is a version-8 UUID (:func:`new_correlation_id`'s form, which HAProxy tells from
+    OpenStack's own ids) whose 122 free bits hold the minute it was issued (16 bits, so its
+    age is known up to 45 days), a 42-bit random nonce and a 64-bit HMAC-SHA256 tag of both
+    under ``key``. The proxy's key is derived from its site's signing key, so it stays the
+    same across restarts (an id issued before one is still known as this proxy's) and no
+    other party can make one.
+
+    >>> ids = CorrelationIds(b"k" * 32)
+    >>> ids.issued(ids.mint()), ids.issued(new_correlation_id())
+    (True, False)
+    """
+
+    def __init__(self, key: bytes, clock: Callable[[], float] = time.time) -> None:
+        self._key = key
+        self._clock = clock
+
+    def mint(self) -> str:
+        nonce = (self._minute() << 42) | secrets.randbits(42)
+        return _v8_id((nonce << 64) | self._tag(nonce))
+
+    def issued(self, request_id: str) -> bool:
+        """Whether ``request_id`` is one this proxy (this key) minted."""
+        if not is_correlation_id(request_id):
+            return False
+        bits = _v8_bits(request_id)
+        nonce, tag = bits >> 64, bits & ((1 << 64) - 1)
+        return hmac.compare_digest(self._tag(nonce).to_bytes(8, "big"), tag.to_bytes(8, "big"))
+
+    def age(self, request_id: str) -> float:
+        """Seconds since an id of this proxy's was issued (to the minute, modulo 45 days)."""
+        return float((self._minute() - (_v8_bits(request_id) >> 106)) % (1 << 16) * 60)
+
+    def _minute(self) -> int:
+        return int(self._clock() // 60) & 0xFFFF
+
+    def _tag(self, nonce: int) -> int:
+        digest = hmac.new(self._key, nonce.to_bytes(8, "big"), hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big")
+
+
+def _v8_id(bits: int) -> str:
+    """A version-8, RFC 9562-variant UUID id carrying 122 ``bits``."""
+    high, mid, low = bits >> 74, (bits >> 62) & 0xFFF, bits & ((1 << 62) - 1)
+    value = (high << 80) | (0x8 << 76) | (mid << 64) | (0x2 << 62) | low
+    return f"req-{uuid.UUID(int=value)}"
+
+
+def _v8_bits(request_id: str) -> int:
+    value = uuid.UUID(request_id.removeprefix("req-")).int
+    high, mid, low = value >> 80, (value >> 64) & 0xFFF, value & ((1 << 62) - 1)
+    return (high << 74) | (mid << 62) | low
+
+
 class ScopeMemory(Mapping[str, str]):
     """Bounded LRU of request id -> scope text: carrier 4, correlation by global request id.
 
     Only ids the proxy made itself are remembered (the dispatcher gives a call a fresh id
-    before remembering its scope), so no client can plant a scope under an id another
-    client's calls will carry. Each owner (a client address) keeps at most ``per_owner``
-    entries, so one client's flood evicts its own entries, not everybody's.
+    from :meth:`mint` before remembering its scope), so no client can plant a scope under an
+    id another client's calls will carry. Each owner (a client address and token) keeps at
+    most ``per_owner`` entries, so one client's flood evicts its own entries; when the whole
+    memory is full, the owner holding the most entries loses its oldest. An entry may still
+    be forgotten (many owners): a call that carries an id this proxy issued and forgot gets
+    :class:`ScopeForgotten` (503), never a local route.
     """
 
-    def __init__(self, capacity: int = 10_000, per_owner: int | None = None) -> None:
+    def __init__(
+        self,
+        capacity: int = 10_000,
+        per_owner: int | None = None,
+        ids: CorrelationIds | None = None,
+        horizon: float = 3600.0,
+    ) -> None:
         self._items: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._owned: dict[str, OrderedDict[str, None]] = {}
+        self._by_size: dict[int, OrderedDict[str, None]] = {}
+        """Owners by how many entries they hold: who loses one when the memory is full."""
+        self._largest = 0
         self._capacity = capacity
         self._per_owner = per_owner or max(capacity // 16, min(capacity, 16))
+        self.ids = ids if ids is not None else CorrelationIds(secrets.token_bytes(32))
+        self.horizon = horizon
+        """Seconds after its issue a forgotten id is still an error (then a late replay)."""
         self.evicted = 0
         """Entries forgotten to stay within the bounds (an owner's, or everybody's)."""
+        self.late = 0
+        """Calls with an id issued here before the horizon, its scope forgotten: local."""
 
     @property
     def capacity(self) -> int:
         return self._capacity
 
+    def mint(self) -> str:
+        """A new id of this proxy's to remember a scope under."""
+        return self.ids.mint()
+
+    def issued(self, request_id: str) -> bool:
+        return self.ids.issued(request_id)
+
+    def check_not_forgotten(self, request_id: str) -> None:
+        """Raise :class:`ScopeForgotten` if this proxy issued ``request_id`` within the
+        ``horizon`` and has no scope for it any more. An older id is a late replay (Swift's
+        object-updater): it is served like an unscoped call, as it always was, and counted."""
+        if request_id in self._items or not self.ids.issued(request_id):
+            return
+        age = self.ids.age(request_id)
+        if age > self.horizon:
+            self.late += 1
+            log.info("request id %s: issued %.0f s ago, scope forgotten: local", request_id, age)
+            return
+        raise ScopeForgotten(
+            f"this proxy issued request id {request_id} for a scoped call {age / 60:.0f} min "
+            f"ago, but no longer remembers its scope (its bound is {self._capacity} entries, "
+            f"{self.evicted} forgotten so far; or it restarted); the call is not routed "
+            "without it. Retry the original call, or give the scope again (X-Scope)"
+        )
+
     def remember(self, request_id: str, scope_text: str, owner: str = "") -> None:
         self._forget(request_id)
         self._items[request_id] = (scope_text, owner)
         owned = self._owned.setdefault(owner, OrderedDict())
+        self._resize(owner, len(owned), len(owned) + 1)
         owned[request_id] = None
         while len(owned) > self._per_owner:
             self._forget(next(iter(owned)))
             self.evicted += 1
         while len(self._items) > self._capacity:
-            self._forget(next(iter(self._items)))
+            largest = self._by_size[self._largest]
+            self._forget(next(iter(self._owned[next(iter(largest))])))
             self.evicted += 1
 
     def _forget(self, request_id: str) -> None:
         found = self._items.pop(request_id, None)
         if found is None:
             return
-        owned = self._owned.get(found[1])
-        if owned is not None:
-            owned.pop(request_id, None)
-            if not owned:
-                del self._owned[found[1]]
+        owner = found[1]
+        owned = self._owned[owner]
+        owned.pop(request_id, None)
+        self._resize(owner, len(owned) + 1, len(owned))
+        if not owned:
+            del self._owned[owner]
+
+    def _resize(self, owner: str, old: int, new: int) -> None:
+        if old:
+            bucket = self._by_size[old]
+            del bucket[owner]
+            if not bucket:
+                del self._by_size[old]
+        if new:
+            self._by_size.setdefault(new, OrderedDict())[owner] = None
+        if new > self._largest:
+            self._largest = new
+        elif old == self._largest and old not in self._by_size:
+            self._largest = new if new else max(self._by_size, default=0)
 
     def __getitem__(self, request_id: str) -> str:
         return self._items[request_id][0]

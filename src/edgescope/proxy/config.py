@@ -165,6 +165,11 @@ class Limits:
     max_per_peer: int = 256
     """Most calls awaiting an answer from one peer at once; past it a call waits for a slot
     at most the peer's ``connect_timeout``, then that branch fails (not the peer's breaker)."""
+    scope_memory: int = 10_000
+    """Scopes remembered for the calls services make on behalf of a scoped call (request id,
+    handle); 1/16 of them per client address and token. A forgotten one: 503."""
+    scope_memory_horizon: float = 3600.0
+    """Seconds after its issue a forgotten id is still a 503; later, a replay: local."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -62,6 +61,7 @@ from edgescope.proxy.peerbook import PeerBook
 from edgescope.proxy.protocol import PEER_PATH, TOKEN_SITE_HEADER
 from edgescope.proxy.responses import error_body, json_error
 from edgescope.proxy.route import Plan
+from edgescope.proxy.siteclient import SiteAnswer
 from edgescope.proxy.trust import delegable_roles
 
 log = logging.getLogger("edgescope.proxy.delegation")
@@ -133,7 +133,7 @@ class PeerLink(Protocol):
         headers: CIMultiDict[str] | dict[str, str],
         body: bytes | None,
         hops: int = 0,
-    ) -> aiohttp.ClientResponse: ...
+    ) -> SiteAnswer: ...
 
 
 class Delegation:

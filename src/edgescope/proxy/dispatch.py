@@ -23,13 +23,13 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from edgescope.errors import (
     AnswerTooLarge,
     ClientBodyFailed,
     SiteUnreachable,
+    WriteInDoubt,
 )
 from edgescope.lang import And, Expr, SiteRef, evaluate
 from edgescope.lang.evaluate import Attempt
@@ -39,7 +39,7 @@ from edgescope.proxy.carriers import (
     REMEMBERED_CARRIERS,
     REQUEST_ID_HEADER,
     ScopeMemory,
-    new_correlation_id,
+    memory_owner,
 )
 from edgescope.proxy.config import ProxyConfig
 from edgescope.proxy.delegation import Delegation
@@ -52,7 +52,7 @@ from edgescope.proxy.extension import (
     WantsBody,
     join_hooks,
 )
-from edgescope.proxy.forward import ReadBudget, end_to_end, read_body
+from edgescope.proxy.forward import ReadBudget, read_body
 from edgescope.proxy.hedge import HedgePolicy, Latencies, overtaken
 from edgescope.proxy.merge import Merged, SiteResult, failure_response, merge_results, sites_header
 from edgescope.proxy.metrics import ProxyMetrics
@@ -62,6 +62,7 @@ from edgescope.proxy.protocol import PARTIAL_HEADER, PENDING_HEADER, SITES_HEADE
 from edgescope.proxy.replies import (
     ERROR_BODY_LIMIT,
     SMALL_BODY,
+    answer_headers,
     is_small,
     stream_back,
     unreachable,
@@ -70,6 +71,7 @@ from edgescope.proxy.replies import (
 from edgescope.proxy.responses import json_error
 from edgescope.proxy.route import Plan
 from edgescope.proxy.sender import Sender, once, scope_text
+from edgescope.proxy.siteclient import SiteAnswer
 from edgescope.proxy.spool import Spools
 
 WHOLE_BODY = 1024 * 1024
@@ -87,8 +89,11 @@ class Dispatcher:
         delegation: Delegation,
         memory: ScopeMemory,
         extensions: ExtensionSet | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
+        self.clock = clock
+        """What the hedging decisions read the time from (a unit test's own clock)."""
         self.sender = sender
         self.metrics = metrics
         self.delegation = delegation
@@ -107,9 +112,12 @@ class Dispatcher:
             return verdict.refusal
         if plan.downstream is not None and call.carrier not in REMEMBERED_CARRIERS:
             if call.from_peer is None:  # a client's id could be another client's: a new one
-                call.request_id = new_correlation_id()  # HAProxy can tell it (deploy/haproxy)
-            owner = call.request.remote or ""
-            self.memory.remember(call.request_id, scope_text(plan.downstream), owner)
+                call.request_id = self.memory.mint()  # HAProxy can tell it (deploy/haproxy)
+            self.memory.remember(
+                call.request_id,
+                scope_text(plan.downstream),
+                memory_owner(call.request.remote, call.from_peer, call.request.headers),
+            )
         body = await self._whole_body(call, plan)
         joins = self.extensions.handles(Join)
         hooks = join_hooks(self.extensions, call, plan, body) if joins else None
@@ -158,17 +166,28 @@ class Dispatcher:
         if body is None and call.request.body_exists:
             spool = await self.spools.open(call, plan)
 
+        doubt: list[SiteUnreachable] = []
+        """A write sent to a site that gave no answer: it may be applied there, so it is not
+        sent to the next site (only a write that surely reached nothing falls over)."""
+
         async def attempt(site: str) -> _Open:
+            if doubt:
+                raise SiteUnreachable(site, f"not tried: the write is in doubt at {doubt[0].site}")
             branch = _branch(hooks, site, call.path, body)
             payload = once(branch.body) if body is not None else None
             if spool is not None:
                 payload = spool.replay()
-            response = await self._send(call, plan, branch, payload)
-            opened = _Open(site, response)
-            # Read a small answer here, so that one whose body stalls still falls back (not a
-            # validation: its remote answer gets the local catalog from the unread response).
-            if is_small(call, response) and not call.is_validation:
-                opened.body = await self._read(site, response, SMALL_BODY)
+            try:
+                response = await self._send(call, plan, branch, payload)
+                opened = _Open(site, response)
+                # Read a small answer here, so that one whose body stalls still falls back (not
+                # a validation: its remote answer gets the local catalog from the unread one).
+                if is_small(call, response) and not call.is_validation:
+                    opened.body = await self._read(site, response, SMALL_BODY)
+            except SiteUnreachable as exc:
+                if call.is_write and not exc.connecting:
+                    doubt.append(exc)
+                raise
             return opened
 
         try:
@@ -183,6 +202,13 @@ class Dispatcher:
             if outcome.ok:
                 self._note_abandoned(call, outcome.results[0][0])
             _raise_call_failure(outcome.attempts)
+            if doubt and not outcome.ok:
+                first = doubt[0]
+                raise WriteInDoubt(
+                    f"{call.request.method} to {call.service} at {first.site} got no answer "
+                    f"({first.reason}): it may have been applied there, so it was not sent to "
+                    f"another site; check {first.site} before retrying"
+                )
             results = await self._results(outcome.attempts, read_failed=True)
             call.chosen = [r.site for r in results]
             if not outcome.ok:
@@ -204,7 +230,7 @@ class Dispatcher:
         def delay(expr: Expr) -> float | None:
             if not isinstance(expr, SiteRef):
                 return None
-            p95 = self.latencies.p95(expr.name, now=time.monotonic(), min_samples=min_samples)
+            p95 = self.latencies.p95(expr.name, now=self.clock(), min_samples=min_samples)
             suspect = expr.name in peers and peers.breaker(expr.name).suspect
             return self.hedging.delay(call.method, p95, suspect=suspect)
 
@@ -269,6 +295,11 @@ class Dispatcher:
                 tuple(r for r, a in _answered(outcome.attempts) if not a.failed),
                 tuple(r.site for r in results if r.status is None),
                 judgement.pending,
+                tuple(
+                    a.site
+                    for a in outcome.attempts
+                    if isinstance(a.error, SiteUnreachable) and not a.error.connecting
+                ),
             )
             recorded = await hooks.record(finished)
         extra = dict(recorded.headers)
@@ -350,9 +381,9 @@ class Dispatcher:
             data = await self._read(
                 branch.site, response, limit, budget, give_up=call.gives_up_on_open
             )
-            return BranchReply(
-                branch.site, response.status, dict(end_to_end(response.headers)), data
-            )
+            from_peer = branch.site != self.config.site
+            headers = answer_headers(response.headers, from_peer=from_peer)
+            return BranchReply(branch.site, response.status, dict(headers), data)
 
         if hooks is not None and branch.site == self.config.site:
             return await hooks.apply_local(branch, send)
@@ -364,7 +395,7 @@ class Dispatcher:
         plan: Plan,
         branch: BranchRequest,
         payload: AsyncIterable[bytes] | None,
-    ) -> aiohttp.ClientResponse:
+    ) -> SiteAnswer:
         """``sender.send``, noted in ``call.branches`` for the observers (the call's route)."""
         site = branch.site
         peers = self.sender.peers
@@ -387,13 +418,13 @@ class Dispatcher:
             raise
         trace.done(response.status)
         if trace.seconds is not None and response.status < 500:
-            self.latencies.observe(site, trace.seconds, now=time.monotonic())
+            self.latencies.observe(site, trace.seconds, now=self.clock())
         return response
 
     async def _read(
         self,
         site: str,
-        response: aiohttp.ClientResponse,
+        response: SiteAnswer,
         limit: int,
         budget: ReadBudget | None = None,
         give_up: bool = True,
@@ -432,7 +463,7 @@ class Dispatcher:
     async def _stream_back(
         self,
         call: Call,
-        response: aiohttp.ClientResponse,
+        response: SiteAnswer,
         site: str,
         extra: dict[str, str],
         body: bytes | None = None,
@@ -444,6 +475,7 @@ class Dispatcher:
             extra,
             tokens=self.sender.tokens if self.delegation.localises_catalog(call, site) else None,
             body=body,
+            from_peer=site != self.config.site,
         )
 
     async def _results(
@@ -462,13 +494,17 @@ class Dispatcher:
             else:
                 opened = attempt.result
                 assert isinstance(opened, _Open)
-                status, headers = opened.response.status, dict(opened.response.headers)
+                from_peer = attempt.site != self.config.site
+                status = opened.response.status
+                headers = dict(answer_headers(opened.response.headers, from_peer=from_peer))
                 body = opened.body or b""
                 if read_failed and attempt.failed and opened.body is None:
                     try:
                         body = await read_body(opened.response, attempt.site, ERROR_BODY_LIMIT)
-                    except SiteUnreachable:
+                    except (SiteUnreachable, AnswerTooLarge):  # its reason: the status
                         body = b""
+                if attempt.failed:  # its connection goes back (or is closed if unread)
+                    opened.response.release()
             results.append(
                 SiteResult(attempt.site, status, body, headers, failed=bool(attempt.failed))
             )
@@ -497,7 +533,7 @@ class _Open:
 
     __slots__ = ("body", "response", "site")
 
-    def __init__(self, site: str, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, site: str, response: SiteAnswer) -> None:
         self.site = site
         self.response = response
         self.body: bytes | None = None

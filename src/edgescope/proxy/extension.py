@@ -62,6 +62,8 @@ class Finished:
     unreachable: tuple[str, ...]
     pending: tuple[str, ...] = ()
     """Members a degraded ``&`` write is to be queued for (eventual mode)."""
+    in_doubt: tuple[str, ...] = ()
+    """Unreachable sites the request may have reached (no answer once sent: it may apply)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 import socket
 import struct
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
@@ -26,8 +28,11 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
-from edgescope.errors import CONNECT_TIMED_OUT, AnswerTooLarge, SiteUnreachable
+from edgescope.errors import CONNECT_TIMED_OUT, AnswerTooLarge, BadAnswer, SiteUnreachable
 from edgescope.jsondoc import json_or_none
+from edgescope.proxy.siteclient import SiteAnswer
+
+log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 SMALL_JSON_MAX_BYTES = 64 * 1024
@@ -69,6 +74,23 @@ def end_to_end(headers: Mapping[str, str]) -> CIMultiDict[str]:
             if named and named in out:
                 del out[named]
     return out
+
+
+_UNSENDABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""What HTTP forbids in a field (RFC 9110 5.5), and aiohttp refuses to write."""
+
+
+def unsendable_header(response: aiohttp.ClientResponse) -> str | None:
+    """The first header (or the reason phrase) of an answer that has a control character,
+    described, or None: such an answer cannot be passed on to the client."""
+    if _UNSENDABLE.search(response.reason or ""):
+        return "a control character in its reason phrase"
+    if _UNSENDABLE.search("\t".join(response.headers.values())) is None:
+        return None  # the usual case, in one search (aiohttp's parser checked the names)
+    for name, value in response.headers.items():
+        if _UNSENDABLE.search(value):
+            return f"a control character in header {name[:64]!r}"
+    return None
 
 
 @contextmanager
@@ -196,7 +218,7 @@ class Upstream:
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         with mapped_errors(site):
-            return await self._session.request(
+            response = await self._session.request(
                 method,
                 url,
                 headers=headers,
@@ -207,6 +229,11 @@ class Upstream:
                 chunked=None,
                 ssl=ssl if ssl is not None else True,
             )
+        if (bad := unsendable_header(response)) is not None:
+            response.release()
+            log.warning("site %s answered %s %s with %s: refused (502)", site, method, url, bad)
+            raise BadAnswer(site, f"it answered {bad}, which cannot be passed on")
+        return response
 
     async def get_json(
         self,
@@ -275,7 +302,7 @@ class Upstream:
                 return response.status, dict(response.headers), await response.read()
 
 
-async def iter_body(response: aiohttp.ClientResponse, site: str) -> AsyncIterator[bytes]:
+async def iter_body(response: SiteAnswer, site: str) -> AsyncIterator[bytes]:
     """The response body in chunks, with errors mapped; releases the connection at the end."""
     try:
         with mapped_errors(site):
@@ -294,7 +321,7 @@ class ReadBudget:
 
 
 async def read_body(
-    response: aiohttp.ClientResponse, site: str, limit: int, budget: ReadBudget | None = None
+    response: SiteAnswer, site: str, limit: int, budget: ReadBudget | None = None
 ) -> bytes:
     """The whole body, at most ``limit`` bytes (and what is left of ``budget``)."""
     parts: list[bytes] = []

@@ -23,12 +23,11 @@ import time
 from datetime import datetime
 from typing import Any
 
-import aiohttp
-
 from edgescope.errors import SiteUnreachable
 from edgescope.lang.registry import IDENTITY
 from edgescope.proxy.config import IdentityCredentials
 from edgescope.proxy.forward import Upstream, read_body
+from edgescope.proxy.siteclient import SiteAnswer
 
 REFRESH_MARGIN = 60.0
 VALIDATION_BODY_LIMIT = 1024 * 1024
@@ -160,9 +159,7 @@ class ServiceToken:
         return token, expires
 
 
-async def localise_catalog(
-    response: aiohttp.ClientResponse, site: str, tokens: ServiceToken
-) -> bytes:
+async def localise_catalog(response: SiteAnswer, site: str, tokens: ServiceToken) -> bytes:
     """The body of a validation answered by remote ``site``, with this site's own catalog
     when it has one (a 200, uncompressed, with ``token.catalog``); else as returned.
     Raises SiteUnreachable when the answer or the local catalog cannot be had."""

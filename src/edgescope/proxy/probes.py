@@ -9,8 +9,14 @@ loop lagged (a wide fan-out) is no evidence against the peer.
 
 A probe's answer (``/edgescope/health``) also says which services the peer runs: with the
 RTTs, what ``around``/``nearest`` resolve from (:meth:`SiteProxy.network_view`). For them a
-peer's RTT is the least of its last :data:`RTT_SAMPLES` probes (the path's delay, without
-one probe's queueing on a loaded host); ``rtt_ms`` keeps the last one.
+peer's RTT is the least of its last :data:`RTT_SAMPLES` path samples; ``rtt_ms`` keeps the
+last probe's own round trip. A path sample is the round trip of a TCP handshake with the
+peer's address as the kernel measured it (:func:`handshake_rtt_ms`: SYN to SYN-ACK, answered
+by the peer's kernel), so neither proxy's scheduling is in it: on a loaded host the probe's
+HTTP round trip also holds the time both proxies waited for a CPU (a 10 ms path measured
+16-45 ms, least of 5, at load 35 on 2 cores), which would push near peers out of an
+``around``. Where the kernel does not say (no ``TCP_INFO``), the probe's round trip is the
+sample.
 
 A peer whose breaker is not closed, or that is suspect (a failure, or a hedged read that
 stopped waiting for it, since its last success), is also probed on its breaker's own schedule:
@@ -28,6 +34,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
+import struct
 import time
 from collections import deque
 
@@ -153,20 +161,60 @@ class Prober:
             breaker.record_probe(False, now=time.monotonic(), reason=reason)
             self.sender.metrics.set_breaker(name, breaker.state)
             return False
-        self.record(name, round((time.monotonic() - started) * 1000, 3), services_of(answer))
+        rtt_ms = round((time.monotonic() - started) * 1000, 3)
+        path_ms = await handshake_rtt_ms(peer.url, timeout)
+        self.record(name, rtt_ms, services_of(answer), path_ms)
         breaker.record_probe(True, now=time.monotonic())
         self.sender.metrics.set_breaker(name, breaker.state)
         return True
 
-    def record(self, name: str, rtt_ms: float, services: frozenset[str]) -> None:
-        """One successful probe of ``name``: its round trip and the services it named."""
+    def record(
+        self, name: str, rtt_ms: float, services: frozenset[str], path_ms: float | None = None
+    ) -> None:
+        """One successful probe of ``name``: its round trip, the services it named, and the
+        path's round trip (the kernel's handshake RTT; None: the probe's own is the sample)."""
         self.rtt_ms[name] = rtt_ms
-        self._samples.setdefault(name, deque(maxlen=RTT_SAMPLES)).append(rtt_ms)
+        sample = path_ms if path_ms is not None else rtt_ms
+        self._samples.setdefault(name, deque(maxlen=RTT_SAMPLES)).append(sample)
         self.services[name] = services
 
     def path_rtt_ms(self) -> dict[str, float]:
         """Per measured peer, the least RTT of its last probes (what around()/nearest() use)."""
         return {name: min(samples) for name, samples in self._samples.items() if samples}
+
+
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCPI_RTT_OFFSET = 68
+"""Where ``struct tcp_info`` (linux/tcp.h) holds ``tcpi_rtt``, the smoothed RTT in µs: after
+8 one-byte fields, the 16th 32-bit field. Right after a handshake it is the SYN's own RTT."""
+_TCP_INFO_SIZE = 104
+
+
+async def handshake_rtt_ms(url: URL, timeout: float) -> float | None:
+    """The round trip of a TCP handshake with ``url``'s host and port, as the kernel measured
+    it, in ms; None when it cannot tell (no ``TCP_INFO``, no answer within ``timeout``).
+
+    Only the two kernels and the network take part: the peer's kernel answers the SYN, and
+    this kernel times the SYN-ACK, whoever waits for a CPU. Nothing is sent on the
+    connection; it is reset at once (no TIME_WAIT left behind per probe)."""
+    if _TCP_INFO is None or url.host is None or url.port is None:
+        return None
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await loop.getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
+            family, type_, proto, _, address = infos[0]
+            with socket.socket(family, type_, proto) as sock:
+                sock.setblocking(False)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                await loop.sock_connect(sock, address)
+                info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
+    except (OSError, TimeoutError, IndexError):
+        return None
+    if len(info) < _TCPI_RTT_OFFSET + 4:
+        return None
+    (rtt_us,) = struct.unpack_from("I", info, _TCPI_RTT_OFFSET)
+    return round(rtt_us / 1000, 3) if rtt_us else None
 
 
 def services_of(answer: object) -> frozenset[str]:

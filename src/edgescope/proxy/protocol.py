@@ -19,6 +19,7 @@ Request headers, set by a proxy on a hop to a peer proxy (a client's are dropped
     X-Edgescope-Replica    a replicated write (edgescope.replicas): its replica set's handle
     X-Edgescope-Hlc        its hybrid logical clock stamp (last writer wins)
     X-Edgescope-Idempotency-Key  the write's key: applied once, its answer replayed
+    X-Edgescope-Undo-Of    the key of a failed strict create to undo there, whatever became of it
 
 Response headers, set by a proxy for its client:
 
@@ -104,6 +105,7 @@ TOKEN_SITE_HEADER = "X-Edgescope-Token-Site"
 REPLICA_HEADER = "X-Edgescope-Replica"
 HLC_HEADER = "X-Edgescope-Hlc"
 IDEMPOTENCY_KEY_HEADER = "X-Edgescope-Idempotency-Key"
+UNDO_OF_HEADER = "X-Edgescope-Undo-Of"
 
 SITES_HEADER = "X-Edgescope-Sites"
 ERROR_HEADER = "X-Edgescope-Error"
@@ -111,6 +113,22 @@ PENDING_HEADER = "X-Edgescope-Pending"
 PARTIAL_HEADER = "X-Edgescope-Partial"
 SET_HEADER = "X-Edgescope-Replica-Set"
 REPLAYED_HEADER = "X-Edgescope-Replayed"
+
+
+def strip_internal_answer(headers: MutableMapping[str, str], *, from_peer: bool) -> None:
+    """Remove every ``X-Edgescope-*`` header from an answer a site sent back: only this
+    proxy says which sites answered, what is partial or pending. A peer proxy's own error
+    keeps its ``X-Edgescope-Error`` (an edgescope error, made by edgescope); a backend's not.
+
+    >>> h = {"X-Edgescope-Partial": "1", "X-Edgescope-Error": "Site Unreachable", "A": "b"}
+    >>> strip_internal_answer(h, from_peer=True); h
+    {'X-Edgescope-Error': 'Site Unreachable', 'A': 'b'}
+    """
+    if INTERNAL_PREFIX not in "\n".join(headers).lower():
+        return  # the usual case, in one search
+    for name in {k for k in headers if k.lower().startswith(INTERNAL_PREFIX)}:
+        if name in headers and not (from_peer and name.lower() == ERROR_HEADER.lower()):
+            del headers[name]  # a multidict deletes every value of the name
 
 
 class ForgedHop(EdgescopeError):

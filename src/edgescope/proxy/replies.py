@@ -11,23 +11,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from edgescope.errors import SiteUnreachable
+from edgescope.errors import BadAnswer, SiteUnreachable
 from edgescope.proxy.call import BranchReply, Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER
 from edgescope.proxy.forward import end_to_end, iter_body, read_body
 from edgescope.proxy.identity import ServiceToken, localise_catalog
+from edgescope.proxy.protocol import strip_internal_answer
 from edgescope.proxy.responses import ErrorCode, error_response
+from edgescope.proxy.siteclient import SiteAnswer
 
 SMALL_BODY = 64 * 1024
 """Answers up to this size (with a Content-Length) are read whole and sent in one write."""
 ERROR_BODY_LIMIT = 64 * 1024
 
 
-def is_small(call: Call, response: aiohttp.ClientResponse) -> bool:
+def answer_headers(headers: Mapping[str, str], *, from_peer: bool) -> CIMultiDict[str]:
+    """A site's answer headers as the client may get them: end to end, and none of the
+    internal ones (only this proxy says which sites answered, what is partial or pending)."""
+    out = end_to_end(headers)
+    strip_internal_answer(out, from_peer=from_peer)
+    return out
+
+
+def is_small(call: Call, response: SiteAnswer) -> bool:
     """An answer small enough to read whole before answering."""
     size = response.content_length
     return size is not None and size <= SMALL_BODY and call.request.method != "HEAD"
@@ -35,7 +44,7 @@ def is_small(call: Call, response: aiohttp.ClientResponse) -> bool:
 
 def unreachable(call: Call, exc: SiteUnreachable) -> web.Response:
     return error_response(
-        ErrorCode.SITE_UNREACHABLE,
+        ErrorCode.BAD_ANSWER if isinstance(exc, BadAnswer) else ErrorCode.SITE_UNREACHABLE,
         f"{call.service}: {exc}",
         request_id=call.request_id,
         site=exc.site,
@@ -54,19 +63,20 @@ def whole(call: Call, reply: BranchReply, extra: Mapping[str, str]) -> web.Respo
 
 async def stream_back(
     call: Call,
-    response: aiohttp.ClientResponse,
+    response: SiteAnswer,
     site: str,
     extra: Mapping[str, str],
     *,
     tokens: ServiceToken | None,
     body: bytes | None = None,
+    from_peer: bool = True,
 ) -> web.StreamResponse:
     """``response`` to the client, with ``extra`` headers; ``body`` if already read. With
     ``tokens`` (``Delegation.localises_catalog`` said so), a remote token validation's
     answer gets this site's catalog."""
     if tokens is not None:
-        return await _with_local_catalog(call, response, site, extra, tokens)
-    headers = end_to_end(response.headers)
+        return await _with_local_catalog(call, response, site, extra, tokens, from_peer)
+    headers = answer_headers(response.headers, from_peer=from_peer)
     headers.update(extra)
     if REQUEST_ID_HEADER not in headers:
         headers[REQUEST_ID_HEADER] = call.request_id
@@ -95,12 +105,13 @@ async def stream_back(
 
 async def _with_local_catalog(
     call: Call,
-    response: aiohttp.ClientResponse,
+    response: SiteAnswer,
     site: str,
     extra: Mapping[str, str],
     tokens: ServiceToken,
+    from_peer: bool,
 ) -> web.StreamResponse:
-    headers = end_to_end(response.headers)
+    headers = answer_headers(response.headers, from_peer=from_peer)
     headers.update(extra)
     headers.setdefault(REQUEST_ID_HEADER, call.request_id)
     headers.popall("Content-Length", None)

@@ -19,7 +19,6 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Mapping
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry
@@ -70,6 +69,7 @@ from edgescope.proxy.protocol import (
     verify_hop,
 )
 from edgescope.proxy.route import Plan, branch_scope
+from edgescope.proxy.siteclient import SiteAnswer, SiteClient
 from edgescope.proxy.trust import REPLICA_MARKERS, decide
 
 LOCAL_CONNECT_TIMEOUT = 5.0
@@ -137,9 +137,13 @@ class Sender:
         metrics: ProxyMetrics,
         tokens: ServiceToken | None,
         delegation: Delegation,
+        client: SiteClient | None = None,
     ) -> None:
         self.config = config
         self.upstream = upstream
+        self.client: SiteClient = client if client is not None else upstream
+        """The one way every request of the sender reaches a site (:mod:`siteclient`): the
+        ``upstream`` pool, or an in-memory transport in unit tests (:mod:`memory`)."""
         self.metrics = metrics
         self.tokens = tokens
         self.delegation = delegation
@@ -169,7 +173,7 @@ class Sender:
         plan: Plan,
         branch: BranchRequest,
         body: AsyncIterable[bytes] | None,
-    ) -> aiohttp.ClientResponse:
+    ) -> SiteAnswer:
         """Open ``branch``; returns once the answer's headers arrived (body unread)."""
         request = call.request
         scope = branch_scope(plan, call.service, branch.site)
@@ -210,7 +214,7 @@ class Sender:
         timeout: float | None = None,
         watch: ClientBody | None = None,
         give_up_on_open: bool = True,
-    ) -> aiohttp.ClientResponse:
+    ) -> SiteAnswer:
         """A signed hop to ``site``'s proxy, through its breaker.
 
         ``watch`` is the client's body being streamed: a failure while it is incomplete or
@@ -219,7 +223,7 @@ class Sender:
         """
         peer = self.peers.get(site)
         if peer is None:
-            raise SiteUnreachable(site, "not a known peer")
+            raise SiteUnreachable(site, "not a known peer", connecting=True)
         breaker = self.peers.breaker(site)
         self.peers.used(site)
         allowed = breaker.allow(now=time.monotonic())
@@ -230,6 +234,7 @@ class Sender:
                 site,
                 "circuit breaker open"
                 + (f" after: {breaker.last_error}" if breaker.last_error else ""),
+                connecting=True,
             )
         marker = hop_marker(
             self.config.private_key,
@@ -248,8 +253,8 @@ class Sender:
         gate = self.peers.gate(site)
         await self._take_slot(site, gate, connect_timeout)
 
-        def opening() -> Coroutine[Any, Any, aiohttp.ClientResponse]:
-            response = self.upstream.open(
+        def opening() -> Coroutine[Any, Any, SiteAnswer]:
+            response = self.client.open(
                 site,
                 method,
                 URL(str(peer.url).rstrip("/") + path, encoded=True),
@@ -312,6 +317,7 @@ class Sender:
                 site,
                 f"{self.config.limits.max_per_peer} calls are awaiting it already"
                 " (max_per_peer); retry soon",
+                connecting=True,
             ) from None
 
     async def _send_local(
@@ -321,7 +327,7 @@ class Sender:
         headers: CIMultiDict[str],
         text: str | None,
         body: AsyncIterable[bytes] | None,
-    ) -> aiohttp.ClientResponse:
+    ) -> SiteAnswer:
         request = call.request
         method = request.method
         service = self.config.service(call.service)
@@ -346,7 +352,7 @@ class Sender:
         if call.prefix:
             headers["X-Forwarded-Prefix"] = call.prefix
         url = URL(str(service.backend).rstrip("/") + branch.path, encoded=True)
-        return await self.upstream.open(
+        return await self.client.open(
             self.config.site,
             method,
             url,
@@ -385,7 +391,7 @@ class Sender:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         target = URL(url)
         out = {"Content-Type": "application/json", REQUEST_ID_HEADER: new_request_id()}
-        response = await self.upstream.open(
+        response = await self.client.open(
             target.host or url,
             "POST",
             target,
@@ -422,9 +428,9 @@ class Sender:
         if site == self.config.site:
             local = self.config.service(service)
             if local is None:
-                raise SiteUnreachable(site, f"no {service!r} service here")
+                raise SiteUnreachable(site, f"no {service!r} service here", connecting=True)
             rewrite_carriers(out, scope, strip_tokens=self.delegation.strips_tokens(service))
-            response = await self.upstream.open(
+            response = await self.client.open(
                 site,
                 method,
                 URL(str(local.backend).rstrip("/") + path, encoded=True),
@@ -465,7 +471,7 @@ class Sender:
             "X-Subject-Token": split_piggyback_lenient(token)[0],
         }
         url = URL(str(identity.auth_url).rstrip("/") + "/auth/tokens?nocatalog", encoded=True)
-        response = await self.upstream.open(
+        response = await self.client.open(
             self.config.site,
             "GET",
             url,

@@ -42,7 +42,9 @@ from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import (
     MODE_HEADER,
     REQUEST_ID_HEADER,
+    CorrelationIds,
     ScopeMemory,
+    correlation_key,
     is_request_id,
     new_request_id,
     read_scope_text,
@@ -66,6 +68,7 @@ from edgescope.proxy.ingress import (
     mode_of,
     without_internal_headers,
 )
+from edgescope.proxy.keys import private_pem
 from edgescope.proxy.listener import FOR_PEERS, GuardedSite
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.probes import Prober
@@ -93,7 +96,12 @@ class SiteProxy:
         """The extensions, each event's handlers looked up (and checked) here, at load."""
         self.upstream = Upstream()
         self.metrics = ProxyMetrics(config.site)
-        self.memory = ScopeMemory()
+        key = correlation_key(private_pem(config.private_key))  # stable across restarts
+        self.memory = ScopeMemory(
+            config.limits.scope_memory,
+            ids=CorrelationIds(key),
+            horizon=config.limits.scope_memory_horizon,
+        )
         registry = DEFAULT_REGISTRY
         for service in config.services:
             if registry.canonical(service.type) is None:

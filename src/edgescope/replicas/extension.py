@@ -210,6 +210,7 @@ class Replicas:
         self.replayer = Replayer(self.link, replay_interval, self.claims)
         self.adoption = Adoption(self.link, operator_roles)
         guard = WriteGuard(registry, self.clock, self.claims)
+        self.replayer.guard = guard
         self.parts = SiteReplicas(site, registry, self.clock, self.link, guard, self.replayer)
 
     @classmethod
@@ -286,7 +287,13 @@ class Replicas:
                 log.warning("replica registry sync failed: %s", exc)
 
     def wants_body(self, call: Call, plan: Plan) -> bool:
-        return plan.merges or self.registry.has_sets
+        """Also a peer's replicated create: taken over in doubt, its name is looked up."""
+        replicated_create = call.method == "POST" and call.from_peer is not None
+        return (
+            plan.merges
+            or self.registry.has_sets
+            or (replicated_create and carries_internal_headers(call.request.headers))
+        )
 
     def join(self, call: Call, plan: Plan, body: bytes | None) -> ReplicaHooks | None:
         if call.from_peer is not None and carries_internal_headers(call.request.headers):

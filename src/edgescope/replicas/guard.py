@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -33,7 +33,9 @@ from edgescope.proxy.extension import SendBranch
 from edgescope.proxy.protocol import REPLAYED_HEADER
 from edgescope.proxy.responses import error_body
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
+from edgescope.replicas.indoubt import Lookup
 from edgescope.replicas.model import Hlc, lww_wins
+from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import ClaimState, Registry
 
 SUPERSEDED = "Superseded Write"
@@ -93,21 +95,28 @@ class WriteGuard:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def guarded_write(
-        self, handle: str | None, hlc: Hlc, key: str | None, send: SendBranch
+        self,
+        handle: str | None,
+        hlc: Hlc,
+        key: str | None,
+        send: SendBranch,
+        lookup: Lookup | None = None,
     ) -> BranchReply:
         """Apply a replicated write once (by ``key``) and only if it wins by LWW.
 
         Writes to one set (or, for a create, with one key) are serialised here and across
         the proxies of the site, so a replay that races a slow live branch with the same
-        key still applies once.
+        key still applies once. ``lookup`` (a create's): asked first when the write is taken
+        over from a proxy that died applying it; its answer, if any, is the write's.
         """
-        lock_name = handle or key or ""
-        lock = self._locks.get(lock_name)
-        if lock is None:
-            lock = self._locks[lock_name] = asyncio.Lock()
-        async with lock:
+        # The key first: a live branch (no handle for a create) and the replay of the same
+        # write (with the set's handle) exclude each other here, not only in the database,
+        # where one proxy's own "applying" claim lets it through again.
+        outer = f"key:{key}" if key is not None else None
+        async with self._lock(outer), self._lock(handle if handle or outer else ""):
+            in_doubt = False
             if key is not None:
-                prior = await self._claim(key)
+                prior, in_doubt = await self._claim(key)
                 if prior is not None:
                     return prior
             try:
@@ -119,13 +128,14 @@ class WriteGuard:
                 return BranchReply(self.clock.site, 409, {"Content-Type": "application/json"}, body)
             try:
                 async with self._set_lease(handle):
-                    reply = await self._apply(handle, hlc, send)
+                    found = await lookup() if in_doubt and lookup is not None else None
+                    reply = found or await self._apply(handle, hlc, send)
             except BaseException:
                 if key is not None:
                     await asyncio.to_thread(self.registry.release_apply, key, self.claims.owner)
                 raise
             if key is not None:
-                if 200 <= reply.status < 300 or _superseded(reply):
+                if 200 <= reply.status < 300 or _superseded(reply) or found is not None:
                     await asyncio.to_thread(
                         self.registry.complete_apply,
                         key,
@@ -138,8 +148,60 @@ class WriteGuard:
                     await asyncio.to_thread(self.registry.release_apply, key, self.claims.owner)
             return reply
 
-    async def _claim(self, key: str) -> BranchReply | None:
-        """Claim ``key`` for this proxy: None when claimed, else the answer to give."""
+    def _lock(self, name: str | None) -> contextlib.AbstractAsyncContextManager[None]:
+        """This process's lock called ``name`` (a no-op for None)."""
+        if name is None:
+            return contextlib.nullcontext()
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
+    async def undo_create(
+        self, key: str, delete: Callable[[str], Awaitable[BranchReply]]
+    ) -> BranchReply:
+        """Undo the create applied here as ``key``, whatever became of it (a failed strict
+        create whose answer from this site never reached its origin): applied, its resource
+        is deleted; not seen yet, a tombstone makes a late arrival answer 409 instead of
+        creating; being applied, 503 (the undo is retried later)."""
+        site = self.clock.site
+        async with self._lock(f"key:{key}"):
+            claim = await asyncio.to_thread(
+                self.registry.claim_apply, key, self.claims.owner, self.claims.seconds
+            )
+            if claim.state is ClaimState.BUSY:
+                raise Refused(503, f"create {key[:80]} is being applied at {site}; retry later")
+            if claim.state is ClaimState.MINE:  # not seen here yet, or its proxy died on it
+                doubt = claim.taken_over
+                message = (
+                    f"create {key[:80]} was undone at {site} while its proxy had died applying "
+                    "it: what it made, if anything, is left; check by hand"
+                    if doubt
+                    else f"create {key[:80]} was undone at {site} before it arrived"
+                )
+                body = json.dumps(error_body(409, "Create Undone", message)).encode()
+                headers = {"Content-Type": "application/json"}
+                await asyncio.to_thread(
+                    self.registry.complete_apply, key, self.claims.owner, 409, body, headers
+                )  # a tombstone: a late arrival of the create is answered 409, never applied
+                return (
+                    BranchReply(site, 409, headers, body)
+                    if doubt
+                    else BranchReply(site, 204, {}, b"")
+                )
+            assert claim.answer is not None
+            status, body, headers = claim.answer
+            id_ = created_id(body, headers) if 200 <= status < 300 else None
+            if id_ is None:  # refused, or undone already: nothing to delete
+                return BranchReply(site, 204, {}, b"")
+            gone = await delete(id_)
+            if gone.status == 404:
+                return BranchReply(site, 204, {}, b"")
+            return gone
+
+    async def _claim(self, key: str) -> tuple[BranchReply | None, bool]:
+        """Claim ``key`` for this proxy: (None, in doubt) when claimed, else (the answer to
+        give, False). In doubt: taken over from a proxy that died applying it."""
         deadline = self.timer.monotonic() + self.claims.wait
         pause = 0.05
         while True:
@@ -153,11 +215,14 @@ class WriteGuard:
                         "(it may have reached the backend: in doubt)",
                         key,
                     )
-                return None
+                return None, claim.taken_over
             if claim.state is ClaimState.DONE:
                 assert claim.answer is not None
                 status, body, headers = claim.answer
-                return BranchReply(self.clock.site, status, {**headers, REPLAYED_HEADER: "1"}, body)
+                reply = BranchReply(
+                    self.clock.site, status, {**headers, REPLAYED_HEADER: "1"}, body
+                )
+                return reply, False
             if self.timer.monotonic() > deadline:
                 raise Refused(
                     503,

@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import quote
 
@@ -30,11 +30,12 @@ from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import SCOPE_HEADER
 from edgescope.proxy.extension import Finished, Recorded, SendBranch
 from edgescope.proxy.outcome import Verdict
-from edgescope.proxy.protocol import SET_HEADER
+from edgescope.proxy.protocol import SET_HEADER, UNDO_OF_HEADER
 from edgescope.proxy.route import Plan, branch_scope
 from edgescope.replicas.clock import Clock
 from edgescope.replicas.collapse import collapse_collection
 from edgescope.replicas.guard import WriteGuard
+from edgescope.replicas.indoubt import Lookup, create_lookup
 from edgescope.replicas.members import merge_members
 from edgescope.replicas.model import Hlc, PendingOp, ReplicaSet
 from edgescope.replicas.peers import RecordLink, Replayer, internal_headers, replay_headers
@@ -119,19 +120,58 @@ class ReplicaHooks:
     async def apply_local(self, request: BranchRequest, send: SendBranch) -> BranchReply:
         if self.marker is not None:
             handle, hlc, key = self.marker
-            return await self.replicas.guard.guarded_write(handle, hlc, key, send)
+            undo_of = self.call.request.headers.get(UNDO_OF_HEADER)
+            if undo_of is not None and self.call.method == "DELETE":
+                return await self.replicas.guard.undo_create(undo_of, self._deleter(request))
+            lookup = self._lookup(request) if self.call.method == "POST" else None
+            return await self.replicas.guard.guarded_write(handle, hlc, key, send, lookup)
         if self.fan_out_write:
             assert self.hlc is not None
             key = f"{self.op_key}:{request.site}"
             return await self.replicas.guard.guarded_write(self.handle, self.hlc, key, send)
         return await send()
 
+    def _deleter(self, request: BranchRequest) -> Callable[[str], Awaitable[BranchReply]]:
+        """DELETE ``<collection>/<id>`` at this site's backend (for an undo by key)."""
+        call, site = self.call, self.replicas.site
+        headers = replay_headers(call.request.headers)
+        scope = call.request.headers.get(SCOPE_HEADER)
+        collection = request.path.partition("?")[0].rstrip("/")
+
+        async def delete(id_: str) -> BranchReply:
+            services = self.replicas.link.services()
+            path = f"{collection}/{quote(id_, safe='')}"
+            return await services.call_site(
+                site, call.service, "DELETE", path, headers=headers, scope=scope
+            )
+
+        return delete
+
+    def _lookup(self, request: BranchRequest) -> Lookup | None:
+        """How a peer's create, taken over here in doubt, finds what it made (indoubt.py)."""
+        call, site = self.call, self.replicas.site
+        headers = replay_headers(call.request.headers)
+        scope = call.request.headers.get(SCOPE_HEADER)
+
+        async def find(path: str) -> BranchReply:
+            services = self.replicas.link.services()
+            return await services.call_site(
+                site, call.service, "GET", path, headers=headers, scope=scope
+            )
+
+        registry = self.replicas.registry
+        collection = request.path.partition("?")[0].rstrip("/")
+        return create_lookup(
+            find, site, collection, request.body, lambda id_: registry.lookup(id_) is not None
+        )
+
     async def record(self, finished: Finished) -> Recorded:
         if self.deleting and finished.verdict is Verdict.OK:
             await self.replicas.link.mark_gone(self.addressed[0], finished.succeeded[0].site)
             return Recorded()
         if self.creating and finished.verdict is Verdict.FAILED and finished.succeeded:
-            return Recorded(note=await self._undo(finished.succeeded))
+            note = await self._undo(finished.succeeded)
+            return Recorded(note=note + await self._undo_unanswered(finished.in_doubt))
         if not self.fan_out_write or finished.verdict not in (Verdict.OK, Verdict.DEGRADED):
             return Recorded()
         replica_set = await self._record_write(finished)
@@ -182,6 +222,17 @@ class ReplicaHooks:
                 done.append(f"{site}: {id_} NOT deleted ({gone.status}), delete it by hand")
         log.warning("undid a failed '&' create (request %s): %s", self.call.request_id, done)
         return "all or nothing, undone: " + "; ".join(done)
+
+    async def _undo_unanswered(self, sites: Sequence[str]) -> str:
+        """A failed strict create's branches that gave no answer may still apply it: each is
+        sent an undo of the create's key, queued (the member deletes what the key made, or
+        keeps a tombstone so that a late arrival makes nothing)."""
+        collection = self.call.path.partition("?")[0].rstrip("/")
+        for site in sites:
+            op = self._op(site, "DELETE", collection, None, key="undo")
+            op.headers[UNDO_OF_HEADER] = f"{self.op_key}:{site}"
+            await self._enqueue(op)
+        return "".join(f"; {site}: no answer, its create to be undone by key" for site in sites)
 
     async def _record_write(self, finished: Finished) -> ReplicaSet | None:
         """A create makes a set; a delete marks members gone; returns the set."""

@@ -18,13 +18,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from urllib.parse import quote
 
 from aiohttp import web
 
 from edgescope.aio import spawn
 from edgescope.errors import Refused, SiteUnreachable
 from edgescope.proxy.call import BranchReply
-from edgescope.proxy.carriers import REQUEST_ID_HEADER, new_request_id
+from edgescope.proxy.carriers import REQUEST_ID_HEADER, SCOPE_HEADER, new_request_id
 from edgescope.proxy.extension import ProxyServices
 from edgescope.proxy.protocol import (
     HLC_HEADER,
@@ -33,13 +34,15 @@ from edgescope.proxy.protocol import (
     REPLICA_HEADER,
     REPLICA_SETS_PATH,
     REPLICAS_PATH,
+    UNDO_OF_HEADER,
     ForgedHop,
     content_digest,
 )
-from edgescope.proxy.responses import ErrorCode, error_response, refusal_response
+from edgescope.proxy.responses import ErrorCode, error_body, error_response, refusal_response
 from edgescope.replicas.checks import check_push, parse_push
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
-from edgescope.replicas.guard import Claims
+from edgescope.replicas.guard import Claims, WriteGuard
+from edgescope.replicas.indoubt import create_lookup
 from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import IdCollision, Registry
@@ -277,6 +280,8 @@ class Replayer:
         self.registry = link.registry
         self.interval = interval
         self.claims = claims or Claims(owner=f"{link.clock.site}/{id(self):x}")
+        self.guard: WriteGuard | None = None
+        """This site's write guard: a write queued for this site itself is applied through it."""
         self._pruned_at = 0.0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -358,14 +363,68 @@ class Replayer:
         return finished
 
     async def send(self, op: PendingOp) -> BranchReply:
-        """Send ``op`` to its site (a signed peer hop, ids translated for that site)."""
+        """Send ``op`` to its site (a signed peer hop, ids translated for that site).
+
+        A write queued for this site itself (its own branch failed before any answer: the
+        backend restarting, the registry locked) is applied here, through the guard with the
+        key the live branch used: it applies at most once, never as a hop to a "peer".
+        """
         replica_set = await self._set_of(op)
         table = translation_table([replica_set], op.target) if replica_set else {}
         path, body = translate_request(op.path, op.body, table)
+        services = self.link.services()
+        if op.target == self.link.clock.site:
+            return await self._apply_here(op, services, path, body)
         headers = {**op.headers, **internal_headers(op.handle, op.hlc, op.key)}
-        return await self.link.services().send_to_peer(
+        return await services.send_to_peer(
             op.target, op.method, PEER_PATH + op.service + path, headers=headers, body=body
         )
+
+    async def _apply_here(
+        self, op: PendingOp, services: ProxyServices, path: str, body: bytes | None
+    ) -> BranchReply:
+        if self.guard is None:
+            raise SiteUnreachable(op.target, "no write guard here to apply a queued write")
+        scope = op.headers.get(SCOPE_HEADER)
+
+        async def send() -> BranchReply:
+            return await services.call_site(
+                op.target, op.service, op.method, path, headers=op.headers, scope=scope, body=body
+            )
+
+        async def find(listing: str) -> BranchReply:
+            return await services.call_site(
+                op.target, op.service, "GET", listing, headers=op.headers, scope=scope
+            )
+
+        undo_of = op.headers.get(UNDO_OF_HEADER)
+        if undo_of is not None and op.method == "DELETE":
+
+            async def delete(id_: str) -> BranchReply:
+                target = f"{path.partition('?')[0].rstrip('/')}/{quote(id_, safe='')}"
+                return await services.call_site(
+                    op.target, op.service, "DELETE", target, headers=op.headers, scope=scope
+                )
+
+            try:
+                return await self.guard.undo_create(undo_of, delete)
+            except Refused as exc:
+                body = json.dumps(error_body(exc.status, exc.title, exc.message)).encode()
+                return BranchReply(
+                    op.target, exc.status, {"Content-Type": "application/json"}, body
+                )
+        lookup = None
+        if op.is_create:
+            known = self.registry.lookup
+            collection = path.partition("?")[0].rstrip("/")
+            lookup = create_lookup(
+                find, op.target, collection, body, lambda id_: known(id_) is not None
+            )
+        try:
+            return await self.guard.guarded_write(op.handle, op.hlc, op.key, send, lookup)
+        except Refused as exc:  # registry unavailable, write in progress: an answer like a peer's
+            body = json.dumps(error_body(exc.status, exc.title, exc.message)).encode()
+            return BranchReply(op.target, exc.status, {"Content-Type": "application/json"}, body)
 
     async def _replay(self, op: PendingOp) -> bool:
         """True when ``op`` is finished (applied, superseded or refused for good)."""

@@ -1,0 +1,176 @@
+"""An in-memory :class:`~siteclient.SiteClient`: sites answered by Python functions.
+
+The test transport of the engine (not an imitation of any OpenStack API): a unit test
+gives each site a handler, builds the proxy's real :class:`~sender.Sender` and
+:class:`~dispatch.Dispatcher` on it, and checks what the engine sent and decided, with no
+socket and no sleep. A handler may answer, raise :class:`~edgescope.errors.SiteUnreachable`,
+wait on an event the test sets (a site that is slow, under the test's control), or answer
+with a body that breaks off.
+
+    transport = MemoryTransport({"Paris": answer(200, b"[1]"), "Corte": unreachable()})
+    sender = Sender(config, Upstream(), metrics, None, delegation, client=transport)
+    ...
+    assert [r.site for r in transport.requests] == ["Paris", "Corte"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from ssl import SSLContext
+from typing import TYPE_CHECKING
+
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from edgescope.errors import SiteUnreachable
+
+if TYPE_CHECKING:
+    from edgescope.proxy.siteclient import SiteClient
+
+
+@dataclass(slots=True)
+class MemoryRequest:
+    """One request as the transport received it (its body read whole)."""
+
+    site: str
+    method: str
+    url: URL
+    headers: CIMultiDict[str]
+    body: bytes
+    connect_timeout: float
+    read_timeout: float
+
+
+class MemoryBody:
+    """An answer's body: its chunks, then the end or ``error`` (a body that breaks off)."""
+
+    def __init__(self, chunks: list[bytes], error: SiteUnreachable | None = None) -> None:
+        self._chunks = chunks
+        self._error = error
+
+    async def _chunks_then_end(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+        if self._error is not None:
+            raise self._error
+
+    def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
+        return self._chunks_then_end()
+
+
+@dataclass(slots=True)
+class MemoryAnswer:
+    """A :class:`~siteclient.SiteAnswer` made in memory."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    content: MemoryBody
+    content_length: int | None
+    reason: str | None = None
+    closed: bool = False
+    released: bool = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def release(self) -> None:
+        self.released = True
+
+
+def make_answer(
+    status: int,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    *,
+    breaks_off: str | None = None,
+    site: str = "?",
+) -> MemoryAnswer:
+    """An answer of ``body``; ``breaks_off``: the body ends with that failure of ``site``."""
+    out: CIMultiDict[str] = CIMultiDict(headers or {})
+    if breaks_off is None:
+        out.setdefault("Content-Length", str(len(body)))
+    error = SiteUnreachable(site, breaks_off) if breaks_off is not None else None
+    length = int(out["Content-Length"]) if "Content-Length" in out else None
+    return MemoryAnswer(status, CIMultiDictProxy(out), MemoryBody([body], error), length)
+
+
+Handler = Callable[[MemoryRequest], Awaitable[MemoryAnswer]]
+"""How one site answers a request (raises SiteUnreachable to be unreachable)."""
+
+
+def answer(
+    status: int,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    *,
+    breaks_off: str | None = None,
+) -> Handler:
+    """A site that always answers ``status`` with ``body`` (``breaks_off``: cut mid-body)."""
+
+    async def handle(request: MemoryRequest) -> MemoryAnswer:
+        return make_answer(status, body, headers, breaks_off=breaks_off, site=request.site)
+
+    return handle
+
+
+def unreachable(reason: str = "connection refused", *, connecting: bool = True) -> Handler:
+    """A site that cannot be reached."""
+
+    async def handle(request: MemoryRequest) -> MemoryAnswer:
+        raise SiteUnreachable(request.site, reason, connecting=connecting)
+
+    return handle
+
+
+def held(until: asyncio.Event, then: Handler) -> Handler:
+    """A site that answers (as ``then``) only once the test sets ``until``."""
+
+    async def handle(request: MemoryRequest) -> MemoryAnswer:
+        await until.wait()
+        return await then(request)
+
+    return handle
+
+
+@dataclass
+class MemoryTransport:
+    """Sites by name, each answered by its handler; every request kept, in order."""
+
+    sites: dict[str, Handler]
+    requests: list[MemoryRequest] = field(default_factory=list)
+
+    async def open(
+        self,
+        site: str,
+        method: str,
+        url: URL,
+        *,
+        headers: Mapping[str, str],
+        body: AsyncIterable[bytes] | bytes | None,
+        connect_timeout: float,
+        read_timeout: float,
+        ssl: SSLContext | None = None,
+    ) -> MemoryAnswer:
+        handler = self.sites.get(site)
+        if handler is None:
+            raise SiteUnreachable(site, "no such site in memory", connecting=True)
+        data = b""
+        if isinstance(body, bytes):
+            data = body
+        elif body is not None:
+            data = b"".join([chunk async for chunk in body])
+        request = MemoryRequest(
+            site, method, url, CIMultiDict(headers), data, connect_timeout, read_timeout
+        )
+        self.requests.append(request)
+        return await handler(request)
+
+    def sent_to(self) -> list[str]:
+        """The sites asked, in order."""
+        return [request.site for request in self.requests]
+
+
+if TYPE_CHECKING:
+    _CONFORMS: SiteClient = MemoryTransport({})  # mypy: the same protocol as Upstream

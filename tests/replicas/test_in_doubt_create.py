@@ -1,0 +1,80 @@
+"""A create taken over in doubt finds what the dead proxy made instead of making it again
+(campaign cause B: a member's proxy SIGKILLed while its backend applied a create; the next
+proxy took the claim over and the origin's replay created a second copy).
+
+The dead proxy is played by its leftovers: an expired ``applying`` claim of the write's key
+in Corte's registry, and the item it made in Corte's backend (a real loopback app).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from edgescope.proxy.carriers import MODE_HEADER
+
+SitesFactory = Any
+BOTH = "{image: Paris & Corte}"
+EVENTUAL = {MODE_HEADER: "eventual"}
+
+
+async def eventually(check: Any, timeout: float = 8.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def queued_create_for_corte(paris: Any, corte: Any, name: str) -> str:
+    """An eventual create at Paris with Corte cut: its key queued for Corte."""
+    await paris.links["Corte"].cut()
+    status, _, body = await paris.call(
+        "POST", "/things", BOTH, json={"thing": {"name": name}}, headers=EVENTUAL
+    )
+    assert status == 201, body
+    [op] = paris.replicas.registry.pending("Corte")
+    return op.key
+
+
+def dead_proxy_made(corte: Any, key: str, *names: str) -> None:
+    """Corte's proxy died applying ``key``: its claim is left (expired), its backend holds
+    what it made."""
+    registry = corte.replicas.registry
+    assert registry.claim_apply(key, "Corte/dead/1/aaaaaa", 0).state.value == "mine"
+    for i, name in enumerate(names):
+        corte.items[f"{i}ade0fad0"] = {"name": name, "id": f"{i}ade0fad0"}
+
+
+async def test_the_replay_of_an_in_doubt_create_adopts_what_was_made(
+    replica_sites: SitesFactory,
+) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    key = await queued_create_for_corte(paris, corte, "vm")
+    dead_proxy_made(corte, key, "vm")
+    await asyncio.sleep(0.01)  # the claim's time (0 s) is past
+    await paris.links["Corte"].heal()
+    registry = paris.replicas.registry
+
+    def corte_member() -> str | None:
+        [replica_set] = registry.sets()
+        return replica_set.member("Corte").id  # type: ignore[union-attr]
+
+    await eventually(lambda: not registry.pending() and corte_member() is not None)
+    assert corte_member() == "0ade0fad0"
+    assert list(corte.items) == ["0ade0fad0"]
+    assert not [p for m, p in corte.seen if m == "POST"]
+
+
+async def test_an_in_doubt_create_with_two_candidates_makes_none(
+    replica_sites: SitesFactory,
+) -> None:
+    paris, corte = await replica_sites("Paris", "Corte")
+    key = await queued_create_for_corte(paris, corte, "vm")
+    dead_proxy_made(corte, key, "vm", "vm")
+    await asyncio.sleep(0.01)
+    await paris.links["Corte"].heal()
+    await eventually(lambda: not paris.replicas.registry.pending())
+    assert sorted(corte.items) == ["0ade0fad0", "1ade0fad0"]  # left for the operator, none added
+    assert not [p for m, p in corte.seen if m == "POST"]
+    [op] = [p for p in paris.replicas.registry.pending(include_done=True) if p.key == key]
+    assert op.state == "failed" and "Create In Doubt" in op.last_error
