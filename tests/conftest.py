@@ -7,6 +7,8 @@ from hypothesis import HealthCheck, settings
 
 from ci_tiers import pytest_configure as pytest_configure
 
+pytest_plugins = ["shared_beds"]  # each shared OpenStack testbed's tests together, then it stops
+
 settings.register_profile("fast", max_examples=60, deadline=None)
 settings.register_profile(
     "deep", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -19,6 +19,7 @@ from wan_testbed import WanTestbed, wan_missing
 
 from edgescope.openstack.scenarios import Context
 from edgescope.openstack.testbed_handle import TestbedHandle, handle_for
+from shared_beds import on_last_test
 
 SITES = ["Paris", "Corte", "Marseille"]
 REPO = Path(__file__).resolve().parents[2]
@@ -44,9 +45,9 @@ def testbed() -> Iterator[TestbedHandle]:
     if [plan.name for plan in tb.plans][: len(SITES)] != SITES:
         pytest.skip(f"{state} holds another testbed ({', '.join(tb.sites)})")
     tb.up()
+    stop = on_last_test("testbed", tb.down if not existing else lambda: None)
     yield handle_for(tb)
-    if not existing:
-        tb.down()
+    stop()
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +57,9 @@ def ctx(testbed: TestbedHandle) -> Iterator[Context]:
     What the scenarios created is deleted at the end (servers count against quotas).
     """
     context = Context.create(testbed)
+    cleanup = on_last_test("testbed", context.cleanup)  # before the testbed stops
     yield context
-    context.cleanup()
+    cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +82,15 @@ def wtb() -> Iterator[WanTestbed]:
     # folder (a demo's, maybe in use) is left running, whatever its state was.
     created_here = not (state / "testbed.json").exists()
     testbed, _ = open_testbed(options, network, lambda _site, _message: None)
-    yield WanTestbed(testbed, network.wan)
-    network.wan.heal()
-    if created_here:
-        testbed.down()
-        if network.started:
-            network.wan.down()
+    wan = network.wan
+
+    def stop() -> None:
+        wan.heal()
+        if created_here:
+            testbed.down()
+            if network.started:
+                wan.down()
+
+    stop_once = on_last_test("wtb", stop)
+    yield WanTestbed(testbed, wan)
+    stop_once()

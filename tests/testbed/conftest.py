@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from shared_beds import on_last_test
+
 SITES = ["Paris", "Corte", "Marseille"]
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,6 +43,6 @@ def testbed() -> Iterator[object]:
         pytest.skip(f"{state} holds another testbed ({', '.join(tb.sites)})")
     was_running = existing and tb.healthy()
     tb.up()
+    stop = on_last_test("testbed", tb.down if not was_running else lambda: None)
     yield tb
-    if not was_running:
-        tb.down()
+    stop()

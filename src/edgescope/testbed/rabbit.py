@@ -126,8 +126,10 @@ class RabbitBroker:
             self.ctl("stop", str(self.root / "rabbit.pid"), timeout=60.0)
         return stop_process(self.pidfile, timeout=15.0) or True
 
-    def ctl(self, *args: str, timeout: float = 60.0) -> str:
-        """Run ``rabbitmqctl`` against this node; raise with its output on failure."""
+    def ctl(self, *args: str, timeout: float = 180.0) -> str:
+        """Run ``rabbitmqctl`` against this node; raise with its output on failure. Its Erlang
+        VM starts for each command: at a load average of 35 on two cores a command took over
+        60 s (2026-12-07), hence the generous hang guard."""
         argv = [*self.exec_prefix, str(RABBIT_BIN / "rabbitmqctl"), "-n", self.nodename, *args]
         try:
             done = subprocess.run(

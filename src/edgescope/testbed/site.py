@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edgescope.testbed import configs, haproxy
+from edgescope.testbed import configs, haproxy, schema_cache
 from edgescope.testbed.backends import Backends, features
 from edgescope.testbed.configs import Credentials
 from edgescope.testbed.layout import (
@@ -213,6 +213,18 @@ class Site:
             action()
             marker.touch()
 
+    def _schema(self, name: str, files: list[str], *steps: tuple[list[str], str]) -> None:
+        """Run a schema's migration ``steps`` (command, what), or copy the result of the first
+        site's run (:mod:`edgescope.testbed.schema_cache`)."""
+
+        def migrate() -> None:
+            for argv, what in steps:
+                self._run(argv, what)
+
+        if schema_cache.synced(self.plan.data, files, name, migrate):
+            with (self.plan.logs / "init.log").open("a") as out:
+                out.write(f"\n==== {time.strftime('%F %T')} {name} schema: copied from the cache\n")
+
     # Initialisation (cold) -----------------------------------------------------------------
     def initialise(self, report: Report = _quiet) -> None:
         """Create databases, keys, catalog and content, leaving every service running."""
@@ -236,7 +248,11 @@ class Site:
         report("keystone database")
         self._stage(
             "keystone-db",
-            lambda: self._run(manage(plan, "keystone-manage", "db_sync"), "keystone db_sync"),
+            lambda: self._schema(
+                "keystone",
+                ["keystone.db"],
+                (manage(plan, "keystone-manage", "db_sync"), "keystone db_sync"),
+            ),
         )
         owner = [
             "--keystone-user",
@@ -292,11 +308,19 @@ class Site:
         plan = self.plan
         self._stage(
             "glance-db",
-            lambda: self._run(manage(plan, "glance-manage", "db_sync"), "glance db_sync"),
+            lambda: self._schema(
+                "glance",
+                ["glance.db"],
+                (manage(plan, "glance-manage", "db_sync"), "glance db_sync"),
+            ),
         )
         self._stage(
             "placement-db",
-            lambda: self._run(manage(plan, "placement-manage", "db", "sync"), "placement db sync"),
+            lambda: self._schema(
+                "placement",
+                ["placement.db"],
+                (manage(plan, "placement-manage", "db", "sync"), "placement db sync"),
+            ),
         )
         report("neutron schema")
         self._stage(
@@ -312,25 +336,24 @@ class Site:
             ),
         )
         report("nova databases")
-        cell0 = plan.sqlite_url("nova_cell0")
-        self._stage(
-            "nova-db",
-            lambda: (
-                self._run(manage(plan, "nova-manage", "api_db", "sync"), "nova api_db sync"),
-                self._run(
-                    manage(
-                        plan, "nova-manage", "cell_v2", "map_cell0", "--database_connection", cell0
-                    ),
-                    "nova map_cell0",
-                ),
-                self._run(
-                    manage(plan, "nova-manage", "cell_v2", "create_cell", "--name", "cell1"),
-                    "nova create_cell",
-                ),
-                self._run(manage(plan, "nova-manage", "db", "sync"), "nova db sync"),
-            ),
-        )
+        self._stage("nova-db", self._init_nova_databases)
         self._stage("cinder-db", self.backends.init_databases)
+
+    def _init_nova_databases(self) -> None:
+        plan = self.plan
+        api_sync = manage(plan, "nova-manage", "api_db", "sync")
+        self._schema("nova_api", ["nova_api.db"], (api_sync, "nova api_db sync"))
+        cell0 = plan.sqlite_url("nova_cell0")
+        self._run(
+            manage(plan, "nova-manage", "cell_v2", "map_cell0", "--database_connection", cell0),
+            "nova map_cell0",
+        )
+        self._run(
+            manage(plan, "nova-manage", "cell_v2", "create_cell", "--name", "cell1"),
+            "nova create_cell",
+        )
+        cells_sync = manage(plan, "nova-manage", "db", "sync")
+        self._schema("nova_cells", ["nova_cell0.db", "nova_cell1.db"], (cells_sync, "nova db sync"))
 
     def adopt_shared(self, sites: Sequence[str]) -> None:
         """Adopt the flavor and image every site has as one set each (from this site)."""

@@ -50,6 +50,11 @@ def _version(package: str) -> str:
         return "absent"
 
 
+def installed_versions() -> dict[str, str]:
+    """The installed version of each OpenStack package whose migrations a site runs."""
+    return {p: _version(p) for p in _PACKAGES}
+
+
 def snapshot_key(plan: SitePlan, transport_url: str) -> str:
     """A name for the snapshot of ``plan`` that changes whenever the snapshot would be wrong."""
     facts = {
@@ -62,7 +67,7 @@ def snapshot_key(plan: SitePlan, transport_url: str) -> str:
         "catalog": plan.catalog,
         "transport": transport_url,
         "database": plan.sqlite_url("any"),  # nova's cell mappings store their URLs
-        "versions": {p: _version(p) for p in _PACKAGES},
+        "versions": installed_versions(),
     }
     digest = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
     return f"{plan.name}-{digest}"
