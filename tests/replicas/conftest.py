@@ -46,7 +46,14 @@ def bound_socket() -> socket.socket:
     return sock
 
 
-def resource_app(site: str, items: dict[str, dict[str, Any]], seen: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
+def resource_app(  # type: ignore[no-untyped-def]
+    site: str,
+    items: dict[str, dict[str, Any]],
+    seen: list[tuple[str, str]],
+    made: list[str] | None = None,
+):
+    """``made``, if given, gets the id of every item created, in order (deleted or not)."""
+
     async def collection(request: web.Request) -> web.Response:
         seen.append((request.method, request.path_qs))
         if request.method == "POST":
@@ -57,6 +64,8 @@ def resource_app(site: str, items: dict[str, dict[str, Any]], seen: list[tuple[s
                 return web.json_response({"message": f"refused at {site}"}, status=403)
             item = {**doc["thing"], "id": uuid.uuid4().hex[:12]}
             items[item["id"]] = item
+            if made is not None:
+                made.append(item["id"])
             return web.json_response({"thing": item}, status=201)
         name = request.query.get("name")
         found = [i for i in items.values() if name is None or i.get("name") == name]
@@ -178,6 +187,9 @@ class Site:
     service: connections refused), ``backend_up()`` opens it again on the same port."""
     backend_port: int = 0
     runner: web.AppRunner | None = None
+    made: list[str] = field(default_factory=list)
+    """The id of every item the backend created, in order, deleted since or not: a test
+    can check that a create happened without catching the item while it exists."""
 
     async def backend_down(self) -> None:
         assert self.backend is not None and self.runner is not None
@@ -237,7 +249,8 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
         for name in names:
             items: dict[str, dict[str, Any]] = {}
             seen: list[tuple[str, str]] = []
-            runner = web.AppRunner(resource_app(name, items, seen), access_log=None)
+            made: list[str] = []
+            runner = web.AppRunner(resource_app(name, items, seen, made), access_log=None)
             await runner.setup()
             runners.append(runner)
             backend_sock = bound_socket()
@@ -285,7 +298,7 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
             await proxy.start(sockets={"main": proxy_socks[name]})
             site = Site(name, proxy, items, seen, session, state, replicas, site_links)
             site.backend, site.backend_port = backend_site, int(backend_sock.getsockname()[1])
-            site.runner = runner
+            site.runner, site.made = runner, made
             started.append(site)
         return started[-len(names) :]
 

@@ -163,8 +163,16 @@ class WriteGuard:
         """Undo the create applied here as ``key``, whatever became of it (a failed strict
         create whose answer from this site never reached its origin): applied, its resource
         is deleted; not seen yet, a tombstone makes a late arrival answer 409 instead of
-        creating; being applied, 503 (the undo is retried later)."""
+        creating; being applied, 503 (the undo is retried later).
+
+        Being applied by this process (its key's lock held) is 503 at once too, not a wait
+        on that lock: the create holds it as long as the backend takes (up to 300 s), longer
+        than the origin waits for the undo's answer (30 s), and each resend would add a
+        waiter."""
         site = self.clock.site
+        lock = self._locks.get(f"key:{key}")
+        if lock is not None and lock.locked():
+            raise Refused(503, f"create {key[:80]} is being applied at {site}; retry later")
         async with self._lock(f"key:{key}"):
             claim = await asyncio.to_thread(
                 self.registry.claim_apply, key, self.claims.owner, self.claims.seconds
