@@ -20,6 +20,7 @@ MODULES = [
     "edgescope.lang.unparse",
     "edgescope.catalog",
     "edgescope.catalog._catalog",
+    "edgescope.proxy.outcome",
     "edgescope.proxy.partial",
 ]
 

@@ -303,3 +303,57 @@ async def test_a_write_with_no_answer_is_in_doubt_and_not_sent_elsewhere(
                 await writer.wait_closed()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_write_in_doubt_inside_an_and_is_not_sent_to_the_next_site(
+    sites: SitesFactory,
+) -> None:
+    """The same inside ``&``: ``Paris & (Lyon | Corte)``, Lyon reads the whole POST and
+    answers nothing: the write may be applied at Lyon, so the nested ``|`` does not send it
+    on to Corte; the ``&`` fails naming Lyon. A read over the same scope still falls back."""
+    done = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+    received: list[bytes] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+             if line.lower().startswith(b"content-length:")),
+            0,
+        )  # fmt: skip
+        received.append(head.split(b" ", 1)[0] + b" " + await reader.readexactly(length))
+        await done.wait()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        paris, corte = await sites(
+            "Paris",
+            "Corte",
+            extra_peers={
+                "Paris": {"Lyon": {"url": f"http://127.0.0.1:{port}", "read_timeout": 0.3}}
+            },
+            hedging={"max_extra": 0},
+        )
+        scope = {"X-Scope": "{image: Paris & (Lyon | Corte)}"}
+        status, headers, body = await paris.request(
+            "POST", "/image/servers", json={"server": {"name": "vm"}}, headers=scope
+        )
+        assert status >= 500, body
+        assert received == [b'POST {"server": {"name": "vm"}}']
+        assert corte.backend_hits("/servers") == []  # never sent on: it may exist at Lyon
+        assert "not tried: the write is in doubt at Lyon" in body["error"]["message"]
+        assert headers[SITES_HEADER].startswith("Paris=")
+        status, _, body = await paris.get("/image/servers", headers=scope)
+        assert status == 200, body
+        assert corte.backend_hits("/servers")  # the read did fall back to Corte
+    finally:
+        done.set()
+        for writer in writers:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+        server.close()
+        await server.wait_closed()

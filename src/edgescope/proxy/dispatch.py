@@ -56,7 +56,15 @@ from edgescope.proxy.forward import ReadBudget, read_body
 from edgescope.proxy.hedge import HedgePolicy, Latencies, overtaken
 from edgescope.proxy.merge import Merged, SiteResult, failure_response, merge_results, sites_header
 from edgescope.proxy.metrics import ProxyMetrics
-from edgescope.proxy.outcome import READ_POLICY, Branch, Judgement, Verdict, branch_failed, judge
+from edgescope.proxy.outcome import (
+    READ_POLICY,
+    Branch,
+    Judgement,
+    Verdict,
+    branch_failed,
+    judge,
+    tried_before,
+)
 from edgescope.proxy.partial import PARTIAL, missing_sites, partial_header
 from edgescope.proxy.protocol import PARTIAL_HEADER, PENDING_HEADER, SITES_HEADER
 from edgescope.proxy.replies import (
@@ -258,13 +266,29 @@ class Dispatcher:
     ) -> web.StreamResponse:
         streams, close = await self._branch_bodies(call, plan, body)
         budget = ReadBudget(self.config.limits.max_merge_total)
+        write = call.is_write
+        before = tried_before(plan.expr) if write else {}
+        doubt: list[str] = []
+        """Sites a write was sent to that gave no answer: a nested ``|`` does not send it on
+        to its next site (as ``_fall_back``); the sites not tried are not queued either."""
+        skipped: set[str] = set()
 
         async def branch(site: str) -> BranchReply:
+            blocker = next((s for s in doubt if s in before.get(site, ())), None)
+            if blocker is not None:
+                skipped.add(site)
+                raise SiteUnreachable(
+                    site, f"not tried: the write is in doubt at {blocker}", connecting=True
+                )
             request = _branch(hooks, site, call.path, body)
             payload = once(request.body) if body is not None else streams(site)
-            return await self._exchange(call, plan, request, payload, hooks, budget)
+            try:
+                return await self._exchange(call, plan, request, payload, hooks, budget)
+            except SiteUnreachable as exc:
+                if write and not exc.connecting:
+                    doubt.append(site)
+                raise
 
-        write = call.is_write
         try:
             outcome = await evaluate(
                 plan.expr, branch, lambda r: branch_failed(r.status, write=write)
@@ -282,6 +306,9 @@ class Dispatcher:
             eventual=call.mode == "eventual",
             can_queue=hooks is not None and hooks.queues_writes,
         )
+        if skipped:  # queued for the site in doubt (same key: applied once), not the next
+            kept = tuple(s for s in judgement.pending if s not in skipped)
+            judgement = Judgement(judgement.verdict, kept)
         missing = None
         if call.mode == PARTIAL:  # a read answered by the sites that could (partial.py)
             missing = missing_sites(results, ok=outcome.ok, write=write)

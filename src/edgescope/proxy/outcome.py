@@ -7,6 +7,8 @@ branch); these rules say what a branch's status means and what the call answers 
 * :func:`branch_failed` -- in an ``&``, a site refusing the caller (401, 403) fails the
   branch; a write refused with any 4xx did not happen there, so it fails too. Otherwise the
   read policy decides (404 and 5xx fail, any other answer is an answer).
+* :func:`tried_before` -- the sites an ``|`` tries before each site: a write in doubt at
+  one of them is not sent on to it (docs/semantics.md, "A write never falls over").
 * :func:`judge` -- strict: anything short of every branch is a failure. Eventual: a write
   that succeeded somewhere and failed only by unreachable members is queued for them
   (``DEGRADED``, when something can queue it); a read answers from the reachable members
@@ -24,7 +26,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edgescope.lang import HttpFailurePolicy
+from edgescope.lang import And, Expr, HttpFailurePolicy, Or, SiteRef, iter_sites
 
 READ_POLICY = HttpFailurePolicy()
 
@@ -58,6 +60,30 @@ class Judgement:
 def branch_failed(status: int, *, write: bool, policy: HttpFailurePolicy = READ_POLICY) -> bool:
     """Whether one ``&`` branch's answer fails that branch."""
     return status in (401, 403) or policy(status) or (write and status >= 400)
+
+
+def tried_before(expr: Expr) -> dict[str, frozenset[str]]:
+    """Each site of ``expr`` with the sites some enclosing ``|`` tries before it.
+
+    >>> from edgescope.lang import parse_scope
+    >>> before = tried_before(parse_scope("{nova: Paris & (Corte | Marseille)}").entries[0].expr)
+    >>> before["Paris"], before["Corte"], before["Marseille"]
+    (frozenset(), frozenset(), frozenset({'Corte'}))
+    """
+    out: dict[str, frozenset[str]] = {}
+    stack: list[tuple[Expr, frozenset[str]]] = [(expr, frozenset())]
+    while stack:  # iterative: no recursion limit
+        node, before = stack.pop()
+        if isinstance(node, SiteRef):
+            out[node.name] = before
+        elif isinstance(node, Or):
+            earlier = before
+            for operand in node.operands:
+                stack.append((operand, earlier))
+                earlier = earlier | {site.name for site in iter_sites(operand)}
+        elif isinstance(node, And):
+            stack.extend((operand, before) for operand in node.operands)
+    return out
 
 
 def judge(
