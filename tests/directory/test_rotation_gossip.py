@@ -237,3 +237,33 @@ async def test_a_peer_of_sync_format_1_interoperates_versions_only(make_edge: Ed
         sender="Marseille",
     )
     assert status == 200 and "Lyon" in [e["site"] for e in answer["entries"]]
+
+
+async def test_a_rotation_back_to_an_earlier_key_converges_and_is_not_replayed(
+    make_edge: EdgeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Lyon rotates K1 -> K2, then back K2 -> K1 (its operator undid the rotation, K1 not
+    revoked). Both rotations' handovers verify under the other key: without a rule the
+    gossip of format 2 swapped them for ever (Corte took the older rotation back from
+    Marseille). The higher version wins between two keys handed over to each other."""
+    edge = await make_edge("Paris", "Corte", "Marseille")
+    await edge.gossip(rounds=3)
+    k1, k2 = keys.generate(), keys.generate()
+    start, there = lyon(edge, k1, 10), lyon(edge, k2, 20, previous=k1)
+    back = lyon(edge, k1, 30, previous=k2)
+    for site in ("Corte", "Marseille"):
+        for step in (start, there):
+            await edge.offer(site, {"entries": [step.to_json()]}, sender="Paris")
+        assert edge.directories[site].entries["Lyon"] == there
+    await edge.offer("Corte", {"entries": [back.to_json()]}, sender="Paris")
+    corte, marseille = edge.directories["Corte"], edge.directories["Marseille"]
+    assert corte.entries["Lyon"] == back
+    assert await marseille.sync_with(edge.url("Corte"))  # Marseille pushes K2's rotation
+    assert corte.entries["Lyon"] == back and marseille.entries["Lyon"] == back
+    status, _ = await edge.offer("Corte", {"entries": [there.to_json()]}, sender="Marseille")
+    assert status == 200 and corte.entries["Lyon"] == back  # a replay of the older rotation
+    lines = [r.getMessage() for r in caplog.records if "directory sync with" in r.getMessage()]
+    assert any("an older rotation (version 20)" in line for line in lines), lines
+    await edge.gossip(rounds=3)
+    for site in ("Paris", "Corte", "Marseille"):
+        assert edge.directories[site].entries["Lyon"] == back, site

@@ -175,7 +175,9 @@ def succeeds(entry: Entry, current: Entry | None) -> bool:
     """Whether ``entry`` (admitted) replaces ``current``: under the same key, a higher
     version; under another key, only with a handover the current key signed (whatever the
     version: an old key's high version must not outlive the rotation). Raises NotAdmitted for
-    another key without a valid handover."""
+    another key without a valid handover. Two keys handed over to each other (a site rotated
+    back to a key it had, not revoked) are a cycle: the higher version wins, or gossip would
+    swap them for ever."""
     if current is None:
         return True
     if entry.endorsement.public_key == current.endorsement.public_key:
@@ -187,6 +189,16 @@ def succeeds(entry: Entry, current: Entry | None) -> bool:
         )
     body = handover_body(entry.site, entry.endorsement.public_key)
     _verify(current.public_key, entry.handover, body, f"{entry.site}'s handover")
+    if current.handover and entry.version <= current.version:
+        back = handover_body(current.site, current.endorsement.public_key)
+        try:
+            _verify(entry.public_key, current.handover, back, "")
+        except NotAdmitted:
+            return True  # no cycle: the rotation wins whatever its version
+        raise NotAdmitted(
+            f"{entry.site}: an older rotation (version {entry.version}) to a key this site "
+            "was handed back from"
+        )
     return True
 
 
