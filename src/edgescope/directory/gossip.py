@@ -4,11 +4,15 @@ Every ``gossip_interval`` seconds a proxy picks ``fanout`` sites at random among
 knows (its seeds while it knows none) and syncs with each: it sends the hash of its directory
 (a few bytes, whatever the size of the edge); the other side answers ``same`` -- the steady
 state -- or its versions; then the first side pushes what the other lacks with its own
-versions, and gets back what it lacks itself. Each sync is a signed hop (for ``*``: a seed
-may be known only by its URL) from a site this one knows, or a newcomer whose own entry
-(``self`` in the offer) an authority endorsed, and passes the site's trust policy (the
-``directory`` capability, ``proxy/trust.py``); on a site with a peer listener it is served
-there only. An offer is bounded (``MAX_SYNC_BYTES``, ``MAX_OFFER_ENTRIES``,
+versions, and gets back what it lacks itself. Sync format 2 (B9) adds ``keyed`` to the hello
+(a fingerprint that also covers the key ids of entries with a handover) and ``keys`` (those
+key ids) to each digest, so that a rotation reaches a peer holding another key whatever the
+versions; a peer of format 1 sends neither and gets the old sync (versions only). A digest
+only chooses what is sent; what is admitted is ``model.succeeds``'s. Each sync is a signed
+hop (for ``*``: a seed may be known only by its URL) from a site this one knows, or a
+newcomer whose own entry (``self`` in the offer) an authority endorsed, and passes the
+site's trust policy (the ``directory`` capability, ``proxy/trust.py``); on a site with a peer
+listener it is served there only. An offer is bounded (``MAX_SYNC_BYTES``, ``MAX_OFFER_ENTRIES``,
 ``MAX_OFFER_REVOCATIONS``); its signatures are checked off the event loop in batches, once per
 new entry (a known version costs nothing), and one log line per sync says what was taken.
 Admitted sites become peers of the proxy (its
