@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import doctest
+from pathlib import Path
 
 import pytest
 
 from edgescope.directory import model
+from edgescope.directory.gossip import Directory, DirectoryConfig
 from edgescope.proxy import keys
 
 AUTHORITY, PARIS, OTHER = keys.generate(), keys.generate(), keys.generate()
@@ -114,3 +116,16 @@ def test_a_rotation_back_to_an_earlier_key_wins_by_version_only() -> None:
     with pytest.raises(model.NotAdmitted, match="an older rotation"):
         model.succeeds(there, back)
     assert model.succeeds(there, entry(2**52))  # B9: a lower rotation beats the old key
+
+
+def test_a_directorys_cached_rotations_are_models() -> None:
+    """``Directory.rotations`` keeps key ids between changes: the same answer as the model."""
+    config = DirectoryConfig(Path("/nonexistent"), "http://c", Path("/nonexistent"), tuple(TRUSTED))
+    directory = Directory("Corte", keys.generate(), config, [])
+    other_cert = model.endorse(AUTHORITY, "Paris", OTHER.public_key(), expires=2e9)
+    rotation = model.advertise(OTHER, other_cert, "https://p", [], version=3, previous=PARIS)
+    for entries in ({"Paris": entry(1)}, {"Paris": rotation}, {"Paris": entry(9)}, {}):
+        directory.entries = dict(entries)
+        directory._changed()
+        assert directory.rotations() == model.rotations(entries)
+        assert len(directory._key_ids) == len(model.rotations(entries))

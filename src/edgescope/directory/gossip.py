@@ -171,6 +171,8 @@ class Directory:
         self._fingerprint: str | None = None
         self._keyed: str | None = None
         self._rotations: dict[str, str] | None = None
+        self._key_ids: dict[str, tuple[str, str]] = {}
+        """Site: (public key, key id) of the rotations last listed (at most one per entry)."""
         self._listing: bytes | None = None
         """The public listing's body, kept until the directory changes."""
         self._endorsed: set[model.Endorsement] = set()
@@ -362,8 +364,16 @@ class Directory:
 
     def rotations(self) -> dict[str, str]:
         """The key id of each entry this site holds with a handover, kept until it changes."""
-        if self._rotations is None:
-            self._rotations = model.rotations(self.entries)
+        if self._rotations is None:  # model.rotations, each key id computed once per key
+            ids, out = self._key_ids, {}
+            for site, entry in self.entries.items():
+                if entry.handover:
+                    known = ids.get(site)
+                    if known is None or known[0] != entry.endorsement.public_key:
+                        known = (entry.endorsement.public_key, key_id(entry.public_key))
+                    out[site] = known
+            self._key_ids = out
+            self._rotations = {site: known[1] for site, known in out.items()}
         return self._rotations
 
     def _digest(self) -> dict[str, Any]:
