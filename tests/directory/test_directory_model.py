@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import doctest
+from pathlib import Path
 
 import pytest
 
 from edgescope.directory import model
+from edgescope.directory.gossip import Directory, DirectoryConfig
 from edgescope.proxy import keys
 
 AUTHORITY, PARIS, OTHER = keys.generate(), keys.generate(), keys.generate()
@@ -69,3 +71,61 @@ def test_the_higher_version_wins_and_digests_say_what_a_peer_lacks() -> None:
     assert model.wanted_by({"Paris": 5}, mine) == []
     assert model.wanted_by({}, mine) == [new]
     assert model.fingerprint(model.digest(mine)) == model.fingerprint({"Paris": 5})
+
+
+def test_a_rotation_is_wanted_by_a_peer_holding_another_key_whatever_the_versions() -> None:
+    """B9: format 2 names the key of each rotation; format 1 (no keys) compares versions."""
+    other_cert = model.endorse(AUTHORITY, "Paris", OTHER.public_key(), expires=2000.0)
+    rotation = model.advertise(OTHER, other_cert, "https://p", [], version=3, previous=PARIS)
+    mine = {"Paris": rotation}
+    ours = model.rotations(mine)
+    assert ours == {"Paris": keys.key_id(OTHER.public_key())}
+    assert model.rotations({"Paris": entry(9)}) == {}  # no handover: nothing to name
+    assert model.wanted_by({"Paris": 9}, mine) == []  # format 1
+    assert model.wanted_by({"Paris": 9}, mine, {}, ours) == [rotation]
+    assert model.wanted_by({"Paris": 9}, mine, {"Paris": "f" * 16}, ours) == [rotation]
+    assert model.wanted_by({"Paris": 9}, mine, dict(ours), ours) == []  # it holds it
+    assert model.fingerprint({"Paris": 3}) != model.fingerprint({"Paris": 3}, (), ours)
+    assert model.fingerprint({"Paris": 3}, (), {}) != model.fingerprint({"Paris": 3}, (), ours)
+
+
+@pytest.mark.parametrize(
+    ("versions", "keys_", "message"),
+    [
+        ([], None, "'versions' is not an object"),
+        ({"P": 2**53}, None, "not an integer"),
+        ({"P": 1.5}, None, "not an integer"),
+        ({"P": False}, None, "not an integer"),
+        ({"P": 1}, "k", "'keys' is not an object"),
+        ({"P": 1}, {"P": None}, "not a key id"),
+        ({"P": 1}, {"P": "k" * 65}, "not a key id"),
+    ],
+)
+def test_a_bad_digest_is_refused(versions: object, keys_: object, message: str) -> None:
+    with pytest.raises(model.NotAdmitted, match=message):
+        model.digest_from_json(versions, keys_)
+
+
+def test_a_rotation_back_to_an_earlier_key_wins_by_version_only() -> None:
+    """Keys handed over to each other: the higher version wins (else gossip swaps them); a
+    rotation from a key that was never handed back wins whatever its version."""
+    other_cert = model.endorse(AUTHORITY, "Paris", OTHER.public_key(), expires=2000.0)
+    there = model.advertise(OTHER, other_cert, "https://p", [], version=20, previous=PARIS)
+    back = entry(30, previous=OTHER)
+    assert model.succeeds(back, there)
+    with pytest.raises(model.NotAdmitted, match="an older rotation"):
+        model.succeeds(there, back)
+    assert model.succeeds(there, entry(2**52))  # B9: a lower rotation beats the old key
+
+
+def test_a_directorys_cached_rotations_are_models() -> None:
+    """``Directory.rotations`` keeps key ids between changes: the same answer as the model."""
+    config = DirectoryConfig(Path("/nonexistent"), "http://c", Path("/nonexistent"), tuple(TRUSTED))
+    directory = Directory("Corte", keys.generate(), config, [])
+    other_cert = model.endorse(AUTHORITY, "Paris", OTHER.public_key(), expires=2e9)
+    rotation = model.advertise(OTHER, other_cert, "https://p", [], version=3, previous=PARIS)
+    for entries in ({"Paris": entry(1)}, {"Paris": rotation}, {"Paris": entry(9)}, {}):
+        directory.entries = dict(entries)
+        directory._changed()
+        assert directory.rotations() == model.rotations(entries)
+        assert len(directory._key_ids) == len(model.rotations(entries))

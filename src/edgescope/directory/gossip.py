@@ -4,11 +4,15 @@ Every ``gossip_interval`` seconds a proxy picks ``fanout`` sites at random among
 knows (its seeds while it knows none) and syncs with each: it sends the hash of its directory
 (a few bytes, whatever the size of the edge); the other side answers ``same`` -- the steady
 state -- or its versions; then the first side pushes what the other lacks with its own
-versions, and gets back what it lacks itself. Each sync is a signed hop (for ``*``: a seed
-may be known only by its URL) from a site this one knows, or a newcomer whose own entry
-(``self`` in the offer) an authority endorsed, and passes the site's trust policy (the
-``directory`` capability, ``proxy/trust.py``); on a site with a peer listener it is served
-there only. An offer is bounded (``MAX_SYNC_BYTES``, ``MAX_OFFER_ENTRIES``,
+versions, and gets back what it lacks itself. Sync format 2 (B9) adds ``keyed`` to the hello
+(a fingerprint that also covers the key ids of entries with a handover) and ``keys`` (those
+key ids) to each digest, so that a rotation reaches a peer holding another key whatever the
+versions; a peer of format 1 sends neither and gets the old sync (versions only). A digest
+only chooses what is sent; what is admitted is ``model.succeeds``'s. Each sync is a signed
+hop (for ``*``: a seed may be known only by its URL) from a site this one knows, or a
+newcomer whose own entry (``self`` in the offer) an authority endorsed, and passes the
+site's trust policy (the ``directory`` capability, ``proxy/trust.py``); on a site with a peer
+listener it is served there only. An offer is bounded (``MAX_SYNC_BYTES``, ``MAX_OFFER_ENTRIES``,
 ``MAX_OFFER_REVOCATIONS``); its signatures are checked off the event loop in batches, once per
 new entry (a known version costs nothing), and one log line per sync says what was taken.
 Admitted sites become peers of the proxy (its
@@ -165,6 +169,10 @@ class Directory:
         """Entries and revocations refused so far (each sync logs its own count)."""
         self._verifying = asyncio.Semaphore(VERIFYING)
         self._fingerprint: str | None = None
+        self._keyed: str | None = None
+        self._rotations: dict[str, str] | None = None
+        self._key_ids: dict[str, tuple[str, str]] = {}
+        """Site: (public key, key id) of the rotations last listed (at most one per entry)."""
         self._listing: bytes | None = None
         """The public listing's body, kept until the directory changes."""
         self._endorsed: set[model.Endorsement] = set()
@@ -297,19 +305,23 @@ class Directory:
     async def sync_with(self, url: str) -> bool:
         """One push-pull exchange with the proxy at ``url``; False when it did not answer."""
         self.syncs += 1
-        hello = {"from": self.site, "fingerprint": self.fingerprint()}
+        hello = {"from": self.site, "fingerprint": self.fingerprint(),
+                 "keyed": self.keyed_fingerprint()}  # fmt: skip
         try:
             answer = await self._post(url, hello)
             if not isinstance(answer, dict) or answer.get("same"):
                 return True
             await self.take(answer, url)  # their revocations
-            theirs = answer.get("versions")
-            if not isinstance(theirs, dict):
+            if not isinstance(answer.get("versions"), dict):
+                return True
+            try:
+                theirs, keys = model.digest_from_json(answer["versions"], answer.get("keys"))
+            except NotAdmitted as exc:
+                log.warning("directory sync with %s: bad digest: %s", url[:100], exc)
                 return True
             self.exchanges += 1
-            wanted = model.wanted_by(theirs, self.entries)[:MAX_OFFER_ENTRIES]
-            push = {"from": self.site, "versions": model.digest(self.entries),
-                    "entries": [e.to_json() for e in wanted],
+            push = {"from": self.site, **self._digest(),
+                    "entries": [e.to_json() for e in self._wanted_by(theirs, keys)],
                     "revocations": self._revocations_json()}  # fmt: skip
             answer = await self._post(url, push)
         except SiteUnreachable as exc:
@@ -336,10 +348,41 @@ class Directory:
         return [r.to_json() for r in self.revocations[-MAX_OFFER_REVOCATIONS:]]
 
     def fingerprint(self) -> str:
-        """The hash of this directory (versions and revocations), kept until it changes."""
+        """The hash of this directory (versions and revocations), kept until it changes:
+        what a peer of sync format 1 compares."""
         if self._fingerprint is None:
             self._fingerprint = model.fingerprint(model.digest(self.entries), self.revoked)
         return self._fingerprint
+
+    def keyed_fingerprint(self) -> str:
+        """The hash of format 2: versions, revocations and rotations (``keyed``)."""
+        if self._keyed is None:
+            self._keyed = model.fingerprint(
+                model.digest(self.entries), self.revoked, self.rotations()
+            )
+        return self._keyed
+
+    def rotations(self) -> dict[str, str]:
+        """The key id of each entry this site holds with a handover, kept until it changes."""
+        if self._rotations is None:  # model.rotations, each key id computed once per key
+            ids, out = self._key_ids, {}
+            for site, entry in self.entries.items():
+                if entry.handover:
+                    known = ids.get(site)
+                    if known is None or known[0] != entry.endorsement.public_key:
+                        known = (entry.endorsement.public_key, key_id(entry.public_key))
+                    out[site] = known
+            self._key_ids = out
+            self._rotations = {site: known[1] for site, known in out.items()}
+        return self._rotations
+
+    def _digest(self) -> dict[str, Any]:
+        """This directory's digest, both formats: versions, and the rotations' keys."""
+        return {"versions": model.digest(self.entries), "keys": self.rotations()}
+
+    def _wanted_by(self, theirs: Mapping[str, int], keys: Mapping[str, str] | None) -> list[Entry]:
+        wanted = model.wanted_by(theirs, self.entries, keys, self.rotations())
+        return wanted[:MAX_OFFER_ENTRIES]
 
     async def _sync(self, request: web.Request) -> web.Response:
         """Admit what a peer offers; answer ``same``, our versions (to a hello), or the
@@ -390,18 +433,23 @@ class Directory:
                 return _error(400, f"'{key}' is not a list")
             if raws is not None and len(raws) > most:
                 return _error(413, f"{len(raws)} {key} in one offer; at most {most}")
+        digest = None
+        if "versions" in offer:  # checked before anything is taken: a bad digest, a 400
+            try:
+                digest = model.digest_from_json(offer["versions"], offer.get("keys"))
+            except NotAdmitted as exc:
+                return _error(400, f"bad digest: {exc}")
         await self.take(offer, marker.peer)
-        theirs = offer.get("versions")
-        if isinstance(theirs, dict):
-            wanted = model.wanted_by(theirs, self.entries)[:MAX_OFFER_ENTRIES]
+        if digest is not None:
+            wanted = self._wanted_by(*digest)
             return web.json_response({"entries": [e.to_json() for e in wanted]})
         if "fingerprint" not in offer:
             return web.json_response({"taken": True})
-        if offer["fingerprint"] == self.fingerprint():
+        keyed = "keyed" in offer  # format 2 compares rotations too; format 1, versions only
+        mine = self.keyed_fingerprint() if keyed else self.fingerprint()
+        if offer["keyed" if keyed else "fingerprint"] == mine:
             return web.json_response({"same": True})
-        return web.json_response(
-            {"versions": model.digest(self.entries), "revocations": self._revocations_json()}
-        )
+        return web.json_response({**self._digest(), "revocations": self._revocations_json()})
 
     async def _revocations(self, request: web.Request) -> web.Response:
         """An authority's revocations, handed to this site by anyone (they carry the
@@ -509,7 +557,15 @@ class Directory:
             except NotAdmitted as exc:
                 taken.refuse(str(exc))
                 continue
-            seen = entries.get(entry.site)
+            seen, held = entries.get(entry.site), self.entries.get(entry.site)
+            if (
+                held is not None
+                and not entry.handover
+                and entry.endorsement.public_key != held.endorsement.public_key
+            ):  # it cannot succeed (model.succeeds): refused before any signature is checked
+                taken.refuse(f"{entry.site}: signed with another key than the one this site "
+                             "holds for it, and no handover from that key")  # fmt: skip
+                continue
             if (
                 entry.site == self.site
                 or not model.newer(entry, self.entries.get(entry.site))
@@ -636,7 +692,8 @@ class Directory:
         self.take_now(doc if isinstance(doc, dict) else {}, str(self._file))
 
     def _changed(self) -> None:
-        self._fingerprint = self._listing = None
+        self._fingerprint = self._keyed = self._listing = None
+        self._rotations = None
         self._dirty = True
 
     def _save(self) -> None:

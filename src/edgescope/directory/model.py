@@ -175,7 +175,9 @@ def succeeds(entry: Entry, current: Entry | None) -> bool:
     """Whether ``entry`` (admitted) replaces ``current``: under the same key, a higher
     version; under another key, only with a handover the current key signed (whatever the
     version: an old key's high version must not outlive the rotation). Raises NotAdmitted for
-    another key without a valid handover."""
+    another key without a valid handover. Two keys handed over to each other (a site rotated
+    back to a key it had, not revoked) are a cycle: the higher version wins, or gossip would
+    swap them for ever."""
     if current is None:
         return True
     if entry.endorsement.public_key == current.endorsement.public_key:
@@ -187,6 +189,16 @@ def succeeds(entry: Entry, current: Entry | None) -> bool:
         )
     body = handover_body(entry.site, entry.endorsement.public_key)
     _verify(current.public_key, entry.handover, body, f"{entry.site}'s handover")
+    if current.handover and entry.version <= current.version:
+        back = handover_body(current.site, current.endorsement.public_key)
+        try:
+            _verify(entry.public_key, current.handover, back, "")
+        except NotAdmitted:
+            return True  # no cycle: the rotation wins whatever its version
+        raise NotAdmitted(
+            f"{entry.site}: an older rotation (version {entry.version}) to a key this site "
+            "was handed back from"
+        )
     return True
 
 
@@ -253,16 +265,72 @@ def digest(entries: Mapping[str, Entry]) -> dict[str, int]:
     return {site: entry.version for site, entry in entries.items()}
 
 
-def fingerprint(versions: Mapping[str, int], revoked: Iterable[tuple[str, str]] = ()) -> str:
-    """One hash of a whole directory's versions and revocations: equal means nothing to
-    exchange."""
-    doc = {"versions": dict(versions), "revoked": sorted(f"{s}/{k}" for s, k in revoked)}
+MAX_KEY_ID = 64
+"""Longest key id a peer's digest may give (ours are 16 hex digits)."""
+
+
+def rotations(entries: Mapping[str, Entry]) -> dict[str, str]:
+    """The key id of each entry that carries a handover (a rotation still spreading): the
+    ``keys`` of a digest (sync format 2). Only such an entry can move a peer that holds
+    another key for its site, so only these need comparing by key."""
+    return {site: key_id(e.public_key) for site, e in entries.items() if e.handover}
+
+
+def fingerprint(
+    versions: Mapping[str, int],
+    revoked: Iterable[tuple[str, str]] = (),
+    keys: Mapping[str, str] | None = None,
+) -> str:
+    """One hash of a whole directory's versions and revocations (and, with ``keys``, its
+    rotations: format 2): equal means nothing to exchange."""
+    doc: dict[str, Any] = {"versions": dict(versions),
+                           "revoked": sorted(f"{s}/{k}" for s, k in revoked)}  # fmt: skip
+    if keys is not None:
+        doc["keys"] = dict(keys)
     return hashlib.sha256(canonical(doc)).hexdigest()
 
 
-def wanted_by(theirs: Mapping[str, int], entries: Mapping[str, Entry]) -> list[Entry]:
-    """The entries a peer with versions ``theirs`` lacks or has older."""
-    return [e for site, e in entries.items() if theirs.get(site, -1) < e.version]
+def wanted_by(
+    theirs: Mapping[str, int],
+    entries: Mapping[str, Entry],
+    their_keys: Mapping[str, str] | None = None,
+    our_keys: Mapping[str, str] | None = None,
+) -> list[Entry]:
+    """The entries a peer with versions ``theirs`` lacks or has older; with its ``keys``
+    (format 2) also each rotation of ours (``our_keys``: :func:`rotations`) it does not hold,
+    whatever its version. Which entries are *sent* only: the receiver admits by
+    :func:`succeeds`."""
+    ours = our_keys or {}
+    return [
+        e for site, e in entries.items()
+        if theirs.get(site, -1) < e.version
+        or (their_keys is not None and site in ours and their_keys.get(site) != ours[site])
+    ]  # fmt: skip
+
+
+def digest_from_json(versions: Any, keys: Any) -> tuple[dict[str, int], dict[str, str] | None]:
+    """A peer's digest: ``versions`` (site: version) and, from a peer of format 2, ``keys``
+    (site: key id of its rotations; None from a peer of format 1). Raises
+    :class:`NotAdmitted` on anything else."""
+    if not isinstance(versions, dict):
+        raise NotAdmitted("'versions' is not an object of site: version")
+    for version in versions.values():
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, int)
+            or not 0 <= version < MAX_VERSION
+        ):
+            raise NotAdmitted(f"'versions': {str(version)[:30]} is not an integer from 0 to 2^53")
+    if keys is None:
+        return versions, None
+    if not isinstance(keys, dict):
+        raise NotAdmitted("'keys' is not an object of site: key id")
+    for key in keys.values():
+        if not isinstance(key, str) or len(key) > MAX_KEY_ID:
+            raise NotAdmitted(
+                f"'keys': {str(key)[:30]} is not a key id (at most {MAX_KEY_ID} characters)"
+            )
+    return versions, keys
 
 
 def _reject_constant(name: str) -> Any:
