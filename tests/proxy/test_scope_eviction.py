@@ -3,8 +3,8 @@
 The proxy remembers each scoped call's scope under an id it mints, so the services' own
 follow-up calls (nova -> glance, Swift's backends), which carry only that id or its handle,
 get the same scope. The memory is bounded: a flood of scoped calls can make it forget an
-entry. The ids are self-describing (a MAC under a key derived from the site's signing key),
-so the proxy knows an id it issued from any other: one it issued and forgot gets a 503
+entry. The ids are self-describing (a MAC under the proxy process's own key), so the proxy
+knows an id it issued from any other: one it issued and forgot gets a 503
 "Remembered Scope Forgotten"; an id it never issued stays local (test_handle_carrier.py).
 """
 
@@ -127,3 +127,22 @@ async def test_a_carried_call_whose_scope_was_evicted_gets_a_503_not_a_local_rou
     assert status == 200 and body["site"] == "Paris"
     # and Corte did not issue Paris's ids: to Corte the handle is unknown, not forgotten
     assert not corte.proxy.memory.issued(rid)
+
+
+async def test_an_id_minted_by_another_proxy_of_the_same_site_is_unknown_not_forgotten(
+    sites: SitesFactory,
+) -> None:
+    """Two proxies of one site (same signing key: several behind one front, or the loopback
+    testbed's replica tests beside the testbed's own): nova's follow-up call carrying an id
+    the other one minted reaches this one. It is no scope here, as before: local, never a
+    503 (the CI run of 2026-12-07 failed a boot with NoValidHost when placement got one)."""
+    (first,) = await sites("Paris")
+    (second,) = await sites("Paris")
+    status, _, body = await first.get(
+        "/compute/echo", headers={"X-Scope": "{compute: Paris, image: Paris}"}
+    )
+    assert status == 200
+    rid = body["headers"]["X-OpenStack-Request-ID"]
+    assert first.proxy.memory.issued(rid) and not second.proxy.memory.issued(rid)
+    status, _, body = await second.get("/image/echo", headers={"X-OpenStack-Request-ID": rid})
+    assert status == 200 and body["site"] == "Paris", body

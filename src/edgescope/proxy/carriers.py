@@ -349,11 +349,6 @@ def memory_owner(remote: str | None, peer: str | None, headers: Mapping[str, str
     return f"{f'peer:{peer}' if peer else remote or ''} {digest if token else '-'}"
 
 
-def correlation_key(private_bytes: bytes) -> bytes:
-    """The key of a proxy's :class:`CorrelationIds`, derived from its signing key's bytes."""
-    return hmac.new(private_bytes, b"edgescope correlation ids v1", hashlib.sha256).digest()
-
-
 class CorrelationIds:
     """Mints the ids a scope is remembered under, and tells them from any other id.
 

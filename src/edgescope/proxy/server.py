@@ -25,6 +25,7 @@ import contextlib
 import functools
 import json
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Mapping, Sequence
@@ -44,7 +45,6 @@ from edgescope.proxy.carriers import (
     REQUEST_ID_HEADER,
     CorrelationIds,
     ScopeMemory,
-    correlation_key,
     is_request_id,
     new_request_id,
     read_scope_text,
@@ -68,7 +68,6 @@ from edgescope.proxy.ingress import (
     mode_of,
     without_internal_headers,
 )
-from edgescope.proxy.keys import private_pem
 from edgescope.proxy.listener import FOR_PEERS, GuardedSite
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.probes import Prober
@@ -96,10 +95,12 @@ class SiteProxy:
         """The extensions, each event's handlers looked up (and checked) here, at load."""
         self.upstream = Upstream()
         self.metrics = ProxyMetrics(config.site)
-        key = correlation_key(private_pem(config.private_key))  # stable across restarts
+        # This process's own key: a site may run several proxies behind one front (the loopback
+        # testbed's replica tests do), and an id another one minted is not forgotten here,
+        # only unknown (local, as before); so is an id minted before a restart.
         self.memory = ScopeMemory(
             config.limits.scope_memory,
-            ids=CorrelationIds(key),
+            ids=CorrelationIds(secrets.token_bytes(32)),
             horizon=config.limits.scope_memory_horizon,
         )
         registry = DEFAULT_REGISTRY
