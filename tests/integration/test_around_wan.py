@@ -73,14 +73,6 @@ def servers(wtb: WanTestbed) -> Iterator[Sites]:
         sites.run(site, "server", "delete", name, cloud=f"{site}-demo", timeout=120)
 
 
-@pytest.mark.xfail(
-    reason="failed on WAN testbeds just created (2026-12-07): around(Paris, 15ms) measured "
-    "Marseille by the health probe's HTTP round trip, inflated by CPU waits on a loaded host "
-    "(16-45 ms for a 10 ms path), and dropped it. Fixed: the kernel's handshake RTT "
-    "(proxy/probes.py, tests/proxy/test_around.py); kept xfail until seen passing on a fresh "
-    "testbed (issue 25)",
-    strict=False,
-)
 def test_around_follows_the_wan_delays_and_nearest_picks_the_nearer(
     wtb: WanTestbed, servers: Sites
 ) -> None:
