@@ -20,12 +20,6 @@ from edgescope.demo.run import Network, Reporter, clear_earlier_runs, run_matrix
 pytestmark = [pytest.mark.testbed, pytest.mark.wan, pytest.mark.slow]
 
 
-@pytest.mark.xfail(
-    reason="failed in the fresh-clone run of 2026-12-07 after test_around_wan on the same new "
-    "testbed, likely its around-list cell (same cause, fixed in proxy/probes.py); kept xfail "
-    "until seen passing on a fresh testbed (issue 25)",
-    strict=False,
-)
 def test_demo_matrix_is_as_expected_after_an_earlier_run(wtb: WanTestbed) -> None:
     sites = sites_of(wtb.testbed)
     clear_earlier_runs(sites, Reporter())  # room in the quota for this test's "earlier run"
