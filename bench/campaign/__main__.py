@@ -42,6 +42,10 @@ from edgescope.testbed.process import running_pid
 REPO = Path(__file__).resolve().parents[2]
 SETTLE = 10.0
 """No fault starts in the run's last seconds (the schedule's own ``settle``)."""
+RESTARTS = {"proxy-kill", "service-restart", "clock-step"}
+RESTART_SETTLE = 45.0
+"""No restart starts in the run's last seconds either: one takes 30-125 s on the loaded test
+machine (start-up included), and the run waits for it to end before the check."""
 QUIESCE_WITHIN = 240.0
 """Bound of the wait for every queue to drain after the heal (a failure bound). A write whose
 proxy was killed while applying it is taken over when that proxy restarts (its claim expired
@@ -142,7 +146,10 @@ def campaign(testbed: Testbed, wan: Any, args: argparse.Namespace) -> dict[str, 
     late = 0
     try:
         for fault in planned:
-            if time.monotonic() - begun > seconds - SETTLE:
+            now = time.monotonic() - begun
+            if now > seconds - SETTLE or (
+                fault.kind in RESTARTS and max(now, fault.at) > seconds - RESTART_SETTLE
+            ):
                 late += 1  # restarts on a loaded machine made the schedule slip: not applied
                 continue
             stop.wait(max(0.0, begun + fault.at - time.monotonic()))
@@ -153,9 +160,11 @@ def campaign(testbed: Testbed, wan: Any, args: argparse.Namespace) -> dict[str, 
         for thread in threads:
             thread.join(timeout=seconds + clients.CALL_TIMEOUT + 60)
     stop.set()
+    phases = {"clients": time.monotonic() - begun}
     deadline = time.monotonic() + QUIESCE_WITHIN
     while any(pending(testbed).values()) and time.monotonic() < deadline:
         time.sleep(2)
+    phases["quiesce"] = time.monotonic() - begun - sum(phases.values())
     with ThreadPoolExecutor(max_workers=len(names)) as pool:  # each site read on its own
         lists = pool.map(
             lambda site: clients.retry(lambda: clients.observe(sites, site, recorder.prefix)),
@@ -167,8 +176,10 @@ def campaign(testbed: Testbed, wan: Any, args: argparse.Namespace) -> dict[str, 
         serving={site: serving(testbed, site) for site in names},
         pending=pending(testbed),
     )  # fmt: skip
+    phases["observe"] = time.monotonic() - begun - sum(phases.values())
     anomalies = check(recorder.ops, faults, observed)
     cleanup_refused = clients.clean_up(sites, seen)
+    phases["clean_up"] = time.monotonic() - begun - sum(phases.values())
     return {
         "seed": args.seed,
         "run": recorder.run,
@@ -184,6 +195,7 @@ def campaign(testbed: Testbed, wan: Any, args: argparse.Namespace) -> dict[str, 
         "faults_planned_not_applied": late,
         "observed_resources": len(observed.seen),
         "cleanup_deletes_refused": cleanup_refused,
+        "phase_seconds": {k: round(v, 1) for k, v in phases.items()},
         "anomalies": len(anomalies),
         "anomalies_unexpected": sum(a.kind not in KNOWN for a in anomalies),
         "anomalies_by_kind": summary(anomalies),

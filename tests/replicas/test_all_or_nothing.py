@@ -185,3 +185,22 @@ async def test_an_undo_by_key_before_the_create_arrives_leaves_a_tombstone(
     late = await guard.guarded_write(None, guard.clock.now(), key, create)
     assert late.status == 409 and b"undone" in late.body
     assert corte.items == {}
+
+
+async def test_a_late_member_still_being_made_is_undone_by_key_later(
+    replica_sites: SitesFactory,
+) -> None:
+    """As above, and Corte's late item refuses its first DELETEs (400, as cinder refuses a
+    volume still 'creating'): the undo by key is retried, not given up on the 400 (a
+    3-minute campaign of 2026-12-07 left a volume at Corte so)."""
+    paris, corte = await replica_sites("Paris", "Corte")
+    thing = {"name": "vol", "slow_at": "Corte", "delay": 5.5, "busy_for": 2}
+    status, _, body = await paris.call("POST", "/things", BOTH, json={"thing": thing})
+    assert status == 503, body
+    assert "Corte: no answer, its create to be undone by key" in body["error"]["message"]
+    assert paris.items == {}
+    await eventually(
+        lambda: corte.made and not corte.items and not paris.replicas.registry.pending(), 60
+    )
+    [late] = corte.made
+    assert [m for m, path in corte.seen if path == f"/image/things/{late}"].count("DELETE") == 3

@@ -163,7 +163,10 @@ class WriteGuard:
         """Undo the create applied here as ``key``, whatever became of it (a failed strict
         create whose answer from this site never reached its origin): applied, its resource
         is deleted; not seen yet, a tombstone makes a late arrival answer 409 instead of
-        creating; being applied, 503 (the undo is retried later).
+        creating; being applied, 503 (the undo is retried later). A resource the backend
+        will not delete yet (400 or 409: cinder's volume still 'creating') is 503 too: the
+        queued undo would take a 4xx for final and leave it (a 3-minute campaign on
+        2026-12-07 left a volume so).
 
         Being applied by this process (its key's lock held) is 503 at once too, not a wait
         on that lock: the create holds it as long as the backend takes (up to 300 s), longer
@@ -205,6 +208,11 @@ class WriteGuard:
             gone = await delete(id_)
             if gone.status == 404:
                 return BranchReply(site, 204, {}, b"")
+            if gone.status in (400, 409):  # still being made (cinder: a volume 'creating')
+                raise Refused(
+                    503, f"{id_[:80]}, made by create {key[:80]}, cannot be deleted at {site} "
+                    f"yet ({gone.status}: still being made?); retry later"
+                )  # fmt: skip
             return gone
 
     async def _claim(self, key: str) -> tuple[BranchReply | None, bool]:

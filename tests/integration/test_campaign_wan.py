@@ -1,17 +1,14 @@
 """The fault campaign of issue 24 as a test: 3 minutes of clients at every site under a seeded
 schedule of faults on the WAN testbed, then the independent checker (``bench/campaign``).
 
-Marked ``wan`` and ``testbed``: it shares the session's ``wtb`` WAN testbed. It asserts 0
+Marked ``wan`` and ``testbed``: it shares the session's ``wtb`` WAN testbed (``shared_beds``
+runs it with the other WAN modules) and leaves it as it found it, for the WAN tests after it:
+every link healed and back to its delay and loss, every service of every site up (proxies
+killed or restarted with a stepped clock are started again without the step). It asserts 0
 anomalies and prints each one with its operations (and the faults during them) otherwise; the
 run's figures and history go to ``artifacts/campaign-ci-<seed>.*``. The known limits of
 ``checker.KNOWN`` (e.g. a partial set after its proxy was SIGKILLed mid-call) are printed and
-stored, not failed on.
-
-NOT collected by ``make test`` yet (its name does not start with ``test_``): the 30-minute
-campaign of 2026-12-07 (bench/results/campaign-20261207T120640Z.json) found 31 anomalies that
-are still open (issue 24), so this test would fail every CI run. Run it by name, on a WAN
-testbed: ``pytest tests/integration/campaign_wan_check.py``; rename it ``test_campaign_wan.py``
-once the campaign finds none.
+stored, not failed on. ``EDGESCOPE_CAMPAIGN_SEED`` picks another seed (default 2424).
 """
 
 from __future__ import annotations
@@ -26,14 +23,24 @@ from bench.campaign.__main__ import campaign, explain
 from bench.campaign.history import write_lines
 from wan_testbed import WanTestbed
 
-pytestmark = [pytest.mark.wan, pytest.mark.testbed]
+pytestmark = [pytest.mark.wan, pytest.mark.testbed, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 SEED = int(os.environ.get("EDGESCOPE_CAMPAIGN_SEED", "2424"))
 MINUTES = 3.0
 
 
+@pytest.mark.xfail(
+    raises=AssertionError,
+    strict=False,
+    reason="issue 24, open (2026-12-07, branch h24c): in both pytest runs on a load-30 machine, "
+    "the first 1-DC user create typed through the CLI at Marseille, during the opening clock "
+    "step of Paris's proxy, timed out after 120 s ('local-failed', cause not found yet); once "
+    "a queued undo by key was given up on a 401 from Corte's keystone (cause not found yet). "
+    "Fixed: the undo given up on cinder's 400 for a volume still 'creating'",
+)
 def test_a_three_minute_campaign_finds_no_anomaly(wtb: WanTestbed) -> None:
+    links_before = wtb.wan.status().links
     args = argparse.Namespace(seed=SEED, minutes=MINUTES, clients=3, http_clients=2)
     figures = campaign(wtb.testbed, wtb.wan, args)
     report = explain(figures)
@@ -47,6 +54,14 @@ def test_a_three_minute_campaign_finds_no_anomaly(wtb: WanTestbed) -> None:
     summary = (f"{figures['operations']} operations, {figures['faults']} faults "
                f"{figures['faults_by_kind']}")  # fmt: skip
     print(summary)
-    assert figures["operations"] > 0 and figures["faults"] > 0, summary
+    # the testbed as the campaign found it, for the WAN tests after this one
+    # (pytest.fail, not assert: the xfail above covers only the anomalies)
+    status = wtb.wan.status()
+    if status.cuts or status.links != links_before:
+        pytest.fail(f"the WAN is not as the campaign found it: {status}")
+    if not wtb.testbed.healthy():
+        pytest.fail(f"not healthy: {[row for row in wtb.testbed.status() if not row.healthy]}")
+    if not (figures["operations"] > 0 and figures["faults"] > 0):
+        pytest.fail(f"nothing ran: {summary}")
     print(report)
     assert figures["anomalies_unexpected"] == 0, f"{summary}\n{report}"
