@@ -1,0 +1,70 @@
+"""Loopback attacks on the changes of the 2026-12-07 sessions (handshake RTT, watch probes,
+resends on heal, per-process correlation ids, internal headers, partial reasons): real
+proxies, real sockets; docs/security.md and FINDINGS.md of branch atk say what each pins."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+
+import pytest
+from tests.proxy.conftest import SitesFactory, bound_socket, port_of
+
+from edgescope.proxy import probes
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[str]:
+    """A listener whose queue is full: further SYNs go unanswered (a blackholed peer)."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(full.getsockname())
+        yield f"http://127.0.0.1:{full.getsockname()[1]}"
+        for filler in fillers:
+            filler.close()
+
+
+async def test_many_dead_peers_do_not_pile_up_probes(
+    sites: SitesFactory, silent_listener: str
+) -> None:
+    """A client naming many dead sites (or a directory full of dead newcomers) makes each
+    of them suspect for good: each is probed on its back-off and watched. The probes in
+    flight stay bounded in all, not 3 per dead peer."""
+    dead = {f"Dead{i}": {"url": silent_listener, "connect_timeout": 2.0} for i in range(120)}
+    paris, _ = await sites(
+        "Paris", "Corte", extra_peers={"Paris": dead}, breaker={"probe_interval": 30.0}
+    )
+    prober = paris.proxy.prober
+    for name in dead:  # what a failed call to each does
+        paris.proxy.peers.breaker(name).record_failure(now=0.0, reason="timed out")
+    most = 0
+    for _ in range(30):
+        await asyncio.sleep(0.05)
+        most = max(most, len(prober._tasks))
+    assert most <= probes.MAX_PROBES + probes.MAX_WATCHES, most
+    status, _, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
+    assert status == 200
+
+
+async def test_a_healed_peer_is_not_starved_of_probes_by_dead_ones(
+    sites: SitesFactory, silent_listener: str
+) -> None:
+    """With the slots of probes and watches all taken by dead peers, a suspect peer that
+    is up is still probed soon (the most overdue go first), not after every dead one."""
+    dead = {f"Dead{i}": {"url": silent_listener, "connect_timeout": 2.0} for i in range(200)}
+    paris, _ = await sites(
+        "Paris", "Corte", extra_peers={"Paris": dead}, breaker={"probe_interval": 30.0}
+    )
+    for name in [*dead, "Corte"]:  # Corte last: the end of every walk in creation order
+        paris.proxy.peers.breaker(name).record_failure(now=0.0, reason="timed out")
+    corte = paris.proxy.peers.breaker("Corte")
+    for _ in range(60):
+        await asyncio.sleep(0.05)
+        if not corte.suspect:
+            break
+    assert not corte.suspect
