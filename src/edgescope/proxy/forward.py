@@ -113,6 +113,11 @@ def mapped_errors(site: str) -> Iterator[None]:
         raise SiteUnreachable(site, reason, connecting=True) from exc
     except aiohttp.ServerDisconnectedError as exc:
         raise SiteUnreachable(site, "server disconnected") from exc
+    except aiohttp.ClientResponseError as exc:  # aiohttp's parser refused the answer's head
+        # Its text holds the URL (a backend's internal address) and the site's own bytes:
+        # logged here, never told to a client (X-Edgescope-Partial, an error's message).
+        log.warning("site %s sent a malformed HTTP answer: %s", site, _describe(exc))
+        raise SiteUnreachable(site, "malformed HTTP answer") from exc
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         raise SiteUnreachable(site, _describe(exc)) from exc
 
