@@ -76,7 +76,11 @@ async def test_a_healed_peer_is_not_starved_of_probes_by_dead_ones(
 
 @pytest.mark.parametrize(
     "head",
-    [b"HTTP/1.1 2x0 OK\r\n", b"garbage <script>\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n"],
+    [
+        b"HTTP/1.1 2x0 OK\r\n",
+        b"garbage <script>\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n",
+    ],
 )
 async def test_a_malformed_answer_tells_the_client_no_url_and_none_of_its_bytes(
     sites: SitesFactory, raw_peer: list[asyncio.Server], head: bytes
@@ -96,3 +100,20 @@ async def test_a_malformed_answer_tells_the_client_no_url_and_none_of_its_bytes(
     assert status == 503 and body["error"]["message"].endswith("malformed HTTP answer")
     text = str(body) + headers["X-Edgescope-Partial"]
     assert "127.0.0.1" not in text and "edgescope/svc" not in text and "HTTP/1.1" not in text
+
+
+async def test_a_read_resent_on_a_heal_is_signed_again(sites: SitesFactory) -> None:
+    """A resend may leave up to the call's read bound after the hop was signed (30 s by
+    default, the hop window too; less with clock skew): the peer refused the old marker
+    (403), and that refusal, the first answer, won over the read still coming."""
+    paris, corte = await sites("Paris", "Corte", limits={"hop_window": 1.5})
+    call = asyncio.ensure_future(
+        paris.get("/image/slow/Corte?seconds=2.5", headers={"X-Scope": "{image: Corte}"})
+    )
+    await asyncio.sleep(2.0)  # past the window of the marker the read was signed with
+    breaker = paris.proxy.peers.breaker("Corte")
+    breaker.record_failure(now=0.0, reason="timed out")  # a cut seen, then its heal:
+    breaker.record_success()  # what a watch probe getting through does
+    status, _, body = await call
+    assert status == 200, body
+    assert len([r for r in corte.seen if "/slow/" in r.get("path", "")]) == 2

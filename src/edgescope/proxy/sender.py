@@ -244,18 +244,7 @@ class Sender:
                 + (f" after: {breaker.last_error}" if breaker.last_error else ""),
                 connecting=True,
             )
-        marker = hop_marker(
-            self.config.private_key,
-            self.config.site,
-            hops + 1,
-            now=time.time(),
-            body=body if isinstance(body, bytes) else None,
-        )
-        headers.update(marker)
-        # One signature for every hop signed in this turn of the loop (a fan-out's branches).
-        signature, proof = await self.signer.sign(hop_message(headers, method, path, site))
-        headers[SIGNATURE_HEADER] = signature
-        headers[PROOF_HEADER] = proof
+        await self._sign(headers, method, path, site, hops, body)
         started = time.monotonic()
         connect_timeout = min(peer.connect_timeout, timeout or peer.connect_timeout)
         gate = self.peers.gate(site)
@@ -265,13 +254,13 @@ class Sender:
         deadline = started + connect_timeout + read_timeout
 
         def opening(
-            fresh: bool = False, read: float = read_timeout
+            fresh: bool, read: float, marked: Mapping[str, str]
         ) -> Coroutine[Any, Any, SiteAnswer]:
             response = self.client.open(
                 site,
                 method,
                 URL(str(peer.url).rstrip("/") + path, encoded=True),
-                headers=headers,
+                headers=marked,
                 body=body,
                 connect_timeout=connect_timeout,
                 read_timeout=read,
@@ -281,9 +270,13 @@ class Sender:
             return self.watch.unless_opened(site, response) if give_up_on_open else response
 
         async def attempt(fresh: bool = False, read: float = read_timeout) -> SiteAnswer:
+            marked = headers
+            if fresh:  # a resend may leave past the first marker's hop window: a new one
+                marked = CIMultiDict(headers)
+                await self._sign(marked, method, path, site, hops, body)
             lag, since = loop_lag(), asyncio.get_running_loop().time()
             try:
-                return await opening(fresh, read)
+                return await opening(fresh, read, marked)
             except SiteUnreachable as exc:
                 if exc.reason != CONNECT_TIMED_OUT or lag.worst_since(since) < (
                     connect_timeout * OWN_LAG_SHARE
@@ -292,7 +285,7 @@ class Sender:
                 # This proxy was too busy to see the connection made in time (a wide
                 # fan-out): not the peer's fault. Nothing was sent yet, so once more.
                 self.metrics.own_lag_retries.inc()
-                return await opening(fresh, read)
+                return await opening(fresh, read, marked)
 
         def again() -> Coroutine[Any, Any, SiteAnswer] | None:
             """The read once more on a fresh connection, within the call's own bound."""
@@ -327,6 +320,29 @@ class Sender:
             breaker.record_success()
         self.metrics.peer_latency(peer=site).observe(time.monotonic() - started)
         return response
+
+    async def _sign(
+        self,
+        headers: CIMultiDict[str] | dict[str, str],
+        method: str,
+        path: str,
+        site: str,
+        hops: int,
+        body: AsyncIterable[bytes] | bytes | None,
+    ) -> None:
+        """Mark ``headers`` as a hop to ``site``, signed now."""
+        marker = hop_marker(
+            self.config.private_key,
+            self.config.site,
+            hops + 1,
+            now=time.time(),
+            body=body if isinstance(body, bytes) else None,
+        )
+        headers.update(marker)
+        # One signature for every hop signed in this turn of the loop (a fan-out's branches).
+        signature, proof = await self.signer.sign(hop_message(headers, method, path, site))
+        headers[SIGNATURE_HEADER] = signature
+        headers[PROOF_HEADER] = proof
 
     async def _take_slot(self, site: str, gate: asyncio.Semaphore, wait: float) -> None:
         """A slot among the calls awaiting ``site``; waits at most ``wait`` seconds for one.
