@@ -571,8 +571,14 @@ def _http_url(text: str, where: str) -> URL:
     return url
 
 
+def is_site_name(name: str) -> bool:
+    """Whether ``name`` may name a site: letters, digits, '_', '-' (what headers, scopes and
+    the console carry unquoted), up to 63 characters, a letter first."""
+    return _SITE.fullmatch(name) is not None
+
+
 def _site_name(name: str, where: str) -> str:
-    if not _SITE.match(name):
+    if not is_site_name(name):
         raise ConfigError(f"{where}: {name!r} is not a site name (letters, digits, '_', '-')")
     return name
 

@@ -4,7 +4,10 @@ pinned with its remedy (docs/security.md, "What is left")."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
+
+import pytest
 
 from tests.directory.test_rotation_gossip import key_of, lyon
 
@@ -50,3 +53,23 @@ async def test_a_key_rotated_back_from_can_take_the_site_until_it_is_revoked(
     assert key_of(corte.entries["Lyon"]) == key_of(later)
     await edge.offer("Corte", {"entries": [minted.to_json()]}, sender="Paris")
     assert key_of(corte.entries["Lyon"]) == key_of(later)  # the revoked key stays out
+
+
+@pytest.mark.parametrize(
+    "name", ["Evil\r\nX-Injected: 1", '<img src=x onerror="alert(1)">', 'Corte="ok", Paris', ""]
+)
+async def test_an_endorsed_entry_with_a_name_no_config_would_take_is_refused(
+    make_edge: EdgeFactory, name: str
+) -> None:
+    """A site name is what the [[peers]] of a config may hold (letters, digits, '_', '-'):
+    it goes into headers (X-Edgescope-Sites, -Partial), scopes and the console. The
+    directory took any string an authority endorsed, and learned it as a peer."""
+    edge = await make_edge("Paris", "Corte")
+    await edge.gossip(rounds=2)
+    key = keys.generate()
+    cert = model.endorse(edge.authority, name, key.public_key(), expires=time.time() + 3600)
+    entry = model.advertise(key, cert, "http://127.0.0.1:9", ["image"], version=1)
+    status, doc = await edge.offer("Corte", {"entries": [entry.to_json()]}, sender="Paris")
+    assert status in (200, 400), doc
+    assert name not in edge.directories["Corte"].entries
+    assert name not in edge.proxies["Corte"].peers
