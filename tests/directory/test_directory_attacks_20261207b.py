@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 import pytest
-
 from tests.directory.test_rotation_gossip import key_of, lyon
 
 from edgescope.directory import model
