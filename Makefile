@@ -18,9 +18,10 @@ demo: setup
 
 # pytest's output is kept in artifacts/pytest-<UTC time>.log (pipefail: tee keeps pytest's exit
 # status); tests/ci_tiers.py ends it with a count per tier, also in artifacts/test-tiers.json.
-# mypy and check-install run beside pytest, not before it (they wait mostly on one core and the
-# network: ~4 min of CI's wall time); their output goes to artifacts/{typecheck,check-install}.log,
-# and after pytest a failure of either shows its log and fails the target, as pytest's does.
+# mypy and check-install run beside pytest, not before it: they use one core at most and wait
+# on the network, and pytest's fast tier leaves the second core mostly idle. Their output goes
+# to artifacts/{typecheck,check-install}.log; after pytest, a failure of either shows its log
+# and fails the target, as pytest's does (ruff, seconds, still runs first).
 BESIDE := typecheck check-install
 test: setup lint
 	@mkdir -p artifacts
