@@ -1,5 +1,5 @@
 """What the replica tests over the Paris & Corte pair share: its scope, the eventual mode's
-header, and a poll for what replay does in the background.
+header, a poll for what replay does in the background, and a replica set of the two.
 
     from replicas.pair import BOTH, EVENTUAL, eventually
 """
@@ -10,9 +10,17 @@ import asyncio
 from collections.abc import Callable
 
 from edgescope.proxy.carriers import MODE_HEADER
+from edgescope.replicas.model import Hlc, Member, ReplicaSet
 
 BOTH = "{image: Paris & Corte}"
 EVENTUAL = {MODE_HEADER: "eventual"}
+ALICE = ReplicaSet(
+    "aa0000000001",
+    "identity",
+    "/v3/users",
+    (Member("Paris", "aa0000000001"), Member("Corte", "cc0000000001")),
+    Hlc(10, 0, "P"),
+)
 
 
 async def eventually(check: Callable[[], object], timeout: float = 30.0) -> None:
