@@ -115,8 +115,8 @@ async def test_probes_keep_a_down_peer_open(sites: SitesFactory, refused_url: st
 async def test_a_breaker_that_opens_is_probed_at_once_and_a_good_probe_closes_it(
     sites: SitesFactory,
 ) -> None:
-    """The rounds are a minute apart here: only the probe sent right when the breaker
-    opened can find Corte healthy, and it closes the breaker (no half-open trial call)."""
+    """The rounds are a minute apart here: only the probes the breaker's opening starts can
+    find Corte healthy, and a good one closes the breaker (no half-open trial call)."""
     paris, _corte = await sites(
         "Paris",
         "Corte",
@@ -129,7 +129,9 @@ async def test_a_breaker_that_opens_is_probed_at_once_and_a_good_probe_closes_it
         if breaker.state != "open":
             break
         await asyncio.sleep(0.02)
-    assert breaker.state == "closed" and paris.proxy.prober.sent == 1
+    # Closed within 5 s, rounds being a minute apart: by the probe sent at once (or, on a slow
+    # machine, by a back-off probe or a watch sent while it was in flight; not a round).
+    assert breaker.state == "closed" and paris.proxy.prober.sent >= 1
     status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
     assert status == 200 and body["site"] == "Corte"
 
