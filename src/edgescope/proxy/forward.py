@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import socket
@@ -166,6 +167,20 @@ def abortive_socket(addr_info: AddrInfo) -> socket.socket:
     return sock
 
 
+@functools.lru_cache(maxsize=256)
+def _timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
+    """The (immutable) timeouts of a request, made once per pair: every call used to build
+    one, and a site's timeouts are the same for all its calls."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+
+
+@functools.lru_cache(maxsize=4096)
+def base_url(url: URL) -> str:
+    """``url`` as text without its trailing slash, once per site's URL (every branch
+    appends its path to it)."""
+    return str(url).rstrip("/")
+
+
 def _session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
@@ -241,9 +256,7 @@ class Upstream:
         connection caught in a cut may still be waiting for its retransmission)."""
         session = self._fresh if fresh else self._session
         assert session is not None, "Upstream.start() was not called"
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
+        timeout = _timeout(connect_timeout, read_timeout)
         with mapped_errors(site):
             response = await session.request(
                 method,

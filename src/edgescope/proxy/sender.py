@@ -43,7 +43,7 @@ from edgescope.proxy.carriers import (
 )
 from edgescope.proxy.config import PeerConfig, ProxyConfig, TlsConfig
 from edgescope.proxy.delegation import Delegation
-from edgescope.proxy.forward import Upstream, end_to_end, read_body
+from edgescope.proxy.forward import Upstream, base_url, end_to_end, read_body
 from edgescope.proxy.identity import (
     VALIDATION_BODY_LIMIT,
     ServiceToken,
@@ -259,7 +259,7 @@ class Sender:
             response = self.client.open(
                 site,
                 method,
-                URL(str(peer.url).rstrip("/") + path, encoded=True),
+                URL(base_url(peer.url) + path, encoded=True),
                 headers=marked,
                 body=body,
                 connect_timeout=connect_timeout,
@@ -392,7 +392,7 @@ class Sender:
             headers["X-Forwarded-Proto"] = request.scheme
         if call.prefix:
             headers["X-Forwarded-Prefix"] = call.prefix
-        url = URL(str(service.backend).rstrip("/") + branch.path, encoded=True)
+        url = URL(base_url(service.backend) + branch.path, encoded=True)
         return await self.client.open(
             self.config.site,
             method,
