@@ -10,12 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 from tests.proxy.conftest import SitesFactory
-from tests.proxy.test_attacks_20261207 import _raw, raw_peer
+from tests.proxy.rawpeer import raw_peer
 
 from edgescope.proxy import probes
 from edgescope.proxy.partial import parse_partial
-
-__all__ = ["raw_peer"]  # the fixture, shared with the first round of attacks
 
 
 @pytest.fixture
@@ -83,20 +81,19 @@ async def test_a_healed_peer_is_not_starved_of_probes_by_dead_ones(
     ],
 )
 async def test_a_malformed_answer_tells_the_client_no_url_and_none_of_its_bytes(
-    sites: SitesFactory, raw_peer: list[asyncio.Server], head: bytes
+    sites: SitesFactory, head: bytes
 ) -> None:
     """aiohttp's parse error names the URL it asked (a backend's internal address, for the
     own site) and quotes the site's bytes: a partial read's reason and an error's message
     said both to the client."""
-    server = await _raw(head)
-    raw_peer.append(server)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    paris, _ = await sites("Paris", "Corte", extra_peers={"Paris": {"Evil": {"url": url}}})
-    partial = {"X-Scope": "{image: Corte & Evil}", "X-Scope-Mode": "partial"}
-    status, headers, _ = await paris.get("/image/items", headers=partial)
-    assert status == 200
-    assert parse_partial(headers["X-Edgescope-Partial"]) == [("Evil", "malformed HTTP answer")]
-    status, _, body = await paris.get("/image/items", headers={"X-Scope": "{image: Evil}"})
+    async with raw_peer(head + b"Content-Type: application/json\r\n", b"{}") as url:
+        paris, _ = await sites("Paris", "Corte", extra_peers={"Paris": {"Evil": {"url": url}}})
+        partial = {"X-Scope": "{image: Corte & Evil}", "X-Scope-Mode": "partial"}
+        status, headers, _ = await paris.get("/image/items", headers=partial)
+        assert status == 200
+        missing = parse_partial(headers["X-Edgescope-Partial"])
+        assert missing == [("Evil", "malformed HTTP answer")]
+        status, _, body = await paris.get("/image/items", headers={"X-Scope": "{image: Evil}"})
     assert status == 503 and body["error"]["message"].endswith("malformed HTTP answer")
     text = str(body) + headers["X-Edgescope-Partial"]
     assert "127.0.0.1" not in text and "edgescope/svc" not in text and "HTTP/1.1" not in text
