@@ -10,16 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from edgescope.errors import ConfigError
-from edgescope.replicas.model import Hlc, Member, PendingOp, ReplicaSet
+from edgescope.replicas.model import Hlc, PendingOp, ReplicaSet
 from edgescope.replicas.registry import ClaimState, Registry
-
-ALICE = ReplicaSet(
-    "aa0000000001",
-    "identity",
-    "/v3/users",
-    (Member("Paris", "aa0000000001"), Member("Corte", "cc0000000001")),
-    Hlc(10, 0, "P"),
-)
+from replicas.pair import ALICE
 
 
 @pytest.fixture

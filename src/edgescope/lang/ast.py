@@ -74,7 +74,6 @@ class Nearest:
 
 
 Expr = SiteRef | And | Or | Around | Nearest
-NetworkForm = Around | Nearest
 
 
 @dataclass(frozen=True, slots=True)
