@@ -158,7 +158,7 @@ def campaign(testbed: Testbed, wan: Any, args: argparse.Namespace) -> dict[str, 
     finally:
         wan.heal()
         for thread in threads:
-            thread.join(timeout=seconds + clients.CALL_TIMEOUT + 60)
+            thread.join(timeout=seconds + clients.CLI_TIMEOUT + 60)
     stop.set()
     phases = {"clients": time.monotonic() - begun}
     deadline = time.monotonic() + QUIESCE_WITHIN

@@ -44,7 +44,12 @@ BOOTS = 3
 """``|`` boots per client and run (servers are only deleted after the run: nova's quota)."""
 NOVA_VERSION = {"OpenStack-API-Version": "compute 2.37"}  # networks "none"
 CALL_TIMEOUT = 120.0
-"""Far above the proxies' own timeouts: a command that reaches it is recorded as unknown."""
+"""Far above the proxies' own timeouts: a call that reaches it is recorded as unknown."""
+CLI_TIMEOUT = 300.0
+"""The same for one ``openstack`` command, most of whose time is its own start-up: at a load
+average of 30-40, the first 1-DC command at Marseille sent nothing to the site within 120 s
+(its HAProxy logged no such request) and was recorded as a lost 1-DC call (``local-failed``),
+twice on 2026-12-07."""
 _GAVE_UP = ("timed out", "Unable to establish connection", "Connection aborted",
             "RemoteDisconnected", "Connection reset", "Max retries exceeded")  # fmt: skip
 
@@ -276,7 +281,7 @@ def _type(
     seq, _ = recorder.next_name()
     start = time.time()
     result = sites.run(at, *args, cloud=at, scope=scope_of(resource, members), mode=mode,
-                       timeout=CALL_TIMEOUT)  # fmt: skip
+                       timeout=CLI_TIMEOUT)  # fmt: skip
     end = time.time()
     ids: tuple[str, ...] = ()
     if result.ok and kind == "create":

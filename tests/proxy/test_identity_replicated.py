@@ -9,9 +9,14 @@ is refused before Corte's Keystone.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+from edgescope.proxy.call import BranchReply
+from edgescope.proxy.protocol import UNDO_OF_HEADER
+from edgescope.replicas.model import PendingOp
 
 SitesFactory = Any
 
@@ -51,3 +56,44 @@ async def test_replicated_keystone_write_by_a_member_is_refused_at_the_peer(
     assert status == 403, body
     assert "site Corte refuses POST /v3/users" in body["error"]["message"]
     assert not corte.backend_hits("/identity/v3/users")
+
+
+async def test_an_undo_by_key_of_a_keystone_create_is_delegated_at_the_peer(
+    sites: SitesFactory, tmp_path: Path
+) -> None:
+    """A failed strict create's undo by key reaches Corte as a Paris admin's replicated
+    DELETE: Corte's proxy deletes what the key made with its acting token, as it applied the
+    create, not with the Paris token Corte's Keystone refuses (a campaign of 2026-12-07: 401,
+    the user was left at Corte)."""
+    paris, corte = await sites(
+        "Paris", "Corte", identity=True, replicas_dir=tmp_path, delegate_roles={"Corte": ["admin"]}
+    )
+    guard = corte.replicas.parts.guard
+    key, user_id = "0123abcd4567:Corte", "0123456789abcdef0123456789abcdef"
+
+    async def made() -> BranchReply:  # Corte applied the create; Paris never heard of it
+        body = json.dumps({"user": {"id": user_id}}).encode()
+        return BranchReply("Corte", 201, {"Content-Type": "application/json"}, body)
+
+    assert (await guard.guarded_write(None, guard.clock.now(), key, made)).status == 201
+    undo = PendingOp(
+        key="0123abcd4567:undo:Corte",
+        handle=None,
+        target="Corte",
+        service="identity",
+        method="DELETE",
+        path="/v3/users",
+        body=b"",
+        headers={
+            "X-Auth-Token": "paris-admin-token",
+            "X-Scope": "{identity: Corte}",
+            UNDO_OF_HEADER: key,
+        },
+        hlc=guard.clock.now(),
+    )
+    paris.replicas.registry.enqueue(undo, "paris-admin")
+    await paris.replicas.replayer.replay_once()
+    [delete] = corte.backend_hits(f"/identity/v3/users/{user_id}")
+    assert delete["method"] == "DELETE"
+    assert delete["headers"]["X-Auth-Token"] == "service-token-of-Corte"
+    assert paris.replicas.registry.pending() == []

@@ -29,6 +29,7 @@ from edgescope.lang import SiteRef, unparse
 from edgescope.proxy.call import BranchReply, BranchRequest, Call
 from edgescope.proxy.carriers import SCOPE_HEADER
 from edgescope.proxy.extension import Finished, Recorded, SendBranch
+from edgescope.proxy.identity import is_identity
 from edgescope.proxy.outcome import Verdict
 from edgescope.proxy.protocol import SET_HEADER, UNDO_OF_HEADER
 from edgescope.proxy.route import Plan, branch_scope
@@ -134,7 +135,7 @@ class ReplicaHooks:
     def _deleter(self, request: BranchRequest) -> Callable[[str], Awaitable[BranchReply]]:
         """DELETE ``<collection>/<id>`` at this site's backend (for an undo by key)."""
         call, site = self.call, self.replicas.site
-        headers = replay_headers(call.request.headers)
+        headers = self._backend_headers()
         scope = call.request.headers.get(SCOPE_HEADER)
         collection = request.path.partition("?")[0].rstrip("/")
 
@@ -150,7 +151,7 @@ class ReplicaHooks:
     def _lookup(self, request: BranchRequest) -> Lookup | None:
         """How a peer's create, taken over here in doubt, finds what it made (indoubt.py)."""
         call, site = self.call, self.replicas.site
-        headers = replay_headers(call.request.headers)
+        headers = self._backend_headers()
         scope = call.request.headers.get(SCOPE_HEADER)
 
         async def find(path: str) -> BranchReply:
@@ -164,6 +165,18 @@ class ReplicaHooks:
         return create_lookup(
             find, site, collection, request.body, lambda id_: registry.lookup(id_) is not None
         )
+
+    def _backend_headers(self) -> dict[str, str]:
+        """The headers of a call this proxy makes to its own backend for a peer's write (an
+        undo by key, an in-doubt lookup): Keystone checks tokens itself, so a delegated call
+        carries this site's acting token (as ``delegation.to_backend`` gives the write
+        itself), not the peer's user token, which this Keystone refuses (401: a campaign of
+        2026-12-07 left a user at Corte so)."""
+        headers = replay_headers(self.call.request.headers)
+        if self.call.acting_token is not None and is_identity(self.call.service):
+            headers = {k: v for k, v in headers.items() if k.lower() != "x-auth-token"}
+            headers["X-Auth-Token"] = self.call.acting_token
+        return headers
 
     async def record(self, finished: Finished) -> Recorded:
         if self.deleting and finished.verdict is Verdict.OK:
