@@ -68,6 +68,7 @@ def apply(testbed: Testbed, wan: Any, fault: schedule.Planned, stop: threading.E
         pid = running_pid(testbed.site(sites[0]).plan.pid_path("proxy"))
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
+        start = time.time()  # the moment it died: a call begun in between was in flight there
     elif kind == "service-restart":
         testbed.stop_service(sites[0], fault.detail["service"])
     elif kind == "clock-step":
