@@ -214,10 +214,12 @@ class Prober:
         rtt_ms = round((time.monotonic() - started) * 1000, 3)
         if watch:
             self.sender.metrics.watch_probes.labels(peer=name, outcome="ok").inc()
-        path_ms = await handshake_rtt_ms(peer.url, timeout)
-        self.record(name, rtt_ms, services_of(answer), path_ms)
+        # The heal first: the handshake below is one more crossing, and under loss its SYN
+        # may wait a second for its retransmission (the reads waiting on the peer would too).
         breaker.record_probe(True, now=time.monotonic())
         self.sender.metrics.set_breaker(name, breaker.state)
+        path_ms = await handshake_rtt_ms(peer.url, timeout)
+        self.record(name, rtt_ms, services_of(answer), path_ms)
         return True
 
     def record(
