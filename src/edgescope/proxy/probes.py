@@ -30,6 +30,8 @@ While suspect, a peer is also *watched* (:meth:`~breaker.Breaker.watch_due`): ev
 :data:`MAX_WATCHES` in all in flight; its failure is no evidence (only the probes above
 count), its success closes the breaker. Probes sent in a cut wait for their connection's
 retransmission (a second apart at best): the heal is seen by the first watch sent after it.
+A fresh connection races three connects (:class:`~forward.RacingConnector`: a lost SYN does
+not wait a second), and a good probe tells the breaker before it measures the handshake RTT.
 
     prober = Prober(sender, config.breaker)
     await prober.round()          # one round; the proxy runs one every probe_interval
