@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import aiohttp
 import psutil
 
 from bench._tally import CALL_ERRORS, TIMEOUT, Tally, truncated
+from edgescope.proxy.config_file import render_config
 from edgescope.proxy.keys import PREFIX, load_private, public_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,27 +139,27 @@ def site_toml(
 ) -> str:
     """A bench site's proxy config: its own key, and each peer's URL and public key (as
     every deployed site lists its peers: a proxy answers a hop only from a peer it knows);
-    ``read_timeouts`` overrides ``read_timeout`` for some peers."""
-    lines = [
-        f'site = "{site}"',
-        f'listen = "{listen}"',
-        f'private_key = "{site_key(site)[0]}"',
-        extra,
-        "[[services]]",
-        'type = "image"',
-        'prefix = "/image"',
-        f'backend = "{backend}"',
-    ]
-    for name, url in peers.items():
-        lines += [
-            "[[peers]]",
-            f'name = "{name}"',
-            f'url = "{url}"',
-            f'public_key = "{site_key(name)[1]}"',
-            f"connect_timeout = {connect_timeout}",
-            f"read_timeout = {read_timeouts.get(name, read_timeout)}",
+    ``read_timeouts`` overrides ``read_timeout`` for some peers; ``extra``: more TOML (keys
+    and tables), merged in. Written by the one writer of proxy TOML (``config_file``)."""
+    doc: dict[str, Any] = {
+        "site": site,
+        "listen": listen,
+        "private_key": site_key(site)[0],
+        **tomllib.loads(extra),
+        "services": [{"type": "image", "prefix": "/image", "backend": backend}],
+    }
+    if peers:
+        doc["peers"] = [
+            {
+                "name": name,
+                "url": url,
+                "public_key": site_key(name)[1],
+                "connect_timeout": connect_timeout,
+                "read_timeout": read_timeouts.get(name, read_timeout),
+            }
+            for name, url in peers.items()
         ]
-    return "\n".join(lines) + "\n"
+    return render_config(doc)
 
 
 def tls_tables(folder: Path, site: str, peer_port: int) -> str:

@@ -9,8 +9,12 @@ and its memory per in-flight fan-out (RSS growth while K fan-outs are in flight,
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -26,6 +30,7 @@ from bench._harness import (
     sites,
     timed_get,
 )
+from bench._results import LoadMeter
 from bench._tally import Tally
 
 WIDTHS = (1, 10, 100, 1000)
@@ -59,7 +64,7 @@ def fanout_figures(smoke: bool = False) -> list[dict[str, Any]]:
     return [one_width(width, smoke) for width in WIDTHS]
 
 
-def one_width(width: int, smoke: bool = False) -> dict[str, Any]:
+def one_width(width: int, smoke: bool = False, loop: str = "auto") -> dict[str, Any]:
     with sites(width, DELAY_MS, SLOWEST_MS) as (_, info):
         ports = info["ports"]
         peers = {f"s{i}": f"http://127.0.0.1:{port}" for i, port in enumerate(ports)}
@@ -73,7 +78,7 @@ def one_width(width: int, smoke: bool = False) -> dict[str, Any]:
             extra=f"[limits]\nmax_fanout = {width}\nmax_scope_sites = {max(width, 128)}\n"
             "max_scope_bytes = 65536\n[breaker]\nprobe_interval = 0",
         )
-        with edgescope(toml) as (proc, url):
+        with edgescope(toml, loop) as (proc, url):
             headers = {"X-Scope": scope_for(width)}
             n = 1 if smoke else 40 if width <= 100 else 10
             warmup = 0 if smoke else 2
@@ -96,6 +101,7 @@ def one_width(width: int, smoke: bool = False) -> dict[str, Any]:
         calls.add(tally)
     return {
         "width": width,
+        "loop": loop,
         "slowest_p50": slowest.p50,
         "fanout_p50": fan.p50,
         "fanout_p99": fan.p99,
@@ -116,3 +122,27 @@ def one_width(width: int, smoke: bool = False) -> dict[str, Any]:
 def baseline_failed(tally: Tally) -> str | None:
     why = tally.incomplete()
     return None if why is None else f"the slowest site alone (baseline): {why}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.fanout --widths 100 1000 --loop asyncio uvloop --out F.json``: the
+    figure for some widths, one proxy per (width, loop), with the load of the run."""
+    parser = argparse.ArgumentParser(prog="python -m bench.fanout")
+    parser.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS))
+    parser.add_argument("--loop", nargs="+", default=["auto"])
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    raise_fd_limit()
+    meter = LoadMeter()
+    rows = [one_width(width, loop=loop) for width in args.widths for loop in args.loop]
+    load = meter.stop()
+    result = {"rows": rows, "load": {**dataclasses.asdict(load), "sentence": load.sentence()}}
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

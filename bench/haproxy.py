@@ -47,6 +47,7 @@ from bench._tally import CALL_ERRORS, Tally, failed, first_failed
 from edgescope.deploy.haproxy import frontend_lines, plan_fast_path, settings_of, site_config
 from edgescope.proxy.carriers import new_request_id
 from edgescope.proxy.config import ProxyConfig, parse_config
+from edgescope.proxy.config_file import render_config
 
 
 @dataclass(frozen=True)
@@ -100,19 +101,16 @@ def proxy_config(ports: dict[str, int], backend: int, proxies: int) -> ProxyConf
 
 
 def proxy_toml(host: str, ports: dict[str, int], backend: int) -> str:
-    return "\n".join(
-        [
-            f'site = "{SITE}"',
-            f'listen = "{host}:{ports["main"]}"',
-            f'private_key = "{site_key(SITE)[0]}"',
-            "[breaker]",
-            "probe_interval = 0",
-            "[[services]]",
-            'type = "image"',
-            f"port = {ports['image']}",
-            f'backend = "http://127.0.0.1:{backend}"',
-            "",
-        ]
+    return render_config(
+        {
+            "site": SITE,
+            "listen": f"{host}:{ports['main']}",
+            "private_key": site_key(SITE)[0],
+            "breaker": {"probe_interval": 0},
+            "services": [
+                {"type": "image", "port": ports["image"], "backend": f"http://127.0.0.1:{backend}"}
+            ],
+        }
     )
 
 

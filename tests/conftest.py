@@ -7,7 +7,10 @@ from hypothesis import HealthCheck, settings
 
 from ci_tiers import pytest_configure as pytest_configure
 
-pytest_plugins = ["shared_beds"]  # each shared OpenStack testbed's tests together, then it stops
+pytest_plugins = [
+    "shared_beds",  # each shared OpenStack testbed's tests together, then it stops
+    "early_testbed",  # the loopback testbed comes up while the tests before it run
+]
 
 settings.register_profile("fast", max_examples=60, deadline=None)
 settings.register_profile(

@@ -24,7 +24,6 @@ OPTIONAL = {
         ("observe/tracing.py", "observe/_sampling.py"),
         "the [tracing] extra, imported when configured (_sampling only from tracing's setup)",
     ),
-    "uvloop": ("cli/proxy.py", "`proxy run --loop uvloop|auto` only; asyncio's loop otherwise"),
     "osc_lib": ("openstack/", "python-openstackclient's: the plugin is loaded by `openstack`"),
     "cliff": ("openstack/", "python-openstackclient's: the plugin is loaded by `openstack`"),
     "neutron": ("testbed/", "requirements/openstack.txt: run in the testbed's OpenStack"),

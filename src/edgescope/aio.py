@@ -3,11 +3,13 @@
 ``spawn`` is the only sanctioned way to start a background task: asyncio keeps only a
 weak reference to tasks, so a task nobody holds can be garbage-collected mid-flight.
 ``loop_lag`` tells how late the running loop has been (a busy proxy's own timeouts).
+``tune_gc`` sets up the garbage collector for a long-running server, once it has started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import weakref
 from collections import deque
 from collections.abc import Coroutine
@@ -69,3 +71,20 @@ def loop_lag() -> LoopLag:
     if lag is None:
         lag = _lags[loop] = LoopLag(loop)
     return lag
+
+
+GC_YOUNG_THRESHOLD = 20_000
+"""Container objects allocated (net) before a young-generation collection; Python's default
+is 700, which a 100-wide ``&`` (thousands of objects alive per call) crosses ~15 times a
+call, each collection then walking every object still in flight (docs/benchmarks.md, "Hot
+path"). Cyclic garbage waits at most this many allocations: a few MiB."""
+
+
+def tune_gc() -> None:
+    """For a server that has started: what it loaded (modules, config, keys) is moved out of
+    the collector's sight (``gc.freeze``), and young collections run every
+    :data:`GC_YOUNG_THRESHOLD` allocations instead of 700. Reference counting still frees
+    everything acyclic at once; only cycles wait longer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)

@@ -17,6 +17,7 @@ import pytest
 from wan_testbed import SITES as WAN_SITES
 from wan_testbed import WanTestbed, wan_missing
 
+import early_testbed
 from edgescope.openstack.scenarios import Context
 from edgescope.openstack.testbed_handle import TestbedHandle, handle_for
 from shared_beds import on_last_test
@@ -40,8 +41,10 @@ def testbed() -> Iterator[TestbedHandle]:
     from edgescope.testbed import Testbed
 
     state = Path(os.environ.get("EDGESCOPE_STATE_DIR", REPO / "state"))
-    existing = (state / "testbed.json").exists()
-    tb = Testbed.from_state(state) if existing else Testbed.create(state, SITES)
+    early = early_testbed.wait()  # this session's early start (it found no running testbed)
+    existing = early.existing if early is not None else (state / "testbed.json").exists()
+    found = (state / "testbed.json").exists()
+    tb = Testbed.from_state(state) if found else Testbed.create(state, SITES)
     if [plan.name for plan in tb.plans][: len(SITES)] != SITES:
         pytest.skip(f"{state} holds another testbed ({', '.join(tb.sites)})")
     tb.up()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import sitekeys
-from edgescope.cli.proxy import build_extensions
+from edgescope.cli.extensions import build_extensions
 from edgescope.errors import ConfigError
 from edgescope.observe.events import Events
 from edgescope.observe.tracing import Tracing

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from edgescope.errors import ConfigError
 from edgescope.observe.tracing import Tracing, TracingConfig
+from edgescope.replicas.model import Member, ReplicaSet
 from otlp import Collector, ReceivedSpan
 
 SERVER, CLIENT = 2, 3  # SpanKind in OTLP
@@ -214,3 +216,29 @@ async def test_the_request_ids_remembered_stay_within_remember(
     assert b'edgescope_bound_size{bound="trace_request_ids"} 2.0' in text
     assert b'edgescope_bound_limit{bound="trace_request_ids"} 2.0' in text
     assert b'edgescope_bound_refused_total{bound="trace_request_ids"} 3.0' in text
+
+
+async def test_an_extensions_own_call_is_a_span(
+    sites: Any, collector: tuple[Collector, str], tmp_path: Path
+) -> None:
+    """A replica record push (the extension's own signed call to a peer, not a client's)
+    is exported as a CLIENT span of the pushing site, with the peer's answer."""
+    receiver, url = collector
+    paris, _corte = await traced(sites, url, "Paris", "Corte", replicas_dir=tmp_path)
+    assert paris.replicas is not None
+    record = ReplicaSet(
+        "a0000001",
+        "image",
+        "/v2/images",
+        (Member("Paris", "a0000001"), Member("Corte", "c0000001")),
+    )
+    await paris.replicas.link.store_and_push(record.versioned(paris.replicas.clock.now()))
+    spans = await receiver.wait(lambda s: any(x.kind == CLIENT for x in s))
+    push = one(spans, site="Paris", kind=CLIENT)
+    assert push.name == "send_to_peer → Corte"
+    assert push.attributes["edgescope.peer"] == "Corte"
+    assert push.attributes["edgescope.origin"] == "send_to_peer"
+    assert push.attributes["url.path"] == "/edgescope/replicas/sets"
+    assert push.attributes["http.response.status_code"] == 200
+    assert push.attributes["edgescope.breaker"] == "closed"
+    assert push.start_ns <= push.end_ns

@@ -24,6 +24,18 @@ class Recorder:
     requests: list[Recorded] = field(default_factory=list)
 
 
+def token_options(endpoint: str) -> list[str]:
+    """The CLI's global options for ``admin_token`` auth: token ``tok123`` sent straight to
+    ``endpoint``, no Keystone needed."""
+    return ["--os-auth-type", "admin_token", "--os-token", "tok123", "--os-endpoint", endpoint]
+
+
+def paris_options(endpoint: str) -> list[str]:
+    """:func:`token_options` in region Paris, a scope naming Paris and Corte allowed."""
+    region = ["--os-region-name", "Paris", "--os-scope-sites", "Paris,Corte"]
+    return [*token_options(endpoint), *region]
+
+
 @dataclass
 class CliResult:
     code: int

@@ -7,7 +7,7 @@ import base64
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from osc_recorder import Recorder, run_openstack
+from osc_recorder import Recorder, paris_options, run_openstack, token_options
 
 from edgescope.openstack import osc_plugin
 
@@ -65,16 +65,7 @@ async def test_every_request_carries_the_scope_and_the_token_piggyback(recorder:
     # OSC's own object-store client, which sends an authenticated request straight away.
     for command in (["server", "list"], ["container", "list"]):
         result = await run_openstack(
-            "--os-auth-type",
-            "admin_token",
-            "--os-token",
-            "tok123",
-            "--os-endpoint",
-            recorder.url,
-            "--os-region-name",
-            "Paris",
-            "--os-scope-sites",
-            "Paris,Corte",
+            *paris_options(recorder.url),
             "--os-scope",
             "{nova: Paris & Corte}",
             *command,
@@ -93,16 +84,7 @@ async def test_every_request_carries_the_scope_and_the_token_piggyback(recorder:
 
 
 async def test_no_scope_means_no_carrier(recorder: Recorder) -> None:
-    await run_openstack(
-        "--os-auth-type",
-        "admin_token",
-        "--os-token",
-        "tok123",
-        "--os-endpoint",
-        recorder.url,
-        "container",
-        "list",
-    )
+    await run_openstack(*token_options(recorder.url), "container", "list")
     assert len(recorder.requests) == 1
     for request in recorder.requests:
         assert "X-Scope" not in request.headers

@@ -10,7 +10,7 @@ import argparse
 import asyncio
 
 import pytest
-from osc_recorder import Recorder, run_openstack
+from osc_recorder import Recorder, paris_options, run_openstack
 
 from edgescope.openstack import osc_plugin
 from edgescope.openstack.session import MODE_HEADER
@@ -18,21 +18,7 @@ from edgescope.proxy.carriers import MODE_HEADER as PROXY_MODE_HEADER
 
 
 def _cli(recorder: Recorder, *options: str) -> list[str]:
-    return [
-        "--os-auth-type",
-        "admin_token",
-        "--os-token",
-        "tok123",
-        "--os-endpoint",
-        recorder.url,
-        "--os-region-name",
-        "Paris",
-        "--os-scope-sites",
-        "Paris,Corte",
-        *options,
-        "container",
-        "list",
-    ]
+    return [*paris_options(recorder.url), *options, "container", "list"]
 
 
 def test_option_parses_from_command_line_and_environment(monkeypatch) -> None:

@@ -27,7 +27,7 @@ from edgescope.proxy.carriers import ScopeMemory
 from edgescope.proxy.config import ProxyConfig, parse_config
 from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.dispatch import Dispatcher
-from edgescope.proxy.extension import Extension, ExtensionSet
+from edgescope.proxy.extension import Extension, ExtensionSet, SiteCall
 from edgescope.proxy.forward import Upstream
 from edgescope.proxy.memory import Handler, MemoryTransport
 from edgescope.proxy.metrics import ProxyMetrics
@@ -81,6 +81,9 @@ class Engine:
         self.sender = Sender(
             self.config, Upstream(), self.metrics, None, self.delegation, client=self.transport
         )
+        self.extensions = ExtensionSet(extensions)
+        if self.extensions.handles(SiteCall):
+            self.sender.own_calls = self.extensions.site_call
         self.clock = Clock()
         self.dispatcher = Dispatcher(
             self.config,
@@ -88,7 +91,7 @@ class Engine:
             self.metrics,
             self.delegation,
             ScopeMemory(),
-            ExtensionSet(extensions),
+            self.extensions,
             clock=self.clock,
         )
         self.last: Call | None = None

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from tests.proxy.conftest import SitesFactory
+from tests.proxy.rawpeer import raw_peer
 
 from edgescope.proxy.carriers import handle_of, new_correlation_id
 
+JSON = b"Content-Type: application/json\r\n"
 TRANS = [{"read": "X-Trans-Id", "write": "X-Trans-Id-Extra", "services": ["compute"]}]
 
 
@@ -56,28 +57,6 @@ async def test_a_spray_of_made_up_tokens_can_evict_but_never_misroute(
     assert len(paris.seen) == before
 
 
-async def _raw(head: bytes) -> asyncio.Server:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(head + b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(answer, "127.0.0.1", 0)
-
-
-@pytest.fixture
-async def raw_peer() -> AsyncIterator[list[asyncio.Server]]:
-    servers: list[asyncio.Server] = []
-    yield servers
-    for server in servers:
-        server.close()
-
-
 @pytest.mark.parametrize(
     ("head", "status"),
     [
@@ -88,30 +67,26 @@ async def raw_peer() -> AsyncIterator[list[asyncio.Server]]:
     ],
 )
 async def test_control_characters_anywhere_in_a_peers_head(
-    sites: SitesFactory, raw_peer: list[asyncio.Server], head: bytes, status: int
+    sites: SitesFactory, head: bytes, status: int
 ) -> None:
-    server = await _raw(head)
-    raw_peer.append(server)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    paris, _ = await sites("Paris", "Corte", extra_peers={"Paris": {"Evil": {"url": url}}})
-    got, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Evil}"})
+    async with raw_peer(head + JSON, b"{}", once=True) as url:
+        paris, _ = await sites("Paris", "Corte", extra_peers={"Paris": {"Evil": {"url": url}}})
+        got, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Evil}"})
     assert got == status, body
     again, _, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
     assert again == 200  # the proxy and its client connection are fine
 
 
 async def test_internal_headers_in_any_case_and_repeated_are_stripped(
-    sites: SitesFactory, raw_peer: list[asyncio.Server]
+    sites: SitesFactory,
 ) -> None:
     head = (
         b"HTTP/1.1 200 OK\r\nx-EDGESCOPE-partial: a\r\nX-Edgescope-Partial: b\r\n"
         b"X-EDGESCOPE-SITES: Nowhere=200\r\nX-Edgescope-Replica-Set: forged\r\n"
     )
-    server = await _raw(head)
-    raw_peer.append(server)
-    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    paris, _ = await sites("Paris", "Corte", extra_peers={"Paris": {"Evil": {"url": url}}})
-    status, headers, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Evil}"})
+    async with raw_peer(head + JSON, b"{}", once=True) as url:
+        paris, _ = await sites("Paris", "Corte", extra_peers={"Paris": {"Evil": {"url": url}}})
+        status, headers, _ = await paris.get("/image/echo", headers={"X-Scope": "{image: Evil}"})
     assert status == 200
     internal = {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-edgescope-")}
     assert internal == {"x-edgescope-sites": "Evil=200"}

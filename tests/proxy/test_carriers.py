@@ -175,3 +175,20 @@ def test_a_scope_key_with_other_unicode_whitespace_is_refused(header: str) -> No
     route a call HAProxy treats as unscoped, so it is a 400 (test_fast_path runs it live)."""
     with pytest.raises(ScopeSyntaxError, match="whitespace other than spaces and tabs"):
         baggage_scope(header)
+
+
+def test_the_id_text_is_the_uuid_modules_and_the_tag_hmac_sha256() -> None:
+    """The hot path formats ids and computes their tags without ``uuid.UUID`` and
+    ``hmac.new`` objects (docs/design.md, "Hot path"): the same text, the same tag."""
+    import hashlib
+    import hmac
+    import uuid
+
+    from edgescope.proxy.carriers import CorrelationIds, _uuid_text
+
+    for value in (0, 1, (1 << 128) - 1, 0x0123456789ABCDEF0123456789ABCDEF):
+        assert _uuid_text(value) == f"req-{uuid.UUID(int=value)}"
+    ids = CorrelationIds(b"k" * 32)
+    expected = hmac.new(b"k" * 32, (42).to_bytes(8, "big"), hashlib.sha256).digest()[:8]
+    assert ids._tag(42) == int.from_bytes(expected, "big")
+    assert ids.issued(ids.mint())

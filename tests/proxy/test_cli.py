@@ -98,37 +98,13 @@ def test_gen_config_from_endpoint_list(tmp_path: Path) -> None:
 
 
 def test_gen_config_errors_exit_2(tmp_path: Path) -> None:
+    gen_config = ["proxy", "gen-config", "--site", "Paris", "--listen", "127.0.0.1:1"]
+    gen_config += ["--private-key-file", "k"]
     result = CliRunner().invoke(
-        app,
-        [
-            "proxy",
-            "gen-config",
-            "--site",
-            "Paris",
-            "--listen",
-            "127.0.0.1:1",
-            "--private-key-file",
-            "k",
-            "--interface",
-            "admin",
-        ],
-        input=json.dumps(ENDPOINTS),
+        app, [*gen_config, "--interface", "admin"], input=json.dumps(ENDPOINTS)
     )
     assert result.exit_code == 2 and "no admin endpoint" in result.output
-    result = CliRunner().invoke(
-        app,
-        [
-            "proxy",
-            "gen-config",
-            "--site",
-            "Paris",
-            "--listen",
-            "127.0.0.1:1",
-            "--private-key-file",
-            "k",
-        ],
-        input="not json",
-    )
+    result = CliRunner().invoke(app, gen_config, input="not json")
     assert result.exit_code == 2 and "openstack endpoint list -f json" in result.output
     assert "Traceback" not in result.output
 

@@ -78,7 +78,7 @@ KEY = sitekeys.public("Corte")
         ({"site": "Par is"}, "not a site name"),
         (
             {"colour": "blue"},
-            "valid keys: breaker, carriers, directory, events, haproxy, hedging, identity",
+            "valid keys: breaker, carriers, hedging, identity",
         ),
         ({"services": []}, "at least one service"),
         ({"hedging": {"floor": 3.0}}, "hedging.floor (3.0) is above hedging.ceiling (2.0)"),

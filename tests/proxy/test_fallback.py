@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import io
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from edgescope.proxy.protocol import SITES_HEADER
@@ -114,8 +115,8 @@ async def test_probes_keep_a_down_peer_open(sites: SitesFactory, refused_url: st
 async def test_a_breaker_that_opens_is_probed_at_once_and_a_good_probe_closes_it(
     sites: SitesFactory,
 ) -> None:
-    """The rounds are a minute apart here: only the probe sent right when the breaker
-    opened can find Corte healthy, and it closes the breaker (no half-open trial call)."""
+    """The rounds are a minute apart here: only the probes the breaker's opening starts can
+    find Corte healthy, and a good one closes the breaker (no half-open trial call)."""
     paris, _corte = await sites(
         "Paris",
         "Corte",
@@ -128,7 +129,9 @@ async def test_a_breaker_that_opens_is_probed_at_once_and_a_good_probe_closes_it
         if breaker.state != "open":
             break
         await asyncio.sleep(0.02)
-    assert breaker.state == "closed" and paris.proxy.prober.sent == 1
+    # Closed within 5 s, rounds being a minute apart: by the probe sent at once (or, on a slow
+    # machine, by a back-off probe or a watch sent while it was in flight; not a round).
+    assert breaker.state == "closed" and paris.proxy.prober.sent >= 1
     status, _, body = await paris.get("/image/echo", headers={"X-Scope": "{image: Corte}"})
     assert status == 200 and body["site"] == "Corte"
 
@@ -194,21 +197,9 @@ async def test_a_one_site_call_is_not_given_up_when_the_breaker_opens(
 async def test_an_answer_whose_body_stalls_falls_back(sites: SitesFactory) -> None:
     """Lyon sends its headers, then 10 of its 100 bytes, then nothing: the ``|`` moves on to
     Corte after the read timeout instead of failing (a link cut mid-answer)."""
-
-    done = asyncio.Event()
-    writers: list[asyncio.StreamWriter] = []
-
-    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n{\"partial\"")  # fmt: skip
-        await writer.drain()
-        await done.wait()
-
-    server = await asyncio.start_server(stall, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    partial = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 100\r\n\r\n{\"partial\"")  # fmt: skip
+    async with _silent_peer(partial) as (port, _received):
         paris, _corte = await sites(
             "Paris",
             "Corte",
@@ -222,14 +213,6 @@ async def test_an_answer_whose_body_stalls_falls_back(sites: SitesFactory) -> No
         )
         assert status == 200 and body["site"] == "Corte"
         assert headers[SITES_HEADER].startswith("Lyon=unreachable")
-    finally:
-        done.set()
-        for writer in writers:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
 
 
 async def test_404_where_reachable_and_cut_elsewhere_is_a_404(
@@ -255,24 +238,7 @@ async def test_a_write_with_no_answer_is_in_doubt_and_not_sent_elsewhere(
     that holds the request while its keystone restarts, and creates the server later): the
     write may be applied at Lyon, so it is not re-sent to Corte (campaign cause D). A read
     over the same Lyon still falls back."""
-    done = asyncio.Event()
-    writers: list[asyncio.StreamWriter] = []
-    received: list[bytes] = []
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            (int(line.split(b":")[1]) for line in head.split(b"\r\n")
-             if line.lower().startswith(b"content-length:")),
-            0,
-        )  # fmt: skip
-        received.append(head.split(b" ", 1)[0] + b" " + await reader.readexactly(length))
-        await done.wait()
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with _silent_peer() as (port, received):
         paris, corte = await sites(
             "Paris",
             "Corte",
@@ -295,14 +261,6 @@ async def test_a_write_with_no_answer_is_in_doubt_and_not_sent_elsewhere(
         assert corte.backend_hits("/servers") == []
         status, _, body = await paris.get("/image/servers", headers=scope)
         assert status == 200 and body["site"] == "Corte"
-    finally:
-        done.set()
-        for writer in writers:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
 
 
 async def test_a_write_in_doubt_inside_an_and_is_not_sent_to_the_next_site(
@@ -311,24 +269,7 @@ async def test_a_write_in_doubt_inside_an_and_is_not_sent_to_the_next_site(
     """The same inside ``&``: ``Paris & (Lyon | Corte)``, Lyon reads the whole POST and
     answers nothing: the write may be applied at Lyon, so the nested ``|`` does not send it
     on to Corte; the ``&`` fails naming Lyon. A read over the same scope still falls back."""
-    done = asyncio.Event()
-    writers: list[asyncio.StreamWriter] = []
-    received: list[bytes] = []
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next(
-            (int(line.split(b":")[1]) for line in head.split(b"\r\n")
-             if line.lower().startswith(b"content-length:")),
-            0,
-        )  # fmt: skip
-        received.append(head.split(b" ", 1)[0] + b" " + await reader.readexactly(length))
-        await done.wait()
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with _silent_peer() as (port, received):
         paris, corte = await sites(
             "Paris",
             "Corte",
@@ -349,6 +290,33 @@ async def test_a_write_in_doubt_inside_an_and_is_not_sent_to_the_next_site(
         status, _, body = await paris.get("/image/servers", headers=scope)
         assert status == 200, body
         assert corte.backend_hits("/servers")  # the read did fall back to Corte
+
+
+@contextlib.asynccontextmanager
+async def _silent_peer(first: bytes = b"") -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A peer on loopback that reads each request whole (its method and body are recorded in
+    the list it yields with its port), sends ``first`` (nothing by default), then nothing
+    more until the block ends."""
+    done = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+    received: list[bytes] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+             if line.lower().startswith(b"content-length:")),
+            0,
+        )  # fmt: skip
+        received.append(head.split(b" ", 1)[0] + b" " + await reader.readexactly(length))
+        writer.write(first)
+        await writer.drain()
+        await done.wait()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], received
     finally:
         done.set()
         for writer in writers:

@@ -7,7 +7,6 @@ forged ``X-Edgescope-Partial`` (or Sites, Pending) never reaches the client."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -16,38 +15,19 @@ from typing import Any
 import aiohttp
 import pytest
 from tests.proxy.conftest import SitesFactory
+from tests.proxy.rawpeer import raw_peer
 
 from edgescope.proxy.config import parse_config
 
 KEY = "ed25519:" + "A" * 43 + "="
 
 
-async def _raw_server(head: bytes, body: bytes) -> asyncio.Server:
-    """A raw HTTP server answering every request with ``head`` (status line and headers,
-    no Content-Length) and ``body``: what aiohttp's server would refuse to send."""
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                await reader.readuntil(b"\r\n\r\n")
-                length = f"Content-Length: {len(body)}\r\n\r\n".encode()
-                writer.write(head + length + body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    return await asyncio.start_server(answer, "127.0.0.1", 0)
-
-
 @pytest.fixture
 async def hostile_url() -> AsyncIterator[str]:
     """200 with ``X-Thing: a<ESC>b`` (and a DEL in another header)."""
     head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Thing: a\x1bb\r\n"
-    server = await _raw_server(head + b"X-Other: c\x7fd\r\n", b"{}")
-    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    server.close()
+    async with raw_peer(head + b"X-Other: c\x7fd\r\n", b"{}") as url:
+        yield url
 
 
 @pytest.fixture
@@ -59,9 +39,8 @@ async def forger_url() -> AsyncIterator[str]:
         b"X-Edgescope-Pending: Paris\r\nX-Edgescope-Replayed: 1\r\n"
         b"X-Edgescope-Error: Forged Title\r\n"
     )
-    server = await _raw_server(head, b'{"items": [{"id": "evil-1"}]}')
-    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    server.close()
+    async with raw_peer(head, b'{"items": [{"id": "evil-1"}]}') as url:
+        yield url
 
 
 async def test_a_peers_forged_internal_headers_never_reach_the_client(
@@ -143,9 +122,8 @@ async def test_the_sites_own_backend_with_a_control_character_is_a_502(hostile_u
 async def failing_url() -> AsyncIterator[str]:
     """500 with a 1 MiB body (more than the proxy reads of a failed attempt's answer)."""
     head = b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
-    server = await _raw_server(head, b"e" * (1 << 20))
-    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    server.close()
+    async with raw_peer(head, b"e" * (1 << 20)) as url:
+        yield url
 
 
 async def test_a_failed_attempt_of_an_or_is_released_and_its_large_body_no_507(

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from engine import SITE, Engine
 
+from edgescope.errors import SiteUnreachable
+from edgescope.proxy.call import BranchTrace
 from edgescope.proxy.memory import (
     Handler,
     MemoryAnswer,
@@ -103,3 +105,74 @@ async def test_a_failed_and_create_is_undone_through_the_same_transport(engine: 
     assert response.status >= 500
     undo = [(r.site, r.method, r.url.raw_path) for r in engine.transport.requests[2:]]
     assert undo == [(SITE, "DELETE", "/image/things/a0000001")]
+
+
+class SeesSiteCalls:
+    """An observer of the extensions' own calls (the ``site_call`` event)."""
+
+    name = "sees-site-calls"
+    events = ("site_call",)
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str, BranchTrace]] = []
+
+    def routes(self) -> list[object]:
+        return []
+
+    async def start(self, proxy: object) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def site_call(self, origin: str, method: str, path: str, trace: BranchTrace) -> None:
+        self.seen.append((origin, method, path, trace))
+
+
+@pytest.fixture
+async def watched(tmp_path: Path) -> AsyncIterator[tuple[Engine, SeesSiteCalls]]:
+    replicas = Replicas.open(SITE, tmp_path / "replicas", replay_interval=3600)
+    replicas.sync_interval = 0
+    observer = SeesSiteCalls()
+    engine = Engine({}, extensions=[replicas, observer])
+    engine.replicas = replicas  # type: ignore[attr-defined]
+    await replicas.start(engine.sender)
+    yield engine, observer
+    await replicas.stop()
+
+
+async def test_the_extensions_own_calls_are_seen_as_branches_are(
+    watched: tuple[Engine, SeesSiteCalls],
+) -> None:
+    """The record push (send_to_peer) and the undo (call_site) are each told once to the
+    observers, with the site, the breaker state when sent and how it went."""
+    engine, observer = watched
+    engine.transport.sites.update({SITE: creates("a0"), "Corte": creates("c0")})
+    body = json.dumps({"thing": {"name": "vm"}}).encode()
+    assert (await engine.call("POST", "/image/things", BOTH, body=body)).status == 201
+    [(origin, method, path, trace)] = observer.seen
+    assert (origin, method, path) == ("send_to_peer", "POST", "/edgescope/replicas/sets")
+    assert (trace.site, trace.breaker, trace.status, trace.error) == ("Corte", "closed", 200, "")
+    assert trace.seconds is not None and trace.seconds >= 0
+
+    observer.seen.clear()
+    engine.transport.sites["Corte"] = answer(500)
+    response = await engine.call("POST", "/image/things", BOTH, body=body)
+    assert response.status >= 500
+    [(origin, method, path, trace)] = observer.seen
+    assert (origin, method, path) == ("call_site", "DELETE", "/things/a0000002")
+    assert (trace.site, trace.breaker, trace.status) == (SITE, "local", 200)
+
+
+async def test_an_own_call_that_fails_is_seen_and_counted_once_by_the_breaker(
+    watched: tuple[Engine, SeesSiteCalls],
+) -> None:
+    engine, observer = watched
+    engine.transport.sites["Corte"] = unreachable()
+    services = engine.sender
+    with pytest.raises(SiteUnreachable):
+        await services.send_to_peer("Corte", "GET", "/edgescope/replicas", headers={}, body=None)
+    [(origin, _, _, trace)] = observer.seen
+    assert origin == "send_to_peer" and trace.status is None and trace.error
+    assert engine.sender.peers.breaker("Corte").failures == 1
+    assert [r.site for r in engine.transport.requests] == ["Corte"]  # sent once, no retry here

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from edgescope.cli.proxy import build_extensions
+from edgescope.cli.extensions import build_extensions
 from edgescope.proxy import keys
 from edgescope.proxy.config import parse_config
 from edgescope.proxy.protocol import sign_hop

@@ -11,16 +11,9 @@ from edgescope.errors import Refused
 from edgescope.proxy.call import BranchReply
 from edgescope.proxy.protocol import SITES_HEADER
 from edgescope.replicas.members import DIVERGED_FIELD, MEMBERS_FIELD
+from replicas.pair import BOTH, eventually
 
 SitesFactory = Any
-BOTH = "{image: Paris & Corte}"
-
-
-async def eventually(check: Any, timeout: float = 8.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_member_refusing_undoes_the_others(replica_sites: SitesFactory) -> None:

@@ -4,20 +4,11 @@ cannot keep (chunked) is refused up front, never queued empty."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 from edgescope.proxy.carriers import MODE_HEADER
-
-BOTH = "{image: Paris & Corte}"
-
-
-async def eventually(check: Any, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
-        await asyncio.sleep(0.05)
+from replicas.pair import BOTH, eventually
 
 
 async def test_a_streamed_eventual_write_is_queued_and_replayed_with_its_bytes(

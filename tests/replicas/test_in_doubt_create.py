@@ -11,18 +11,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edgescope.proxy.carriers import MODE_HEADER
+from replicas.pair import BOTH, EVENTUAL, eventually
 
 SitesFactory = Any
-BOTH = "{image: Paris & Corte}"
-EVENTUAL = {MODE_HEADER: "eventual"}
-
-
-async def eventually(check: Any, timeout: float = 8.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def queued_create_for_corte(paris: Any, corte: Any, name: str) -> str:

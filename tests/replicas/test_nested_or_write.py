@@ -7,23 +7,15 @@ same key: applied once there), never for Marseille."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from edgescope.proxy.carriers import MODE_HEADER
 from edgescope.proxy.protocol import PENDING_HEADER
+from replicas.pair import eventually
 
 SitesFactory = Any
 NESTED = "{image: Paris & (Corte | Marseille)}"
 LATE_AT_CORTE = {"thing": {"name": "vm", "slow_at": "Corte", "delay": 5.5}}
-
-
-async def eventually(check: Any, timeout: float = 30.0) -> None:
-    """Generous bound: a loaded machine slows the replay rounds, not the outcome."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_a_strict_create_in_doubt_in_a_nested_or_is_undone_not_sent_on(

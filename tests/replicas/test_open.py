@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import sitekeys
-from edgescope.cli.proxy import build_extensions
+from edgescope.cli.extensions import build_extensions, parse_site
 from edgescope.errors import ConfigError
 from edgescope.proxy.config import parse_config
 from edgescope.replicas.extension import Replicas
@@ -78,4 +78,4 @@ def test_database_url_is_taken_as_given(tmp_path: Path) -> None:
 
 def test_replicas_table_must_be_a_table() -> None:
     with pytest.raises(ConfigError, match=r"\[replicas\]: expected a table"):
-        parse_config({**RAW, "replicas": "state"})
+        parse_site({**RAW, "replicas": "state"})

@@ -5,24 +5,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edgescope.proxy.carriers import MODE_HEADER
 from edgescope.proxy.protocol import PENDING_HEADER, REPLAYED_HEADER, SITES_HEADER
 from edgescope.proxy.server import SiteProxy
 from edgescope.replicas.extension import Replicas
 from edgescope.replicas.model import Hlc, PendingOp
 from edgescope.replicas.registry import Registry
+from replicas.pair import BOTH, EVENTUAL, eventually
 
 SitesFactory = Any
-BOTH = "{image: Paris & Corte}"
-EVENTUAL = {MODE_HEADER: "eventual"}
-
-
-async def eventually(check: Any, timeout: float = 8.0) -> None:
-    """Poll ``check()`` until true (replay runs in the background), else fail clearly."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 def posts(site: Any) -> int:

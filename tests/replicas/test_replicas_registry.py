@@ -12,14 +12,7 @@ from edgescope.replicas import database as db
 from edgescope.replicas.model import Hlc, Member, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.peers import APPLIED_RETENTION, Replayer
 from edgescope.replicas.registry import Registry
-
-ALICE = ReplicaSet(
-    "aa0000000001",
-    "identity",
-    "/v3/users",
-    (Member("Paris", "aa0000000001"), Member("Corte", "cc0000000001")),
-    Hlc(10, 0, "P"),
-)
+from replicas.pair import ALICE
 
 
 def age(registry: Registry, table: sa.Table, seconds: float) -> None:

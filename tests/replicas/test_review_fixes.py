@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edgescope.cli.proxy import build_extensions
+from edgescope.cli.extensions import build_extensions
 from edgescope.proxy import keys
 from edgescope.proxy.config import parse_config
 from edgescope.proxy.protocol import REPLICA_SETS_PATH, sign_hop

@@ -6,20 +6,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 
+import edgescope.replicas.registry as registry_module
 from edgescope.errors import ConfigError
-from edgescope.replicas.model import Hlc, Member, PendingOp, ReplicaSet
+from edgescope.replicas.model import Hlc, PendingOp, ReplicaSet
 from edgescope.replicas.registry import ClaimState, Registry
-
-ALICE = ReplicaSet(
-    "aa0000000001",
-    "identity",
-    "/v3/users",
-    (Member("Paris", "aa0000000001"), Member("Corte", "cc0000000001")),
-    Hlc(10, 0, "P"),
-)
+from replicas.pair import ALICE
 
 
 @pytest.fixture
@@ -93,13 +88,21 @@ def test_a_claim_released_or_expired_passes_to_another_proxy(
     assert one.applied("k") is None
 
 
-def test_leases_are_exclusive_until_they_expire(two: tuple[Registry, Registry]) -> None:
+def test_leases_are_exclusive_until_they_expire(
+    two: tuple[Registry, Registry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry's clock is stepped by hand: a lease cannot expire between two statements
+    of the test however slow the machine is (a 0.3 s lease on the wall clock once did)."""
+    clock = [1_000_000.0]
+    monkeypatch.setattr(registry_module, "time", SimpleNamespace(time=lambda: clock[0]))
     one, other = two
     assert one.acquire("replay:Corte", "one", 0.3)
     assert not other.acquire("replay:Corte", "other", 5.0)
     assert one.acquire("replay:Corte", "one", 0.3)  # renewed by its holder
     assert other.holder("replay:Corte") == "one"
-    time.sleep(0.4)
+    clock[0] += 0.29
+    assert not other.acquire("replay:Corte", "other", 5.0)  # not expired yet
+    clock[0] += 0.02
     assert other.acquire("replay:Corte", "other", 5.0)  # expired: taken over
     assert not one.acquire("replay:Corte", "one", 5.0)
     other.release("replay:Corte", "other")

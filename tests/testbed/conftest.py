@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import early_testbed
 from shared_beds import on_last_test
 
 SITES = ["Paris", "Corte", "Marseille"]
@@ -37,11 +38,12 @@ def testbed() -> Iterator[object]:
     from edgescope.testbed import Testbed
 
     state = Path(os.environ.get("EDGESCOPE_STATE_DIR", REPO / "state"))
+    early = early_testbed.wait()  # this session's early start (it found no running testbed)
     existing = (state / "testbed.json").exists()
     tb = Testbed.from_state(state) if existing else Testbed.create(state, SITES)
     if list(tb.sites) != SITES:
         pytest.skip(f"{state} holds another testbed ({', '.join(tb.sites)})")
-    was_running = existing and tb.healthy()
+    was_running = existing and early is None and tb.healthy()
     tb.up()
     stop = on_last_test("testbed", tb.down if not was_running else lambda: None)
     yield tb

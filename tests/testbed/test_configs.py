@@ -171,7 +171,7 @@ def test_glance_fails_with_503_not_401_when_the_identity_site_is_unreachable() -
 
 
 def test_every_proxy_has_the_directory_and_a_joined_site_only_its_seed(tmp_path: Path) -> None:
-    from edgescope.cli.proxy import build_extensions
+    from edgescope.cli.extensions import build_extensions
     from edgescope.directory.gossip import Directory
     from edgescope.testbed import Testbed
 

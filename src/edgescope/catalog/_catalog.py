@@ -77,8 +77,6 @@ class Catalog:
         every = frozenset(registry.services)
         return cls(tuple(Site(name, every) for name in names), registry)
 
-    of_sites = from_sites
-
     @classmethod
     def from_toml(cls, path: str | Path, registry: ServiceRegistry = DEFAULT_REGISTRY) -> Catalog:
         """Load a catalog file; ConfigError names the file and the bad key."""

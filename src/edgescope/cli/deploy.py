@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from edgescope.cli.extensions import TABLES
 from edgescope.deploy import haproxy, systemd
 from edgescope.errors import EdgescopeError
 from edgescope.proxy.config import load_config
@@ -49,7 +50,7 @@ def haproxy_command(
 ) -> None:
     """The fast path: ACL lines for every HTTP frontend, and edgescope's backend sections."""
     try:
-        site = load_config(config)
+        site = load_config(config, extensions=TABLES)
         settings = haproxy.settings_of(site)
         if flavor is not None or on_down is not None:
             raw = dict(site.extension_tables.get("haproxy", {}))
@@ -100,7 +101,7 @@ def systemd_command(
 ) -> None:
     """A systemd unit running ``edgescope proxy run --config CONFIG`` (restart, hardening)."""
     try:
-        site = load_config(config)
+        site = load_config(config, extensions=TABLES)
     except EdgescopeError as exc:
         raise _fail(str(exc)) from None
     raw = site.extension_tables.get("replicas", {})

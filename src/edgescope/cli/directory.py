@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from edgescope.cli.extensions import TABLES
 from edgescope.directory import model
 from edgescope.directory.leave import leave as leave_edge
 from edgescope.errors import ConfigError
@@ -99,7 +100,7 @@ def leave(
     """The site of CONFIG leaves the edge: a signed "left" entry pushed to the sites it knows
     (its proxy may be stopped already; starting it again rejoins)."""
     try:
-        entry, reached = asyncio.run(leave_edge(load_config(config)))
+        entry, reached = asyncio.run(leave_edge(load_config(config, extensions=TABLES)))
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     if not reached:

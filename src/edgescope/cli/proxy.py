@@ -28,16 +28,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edgescope.directory.gossip import Directory, DirectoryConfig
+from edgescope.aio import tune_gc
+from edgescope.cli.extensions import TABLES, build_extensions, load_site, parse_site
 from edgescope.errors import ConfigError, EdgescopeError
-from edgescope.observe.events import Events, EventsConfig
-from edgescope.observe.tracing import Tracing, TracingConfig
 from edgescope.proxy import keys
 from edgescope.proxy.config import ProxyConfig, load_config
 from edgescope.proxy.extension import Extension
 from edgescope.proxy.forward import STATUS_MAX_BYTES, Upstream
 from edgescope.proxy.gen_config import load_endpoints, site_toml
-from edgescope.replicas.extension import Replicas, ReplicasConfig
 
 app = typer.Typer(name="proxy", help="The per-site scope proxy.", no_args_is_help=True)
 _out = Console()
@@ -74,39 +72,11 @@ def run(
 ) -> None:
     """Serve the site's services through the proxy until interrupted."""
     with _clean_errors():
-        site_config = load_config(config)
+        site_config = load_site(config, state_dir)
         extensions = build_extensions(site_config, state_dir)
         logging.basicConfig(level=log_level.upper(), stream=sys.stdout, format="%(message)s")
         with asyncio.Runner(loop_factory=_loop_factory(loop)) as runner:
             runner.run(_serve(site_config, extensions))
-
-
-def build_extensions(config: ProxyConfig, state_dir: Path | None) -> list[Extension]:
-    """The proxy's extensions from its config: the site directory with a ``[directory]``
-    table; replicas with a ``[replicas]`` table or ``--state-dir``; the console's events with
-    ``[events]``; OpenTelemetry traces with ``[tracing]``."""
-    extensions: list[Extension] = []
-    directory = config.extension_tables.get("directory")
-    if directory is not None:
-        services = [s.type for s in config.services]
-        settings = DirectoryConfig.parse(directory, config.base_dir)
-        extensions.append(Directory(config.site, config.private_key, settings, services))
-    raw = config.extension_tables.get("replicas")
-    replicas = None
-    if state_dir is not None or raw is not None:
-        replicas_config = ReplicasConfig.parse(
-            {**(raw or {}), **({"state_dir": str(state_dir)} if state_dir else {})},
-            config.base_dir,
-        )
-        replicas = Replicas.from_config(config.site, replicas_config)
-        extensions.append(replicas)
-    events = config.extension_tables.get("events")
-    if events is not None:
-        extensions.append(Events(config.site, EventsConfig.parse(events), replicas=replicas))
-    tracing = config.extension_tables.get("tracing")
-    if tracing is not None:
-        extensions.append(Tracing(config.site, TracingConfig.parse(tracing)))
-    return extensions
 
 
 def _loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -132,6 +102,7 @@ async def _serve(config: ProxyConfig, extensions: list[Extension]) -> None:
 
     proxy = SiteProxy(config, extensions=extensions)
     await proxy.start()
+    tune_gc()  # fewer collections per call (a wide & especially): edgescope/aio.py
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -150,7 +121,7 @@ def status(
 ) -> None:
     """Each peer's reachability (probed now) and breaker state (from the running proxy)."""
     with _clean_errors():
-        site_config = load_config(config)
+        site_config = load_config(config, extensions=TABLES)
         rows = asyncio.run(_status(site_config))
     if as_json:
         _out.print_json(json.dumps(rows))
@@ -257,11 +228,9 @@ def load_config_text_check(toml: str) -> None:
     """Validate generated text as the proxy will (its key file aside)."""
     import tomllib
 
-    from edgescope.proxy.config import parse_config
-
     data = tomllib.loads(toml)
     data.pop("private_key_file", None)
-    parse_config({**data, "private_key": "ed25519:" + "A" * 43 + "="})
+    parse_site({**data, "private_key": "ed25519:" + "A" * 43 + "="})
 
 
 def _pair(item: str, option: str, form: str) -> tuple[str, str]:

@@ -32,6 +32,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 
 from edgescope.errors import EdgescopeError
+from edgescope.proxy.config import is_site_name
 from edgescope.proxy.keys import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -379,7 +380,7 @@ def entry_from_json(doc: Any) -> Entry:
             str(cert["authority"]),
             str(cert["signature"]),
         )
-        return Entry(
+        entry = Entry(
             str(doc["site"]),
             str(doc["url"]),
             tuple(str(s) for s in doc["services"]),
@@ -394,6 +395,9 @@ def entry_from_json(doc: Any) -> Entry:
         if isinstance(exc, NotAdmitted):
             raise
         raise NotAdmitted(f"malformed entry: {exc}") from None
+    if not is_site_name(entry.site):  # it goes into headers, scopes and the console
+        raise NotAdmitted(f"{entry.site[:64]!r} is not a site name (letters, digits, '_', '-')")
+    return entry
 
 
 def revocation_from_json(doc: Any) -> Revocation:

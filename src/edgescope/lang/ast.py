@@ -11,7 +11,7 @@ is ``{compute: Paris & Corte}``. ``And`` and ``Or`` are n-ary and kept flat by t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 
@@ -74,7 +74,6 @@ class Nearest:
 
 
 Expr = SiteRef | And | Or | Around | Nearest
-NetworkForm = Around | Nearest
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +108,10 @@ class Scope:
 
     def with_expr(self, service: str, expr: Expr) -> Scope:
         """A copy where ``service`` maps to ``expr`` (added at the end if absent)."""
-        entries = [replace(e, expr=expr) if e.service == service else e for e in self.entries]
+        entries = [
+            ServiceScope(e.service, expr, e.span, e.written_as) if e.service == service else e
+            for e in self.entries
+        ]  # not dataclasses.replace: a branch's scope is built per branch, and replace is slow
         if service not in self.services:
             entries.append(ServiceScope(service, expr))
         return Scope(tuple(entries))

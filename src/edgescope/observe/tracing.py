@@ -132,7 +132,7 @@ class Tracing:
     """OpenTelemetry spans per call and per branch: the proxy extension."""
 
     name = "tracing"
-    events = ("join", "observe", "bind_status", "bounds", "closing")
+    events = ("join", "observe", "site_call", "bind_status", "bounds", "closing")
 
     def __init__(self, site: str, config: TracingConfig) -> None:
         for module in _EXTRA_MODULES:  # start() imports them; a clean install has none
@@ -240,6 +240,40 @@ class Tracing:
         if status >= 500:
             span.set_status(Status(StatusCode.ERROR, f"answered {status}"))
         span.end()
+
+    def site_call(self, origin: str, method: str, path: str, trace: BranchTrace) -> None:
+        """An extension's own call (a record push, an undo, a replay, a directory sync): a
+        CLIENT span of its own, as long as the call took."""
+        if self.tracer is None:
+            return
+        import time
+
+        from opentelemetry import trace as otel
+        from opentelemetry.trace import Status, StatusCode
+
+        seconds = trace.seconds or 0.0
+        end = time.time_ns()
+        span = self.tracer.start_span(
+            f"{origin} → {trace.site}",
+            kind=otel.SpanKind.CLIENT,
+            start_time=end - int(seconds * NS),
+            attributes={
+                "edgescope.site": self.site,
+                "edgescope.peer": trace.site,
+                "edgescope.origin": origin,
+                "edgescope.breaker": trace.breaker,
+                "http.request.method": method,
+                "url.path": path[:200],
+            },
+        )
+        if trace.status is not None:
+            span.set_attribute("http.response.status_code", trace.status)
+        if trace.error:
+            span.set_attribute("error.type", trace.error[:200])
+            span.set_status(Status(StatusCode.ERROR, trace.error[:200]))
+        elif trace.status is not None and trace.status >= 500:
+            span.set_status(Status(StatusCode.ERROR, f"answered {trace.status}"))
+        span.end(end_time=end)
 
     # -- spans ------------------------------------------------------------------------------
 

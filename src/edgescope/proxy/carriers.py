@@ -326,7 +326,7 @@ def new_correlation_id() -> str:
     bits = int.from_bytes(secrets.token_bytes(16), "big")
     bits = (bits & ~(0xF << 76)) | (0x8 << 76)  # version 8
     bits = (bits & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122/9562 variant
-    return f"req-{uuid.UUID(int=bits)}"
+    return _uuid_text(bits)
 
 
 def is_correlation_id(value: str | None) -> bool:
@@ -388,7 +388,9 @@ class CorrelationIds:
         return int(self._clock() // 60) & 0xFFFF
 
     def _tag(self, nonce: int) -> int:
-        digest = hmac.new(self._key, nonce.to_bytes(8, "big"), hashlib.sha256).digest()
+        # hmac.digest: OpenSSL's one-shot HMAC, the same bytes as hmac.new(...).digest()
+        # without building an HMAC object in Python (docs/design.md, "Hot path")
+        digest = hmac.digest(self._key, nonce.to_bytes(8, "big"), "sha256")
         return int.from_bytes(digest[:8], "big")
 
 
@@ -396,7 +398,14 @@ def _v8_id(bits: int) -> str:
     """A version-8, RFC 9562-variant UUID id carrying 122 ``bits``."""
     high, mid, low = bits >> 74, (bits >> 62) & 0xFFF, bits & ((1 << 62) - 1)
     value = (high << 80) | (0x8 << 76) | (mid << 64) | (0x2 << 62) | low
-    return f"req-{uuid.UUID(int=value)}"
+    return _uuid_text(value)
+
+
+def _uuid_text(value: int) -> str:
+    """``req-`` and the 128-bit ``value`` as ``str(uuid.UUID(int=value))`` spells it,
+    without building the UUID object (once per scoped call)."""
+    h = f"{value:032x}"
+    return f"req-{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _v8_bits(request_id: str) -> int:

@@ -32,15 +32,16 @@ The file format (also in docs/proxy.md)::
     [limits]            max_scope_bytes = 4096  max_fanout = 64  max_hops = 4  hop_window = 30.0
     [breaker]           failure_threshold = 5  open_seconds = 5.0  probe_interval = 2.0
     [hedging]           max_extra = 1  floor = 0.05  ceiling = 2.0  unknown = 0.5
-    [replicas] [directory] [events] [tracing]   read by their extensions (EXTENSION_TABLES)
-    [haproxy]           read by `edgescope deploy haproxy` (edgescope.deploy), not here
+    [replicas] [directory] [events] [tracing] [haproxy]   any other table: an extension's,
+                        kept raw here, parsed and validated by its owner when the site loads
+                        (cli/extensions.py); the core knows no extension's name or keys
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,10 +74,6 @@ _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 _OWN_CARRIERS = {
     h.lower() for h in (SCOPE_HEADER, *TOKEN_HEADERS, BAGGAGE_HEADER, REQUEST_ID_HEADER)
 }
-
-
-EXTENSION_TABLES = frozenset({"replicas", "directory", "events", "tracing", "haproxy"})
-"""Tables of the site TOML that belong to an extension: kept raw for whoever builds it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +228,7 @@ class ProxyConfig:
     breaker: BreakerConfig = BreakerConfig()
     hedging: HedgeConfig = HedgeConfig()
     extension_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    """Raw ``[replicas]``-style tables, for the extensions' own parsers."""
+    """Raw tables of the extensions (``[replicas]``...), each parsed by its owner."""
     base_dir: Path | None = None
     """The config file's folder: relative paths in extension tables are from here."""
     peer_listen: tuple[str, int] | None = None
@@ -272,8 +269,9 @@ def canonical_service(name: str) -> str:
     return DEFAULT_REGISTRY.canonical(name) or name.lower()
 
 
-def load_config(path: str | Path) -> ProxyConfig:
-    """Read and validate a site TOML file; relative paths in it are from its folder."""
+def load_config(path: str | Path, *, extensions: Collection[str] | None = None) -> ProxyConfig:
+    """Read and validate a site TOML file; relative paths in it are from its folder.
+    ``extensions``: as for :func:`parse_config`."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -281,33 +279,51 @@ def load_config(path: str | Path) -> ProxyConfig:
         raise ConfigError(f"cannot read proxy config {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
-    return parse_config(data, base_dir=path.parent)
+    return parse_config(data, base_dir=path.parent, extensions=extensions)
 
 
-def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> ProxyConfig:
-    """Validate a decoded TOML document; ``private_key`` (inline) may replace the file."""
+_CORE_KEYS = frozenset(
+    {
+        "site",
+        "listen",
+        "private_key_file",
+        "private_key",
+        "secret_file",
+        "secret",
+        "peer_listen",
+        "tls",
+        "services",
+        "peers",
+        "carriers",
+        "identity",
+        "limits",
+        "breaker",
+        "hedging",
+        "trust_forwarded",
+        "trust",
+    }
+)
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    base_dir: Path | None = None,
+    *,
+    extensions: Collection[str] | None = None,
+) -> ProxyConfig:
+    """Validate a decoded TOML document; ``private_key`` (inline) may replace the file.
+
+    A table that is not the core's belongs to an extension and is kept raw
+    (:attr:`ProxyConfig.extension_tables`): ``extensions`` names the tables the proxy's
+    extensions claim (any other is an unknown key); None keeps every such table."""
+    tables = _extension_tables(data, extensions)
     _only(
         data,
         "",
         {
-            "site",
-            "listen",
-            "private_key_file",
-            "private_key",
-            "secret_file",
-            "secret",
-            "peer_listen",
-            "tls",
-            "services",
-            "peers",
-            "carriers",
-            "identity",
-            "limits",
-            "breaker",
-            "hedging",
-            "trust_forwarded",
-            "trust",
-            *EXTENSION_TABLES,
+            *_CORE_KEYS,
+            *tables,
+            *(extensions or ()),
         },
     )
     site = _site_name(_req(data, "site", str, ""), "site")
@@ -347,7 +363,7 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
         limits=limits,
         breaker=breaker,
         hedging=hedging,
-        extension_tables=_extension_tables(data),
+        extension_tables=tables,
         base_dir=base_dir,
         peer_listen=_listen(_req(data, "peer_listen", str, "")) if "peer_listen" in data else None,
         tls=_tls(data["tls"], base_dir) if "tls" in data else None,
@@ -356,9 +372,17 @@ def parse_config(data: Mapping[str, Any], base_dir: Path | None = None) -> Proxy
     )
 
 
-def _extension_tables(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def _extension_tables(
+    data: Mapping[str, Any], extensions: Collection[str] | None
+) -> dict[str, Mapping[str, Any]]:
+    """The extensions' tables of ``data``: the claimed ones (None: any that is a table and
+    not the core's), each checked to be a table."""
+    if extensions is None:
+        names = {k for k, v in data.items() if k not in _CORE_KEYS and isinstance(v, Mapping)}
+    else:
+        names = set(extensions) & set(data)
     tables = {}
-    for name in sorted(EXTENSION_TABLES & set(data)):
+    for name in sorted(names):
         if not isinstance(data[name], Mapping):
             raise ConfigError(f"[{name}]: expected a table")
         tables[name] = data[name]
@@ -571,8 +595,14 @@ def _http_url(text: str, where: str) -> URL:
     return url
 
 
+def is_site_name(name: str) -> bool:
+    """Whether ``name`` may name a site: letters, digits, '_', '-' (what headers, scopes and
+    the console carry unquoted), up to 63 characters, a letter first."""
+    return _SITE.fullmatch(name) is not None
+
+
 def _site_name(name: str, where: str) -> str:
-    if not _SITE.match(name):
+    if not is_site_name(name):
         raise ConfigError(f"{where}: {name!r} is not a site name (letters, digits, '_', '-')")
     return name
 

@@ -16,13 +16,15 @@ started and stopped with the proxy, and joins each planned call it cares about t
 
 Beyond its routes, start and stop, an extension implements only the **events** it wants
 (mitmproxy's addon events): each is a small frozen dataclass (:class:`WantsBody`,
-:class:`Join`, :class:`Observe`, :class:`BindStatus`, :class:`Bounds`, :class:`Closing`)
+:class:`Join`, :class:`Observe`, :class:`SiteCall`, :class:`BindStatus`, :class:`Bounds`,
+:class:`Closing`)
 whose ``name`` is the method called with its fields. An extension lists the events it
 implements in ``events``; :class:`ExtensionSet` looks the methods up by name when the proxy
 is built, and an unknown event name, a listed event without its method, or a method of an
 event that is not listed is an :class:`~edgescope.errors.ExtensionError` then, never a
 silent no-op. :class:`Observe` sees every call once it is answered (its route in
-``Call.branches``, its status and duration) and :class:`BindStatus` hands over the proxy's
+``Call.branches``, its status and duration), :class:`SiteCall` every call an extension
+makes itself through :class:`ProxyServices`, and :class:`BindStatus` hands over the proxy's
 state (the ``/edgescope/status`` document): what the console and tracing need.
 
 What the proxy offers in return is :class:`ProxyServices`: a one-site call on a client's
@@ -33,6 +35,7 @@ connection pool.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol
@@ -41,12 +44,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from edgescope.errors import ExtensionError
-from edgescope.proxy.call import BranchReply, BranchRequest, Call
+from edgescope.proxy.call import BranchReply, BranchRequest, BranchTrace, Call
 from edgescope.proxy.config import PeerConfig
 from edgescope.proxy.outcome import Verdict
 from edgescope.proxy.protocol import HopMarker
 from edgescope.proxy.route import Plan
 
+log = logging.getLogger("edgescope.proxy")
 SendBranch = Callable[[], Awaitable[BranchReply]]
 
 
@@ -228,6 +232,21 @@ class Observe:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteCall:
+    """An extension's own call to a site ended (``origin``: ``call_site``, ``send_to_peer``
+    or ``fetch_json`` of :class:`ProxyServices`): the same :class:`~call.BranchTrace` a
+    call's branch gets (site, breaker state when sent, status or failure, seconds). Like
+    :class:`Observe`: quick, never blocking; an exception is logged."""
+
+    name: ClassVar[str] = "site_call"
+    origin: str
+    method: str
+    path: str
+    """Without its query."""
+    trace: BranchTrace
+
+
+@dataclass(frozen=True, slots=True)
 class BindStatus:
     """Once, before the extensions start: how to read the proxy's state."""
 
@@ -252,9 +271,9 @@ class Closing:
     name: ClassVar[str] = "closing"
 
 
-Event = WantsBody | Join | Observe | BindStatus | Bounds | Closing
+Event = WantsBody | Join | Observe | SiteCall | BindStatus | Bounds | Closing
 EVENTS: Mapping[str, type[Event]] = {
-    e.name: e for e in (WantsBody, Join, Observe, BindStatus, Bounds, Closing)
+    e.name: e for e in (WantsBody, Join, Observe, SiteCall, BindStatus, Bounds, Closing)
 }
 """Every event, by the name of the method that handles it."""
 _ARGS = {e: tuple(f.name for f in fields(e)) for e in EVENTS.values()}
@@ -288,6 +307,15 @@ class ExtensionSet:
     def handlers(self, event: type[Event]) -> tuple[tuple[Extension, Callable[..., Any]], ...]:
         """(extension, method) of every extension that implements ``event``, in order."""
         return self._handlers[event.name]
+
+    def site_call(self, origin: str, method: str, path: str, trace: BranchTrace) -> None:
+        """Tell every handler of :class:`SiteCall` (the sender's ``own_calls``); a handler's
+        exception is logged, never the call's failure."""
+        for extension, handler in self._handlers[SiteCall.name]:
+            try:
+                handler(origin, method, path, trace)
+            except Exception:
+                log.exception("site_call of extension %s failed", type(extension).__name__)
 
     def each(self, event: Event) -> Iterator[Any]:
         """Call every handler of ``event`` with its fields, in extension order, lazily (so

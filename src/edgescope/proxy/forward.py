@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import socket
@@ -113,6 +114,11 @@ def mapped_errors(site: str) -> Iterator[None]:
         raise SiteUnreachable(site, reason, connecting=True) from exc
     except aiohttp.ServerDisconnectedError as exc:
         raise SiteUnreachable(site, "server disconnected") from exc
+    except aiohttp.ClientResponseError as exc:  # aiohttp's parser refused the answer's head
+        # Its text holds the URL (a backend's internal address) and the site's own bytes:
+        # logged here, never told to a client (X-Edgescope-Partial, an error's message).
+        log.warning("site %s sent a malformed HTTP answer: %s", site, _describe(exc))
+        raise SiteUnreachable(site, "malformed HTTP answer") from exc
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         raise SiteUnreachable(site, _describe(exc)) from exc
 
@@ -194,6 +200,20 @@ class RacingConnector(aiohttp.TCPConnector):
         return await super()._wrap_create_connection(*args, addr_infos=raced, **kwargs)
 
 
+@functools.lru_cache(maxsize=256)
+def _timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
+    """The (immutable) timeouts of a request, made once per pair: every call used to build
+    one, and a site's timeouts are the same for all its calls."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
+
+
+@functools.lru_cache(maxsize=4096)
+def base_url(url: URL) -> str:
+    """``url`` as text without its trailing slash, once per site's URL (every branch
+    appends its path to it)."""
+    return str(url).rstrip("/")
+
+
 def _session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
@@ -270,9 +290,7 @@ class Upstream:
         connection caught in a cut may still be waiting for its retransmission)."""
         session = self._fresh if fresh else self._session
         assert session is not None, "Upstream.start() was not called"
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=connect_timeout, sock_read=read_timeout
-        )
+        timeout = _timeout(connect_timeout, read_timeout)
         with mapped_errors(site):
             response = await session.request(
                 method,

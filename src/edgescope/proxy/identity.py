@@ -136,9 +136,6 @@ class ServiceToken:
         await self.get()
         return self._catalog
 
-    def forget(self) -> None:
-        self._token = ""
-
     async def _issue(self) -> tuple[str, float]:
         url = self._creds.auth_url / "auth" / "tokens"
         status, headers, body = await self._upstream.post_json(

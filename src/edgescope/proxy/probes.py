@@ -21,7 +21,8 @@ sample.
 A peer whose breaker is not closed, or that is suspect (a failure, or a hedged read that
 stopped waiting for it, since its last success), is also probed on its breaker's own schedule:
 at once when it opens or becomes suspect, then with jittered back-off
-(:meth:`~breaker.Breaker.probe_due`), at most :data:`MAX_PROBES_PER_PEER` at a time. A probe
+(:meth:`~breaker.Breaker.probe_due`), at most :data:`MAX_PROBES_PER_PEER` at a time and
+:data:`MAX_PROBES` in all (a peer whose probe is due waits for a slot). A probe
 waits the peer's ``connect_timeout`` (one SYN retransmission fits in the default 2 s).
 
 While suspect, a peer is also *watched* (:meth:`~breaker.Breaker.watch_due`): every
@@ -57,6 +58,10 @@ from edgescope.proxy.sender import OWN_LAG_SHARE, Sender
 
 MAX_PROBES_PER_PEER = 3
 """Probes of one troubled peer in flight at once (they overlap under back-off)."""
+MAX_PROBES = 64
+"""Probes of troubled peers in flight at once, all peers together: a hundred dead sites (a
+client naming them, a directory of dead newcomers) stay suspect for good, and 3 sockets
+each would pile up (424 probe tasks for 120 dead peers; tests/proxy/test_attacks_20261207b)."""
 MAX_WATCHES_PER_PEER = 4
 """Watch probes of one suspect peer in flight at once."""
 MAX_WATCHES = 64
@@ -86,6 +91,9 @@ class Prober:
         """Probes sent since start (what ``bench/scale.py`` counts)."""
         self._in_flight: dict[str, int] = {}
         self._watching: dict[str, int] = {}
+        self._tried: dict[str, float] = {}
+        """When each troubled peer's last probe or watch left (slots go to the least lately
+        tried)."""
         self.watches = 0
         """Watch probes sent since start."""
         self._wake = asyncio.Event()
@@ -117,10 +125,13 @@ class Prober:
     def _next_due(self, next_round: float) -> float:
         """Seconds until the next round or the next troubled peer's probe."""
         due = [next_round]
+        probing = sum(self._in_flight.values())
         due += [  # a peer with all its probes in flight waits for one to end (it wakes us)
             b.next_probe_at
             for name, b in self.sender.peers.breakers().items()
-            if b.suspect and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER
+            if b.suspect
+            and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER
+            and probing < MAX_PROBES
         ]
         watching = sum(self._watching.values())
         due += [
@@ -137,8 +148,18 @@ class Prober:
         """Start the probes due now of suspect peers (breaker not closed, or a failure or an
         abandoned read since the last success); returns whom."""
         started = []
-        for name, breaker in self.sender.peers.breakers().items():
-            if breaker.probe_due(now=now) and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER:
+        probing = sum(self._in_flight.values())
+        suspect = [(n, b) for n, b in self.sender.peers.breakers().items() if b.suspect]
+        tried = self._tried
+        suspect.sort(key=lambda item: tried.get(item[0], 0.0))
+        for name, breaker in suspect:  # the least lately tried first: no dead peer starves
+            if (
+                breaker.probe_due(now=now)
+                and self._in_flight.get(name, 0) < MAX_PROBES_PER_PEER
+                and probing < MAX_PROBES
+            ):
+                probing += 1
+                tried[name] = now
                 breaker.probe_started(now=now)
                 self._in_flight[name] = self._in_flight.get(name, 0) + 1
                 task = spawn(self._counted(name))
@@ -150,6 +171,7 @@ class Prober:
                 and self._watching.get(name, 0) < MAX_WATCHES_PER_PEER
                 and sum(self._watching.values()) < MAX_WATCHES
             ):
+                tried[name] = now
                 breaker.watch_started(now=now)
                 self._watching[name] = self._watching.get(name, 0) + 1
                 task = spawn(self._watched(name))

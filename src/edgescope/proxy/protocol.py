@@ -169,10 +169,10 @@ def hop_message(headers: Mapping[str, str], method: str, target: str, destinatio
     ``X-Edgescope-*`` header but the signature (version, hop count, sender, time, key id,
     token site, replica markers, content digest)."""
     internal = sorted(
-        (name.lower(), value)
+        (low, value)
         for name, value in headers.items()
-        if name.lower().startswith(INTERNAL_PREFIX) and name.lower() not in _UNSIGNED
-    )
+        if (low := name.lower()).startswith(INTERNAL_PREFIX) and low not in _UNSIGNED
+    )  # each name lower-cased once: this runs on both sides of every hop
     lines = ["edgescope-hop", method.upper(), target, destination]
     lines += [f"{name}:{value}" for name, value in internal]
     return "\n".join(lines).encode()

@@ -16,8 +16,15 @@ import functools
 import json
 import ssl
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Mapping,
+)
+from typing import Any, TypeVar
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -30,7 +37,7 @@ from edgescope.lang import Scope, unparse
 from edgescope.proxy.batchsign import BatchSigner
 from edgescope.proxy.body import ClientBody
 from edgescope.proxy.breaker import Breaker, BreakerWatch
-from edgescope.proxy.call import BranchReply, BranchRequest, Call
+from edgescope.proxy.call import BranchReply, BranchRequest, BranchTrace, Call
 from edgescope.proxy.carriers import (
     REMEMBERED_CARRIERS,
     REQUEST_ID_HEADER,
@@ -43,7 +50,7 @@ from edgescope.proxy.carriers import (
 )
 from edgescope.proxy.config import PeerConfig, ProxyConfig, TlsConfig
 from edgescope.proxy.delegation import Delegation
-from edgescope.proxy.forward import Upstream, end_to_end, read_body
+from edgescope.proxy.forward import Upstream, base_url, end_to_end, read_body
 from edgescope.proxy.identity import (
     VALIDATION_BODY_LIMIT,
     ServiceToken,
@@ -72,6 +79,7 @@ from edgescope.proxy.route import Plan, branch_scope
 from edgescope.proxy.siteclient import SiteAnswer, SiteClient
 from edgescope.proxy.trust import REPLICA_MARKERS, decide
 
+_T = TypeVar("_T")
 LOCAL_CONNECT_TIMEOUT = 5.0
 LOCAL_READ_TIMEOUT = 300.0
 OWN_LAG_SHARE = 0.25
@@ -163,6 +171,9 @@ class Sender:
             config.peers, config.breaker, self._new_breaker, config.limits.max_per_peer
         )
         self.signer = BatchSigner(config.private_key)
+        self.own_calls: Callable[[str, str, str, BranchTrace], None] | None = None
+        """Told of every call an extension makes itself (origin, method, path, trace):
+        the server hands it to the extensions' ``site_call`` event."""
         self.peer_ssl = client_tls(config.tls)
         """Verifies ``https`` peers against ``[tls] ca_file`` and presents this site's
         certificate (mutual TLS); None: the system's trust store."""
@@ -244,18 +255,7 @@ class Sender:
                 + (f" after: {breaker.last_error}" if breaker.last_error else ""),
                 connecting=True,
             )
-        marker = hop_marker(
-            self.config.private_key,
-            self.config.site,
-            hops + 1,
-            now=time.time(),
-            body=body if isinstance(body, bytes) else None,
-        )
-        headers.update(marker)
-        # One signature for every hop signed in this turn of the loop (a fan-out's branches).
-        signature, proof = await self.signer.sign(hop_message(headers, method, path, site))
-        headers[SIGNATURE_HEADER] = signature
-        headers[PROOF_HEADER] = proof
+        await self._sign(headers, method, path, site, hops, body)
         started = time.monotonic()
         connect_timeout = min(peer.connect_timeout, timeout or peer.connect_timeout)
         gate = self.peers.gate(site)
@@ -265,13 +265,13 @@ class Sender:
         deadline = started + connect_timeout + read_timeout
 
         def opening(
-            fresh: bool = False, read: float = read_timeout
+            fresh: bool, read: float, marked: Mapping[str, str]
         ) -> Coroutine[Any, Any, SiteAnswer]:
             response = self.client.open(
                 site,
                 method,
-                URL(str(peer.url).rstrip("/") + path, encoded=True),
-                headers=headers,
+                URL(base_url(peer.url) + path, encoded=True),
+                headers=marked,
                 body=body,
                 connect_timeout=connect_timeout,
                 read_timeout=read,
@@ -281,9 +281,13 @@ class Sender:
             return self.watch.unless_opened(site, response) if give_up_on_open else response
 
         async def attempt(fresh: bool = False, read: float = read_timeout) -> SiteAnswer:
+            marked = headers
+            if fresh:  # a resend may leave past the first marker's hop window: a new one
+                marked = CIMultiDict(headers)
+                await self._sign(marked, method, path, site, hops, body)
             lag, since = loop_lag(), asyncio.get_running_loop().time()
             try:
-                return await opening(fresh, read)
+                return await opening(fresh, read, marked)
             except SiteUnreachable as exc:
                 if exc.reason != CONNECT_TIMED_OUT or lag.worst_since(since) < (
                     connect_timeout * OWN_LAG_SHARE
@@ -292,7 +296,7 @@ class Sender:
                 # This proxy was too busy to see the connection made in time (a wide
                 # fan-out): not the peer's fault. Nothing was sent yet, so once more.
                 self.metrics.own_lag_retries.inc()
-                return await opening(fresh, read)
+                return await opening(fresh, read, marked)
 
         def again() -> Coroutine[Any, Any, SiteAnswer] | None:
             """The read once more on a fresh connection, within the call's own bound."""
@@ -327,6 +331,29 @@ class Sender:
             breaker.record_success()
         self.metrics.peer_latency(peer=site).observe(time.monotonic() - started)
         return response
+
+    async def _sign(
+        self,
+        headers: CIMultiDict[str] | dict[str, str],
+        method: str,
+        path: str,
+        site: str,
+        hops: int,
+        body: AsyncIterable[bytes] | bytes | None,
+    ) -> None:
+        """Mark ``headers`` as a hop to ``site``, signed now."""
+        marker = hop_marker(
+            self.config.private_key,
+            self.config.site,
+            hops + 1,
+            now=time.time(),
+            body=body if isinstance(body, bytes) else None,
+        )
+        headers.update(marker)
+        # One signature for every hop signed in this turn of the loop (a fan-out's branches).
+        signature, proof = await self.signer.sign(hop_message(headers, method, path, site))
+        headers[SIGNATURE_HEADER] = signature
+        headers[PROOF_HEADER] = proof
 
     async def _take_slot(self, site: str, gate: asyncio.Semaphore, wait: float) -> None:
         """A slot among the calls awaiting ``site``; waits at most ``wait`` seconds for one.
@@ -376,7 +403,7 @@ class Sender:
             headers["X-Forwarded-Proto"] = request.scheme
         if call.prefix:
             headers["X-Forwarded-Prefix"] = call.prefix
-        url = URL(str(service.backend).rstrip("/") + branch.path, encoded=True)
+        url = URL(base_url(service.backend) + branch.path, encoded=True)
         return await self.client.open(
             self.config.site,
             method,
@@ -404,6 +431,35 @@ class Sender:
     def forget_peer(self, name: str) -> None:
         self.peers.remove(name)
 
+    async def _seen(
+        self, origin: str, site: str, method: str, path: str, sending: Awaitable[_T]
+    ) -> _T:
+        """``sending``, an extension's own call, traced as a branch is and told to
+        :attr:`own_calls`, whatever its end."""
+        if self.own_calls is None:
+            return await sending
+        if site == self.config.site:
+            breaker = "local"
+        else:
+            breaker = self.peers.breaker(site).state if site in self.peers else "unknown"
+        trace = BranchTrace(site, time.monotonic(), breaker)
+        try:
+            result = await sending
+        except SiteUnreachable as exc:
+            trace.done(None, exc.reason)
+            raise
+        except asyncio.CancelledError:
+            trace.done(None, "cancelled")
+            raise
+        except Exception as exc:
+            trace.done(None, type(exc).__name__)
+            raise
+        else:
+            trace.done(result.status if isinstance(result, BranchReply) else 200)
+        finally:
+            self.own_calls(origin, method, path.partition("?")[0], trace)
+        return result
+
     async def fetch_json(
         self,
         url: str,
@@ -413,8 +469,20 @@ class Sender:
         headers: Mapping[str, str] | None = None,
         loads: Callable[[bytes], Any] = json.loads,
     ) -> Any:
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         target = URL(url)
+        opening = self._fetch_json(target, url, payload, timeout, headers, loads)
+        return await self._seen("fetch_json", target.host or url, "POST", target.path, opening)
+
+    async def _fetch_json(
+        self,
+        target: URL,
+        url: str,
+        payload: Any,
+        timeout: float,
+        headers: Mapping[str, str] | None,
+        loads: Callable[[bytes], Any],
+    ) -> Any:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         out = {"Content-Type": "application/json", REQUEST_ID_HEADER: new_request_id()}
         response = await self.client.open(
             target.host or url,
@@ -444,6 +512,19 @@ class Sender:
         headers: Mapping[str, str],
         scope: str | None,
         body: bytes | None = None,
+    ) -> BranchReply:
+        opening = self._call_site(site, service, method, path, headers, scope, body)
+        return await self._seen("call_site", site, method, path, opening)
+
+    async def _call_site(
+        self,
+        site: str,
+        service: str,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        scope: str | None,
+        body: bytes | None,
     ) -> BranchReply:
         out: CIMultiDict[str] = CIMultiDict(headers)
         strip_internal(out)
@@ -516,6 +597,18 @@ class Sender:
         headers: Mapping[str, str],
         body: bytes | None,
         timeout: float | None = None,
+    ) -> BranchReply:
+        opening = self._send_to_peer(site, method, path, headers, body, timeout)
+        return await self._seen("send_to_peer", site, method, path, opening)
+
+    async def _send_to_peer(
+        self,
+        site: str,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float | None,
     ) -> BranchReply:
         out: dict[str, str] = dict(headers)
         out.setdefault(REQUEST_ID_HEADER, new_request_id())

@@ -59,6 +59,7 @@ from edgescope.proxy.extension import (
     Extension,
     ExtensionSet,
     Observe,
+    SiteCall,
 )
 from edgescope.proxy.forward import Upstream, short_backoff
 from edgescope.proxy.identity import ServiceToken
@@ -118,6 +119,8 @@ class SiteProxy:
         self.delegation = Delegation(config, tokens)
         """Cross-site identity, in one component (its points: ``delegation.py``)."""
         self.sender = Sender(config, self.upstream, self.metrics, tokens, self.delegation)
+        if self.extensions.handles(SiteCall):
+            self.sender.own_calls = self.extensions.site_call
         self.peers = self.sender.peers
         self.dispatcher = Dispatcher(
             config,
