@@ -4,10 +4,12 @@ peer (breaker.py). Real asyncio futures, no sleeps: each attempt ends when the t
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
 from edgescope.errors import SiteUnreachable
+from edgescope.proxy import probes
 from edgescope.proxy.breaker import Breaker, BreakerWatch
 
 
@@ -156,3 +158,36 @@ async def test_a_cancelled_call_cancels_its_attempts_and_discards_a_late_answer(
     breaker.record_success()  # nobody waits any more: nothing is sent
     await _settle()
     assert len(attempts.futures) == 1 and discarded == []
+
+
+async def test_a_good_watch_probe_heals_before_it_measures_the_handshake(
+    sites: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handshake RTT a good probe also measures is one more crossing: under loss its SYN
+    may wait a second for its retransmission. The heal (the breaker closed, the reads waiting
+    on the peer sent again) must not wait for it."""
+    paris, _ = await sites("Paris", "Corte")
+    prober = paris.proxy.prober
+    breaker = prober.sender.peers.breaker("Corte")
+    healed: list[str] = []
+    breaker.on_heal = lambda: healed.append("Corte")
+    breaker.record_failure(now=0.0, reason="a cut")
+    measuring, lossy = asyncio.Event(), asyncio.Event()
+
+    async def slow_handshake(url: object, timeout: float) -> float | None:
+        measuring.set()
+        await lossy.wait()  # its SYN lost: released by the test, not by a clock
+        return None
+
+    monkeypatch.setattr(probes, "handshake_rtt_ms", slow_handshake)
+    probe = asyncio.ensure_future(prober.probe("Corte", watch=True))
+    await asyncio.wait(
+        {probe, asyncio.ensure_future(measuring.wait())},
+        timeout=10,
+        return_when=asyncio.FIRST_COMPLETED,
+    )
+    assert measuring.is_set(), "the probe never got an answer from Corte"
+    assert healed == ["Corte"] and not breaker.suspect
+    lossy.set()
+    assert await probe
+    assert "Corte" in prober.services

@@ -167,6 +167,39 @@ def abortive_socket(addr_info: AddrInfo) -> socket.socket:
     return sock
 
 
+RACE_COPIES = 3
+"""Connects raced per fresh connection (:class:`RacingConnector`)."""
+RACE_STAGGER = 0.1
+"""Seconds between them: a SYN not answered by then is likely lost (a peer's RTT is well
+under), and the next goes instead of waiting a second for the kernel's retransmission."""
+
+
+class RacingConnector(aiohttp.TCPConnector):
+    """A connector that opens each connection by racing ``copies`` connects to the same
+    address, ``stagger`` seconds apart, and keeps the first made (RFC 8305's race, with
+    aiohttp's own happy-eyeballs code, on one address; the others are reset).
+
+    For the fresh connections to a suspect peer (watch probes, reads sent again on a heal):
+    under 30 % loss per direction a handshake fails once in two (SYN or SYN-ACK lost), and
+    the kernel resends a SYN only after a second, while three connects fail together once in
+    eight. A dead address still fails within one ``connect_timeout``: the copies are raced,
+    not tried in turn. Hooks aiohttp's ``_wrap_create_connection`` (the step that receives
+    the address list); ``tests/proxy/test_racing_connect.py`` guards it.
+    """
+
+    def __init__(
+        self, *, copies: int = RACE_COPIES, stagger: float = RACE_STAGGER, **kwargs: Any
+    ) -> None:
+        super().__init__(happy_eyeballs_delay=stagger, interleave=1, **kwargs)
+        self.copies = copies
+
+    async def _wrap_create_connection(
+        self, *args: Any, addr_infos: list[Any], **kwargs: Any
+    ) -> Any:
+        raced = [info for info in addr_infos for _ in range(self.copies)]
+        return await super()._wrap_create_connection(*args, addr_infos=raced, **kwargs)
+
+
 @functools.lru_cache(maxsize=256)
 def _timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
     """The (immutable) timeouts of a request, made once per pair: every call used to build
@@ -197,7 +230,8 @@ class Upstream:
         self._pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
         self._fresh: aiohttp.ClientSession | None = None
-        """Connections used once (``fresh=True``): a watch probe, a read sent again on a heal."""
+        """Connections used once (``fresh=True``): a watch probe, a read sent again on a heal;
+        each raced (:class:`RacingConnector`)."""
 
     async def __aenter__(self) -> Upstream:
         await self.start()
@@ -220,7 +254,7 @@ class Upstream:
         )
         self._session = _session(connector)
         self._fresh = _session(
-            aiohttp.TCPConnector(
+            RacingConnector(
                 limit=self._pool_size,
                 limit_per_host=0,
                 force_close=True,

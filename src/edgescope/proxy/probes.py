@@ -31,6 +31,8 @@ While suspect, a peer is also *watched* (:meth:`~breaker.Breaker.watch_due`): ev
 :data:`MAX_WATCHES` in all in flight; its failure is no evidence (only the probes above
 count), its success closes the breaker. Probes sent in a cut wait for their connection's
 retransmission (a second apart at best): the heal is seen by the first watch sent after it.
+A fresh connection races three connects (:class:`~forward.RacingConnector`: a lost SYN does
+not wait a second), and a good probe tells the breaker before it measures the handshake RTT.
 
     prober = Prober(sender, config.breaker)
     await prober.round()          # one round; the proxy runs one every probe_interval
@@ -236,10 +238,12 @@ class Prober:
         rtt_ms = round((time.monotonic() - started) * 1000, 3)
         if watch:
             self.sender.metrics.watch_probes.labels(peer=name, outcome="ok").inc()
-        path_ms = await handshake_rtt_ms(peer.url, timeout)
-        self.record(name, rtt_ms, services_of(answer), path_ms)
+        # The heal first: the handshake below is one more crossing, and under loss its SYN
+        # may wait a second for its retransmission (the reads waiting on the peer would too).
         breaker.record_probe(True, now=time.monotonic())
         self.sender.metrics.set_breaker(name, breaker.state)
+        path_ms = await handshake_rtt_ms(peer.url, timeout)
+        self.record(name, rtt_ms, services_of(answer), path_ms)
         return True
 
     def record(
