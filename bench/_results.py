@@ -201,3 +201,12 @@ def write_docs_section(section: str, start: str, end: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     DOCS.write_text(text)
+
+
+def print_and_keep(result: object, out: Path | None) -> None:
+    """Print ``result`` as JSON and, given ``out``, store it there too (a bench's last step)."""
+    text = json.dumps(result, indent=1)
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from bench._harness import (
     sites,
     timed_get,
 )
-from bench._results import LoadMeter
+from bench._results import LoadMeter, print_and_keep
 from bench._tally import Tally
 
 WIDTHS = (1, 10, 100, 1000)
@@ -137,11 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = [one_width(width, loop=loop) for width in args.widths for loop in args.loop]
     load = meter.stop()
     result = {"rows": rows, "load": {**dataclasses.asdict(load), "sentence": load.sentence()}}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    print_and_keep(result, args.out)
 
 
 if __name__ == "__main__":

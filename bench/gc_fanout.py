@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import dataclasses
 import gc
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from bench._harness import raise_fd_limit, site_toml, sites
-from bench._results import LoadMeter
+from bench._results import LoadMeter, print_and_keep
 from edgescope.aio import tune_gc
 from edgescope.proxy.config import load_config
 from edgescope.proxy.server import SiteProxy
@@ -128,11 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         "rows": rows,
         "load": {**dataclasses.asdict(load), "sentence": load.sentence()},
     }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    print_and_keep(result, args.out)
 
 
 if __name__ == "__main__":

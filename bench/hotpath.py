@@ -39,7 +39,7 @@ from typing import Any
 import psutil
 
 from bench._harness import free_port, latency, process, raise_fd_limit, site_toml, sites
-from bench._results import LoadMeter
+from bench._results import LoadMeter, print_and_keep
 
 CASES = ("noscope", "scoped", "hop", "hop-tls", "fanout100")
 
@@ -379,11 +379,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     keep = str(args.out.with_suffix("")) if args.out is not None else None
     row = measure(args.case, args.mode, args.calls, args.loop, args.warmup, keep)
-    text = json.dumps(row, indent=1)
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    print_and_keep(row, args.out)
 
 
 if __name__ == "__main__":

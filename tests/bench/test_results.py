@@ -58,3 +58,14 @@ def test_write_stores_machine_load_and_figures(
     assert stored["command"] == "python -m bench" and stored["figures"] == {"a": [1]}
     assert stored["machine"]["cpus"] >= 1 and "load_average_start" in stored["load"]
     assert _results.relative(path) == "bench/results/proxy-19700101T000000Z.json"
+
+
+def test_print_and_keep_prints_and_stores_the_same_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "new" / "run.json"
+    _results.print_and_keep({"rows": [1, 2]}, out)
+    printed = capsys.readouterr().out
+    assert json.loads(printed) == {"rows": [1, 2]} == json.loads(out.read_text())
+    _results.print_and_keep({"rows": []}, None)  # no file asked: printed only
+    assert json.loads(capsys.readouterr().out) == {"rows": []}
