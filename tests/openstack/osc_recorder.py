@@ -56,5 +56,6 @@ async def run_openstack(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    # A hang guard, not a time limit: at load 40 one CLI start-up alone took 88 s
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
     return CliResult(proc.returncode or 0, out.decode(), err.decode())

@@ -29,7 +29,8 @@ async def _openstack(*args: str, env: dict[str, str] | None = None) -> tuple[int
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    # A hang guard, not a time limit: at load 40 one CLI start-up alone took 88 s
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
     return proc.returncode or 0, out.decode(), err.decode()
 
 
