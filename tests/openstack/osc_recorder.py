@@ -57,5 +57,10 @@ async def run_openstack(
         stderr=asyncio.subprocess.PIPE,
     )
     # A hang guard, not a time limit: at load 40 one CLI start-up alone took 88 s
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+    except TimeoutError:  # reaped here: its pipes left open failed a later test's teardown
+        proc.kill()
+        await proc.communicate()
+        raise
     return CliResult(proc.returncode or 0, out.decode(), err.decode())

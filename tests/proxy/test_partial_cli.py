@@ -30,7 +30,12 @@ async def _openstack(*args: str, env: dict[str, str] | None = None) -> tuple[int
         stderr=asyncio.subprocess.PIPE,
     )
     # A hang guard, not a time limit: at load 40 one CLI start-up alone took 88 s
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
+    except TimeoutError:  # reaped here: its pipes left open failed a later test's teardown
+        proc.kill()
+        await proc.communicate()
+        raise
     return proc.returncode or 0, out.decode(), err.decode()
 
 
