@@ -72,7 +72,7 @@ async def test_the_command_watches_proxies_named_by_url(sites: Any) -> None:
     )
     try:
         assert proc.stdout is not None
-        started = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+        started = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))  # hang guard
         picture: dict[str, Any] = {}
         jar = aiohttp.CookieJar(unsafe=True)  # keeps cookies of an IP address, as browsers do
         async with aiohttp.ClientSession(cookie_jar=jar) as session:

@@ -74,7 +74,12 @@ async def start_proxy(config: Path) -> asyncio.subprocess.Process:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
     assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+    try:  # a hang guard: at load 30 a proxy's start-up (its imports) took over 30 s
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=120)
+    except TimeoutError:
+        process.kill()
+        await process.communicate()
+        raise
     assert b'"started"' in line, line
     return process
 
