@@ -6,11 +6,16 @@ fixtures' probes are off); the last test lets the real probes measure."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from typing import Any
 
+import pytest
 from yarl import URL
 
+from edgescope.errors import SiteUnreachable
+from edgescope.proxy.forward import Upstream
 from edgescope.proxy.probes import handshake_rtt_ms
 from edgescope.proxy.protocol import SITES_HEADER
 
@@ -139,7 +144,48 @@ async def test_the_handshake_rtt_is_the_kernels_and_none_when_nobody_answers() -
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        rtt = await handshake_rtt_ms(URL(f"http://127.0.0.1:{port}"), timeout=2)
+        rtt = await handshake_rtt_ms(("127.0.0.1", port), timeout=2)
     assert rtt is not None and 0 < rtt < 100
     # nobody listens there any more: refused, no sample (the probe's round trip is used)
-    assert await handshake_rtt_ms(URL(f"http://127.0.0.1:{port}"), timeout=2) is None
+    assert await handshake_rtt_ms(("127.0.0.1", port), timeout=2) is None
+
+
+async def test_the_handshake_goes_where_the_probe_went_never_to_a_new_lookup(
+    sites: SitesFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer whose URL is a name in its own DNS zone could give a second lookup an address
+    near the measurer (any listener answers a SYN) and so enter every around(): the handshake
+    goes to the address the probe's pool connects to, looked up by nobody again."""
+    paris, _ = await sites("Paris", "Corte")
+    loop = asyncio.get_running_loop()
+    real_lookup, real_connect = loop.getaddrinfo, loop.sock_connect
+    connected: list[str] = []
+
+    async def lying(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "127.0.0.1":  # a new lookup of the peer's host: an address near us
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port))]
+        return await real_lookup(host, port, *args, **kwargs)
+
+    async def recording(sock: socket.socket, address: Any) -> None:
+        connected.append(address[0])
+        await real_connect(sock, address)
+
+    monkeypatch.setattr(loop, "getaddrinfo", lying)
+    monkeypatch.setattr(loop, "sock_connect", recording)
+    assert await paris.proxy.prober.probe("Corte")
+    assert "127.0.0.2" not in connected and "127.0.0.1" in connected
+    assert paris.proxy.prober.path_rtt_ms()["Corte"] < 100
+
+
+async def test_a_peer_named_by_host_name_is_measured_at_the_address_its_pool_resolved() -> None:
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    url = URL(f"http://localhost:{port}/health")
+    async with server, Upstream() as upstream:
+        assert upstream.address_of(url) is None  # not resolved yet: nothing to measure
+        with contextlib.suppress(SiteUnreachable):  # the listener answers nothing
+            await upstream.get_json("Corte", url, timeout=2)
+        address = upstream.address_of(url)
+        assert address is not None and address[1] == port
+        assert await handshake_rtt_ms(address, timeout=2) is not None
+    assert Upstream().address_of(URL("http://[::1]:5/")) == ("::1", 5)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ipaddress
 import logging
 import re
 import socket
 import struct
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from ssl import SSLContext
@@ -26,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -200,6 +203,38 @@ class RacingConnector(aiohttp.TCPConnector):
         return await super()._wrap_create_connection(*args, addr_infos=raced, **kwargs)
 
 
+class RecordingResolver(AbstractResolver):
+    """aiohttp's own resolver, remembering the first address each host resolved to last (at
+    most :data:`RESOLVED_HOSTS` hosts): what a probe measures the path to is the address
+    this pool connects to, never a lookup of its own that a peer's DNS could answer apart."""
+
+    def __init__(self) -> None:
+        self._resolver: AbstractResolver | None = None  # made in the loop, at first use
+        self.last: OrderedDict[tuple[str, int], str] = OrderedDict()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        if self._resolver is None:
+            self._resolver = aiohttp.DefaultResolver()
+        found = await self._resolver.resolve(host, port, family)
+        if found:
+            self.last[(host, port)] = found[0]["host"]
+            self.last.move_to_end((host, port))
+            while len(self.last) > RESOLVED_HOSTS:
+                self.last.popitem(last=False)
+        return found
+
+    async def close(self) -> None:
+        if self._resolver is not None:
+            await self._resolver.close()
+
+
+RESOLVED_HOSTS = 4096
+"""Hosts whose last resolved address :class:`RecordingResolver` keeps (bounded: learned
+peers are many)."""
+
+
 @functools.lru_cache(maxsize=256)
 def _timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
     """The (immutable) timeouts of a request, made once per pair: every call used to build
@@ -232,6 +267,7 @@ class Upstream:
         self._fresh: aiohttp.ClientSession | None = None
         """Connections used once (``fresh=True``): a watch probe, a read sent again on a heal;
         each raced (:class:`RacingConnector`)."""
+        self.resolver = RecordingResolver()
 
     async def __aenter__(self) -> Upstream:
         await self.start()
@@ -251,6 +287,7 @@ class Upstream:
             limit_per_host=0,
             enable_cleanup_closed=False,
             socket_factory=abortive_socket,
+            resolver=self.resolver,
         )
         self._session = _session(connector)
         self._fresh = _session(
@@ -260,8 +297,21 @@ class Upstream:
                 force_close=True,
                 enable_cleanup_closed=False,
                 socket_factory=abortive_socket,
+                resolver=self.resolver,
             )
         )
+
+    def address_of(self, url: URL) -> tuple[str, int] | None:
+        """The (IP, port) this pool connects to for ``url``: its host if an IP, else the
+        address aiohttp's resolver gave last (None: not resolved yet)."""
+        host, port = url.host, url.port
+        if host is None or port is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(host.strip("[]"))), port
+        except ValueError:
+            address = self.resolver.last.get((host, port))
+            return (address, port) if address is not None else None
 
     async def close(self) -> None:
         if self._session is not None:
@@ -270,6 +320,7 @@ class Upstream:
         if self._fresh is not None:
             await self._fresh.close()
             self._fresh = None
+        await self.resolver.close()
 
     async def open(
         self,

@@ -242,7 +242,10 @@ class Prober:
         # may wait a second for its retransmission (the reads waiting on the peer would too).
         breaker.record_probe(True, now=time.monotonic())
         self.sender.metrics.set_breaker(name, breaker.state)
-        path_ms = await handshake_rtt_ms(peer.url, timeout)
+        # The path to the address the probe went to, not to a lookup of the peer's name of
+        # its own: a peer's DNS could hand that one an address near this proxy.
+        address = self.sender.upstream.address_of(peer.url)
+        path_ms = await handshake_rtt_ms(address, timeout) if address is not None else None
         self.record(name, rtt_ms, services_of(answer), path_ms)
         return True
 
@@ -268,26 +271,26 @@ _TCPI_RTT_OFFSET = 68
 _TCP_INFO_SIZE = 104
 
 
-async def handshake_rtt_ms(url: URL, timeout: float) -> float | None:
-    """The round trip of a TCP handshake with ``url``'s host and port, as the kernel measured
-    it, in ms; None when it cannot tell (no ``TCP_INFO``, no answer within ``timeout``).
+async def handshake_rtt_ms(address: tuple[str, int], timeout: float) -> float | None:
+    """The round trip of a TCP handshake with ``address`` (an IP and a port, looked up by
+    nobody here), as the kernel measured it, in ms; None when it cannot tell (no
+    ``TCP_INFO``, no answer within ``timeout``).
 
     Only the two kernels and the network take part: the peer's kernel answers the SYN, and
     this kernel times the SYN-ACK, whoever waits for a CPU. Nothing is sent on the
     connection; it is reset at once (no TIME_WAIT left behind per probe)."""
-    if _TCP_INFO is None or url.host is None or url.port is None:
+    if _TCP_INFO is None:
         return None
     loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
     try:
         async with asyncio.timeout(timeout):
-            infos = await loop.getaddrinfo(url.host, url.port, type=socket.SOCK_STREAM)
-            family, type_, proto, _, address = infos[0]
-            with socket.socket(family, type_, proto) as sock:
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
                 sock.setblocking(False)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 await loop.sock_connect(sock, address)
                 info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
-    except (OSError, TimeoutError, IndexError):
+    except (OSError, TimeoutError):
         return None
     if len(info) < _TCPI_RTT_OFFSET + 4:
         return None
