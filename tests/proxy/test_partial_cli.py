@@ -8,35 +8,18 @@ exit status 0) and that strict mode still fails.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-OPENSTACK = str(Path(sys.executable).with_name("openstack"))
+from osc_cli import run_openstack
+
 SitesFactory = Any
 
 
 async def _openstack(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    proc = await asyncio.create_subprocess_exec(
-        OPENSTACK,
-        *args,
-        env={**clean, **(env or {})},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    # A hang guard, not a time limit: at load 40 one CLI start-up alone took 88 s
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
-    except TimeoutError:  # reaped here: its pipes left open failed a later test's teardown
-        proc.kill()
-        await proc.communicate()
-        raise
-    return proc.returncode or 0, out.decode(), err.decode()
+    result = await run_openstack(*args, env=env)
+    return result.code, result.stdout, result.stderr
 
 
 def _cli(paris: Any, *options: str) -> list[str]:
