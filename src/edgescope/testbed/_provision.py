@@ -14,7 +14,9 @@ Steps:
   project ``demo`` (servers left in ERROR still count against the default quota of 10).
 - ``adopt``: once every site is up, ``m1.tiny`` and ``debian`` of every site are adopted as
   one replica set each (``/edgescope/replicas/adopt`` of this site's proxy), so a scope
-  such as ``{nova: Paris & Corte}`` resolves them by name.
+  such as ``{nova: Paris & Corte}`` resolves them by name. A 503 (a peer just started, still
+  slow to accept under the load of the sites' own start) is retried for up to
+  ``ADOPT_PATIENCE`` seconds; adopting again what is adopted answers 200.
 
 ``site.py`` builds the request and runs this module.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -142,22 +145,35 @@ SHARED = (("compute", "/v2.1/flavors", "m1.tiny"), ("image", "/v2/images", "debi
 """What every site has under the same name, adopted as one replica set across the sites."""
 
 
+ADOPT_PATIENCE = 120.0
+"""Seconds an adoption answered 503 is tried again for (a CI run once saw a peer that had just
+come up time out a connect, at the load of three sites starting at once)."""
+
+
 def adopt(req: dict[str, Any]) -> None:
     """Adopt each site's ``m1.tiny`` and ``debian`` as one resource (through this site's proxy)."""
     token = _connect(req).session.get_token()
     for service, collection, name in SHARED:
         body = {"service": service, "collection": collection, "name": name, "sites": req["sites"]}
-        request = urllib.request.Request(
-            req["proxy_url"] + "/edgescope/replicas/adopt",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "X-Auth-Token": token},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as answer:
-                answer.read()
-        except urllib.error.HTTPError as exc:
-            raise SystemExit(f"adopting {name}: {exc.code} {exc.read()[:300]!r}") from None
+        deadline, pause = time.monotonic() + ADOPT_PATIENCE, 1.0
+        while True:
+            request = urllib.request.Request(
+                req["proxy_url"] + "/edgescope/replicas/adopt",
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json", "X-Auth-Token": token},
+                method="POST",
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    answer.read()
+                break
+            except urllib.error.HTTPError as exc:
+                text = f"adopting {name}: {exc.code} {exc.read()[:300]!r}"
+                if exc.code != 503 or time.monotonic() + pause > deadline:
+                    raise SystemExit(text) from None
+                print(f"{text}; again in {pause:.0f} s", file=sys.stderr, flush=True)
+                time.sleep(pause)
+                pause = min(pause * 2, 16.0)
 
 
 def main(argv: list[str]) -> int:
