@@ -12,7 +12,9 @@
     ├── ClientBodyFailed                the client's request body broke off or stalled
     ├── AnswerTooLarge                  answers over what the proxy reads whole or merges
     ├── Refused                         a request refused on purpose, with its own status
-    └── ExtensionError                  an extension does not fit the proxy (checked at load)
+    ├── ExtensionError                  an extension does not fit the proxy (checked at load)
+    └── (the replica registry's own: ``RegistryUnavailable``, ``IdCollision``, ``QueueFull``,
+         in ``replicas/registry.py``: what went wrong in the data, each with its code)
 
 Third-party exceptions are mapped onto these at one boundary each (the parser, the
 upstream client), so callers only ever handle edgescope's own types.
@@ -54,6 +56,9 @@ class ErrorCode(enum.Enum):
     WRITE_IN_DOUBT = (504, "Write In Doubt")
     TOO_LARGE = (507, "Answer Too Large")
     LOOP_DETECTED = (508, "Loop Detected")
+    REPLICA_ID_COLLISION = (409, "Replica Id Collision")
+    REPLICA_DB_UNAVAILABLE = (503, "Replica Database Unavailable")
+    REPLICA_QUEUE_FULL = (507, "Replica Queue Full")
 
     def http_status(self) -> int:
         return int(self.value[0])

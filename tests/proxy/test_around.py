@@ -15,7 +15,7 @@ import pytest
 from yarl import URL
 
 from edgescope.errors import SiteUnreachable
-from edgescope.proxy.forward import Upstream
+from edgescope.proxy.forward import Upstream, get_json
 from edgescope.proxy.probes import handshake_rtt_ms
 from edgescope.proxy.protocol import SITES_HEADER
 
@@ -184,7 +184,7 @@ async def test_a_peer_named_by_host_name_is_measured_at_the_address_its_pool_res
     async with server, Upstream() as upstream:
         assert upstream.address_of(url) is None  # not resolved yet: nothing to measure
         with contextlib.suppress(SiteUnreachable):  # the listener answers nothing
-            await upstream.get_json("Corte", url, timeout=2)
+            await get_json(upstream, "Corte", url, timeout=2)
         address = upstream.address_of(url)
         assert address is not None and address[1] == port
         assert await handshake_rtt_ms(address, timeout=2) is not None

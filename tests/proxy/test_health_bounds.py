@@ -13,7 +13,7 @@ from aiohttp import web
 from yarl import URL
 
 from edgescope.errors import SiteUnreachable
-from edgescope.proxy.forward import SMALL_JSON_MAX_BYTES, Upstream
+from edgescope.proxy.forward import SMALL_JSON_MAX_BYTES, Upstream, get_json
 
 
 async def _huge(request: web.Request) -> web.StreamResponse:
@@ -58,25 +58,25 @@ async def peer() -> AsyncIterator[URL]:
 
 async def test_a_good_answer_is_read(peer: URL) -> None:
     async with Upstream() as upstream:
-        answer = await upstream.get_json("Corte", peer / "ok", timeout=5)
+        answer = await get_json(upstream, "Corte", peer / "ok", timeout=5)
     assert answer == {"site": "Corte", "services": ["image"]}
 
 
 async def test_an_answer_over_the_limit_is_the_peers_failure(peer: URL) -> None:
     async with Upstream() as upstream:
         with pytest.raises(SiteUnreachable, match="over"):
-            await upstream.get_json("Corte", peer / "huge", timeout=5)
+            await get_json(upstream, "Corte", peer / "huge", timeout=5)
 
 
 async def test_a_trickled_answer_ends_within_twice_the_timeout(peer: URL) -> None:
     started = time.monotonic()
     async with Upstream() as upstream:
         with pytest.raises(SiteUnreachable, match="no whole answer"):
-            await upstream.get_json("Corte", peer / "trickle", timeout=0.5)
+            await get_json(upstream, "Corte", peer / "trickle", timeout=0.5)
     assert time.monotonic() - started < 15  # a hang guard: the peer trickles for 20 s
 
 
 async def test_an_answer_that_is_not_json_is_the_peers_failure(peer: URL) -> None:
     async with Upstream() as upstream:
         with pytest.raises(SiteUnreachable, match="not JSON"):
-            await upstream.get_json("Corte", peer / "nested", timeout=5)
+            await get_json(upstream, "Corte", peer / "nested", timeout=5)

@@ -15,7 +15,7 @@ from yarl import URL
 
 from edgescope.errors import SiteUnreachable
 from edgescope.proxy import forward
-from edgescope.proxy.forward import RACE_COPIES, Upstream
+from edgescope.proxy.forward import RACE_COPIES, Upstream, get_json
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ async def test_a_raced_connection_carries_the_call_and_a_refused_one_fails() -> 
     try:
         async with Upstream() as upstream:
             url = URL(f"http://127.0.0.1:{port}/edgescope/health")
-            assert await upstream.get_json("Corte", url, timeout=2.0, fresh=True) == {
+            assert await get_json(upstream, "Corte", url, timeout=2.0, fresh=True) == {
                 "site": "Corte"
             }
             await runner.cleanup()  # nobody listens there any more: refused

@@ -27,6 +27,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from yarl import URL
 
 from edgescope.aio import tune_gc
 from edgescope.cli.extensions import TABLES, build_extensions, load_site, parse_site
@@ -34,8 +35,9 @@ from edgescope.errors import ConfigError, EdgescopeError
 from edgescope.proxy import keys
 from edgescope.proxy.config import ProxyConfig, load_config
 from edgescope.proxy.extension import Extension
-from edgescope.proxy.forward import STATUS_MAX_BYTES, Upstream
+from edgescope.proxy.forward import STATUS_MAX_BYTES, Upstream, get_json
 from edgescope.proxy.gen_config import load_endpoints, site_toml
+from edgescope.proxy.siteclient import SiteClient
 
 app = typer.Typer(name="proxy", help="The per-site scope proxy.", no_args_is_help=True)
 _out = Console()
@@ -143,41 +145,47 @@ def status(
 
 
 async def _status(config: ProxyConfig) -> list[dict[str, Any]]:
-    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-    local_url = f"http://{host}:{config.port}/edgescope/status"
     async with Upstream() as upstream:
-        try:
-            from yarl import URL
+        return await status_rows(config, upstream)
 
-            local: Any = await upstream.get_json(
-                config.site, URL(local_url), timeout=2.0, max_bytes=STATUS_MAX_BYTES
+
+async def status_rows(
+    config: ProxyConfig, client: SiteClient, clock: Callable[[], float] = time.monotonic
+) -> list[dict[str, Any]]:
+    """One row per peer: probed now through ``client`` (reachable, latency), with the breaker
+    the running proxy's ``/edgescope/status`` reports (unknown when it does not answer)."""
+    host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    local_url = URL(f"http://{host}:{config.port}/edgescope/status")
+    try:
+        local: Any = await get_json(
+            client, config.site, local_url, timeout=2.0, max_bytes=STATUS_MAX_BYTES
+        )
+        breakers = {p["name"]: p for p in local["peers"]}
+    except EdgescopeError:
+        breakers = {}
+    rows = []
+    for peer in config.peers:
+        started = clock()
+        try:
+            await get_json(
+                client, peer.name, peer.url / "edgescope" / "health", timeout=peer.connect_timeout
             )
-            breakers = {p["name"]: p for p in local["peers"]}
-        except EdgescopeError:
-            breakers = {}
-        rows = []
-        for peer in config.peers:
-            started = time.monotonic()
-            try:
-                await upstream.get_json(
-                    peer.name, peer.url / "edgescope" / "health", timeout=peer.connect_timeout
-                )
-                reachable, error = True, ""
-            except EdgescopeError as exc:
-                reachable, error = False, getattr(exc, "reason", str(exc))
-            state = breakers.get(peer.name, {})
-            rows.append(
-                {
-                    "peer": peer.name,
-                    "url": str(peer.url),
-                    "reachable": reachable,
-                    "error": error,
-                    "latency_ms": (time.monotonic() - started) * 1000,
-                    "breaker": state.get("breaker", "unknown (proxy not running)"),
-                    "last_error": state.get("last_error", ""),
-                }
-            )
-        return rows
+            reachable, error = True, ""
+        except EdgescopeError as exc:
+            reachable, error = False, getattr(exc, "reason", str(exc))
+        state = breakers.get(peer.name, {})
+        rows.append(
+            {
+                "peer": peer.name,
+                "url": str(peer.url),
+                "reachable": reachable,
+                "error": error,
+                "latency_ms": (clock() - started) * 1000,
+                "breaker": state.get("breaker", "unknown (proxy not running)"),
+                "last_error": state.get("last_error", ""),
+            }
+        )
+    return rows
 
 
 @app.command("gen-config")

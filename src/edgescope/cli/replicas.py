@@ -26,10 +26,10 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from edgescope.errors import ConfigError, Refused
+from edgescope.errors import ConfigError
 from edgescope.proxy.protocol import ADOPT_PATH, REPLICAS_PATH
 from edgescope.replicas.database import redact
-from edgescope.replicas.registry import FILENAME, Registry
+from edgescope.replicas.registry import FILENAME, Registry, RegistryError
 
 app = typer.Typer(
     name="replicas", help="Replicated resources: sets and pending writes.", no_args_is_help=True
@@ -114,8 +114,11 @@ def _read(location: str | Path, site: str) -> dict[str, Any]:
             registry.close()
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    except (sqlite3.Error, SQLAlchemyError, Refused) as exc:
-        message = exc.message if isinstance(exc, Refused) else str(exc).splitlines()[0]
+    except RegistryError as exc:
+        message = str(exc)
+        raise _fail(f"cannot read the registry at {redact(str(location))}: {message}", 1) from None
+    except (sqlite3.Error, SQLAlchemyError) as exc:
+        message = str(exc).splitlines()[0]
         raise _fail(f"cannot read the registry at {redact(str(location))}: {message}", 1) from None
 
 

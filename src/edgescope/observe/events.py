@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from edgescope.aio import spawn
-from edgescope.errors import ConfigError, Refused, SiteUnreachable
+from edgescope.errors import ConfigError, EdgescopeError, Refused, SiteUnreachable
 from edgescope.observe.feed import Feed, FeedFull, Subscriber, call_event, state_event
 from edgescope.proxy.call import Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, new_request_id
@@ -186,7 +186,9 @@ class Events:
         try:
             await self._check_operator(request)
             return await answer(request)
-        except Refused as refusal:
+        except EdgescopeError as refusal:  # a refusal, the replica registry's failure
+            if refusal.answer() is None:
+                raise
             return refusal_response(refusal, request_id)
 
     async def _answer_state(self, request: web.Request) -> web.StreamResponse:

@@ -34,7 +34,7 @@ from yarl import URL
 
 from edgescope.errors import CONNECT_TIMED_OUT, AnswerTooLarge, BadAnswer, SiteUnreachable
 from edgescope.jsondoc import json_or_none
-from edgescope.proxy.siteclient import SiteAnswer
+from edgescope.proxy.siteclient import SiteAnswer, SiteClient
 
 log = logging.getLogger(__name__)
 
@@ -360,80 +360,6 @@ class Upstream:
             raise BadAnswer(site, f"it answered {bad}, which cannot be passed on")
         return response
 
-    async def get_json(
-        self,
-        site: str,
-        url: URL,
-        *,
-        timeout: float,
-        ssl: SSLContext | None = None,
-        max_bytes: int = SMALL_JSON_MAX_BYTES,
-        fresh: bool = False,
-    ) -> object:
-        """A small GET for health probes and status; raises SiteUnreachable.
-
-        Bounded, since a peer may be hostile: the whole exchange ends within twice
-        ``timeout`` (a peer trickling bytes cannot hold a probe round), and an answer over
-        ``max_bytes`` or not JSON is the site's failure, read no further."""
-        try:
-            return await asyncio.wait_for(
-                self._get_json(site, url, timeout, ssl, max_bytes, fresh), timeout=2 * timeout
-            )
-        except TimeoutError:
-            raise SiteUnreachable(site, f"no whole answer within {2 * timeout:g} s") from None
-
-    async def _get_json(
-        self,
-        site: str,
-        url: URL,
-        timeout: float,
-        ssl: SSLContext | None,
-        max_bytes: int,
-        fresh: bool,
-    ) -> object:
-        response = await self.open(
-            site,
-            "GET",
-            url,
-            headers={},
-            body=None,
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            ssl=ssl,
-            fresh=fresh,
-        )
-        async with response:
-            with mapped_errors(site):
-                if response.status >= 400:
-                    raise SiteUnreachable(site, f"health check answered {response.status}")
-                if (response.content_length or 0) > max_bytes:
-                    raise SiteUnreachable(site, f"its answer is over {max_bytes} bytes")
-                body = bytearray()
-                async for chunk in response.content.iter_any():
-                    body += chunk
-                    if len(body) > max_bytes:
-                        raise SiteUnreachable(site, f"its answer is over {max_bytes} bytes")
-        answer = json_or_none(bytes(body))
-        if answer is None:
-            raise SiteUnreachable(site, "its answer is not JSON")
-        return answer
-
-    async def post_json(
-        self, site: str, url: URL, payload: bytes, *, timeout: float
-    ) -> tuple[int, dict[str, str], bytes]:
-        response = await self.open(
-            site,
-            "POST",
-            url,
-            body=payload,
-            headers={"Content-Type": "application/json"},
-            connect_timeout=timeout,
-            read_timeout=timeout,
-        )
-        async with response:
-            with mapped_errors(site):
-                return response.status, dict(response.headers), await response.read()
-
 
 async def iter_body(response: SiteAnswer, site: str) -> AsyncIterator[bytes]:
     """The response body in chunks, with errors mapped; releases the connection at the end."""
@@ -471,3 +397,65 @@ async def read_body(
             raise AnswerTooLarge(f"{site}'s answer goes over {over}, the most read whole")
         parts.append(chunk)
     return b"".join(parts)
+
+
+async def get_json(
+    client: SiteClient,
+    site: str,
+    url: URL,
+    *,
+    timeout: float,
+    ssl: SSLContext | None = None,
+    max_bytes: int = SMALL_JSON_MAX_BYTES,
+    fresh: bool = False,
+) -> object:
+    """A small GET through ``client`` (health probes, ``proxy status``); raises
+    SiteUnreachable.
+
+    Bounded, since a peer may be hostile: the whole exchange ends within twice
+    ``timeout`` (a peer trickling bytes cannot hold a probe round), and an answer over
+    ``max_bytes`` or not JSON is the site's failure, read no further."""
+    try:
+        return await asyncio.wait_for(
+            _get_json(client, site, url, timeout, ssl, max_bytes, fresh), timeout=2 * timeout
+        )
+    except TimeoutError:
+        raise SiteUnreachable(site, f"no whole answer within {2 * timeout:g} s") from None
+
+
+async def _get_json(
+    client: SiteClient,
+    site: str,
+    url: URL,
+    timeout: float,
+    ssl: SSLContext | None,
+    max_bytes: int,
+    fresh: bool,
+) -> object:
+    response = await client.open(
+        site,
+        "GET",
+        url,
+        headers={},
+        body=None,
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        ssl=ssl,
+        fresh=fresh,
+    )
+    if response.status >= 400:
+        response.close()
+        raise SiteUnreachable(site, f"health check answered {response.status}")
+    if (response.content_length or 0) > max_bytes:
+        response.close()
+        raise SiteUnreachable(site, f"its answer is over {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in iter_body(response, site):
+        body += chunk
+        if len(body) > max_bytes:
+            response.close()
+            raise SiteUnreachable(site, f"its answer is over {max_bytes} bytes")
+    answer = json_or_none(bytes(body))
+    if answer is None:
+        raise SiteUnreachable(site, "its answer is not JSON")
+    return answer

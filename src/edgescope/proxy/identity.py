@@ -10,7 +10,7 @@ validation answered by a *remote* identity site carries that site's catalog, whi
 calling site's proxy swaps for its own so the caller's next calls stay at its own site.
 ``delegation.py`` uses :func:`token_roles` and :func:`token_user` on validation answers.
 
-    tokens = ServiceToken(config.identity, upstream, "Corte")
+    tokens = ServiceToken(config.identity, client, "Corte")  # client: a SiteClient
     headers["X-Auth-Token"] = await tokens.get()
     body = with_catalog(remote_answer, await tokens.catalog()) or remote_answer
 """
@@ -20,17 +20,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from edgescope.errors import SiteUnreachable
+from edgescope.errors import AnswerTooLarge, SiteUnreachable
 from edgescope.lang.registry import IDENTITY
 from edgescope.proxy.config import IdentityCredentials
-from edgescope.proxy.forward import Upstream, read_body
-from edgescope.proxy.siteclient import SiteAnswer
+from edgescope.proxy.forward import read_body
+from edgescope.proxy.siteclient import SiteAnswer, SiteClient
 
 REFRESH_MARGIN = 60.0
 VALIDATION_BODY_LIMIT = 1024 * 1024
+LOGIN_TIMEOUT = 10.0
+LOGIN_BODY_LIMIT = 16 * 1024 * 1024
+"""Largest answer to the service token's login read (a token and this site's catalog)."""
 
 
 def is_identity(service: str) -> bool:
@@ -114,12 +118,21 @@ def password_auth_body(creds: IdentityCredentials) -> bytes:
 
 
 class ServiceToken:
-    """A cached service token for the local Keystone, and the catalog that came with it."""
+    """A cached service token for the local Keystone, and the catalog that came with it.
 
-    def __init__(self, creds: IdentityCredentials, upstream: Upstream, site: str) -> None:
+    The login goes through ``client``, the proxy's one :class:`~siteclient.SiteClient`."""
+
+    def __init__(
+        self,
+        creds: IdentityCredentials,
+        client: SiteClient,
+        site: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._creds = creds
-        self._upstream = upstream
+        self._client = client
         self._site = site
+        self._clock = clock
         self._token = ""
         self._expires = 0.0
         self._catalog: list[Any] = []
@@ -127,7 +140,7 @@ class ServiceToken:
 
     async def get(self) -> str:
         async with self._lock:
-            if not self._token or time.time() > self._expires - REFRESH_MARGIN:
+            if not self._token or self._clock() > self._expires - REFRESH_MARGIN:
                 self._token, self._expires = await self._issue()
             return self._token
 
@@ -138,10 +151,20 @@ class ServiceToken:
 
     async def _issue(self) -> tuple[str, float]:
         url = self._creds.auth_url / "auth" / "tokens"
-        status, headers, body = await self._upstream.post_json(
-            self._site, url, password_auth_body(self._creds), timeout=10.0
+        response = await self._client.open(
+            self._site,
+            "POST",
+            url,
+            headers={"Content-Type": "application/json"},
+            body=password_auth_body(self._creds),
+            connect_timeout=LOGIN_TIMEOUT,
+            read_timeout=LOGIN_TIMEOUT,
         )
-        token = headers.get("X-Subject-Token", "")
+        status, token = response.status, response.headers.get("X-Subject-Token", "")
+        try:
+            body = await read_body(response, self._site, LOGIN_BODY_LIMIT)
+        except AnswerTooLarge as exc:  # the local Keystone's failure, as any other
+            raise SiteUnreachable(self._site, str(exc)) from None
         if status != 201 or not token:
             raise SiteUnreachable(
                 self._site, f"local Keystone refused the service credentials ({status})"
@@ -152,7 +175,7 @@ class ServiceToken:
             expires_at = json.loads(body)["token"]["expires_at"]
             expires = datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
         except (ValueError, KeyError, TypeError):
-            expires = time.time() + 600
+            expires = self._clock() + 600
         return token, expires
 
 

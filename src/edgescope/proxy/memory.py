@@ -41,6 +41,7 @@ class MemoryRequest:
     body: bytes
     connect_timeout: float
     read_timeout: float
+    fresh: bool = False
 
 
 class MemoryBody:
@@ -140,6 +141,8 @@ class MemoryTransport:
 
     sites: dict[str, Handler]
     requests: list[MemoryRequest] = field(default_factory=list)
+    addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """The (IP, port) a URL's host is said to be at (:meth:`address_of`); none by default."""
 
     async def open(
         self,
@@ -163,10 +166,13 @@ class MemoryTransport:
         elif body is not None:
             data = b"".join([chunk async for chunk in body])
         request = MemoryRequest(
-            site, method, url, CIMultiDict(headers), data, connect_timeout, read_timeout
+            site, method, url, CIMultiDict(headers), data, connect_timeout, read_timeout, fresh
         )
         self.requests.append(request)
         return await handler(request)
+
+    def address_of(self, url: URL) -> tuple[str, int] | None:
+        return self.addresses.get(url.host or "")
 
     def sent_to(self) -> list[str]:
         """The sites asked, in order."""

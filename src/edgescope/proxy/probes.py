@@ -47,12 +47,14 @@ import socket
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 
 from yarl import URL
 
 from edgescope.aio import loop_lag, spawn
 from edgescope.errors import SiteUnreachable
 from edgescope.proxy.config import BreakerConfig
+from edgescope.proxy.forward import get_json
 from edgescope.proxy.protocol import HEALTH_PATH
 from edgescope.proxy.sender import OWN_LAG_SHARE, Sender
 
@@ -79,9 +81,13 @@ _SERVICE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 class Prober:
     """Probes the peers in use; remembers each one's last round-trip time."""
 
-    def __init__(self, sender: Sender, config: BreakerConfig) -> None:
+    def __init__(
+        self, sender: Sender, config: BreakerConfig, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.sender = sender
         self.config = config
+        self.clock = clock
+        """Seconds, monotonic: a probe's round trip and its breaker's time (a test's clock)."""
         self.rtt_ms: dict[str, float] = {}
         """Last successful probe's round trip, per peer (what the console draws)."""
         self.services: dict[str, frozenset[str]] = {}
@@ -105,10 +111,10 @@ class Prober:
         self.sender.watch.listeners.append(lambda _site: wake.set())
         stop_waiter = spawn(_set_when(stopping, wake))
         rounds: asyncio.Task[list[str]] | None = None
-        next_round = time.monotonic() + self.config.probe_interval
+        next_round = self.clock() + self.config.probe_interval
         try:
             while not stopping.is_set():
-                now = time.monotonic()
+                now = self.clock()
                 self.probe_troubled(now)
                 if now >= next_round:
                     if rounds is None or rounds.done():
@@ -142,7 +148,7 @@ class Prober:
             and self._watching.get(name, 0) < MAX_WATCHES_PER_PEER
             and watching < MAX_WATCHES
         ]
-        return min(due) - time.monotonic()
+        return min(due) - self.clock()
 
     def probe_troubled(self, now: float) -> list[str]:
         """Start the probes due now of suspect peers (breaker not closed, or a failure or an
@@ -208,17 +214,24 @@ class Prober:
 
     async def probe(self, name: str, *, watch: bool = False) -> bool:
         """Probe ``name``; a ``watch`` probe goes on a fresh connection, within
-        :data:`WATCH_TIMEOUT`, and its failure is not told to the breaker."""
+        :data:`WATCH_TIMEOUT`, and its failure is not told to the breaker.
+
+        The probe goes through the sender's site client, as every request does, but not
+        through ``open_peer``: it is what closes an open breaker (``allow`` would refuse it),
+        it takes no slot of the peer's calls, and its outcome is told to the breaker here,
+        once, as a probe's (``record_probe``), under this module's own rules."""
         peer = self.sender.peers.get(name)
         if peer is None:
             return False
         breaker = self.sender.peers.breaker(name)
+        client = self.sender.client
         self.sent += 1
         self.watches += watch
-        started, lag, since = time.monotonic(), loop_lag(), asyncio.get_running_loop().time()
+        started, lag, since = self.clock(), loop_lag(), asyncio.get_running_loop().time()
         timeout = min(peer.connect_timeout, WATCH_TIMEOUT) if watch else peer.connect_timeout
         try:
-            answer = await self.sender.upstream.get_json(
+            answer = await get_json(
+                client,
                 name,
                 URL(str(peer.url).rstrip("/") + HEALTH_PATH),
                 timeout=timeout,
@@ -232,19 +245,19 @@ class Prober:
             if lag.worst_since(since) >= timeout * OWN_LAG_SHARE:
                 return False  # this proxy was too busy to tell: no evidence either way
             reason = exc.reason if isinstance(exc, SiteUnreachable) else str(exc)
-            breaker.record_probe(False, now=time.monotonic(), reason=reason)
+            breaker.record_probe(False, now=self.clock(), reason=reason)
             self.sender.metrics.set_breaker(name, breaker.state)
             return False
-        rtt_ms = round((time.monotonic() - started) * 1000, 3)
+        rtt_ms = round((self.clock() - started) * 1000, 3)
         if watch:
             self.sender.metrics.watch_probes.labels(peer=name, outcome="ok").inc()
         # The heal first: the handshake below is one more crossing, and under loss its SYN
         # may wait a second for its retransmission (the reads waiting on the peer would too).
-        breaker.record_probe(True, now=time.monotonic())
+        breaker.record_probe(True, now=self.clock())
         self.sender.metrics.set_breaker(name, breaker.state)
-        # The path to the address the probe went to, not to a lookup of the peer's name of
-        # its own: a peer's DNS could hand that one an address near this proxy.
-        address = self.sender.upstream.address_of(peer.url)
+        # The path to the address the probe's own client connected to, not to a lookup of
+        # the peer's name of its own: a peer's DNS could hand that one an address near here.
+        address = client.address_of(peer.url)
         path_ms = await handshake_rtt_ms(address, timeout) if address is not None else None
         self.record(name, rtt_ms, services_of(answer), path_ms)
         return True

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edgescope.errors import ErrorCode, Refused
+from edgescope.errors import EdgescopeError, ErrorCode
 from edgescope.proxy.protocol import ERROR_HEADER
 
 __all__ = ["ErrorCode", "error_body", "error_response", "json_error", "refusal_response"]
@@ -53,9 +53,14 @@ def error_response(
     )
 
 
-def refusal_response(refused: Refused, request_id: str) -> web.Response:
-    """The answer of an internal endpoint that refuses a request."""
-    status, title, message = refused.answer()
+def refusal_response(refused: EdgescopeError, request_id: str) -> web.Response:
+    """The answer of an internal endpoint that refuses a request: a :class:`Refused`, or an
+    error that carries its code (an error without one is a bug: 500)."""
+    status, title, message = refused.answer() or (
+        ErrorCode.INTERNAL_ERROR.http_status(),
+        ErrorCode.INTERNAL_ERROR.title,
+        f"edgescope proxy error: {type(refused).__name__}",
+    )
     return json_error(error_body(status, title, message), status, request_id)
 
 

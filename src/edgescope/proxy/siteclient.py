@@ -2,7 +2,8 @@
 
 Every request the proxy sends to a site -- a branch of a call to the local backend or to a
 peer proxy (:class:`~sender.Sender`), an extension's own call (``call_site``,
-``send_to_peer``, ``fetch_json``), a token validation -- ends in one
+``send_to_peer``, ``fetch_json``), a token validation, the service token's login, a
+health probe (:func:`~forward.get_json`), ``proxy status`` -- ends in one
 :meth:`SiteClient.open`. The real client is :class:`~forward.Upstream` (aiohttp, a pooled
 connection per site); :class:`~memory.MemoryTransport` answers from Python functions, so
 the dispatcher, the sender and the extensions' hooks run in unit tests without a socket
@@ -73,4 +74,9 @@ class SiteClient(Protocol):
     ) -> SiteAnswer:
         """Raises :class:`~edgescope.errors.SiteUnreachable` when ``site`` cannot answer;
         ``fresh``: on a new connection, never one from a pool (a read sent again on a heal)."""
+        ...
+
+    def address_of(self, url: URL) -> tuple[str, int] | None:
+        """The (IP, port) this client connects to for ``url`` (None: it does not know, or
+        no socket is involved): where a probe measures the path to (F6)."""
         ...

@@ -36,6 +36,7 @@ from edgescope.proxy.protocol import ADOPT_PATH
 from edgescope.proxy.responses import refusal_response
 from edgescope.replicas.model import Member, ReplicaSet
 from edgescope.replicas.peers import RecordLink, check_operator
+from edgescope.replicas.registry import RegistryError
 from edgescope.replicas.validate import InvalidRecord, check_id
 
 MAX_SITES = 64
@@ -113,7 +114,7 @@ class Adoption:
         request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         try:
             status, replica_set = await self._adopt(request)
-        except Refused as refusal:
+        except (Refused, RegistryError) as refusal:
             return refusal_response(refusal, request_id)
         return web.json_response({"set": replica_set.to_json()}, status=status)
 

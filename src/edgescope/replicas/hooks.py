@@ -345,7 +345,7 @@ class ReplicaHooks:
             await asyncio.to_thread(self.replicas.registry.enqueue, op, caller_of(op.headers))
         except QueueFull as exc:
             raise QueueFull(
-                f"{exc.message} (the write was applied at the reachable sites; it is NOT "
+                f"{exc} (the write was applied at the reachable sites; it is NOT "
                 f"queued for {op.target})"
             ) from None
         self.replicas.replayer.wake()

@@ -45,7 +45,7 @@ from edgescope.replicas.guard import Claims, WriteGuard
 from edgescope.replicas.indoubt import create_lookup
 from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.record import created_id
-from edgescope.replicas.registry import IdCollision, Registry
+from edgescope.replicas.registry import IdCollision, Registry, RegistryError
 from edgescope.replicas.translate import translate_request, translation_table
 from edgescope.replicas.validate import InvalidRecord
 
@@ -217,8 +217,8 @@ class RecordLink:
         except IdCollision as exc:  # a peer sees a plain 409 Conflict, not the client's title
             self.refused_pushes += 1
             log.warning("record push from %s refused: %s", marker.peer, exc)
-            return refusal_response(Refused(409, exc.message), request_id)
-        except Refused as exc:
+            return refusal_response(Refused(409, str(exc)), request_id)
+        except (Refused, RegistryError) as exc:
             self.refused_pushes += 1
             log.warning("record push from %s refused: %s", marker.peer, exc)
             return refusal_response(exc, request_id)
@@ -408,11 +408,8 @@ class Replayer:
 
             try:
                 return await self.guard.undo_create(undo_of, delete)
-            except Refused as exc:
-                body = json.dumps(error_body(exc.status, exc.title, exc.message)).encode()
-                return BranchReply(
-                    op.target, exc.status, {"Content-Type": "application/json"}, body
-                )
+            except (Refused, RegistryError) as exc:
+                return _answered(op.target, exc)
         lookup = None
         if op.is_create:
             known = self.registry.lookup
@@ -422,9 +419,8 @@ class Replayer:
             )
         try:
             return await self.guard.guarded_write(op.handle, op.hlc, op.key, send, lookup)
-        except Refused as exc:  # registry unavailable, write in progress: an answer like a peer's
-            body = json.dumps(error_body(exc.status, exc.title, exc.message)).encode()
-            return BranchReply(op.target, exc.status, {"Content-Type": "application/json"}, body)
+        except (Refused, RegistryError) as exc:  # registry unavailable, write in progress
+            return _answered(op.target, exc)
 
     async def _replay(self, op: PendingOp) -> bool:
         """True when ``op`` is finished (applied, superseded or refused for good)."""
@@ -467,6 +463,13 @@ class Replayer:
                 await self.link.store_and_push(updated.versioned(self.link.clock.now()))
         elif op.method == "DELETE":
             await self.link.mark_gone(replica_set, op.target)
+
+
+def _answered(site: str, error: Refused | RegistryError) -> BranchReply:
+    """``error`` as the answer of ``site``'s branch, as a peer would have answered it."""
+    status, title, message = error.answer() or (500, "Internal Proxy Error", type(error).__name__)
+    body = json.dumps(error_body(status, title, message)).encode()
+    return BranchReply(site, status, {"Content-Type": "application/json"}, body)
 
 
 def visible_to(peer: str, sets: list[ReplicaSet]) -> list[ReplicaSet]:

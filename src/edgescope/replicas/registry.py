@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from edgescope.errors import Refused
+from edgescope.errors import EdgescopeError, ErrorCode
 from edgescope.replicas import database as db
 from edgescope.replicas.database import FILENAME, redact
 from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
@@ -59,6 +59,7 @@ __all__ = [
     "QueueBounds",
     "QueueFull",
     "Registry",
+    "RegistryError",
     "RegistryUnavailable",
 ]
 log = logging.getLogger("edgescope.replicas")
@@ -69,30 +70,31 @@ _CONFLICT_RETRIES = 5
 T = TypeVar("T")
 
 
-class RegistryUnavailable(Refused):
-    """The registry's database cannot be reached: the proxy answers a clear 503."""
+class RegistryError(EdgescopeError):
+    """What went wrong in the replica registry, in its own terms; each carries its code
+    (``errors.ErrorCode``), which the proxy turns into an answer where it answers errors."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry's database cannot be reached (the proxy answers a clear 503)."""
+
+    code = ErrorCode.REPLICA_DB_UNAVAILABLE
 
     def __init__(self, where: str, cause: BaseException) -> None:
         reason = str(getattr(cause, "orig", cause)).splitlines()[0][:200]
-        super().__init__(
-            503,
-            f"this proxy cannot reach its replica database {where}: {reason}",
-            title="Replica Database Unavailable",
-        )
+        super().__init__(f"this proxy cannot reach its replica database {where}: {reason}")
 
 
-class IdCollision(Refused):
+class IdCollision(RegistryError):
     """A set's ids are already indexed to another set: refused (409), never merged."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(409, message, title="Replica Id Collision")
+    code = ErrorCode.REPLICA_ID_COLLISION
 
 
-class QueueFull(Refused):
-    """The eventual-write queue is at one of its bounds: the write is refused (507)."""
+class QueueFull(RegistryError):
+    """The eventual-write queue is at one of its bounds: the write is not queued (507)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(507, message, title="Replica Queue Full")
+    code = ErrorCode.REPLICA_QUEUE_FULL
 
 
 @dataclass(frozen=True, slots=True)
