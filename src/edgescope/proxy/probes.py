@@ -218,7 +218,7 @@ class Prober:
         started, lag, since = time.monotonic(), loop_lag(), asyncio.get_running_loop().time()
         timeout = min(peer.connect_timeout, WATCH_TIMEOUT) if watch else peer.connect_timeout
         try:
-            answer = await self.sender.upstream.get_json(
+            answer, address = await self.sender.upstream.get_json_from(
                 name,
                 URL(str(peer.url).rstrip("/") + HEALTH_PATH),
                 timeout=timeout,
@@ -242,9 +242,8 @@ class Prober:
         # may wait a second for its retransmission (the reads waiting on the peer would too).
         breaker.record_probe(True, now=time.monotonic())
         self.sender.metrics.set_breaker(name, breaker.state)
-        # The path to the address the probe went to, not to a lookup of the peer's name of
-        # its own: a peer's DNS could hand that one an address near this proxy.
-        address = self.sender.upstream.address_of(peer.url)
+        # The path to the address the probe's own connection went to, not to a lookup of the
+        # peer's name: a peer's DNS could answer that one with an address near this proxy.
         path_ms = await handshake_rtt_ms(address, timeout) if address is not None else None
         self.record(name, rtt_ms, services_of(answer), path_ms)
         return True

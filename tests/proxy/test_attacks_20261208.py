@@ -1,0 +1,118 @@
+"""Loopback attacks on the changes of 2026-12-07/08 (the handshake RTT at the address the
+pool resolved, raced fresh connects): real proxies, real sockets, a peer's DNS played by a
+lying resolver in-test. FINDINGS-20261208.md (branch atk5) says what each pins."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from tests.proxy.conftest import SitesFactory
+
+from edgescope.aio import spawn
+from edgescope.proxy.protocol import SITES_HEADER
+from edgescope.proxy.resolver import DNS_THREADS
+
+
+async def test_the_handshake_goes_where_the_probe_went_even_when_dns_answers_apart(
+    sites: SitesFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer named by a host name in its own zone answers its real address to the lookup
+    that opens the probe's pooled connection, and a near address to any later lookup (the
+    fresh connection of a watch, a second pooled one). The probe then goes, on its kept
+    connection, to the real peer: its handshake must too, not to where the last lookup
+    pointed (a near listener: the peer would enter every around())."""
+    (corte,) = await sites("Corte")
+    port = int(corte.url.rsplit(":", 1)[1])
+    near_host = "127.0.0.2"
+    with socket.socket() as near:  # a listener near the measurer, on the peer's port
+        near.bind((near_host, port))
+        near.listen(16)
+        (paris,) = await sites(
+            "Paris", extra_peers={"Paris": {"Corte": {"url": f"http://corte.test:{port}"}}}
+        )
+        loop = asyncio.get_running_loop()
+        real_lookup, real_connect = socket.getaddrinfo, loop.sock_connect
+        answer = {"address": "127.0.0.1"}
+        connected: list[str] = []
+
+        def peer_dns(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host == "corte.test":
+                return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answer["address"], port))]
+            return real_lookup(host, port, *args, **kwargs)
+
+        async def recording(sock: socket.socket, address: Any) -> None:
+            connected.append(address[0])
+            await real_connect(sock, address)
+
+        monkeypatch.setattr(socket, "getaddrinfo", peer_dns)
+        monkeypatch.setattr(loop, "sock_connect", recording)
+        prober = paris.proxy.prober
+        assert await prober.probe("Corte")  # the pooled connection: to the real peer
+        answer["address"] = near_host  # from now on the peer's DNS points near the measurer
+        assert not await prober.probe("Corte", watch=True)  # a fresh lookup: the near host
+        connected.clear()
+        assert await prober.probe("Corte")  # the kept connection: the real peer again
+        assert near_host not in connected, connected
+
+
+@dataclass
+class StalledDns:
+    """Lookups of ``*.stall.test`` hang until ``release`` is set (a peer's name servers that
+    never answer); ``most``: the most of them in flight at once."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+    in_flight: int = 0
+    most: int = 0
+
+
+@pytest.fixture
+def stalled_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[StalledDns]:
+    stalled, lock, real = StalledDns(), threading.Lock(), socket.getaddrinfo
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not (isinstance(host, str) and host.endswith(".stall.test")):
+            return real(host, *args, **kwargs)
+        with lock:
+            stalled.in_flight += 1
+            stalled.most = max(stalled.most, stalled.in_flight)
+        stalled.release.wait(60)
+        with lock:
+            stalled.in_flight -= 1
+        raise socket.gaierror(socket.EAI_AGAIN, "no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    yield stalled
+    stalled.release.set()
+
+
+async def test_peers_whose_dns_never_answers_do_not_starve_the_proxys_threads(
+    sites: SitesFactory, stalled_dns: StalledDns
+) -> None:
+    """Peers named in zones whose name servers stall (hostile, or just down): each lookup
+    holds a thread until the system resolver gives up. They took the loop's default
+    executor (6 threads on 2 cores), where an ``&`` call's merge runs: with 8 such peers
+    called, Paris & Corte never answered. Lookups now hold threads of their own, bounded,
+    one per name whoever asks (calls, probes, watches)."""
+    stalled = {f"Stall{i}": {"url": f"http://site{i}.stall.test:5000"} for i in range(20)}
+    paris, _ = await sites("Paris", "Corte", extra_peers={"Paris": stalled})
+    calls = [
+        spawn(paris.get("/image/echo", headers={"X-Scope": f"{{image: {name}}}"}))
+        for name in stalled
+        for _ in range(3)
+    ]
+    await asyncio.sleep(0.5)  # the lookups have started
+    for name in stalled:  # and each stalled peer is watched too (fresh connections)
+        paris.proxy.peers.breaker(name).record_failure(now=0.0, reason="timed out")
+    status, headers, _ = await asyncio.wait_for(
+        paris.get("/image/items", headers={"X-Scope": "{image: Paris & Corte}"}), 30
+    )
+    assert status == 200 and headers[SITES_HEADER] == "Paris=200, Corte=200"
+    assert 0 < stalled_dns.most <= DNS_THREADS
+    for call in calls:
+        call.cancel()
