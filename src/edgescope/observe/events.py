@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -85,7 +86,11 @@ class EventsConfig:
             values[name] = value
         for name in ("state_interval", "max_stream_seconds", "write_timeout"):
             value = raw.get(name, known[name])
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value < math.inf  # nan fails this too
+            ):
                 raise ConfigError(f"events.{name}: expected a positive number, got {value!r}")
             values[name] = float(value)
         if values["state_interval"] > MAX_STATE_INTERVAL:

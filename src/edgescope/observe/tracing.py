@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,8 +101,7 @@ class TracingConfig:
                 f"[tracing]: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}"
             )
         endpoint = raw.get("otlp_endpoint")
-        url = URL(endpoint) if isinstance(endpoint, str) else None
-        if url is None or url.scheme not in ("http", "https") or not url.host:
+        if not _http_url(endpoint):
             raise ConfigError(
                 "[tracing]: otlp_endpoint must be an http(s) URL such as "
                 f"http://127.0.0.1:4318/v1/traces, got {endpoint!r}"
@@ -110,16 +110,34 @@ class TracingConfig:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"tracing.service_name: expected a name, got {name!r}")
         values: dict[str, Any] = {}
-        defaults = {"max_queue": 4096, "remember": 10_000, "export_timeout": 5.0}
-        for key, kind in (("max_queue", int), ("remember", int), ("export_timeout", float)):
-            value = raw.get(key, defaults[key])
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"tracing.{key}: expected a positive number, got {value!r}")
-            values[key] = kind(value)
+        for key, default in (("max_queue", 4096), ("remember", 10_000)):
+            value = raw.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"tracing.{key}: expected a positive integer, got {value!r}")
+            values[key] = value
+        timeout = raw.get("export_timeout", 5.0)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout < math.inf  # nan fails this too
+        ):
+            raise ConfigError(f"tracing.export_timeout: expected seconds, got {timeout!r}")
+        values["export_timeout"] = float(timeout)
         ratio = raw.get("sample_ratio", 1.0)
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= 1:
             raise ConfigError(f"tracing.sample_ratio: expected a number in (0, 1], got {ratio!r}")
         return cls(str(endpoint), name, sample_ratio=float(ratio), **values)
+
+
+def _http_url(text: object) -> bool:
+    """Is ``text`` an http(s) URL with a host (and a port in range)?"""
+    if not isinstance(text, str):
+        return False
+    try:
+        url = URL(text)
+        return url.scheme in ("http", "https") and bool(url.host) and url.port is not None
+    except ValueError:  # yarl: a bad IPv6 literal, a port out of range
+        return False
 
 
 @dataclass(slots=True)

@@ -43,6 +43,7 @@ import re
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from math import inf
 from pathlib import Path
 from typing import Any
 
@@ -641,7 +642,7 @@ def _numbers(raw: Any, where: str, defaults: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
         default = getattr(defaults, key)
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < inf
         if not ok or (
             isinstance(default, int)
             and not isinstance(default, bool)
