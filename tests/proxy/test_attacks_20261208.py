@@ -5,18 +5,22 @@ lying resolver in-test. FINDINGS-20261208.md (branch atk5) says what each pins."
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.proxy.conftest import SitesFactory
 
 from edgescope.aio import spawn
-from edgescope.proxy.protocol import SITES_HEADER
+from edgescope.proxy.call import BranchReply
+from edgescope.proxy.protocol import SITES_HEADER, UNDO_OF_HEADER
 from edgescope.proxy.resolver import DNS_THREADS
+from edgescope.replicas.model import PendingOp
 
 
 async def test_the_handshake_goes_where_the_probe_went_even_when_dns_answers_apart(
@@ -116,3 +120,40 @@ async def test_peers_whose_dns_never_answers_do_not_starve_the_proxys_threads(
     assert 0 < stalled_dns.most <= DNS_THREADS
     for call in calls:
         call.cancel()
+
+
+@pytest.mark.parametrize("token", ["paris-member-token", "bad-token"])
+async def test_an_undo_by_key_with_a_token_not_delegated_deletes_nothing(
+    sites: SitesFactory, tmp_path: Path, token: str
+) -> None:
+    """Holds: a signed peer's undo by key at Keystone acts with the site's acting token only
+    once delegation admitted the token it presents (here a Paris member's, or one Paris's
+    Keystone does not know): the acting token is no confused deputy for a peer that
+    learned a create's key."""
+    paris, corte = await sites(
+        "Paris", "Corte", identity=True, replicas_dir=tmp_path, delegate_roles={"Corte": ["admin"]}
+    )
+    guard = corte.replicas.parts.guard
+    key, user_id = "0123abcd4567:Corte", "0123456789abcdef0123456789abcdef"
+
+    async def made() -> BranchReply:
+        body = json.dumps({"user": {"id": user_id}}).encode()
+        return BranchReply("Corte", 201, {"Content-Type": "application/json"}, body)
+
+    assert (await guard.guarded_write(None, guard.clock.now(), key, made)).status == 201
+    undo = PendingOp(
+        key="0123abcd4567:undo:Corte",
+        handle=None,
+        target="Corte",
+        service="identity",
+        method="DELETE",
+        path="/v3/users",
+        body=b"",
+        headers={"X-Auth-Token": token, "X-Scope": "{identity: Corte}", UNDO_OF_HEADER: key},
+        hlc=guard.clock.now(),
+    )
+    paris.replicas.registry.enqueue(undo, "paris")
+    await paris.replicas.replayer.replay_once()
+    judged = paris.backend_hits("/identity/v3/auth/tokens?nocatalog")  # Corte asked Paris
+    assert [c["headers"]["X-Subject-Token"] for c in judged] == [token]
+    assert not [hit for hit in corte.seen if hit.get("method") == "DELETE"]
