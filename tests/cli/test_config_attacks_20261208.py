@@ -10,6 +10,7 @@ import pytest
 from tests.cli.test_extension_tables import HEAD
 from typer.testing import CliRunner
 
+import sitekeys
 from edgescope.cli import app
 from edgescope.cli.extensions import load_site
 from edgescope.errors import ConfigError
@@ -53,3 +54,41 @@ def test_large_finite_numbers_still_load(tmp_path: Path) -> None:
     path = tmp_path / "paris.toml"
     path.write_text(HEAD + TRACING + "max_queue = 100000\n[events]\nwrite_timeout = 1e6\n")
     assert set(load_site(path).extension_tables) == {"tracing", "events"}
+
+
+DIRECTORY = (
+    '[directory]\nstate_dir = "d"\nendorsement_file = "e.json"\n'
+    f'authorities = ["{sitekeys.public("Authority")}"]\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[replicas]\nstate_dir = 's'\nqueue_max_ops = 1.5\n", r"replicas\.queue_max_ops"),
+        ("[events]\noperator_roles = ['']\n", r"events\.operator_roles"),
+        (DIRECTORY + 'url = "http://paris:1"\nfanout = 0.5\n', r"fanout"),  # gossiped to none
+        (DIRECTORY + 'url = "http://paris:1"\nmax_sites = 0.5\n', r"max_sites"),  # kept none
+        (DIRECTORY + 'url = "not a url"\n', r"url"),  # published to every peer
+    ],
+)
+def test_a_value_taken_oddly_is_a_clear_error_at_load(
+    tmp_path: Path, table: str, message: str
+) -> None:
+    """Values the old parsers took and ran with oddly (a fraction where a count goes was
+    rounded down, often to 0; an empty role; a site URL that is none)."""
+    path = tmp_path / "paris.toml"
+    path.write_text(HEAD + table)
+    with pytest.raises(ConfigError, match=message):
+        load_site(path)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://[::1/x", "http://a:b:c/"])
+def test_a_url_yarl_cannot_read_is_a_clear_error(tmp_path: Path, url: str) -> None:
+    """A peer's or a backend's URL with a port out of range or a broken IPv6 literal raised
+    yarl's ValueError out of the loader (a traceback from ``proxy run``)."""
+    path = tmp_path / "paris.toml"
+    peer = f'[[peers]]\nname = "Corte"\nurl = "{url}"\npublic_key = "{sitekeys.public("Corte")}"\n'
+    path.write_text(HEAD + peer)
+    with pytest.raises(ConfigError, match=r"peers\[0\]\.url: .* must be an http"):
+        load_site(path)

@@ -74,7 +74,8 @@ class EventsConfig:
                 f"[events]: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}"
             )
         roles = raw.get("operator_roles", list(defaults.operator_roles))
-        if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
+        named = isinstance(roles, list) and all(isinstance(r, str) and r for r in roles)
+        if not named or not roles:
             raise ConfigError(
                 f"events.operator_roles: expected a list of role names, got {roles!r}"
             )

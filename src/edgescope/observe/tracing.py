@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from yarl import URL
 
 from edgescope.errors import ConfigError
 from edgescope.proxy.call import BranchReply, BranchRequest, BranchTrace, Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER
+from edgescope.proxy.config import http_url
 from edgescope.proxy.extension import (
     Finished,
     ProxyServices,
@@ -101,11 +101,13 @@ class TracingConfig:
                 f"[tracing]: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}"
             )
         endpoint = raw.get("otlp_endpoint")
-        if not _http_url(endpoint):
+        try:
+            http_url(endpoint, "otlp_endpoint")
+        except ConfigError:
             raise ConfigError(
                 "[tracing]: otlp_endpoint must be an http(s) URL such as "
                 f"http://127.0.0.1:4318/v1/traces, got {endpoint!r}"
-            )
+            ) from None
         name = raw.get("service_name", "edgescope-proxy")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"tracing.service_name: expected a name, got {name!r}")
@@ -127,17 +129,6 @@ class TracingConfig:
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= 1:
             raise ConfigError(f"tracing.sample_ratio: expected a number in (0, 1], got {ratio!r}")
         return cls(str(endpoint), name, sample_ratio=float(ratio), **values)
-
-
-def _http_url(text: object) -> bool:
-    """Is ``text`` an http(s) URL with a host (and a port in range)?"""
-    if not isinstance(text, str):
-        return False
-    try:
-        url = URL(text)
-        return url.scheme in ("http", "https") and bool(url.host) and url.port is not None
-    except ValueError:  # yarl: a bad IPv6 literal, a port out of range
-        return False
 
 
 @dataclass(slots=True)
