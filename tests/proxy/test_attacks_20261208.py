@@ -9,7 +9,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +157,47 @@ async def test_an_undo_by_key_with_a_token_not_delegated_deletes_nothing(
     judged = paris.backend_hits("/identity/v3/auth/tokens?nocatalog")  # Corte asked Paris
     assert [c["headers"]["X-Subject-Token"] for c in judged] == [token]
     assert not [hit for hit in corte.seen if hit.get("method") == "DELETE"]
+
+
+async def test_an_undo_whose_delete_is_refused_for_good_does_not_hold_the_queue_for_ever(
+    sites: SitesFactory, tmp_path: Path
+) -> None:
+    """A failed strict create's undo by key is queued for a member that gave no answer. The
+    member answered its backend's 400/409 (a volume still 'creating') as 503, retried
+    later: but a resource its owner makes undeletable for good (a volume attached, a server
+    locked) answers 400/409 for ever, and the undo, first in the member's queue, held every
+    later write queued for that member, everyone's, for ever. The wait now ends: past
+    ``Claims.undo_patience`` after the create, a 400/409 is the undo's answer."""
+    paris, corte = await sites("Paris", "Corte", replicas_dir=tmp_path)
+    guard = corte.replicas.parts.guard
+    key = "0123abcd4567:Corte"
+
+    async def made() -> BranchReply:  # Corte made "409": its DELETE is refused for good
+        body = json.dumps({"item": {"id": "409"}}).encode()
+        return BranchReply("Corte", 201, {"Content-Type": "application/json"}, body)
+
+    assert (await guard.guarded_write(None, guard.clock.now(), key, made)).status == 201
+
+    def op(key: str, method: str, path: str, undo_of: str | None = None) -> PendingOp:
+        headers = {"X-Auth-Token": "someone", "X-Scope": "{image: Corte}"}
+        return PendingOp(
+            key=key,
+            handle=None,
+            target="Corte",
+            service="image",
+            method=method,
+            path=path,
+            body=b"",
+            headers=headers | ({UNDO_OF_HEADER: undo_of} if undo_of else {}),
+            hlc=guard.clock.now(),
+        )
+
+    registry = paris.replicas.registry
+    registry.enqueue(op("0123abcd4567:undo:Corte", "DELETE", "/status", key), "alice")
+    registry.enqueue(op("89ab:Corte", "PUT", "/echo/bob"), "bob")  # another user's write
+    await paris.replicas.replayer.replay_once()  # a volume still being made: retried later
+    assert [p.key for p in registry.pending("Corte")] == ["0123abcd4567:undo:Corte", "89ab:Corte"]
+    guard.claims = replace(guard.claims, undo_patience=0.0)  # as if long after the create
+    await paris.replicas.replayer.replay_once()
+    assert registry.pending("Corte") == []
+    assert [hit["path"] for hit in corte.seen if hit.get("method") == "PUT"] == ["/image/echo/bob"]
