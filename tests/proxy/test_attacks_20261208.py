@@ -165,9 +165,10 @@ async def test_an_undo_whose_delete_is_refused_for_good_does_not_hold_the_queue_
     """A failed strict create's undo by key is queued for a member that gave no answer. The
     member answered its backend's 400/409 (a volume still 'creating') as 503, retried
     later: but a resource its owner makes undeletable for good (a volume attached, a server
-    locked) answers 400/409 for ever, and the undo, first in the member's queue, held every
-    later write queued for that member, everyone's, for ever. The wait now ends: past
-    ``Claims.undo_patience`` after the create, a 400/409 is the undo's answer."""
+    locked) answers 400/409 for ever, and the undo was retried for ever (a DELETE each
+    round; before F5, first in the member's queue, it held every later write queued for
+    the member, everyone's). The wait now ends: past ``Claims.undo_patience`` after the
+    create, a 400/409 is the undo's answer."""
     paris, corte = await sites("Paris", "Corte", replicas_dir=tmp_path)
     guard = corte.replicas.parts.guard
     key = "0123abcd4567:Corte"
@@ -196,8 +197,44 @@ async def test_an_undo_whose_delete_is_refused_for_good_does_not_hold_the_queue_
     registry.enqueue(op("0123abcd4567:undo:Corte", "DELETE", "/status", key), "alice")
     registry.enqueue(op("89ab:Corte", "PUT", "/echo/bob"), "bob")  # another user's write
     await paris.replicas.replayer.replay_once()  # a volume still being made: retried later
-    assert [p.key for p in registry.pending("Corte")] == ["0123abcd4567:undo:Corte", "89ab:Corte"]
+    [undo] = registry.pending("Corte")  # bob's write went on (F5)
+    assert undo.key == "0123abcd4567:undo:Corte" and undo.attempts == 1
     guard.claims = replace(guard.claims, undo_patience=0.0)  # as if long after the create
     await paris.replicas.replayer.replay_once()
     assert registry.pending("Corte") == []
     assert [hit["path"] for hit in corte.seen if hit.get("method") == "PUT"] == ["/image/echo/bob"]
+
+
+async def test_a_write_a_member_refuses_for_good_holds_only_its_own_set(
+    sites: SitesFactory, tmp_path: Path
+) -> None:
+    """A client's eventual write queued for a member that was down, which the member's
+    backend answers 500 for good once it is back (a request that trips a bug there): the
+    replayer stopped the member's whole queue at any 5xx, so that write held every later
+    write queued for the member, everyone's, for ever. Order is kept per replica set (or
+    path) only: another user's write goes on; the refused one is retried later."""
+    paris, _ = await sites("Paris", "Corte", replicas_dir=tmp_path)
+    clock = paris.replicas.parts.clock
+
+    def op(key: str, path: str, handle: str | None = None) -> PendingOp:
+        return PendingOp(
+            key=key,
+            handle=handle,
+            target="Corte",
+            service="image",
+            method="PUT",
+            path=path,
+            body=b"",
+            headers={"X-Auth-Token": key, "X-Scope": "{image: Corte}"},
+            hlc=clock.now(),
+        )
+
+    registry = paris.replicas.registry
+    registry.enqueue(op("alice-1:Corte", "/status/500"), "alice")  # 500 for good
+    registry.enqueue(op("alice-2:Corte", "/status/500"), "alice")  # same path: waits behind
+    registry.enqueue(op("bob-1:Corte", "/status/201"), "bob")  # another user's write
+    for _ in range(2):
+        await paris.replicas.replayer.replay_once()
+    pending = registry.pending("Corte")
+    assert [p.key for p in pending] == ["alice-1:Corte", "alice-2:Corte"]
+    assert [p.attempts for p in pending] == [2, 0]  # retried; the one behind it never sent
