@@ -363,10 +363,10 @@ class Replayer:
                 done = await self._replay(op)
                 if done is None:
                     break  # unreachable: the rest waits for the next round too
-                if not done:
+                if done:
+                    finished += 1
+                else:
                     held.add(order)
-                    continue
-                finished += 1
                 if not await asyncio.to_thread(registry.acquire, lease, owner, seconds):
                     log.warning("lost the replay lease of %s to another proxy", target)
                     break
