@@ -6,7 +6,6 @@ fixtures' probes are off); the last test lets the real probes measure."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
 from typing import Any
@@ -14,8 +13,7 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from edgescope.errors import SiteUnreachable
-from edgescope.proxy.forward import Upstream, get_json
+from edgescope.proxy.forward import Upstream, get_json_from
 from edgescope.proxy.probes import handshake_rtt_ms
 from edgescope.proxy.protocol import SITES_HEADER
 
@@ -177,15 +175,16 @@ async def test_the_handshake_goes_where_the_probe_went_never_to_a_new_lookup(
     assert paris.proxy.prober.path_rtt_ms()["Corte"] < 100
 
 
-async def test_a_peer_named_by_host_name_is_measured_at_the_address_its_pool_resolved() -> None:
-    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+async def test_a_peer_named_by_host_name_is_measured_at_the_address_its_probe_went_to() -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    url = URL(f"http://localhost:{port}/health")
     async with server, Upstream() as upstream:
-        assert upstream.address_of(url) is None  # not resolved yet: nothing to measure
-        with contextlib.suppress(SiteUnreachable):  # the listener answers nothing
-            await get_json(upstream, "Corte", url, timeout=2)
-        address = upstream.address_of(url)
-        assert address is not None and address[1] == port
-        assert await handshake_rtt_ms(address, timeout=2) is not None
-    assert Upstream().address_of(URL("http://[::1]:5/")) == ("::1", 5)
+        url = URL(f"http://localhost:{port}/health")
+        assert await get_json_from(upstream, "Corte", url, timeout=2) == ({}, ("127.0.0.1", port))
+        assert await handshake_rtt_ms(("127.0.0.1", port), timeout=2) is not None

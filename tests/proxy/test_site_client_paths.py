@@ -98,11 +98,11 @@ async def test_a_health_answer_that_is_not_json_is_the_peers_failure() -> None:
     assert engine.sender.peers.breaker("Corte").last_error == "its answer is not JSON"
 
 
-async def test_the_handshake_goes_to_the_address_the_probes_client_connected_to(
+async def test_the_handshake_goes_to_the_address_the_probes_answer_came_from(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """F6: the path sample is measured to the address the client that sent the probe
-    connected to (``SiteClient.address_of``), never to a lookup of its own."""
+    """F6: the path sample is measured to the address the probe's answer came from
+    (``SiteClient.answered_from``), never to a lookup of its own."""
     engine = Engine({"Corte": answer(200, HEALTH)})
     engine.transport.addresses["corte.test"] = ("192.0.2.7", 80)
     measured: list[tuple[str, int]] = []

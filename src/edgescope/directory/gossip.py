@@ -49,7 +49,7 @@ from edgescope.aio import spawn
 from edgescope.directory import model
 from edgescope.directory.model import Entry, NotAdmitted
 from edgescope.errors import ConfigError, SiteUnreachable
-from edgescope.proxy.config import PeerConfig
+from edgescope.proxy.config import PeerConfig, http_url
 from edgescope.proxy.extension import ProxyServices
 from edgescope.proxy.keys import (
     Ed25519PrivateKey,
@@ -121,6 +121,7 @@ class DirectoryConfig:
         authorities = raw.get("authorities")
         if not isinstance(authorities, list) or not authorities:
             raise ConfigError("[directory]: 'authorities' must list the trusted keys")
+        http_url(raw["url"], "[directory] url")
         seeds = raw.get("seeds", [])
         if not isinstance(seeds, list) or not all(isinstance(s, str) for s in seeds):
             raise ConfigError("[directory]: 'seeds' must be a list of peer URLs")
@@ -131,10 +132,10 @@ class DirectoryConfig:
             tuple(load_public(str(a)) for a in authorities),
             tuple(seeds),
             _number(raw, "gossip_interval", 2.0),
-            int(_number(raw, "fanout", 3)),
+            _count(raw, "fanout", 3),
             str(raw.get("region", "")),
             _path(str(raw["previous_key_file"]), base_dir) if "previous_key_file" in raw else None,
-            int(_number(raw, "max_sites", 100_000)),
+            _count(raw, "max_sites", 100_000),
         )
 
 
@@ -755,6 +756,13 @@ def _number(raw: Mapping[str, Any], key: str, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 2**53:
         raise ConfigError(f"[directory] {key}: expected a non-negative number, got {value!r}")
     return float(value)
+
+
+def _count(raw: Mapping[str, Any], key: str, default: int) -> int:
+    value = _number(raw, key, default)
+    if value != int(value):  # 0.5 was taken as 0
+        raise ConfigError(f"[directory] {key}: expected a whole number, got {raw[key]!r}")
+    return int(value)
 
 
 def _sync_url(url: str) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -73,7 +74,8 @@ class EventsConfig:
                 f"[events]: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}"
             )
         roles = raw.get("operator_roles", list(defaults.operator_roles))
-        if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
+        named = isinstance(roles, list) and all(isinstance(r, str) and r for r in roles)
+        if not named or not roles:
             raise ConfigError(
                 f"events.operator_roles: expected a list of role names, got {roles!r}"
             )
@@ -85,7 +87,11 @@ class EventsConfig:
             values[name] = value
         for name in ("state_interval", "max_stream_seconds", "write_timeout"):
             value = raw.get(name, known[name])
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value < math.inf  # nan fails this too
+            ):
                 raise ConfigError(f"events.{name}: expected a positive number, got {value!r}")
             values[name] = float(value)
         if values["state_interval"] > MAX_STATE_INTERVAL:

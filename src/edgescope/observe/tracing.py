@@ -33,17 +33,18 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import math
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from yarl import URL
 
 from edgescope.errors import ConfigError
 from edgescope.proxy.call import BranchReply, BranchRequest, BranchTrace, Call
 from edgescope.proxy.carriers import REQUEST_ID_HEADER
+from edgescope.proxy.config import http_url
 from edgescope.proxy.extension import (
     Finished,
     ProxyServices,
@@ -100,22 +101,30 @@ class TracingConfig:
                 f"[tracing]: unknown key {unknown[0]!r}; valid keys: {', '.join(sorted(known))}"
             )
         endpoint = raw.get("otlp_endpoint")
-        url = URL(endpoint) if isinstance(endpoint, str) else None
-        if url is None or url.scheme not in ("http", "https") or not url.host:
+        try:
+            http_url(endpoint, "otlp_endpoint")
+        except ConfigError:
             raise ConfigError(
                 "[tracing]: otlp_endpoint must be an http(s) URL such as "
                 f"http://127.0.0.1:4318/v1/traces, got {endpoint!r}"
-            )
+            ) from None
         name = raw.get("service_name", "edgescope-proxy")
         if not isinstance(name, str) or not name:
             raise ConfigError(f"tracing.service_name: expected a name, got {name!r}")
         values: dict[str, Any] = {}
-        defaults = {"max_queue": 4096, "remember": 10_000, "export_timeout": 5.0}
-        for key, kind in (("max_queue", int), ("remember", int), ("export_timeout", float)):
-            value = raw.get(key, defaults[key])
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"tracing.{key}: expected a positive number, got {value!r}")
-            values[key] = kind(value)
+        for key, default in (("max_queue", 4096), ("remember", 10_000)):
+            value = raw.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"tracing.{key}: expected a positive integer, got {value!r}")
+            values[key] = value
+        timeout = raw.get("export_timeout", 5.0)
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not 0 < timeout < math.inf  # nan fails this too
+        ):
+            raise ConfigError(f"tracing.export_timeout: expected seconds, got {timeout!r}")
+        values["export_timeout"] = float(timeout)
         ratio = raw.get("sample_ratio", 1.0)
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio <= 1:
             raise ConfigError(f"tracing.sample_ratio: expected a number in (0, 1], got {ratio!r}")

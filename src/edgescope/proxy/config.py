@@ -43,6 +43,7 @@ import re
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from math import inf
 from pathlib import Path
 from typing import Any
 
@@ -415,7 +416,7 @@ def _service(raw: Any, index: int) -> ServiceConfig:
         raise ConfigError(f"{where}.plain_token: expected true or false, got {plain_token!r}")
     return ServiceConfig(
         service_type,
-        _http_url(_req(raw, "backend", str, where), f"{where}.backend"),
+        http_url(_req(raw, "backend", str, where), f"{where}.backend"),
         prefix=prefix,
         port=port,
         plain_token=plain_token,
@@ -467,7 +468,7 @@ def _peer(raw: Any, index: int) -> PeerConfig:
         )
     return PeerConfig(
         _site_name(_req(raw, "name", str, where), f"{where}.name"),
-        _http_url(_req(raw, "url", str, where), f"{where}.url"),
+        http_url(_req(raw, "url", str, where), f"{where}.url"),
         **numbers,
         public_keys=tuple(load_public(k) for k in keys),
     )
@@ -485,7 +486,7 @@ def _identity(raw: Any) -> IdentityCredentials:
     _only(raw, "identity", set(keys))
     values = {k: _req(raw, k, str, "identity") for k in keys[:4]}
     return IdentityCredentials(
-        auth_url=_http_url(values["auth_url"], "identity.auth_url"),
+        auth_url=http_url(values["auth_url"], "identity.auth_url"),
         username=values["username"],
         password=values["password"],
         project=values["project"],
@@ -588,9 +589,13 @@ def _listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _http_url(text: str, where: str) -> URL:
-    url = URL(text)
-    if url.scheme not in ("http", "https") or not url.host:
+def http_url(text: object, where: str) -> URL:
+    """``text`` as an http(s) URL with a host; raises ConfigError naming ``where``."""
+    try:
+        url = URL(text) if isinstance(text, str) else None
+    except ValueError:  # yarl: a port out of range, a bad IPv6 literal
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host or not url.port:
         raise ConfigError(f"{where}: {text!r} must be an http:// or https:// URL with a host")
     return url
 
@@ -641,7 +646,7 @@ def _numbers(raw: Any, where: str, defaults: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
         default = getattr(defaults, key)
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < inf
         if not ok or (
             isinstance(default, int)
             and not isinstance(default, bool)

@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ipaddress
 import logging
 import re
 import socket
 import struct
-from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from ssl import SSLContext
@@ -28,12 +26,13 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.connector import Connection
 from multidict import CIMultiDict
 from yarl import URL
 
 from edgescope.errors import CONNECT_TIMED_OUT, AnswerTooLarge, BadAnswer, SiteUnreachable
 from edgescope.jsondoc import json_or_none
+from edgescope.proxy.resolver import OwnThreadsResolver
 from edgescope.proxy.siteclient import SiteAnswer, SiteClient
 
 log = logging.getLogger(__name__)
@@ -203,38 +202,6 @@ class RacingConnector(aiohttp.TCPConnector):
         return await super()._wrap_create_connection(*args, addr_infos=raced, **kwargs)
 
 
-class RecordingResolver(AbstractResolver):
-    """aiohttp's own resolver, remembering the first address each host resolved to last (at
-    most :data:`RESOLVED_HOSTS` hosts): what a probe measures the path to is the address
-    this pool connects to, never a lookup of its own that a peer's DNS could answer apart."""
-
-    def __init__(self) -> None:
-        self._resolver: AbstractResolver | None = None  # made in the loop, at first use
-        self.last: OrderedDict[tuple[str, int], str] = OrderedDict()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        if self._resolver is None:
-            self._resolver = aiohttp.DefaultResolver()
-        found = await self._resolver.resolve(host, port, family)
-        if found:
-            self.last[(host, port)] = found[0]["host"]
-            self.last.move_to_end((host, port))
-            while len(self.last) > RESOLVED_HOSTS:
-                self.last.popitem(last=False)
-        return found
-
-    async def close(self) -> None:
-        if self._resolver is not None:
-            await self._resolver.close()
-
-
-RESOLVED_HOSTS = 4096
-"""Hosts whose last resolved address :class:`RecordingResolver` keeps (bounded: learned
-peers are many)."""
-
-
 @functools.lru_cache(maxsize=256)
 def _timeout(connect: float, read: float) -> aiohttp.ClientTimeout:
     """The (immutable) timeouts of a request, made once per pair: every call used to build
@@ -249,9 +216,28 @@ def base_url(url: URL) -> str:
     return str(url).rstrip("/")
 
 
+class _Answer(aiohttp.ClientResponse):
+    """An answer that keeps the connection's transport it came on (what :func:`peer_address`
+    asks), a reference and no more on the hot path."""
+
+    carried_by: asyncio.BaseTransport | None = None
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        self.carried_by = connection.transport
+        return await super().start(connection)
+
+
+def peer_address(response: object) -> tuple[str, int] | None:
+    """The (IP, port) the connection that carried ``response`` went to (None: unknown)."""
+    transport = response.carried_by if isinstance(response, _Answer) else None
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
+
+
 def _session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=connector,
+        response_class=_Answer,
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
@@ -267,7 +253,7 @@ class Upstream:
         self._fresh: aiohttp.ClientSession | None = None
         """Connections used once (``fresh=True``): a watch probe, a read sent again on a heal;
         each raced (:class:`RacingConnector`)."""
-        self.resolver = RecordingResolver()
+        self._resolver: OwnThreadsResolver | None = None
 
     async def __aenter__(self) -> Upstream:
         await self.start()
@@ -282,12 +268,13 @@ class Upstream:
         await self.close()
 
     async def start(self) -> None:
+        self._resolver = OwnThreadsResolver()  # both connectors: one lookup per name
         connector = aiohttp.TCPConnector(
             limit=self._pool_size,
             limit_per_host=0,
             enable_cleanup_closed=False,
             socket_factory=abortive_socket,
-            resolver=self.resolver,
+            resolver=self._resolver,
         )
         self._session = _session(connector)
         self._fresh = _session(
@@ -297,21 +284,13 @@ class Upstream:
                 force_close=True,
                 enable_cleanup_closed=False,
                 socket_factory=abortive_socket,
-                resolver=self.resolver,
+                resolver=self._resolver,
             )
         )
 
-    def address_of(self, url: URL) -> tuple[str, int] | None:
-        """The (IP, port) this pool connects to for ``url``: its host if an IP, else the
-        address aiohttp's resolver gave last (None: not resolved yet)."""
-        host, port = url.host, url.port
-        if host is None or port is None:
-            return None
-        try:
-            return str(ipaddress.ip_address(host.strip("[]"))), port
-        except ValueError:
-            address = self.resolver.last.get((host, port))
-            return (address, port) if address is not None else None
+    def answered_from(self, answer: SiteAnswer) -> tuple[str, int] | None:
+        """The (IP, port) the connection that carried ``answer`` went to (None: unknown)."""
+        return peer_address(answer)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -320,7 +299,9 @@ class Upstream:
         if self._fresh is not None:
             await self._fresh.close()
             self._fresh = None
-        await self.resolver.close()
+        if self._resolver is not None:
+            await self._resolver.close()
+            self._resolver = None
 
     async def open(
         self,
@@ -415,6 +396,25 @@ async def get_json(
     Bounded, since a peer may be hostile: the whole exchange ends within twice
     ``timeout`` (a peer trickling bytes cannot hold a probe round), and an answer over
     ``max_bytes`` or not JSON is the site's failure, read no further."""
+    answer, _ = await get_json_from(
+        client, site, url, timeout=timeout, ssl=ssl, max_bytes=max_bytes, fresh=fresh
+    )
+    return answer
+
+
+async def get_json_from(
+    client: SiteClient,
+    site: str,
+    url: URL,
+    *,
+    timeout: float,
+    ssl: SSLContext | None = None,
+    max_bytes: int = SMALL_JSON_MAX_BYTES,
+    fresh: bool = False,
+) -> tuple[object, tuple[str, int] | None]:
+    """:func:`get_json`, and the (IP, port) its connection went to (None: unknown): a probe
+    measures the path to that address, never to a lookup of the peer's name (a peer's DNS
+    may answer one lookup apart from another)."""
     try:
         return await asyncio.wait_for(
             _get_json(client, site, url, timeout, ssl, max_bytes, fresh), timeout=2 * timeout
@@ -431,7 +431,7 @@ async def _get_json(
     ssl: SSLContext | None,
     max_bytes: int,
     fresh: bool,
-) -> object:
+) -> tuple[object, tuple[str, int] | None]:
     response = await client.open(
         site,
         "GET",
@@ -443,6 +443,7 @@ async def _get_json(
         ssl=ssl,
         fresh=fresh,
     )
+    address = client.answered_from(response)
     if response.status >= 400:
         response.close()
         raise SiteUnreachable(site, f"health check answered {response.status}")
@@ -458,4 +459,4 @@ async def _get_json(
     answer = json_or_none(bytes(body))
     if answer is None:
         raise SiteUnreachable(site, "its answer is not JSON")
-    return answer
+    return answer, address

@@ -72,6 +72,8 @@ class MemoryAnswer:
     reason: str | None = None
     closed: bool = False
     released: bool = False
+    address: tuple[str, int] | None = None
+    """Where the transport says the answer came from (:meth:`MemoryTransport.answered_from`)."""
 
     def close(self) -> None:
         self.closed = True
@@ -142,7 +144,8 @@ class MemoryTransport:
     sites: dict[str, Handler]
     requests: list[MemoryRequest] = field(default_factory=list)
     addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
-    """The (IP, port) a URL's host is said to be at (:meth:`address_of`); none by default."""
+    """The (IP, port) answers from a URL's host are said to come from
+    (:meth:`answered_from`); none by default."""
 
     async def open(
         self,
@@ -169,10 +172,12 @@ class MemoryTransport:
             site, method, url, CIMultiDict(headers), data, connect_timeout, read_timeout, fresh
         )
         self.requests.append(request)
-        return await handler(request)
+        answer = await handler(request)
+        answer.address = self.addresses.get(url.host or "")
+        return answer
 
-    def address_of(self, url: URL) -> tuple[str, int] | None:
-        return self.addresses.get(url.host or "")
+    def answered_from(self, answer: object) -> tuple[str, int] | None:
+        return answer.address if isinstance(answer, MemoryAnswer) else None
 
     def sent_to(self) -> list[str]:
         """The sites asked, in order."""

@@ -54,7 +54,7 @@ from yarl import URL
 from edgescope.aio import loop_lag, spawn
 from edgescope.errors import SiteUnreachable
 from edgescope.proxy.config import BreakerConfig
-from edgescope.proxy.forward import get_json
+from edgescope.proxy.forward import get_json_from
 from edgescope.proxy.protocol import HEALTH_PATH
 from edgescope.proxy.sender import OWN_LAG_SHARE, Sender
 
@@ -230,7 +230,7 @@ class Prober:
         started, lag, since = self.clock(), loop_lag(), asyncio.get_running_loop().time()
         timeout = min(peer.connect_timeout, WATCH_TIMEOUT) if watch else peer.connect_timeout
         try:
-            answer = await get_json(
+            answer, address = await get_json_from(
                 client,
                 name,
                 URL(str(peer.url).rstrip("/") + HEALTH_PATH),
@@ -255,9 +255,8 @@ class Prober:
         # may wait a second for its retransmission (the reads waiting on the peer would too).
         breaker.record_probe(True, now=self.clock())
         self.sender.metrics.set_breaker(name, breaker.state)
-        # The path to the address the probe's own client connected to, not to a lookup of
-        # the peer's name of its own: a peer's DNS could hand that one an address near here.
-        address = client.address_of(peer.url)
+        # The path to the address the probe's own connection went to, not to a lookup of the
+        # peer's name: a peer's DNS could answer that one with an address near this proxy.
         path_ms = await handshake_rtt_ms(address, timeout) if address is not None else None
         self.record(name, rtt_ms, services_of(answer), path_ms)
         return True

@@ -76,7 +76,8 @@ class SiteClient(Protocol):
         ``fresh``: on a new connection, never one from a pool (a read sent again on a heal)."""
         ...
 
-    def address_of(self, url: URL) -> tuple[str, int] | None:
-        """The (IP, port) this client connects to for ``url`` (None: it does not know, or
-        no socket is involved): where a probe measures the path to (F6)."""
+    def answered_from(self, answer: SiteAnswer) -> tuple[str, int] | None:
+        """The (IP, port) the connection that carried ``answer`` went to (None: unknown, or
+        no socket): where a probe measures the path to, never a lookup of the peer's name
+        that its DNS could answer apart (attack findings F6, 2026-12-08 F1)."""
         ...

@@ -68,6 +68,8 @@ _NUMBERS = {
     "queue_owner_share": (0.25, 0.001, 1.0),
 }
 """Numeric keys of ``[replicas]``: default, least and greatest value."""
+_COUNTS = {"queue_max_ops", "queue_max_bytes"}
+"""Those of them that count (1.5 was taken as 1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +122,11 @@ class ReplicasConfig:
                 isinstance(value, bool)
                 or not isinstance(value, int | float)
                 or not least <= value <= most
+                or (key in _COUNTS and value != int(value))
             ):
+                kind = "a whole number" if key in _COUNTS else "a number"
                 raise ConfigError(
-                    f"replicas.{key}: expected a number from {least:g} to {most:g}, got {value!r}"
+                    f"replicas.{key}: expected {kind} from {least:g} to {most:g}, got {value!r}"
                 )
             numbers[key] = float(value)
         return cls(_location(raw, base_dir), operator_roles=tuple(roles), **numbers)

@@ -56,6 +56,11 @@ class Claims:
     set longer than this may overlap another proxy's, which only the LWW order feels)."""
     wait: float = 10.0
     """How long a proxy waits for another one applying the same write, then answers 503."""
+    undo_patience: float = 3600.0
+    """How long after a create its undo by key takes the backend's 400/409 to its DELETE for
+    "still being made" (503, retried later): past it, the resource will not go (attached,
+    locked) and the 400/409 is the undo's answer, so that the undo, first in its origin's
+    queue for this site, holds the writes behind it no longer."""
 
 
 class Timer(Protocol):
@@ -164,9 +169,9 @@ class WriteGuard:
         create whose answer from this site never reached its origin): applied, its resource
         is deleted; not seen yet, a tombstone makes a late arrival answer 409 instead of
         creating; being applied, 503 (the undo is retried later). A resource the backend
-        will not delete yet (400 or 409: cinder's volume still 'creating') is 503 too: the
-        queued undo would take a 4xx for final and leave it (a 3-minute campaign on
-        2026-12-07 left a volume so).
+        will not delete yet (400 or 409: cinder's volume still 'creating') is 503 too, within
+        ``Claims.undo_patience`` of the create: the queued undo would take a 4xx for final
+        and leave it (a 3-minute campaign on 2026-12-07 left a volume so).
 
         Being applied by this process (its key's lock held) is 503 at once too, not a wait
         on that lock: the create holds it as long as the backend takes (up to 300 s), longer
@@ -208,7 +213,9 @@ class WriteGuard:
             gone = await delete(id_)
             if gone.status == 404:
                 return BranchReply(site, 204, {}, b"")
-            if gone.status in (400, 409):  # still being made (cinder: a volume 'creating')
+            made_ago = time.time() - claim.answered_at
+            if gone.status in (400, 409) and made_ago < self.claims.undo_patience:
+                # still being made (cinder: a volume 'creating'); for good past the patience
                 raise Refused(
                     503, f"{id_[:80]}, made by create {key[:80]}, cannot be deleted at {site} "
                     f"yet ({gone.status}: still being made?); retry later"

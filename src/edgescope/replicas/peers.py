@@ -268,8 +268,11 @@ class Replayer:
     """Sends queued writes to their site, in queue order per site, once it answers again.
 
     Runs every ``interval`` seconds and whenever something is queued. A site that is still
-    unreachable (or answers 5xx) stops its queue until the next round, so the order per
-    replica set is kept; the breaker skips a site known to be down without waiting. When
+    unreachable stops its queue until the next round; the breaker skips a site known to be
+    down without waiting. A write it answers 5xx is retried next round, and holds only the
+    later writes to the same replica set (or, outside any, the same path), so the order
+    per set is kept: one a site refuses for good (a request that trips a backend bug)
+    never holds everyone's writes to it. When
     several proxies of the site share the queue, one of them replays a target's queue at a
     time (the lease ``replay:<site>``); if it dies, another takes the queue over once the
     lease runs out, and resends the write in flight with its key (applied once there).
@@ -347,14 +350,23 @@ class Replayer:
         if not await asyncio.to_thread(registry.acquire, lease, owner, seconds):
             return 0  # another proxy of the site replays it
         finished = 0
+        held: set[str] = set()
+        """Sets (or, outside any, paths) whose earlier write the site refused for now."""
         try:
             for queued in await asyncio.to_thread(registry.pending, target):
+                order = queued.handle or queued.path
+                if order in held:
+                    continue  # after its set's earlier write, in order
                 op = await asyncio.to_thread(registry.load, queued.key)  # one body at a time
                 if op is None or op.state != "queued":
                     continue  # finished meanwhile by another proxy, or quarantined
-                if not await self._replay(op):
-                    break
-                finished += 1
+                done = await self._replay(op)
+                if done is None:
+                    break  # unreachable: the rest waits for the next round too
+                if done:
+                    finished += 1
+                else:
+                    held.add(order)
                 if not await asyncio.to_thread(registry.acquire, lease, owner, seconds):
                     log.warning("lost the replay lease of %s to another proxy", target)
                     break
@@ -422,14 +434,15 @@ class Replayer:
         except (Refused, RegistryError) as exc:  # registry unavailable, write in progress
             return _answered(op.target, exc)
 
-    async def _replay(self, op: PendingOp) -> bool:
-        """True when ``op`` is finished (applied, superseded or refused for good)."""
+    async def _replay(self, op: PendingOp) -> bool | None:
+        """True when ``op`` is finished (applied, superseded or refused for good), False
+        when the site answered 5xx (retried later), None when it was unreachable."""
         registry = self.registry
         try:
             reply = await self.send(op)
         except SiteUnreachable as exc:
             await asyncio.to_thread(registry.retry_later, op.key, exc.reason)
-            return False
+            return None
         if reply.status >= 500:
             await asyncio.to_thread(registry.retry_later, op.key, f"answered {reply.status}")
             return False

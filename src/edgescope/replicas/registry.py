@@ -124,6 +124,8 @@ class Claim:
     """The remembered answer when ``DONE``."""
     taken_over: bool = False
     """``MINE`` after another proxy's claim expired: that proxy may have applied it (in doubt)."""
+    answered_at: float = 0.0
+    """When the answer of a ``DONE`` claim was remembered (``time.time()``)."""
 
 
 class Registry:
@@ -575,7 +577,7 @@ class Registry:
             if connection.execute(claim).rowcount:
                 return Claim(ClaimState.MINE)
             row = connection.execute(
-                sa.select(c.state, c.status, c.body, c.headers, c.until, c.owner).where(
+                sa.select(c.state, c.status, c.body, c.headers, c.until, c.owner, c.at).where(
                     c.key == key
                 )
             ).first()
@@ -583,7 +585,7 @@ class Registry:
                 return Claim(ClaimState.BUSY)
             if row.state == "done":
                 answer = (int(row.status), bytes(row.body), json.loads(row.headers))
-                return Claim(ClaimState.DONE, answer)
+                return Claim(ClaimState.DONE, answer, answered_at=float(row.at))
             if row.owner == owner:
                 return Claim(ClaimState.MINE)
             if row.until >= now:
