@@ -30,17 +30,6 @@ SEED = int(os.environ.get("EDGESCOPE_CAMPAIGN_SEED", "2424"))
 MINUTES = 3.0
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=False,
-    reason="issue 24, open (2026-12-07, branch h24c): a strict '&' create whose member's proxy "
-    "was SIGKILLed while applying it is undone there by key; the restarted proxy tombstones "
-    "the key but leaves what the dead proxy made (409 Create Undone: 'check by hand', "
-    "WriteGuard.undo_create), an anomaly 'partial' (3 in the third pytest run); and the "
-    "in-doubt create lookup may apply a create twice (docs/benchmarks.md, 30-minute run). "
-    "Fixed since the first runs: the CLI's own start-up timing out, the queued undo given "
-    "up on cinder's 400 and on Keystone's 401",
-)
 def test_a_three_minute_campaign_finds_no_anomaly(wtb: WanTestbed) -> None:
     links_before = wtb.wan.status().links
     args = argparse.Namespace(seed=SEED, minutes=MINUTES, clients=3, http_clients=2)
@@ -57,7 +46,6 @@ def test_a_three_minute_campaign_finds_no_anomaly(wtb: WanTestbed) -> None:
                f"{figures['faults_by_kind']}")  # fmt: skip
     print(summary)
     # the testbed as the campaign found it, for the WAN tests after this one
-    # (pytest.fail, not assert: the xfail above covers only the anomalies)
     status = wtb.wan.status()
     if status.cuts or status.links != links_before:
         pytest.fail(f"the WAN is not as the campaign found it: {status}")

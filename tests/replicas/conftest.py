@@ -4,7 +4,7 @@ The backend is a small aiohttp app, not an imitation of any OpenStack API: it ke
 items in memory and gives each created item its own random id, like any service would.
 
     POST   /<svc>/things            {"thing": {...}} -> 201 {"thing": {"id": <random>, ...}}
-    GET    /<svc>/things[?name=x]   {"things": [...]}
+    GET    /<svc>/things[?name=x]   {"things": [...]} (or the next of ``Site.listing_answers``)
     GET    /<svc>/things/<id>       {"thing": {...}} or 404
     PATCH  /<svc>/things/<id>       merge {"thing": {...}} into the item
     DELETE /<svc>/things/<id>       204 or 404 (400 while the item's "busy_for" counts down)
@@ -51,8 +51,10 @@ def resource_app(  # type: ignore[no-untyped-def]
     items: dict[str, dict[str, Any]],
     seen: list[tuple[str, str]],
     made: list[str] | None = None,
+    listing_answers: list[int] | None = None,
 ):
-    """``made``, if given, gets the id of every item created, in order (deleted or not)."""
+    """``made``, if given, gets the id of every item created, in order (deleted or not);
+    ``listing_answers``: statuses the next listings by name answer instead (first first)."""
 
     async def collection(request: web.Request) -> web.Response:
         seen.append((request.method, request.path_qs))
@@ -68,6 +70,9 @@ def resource_app(  # type: ignore[no-untyped-def]
                 made.append(item["id"])
             return web.json_response({"thing": item}, status=201)
         name = request.query.get("name")
+        if name is not None and listing_answers:
+            status = listing_answers.pop(0)
+            return web.json_response({"message": f"listing answered {status}"}, status=status)
         found = [i for i in items.values() if name is None or i.get("name") == name]
         return web.json_response({"things": found})
 
@@ -123,14 +128,25 @@ class Link:
         self._writers: set[asyncio.StreamWriter] = set()
         self.answered = bytearray()
         """The last 64 KiB relayed back from the proxy (a test waits for an answer to pass)."""
+        self.swallowing = False
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     async def heal(self) -> None:
+        if self.swallowing:
+            self.swallowing = False
+            await self.cut()
         if self._server is None:
             self._server = await asyncio.start_server(self._relay, sock=self._listening())
+
+    async def swallow(self) -> None:
+        """Accept and read every new connection, pass nothing on, answer nothing: a request
+        sent that never gets an answer (in doubt for its sender). ``heal()`` ends it."""
+        await self.cut()
+        self.swallowing = True
+        self._server = await asyncio.start_server(self._relay, sock=self._listening())
 
     def _listening(self) -> socket.socket:
         if self.sock.fileno() == -1:
@@ -148,6 +164,14 @@ class Link:
             self._server = None
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.swallowing:
+            self._writers.add(writer)
+            with contextlib.suppress(OSError):
+                while await reader.read(65536):
+                    pass
+            writer.close()
+            self._writers.discard(writer)
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
@@ -190,6 +214,8 @@ class Site:
     made: list[str] = field(default_factory=list)
     """The id of every item the backend created, in order, deleted since or not: a test
     can check that a create happened without catching the item while it exists."""
+    listing_answers: list[int] = field(default_factory=list)
+    """Statuses (e.g. 503, 401) the backend's next listings by name answer, one each."""
 
     async def backend_down(self) -> None:
         assert self.backend is not None and self.runner is not None
@@ -250,7 +276,9 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
             items: dict[str, dict[str, Any]] = {}
             seen: list[tuple[str, str]] = []
             made: list[str] = []
-            runner = web.AppRunner(resource_app(name, items, seen, made), access_log=None)
+            listing_answers: list[int] = []
+            app = resource_app(name, items, seen, made, listing_answers)
+            runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             runners.append(runner)
             backend_sock = bound_socket()
@@ -298,7 +326,7 @@ async def replica_sites(tmp_path: Path) -> AsyncIterator[SitesFactory]:
             await proxy.start(sockets={"main": proxy_socks[name]})
             site = Site(name, proxy, items, seen, session, state, replicas, site_links)
             site.backend, site.backend_port = backend_site, int(backend_sock.getsockname()[1])
-            site.runner, site.made = runner, made
+            site.runner, site.made, site.listing_answers = runner, made, listing_answers
             started.append(site)
         return started[-len(names) :]
 

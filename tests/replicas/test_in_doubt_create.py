@@ -9,7 +9,10 @@ in Corte's registry, and the item it made in Corte's backend (a real loopback ap
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
+
+import pytest
 
 from replicas.pair import BOTH, EVENTUAL, eventually
 
@@ -69,3 +72,27 @@ async def test_an_in_doubt_create_with_two_candidates_makes_none(
     assert not [p for m, p in corte.seen if m == "POST"]
     [op] = [p for p in paris.replicas.registry.pending(include_done=True) if p.key == key]
     assert op.state == "failed" and "Create In Doubt" in op.last_error
+
+
+@pytest.mark.parametrize("answer", [503, 401])
+async def test_an_in_doubt_create_whose_lookup_cannot_tell_is_kept_in_doubt(
+    replica_sites: SitesFactory, answer: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Corte's listing by name answers ``answer`` twice (glance restarting, a token refused):
+    that is not "absent". The write stays in doubt, is retried, and adopts what the dead
+    proxy made once the listing answers; nothing is created again (a 30-minute campaign of
+    2026-12-07 made an image twice so, then lost its delete)."""
+    paris, corte = await replica_sites("Paris", "Corte")
+    key = await queued_create_for_corte(paris, corte, "vm")
+    dead_proxy_made(corte, key, "vm")
+    corte.listing_answers.extend([answer, answer])
+    await asyncio.sleep(0.01)
+    with caplog.at_level(logging.WARNING, logger="edgescope.replicas"):
+        await paris.links["Corte"].heal()
+        registry = paris.replicas.registry
+        await eventually(lambda: not registry.pending() and not corte.listing_answers)
+    [replica_set] = registry.sets()
+    assert replica_set.member("Corte").id == "0ade0fad0"  # type: ignore[union-attr]
+    assert list(corte.items) == ["0ade0fad0"]
+    assert not [p for m, p in corte.seen if m == "POST"]
+    assert f"its lookup got {answer}" in caplog.text  # which answer it got is logged

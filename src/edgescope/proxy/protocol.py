@@ -20,6 +20,7 @@ Request headers, set by a proxy on a hop to a peer proxy (a client's are dropped
     X-Edgescope-Hlc        its hybrid logical clock stamp (last writer wins)
     X-Edgescope-Idempotency-Key  the write's key: applied once, its answer replayed
     X-Edgescope-Undo-Of    the key of a failed strict create to undo there, whatever became of it
+    X-Edgescope-Undo-Name  that create's name, percent-encoded (to find what it made in doubt)
 
 Response headers, set by a proxy for its client:
 
@@ -106,6 +107,7 @@ REPLICA_HEADER = "X-Edgescope-Replica"
 HLC_HEADER = "X-Edgescope-Hlc"
 IDEMPOTENCY_KEY_HEADER = "X-Edgescope-Idempotency-Key"
 UNDO_OF_HEADER = "X-Edgescope-Undo-Of"
+UNDO_NAME_HEADER = "X-Edgescope-Undo-Name"
 
 SITES_HEADER = "X-Edgescope-Sites"
 ERROR_HEADER = "X-Edgescope-Error"

@@ -27,19 +27,21 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from edgescope.errors import Refused
+from edgescope.errors import Refused, SiteUnreachable
 from edgescope.proxy.call import BranchReply
 from edgescope.proxy.extension import SendBranch
 from edgescope.proxy.protocol import REPLAYED_HEADER
 from edgescope.proxy.responses import error_body
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
-from edgescope.replicas.indoubt import Lookup
+from edgescope.replicas.indoubt import Found, Lookup
 from edgescope.replicas.model import Hlc, lww_wins
 from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import ClaimState, Registry
 
 SUPERSEDED = "Superseded Write"
 log = logging.getLogger("edgescope.replicas")
+Made = Callable[[float], Awaitable[Found]]
+"""What an undo in doubt asks, with the claim's time (``indoubt.made_lookup``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +121,9 @@ class WriteGuard:
         # where one proxy's own "applying" claim lets it through again.
         outer = f"key:{key}" if key is not None else None
         async with self._lock(outer), self._lock(handle if handle or outer else ""):
-            in_doubt = False
+            in_doubt, since = False, 0.0
             if key is not None:
-                prior, in_doubt = await self._claim(key)
+                prior, in_doubt, since = await self._claim(key)
                 if prior is not None:
                     return prior
             try:
@@ -131,13 +133,26 @@ class WriteGuard:
                     await asyncio.to_thread(self.registry.release_apply, key, self.claims.owner)
                 body = json.dumps(error_body(409, SUPERSEDED, str(exc))).encode()
                 return BranchReply(self.clock.site, 409, {"Content-Type": "application/json"}, body)
+            sent = False
+
+            async def sending() -> BranchReply:
+                nonlocal sent
+                sent = True
+                return await send()
+
+            found = None
             try:
                 async with self._set_lease(handle):
-                    found = await lookup() if in_doubt and lookup is not None else None
-                    reply = found or await self._apply(handle, hlc, send)
-            except BaseException:
+                    found = await lookup(since) if in_doubt and lookup is not None else None
+                    reply = found or await self._apply(handle, hlc, sending)
+            except BaseException as exc:
                 if key is not None:
-                    await asyncio.to_thread(self.registry.release_apply, key, self.claims.owner)
+                    # a create that may have been applied stays in doubt: the next attempt
+                    # looks for what it made instead of applying it again
+                    doubt = lookup is not None and (
+                        (in_doubt and not sent) or (sent and _sent(exc))
+                    )
+                    await self._give_up(key, exc, doubt=doubt)
                 raise
             if key is not None:
                 if 200 <= reply.status < 300 or _superseded(reply) or found is not None:
@@ -153,6 +168,14 @@ class WriteGuard:
                     await asyncio.to_thread(self.registry.release_apply, key, self.claims.owner)
             return reply
 
+    async def _give_up(self, key: str, exc: BaseException, *, doubt: bool) -> None:
+        """Release the claim of ``key`` after ``exc``, or leave it in doubt (logged)."""
+        if not doubt:
+            await asyncio.to_thread(self.registry.release_apply, key, self.claims.owner)
+            return
+        log.warning("write %s: left in doubt, retried later: %s", key, _reason(exc))
+        await asyncio.to_thread(self.registry.leave_in_doubt, key, self.claims.owner)
+
     def _lock(self, name: str | None) -> contextlib.AbstractAsyncContextManager[None]:
         """This process's lock called ``name`` (a no-op for None)."""
         if name is None:
@@ -163,7 +186,10 @@ class WriteGuard:
         return lock
 
     async def undo_create(
-        self, key: str, delete: Callable[[str], Awaitable[BranchReply]]
+        self,
+        key: str,
+        delete: Callable[[str], Awaitable[BranchReply]],
+        made: Made | None = None,
     ) -> BranchReply:
         """Undo the create applied here as ``key``, whatever became of it (a failed strict
         create whose answer from this site never reached its origin): applied, its resource
@@ -172,6 +198,12 @@ class WriteGuard:
         will not delete yet (400 or 409: cinder's volume still 'creating') is 503 too, within
         ``Claims.undo_patience`` of the create: the queued undo would take a 4xx for final
         and leave it (a 3-minute campaign on 2026-12-07 left a volume so).
+
+        Taken over from a proxy that died applying it (in doubt): ``made`` (the create's
+        name looked up, :func:`~edgescope.replicas.indoubt.made_lookup`) finds what that
+        proxy made, which is deleted; nothing found, the tombstone alone; what it cannot
+        pick for sure is left and answered 409 "check by hand"; a lookup or a delete that
+        cannot tell yet is 503 and the key stays in doubt for the retry.
 
         Being applied by this process (its key's lock held) is 503 at once too, not a wait
         on that lock: the create holds it as long as the backend takes (up to 300 s), longer
@@ -187,44 +219,97 @@ class WriteGuard:
             )
             if claim.state is ClaimState.BUSY:
                 raise Refused(503, f"create {key[:80]} is being applied at {site}; retry later")
-            if claim.state is ClaimState.MINE:  # not seen here yet, or its proxy died on it
-                doubt = claim.taken_over
-                message = (
-                    f"create {key[:80]} was undone at {site} while its proxy had died applying "
-                    "it: what it made, if anything, is left; check by hand"
-                    if doubt
-                    else f"create {key[:80]} was undone at {site} before it arrived"
-                )
-                body = json.dumps(error_body(409, "Create Undone", message)).encode()
-                headers = {"Content-Type": "application/json"}
-                await asyncio.to_thread(
-                    self.registry.complete_apply, key, self.claims.owner, 409, body, headers
-                )  # a tombstone: a late arrival of the create is answered 409, never applied
-                return (
-                    BranchReply(site, 409, headers, body)
-                    if doubt
-                    else BranchReply(site, 204, {}, b"")
-                )
+            if claim.state is ClaimState.MINE and claim.taken_over:
+                return await self._undo_in_doubt(key, claim.since, delete, made)
+            if claim.state is ClaimState.MINE:  # not seen here yet
+                undone = f"create {key[:80]} was undone at {site} before it arrived"
+                await self._tombstone(key, undone)
+                return BranchReply(site, 204, {}, b"")
             assert claim.answer is not None
             status, body, headers = claim.answer
             id_ = created_id(body, headers) if 200 <= status < 300 else None
             if id_ is None:  # refused, or undone already: nothing to delete
                 return BranchReply(site, 204, {}, b"")
-            gone = await delete(id_)
-            if gone.status == 404:
-                return BranchReply(site, 204, {}, b"")
-            made_ago = time.time() - claim.answered_at
-            if gone.status in (400, 409) and made_ago < self.claims.undo_patience:
-                # still being made (cinder: a volume 'creating'); for good past the patience
-                raise Refused(
-                    503, f"{id_[:80]}, made by create {key[:80]}, cannot be deleted at {site} "
-                    f"yet ({gone.status}: still being made?); retry later"
-                )  # fmt: skip
-            return gone
+            return await self._delete_made(key, id_, delete, made_at=claim.answered_at)
 
-    async def _claim(self, key: str) -> tuple[BranchReply | None, bool]:
-        """Claim ``key`` for this proxy: (None, in doubt) when claimed, else (the answer to
-        give, False). In doubt: taken over from a proxy that died applying it."""
+    async def _undo_in_doubt(
+        self,
+        key: str,
+        since: float,
+        delete: Callable[[str], Awaitable[BranchReply]],
+        made: Made | None,
+    ) -> BranchReply:
+        """Undo ``key``, taken over from a proxy that died applying it (see undo_create)."""
+        site = self.clock.site
+        undone = f"create {key[:80]} was undone at {site} while its proxy had died applying it"
+        if made is None:
+            what = "what it made, if anything, is left (no name to look it up by)"
+            return await self._left(key, f"{undone}: {what}; check by hand")
+        try:
+            found = await made(since)
+            gone = (
+                await self._delete_made(key, found.id, delete, made_at=since) if found.id else None
+            )
+        except BaseException as exc:
+            await self._give_up(key, exc, doubt=True)
+            raise
+        if gone is not None and gone.status >= 500:  # retried later, still in doubt
+            await self._give_up(key, Refused(gone.status, found.note), doubt=True)
+            return gone
+        if gone is not None and gone.status >= 300:
+            note = f"{found.note}, NOT deleted ({gone.status}); check by hand"
+            return await self._left(key, f"{undone}: {note}")
+        if found.left:
+            return await self._left(key, f"{undone}: {found.note}")
+        note = f"{found.note}, deleted" if gone is not None else found.note
+        await self._tombstone(key, f"{undone}: {note}")
+        log.warning("undo of %s: %s", key, note)
+        return BranchReply(site, 204, {}, b"")
+
+    async def _left(self, key: str, message: str) -> BranchReply:
+        """Undone, but what the create made may be left: a tombstone and its 409."""
+        log.warning("undo of %s: %s", key, message)
+        body = await self._tombstone(key, message)
+        return BranchReply(self.clock.site, 409, {"Content-Type": "application/json"}, body)
+
+    async def _tombstone(self, key: str, message: str) -> bytes:
+        """Remember ``key`` as undone (its 409 body, returned): a late arrival of its create
+        is answered 409, never applied."""
+        body = json.dumps(error_body(409, "Create Undone", message)).encode()
+        headers = {"Content-Type": "application/json"}
+        await asyncio.to_thread(
+            self.registry.complete_apply, key, self.claims.owner, 409, body, headers
+        )
+        return body
+
+    async def _delete_made(
+        self,
+        key: str,
+        id_: str,
+        delete: Callable[[str], Awaitable[BranchReply]],
+        *,
+        made_at: float,
+    ) -> BranchReply:
+        """DELETE what create ``key`` made (at ``made_at``, ``time.time()``): gone already is
+        204; 400 or 409 (still being made) raise a 503 within ``Claims.undo_patience`` of
+        ``made_at``, and are the answer past it (left for good: attached, locked)."""
+        site = self.clock.site
+        gone = await delete(id_)
+        if gone.status == 404:
+            return BranchReply(site, 204, {}, b"")
+        made_ago = time.time() - made_at
+        if gone.status in (400, 409) and made_ago < self.claims.undo_patience:
+            # still being made (cinder: a volume 'creating'); for good past the patience
+            raise Refused(
+                503, f"{id_[:80]}, made by create {key[:80]}, cannot be deleted at {site} "
+                f"yet ({gone.status}: still being made?); retry later"
+            )  # fmt: skip
+        return gone
+
+    async def _claim(self, key: str) -> tuple[BranchReply | None, bool, float]:
+        """Claim ``key`` for this proxy: (None, in doubt, since) when claimed, else (the
+        answer to give, False, 0). In doubt: taken over from a proxy that died applying it,
+        or left in doubt by one that could not tell; since: when it was first claimed."""
         deadline = self.timer.monotonic() + self.claims.wait
         pause = 0.05
         while True:
@@ -238,14 +323,14 @@ class WriteGuard:
                         "(it may have reached the backend: in doubt)",
                         key,
                     )
-                return None, claim.taken_over
+                return None, claim.taken_over, claim.since
             if claim.state is ClaimState.DONE:
                 assert claim.answer is not None
                 status, body, headers = claim.answer
                 reply = BranchReply(
                     self.clock.site, status, {**headers, REPLAYED_HEADER: "1"}, body
                 )
-                return reply, False
+                return reply, False, 0.0
             if self.timer.monotonic() > deadline:
                 raise Refused(
                     503,
@@ -297,6 +382,19 @@ class WriteGuard:
         )
         body = json.dumps(error_body(409, SUPERSEDED, message)).encode()
         return BranchReply(self.clock.site, 409, {"Content-Type": "application/json"}, body)
+
+
+def _sent(exc: BaseException) -> bool:
+    """Whether a write that raised ``exc`` once sent may have reached its backend."""
+    return not (isinstance(exc, SiteUnreachable) and exc.connecting)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, Refused):
+        return exc.message
+    if isinstance(exc, SiteUnreachable):
+        return exc.reason
+    return f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _superseded(reply: BranchReply) -> bool:

@@ -31,12 +31,19 @@ from edgescope.proxy.carriers import SCOPE_HEADER
 from edgescope.proxy.extension import Finished, Recorded, SendBranch
 from edgescope.proxy.identity import is_identity
 from edgescope.proxy.outcome import Verdict
-from edgescope.proxy.protocol import SET_HEADER, UNDO_OF_HEADER
+from edgescope.proxy.protocol import SET_HEADER, UNDO_NAME_HEADER, UNDO_OF_HEADER
 from edgescope.proxy.route import Plan, branch_scope
 from edgescope.replicas.clock import Clock
 from edgescope.replicas.collapse import collapse_collection
-from edgescope.replicas.guard import WriteGuard
-from edgescope.replicas.indoubt import Lookup, create_lookup
+from edgescope.replicas.guard import Made, WriteGuard
+from edgescope.replicas.indoubt import (
+    MAX_NAME,
+    Lookup,
+    create_lookup,
+    created_name,
+    made_lookup,
+    undo_name,
+)
 from edgescope.replicas.members import merge_members
 from edgescope.replicas.model import Hlc, PendingOp, ReplicaSet
 from edgescope.replicas.peers import RecordLink, Replayer, internal_headers, replay_headers
@@ -123,7 +130,8 @@ class ReplicaHooks:
             handle, hlc, key = self.marker
             undo_of = self.call.request.headers.get(UNDO_OF_HEADER)
             if undo_of is not None and self.call.method == "DELETE":
-                return await self.replicas.guard.undo_create(undo_of, self._deleter(request))
+                made = self._made(request)
+                return await self.replicas.guard.undo_create(undo_of, self._deleter(request), made)
             lookup = self._lookup(request) if self.call.method == "POST" else None
             return await self.replicas.guard.guarded_write(handle, hlc, key, send, lookup)
         if self.fan_out_write:
@@ -150,6 +158,25 @@ class ReplicaHooks:
 
     def _lookup(self, request: BranchRequest) -> Lookup | None:
         """How a peer's create, taken over here in doubt, finds what it made (indoubt.py)."""
+        collection = request.path.partition("?")[0].rstrip("/")
+        site, body = self.replicas.site, request.body
+        return create_lookup(self._finder(), site, collection, body, self._known)
+
+    def _made(self, request: BranchRequest) -> Made | None:
+        """How a peer's undo by key, of a create taken over here in doubt, finds what that
+        create made: by the name the undo carries (``X-Edgescope-Undo-Name``)."""
+        name = undo_name(self.call.request.headers.get(UNDO_NAME_HEADER))
+        if name is None:
+            return None
+        collection = request.path.partition("?")[0].rstrip("/")
+        return made_lookup(self._finder(), self.replicas.site, collection, name, self._known)
+
+    def _known(self, id_: str) -> bool:
+        """The id is a member of a replica set here (so made by no create in doubt)."""
+        return self.replicas.registry.lookup(id_) is not None
+
+    def _finder(self) -> Callable[[str], Awaitable[BranchReply]]:
+        """``GET`` of a path at this site's backend, for a peer's write in doubt."""
         call, site = self.call, self.replicas.site
         headers = self._backend_headers()
         scope = call.request.headers.get(SCOPE_HEADER)
@@ -160,11 +187,7 @@ class ReplicaHooks:
                 site, call.service, "GET", path, headers=headers, scope=scope
             )
 
-        registry = self.replicas.registry
-        collection = request.path.partition("?")[0].rstrip("/")
-        return create_lookup(
-            find, site, collection, request.body, lambda id_: registry.lookup(id_) is not None
-        )
+        return find
 
     def _backend_headers(self) -> dict[str, str]:
         """The headers of a call this proxy makes to its own backend for a peer's write (an
@@ -241,9 +264,12 @@ class ReplicaHooks:
         sent an undo of the create's key, queued (the member deletes what the key made, or
         keeps a tombstone so that a late arrival makes nothing)."""
         collection = self.call.path.partition("?")[0].rstrip("/")
+        named = created_name(await self._whole_body()) if sites else None
         for site in sites:
             op = self._op(site, "DELETE", collection, None, key="undo")
             op.headers[UNDO_OF_HEADER] = f"{self.op_key}:{site}"
+            if named is not None and len(named[1]) <= MAX_NAME:  # to find it if in doubt there
+                op.headers[UNDO_NAME_HEADER] = quote(named[1], safe="")
             await self._enqueue(op)
         return "".join(f"; {site}: no answer, its create to be undone by key" for site in sites)
 
@@ -328,13 +354,21 @@ class ReplicaHooks:
             hlc=self.hlc,
         )
 
+    async def _whole_body(self) -> bytes | None:
+        """This call's body, if it was read whole before dispatch (dispatch._whole_body)."""
+        request = self.call.request
+        if not request.body_exists:
+            return None
+        body = await request.read()
+        return body if len(body) == request.content_length else None
+
     async def _enqueue(self, op: PendingOp) -> None:
         """Queue ``op`` durably (the body of this call's own write goes with it)."""
         call = self.call
         body = None
         if op.method == call.method and call.request.body_exists:
-            body = await call.request.read()  # read whole before dispatch (dispatch._whole_body)
-            if len(body) != call.request.content_length:  # never queue a truncated body
+            body = await self._whole_body()
+            if body is None:  # never queue a truncated body
                 raise QueueFull(
                     f"the body of this write was streamed, not kept: it is NOT queued for "
                     f"{op.target} (the write was applied at the reachable sites)"

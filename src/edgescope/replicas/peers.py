@@ -34,6 +34,7 @@ from edgescope.proxy.protocol import (
     REPLICA_HEADER,
     REPLICA_SETS_PATH,
     REPLICAS_PATH,
+    UNDO_NAME_HEADER,
     UNDO_OF_HEADER,
     ForgedHop,
     content_digest,
@@ -42,7 +43,7 @@ from edgescope.proxy.responses import ErrorCode, error_body, error_response, ref
 from edgescope.replicas.checks import check_push, parse_push
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
 from edgescope.replicas.guard import Claims, WriteGuard
-from edgescope.replicas.indoubt import create_lookup
+from edgescope.replicas.indoubt import create_lookup, made_lookup, undo_name
 from edgescope.replicas.model import Hlc, MemberState, PendingOp, ReplicaSet
 from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import IdCollision, Registry, RegistryError
@@ -409,23 +410,29 @@ class Replayer:
                 op.target, op.service, "GET", listing, headers=op.headers, scope=scope
             )
 
+        known = self.registry.lookup
+        collection = path.partition("?")[0].rstrip("/")
         undo_of = op.headers.get(UNDO_OF_HEADER)
         if undo_of is not None and op.method == "DELETE":
+            name = undo_name(op.headers.get(UNDO_NAME_HEADER))
+            made = (
+                made_lookup(find, op.target, collection, name, lambda i: known(i) is not None)
+                if name is not None
+                else None
+            )
 
             async def delete(id_: str) -> BranchReply:
-                target = f"{path.partition('?')[0].rstrip('/')}/{quote(id_, safe='')}"
+                target = f"{collection}/{quote(id_, safe='')}"
                 return await services.call_site(
                     op.target, op.service, "DELETE", target, headers=op.headers, scope=scope
                 )
 
             try:
-                return await self.guard.undo_create(undo_of, delete)
+                return await self.guard.undo_create(undo_of, delete, made)
             except (Refused, RegistryError) as exc:
                 return _answered(op.target, exc)
         lookup = None
         if op.is_create:
-            known = self.registry.lookup
-            collection = path.partition("?")[0].rstrip("/")
             lookup = create_lookup(
                 find, op.target, collection, body, lambda id_: known(id_) is not None
             )

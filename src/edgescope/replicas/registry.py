@@ -67,6 +67,8 @@ SYNC_OVERLAP = 5.0
 """Seconds a sync looks back past its last one: a change committed late (a slow transaction,
 clocks of two hosts a little apart) is still seen."""
 _CONFLICT_RETRIES = 5
+IN_DOUBT = "(in doubt)"
+"""The owner of a claim left in doubt (:meth:`Registry.leave_in_doubt`): nobody's, expired."""
 T = TypeVar("T")
 
 
@@ -126,6 +128,8 @@ class Claim:
     """``MINE`` after another proxy's claim expired: that proxy may have applied it (in doubt)."""
     answered_at: float = 0.0
     """When the answer of a ``DONE`` claim was remembered (``time.time()``)."""
+    since: float = 0.0
+    """When the write was first claimed (a resource it made is not older)."""
 
 
 class Registry:
@@ -575,7 +579,7 @@ class Registry:
                 at=now,
             )
             if connection.execute(claim).rowcount:
-                return Claim(ClaimState.MINE)
+                return Claim(ClaimState.MINE, since=now)
             row = connection.execute(
                 sa.select(c.state, c.status, c.body, c.headers, c.until, c.owner, c.at).where(
                     c.key == key
@@ -587,7 +591,7 @@ class Registry:
                 answer = (int(row.status), bytes(row.body), json.loads(row.headers))
                 return Claim(ClaimState.DONE, answer, answered_at=float(row.at))
             if row.owner == owner:
-                return Claim(ClaimState.MINE)
+                return Claim(ClaimState.MINE, since=float(row.at))
             if row.until >= now:
                 return Claim(ClaimState.BUSY)
             taken = connection.execute(
@@ -595,7 +599,9 @@ class Registry:
                 .where(c.key == key, c.state == "applying", c.until < now)
                 .values(owner=owner, until=now + seconds)
             ).rowcount
-            return Claim(ClaimState.MINE, taken_over=True) if taken else Claim(ClaimState.BUSY)
+            if not taken:
+                return Claim(ClaimState.BUSY)
+            return Claim(ClaimState.MINE, taken_over=True, since=float(row.at))
 
         return self._run(claim_it, conflict=Claim(ClaimState.BUSY))
 
@@ -622,6 +628,17 @@ class Registry:
         c = db.applied.c
         self._write(
             db.applied.delete().where(c.key == key, c.owner == owner, c.state == "applying")
+        )
+
+    def leave_in_doubt(self, key: str, owner: str) -> None:
+        """Give up a claim whose write may have been applied (a create whose backend gave no
+        answer, or whose lookup could not tell): the next claim of ``key``, this proxy's
+        too, takes it over in doubt (``taken_over``) instead of applying it afresh."""
+        c = db.applied.c
+        self._write(
+            db.applied.update()
+            .where(c.key == key, c.owner == owner, c.state == "applying")
+            .values(owner=IN_DOUBT, until=0.0)
         )
 
     def prune_applied(self, before: float) -> int:
