@@ -90,7 +90,14 @@ async def test_an_in_doubt_create_whose_lookup_cannot_tell_is_kept_in_doubt(
     with caplog.at_level(logging.WARNING, logger="edgescope.replicas"):
         await paris.links["Corte"].heal()
         registry = paris.replicas.registry
-        await eventually(lambda: not registry.pending() and not corte.listing_answers)
+        # the op is finished before its set records the member: wait for both
+        await eventually(
+            lambda: (
+                not registry.pending()
+                and not corte.listing_answers
+                and all(m.id for s in registry.sets() for m in s.members)
+            )
+        )
     [replica_set] = registry.sets()
     assert replica_set.member("Corte").id == "0ade0fad0"  # type: ignore[union-attr]
     assert list(corte.items) == ["0ade0fad0"]
