@@ -332,7 +332,7 @@ class ReplicaHooks:
         """Queue ``op`` durably (the body of this call's own write goes with it)."""
         call = self.call
         body = None
-        if op.method == call.method and call.request.body_exists:
+        if op.method == call.method and call.request.has_body:
             body = await call.request.read()  # read whole before dispatch (dispatch._whole_body)
             if len(body) != call.request.content_length:  # never queue a truncated body
                 raise QueueFull(
