@@ -10,15 +10,10 @@ does (a request made in memory, the scope parsed, the route planned):
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from aiohttp import StreamReader, web
-from aiohttp.base_protocol import BaseProtocol
-from aiohttp.streams import EMPTY_PAYLOAD
-from aiohttp.test_utils import make_mocked_request
-from multidict import CIMultiDict
+from aiohttp import web
 
 import sitekeys
 from edgescope.lang import parse_scope
@@ -29,7 +24,7 @@ from edgescope.proxy.delegation import Delegation
 from edgescope.proxy.dispatch import Dispatcher
 from edgescope.proxy.extension import Extension, ExtensionSet, SiteCall
 from edgescope.proxy.forward import Upstream
-from edgescope.proxy.memory import Handler, MemoryTransport
+from edgescope.proxy.memory import Handler, MemoryTransport, client_request
 from edgescope.proxy.metrics import ProxyMetrics
 from edgescope.proxy.route import plan_route
 from edgescope.proxy.sender import Sender
@@ -107,11 +102,10 @@ class Engine:
         headers: dict[str, str] | None = None,
     ) -> web.Response:
         """``method path`` from a client with ``scope`` (for the ``image`` service)."""
-        out: CIMultiDict[str] = CIMultiDict(headers or {})
-        if body is not None:
-            out["Content-Length"] = str(len(body))
-            out.setdefault("Content-Type", "application/json")
-        request = make_mocked_request(method, path, headers=out, payload=_payload(body))
+        out = dict(headers or {})
+        if body is not None and not any(k.lower() == "content-type" for k in out):
+            out["Content-Type"] = "application/json"
+        request = client_request(method, path, out, body)
         service_path = path.removeprefix("/image")
         call = Call(request, "image", service_path, "", request_id="r-1")
         call.mode = mode  # type: ignore[assignment]
@@ -127,17 +121,16 @@ class Engine:
             max_fanout=self.config.limits.max_fanout,
         )
         self.last = call
-        response = await self.dispatcher.run(call, plan)
+        response = await self.dispatcher.run(call, plan, NoStreaming())
         assert isinstance(response, web.Response), "a small answer is written whole"
         return response
 
 
-def _payload(body: bytes | None) -> StreamReader:
-    """The client's body as aiohttp's server would hand it on."""
-    if body is None:
-        return EMPTY_PAYLOAD
-    loop = asyncio.get_running_loop()
-    reader = StreamReader(BaseProtocol(loop), 2**16, loop=loop)
-    reader.feed_data(body)
-    reader.feed_eof()
-    return reader
+class NoStreaming:
+    """The client's connection of an engine call: every answer here is written whole."""
+
+    async def prepare(self, answer: web.StreamResponse) -> None:
+        raise AssertionError("the engine's answers are small: none is streamed")
+
+    def cut(self) -> None:
+        raise AssertionError("the engine's answers are small: none is cut")

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
 import sitekeys
 from edgescope.proxy.call import Call
 from edgescope.proxy.config import parse_config
 from edgescope.proxy.delegation import Delegation
+from edgescope.proxy.memory import client_request
 from edgescope.proxy.peerbook import PeerBook
 from edgescope.proxy.protocol import TOKEN_SITE_HEADER
 from edgescope.proxy.route import Plan, plan_route
@@ -50,7 +50,7 @@ class NoLink:
 
 
 def call_of(service: str, method: str = "GET", path: str = "/v3/users", **headers: str) -> Call:
-    request = make_mocked_request(method, f"/{service}{path}", headers=headers)
+    request = client_request(method, f"/{service}{path}", headers)
     return Call(request=request, service=service, path=path, prefix="", request_id="req-1")
 
 

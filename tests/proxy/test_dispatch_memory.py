@@ -12,8 +12,6 @@ import json
 import time
 
 import pytest
-from aiohttp.streams import EMPTY_PAYLOAD
-from aiohttp.test_utils import make_mocked_request
 from engine import PEERS, SITE, Engine
 
 import sitekeys
@@ -21,7 +19,14 @@ from edgescope.errors import AnswerTooLarge
 from edgescope.lang import SiteRef
 from edgescope.proxy.call import Call
 from edgescope.proxy.keys import Ed25519PublicKey, load_private
-from edgescope.proxy.memory import MemoryRequest, answer, held, make_answer, unreachable
+from edgescope.proxy.memory import (
+    MemoryRequest,
+    answer,
+    client_request,
+    held,
+    make_answer,
+    unreachable,
+)
 from edgescope.proxy.protocol import PEER_PATH, SIGNATURE_HEADER, SITES_HEADER, verify_hop
 
 pytestmark = pytest.mark.asyncio
@@ -253,8 +258,7 @@ async def test_a_held_site_is_hedged_and_the_next_answers() -> None:
 
 async def _delay_for(engine: Engine, site: str, method: str = "GET") -> float | None:
     """The dispatcher's hedge delay for ``site`` in a ``|`` read (or ``method``)."""
-    request = make_mocked_request(method, ITEMS, payload=EMPTY_PAYLOAD)
-    call = Call(request, "image", "/v2/images", "", "r")
+    call = Call(client_request(method, ITEMS), "image", "/v2/images", "", "r")
     delay = engine.dispatcher._hedge_after(call)
     return None if delay is None else delay(SiteRef(site))
 

@@ -67,8 +67,9 @@ _EXTRA_MODULES = (
     "opentelemetry.exporter.otlp.proto.http.trace_exporter",
 )
 """What the ``tracing`` extra brings (pyproject.toml) and this module imports lazily."""
-_SPANS = web.RequestKey("edgescope_spans", object)
-"""Where a call's open spans wait for :meth:`Tracing.observe` (dies with the request)."""
+_SPANS = "edgescope.tracing.spans"
+"""Where a call's open spans wait for :meth:`Tracing.observe` (``call.notes``, dies with the
+call)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +227,7 @@ class Tracing:
         if self.tracer is None:
             return None
         spans = _CallSpans(self._call_span(call, None))
-        call.request[_SPANS] = spans
+        call.notes[_SPANS] = spans
         return _TraceHooks(self, call, spans)
 
     def observe(self, call: Call, status: int, seconds: float) -> None:
@@ -234,7 +235,7 @@ class Tracing:
             return
         from opentelemetry.trace import Status, StatusCode
 
-        found = call.request.get(_SPANS)
+        found = call.notes.get(_SPANS)
         spans = (
             found if isinstance(found, _CallSpans) else _CallSpans(self._call_span(call, seconds))
         )

@@ -1,18 +1,20 @@
 """One call through the proxy, and what one branch of it sends and gets back.
 
 :class:`Call` is built by ``server.py`` for every request and filled in as the call is
-routed (for the access log); :class:`BranchRequest` and :class:`BranchReply` are what the
-dispatcher and the extensions (:mod:`extension`) exchange about one site of a plan.
+routed (for the access log); its :class:`ClientRequest` is what the client sent, with no
+aiohttp object in it (the listener hands its body on as a :class:`BodySource`).
+:class:`BranchRequest` and :class:`BranchReply` are what the dispatcher and the extensions
+(:mod:`extension`) exchange about one site of a plan.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol
 
-from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from edgescope.proxy.body import ClientBody, SpoolHold
 from edgescope.proxy.carriers import MODE_HEADER
@@ -24,11 +26,56 @@ Mode = Literal["strict", "eventual", "partial"]
 MODES: tuple[Mode, ...] = ("strict", "eventual", "partial")
 
 
+class BodySource(Protocol):
+    """A client's request body as the listener receives it (aiohttp's ``StreamReader`` is
+    one; a test may give its own)."""
+
+    def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
+        """The body in chunks of at most ``n`` bytes, as they arrive."""
+        ...
+
+    async def read(self) -> bytes:
+        """The rest of the body, whole."""
+        ...
+
+
+@dataclass(slots=True)
+class ClientRequest:
+    """What the client sent: the request line, its headers, and its body as it arrives.
+
+    ``server.py`` makes it from the listener's request without copying the headers (they
+    are the listener's, read only); nothing here is an aiohttp object."""
+
+    method: str
+    raw_path: str
+    """As received: the path with its query, not unquoted."""
+    headers: CIMultiDictProxy[str]
+    body: BodySource
+    has_body: bool = False
+    content_length: int | None = None
+    host: str = ""
+    """The Host header, else the address the call came in on."""
+    scheme: str = "http"
+    remote: str | None = None
+    """The client's address (None when unknown)."""
+    _read: bytes | None = field(default=None, init=False, repr=False)
+
+    def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
+        """The body as a stream (read once: whoever streams it, streams it for the call)."""
+        return self.body.iter_chunked(n)
+
+    async def read(self) -> bytes:
+        """The body read whole, once per call (the same bytes to every later reader)."""
+        if self._read is None:
+            self._read = await self.body.read() if self.has_body else b""
+        return self._read
+
+
 @dataclass(slots=True)
 class Call:
     """One incoming call, and what the proxy learnt about it."""
 
-    request: web.Request
+    request: ClientRequest
     service: str
     path: str
     """Backend-relative raw path with query, e.g. ``/v2/images?limit=5``."""
@@ -50,12 +97,20 @@ class Call:
     client_body: ClientBody | None = None
     """The client's body as the branches stream it (None: none, or read whole)."""
     branches: list[BranchTrace] = field(default_factory=list)
+    """Every branch sent, in the order sent (what observers report as the call's route)."""
     gives_up_on_open: bool = True
     """A branch waiting on a peer gives up as soon as that peer's breaker opens (a ``|`` then
     moves on). False for a one-site call: it has nowhere else to go, so it waits out a short
     cut on its pooled connection, bounded by its own connect and read timeouts."""
-    """Every branch sent, in the order sent (what observers report as the call's route)."""
     _forwardable: CIMultiDict[str] | None = None
+    _notes: dict[object, Any] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def notes(self) -> dict[object, Any]:
+        """Extensions' state for this call, under keys of their own (made when first used)."""
+        if self._notes is None:
+            self._notes = {}
+        return self._notes
 
     def forwardable_headers(self) -> CIMultiDict[str]:
         """The request's headers a branch may forward, computed once per call (a fan-out to
@@ -75,8 +130,8 @@ class Call:
     ) -> ClientBody | None:
         """The client's request body as a stream, made once per call (``hold``: its bytes
         count against the proxy's spool budget)."""
-        if self.client_body is None and self.request.body_exists:
-            chunks = self.request.content.iter_chunked(CHUNK)
+        if self.client_body is None and self.request.has_body:
+            chunks = self.request.iter_chunked(CHUNK)
             self.client_body = ClientBody(chunks, idle_timeout, max_bytes, hold)
         return self.client_body
 

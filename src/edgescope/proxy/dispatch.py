@@ -34,7 +34,7 @@ from edgescope.errors import (
 from edgescope.lang import And, Expr, SiteRef, evaluate
 from edgescope.lang.evaluate import Attempt
 from edgescope.proxy.body import BodyTee, ReplayableBody
-from edgescope.proxy.call import BranchReply, BranchRequest, BranchTrace, Call
+from edgescope.proxy.call import BranchReply, BranchRequest, BranchTrace, Call, ClientRequest
 from edgescope.proxy.carriers import (
     REMEMBERED_CARRIERS,
     REQUEST_ID_HEADER,
@@ -70,6 +70,7 @@ from edgescope.proxy.protocol import PARTIAL_HEADER, PENDING_HEADER, SITES_HEADE
 from edgescope.proxy.replies import (
     ERROR_BODY_LIMIT,
     SMALL_BODY,
+    ClientLink,
     answer_headers,
     is_small,
     stream_back,
@@ -113,7 +114,8 @@ class Dispatcher:
         """Each site's recent answer times: when a ``|`` read hedges (:mod:`hedge`)."""
         self.hedging = HedgePolicy(hedging)
 
-    async def run(self, call: Call, plan: Plan) -> web.StreamResponse:
+    async def run(self, call: Call, plan: Plan, client: ClientLink) -> web.StreamResponse:
+        """Answer ``call`` as ``plan`` says; a streamed answer goes out through ``client``."""
         verdict = await self.delegation.admit(call, plan, self.sender)
         if verdict.refusal is not None:
             call.chosen = [self.config.site]
@@ -130,16 +132,22 @@ class Dispatcher:
         joins = self.extensions.handles(Join)
         hooks = join_hooks(self.extensions, call, plan, body) if joins else None
         if isinstance(plan.expr, SiteRef):
-            return await self._single(call, plan, plan.expr.name, body, hooks)
+            return await self._single(call, plan, plan.expr.name, body, hooks, client)
         self.metrics.fanout.observe(len(plan.sites))
         if plan.merges:
             return await self._fan_out(call, plan, body, hooks)
-        return await self._fall_back(call, plan, body, hooks)
+        return await self._fall_back(call, plan, body, hooks, client)
 
     # -- one site ---------------------------------------------------------------------------
 
     async def _single(
-        self, call: Call, plan: Plan, site: str, body: bytes | None, hooks: CallHooks | None
+        self,
+        call: Call,
+        plan: Plan,
+        site: str,
+        body: bytes | None,
+        hooks: CallHooks | None,
+        client: ClientLink,
     ) -> web.StreamResponse:
         call.chosen = [site]
         call.gives_up_on_open = False  # nowhere else to go: its own timeouts bound it
@@ -163,15 +171,20 @@ class Dispatcher:
             return unreachable(call, exc)
         # A peer's answer says which site gave it: its backend's own error rarely does.
         extra = {SITES_HEADER: f"{site}={response.status}"} if remote else {}
-        return await self._stream_back(call, response, site, extra)
+        return await self._stream_back(call, client, response, site, extra)
 
     # -- | ----------------------------------------------------------------------------------
 
     async def _fall_back(
-        self, call: Call, plan: Plan, body: bytes | None, hooks: CallHooks | None
+        self,
+        call: Call,
+        plan: Plan,
+        body: bytes | None,
+        hooks: CallHooks | None,
+        client: ClientLink,
     ) -> web.StreamResponse:
         spool = None
-        if body is None and call.request.body_exists:
+        if body is None and call.request.has_body:
             spool = await self.spools.open(call, plan)
 
         doubt: list[SiteUnreachable] = []
@@ -223,14 +236,16 @@ class Dispatcher:
                 return self._failure(call, results, "|")
             winner: _Open = outcome.results[0][1]
             extra = {SITES_HEADER: sites_header(results)}
-            return await self._stream_back(call, winner.response, winner.site, extra, winner.body)
+            return await self._stream_back(
+                call, client, winner.response, winner.site, extra, winner.body
+            )
         finally:
             if spool is not None:
                 self._unspool(spool)
 
     def _hedge_after(self, call: Call) -> Callable[[Expr], float | None] | None:
         """When each site of this ``|`` is raced by the next: reads without a body only."""
-        if not self.hedging.may_hedge(call.method) or call.request.body_exists:
+        if not self.hedging.may_hedge(call.method) or call.request.has_body:
             return None
         min_samples = self.config.hedging.min_samples
         peers = self.sender.peers
@@ -368,7 +383,7 @@ class Dispatcher:
         async def nothing() -> None:
             return None
 
-        if body is not None or not call.request.body_exists:
+        if body is not None or not call.request.has_body:
             return (lambda site: None), nothing
         if isinstance(plan.expr, And) and all(isinstance(o, SiteRef) for o in plan.expr.operands):
             sites = list(dict.fromkeys(plan.sites))
@@ -468,7 +483,7 @@ class Dispatcher:
 
     async def _whole_body(self, call: Call, plan: Plan) -> bytes | None:
         request = call.request
-        if not (self.extensions.handles(WantsBody) and request.body_exists):
+        if not (self.extensions.handles(WantsBody) and request.has_body):
             return None
         if not (_small_json(request) or _kept_for_queue(call, plan)):
             return None
@@ -490,6 +505,7 @@ class Dispatcher:
     async def _stream_back(
         self,
         call: Call,
+        client: ClientLink,
         response: SiteAnswer,
         site: str,
         extra: dict[str, str],
@@ -497,6 +513,7 @@ class Dispatcher:
     ) -> web.StreamResponse:
         return await stream_back(
             call,
+            client,
             response,
             site,
             extra,
@@ -596,7 +613,7 @@ def _kept_for_queue(call: Call, plan: Plan) -> bool:
     return eventual and length is not None and length <= WHOLE_BODY
 
 
-def _small_json(request: web.Request) -> bool:
+def _small_json(request: ClientRequest) -> bool:
     length = request.content_length
     content_type = request.headers.get("Content-Type", "").lower()
     return (

@@ -15,12 +15,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import unquote
 
-from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from edgescope.errors import EdgescopeError, ErrorCode
-from edgescope.proxy.call import MODES, Mode
+from edgescope.proxy.call import MODES, ClientRequest, Mode
 from edgescope.proxy.carriers import MODE_HEADER
 from edgescope.proxy.protocol import INTERNAL_PREFIX, strip_internal
 from edgescope.proxy.route import FanoutTooWide
@@ -65,10 +66,11 @@ def mode_of(value: str | None) -> Mode:
     raise BadRequest(f"{MODE_HEADER} must be one of {', '.join(MODES)}, not {value[:40]!r}")
 
 
-def without_internal_headers(request: web.Request) -> web.Request:
-    """A client's request with every ``X-Edgescope-*`` header dropped (they are ours)."""
+def without_internal_headers(request: ClientRequest) -> ClientRequest:
+    """A client's request with every ``X-Edgescope-*`` header dropped (they are ours): the
+    same request when it has none (the headers are copied only when one must go)."""
     if not any(name.lower().startswith(INTERNAL_PREFIX) for name in request.headers):
         return request
     headers = request.headers.copy()
     strip_internal(headers)
-    return request.clone(headers=headers)
+    return replace(request, headers=CIMultiDictProxy(headers))

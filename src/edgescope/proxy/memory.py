@@ -11,6 +11,9 @@ with a body that breaks off.
     sender = Sender(config, Upstream(), metrics, None, delegation, client=transport)
     ...
     assert [r.site for r in transport.requests] == ["Paris", "Corte"]
+
+The client's side is made in memory too: :func:`client_request` is a
+:class:`~call.ClientRequest` as ``server.py`` would make it from a listener's request.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from edgescope.errors import SiteUnreachable
+from edgescope.proxy.call import ClientRequest
 
 if TYPE_CHECKING:
     from edgescope.proxy.siteclient import SiteClient
@@ -45,7 +49,8 @@ class MemoryRequest:
 
 
 class MemoryBody:
-    """An answer's body: its chunks, then the end or ``error`` (a body that breaks off)."""
+    """A body in memory (an answer's, or a client's): its chunks, then the end or ``error``
+    (a body that breaks off)."""
 
     def __init__(self, chunks: list[bytes], error: SiteUnreachable | None = None) -> None:
         self._chunks = chunks
@@ -59,6 +64,31 @@ class MemoryBody:
 
     def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
         return self._chunks_then_end()
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self._chunks_then_end()])
+
+
+def client_request(
+    method: str,
+    raw_path: str,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+) -> ClientRequest:
+    """A client's request as ``server.py`` makes it (a body gets its Content-Length)."""
+    out: CIMultiDict[str] = CIMultiDict(headers or {})
+    if body is not None:
+        out["Content-Length"] = str(len(body))
+    return ClientRequest(
+        method,
+        raw_path,
+        CIMultiDictProxy(out),
+        MemoryBody([body] if body else []),
+        has_body=body is not None,
+        content_length=len(body) if body is not None else None,
+        host=out.get("Host", "proxy.test"),
+        remote="127.0.0.1",
+    )
 
 
 @dataclass(slots=True)

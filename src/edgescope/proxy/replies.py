@@ -4,12 +4,14 @@ A small answer (with a Content-Length up to :data:`SMALL_BODY`) is read whole an
 in one go; a larger one streams, and if its site fails mid-body the client's connection is
 cut, the only honest signal left once the headers are gone. A token validation answered
 by a remote identity site gets this site's catalog (:func:`~identity.localise_catalog`),
-so the calling service keeps using this site's endpoints.
+so the calling service keeps using this site's endpoints. A streamed answer goes out through
+the call's :class:`ClientLink` (the listener's connection; ``server.py`` implements it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -26,6 +28,18 @@ from edgescope.proxy.siteclient import SiteAnswer
 SMALL_BODY = 64 * 1024
 """Answers up to this size (with a Content-Length) are read whole and sent in one write."""
 ERROR_BODY_LIMIT = 64 * 1024
+
+
+class ClientLink(Protocol):
+    """The connection of a call's client, as a streamed answer needs it."""
+
+    async def prepare(self, answer: web.StreamResponse) -> None:
+        """Send ``answer``'s status and headers; its body follows through ``answer``."""
+        ...
+
+    def cut(self) -> None:
+        """Close the connection: the answer broke off after its headers were sent."""
+        ...
 
 
 def answer_headers(headers: Mapping[str, str], *, from_peer: bool) -> CIMultiDict[str]:
@@ -63,6 +77,7 @@ def whole(call: Call, reply: BranchReply, extra: Mapping[str, str]) -> web.Respo
 
 async def stream_back(
     call: Call,
+    client: ClientLink,
     response: SiteAnswer,
     site: str,
     extra: Mapping[str, str],
@@ -71,7 +86,7 @@ async def stream_back(
     body: bytes | None = None,
     from_peer: bool = True,
 ) -> web.StreamResponse:
-    """``response`` to the client, with ``extra`` headers; ``body`` if already read. With
+    """``response`` to ``client``, with ``extra`` headers; ``body`` if already read. With
     ``tokens`` (``Delegation.localises_catalog`` said so), a remote token validation's
     answer gets this site's catalog."""
     if tokens is not None:
@@ -91,13 +106,12 @@ async def stream_back(
             status=response.status, reason=response.reason, body=body, headers=headers
         )
     out = web.StreamResponse(status=response.status, reason=response.reason, headers=headers)
-    await out.prepare(call.request)
+    await client.prepare(out)
     try:
         async for chunk in iter_body(response, site):
             await out.write(chunk)
     except SiteUnreachable:
-        if call.request.transport is not None:
-            call.request.transport.close()
+        client.cut()
         return out
     await out.write_eof()
     return out

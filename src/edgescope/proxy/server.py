@@ -39,7 +39,7 @@ from edgescope.lang import ServiceRegistry, parse_scope
 from edgescope.lang.network import NetworkView, consulted, needs_network
 from edgescope.lang.registry import DEFAULT_REGISTRY
 from edgescope.lang.unparse import unparse_expr
-from edgescope.proxy.call import Call
+from edgescope.proxy.call import Call, ClientRequest
 from edgescope.proxy.carriers import (
     MODE_HEADER,
     REQUEST_ID_HEADER,
@@ -297,10 +297,14 @@ class SiteProxy:
         started = time.monotonic()
         request_id = _request_id(request)
         call = Call(
-            request=request, service=service, path=path, prefix=prefix, request_id=request_id
+            request=_client_request(request),
+            service=service,
+            path=path,
+            prefix=prefix,
+            request_id=request_id,
         )
         try:
-            response = await self._route(call, peer_path)
+            response = await self._route(call, request, peer_path)
         except (ConnectionResetError, asyncio.CancelledError):
             raise  # the client went away: nothing to answer
         except Exception as exc:
@@ -348,11 +352,11 @@ class SiteProxy:
             )
         )
 
-    async def _route(self, call: Call, peer_path: bool) -> web.StreamResponse:
-        hop = self.sender.verify(call.request)  # and the trust policy (proxy/trust.py)
+    async def _route(self, call: Call, raw: web.Request, peer_path: bool) -> web.StreamResponse:
+        hop = self.sender.verify(raw)  # and the trust policy (proxy/trust.py)
         if peer_path and hop is None:
             raise ForgedHop(f"{PEER_PATH}... is for peer proxies only (no hop marker)")
-        if hop is None and call.request.app[FOR_PEERS]:
+        if hop is None and raw.app[FOR_PEERS]:
             raise ForgedHop("this listener is for peer proxies only; clients use the main one")
         if hop is None:
             call.request = without_internal_headers(call.request)
@@ -396,7 +400,7 @@ class SiteProxy:
         call.hops = hop.hops if hop else 0
         if network is not None:
             call.resolved = unparse_expr(plan.expr)
-        return await self.dispatcher.run(call, plan)
+        return await self.dispatcher.run(call, plan, _Connection(raw))
 
     def network_view(self) -> NetworkView:
         """What around()/nearest() resolve from: this proxy's RTTs (the least of each peer's
@@ -475,6 +479,37 @@ class SiteProxy:
 def _listening(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     return socket.create_server((host, port), family=family, reuse_port=False)
+
+
+def _client_request(request: web.Request) -> ClientRequest:
+    """What the client sent, as the engine sees it: no copy of the headers or the body."""
+    return ClientRequest(
+        method=request.method,
+        raw_path=request.raw_path,
+        headers=request.headers,
+        body=request.content,
+        has_body=request.body_exists,
+        content_length=request.content_length,
+        host=request.host,
+        scheme=request.scheme,
+        remote=request.remote,
+    )
+
+
+class _Connection:
+    """The client's connection, where an answer streams back (:class:`replies.ClientLink`)."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+
+    async def prepare(self, answer: web.StreamResponse) -> None:
+        await answer.prepare(self.request)
+
+    def cut(self) -> None:
+        if self.request.transport is not None:
+            self.request.transport.close()
 
 
 def _request_id(request: web.Request) -> str:

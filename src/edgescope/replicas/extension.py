@@ -314,7 +314,7 @@ class Replicas:
                 title="Length Required",
             )
         if plan.merges and call.is_write and call.mode == "eventual":
-            if body is None and call.request.body_exists:
+            if body is None and call.request.has_body:
                 raise Refused(
                     413,
                     "an eventual write needs a body the proxy can keep for the sites it cannot "
@@ -332,9 +332,7 @@ class Replicas:
         """A JSON (or untyped) body the proxy did not read whole because it came chunked."""
         request = call.request
         kind = request.headers.get("Content-Type", "").lower()
-        return (
-            request.body_exists and request.content_length is None and ("json" in kind or not kind)
-        )
+        return request.has_body and request.content_length is None and ("json" in kind or not kind)
 
     def _check_queue_room(self) -> None:
         """Refuse an eventual ``&`` write up front while the queue is at a bound (the

@@ -357,7 +357,7 @@ class ReplicaHooks:
     async def _whole_body(self) -> bytes | None:
         """This call's body, if it was read whole before dispatch (dispatch._whole_body)."""
         request = self.call.request
-        if not request.body_exists:
+        if not request.has_body:
             return None
         body = await request.read()
         return body if len(body) == request.content_length else None
@@ -366,7 +366,7 @@ class ReplicaHooks:
         """Queue ``op`` durably (the body of this call's own write goes with it)."""
         call = self.call
         body = None
-        if op.method == call.method and call.request.body_exists:
+        if op.method == call.method and call.request.has_body:
             body = await self._whole_body()
             if body is None:  # never queue a truncated body
                 raise QueueFull(
