@@ -64,10 +64,18 @@ class ClientRequest:
         """The body as a stream (read once: whoever streams it, streams it for the call)."""
         return self.body.iter_chunked(n)
 
-    async def read(self) -> bytes:
-        """The body read whole, once per call (the same bytes to every later reader)."""
+    async def read(self, idle_timeout: float | None = None) -> bytes:
+        """The body read whole, once per call (the same bytes to every later reader). Each
+        wait for more of it is bounded by ``idle_timeout``: a client that stalls its upload
+        gets :class:`ClientBodyFailed` (408), as a streamed body does."""
         if self._read is None:
-            self._read = await self.body.read() if self.has_body else b""
+            chunks = ClientBody(self.body.iter_chunked(CHUNK), idle_timeout)
+            self._read = b"".join([c async for c in chunks]) if self.has_body else b""
+        return self._read
+
+    @property
+    def whole(self) -> bytes | None:
+        """The body if it was read whole (None: streamed, or not read); never reads."""
         return self._read
 
 

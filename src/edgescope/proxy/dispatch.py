@@ -489,7 +489,7 @@ class Dispatcher:
             return None
         if not any(self.extensions.each(WantsBody(call, plan))):
             return None
-        return await request.read()
+        return await request.read(self.config.limits.client_idle_timeout)
 
     def _body(self, call: Call) -> AsyncIterable[bytes] | None:
         return call.body_stream(self.config.limits.client_idle_timeout)

@@ -33,15 +33,16 @@ from edgescope.proxy.extension import SendBranch
 from edgescope.proxy.protocol import REPLAYED_HEADER
 from edgescope.proxy.responses import error_body
 from edgescope.replicas.clock import Clock, ClockTooFarAhead
-from edgescope.replicas.indoubt import Found, Lookup
+from edgescope.replicas.indoubt import Found, Lookup, Undecided
 from edgescope.replicas.model import Hlc, lww_wins
 from edgescope.replicas.record import created_id
 from edgescope.replicas.registry import ClaimState, Registry
 
 SUPERSEDED = "Superseded Write"
 log = logging.getLogger("edgescope.replicas")
-Made = Callable[[float], Awaitable[Found]]
-"""What an undo in doubt asks, with the claim's time (``indoubt.made_lookup``)."""
+Made = Callable[[float, float], Awaitable[Found]]
+"""What an undo in doubt asks, with the times its create may have been sent between
+(``indoubt.made_lookup``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +122,9 @@ class WriteGuard:
         # where one proxy's own "applying" claim lets it through again.
         outer = f"key:{key}" if key is not None else None
         async with self._lock(outer), self._lock(handle if handle or outer else ""):
-            in_doubt, since = False, 0.0
+            in_doubt, since, until = False, 0.0, 0.0
             if key is not None:
-                prior, in_doubt, since = await self._claim(key)
+                prior, in_doubt, since, until = await self._claim(key)
                 if prior is not None:
                     return prior
             try:
@@ -143,7 +144,7 @@ class WriteGuard:
             found = None
             try:
                 async with self._set_lease(handle):
-                    found = await lookup(since) if in_doubt and lookup is not None else None
+                    found = await lookup(since, until) if in_doubt and lookup else None
                     reply = found or await self._apply(handle, hlc, sending)
             except BaseException as exc:
                 if key is not None:
@@ -220,7 +221,7 @@ class WriteGuard:
             if claim.state is ClaimState.BUSY:
                 raise Refused(503, f"create {key[:80]} is being applied at {site}; retry later")
             if claim.state is ClaimState.MINE and claim.taken_over:
-                return await self._undo_in_doubt(key, claim.since, delete, made)
+                return await self._undo_in_doubt(key, claim.since, claim.until, delete, made)
             if claim.state is ClaimState.MINE:  # not seen here yet
                 undone = f"create {key[:80]} was undone at {site} before it arrived"
                 await self._tombstone(key, undone)
@@ -236,17 +237,26 @@ class WriteGuard:
         self,
         key: str,
         since: float,
+        until: float,
         delete: Callable[[str], Awaitable[BranchReply]],
         made: Made | None,
     ) -> BranchReply:
-        """Undo ``key``, taken over from a proxy that died applying it (see undo_create)."""
+        """Undo ``key``, taken over from a proxy that died applying it (see undo_create).
+        A lookup that cannot tell past ``Claims.undo_patience`` of the create (the token it
+        carries revoked: 401 for ever) is answered: left, "check by hand"."""
         site = self.clock.site
         undone = f"create {key[:80]} was undone at {site} while its proxy had died applying it"
         if made is None:
             what = "what it made, if anything, is left (no name to look it up by)"
             return await self._left(key, f"{undone}: {what}; check by hand")
         try:
-            found = await made(since)
+            try:
+                found = await made(since, until)
+            except Undecided as exc:
+                if time.time() - since < self.claims.undo_patience:
+                    raise
+                what = f"its lookup by name still got {exc.got} past the undo patience"
+                return await self._left(key, f"{undone}: {what}; check by hand")
             gone = (
                 await self._delete_made(key, found.id, delete, made_at=since) if found.id else None
             )
@@ -306,10 +316,11 @@ class WriteGuard:
             )  # fmt: skip
         return gone
 
-    async def _claim(self, key: str) -> tuple[BranchReply | None, bool, float]:
-        """Claim ``key`` for this proxy: (None, in doubt, since) when claimed, else (the
-        answer to give, False, 0). In doubt: taken over from a proxy that died applying it,
-        or left in doubt by one that could not tell; since: when it was first claimed."""
+    async def _claim(self, key: str) -> tuple[BranchReply | None, bool, float, float]:
+        """Claim ``key`` for this proxy: (None, in doubt, since, until) when claimed, else
+        (the answer to give, False, 0, 0). In doubt: taken over from a proxy that died
+        applying it, or left in doubt by one that could not tell; since: when it was first
+        claimed; until: when the claim before ended (the write was sent between)."""
         deadline = self.timer.monotonic() + self.claims.wait
         pause = 0.05
         while True:
@@ -323,14 +334,14 @@ class WriteGuard:
                         "(it may have reached the backend: in doubt)",
                         key,
                     )
-                return None, claim.taken_over, claim.since
+                return None, claim.taken_over, claim.since, claim.until
             if claim.state is ClaimState.DONE:
                 assert claim.answer is not None
                 status, body, headers = claim.answer
                 reply = BranchReply(
                     self.clock.site, status, {**headers, REPLAYED_HEADER: "1"}, body
                 )
-                return reply, False, 0.0
+                return reply, False, 0.0, 0.0
             if self.timer.monotonic() > deadline:
                 raise Refused(
                     503,

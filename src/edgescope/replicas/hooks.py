@@ -264,7 +264,7 @@ class ReplicaHooks:
         sent an undo of the create's key, queued (the member deletes what the key made, or
         keeps a tombstone so that a late arrival makes nothing)."""
         collection = self.call.path.partition("?")[0].rstrip("/")
-        named = created_name(await self._whole_body()) if sites else None
+        named = created_name(self._whole_body()) if sites else None
         for site in sites:
             op = self._op(site, "DELETE", collection, None, key="undo")
             op.headers[UNDO_OF_HEADER] = f"{self.op_key}:{site}"
@@ -354,20 +354,19 @@ class ReplicaHooks:
             hlc=self.hlc,
         )
 
-    async def _whole_body(self) -> bytes | None:
-        """This call's body, if it was read whole before dispatch (dispatch._whole_body)."""
+    def _whole_body(self) -> bytes | None:
+        """This call's body, if it was read whole before dispatch (dispatch._whole_body):
+        a streamed one is never read again here (its rest would be read unbounded)."""
         request = self.call.request
-        if not request.has_body:
-            return None
-        body = await request.read()
-        return body if len(body) == request.content_length else None
+        body = request.whole if request.has_body else None
+        return body if body is not None and len(body) == request.content_length else None
 
     async def _enqueue(self, op: PendingOp) -> None:
         """Queue ``op`` durably (the body of this call's own write goes with it)."""
         call = self.call
         body = None
         if op.method == call.method and call.request.has_body:
-            body = await self._whole_body()
+            body = self._whole_body()
             if body is None:  # never queue a truncated body
                 raise QueueFull(
                     f"the body of this write was streamed, not kept: it is NOT queued for "

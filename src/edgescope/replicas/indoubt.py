@@ -5,9 +5,10 @@ next proxy takes it over, and the write may or may not have reached the backend.
 POSTs again, or when the create is to be undone by key (a failed strict ``&``), the proxy
 asks the backend's collection for the create's ``name`` (``GET <collection>?name=<name>``,
 which glance, nova, cinder and keystone all serve). The candidates are the resources of that
-name that no replica set knows and that were not made before the write was claimed (each
-one's ``created_at`` or ``created``, read from the listing or, when the listing has none,
-from ``GET <collection>/<id>``; :data:`MARGIN` for the clocks of a site's hosts):
+name that no replica set knows and that were made while the write may have been sent: not
+before it was first claimed (:data:`MARGIN` for the clocks of a site's hosts), nor well after
+its last claim ended (:data:`LATE`); each one's ``created_at`` or ``created``, read from the
+listing or, when the listing has none, from ``GET <collection>/<id>``:
 
 - a replay (:func:`create_lookup`): one candidate is what the dead proxy made: it is
   answered as the create's 201 and recorded, nothing is POSTed; several answer a 409 that
@@ -22,7 +23,7 @@ and is retried later. A 404 or 405 means the path is no collection (an action): 
 find. A create with no ``name`` in its body is applied as before.
 
     lookup = create_lookup(find, "Corte", "/things", body, known)
-    found = await lookup(since)   # BranchReply, or None: apply it
+    found = await lookup(since, until)   # BranchReply, or None: apply it
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ from edgescope.proxy.call import BranchReply
 from edgescope.proxy.responses import error_body
 
 log = logging.getLogger("edgescope.replicas")
-Lookup = Callable[[float], Awaitable[BranchReply | None]]
-"""What the guard calls, with the claim's time, for a create it took over in doubt: the
-answer to give, or None."""
+Lookup = Callable[[float, float], Awaitable[BranchReply | None]]
+"""What the guard calls, with the times the write may have been sent between (the first
+claim's, the end of the last), for a create it took over in doubt: the answer, or None."""
 Find = Callable[[str], Awaitable[BranchReply]]
 """``GET`` of a path (with its query) at this site's backend."""
 MAX_LISTED = 5
@@ -51,6 +52,10 @@ MAX_LISTED = 5
 MARGIN = 5.0
 """Seconds a resource may seem older than its write's claim (the backend's clock, and
 glance's whole seconds) and still be a candidate."""
+LATE = 300.0
+"""Seconds a resource may seem newer than the end of its write's last claim (a backend that
+finishes a create after its proxy died, up to a backend's longest write) and still be a
+candidate: one made later (a retry of that name, a colleague's) is not the write's."""
 MAX_NAME = 1024
 """Longest name looked up (characters; an OpenStack name has at most 255)."""
 
@@ -59,6 +64,8 @@ class Undecided(Refused):
     """The backend's answer cannot tell whether the create made something: retried later."""
 
     def __init__(self, site: str, name: str, answer: str) -> None:
+        self.got = answer
+        """What the lookup got (``503``, ``no answer (...)``)."""
         super().__init__(
             503,
             f"cannot tell whether {name[:80]!r} was made at {site} by a create in doubt: "
@@ -125,9 +132,11 @@ async def candidates(
     name: str,
     known: Callable[[str], bool],
     since: float,
+    until: float,
 ) -> list[Candidate]:
     """The resources named ``name`` at the backend that no set knows (``known(id)``) and that
-    were not made before ``since`` (the write's claim). Raises :class:`Undecided`."""
+    were made between ``since`` (the write's first claim; :data:`MARGIN` before) and ``until``
+    (the end of its last; :data:`LATE` after). Raises :class:`Undecided`."""
     listing = await _get(find, site, name, f"{collection}?name={quote(name, safe='')}")
     if listing is None:
         return []
@@ -142,7 +151,11 @@ async def candidates(
     if len(found) > MAX_LISTED:  # left to an operator: no need to date them
         return [Candidate(i, None) for i in found]
     dated = [await _dated(find, site, collection, name, i) for i in found]
-    return [c for c in dated if c is not None and (c.made is None or c.made >= since - MARGIN)]
+    return [
+        c
+        for c in dated
+        if c is not None and (c.made is None or since - MARGIN <= c.made <= until + LATE)
+    ]
 
 
 def create_lookup(
@@ -154,8 +167,8 @@ def create_lookup(
         return None
     wrapper, name = named
 
-    async def lookup(since: float) -> BranchReply | None:
-        found = await candidates(find, site, collection, name, known, since)
+    async def lookup(since: float, until: float) -> BranchReply | None:
+        found = await candidates(find, site, collection, name, known, since, until)
         log.warning("create of %r in doubt at %s: %d candidate(s)", name[:80], site, len(found))
         if not found:
             return None
@@ -175,11 +188,11 @@ def create_lookup(
 
 def made_lookup(
     find: Find, site: str, collection: str, name: str, known: Callable[[str], bool]
-) -> Callable[[float], Awaitable[Found]]:
-    """For an undo by key of a create in doubt: ``await made(since)``."""
+) -> Callable[[float, float], Awaitable[Found]]:
+    """For an undo by key of a create in doubt: ``await made(since, until)``."""
 
-    async def made(since: float) -> Found:
-        found = await candidates(find, site, collection, name, known, since)
+    async def made(since: float, until: float) -> Found:
+        found = await candidates(find, site, collection, name, known, since, until)
         log.warning("undo of %r in doubt at %s: %d candidate(s)", name[:80], site, len(found))
         if not found:
             return Found(None, f"nothing named {name[:80]!r} made since the create")

@@ -352,10 +352,11 @@ class Replayer:
             return 0  # another proxy of the site replays it
         finished = 0
         held: set[str] = set()
-        """Sets (or, outside any, paths) whose earlier write the site refused for now."""
+        """Sets (or, outside any, paths; an undo: its own key) whose earlier write the site
+        refused for now."""
         try:
             for queued in await asyncio.to_thread(registry.pending, target):
-                order = queued.handle or queued.path
+                order = queued.key if is_undo(queued) else queued.handle or queued.path
                 if order in held:
                     continue  # after its set's earlier write, in order
                 op = await asyncio.to_thread(registry.load, queued.key)  # one body at a time
@@ -483,6 +484,13 @@ class Replayer:
                 await self.link.store_and_push(updated.versioned(self.link.clock.now()))
         elif op.method == "DELETE":
             await self.link.mark_gone(replica_set, op.target)
+
+
+def is_undo(op: PendingOp) -> bool:
+    """An undo of a failed create (``<key>:undo:<site>``, ``hooks._op``): it deletes what
+    that create alone made, so a 5xx to it holds no other write (not the others' undos
+    queued for the same collection)."""
+    return op.method == "DELETE" and op.handle is None and ":undo:" in op.key
 
 
 def _answered(site: str, error: Refused | RegistryError) -> BranchReply:

@@ -130,6 +130,9 @@ class Claim:
     """When the answer of a ``DONE`` claim was remembered (``time.time()``)."""
     since: float = 0.0
     """When the write was first claimed (a resource it made is not older)."""
+    until: float = 0.0
+    """``MINE`` taken over: when the last claim before ended (it expired, or its proxy gave
+    up): the write was sent no later (a resource it made is not newer)."""
 
 
 class Registry:
@@ -601,7 +604,9 @@ class Registry:
             ).rowcount
             if not taken:
                 return Claim(ClaimState.BUSY)
-            return Claim(ClaimState.MINE, taken_over=True, since=float(row.at))
+            return Claim(
+                ClaimState.MINE, taken_over=True, since=float(row.at), until=float(row.until)
+            )
 
         return self._run(claim_it, conflict=Claim(ClaimState.BUSY))
 
@@ -638,7 +643,7 @@ class Registry:
         self._write(
             db.applied.update()
             .where(c.key == key, c.owner == owner, c.state == "applying")
-            .values(owner=IN_DOUBT, until=0.0)
+            .values(owner=IN_DOUBT, until=time.time())  # expired, and when it gave up
         )
 
     def prune_applied(self, before: float) -> int:
@@ -682,10 +687,10 @@ class Registry:
         rows = self._run(lambda connection: list(connection.execute(query)), write=False)
         owners = {str(owner) for (owner,) in rows if str(owner).startswith(prefix)}
         gone = sorted(owner for owner in owners if dead(owner))
-        expired = 0
-        for owner in gone:
+        expired, now = 0, time.time()
+        for owner in gone:  # a claim's end is when it was found dead: it sent before (indoubt)
             expired += self._write(
-                db.applied.update().where(a.owner == owner, a.state == "applying").values(until=0.0)
+                db.applied.update().where(a.owner == owner, a.state == "applying").values(until=now)
             )
             expired += self._write(db.leases.delete().where(c.owner == owner))
         return expired
