@@ -5,9 +5,16 @@ proxies, Paris's branch to Corte swallowed, Corte's dead proxy played by its lef
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from typing import Any
 
+import pytest
+
+import sitekeys
+from edgescope.proxy.keys import load_private
+from edgescope.proxy.protocol import REPLICA_SETS_PATH, sign_hop
+from edgescope.replicas import peers
 from replicas.pair import BOTH, eventually
 from replicas.test_undo_in_doubt import dead_proxy_claimed, iso, undo_finished
 
@@ -67,3 +74,32 @@ async def test_an_undo_in_doubt_that_cannot_tell_for_ever_holds_no_one_elses_und
     row = undo_finished(paris, alice)
     assert row.state == "failed" and "check by hand" in row.last_error, row.last_error
     assert not [p for m, p in corte.seen if m in ("DELETE", "POST")]
+
+
+async def test_a_signed_peer_that_stalls_a_record_push_is_answered(
+    replica_sites: SitesFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A correctly signed peer declares a record push's length and stops sending: its body
+    was read with a size cap but no pause bound, holding the connection for ever."""
+    monkeypatch.setattr(peers, "PUSH_IDLE", 0.5, raising=False)
+    _paris, corte = await replica_sites("Paris", "Corte")
+    body = b'{"set": {}}'
+    signed = sign_hop(
+        load_private(sitekeys.private("Paris")), "POST", REPLICA_SETS_PATH, "Paris", "Corte", 1,
+        now=time.time(), body=body,
+    )  # fmt: skip
+    head = "".join(f"{name}: {value}\r\n" for name, value in signed.items())
+    host, port = corte.proxy.url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            f"POST {REPLICA_SETS_PATH} HTTP/1.1\r\nHost: c\r\n{head}"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:4]
+        )
+        await writer.drain()
+        # the bound only keeps the old code from hanging the test: the answer comes in ~0.5 s
+        status_line = await asyncio.wait_for(reader.readline(), 15)
+    finally:
+        writer.close()
+    assert status_line.split()[1] == b"408", status_line

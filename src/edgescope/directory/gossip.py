@@ -49,6 +49,7 @@ from edgescope.aio import spawn
 from edgescope.directory import model
 from edgescope.directory.model import Entry, NotAdmitted
 from edgescope.errors import ConfigError, SiteUnreachable
+from edgescope.proxy.body import read_capped
 from edgescope.proxy.config import PeerConfig, http_url
 from edgescope.proxy.extension import ProxyServices
 from edgescope.proxy.keys import (
@@ -77,6 +78,9 @@ MAX_OFFER_ENTRIES = 2_000
 """Most entries one offer or answer carries (a sync sends the rest next round); past it 413."""
 MAX_OFFER_REVOCATIONS = 1_000
 MAX_REVOKE_BYTES = 64 * 1024
+BODY_IDLE = 10.0
+"""Seconds a sync's or a revocation's body may pause (anyone may send one: a body that
+stalls held its connection for ever)."""
 MAX_REVOKE_COUNT = 16
 """Bounds of one anonymous call to the revocation endpoint (authority signatures only)."""
 VERIFY_BATCH = 128
@@ -402,14 +406,14 @@ class Directory:
         too_large = f"sync over {limit} bytes" + ("" if marker else " from a site not known here")
         if request.content_length is not None and request.content_length > limit:
             return _error(413, too_large)
-        data = bytearray()
         try:
-            async for chunk in request.content.iter_any():  # whole, however it arrives
-                data += chunk
-                if len(data) > limit:
-                    return _error(413, too_large)
+            data = await _whole(request, limit)
+        except TimeoutError:
+            return _error(408, f"the offer paused for over {BODY_IDLE:g} s")
         except (OSError, aiohttp.ClientPayloadError):  # the peer gave up (its sync timed out)
             return _error(400, "the offer broke off")
+        if data is None:
+            return _error(413, too_large)
         try:
             offer = model.loads(bytes(data))
         except NotAdmitted as exc:
@@ -458,7 +462,9 @@ class Directory:
         if request.content_length is None or request.content_length > MAX_REVOKE_BYTES:
             return _error(413, f"give a Content-Length of at most {MAX_REVOKE_BYTES} bytes")
         try:
-            doc = model.loads(await request.read())
+            doc = model.loads(await _whole(request, MAX_REVOKE_BYTES) or b"")
+        except TimeoutError:
+            return _error(408, f"the revocation paused for over {BODY_IDLE:g} s")
         except NotAdmitted as exc:
             return _error(400, f"bad revocation: {exc}")
         except (ValueError, OSError, aiohttp.ClientPayloadError):
@@ -745,6 +751,12 @@ def sign_sync(key: Ed25519PrivateKey, site: str, data: bytes) -> dict[str, str]:
 
 def _batches(items: Sequence[Any]) -> list[Sequence[Any]]:
     return [items[i : i + VERIFY_BATCH] for i in range(0, len(items), VERIFY_BATCH)]
+
+
+async def _whole(request: web.Request, limit: int) -> bytes | None:
+    """The request's whole body (:func:`~edgescope.proxy.body.read_capped`, pausing at most
+    :data:`BODY_IDLE` seconds at a time)."""
+    return await read_capped(request.content.iter_any(), limit, BODY_IDLE)
 
 
 def _error(status: int, message: str) -> web.Response:

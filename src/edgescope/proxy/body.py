@@ -241,6 +241,22 @@ class ReplayableBody:
             self._hold.close()
 
 
+async def read_capped(chunks: AsyncIterable[bytes], limit: int, idle: float) -> bytes | None:
+    """A body read whole (an internal endpoint's), None past ``limit`` bytes. Raises
+    TimeoutError when it pauses for over ``idle`` seconds: a sender that stalls never holds
+    its connection for ever."""
+    data = bytearray()
+    source = chunks.__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(source.__anext__(), idle)
+        except StopAsyncIteration:
+            return bytes(data)
+        data += chunk
+        if len(data) > limit:
+            return None
+
+
 def _drain(queue: asyncio.Queue[bytes]) -> None:
     while not queue.empty():
         queue.get_nowait()

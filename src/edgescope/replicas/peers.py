@@ -24,6 +24,7 @@ from aiohttp import web
 
 from edgescope.aio import spawn
 from edgescope.errors import Refused, SiteUnreachable
+from edgescope.proxy.body import read_capped
 from edgescope.proxy.call import BranchReply
 from edgescope.proxy.carriers import REQUEST_ID_HEADER, SCOPE_HEADER, new_request_id
 from edgescope.proxy.extension import ProxyServices
@@ -63,6 +64,8 @@ LISTING_LIMIT = 1000
 MAX_PUSH_BYTES = 256 * 1024
 """Largest record push body read (413 past it): a valid record (at most 64 members, each field
 at most 255 characters) is far smaller; the body is read with this cap, never whole first."""
+PUSH_IDLE = 10.0
+"""Seconds a record push's body may pause (a signed peer that stalls it is answered 408)."""
 """Most queued writes one ``GET /edgescope/replicas`` lists (their count is in the metrics)."""
 _REPLAY_HEADERS = ("content-type", "accept", "x-auth-token", "openstack-api-version")
 
@@ -71,15 +74,11 @@ Services = Callable[[], ProxyServices]
 
 
 async def _capped_body(request: web.Request, limit: int) -> bytes | None:
-    """The request's whole body, or None past ``limit`` bytes (checked before and while read)."""
+    """The request's whole body, or None past ``limit`` bytes (checked before and while read).
+    Raises TimeoutError when it pauses for over :data:`PUSH_IDLE` seconds."""
     if request.content_length is not None and request.content_length > limit:
         return None
-    data = bytearray()
-    async for chunk in request.content.iter_any():
-        data += chunk
-        if len(data) > limit:
-            return None
-    return bytes(data)
+    return await read_capped(request.content.iter_any(), limit, PUSH_IDLE)
 
 
 async def check_operator(
@@ -198,7 +197,12 @@ class RecordLink:
             marker = self.services().verify_peer(request)
         except ForgedHop as exc:
             return error_response(ErrorCode.HOP_FORBIDDEN, str(exc), request_id=request_id)
-        data = await _capped_body(request, MAX_PUSH_BYTES)
+        try:
+            data = await _capped_body(request, MAX_PUSH_BYTES)
+        except TimeoutError:
+            message = f"a replica record push paused for over {PUSH_IDLE:g} s"
+            refusal = Refused(408, message, title="Request Body Incomplete")
+            return refusal_response(refusal, request_id)
         if data is None:
             message = f"a replica record push is at most {MAX_PUSH_BYTES} bytes"
             return refusal_response(
