@@ -1,6 +1,6 @@
 """Odd values in a site's TOML (``inf``, ``nan``, fractions where counts go, bad URLs) stop
 ``edgescope proxy run`` with a clear error, never a traceback or a proxy running oddly
-(TOML has ``inf`` and ``nan`` literals). FINDINGS-20261208.md (branch atk5) F3."""
+(TOML has ``inf`` and ``nan`` literals). docs/attacks/20261208.md F3."""
 
 from __future__ import annotations
 

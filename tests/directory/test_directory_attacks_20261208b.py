@@ -1,5 +1,5 @@
 """Loopback attacks of 2026-12-08b on the directory's endpoints that anyone may reach (a
-revocation, a newcomer's sync): a body that stalls. FINDINGS-20261208b.md (branch atk6)."""
+revocation, a newcomer's sync): a body that stalls. docs/attacks/20261208b.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Loopback attacks on the changes of the 2026-12-07 sessions (handshake RTT, watch probes,
 resends on heal, per-process correlation ids, internal headers, partial reasons): real
-proxies, real sockets; docs/security.md and FINDINGS.md of branch atk say what each pins."""
+proxies, real sockets; docs/security.md and docs/attacks/20261207b.md say what each pins."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Loopback attacks on the changes of 2026-12-07/08 (the handshake RTT at the address the
 pool resolved, raced fresh connects): real proxies, real sockets, a peer's DNS played by a
-lying resolver in-test. FINDINGS-20261208.md (branch atk5) says what each pins."""
+lying resolver in-test. docs/attacks/20261208.md says what each pins."""
 
 from __future__ import annotations
 

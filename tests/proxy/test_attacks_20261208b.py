@@ -1,6 +1,6 @@
 """Loopback attacks on the changes of 2026-12-08 (a call's ClientRequest and its body read
 once, the undo by name, the replayer): real proxies, raw client sockets on 127.0.0.1.
-FINDINGS-20261208b.md (branch atk6) says what each pins."""
+docs/attacks/20261208b.md says what each pins."""
 
 from __future__ import annotations
 

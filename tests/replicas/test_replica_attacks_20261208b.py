@@ -1,6 +1,6 @@
 """Loopback attacks on the undo by name of a create taken over in doubt (issue 24): real
 proxies, Paris's branch to Corte swallowed, Corte's dead proxy played by its leftovers (as
-``test_undo_in_doubt.py``). FINDINGS-20261208b.md (branch atk6) says what each pins."""
+``test_undo_in_doubt.py``). docs/attacks/20261208b.md says what each pins."""
 
 from __future__ import annotations
 
