@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from keystone_undo import queue_keystone_undo
 from tests.proxy.conftest import SitesFactory
 
 from edgescope.aio import spawn
@@ -133,26 +134,7 @@ async def test_an_undo_by_key_with_a_token_not_delegated_deletes_nothing(
     paris, corte = await sites(
         "Paris", "Corte", identity=True, replicas_dir=tmp_path, delegate_roles={"Corte": ["admin"]}
     )
-    guard = corte.replicas.parts.guard
-    key, user_id = "0123abcd4567:Corte", "0123456789abcdef0123456789abcdef"
-
-    async def made() -> BranchReply:
-        body = json.dumps({"user": {"id": user_id}}).encode()
-        return BranchReply("Corte", 201, {"Content-Type": "application/json"}, body)
-
-    assert (await guard.guarded_write(None, guard.clock.now(), key, made)).status == 201
-    undo = PendingOp(
-        key="0123abcd4567:undo:Corte",
-        handle=None,
-        target="Corte",
-        service="identity",
-        method="DELETE",
-        path="/v3/users",
-        body=b"",
-        headers={"X-Auth-Token": token, "X-Scope": "{identity: Corte}", UNDO_OF_HEADER: key},
-        hlc=guard.clock.now(),
-    )
-    paris.replicas.registry.enqueue(undo, "paris")
+    await queue_keystone_undo(paris, corte, token, "paris")
     await paris.replicas.replayer.replay_once()
     judged = paris.backend_hits("/identity/v3/auth/tokens?nocatalog")  # Corte asked Paris
     assert [c["headers"]["X-Subject-Token"] for c in judged] == [token]

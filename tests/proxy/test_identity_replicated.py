@@ -9,14 +9,11 @@ is refused before Corte's Keystone.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from edgescope.proxy.call import BranchReply
-from edgescope.proxy.protocol import UNDO_OF_HEADER
-from edgescope.replicas.model import PendingOp
+from keystone_undo import USER_ID, queue_keystone_undo
 
 SitesFactory = Any
 
@@ -68,32 +65,9 @@ async def test_an_undo_by_key_of_a_keystone_create_is_delegated_at_the_peer(
     paris, corte = await sites(
         "Paris", "Corte", identity=True, replicas_dir=tmp_path, delegate_roles={"Corte": ["admin"]}
     )
-    guard = corte.replicas.parts.guard
-    key, user_id = "0123abcd4567:Corte", "0123456789abcdef0123456789abcdef"
-
-    async def made() -> BranchReply:  # Corte applied the create; Paris never heard of it
-        body = json.dumps({"user": {"id": user_id}}).encode()
-        return BranchReply("Corte", 201, {"Content-Type": "application/json"}, body)
-
-    assert (await guard.guarded_write(None, guard.clock.now(), key, made)).status == 201
-    undo = PendingOp(
-        key="0123abcd4567:undo:Corte",
-        handle=None,
-        target="Corte",
-        service="identity",
-        method="DELETE",
-        path="/v3/users",
-        body=b"",
-        headers={
-            "X-Auth-Token": "paris-admin-token",
-            "X-Scope": "{identity: Corte}",
-            UNDO_OF_HEADER: key,
-        },
-        hlc=guard.clock.now(),
-    )
-    paris.replicas.registry.enqueue(undo, "paris-admin")
+    await queue_keystone_undo(paris, corte, "paris-admin-token", "paris-admin")
     await paris.replicas.replayer.replay_once()
-    [delete] = corte.backend_hits(f"/identity/v3/users/{user_id}")
+    [delete] = corte.backend_hits(f"/identity/v3/users/{USER_ID}")
     assert delete["method"] == "DELETE"
     assert delete["headers"]["X-Auth-Token"] == "service-token-of-Corte"
     assert paris.replicas.registry.pending() == []
